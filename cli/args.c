@@ -1,0 +1,80 @@
+/* args.c - argument helpers shared by the subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool cli_flag(char **argv, int *i, const char *name) { return strcmp(argv[*i], name) == 0; }
+
+bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val) {
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0) return false;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return true;
+    }
+    if (a[n] != 0) return false;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "smelt: error: option %s needs a value\n", name);
+        exit(2);
+    }
+    *val = argv[++*i];
+    return true;
+}
+
+long cli_long(const char *opt, const char *val, long min, long max) {
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < min || v > max) {
+        fprintf(stderr, "smelt: error: %s expects an integer in [%ld, %ld], got '%s'\n", opt, min, max, val);
+        exit(2);
+    }
+    return v;
+}
+
+double cli_double(const char *opt, const char *val) {
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end) {
+        fprintf(stderr, "smelt: error: %s expects a number, got '%s'\n", opt, val);
+        exit(2);
+    }
+    return v;
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    fprintf(stderr, "smelt %s: error: ", cmd);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_fail_last(const char *cmd) { return cli_fail(cmd, "%s", sm_last_error()); }
+
+int cli_usage_error(const sm_command *c, const char *fmt, ...) {
+    fprintf(stderr, "smelt %s: error: ", c->name);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n\n%s", c->usage);
+    return 2;
+}
+
+void cli_print_json(cJSON *obj) {
+    char *s = cJSON_PrintUnformatted(obj);
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        free(s);
+    }
+    cJSON_Delete(obj);
+}

@@ -1,0 +1,38 @@
+/* cli.h - the smelt command line: subcommands and the small argument helpers they share. */
+#ifndef SMELT_CLI_H
+#define SMELT_CLI_H
+
+#include "core/core.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+typedef struct sm_command {
+    const char *name;
+    const char *summary; /* one line for `smelt help` */
+    const char *usage;   /* the full text for `smelt help NAME` */
+    int (*run)(int argc, char **argv); /* argv[0] is the command name; returns the exit code */
+} sm_command;
+
+/* Each subcommand lives in cli/cmd_<name>.c and defines one of these. */
+extern const sm_command sm_cmd_convert, sm_cmd_inspect;
+
+/* Argument helpers. cli_opt: argv[*i] is `name` followed by a value, or `name=value`; on a
+ * match *val is set and *i advanced past the value. A missing value is reported and exits 2. */
+bool cli_flag(char **argv, int *i, const char *name);
+bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
+/* Parse an integer option value, exiting 2 with a message if it is not one. */
+long cli_long(const char *opt, const char *val, long min, long max);
+double cli_double(const char *opt, const char *val);
+
+/* Print "smelt CMD: error: <msg>" (msg printf-style) to stderr; returns 1. */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Same, with sm_last_error() as the message. */
+int cli_fail_last(const char *cmd);
+/* Usage error: message plus the command's usage line; returns 2. */
+int cli_usage_error(const sm_command *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Print a cJSON object on stdout (one line) and delete it. */
+void cli_print_json(cJSON *obj);
+
+#endif

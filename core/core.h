@@ -1,0 +1,162 @@
+/* core.h - the small foundation every smelt module stands on.
+ *
+ * Types (one enum for GGUF block types and checkpoint dtypes), a tensor view, errors,
+ * half-precision conversion, mmap, atomic output files, progress and small file helpers.
+ *
+ * Conventions used across smelt:
+ *  - Shapes are outermost-first, as in numpy / safetensors / PyTorch: a Linear weight is
+ *    shape = {out_features, in_features}; the row length is shape[n_dims-1]. The GGUF module
+ *    converts to and from ggml's ne[] (innermost-first) at the file boundary.
+ *  - Functions that can fail return 0 on success and -1 on failure, after describing the
+ *    failure with sm_error() (file, offset, what was expected). Callers propagate -1.
+ */
+#ifndef SMELT_CORE_H
+#define SMELT_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SM_MAX_DIMS 8
+#define SM_VERSION "0.1.0"
+
+/* Element types. Values below 64 are exactly ggml's `enum ggml_type` numbers (so GGUF files
+ * carry them verbatim); values from 100 on are checkpoint dtypes ggml has no number for. */
+typedef enum sm_type {
+    SM_TYPE_F32 = 0,
+    SM_TYPE_F16 = 1,
+    SM_TYPE_Q4_0 = 2,
+    SM_TYPE_Q4_1 = 3,
+    SM_TYPE_Q5_0 = 6,
+    SM_TYPE_Q5_1 = 7,
+    SM_TYPE_Q8_0 = 8,
+    SM_TYPE_Q8_1 = 9,
+    SM_TYPE_Q2_K = 10,
+    SM_TYPE_Q3_K = 11,
+    SM_TYPE_Q4_K = 12,
+    SM_TYPE_Q5_K = 13,
+    SM_TYPE_Q6_K = 14,
+    SM_TYPE_Q8_K = 15,
+    SM_TYPE_IQ2_XXS = 16,
+    SM_TYPE_IQ2_XS = 17,
+    SM_TYPE_IQ3_XXS = 18,
+    SM_TYPE_IQ1_S = 19,
+    SM_TYPE_IQ4_NL = 20,
+    SM_TYPE_IQ3_S = 21,
+    SM_TYPE_IQ2_S = 22,
+    SM_TYPE_IQ4_XS = 23,
+    SM_TYPE_I8 = 24,
+    SM_TYPE_I16 = 25,
+    SM_TYPE_I32 = 26,
+    SM_TYPE_I64 = 27,
+    SM_TYPE_F64 = 28,
+    SM_TYPE_IQ1_M = 29,
+    SM_TYPE_BF16 = 30,
+    SM_TYPE_GGML_COUNT = 40, /* ggml numbers are < this */
+
+    SM_TYPE_U8 = 100,
+    SM_TYPE_BOOL = 101,
+    SM_TYPE_F8_E4M3 = 102,
+    SM_TYPE_F8_E5M2 = 103,
+    SM_TYPE_U16 = 104,
+    SM_TYPE_U32 = 105,
+    SM_TYPE_U64 = 106,
+    SM_TYPE_INVALID = -1,
+} sm_type;
+
+typedef struct sm_type_info {
+    const char *name;     /* ggml's name ("q4_K", "f16", ...) or the dtype's ("u8", "f8_e4m3") */
+    int block_size;       /* elements per block (1 for plain types) */
+    size_t block_bytes;   /* bytes per block */
+    bool quantized;       /* a ggml block format */
+    bool in_ggml;         /* has a ggml number (may appear in GGUF) */
+} sm_type_info;
+
+/* NULL for an unknown type. */
+const sm_type_info *sm_type_get(sm_type t);
+const char *sm_type_name(sm_type t); /* "?" for unknown */
+/* Case-insensitive lookup by ggml name ("Q4_K", "q8_0", "bf16", "f32"); SM_TYPE_INVALID if none. */
+sm_type sm_type_from_name(const char *name);
+/* Bytes of n elements (n must be a multiple of the block size; returns 0 if not). */
+uint64_t sm_type_row_bytes(sm_type t, int64_t n);
+
+/* A view of a tensor. `data` usually points into an mmapped file. */
+typedef struct sm_tensor {
+    const char *name;
+    sm_type type;
+    int n_dims;
+    int64_t shape[SM_MAX_DIMS]; /* outermost first */
+    const void *data;
+    uint64_t nbytes;
+} sm_tensor;
+
+int64_t sm_tensor_nelements(const sm_tensor *t);
+int64_t sm_tensor_row_len(const sm_tensor *t);  /* shape[n_dims-1], 1 for scalars */
+int64_t sm_tensor_nrows(const sm_tensor *t);    /* nelements / row_len */
+/* "[2048, 256]" into buf. */
+const char *sm_shape_str(const sm_tensor *t, char *buf, size_t cap);
+
+/* ---- errors ---- */
+/* Describe the current failure (thread-local, printf-style). Returns -1 for `return sm_error(...)`. */
+int sm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prepend context: "ctx: <previous message>". Returns -1. */
+int sm_error_ctx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *sm_last_error(void);
+void sm_clear_error(void);
+
+/* ---- numbers ---- */
+float sm_f16_to_f32(uint16_t h);
+uint16_t sm_f32_to_f16(float f);      /* round to nearest even, like ggml's GGML_FP32_TO_FP16 */
+float sm_bf16_to_f32(uint16_t h);
+uint16_t sm_f32_to_bf16(float f);     /* round to nearest even, NaN kept quiet (ggml's rule) */
+float sm_f8e4m3_to_f32(uint8_t v);
+float sm_f8e5m2_to_f32(uint8_t v);
+/* Convert n elements of a plain (non-block) type to float. -1 for block types. */
+int sm_plain_to_f32(sm_type t, const void *src, float *dst, int64_t n);
+/* Convert n floats to F32, F16 or BF16. -1 for other types. */
+int sm_f32_to_plain(sm_type t, const float *src, void *dst, int64_t n);
+
+/* ---- files ---- */
+typedef struct sm_mmap {
+    void *data;
+    size_t size;
+    char *path;
+} sm_mmap;
+/* Map a whole file read-only (an empty file maps to data == NULL, size 0). */
+int sm_mmap_open(sm_mmap *m, const char *path);
+void sm_mmap_close(sm_mmap *m);
+
+/* Read a whole (small) file into a NUL-terminated buffer, refusing files over max_bytes. */
+int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len);
+bool sm_is_dir(const char *path);
+bool sm_is_file(const char *path);
+/* malloc'ed "a/b". */
+char *sm_path_join(const char *a, const char *b);
+
+/* Atomic output: bytes go to "<path>.tmp.<pid>" and reach `path` only on commit. On abort,
+ * on error, and on SIGINT/SIGTERM the temporary file is removed. */
+typedef struct sm_outfile sm_outfile;
+sm_outfile *sm_outfile_open(const char *path);
+int sm_outfile_write(sm_outfile *o, const void *buf, size_t n);
+int sm_outfile_pad_to(sm_outfile *o, uint64_t alignment); /* zero bytes up to a multiple */
+uint64_t sm_outfile_tell(const sm_outfile *o);
+int sm_outfile_commit(sm_outfile *o); /* flush, fsync, rename; frees o */
+void sm_outfile_abort(sm_outfile *o); /* removes the temporary; frees o; NULL is fine */
+
+/* ---- progress ---- */
+/* Progress bar on stderr, shown only when stderr is a terminal and not quiet. */
+typedef struct sm_progress {
+    const char *label;
+    uint64_t total, done;
+    double t_start, t_last;
+    bool enabled;
+} sm_progress;
+void sm_progress_begin(sm_progress *p, const char *label, uint64_t total, bool quiet);
+void sm_progress_update(sm_progress *p, uint64_t done);
+void sm_progress_end(sm_progress *p);
+
+double sm_now(void);      /* monotonic seconds */
+int sm_num_threads(void); /* SMELT_THREADS / OMP default */
+
+#endif

@@ -1,0 +1,193 @@
+/* formats.h - bytes <-> tensors: safetensors, PyTorch zip/pickle, GGUF, llama2.c, tokenizer files.
+ *
+ * Every reader treats its input as hostile: sizes are checked before use, every offset is
+ * bounds-checked against the mapped file, and errors name the file, the offset and what was
+ * expected (see core.h for the error convention). Tensor data is never copied when the file
+ * stores it in a usable layout: sm_tensor.data points into the mmapped file.
+ */
+#ifndef SMELT_FORMATS_H
+#define SMELT_FORMATS_H
+
+#include "core/core.h"
+
+#include <cjson/cJSON.h>
+
+/* ======================================================================================
+ * Checkpoints: a named set of tensors from one or more files (safetensors, PyTorch, llama2.c)
+ * ==================================================================================== */
+
+typedef enum sm_ckpt_kind {
+    SM_CKPT_SAFETENSORS,
+    SM_CKPT_PYTORCH,
+    SM_CKPT_LLAMA2C, /* tensors carry GGUF names already, rope in ggml layout */
+} sm_ckpt_kind;
+
+typedef struct sm_ckpt {
+    sm_ckpt_kind kind;
+    char *path;         /* what was opened (file or directory) */
+    size_t n_tensors;
+    sm_tensor *tensors; /* in file order (sharded: shard by shard) */
+    cJSON *metadata;    /* safetensors "__metadata__" (NULL if none) */
+    void *priv;         /* the reader's own state (mmaps, strings) */
+} sm_ckpt;
+
+/* Open a checkpoint: a directory (model.safetensors, model.safetensors.index.json,
+ * pytorch_model.bin, pytorch_model.bin.index.json, in that order of preference) or a file
+ * (safetensors / PyTorch zip detected by content). */
+int sm_ckpt_open(const char *path, sm_ckpt **out);
+const sm_tensor *sm_ckpt_find(const sm_ckpt *c, const char *name);
+void sm_ckpt_close(sm_ckpt *c);
+
+/* Format-specific openers (sm_ckpt_open dispatches to these). A path may be a single file
+ * or an index JSON (sharded). */
+int sm_safetensors_open(const char *path, sm_ckpt **out);
+int sm_pytorch_open(const char *path, sm_ckpt **out);
+
+/* llama2.c checkpoint (`stories260K.bin`, version-0 fp32 export). Tensors are split per
+ * layer and named as in GGUF (token_embd.weight, blk.N.attn_q.weight, ...); the hyper-
+ * parameters are in the header and reported through sm_llama2c_config. */
+typedef struct sm_llama2c_config {
+    int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+    bool shared_classifier;
+} sm_llama2c_config;
+int sm_llama2c_open(const char *path, sm_ckpt **out, sm_llama2c_config *cfg);
+
+/* Safetensors writer (streaming). Declare every tensor, then begin, then write each
+ * tensor's bytes in declaration order, then finish (atomic rename). */
+typedef struct sm_st_writer sm_st_writer;
+sm_st_writer *sm_st_writer_new(void);
+int sm_st_writer_add(sm_st_writer *w, const char *name, sm_type type, int n_dims, const int64_t *shape);
+int sm_st_writer_set_metadata(sm_st_writer *w, const char *key, const char *value);
+int sm_st_writer_begin(sm_st_writer *w, const char *path);
+int sm_st_writer_write(sm_st_writer *w, const void *data, uint64_t nbytes);
+int sm_st_writer_finish(sm_st_writer *w); /* frees w */
+void sm_st_writer_abort(sm_st_writer *w); /* frees w, removes the temporary */
+
+/* ======================================================================================
+ * GGUF v3 (ggml's gguf.cpp is the reference for layout and key names)
+ * ==================================================================================== */
+
+typedef enum sm_gguf_vtype {
+    SM_GGUF_UINT8 = 0,
+    SM_GGUF_INT8 = 1,
+    SM_GGUF_UINT16 = 2,
+    SM_GGUF_INT16 = 3,
+    SM_GGUF_UINT32 = 4,
+    SM_GGUF_INT32 = 5,
+    SM_GGUF_FLOAT32 = 6,
+    SM_GGUF_BOOL = 7,
+    SM_GGUF_STRING = 8,
+    SM_GGUF_ARRAY = 9,
+    SM_GGUF_UINT64 = 10,
+    SM_GGUF_INT64 = 11,
+    SM_GGUF_FLOAT64 = 12,
+} sm_gguf_vtype;
+
+/* A metadata value. Strings are NUL-terminated copies (len excludes the NUL). Arrays of
+ * fixed-size elements keep them packed little-endian in `data`; arrays of strings or of
+ * arrays use `items`. */
+typedef struct sm_gguf_value {
+    sm_gguf_vtype type;
+    union {
+        uint64_t u;  /* all unsigned ints and bool */
+        int64_t i;   /* all signed ints */
+        double f;    /* float32 and float64 */
+        struct { char *ptr; uint64_t len; } str;
+        struct {
+            sm_gguf_vtype type;
+            uint64_t n;
+            void *data;                   /* fixed-size element types */
+            struct sm_gguf_value *items;  /* STRING or ARRAY element types */
+        } arr;
+    } v;
+} sm_gguf_value;
+
+typedef struct sm_gguf sm_gguf; /* a GGUF file opened for reading */
+
+int sm_gguf_open(const char *path, sm_gguf **out);
+void sm_gguf_close(sm_gguf *g);
+uint32_t sm_gguf_version(const sm_gguf *g);
+uint64_t sm_gguf_alignment(const sm_gguf *g);
+uint64_t sm_gguf_data_offset(const sm_gguf *g);
+const char *sm_gguf_path(const sm_gguf *g);
+
+size_t sm_gguf_n_kv(const sm_gguf *g);
+const char *sm_gguf_key(const sm_gguf *g, size_t i);
+const sm_gguf_value *sm_gguf_val(const sm_gguf *g, size_t i);
+const sm_gguf_value *sm_gguf_find(const sm_gguf *g, const char *key); /* NULL if absent */
+/* Typed getters: 0 on success; -1 (with an error naming the key) if absent or of a type
+ * that cannot represent the request (any integer type converts to an integer in range). */
+int sm_gguf_get_u64(const sm_gguf *g, const char *key, uint64_t *out);
+int sm_gguf_get_i64(const sm_gguf *g, const char *key, int64_t *out);
+int sm_gguf_get_f64(const sm_gguf *g, const char *key, double *out);
+int sm_gguf_get_bool(const sm_gguf *g, const char *key, bool *out);
+const char *sm_gguf_get_str(const sm_gguf *g, const char *key); /* NULL if absent / not a string */
+
+size_t sm_gguf_n_tensors(const sm_gguf *g);
+const sm_tensor *sm_gguf_tensor(const sm_gguf *g, size_t i); /* shape outermost-first */
+const sm_tensor *sm_gguf_find_tensor(const sm_gguf *g, const char *name);
+
+/* Writer: set metadata and declare tensors, begin (header, metadata, tensor infos, padding
+ * go out), write each tensor's bytes in declaration order, finish (atomic rename).
+ * Setting a key twice replaces its value in place (order of first setting is kept). */
+typedef struct sm_gguf_writer sm_gguf_writer;
+sm_gguf_writer *sm_gguf_writer_new(void);
+void sm_gguf_set_u8(sm_gguf_writer *w, const char *key, uint8_t v);
+void sm_gguf_set_u32(sm_gguf_writer *w, const char *key, uint32_t v);
+void sm_gguf_set_i32(sm_gguf_writer *w, const char *key, int32_t v);
+void sm_gguf_set_u64(sm_gguf_writer *w, const char *key, uint64_t v);
+void sm_gguf_set_f32(sm_gguf_writer *w, const char *key, float v);
+void sm_gguf_set_bool(sm_gguf_writer *w, const char *key, bool v);
+void sm_gguf_set_str(sm_gguf_writer *w, const char *key, const char *v);
+void sm_gguf_set_arr_str(sm_gguf_writer *w, const char *key, const char *const *v, size_t n);
+/* Fixed-size element array (elem_type not STRING/ARRAY); data packed little-endian. */
+void sm_gguf_set_arr(sm_gguf_writer *w, const char *key, sm_gguf_vtype elem_type, const void *data, size_t n);
+/* Deep copy of any value (e.g. from a reader). */
+void sm_gguf_set_val(sm_gguf_writer *w, const char *key, const sm_gguf_value *v);
+void sm_gguf_remove(sm_gguf_writer *w, const char *key);
+/* Shape outermost-first. Returns -1 if the name repeats or the row does not fit the type. */
+int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, sm_type type, int n_dims, const int64_t *shape);
+int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path);
+int sm_gguf_writer_write(sm_gguf_writer *w, const void *data, uint64_t nbytes);
+int sm_gguf_writer_finish(sm_gguf_writer *w); /* frees w */
+void sm_gguf_writer_abort(sm_gguf_writer *w); /* frees w (after begin: removes the temporary) */
+
+/* ======================================================================================
+ * Tokenizer files -> vocabulary (the tokenization algorithms live in model/)
+ * ==================================================================================== */
+
+/* llama.cpp's token types (tokenizer.ggml.token_type). */
+enum { SM_TOKEN_NORMAL = 1, SM_TOKEN_UNKNOWN = 2, SM_TOKEN_CONTROL = 3, SM_TOKEN_USER_DEFINED = 4,
+       SM_TOKEN_UNUSED = 5, SM_TOKEN_BYTE = 6 };
+
+typedef enum sm_vocab_kind {
+    SM_VOCAB_SPM, /* SentencePiece BPE with byte fallback; GGUF tokenizer.ggml.model "llama" */
+    SM_VOCAB_BPE, /* GPT-2 byte-level BPE; GGUF "gpt2" */
+} sm_vocab_kind;
+
+typedef struct sm_vocab {
+    sm_vocab_kind kind;
+    int32_t n_tokens;
+    char **tokens;   /* UTF-8 piece text as stored in GGUF (SPM: with U+2581 for spaces) */
+    float *scores;
+    int32_t *types;
+    int32_t n_merges;
+    char **merges;   /* BPE only: "left right" */
+    int32_t bos_id, eos_id, unk_id, pad_id; /* -1 when absent */
+    bool add_bos, add_eos;
+    bool add_space_prefix;           /* SPM add_dummy_prefix */
+    char pre[32];                    /* tokenizer.ggml.pre ("default", "llama-bpe", "qwen2", "gpt-2", ...) */
+} sm_vocab;
+
+/* From an HF model directory: tokenizer.model (SPM) or tokenizer.json (BPE), plus
+ * tokenizer_config.json / special_tokens_map.json / generation_config.json / config.json for
+ * special ids and add_bos. */
+int sm_vocab_load_hf(const char *model_dir, sm_vocab *out);
+/* A SentencePiece model file (protobuf). */
+int sm_vocab_load_spm(const char *path, sm_vocab *out);
+/* From / to GGUF metadata (tokenizer.ggml.*). */
+int sm_vocab_from_gguf(const sm_gguf *g, sm_vocab *out);
+void sm_vocab_to_gguf(const sm_vocab *v, sm_gguf_writer *w);
+void sm_vocab_free(sm_vocab *v);
+
+#endif

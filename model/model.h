@@ -1,0 +1,52 @@
+/* model.h - architecture knowledge: hyperparameters from config.json / GGUF, the HF -> GGUF
+ * tensor name map, and tokenization. (The forward pass is added here by the runtime work.)
+ *
+ * Adding an architecture = one row in the architecture table (model/arch.c) plus its
+ * hyperparameter mapping. */
+#ifndef SMELT_MODEL_H
+#define SMELT_MODEL_H
+
+#include "core/core.h"
+#include "formats/formats.h"
+
+typedef struct sm_hparams {
+    char hf_arch[64];      /* "LlamaForCausalLM" (empty when not from HF) */
+    char arch[32];         /* GGUF general.architecture: "llama", "qwen2" */
+    char name[128];        /* general.name */
+    int64_t n_vocab, n_embd, n_ff, n_layer, n_head, n_head_kv, head_dim, n_ctx_train;
+    float rope_theta, rms_eps;
+    bool tied_embeddings;  /* output shares token_embd */
+    bool qkv_bias;         /* attn_q/k/v have biases (Qwen2) */
+    /* rope scaling: type "" (none), "linear", "yarn", "llama3" ... */
+    char rope_scaling_type[16];
+    float rope_scaling_factor;
+    int64_t rope_scaling_orig_ctx;
+    float rope_llama3_low_freq, rope_llama3_high_freq; /* llama3 only */
+    bool rope_hf_layout;   /* q/k weights are in HF rotate_half layout (need the permute) */
+} sm_hparams;
+
+/* Supported HF architectures, comma-separated, for error messages. */
+const char *sm_supported_archs(void);
+int sm_hparams_from_hf_config(const char *config_json_path, sm_hparams *hp);
+int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp);
+/* Writes general.architecture and the <arch>.* keys llama.cpp reads. */
+void sm_hparams_to_gguf(const sm_hparams *hp, sm_gguf_writer *w);
+
+/* What the converter must do to a tensor besides renaming it. */
+enum {
+    SM_MAP_PERMUTE_Q = 1 << 0, /* rows permuted from rotate_half to ggml rope layout, n_head */
+    SM_MAP_PERMUTE_K = 1 << 1, /* same with n_head_kv */
+    SM_MAP_KEEP_F32 = 1 << 2,  /* norms and 1-D tensors stay F32 */
+};
+/* Map an HF tensor name to its GGUF name. Returns 1 and fills gguf_name/flags on a match,
+ * 0 for a tensor to skip silently (e.g. rotary_emb.inv_freq), -1 (error) for an unknown name. */
+int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, size_t cap, int *flags);
+/* The inverse (GGUF -> HF name), for LoRA and exports; 0 if none. */
+int sm_map_gguf_name(const sm_hparams *hp, const char *gguf_name, char *hf_name, size_t cap);
+/* Permute rows of a [n_rows, row_len] F32 matrix from HF rotate_half order to ggml's
+ * interleaved rope order (what llama.cpp's converter does), for n_heads heads. */
+void sm_permute_rope_rows(const float *src, float *dst, int64_t n_rows, int64_t row_len, int64_t n_heads);
+/* Same permutation on raw rows of any element size (bytes per row). */
+void sm_permute_rope_rows_raw(const void *src, void *dst, int64_t n_rows, size_t row_bytes, int64_t n_heads);
+
+#endif

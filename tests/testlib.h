@@ -1,0 +1,93 @@
+/* testlib.h - a tiny test harness: CHECK macros, assets, running the CLI.
+ *
+ * Each tests/test_*.c defines `void run_tests(void)` calling TEST(fn) for each case.
+ * Assets come from $SMELT_ASSETS (default: the CMake-configured ../shared). A missing asset
+ * is a failure, never a skip. */
+#ifndef SMELT_TESTLIB_H
+#define SMELT_TESTLIB_H
+
+#include "core/core.h"
+
+#include <math.h>
+#include <stdio.h>
+
+extern int tl_failures, tl_checks;
+extern const char *tl_current;
+
+#define CHECK(cond)                                                                            \
+    do {                                                                                       \
+        tl_checks++;                                                                           \
+        if (!(cond)) {                                                                         \
+            tl_failures++;                                                                     \
+            fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__, tl_current, #cond); \
+        }                                                                                      \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                                   \
+    do {                                                                                       \
+        tl_checks++;                                                                           \
+        if (!(cond)) {                                                                         \
+            tl_failures++;                                                                     \
+            fprintf(stderr, "%s:%d: [%s] CHECK failed: %s: ", __FILE__, __LINE__, tl_current, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                                      \
+            fprintf(stderr, "\n");                                                             \
+        }                                                                                      \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                                  \
+    do {                                                                                       \
+        double _a = (a), _b = (b), _t = (tol);                                                 \
+        tl_checks++;                                                                           \
+        if (!(fabs(_a - _b) <= _t)) {                                                          \
+            tl_failures++;                                                                     \
+            fprintf(stderr, "%s:%d: [%s] CHECK_NEAR failed: %s=%.9g %s=%.9g tol=%g\n", __FILE__, \
+                    __LINE__, tl_current, #a, _a, #b, _b, _t);                                 \
+        }                                                                                      \
+    } while (0)
+
+/* The call succeeded (0); prints sm_last_error() otherwise. */
+#define CHECK_OK(call)                                                                         \
+    do {                                                                                       \
+        int _rc = (call);                                                                      \
+        tl_checks++;                                                                           \
+        if (_rc != 0) {                                                                        \
+            tl_failures++;                                                                     \
+            fprintf(stderr, "%s:%d: [%s] %s failed: %s\n", __FILE__, __LINE__, tl_current, #call, \
+                    sm_last_error());                                                          \
+        }                                                                                      \
+    } while (0)
+
+/* The call failed (non-zero) and its error message contains `needle`. */
+#define CHECK_FAILS_WITH(call, needle) tl_check_fails((call), (needle), #call, __FILE__, __LINE__)
+
+#define TEST(fn)                                                                               \
+    do {                                                                                       \
+        tl_current = #fn;                                                                      \
+        int _before = tl_failures;                                                             \
+        double _t0 = sm_now();                                                                 \
+        fn();                                                                                  \
+        fprintf(stderr, "%s %s (%.2fs)\n", tl_failures == _before ? "ok  " : "FAIL", #fn,       \
+                sm_now() - _t0);                                                               \
+    } while (0)
+
+void run_tests(void);
+void tl_check_fails(int rc, const char *needle, const char *expr, const char *file, int line);
+
+/* Absolute path of an asset under $SMELT_ASSETS (static buffer per call, up to 8 live).
+ * Records a failure if it does not exist. */
+const char *tl_asset(const char *rel);
+/* A fresh temporary directory for this test binary (removed at exit unless SMELT_KEEP_TMP). */
+const char *tl_tmpdir(void);
+/* tl_tmpdir()/name in a static buffer (up to 8 live). */
+const char *tl_tmp(const char *name);
+/* Run `$SMELT_BIN <args>` through the shell; returns the exit status; output to *out if non-NULL
+ * (malloc'ed, stdout and stderr together). */
+int tl_run_smelt(const char *args, char **out);
+/* Path of the smelt binary. */
+const char *tl_smelt_bin(void);
+/* Read a whole file (malloc'ed); NULL on failure. */
+char *tl_slurp(const char *path, size_t *len);
+/* Write bytes to a file; 0 on success. */
+int tl_write_file(const char *path, const void *data, size_t len);
+
+#endif
