@@ -110,12 +110,12 @@ static int rd_i32(reader *r, int32_t *v, const char *what) {
 
 static int load_dat(const sm_mmap *mm, sm_imatrix *m) {
     reader r = {mm->data, mm->size, 0, mm->path};
-    int32_t n;
+    int32_t n = 0;
     if (rd_i32(&r, &n, "the entry count")) return -1;
     if (n < 1 || n > MAX_ENTRIES) return sm_error("%s: offset 0: entry count %d out of range [1, %d]", r.path, n, MAX_ENTRIES);
     m->legacy = true;
     for (int32_t i = 0; i < n; i++) {
-        int32_t len, ncall, nval;
+        int32_t len = 0, ncall = 0, nval = 0;
         size_t at = r.off;
         if (rd_i32(&r, &len, "a name length")) return -1;
         if (len < 1 || len > MAX_NAME || (size_t)len > r.n - r.off)
@@ -143,7 +143,7 @@ static int load_dat(const sm_mmap *mm, sm_imatrix *m) {
         if (rc) return sm_error_ctx("%s", r.path);
     }
     if (r.off < r.n) { /* optional trailer: chunk count, dataset */
-        int32_t chunks, len;
+        int32_t chunks = 0, len = 0;
         if (rd_i32(&r, &chunks, "the chunk count")) return -1;
         m->chunk_count = chunks;
         if (r.off < r.n) {
