@@ -1,6 +1,7 @@
 /* lora.c - PEFT LoRA adapters: read adapter_config.json and the adapter tensors, work out
  * each module's scale, and apply the deltas to base weight rows. */
 #include "convert/convert.h"
+#include "convert/lora_internal.h"
 
 #include <math.h>
 #include <regex.h>
@@ -377,3 +378,20 @@ int sm_lora_apply(sm_lora *const *ads, size_t n_ads, const char *base_name, floa
     }
     return 0;
 }
+
+/* ---- accessors for the GGUF exporter ---- */
+
+int sm_lora_module_count(const sm_lora *l) { return (int)l->n_mod; }
+
+int sm_lora_module_get(const sm_lora *l, int i, const char **base, const sm_tensor **a, const sm_tensor **b,
+                       double *scale, bool *has_extra) {
+    const lora_module *m = &l->mod[i];
+    *base = m->base;
+    *a = m->a;
+    *b = m->b;
+    *scale = l->weight * m->scale;
+    *has_extra = m->mag != NULL || m->embedding || l->n_saved > 0;
+    return 0;
+}
+
+double sm_lora_alpha(const sm_lora *l) { return l->alpha; }
