@@ -19,7 +19,6 @@ typedef struct sm_convert_report {
 
 int sm_convert(const char *model_path, const char *out_path, const sm_convert_opts *opts, sm_convert_report *rep);
 
-#endif
 
 /* ---- quantization of a whole model (GGUF in, GGUF out) ---- */
 
@@ -78,3 +77,5 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
                      bool quiet);
 /* `smelt lora export`: llama.cpp's GGUF LoRA adapter for the base model. */
 int sm_lora_export_gguf(const char *base_dir, const sm_lora *ad, const char *out_path);
+
+#endif
