@@ -136,7 +136,41 @@ static void overrides(void) {
     sm_recipe_plan_free(&p);
 }
 
+/* What llama-quantize (llama.cpp d32676d77) chose for tiny-llama-kjv (4 layers, n_gqa 2),
+ * read back from its output files: per recipe, layer-independent types of attn_q, attn_v,
+ * attn_output, ffn_down, ffn_up and token_embd / output. */
+static void observed_llama_quantize(void) {
+    static const struct { const char *recipe; sm_type q, v, o, down, up, embd, out; } obs[] = {
+        {"Q2_K", SM_TYPE_Q2_K, SM_TYPE_Q3_K, SM_TYPE_Q3_K, SM_TYPE_Q3_K, SM_TYPE_Q2_K, SM_TYPE_Q2_K, SM_TYPE_Q6_K},
+        {"Q4_K_S", SM_TYPE_Q4_K, SM_TYPE_Q5_K, SM_TYPE_Q4_K, SM_TYPE_Q4_K, SM_TYPE_Q4_K, SM_TYPE_Q4_K, SM_TYPE_Q6_K},
+        {"Q3_K_L", SM_TYPE_Q3_K, SM_TYPE_Q5_K, SM_TYPE_Q5_K, SM_TYPE_Q5_K, SM_TYPE_Q3_K, SM_TYPE_Q3_K, SM_TYPE_Q6_K},
+        {"IQ4_XS", SM_TYPE_IQ4_XS, SM_TYPE_IQ4_XS, SM_TYPE_IQ4_XS, SM_TYPE_IQ4_XS, SM_TYPE_IQ4_XS, SM_TYPE_IQ4_XS, SM_TYPE_Q6_K},
+    };
+    size_t n = llama_names(4, true);
+    for (size_t k = 0; k < sizeof obs / sizeof obs[0]; k++) {
+        sm_recipe_plan p;
+        CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find(obs[k].recipe), names, n, "llama", 4, 8, 4, false));
+        CHECK_MSG(plan_one(&p, "token_embd.weight", 2048, 256) == obs[k].embd, "%s token_embd", obs[k].recipe);
+        for (int l = 0; l < 4; l++) {
+            char b[64];
+            snprintf(b, sizeof b, "blk.%d.attn_q.weight", l);
+            CHECK_MSG(plan_one(&p, b, 256, 256) == obs[k].q, "%s %s", obs[k].recipe, b);
+            snprintf(b, sizeof b, "blk.%d.attn_v.weight", l);
+            CHECK_MSG(plan_one(&p, b, 128, 256) == obs[k].v, "%s %s", obs[k].recipe, b);
+            snprintf(b, sizeof b, "blk.%d.attn_output.weight", l);
+            CHECK_MSG(plan_one(&p, b, 256, 256) == obs[k].o, "%s %s", obs[k].recipe, b);
+            snprintf(b, sizeof b, "blk.%d.ffn_up.weight", l);
+            CHECK_MSG(plan_one(&p, b, 768, 256) == obs[k].up, "%s %s", obs[k].recipe, b);
+            snprintf(b, sizeof b, "blk.%d.ffn_down.weight", l);
+            CHECK_MSG(plan_one(&p, b, 256, 768) == obs[k].down, "%s %s", obs[k].recipe, b);
+        }
+        CHECK_MSG(plan_one(&p, "output.weight", 2048, 256) == obs[k].out, "%s output", obs[k].recipe);
+        sm_recipe_plan_free(&p);
+    }
+}
+
 void run_tests(void) {
+    TEST(observed_llama_quantize);
     TEST(lookup);
     TEST(q4_k_m_32_layers);
     TEST(fallbacks);
