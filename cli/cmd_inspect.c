@@ -17,10 +17,10 @@ static const char USAGE[] =
     "usage: smelt inspect PATH [--json] [--all]\n"
     "\n"
     "Show what a model file holds. PATH: a GGUF file, a safetensors file, a sharded index\n"
-    "(*.index.json), a PyTorch checkpoint, or a Hugging Face model directory.\n"
+    "(*.index.json), a PyTorch checkpoint, a llama2.c checkpoint, or a Hugging Face model directory.\n"
     "\n"
-    "Prints the format, the metadata (GGUF key-values; safetensors __metadata__ and a summary\n"
-    "of config.json), one line per tensor (name, shape outermost-first, type, bytes) and totals:\n"
+    "Prints the format, the metadata (GGUF key-values; safetensors __metadata__ or the llama2.c\n"
+    "header, and a summary of config.json), one line per tensor (name, shape outermost-first, type, bytes) and totals:\n"
     "tensors, parameters, bytes and bits per weight.\n"
     "\n"
     "  --json   one JSON object: format, metadata, tensors [{name, shape, type, bytes}],\n"
@@ -360,9 +360,37 @@ static void print_config(const cJSON *cfg) {
     }
 }
 
-static int inspect_ckpt(const char *path, bool json) {
+/* A llama2.c checkpoint has no magic: it is tried for files that are none of the other
+ * formats (zip, pickle, safetensors' '{' at byte 8); its reader checks that the header's sizes
+ * add up to exactly the file size. Returns the checkpoint (NULL if not one) and its header as
+ * JSON in *hdr. */
+static sm_ckpt *try_llama2c(const char *path, cJSON **hdr) {
+    *hdr = NULL;
+    uint8_t head[9] = {0};
+    FILE *f = sm_is_file(path) ? fopen(path, "rb") : NULL;
+    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f) fclose(f);
+    if (n < 9 || !memcmp(head, "PK\x03\x04", 4) || head[0] == 0x80 || head[8] == '{') return NULL;
     sm_ckpt *c;
-    if (sm_ckpt_open(path, &c)) return cli_fail_last("inspect");
+    sm_llama2c_config cfg;
+    if (sm_llama2c_open(path, &c, &cfg)) return NULL;
+    *hdr = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*hdr, "dim", cfg.dim);
+    cJSON_AddNumberToObject(*hdr, "hidden_dim", cfg.hidden_dim);
+    cJSON_AddNumberToObject(*hdr, "n_layers", cfg.n_layers);
+    cJSON_AddNumberToObject(*hdr, "n_heads", cfg.n_heads);
+    cJSON_AddNumberToObject(*hdr, "n_kv_heads", cfg.n_kv_heads);
+    cJSON_AddNumberToObject(*hdr, "vocab_size", cfg.vocab_size);
+    cJSON_AddNumberToObject(*hdr, "seq_len", cfg.seq_len);
+    cJSON_AddBoolToObject(*hdr, "shared_classifier", cfg.shared_classifier);
+    return c;
+}
+
+static int inspect_ckpt(const char *path, bool json) {
+    cJSON *l2c_header;
+    sm_ckpt *c = try_llama2c(path, &l2c_header);
+    if (!c && sm_ckpt_open(path, &c)) return cli_fail_last("inspect");
+    const cJSON *metadata = l2c_header ? l2c_header : c->metadata;
     cJSON *cfg = load_config(path);
     const sm_tensor **ts = malloc((c->n_tensors ? c->n_tensors : 1) * sizeof *ts);
     if (!ts) {
@@ -375,7 +403,7 @@ static int inspect_ckpt(const char *path, bool json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "format", kind_name(c->kind));
         cJSON_AddStringToObject(o, "path", path);
-        cJSON_AddItemToObject(o, "metadata", c->metadata ? cJSON_Duplicate(c->metadata, true) : cJSON_CreateObject());
+        cJSON_AddItemToObject(o, "metadata", metadata ? cJSON_Duplicate(metadata, true) : cJSON_CreateObject());
         if (cfg) {
             cJSON_AddItemToObject(o, "config", cfg);
             cfg = NULL;
@@ -385,9 +413,9 @@ static int inspect_ckpt(const char *path, bool json) {
     } else {
         printf("file:      %s\n", path);
         printf("format:    %s\n", kind_name(c->kind));
-        if (c->metadata && c->metadata->child) {
-            printf("metadata:\n");
-            for (const cJSON *m = c->metadata->child; m; m = m->next) {
+        if (metadata && metadata->child) {
+            printf("metadata:%s\n", l2c_header ? "  (llama2.c header)" : "");
+            for (const cJSON *m = metadata->child; m; m = m->next) {
                 char *txt = cJSON_PrintUnformatted(m);
                 if (txt) printf("  %-24s  %s\n", m->string, txt);
                 free(txt);
@@ -401,6 +429,7 @@ static int inspect_ckpt(const char *path, bool json) {
         print_totals(ts, c->n_tensors);
     }
     cJSON_Delete(cfg);
+    cJSON_Delete(l2c_header);
     free(ts);
     sm_ckpt_close(c);
     return 0;

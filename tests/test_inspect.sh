@@ -87,6 +87,13 @@ done
 "$SMELT" inspect "$ASSETS/models/tiny-llama-kjv-lora-fortunes/adapter_model.safetensors" > "$TMP/lora.txt" 2>&1 ||
   fail "inspect adapter exited $?"
 expect_grep "$TMP/lora.txt" '56 tensors, 155648 parameters .*, 622592 bytes .*, 32\.0000 bits per weight'
+# llama2.c: stories260K has 260,032 parameters (SOURCE.md), 1 + 5 x 9 + 1 tensors
+S=$ASSETS/models/stories260k/stories260K.bin
+"$SMELT" inspect "$S" > "$TMP/l2c.txt" 2>&1 || fail "inspect $S exited $?"
+expect_grep "$TMP/l2c.txt" '^format: +llama2c$'
+expect_grep "$TMP/l2c.txt" '^ +n_kv_heads +4$'
+expect_grep "$TMP/l2c.txt" '^ +blk\.4\.ffn_down\.weight +f32 +\[64, 172\] +44032$'
+expect_grep "$TMP/l2c.txt" '47 tensors, 260032 parameters .*, 1040128 bytes .*, 32\.0000 bits per weight'
 # PyTorch: checked once the PyTorch reader is in the build
 "$SMELT" inspect "$M/pytorch" > "$TMP/pt.txt" 2>&1
 if grep -q 'PyTorch reader not built yet' "$TMP/pt.txt"; then
