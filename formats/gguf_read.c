@@ -59,7 +59,8 @@ static int fail(const reader *r, const char *fmt, size_t at, ...) {
 
 static int need(reader *r, uint64_t n, const char *what) {
     if (n > r->size - r->pos)
-        return fail(r, "expected %s (%llu bytes), but only %zu bytes remain", r->pos, what, (unsigned long long)n, r->size - r->pos);
+        return fail(r, "expected %s (%llu bytes), but only %zu bytes remain", r->pos, what, (unsigned long long)n,
+                    r->size - r->pos);
     return 0;
 }
 
