@@ -255,6 +255,7 @@ static pk_obj *new_seq(pk_vm *vm, pk_kind kind, pk_obj *const *items, size_t n) 
 
 /* Append to a list or dict (arena arrays grow by doubling; the old array is abandoned). */
 static int seq_append(pk_vm *vm, pk_obj *o, pk_obj *const *items, size_t n) {
+    if (n == 0) return 0;
     if (o->u.seq.cap - o->u.seq.n < n) {
         size_t cap = o->u.seq.cap ? o->u.seq.cap : 4;
         while (cap - o->u.seq.n < n) cap *= 2;
@@ -405,8 +406,8 @@ static int op_tuple_n(pk_vm *vm, size_t n, const char *op) {
 static int op_from_mark(pk_vm *vm, uint8_t op) {
     size_t start;
     if (pop_mark(vm, &start, opname(op))) return -1;
-    pk_obj *const *items = vm->stack + start;
     size_t n = vm->sp - start;
+    pk_obj *const *items = n ? vm->stack + start : NULL;
     vm->sp = start;
     if (op == OP_TUPLE) return push(vm, new_seq(vm, PK_TUPLE, items, n));
     pk_obj *target;

@@ -57,6 +57,7 @@ typedef struct pk_tensor {
 typedef struct pk_obj pk_obj;
 struct pk_obj {
     pk_kind kind;
+    bool walked; /* a dict already flattened (a dict reached twice would repeat its tensors) */
     union {
         bool b;
         int64_t i;

@@ -196,6 +196,8 @@ static int add_tensor(flat *f, const char *name, const pk_tensor *pt) {
 static int walk(flat *f, const pk_obj *d, char *name, size_t plen, int depth) {
     if (depth > SM_PK_MAX_DEPTH)
         return sm_error("%s: state dict nested deeper than %d levels (or cyclic) at '%s'", f->what, SM_PK_MAX_DEPTH, name);
+    if (d->walked) return sm_error("%s: the same dict appears twice in the state dict (at '%s')", f->what, plen ? name : "(root)");
+    ((pk_obj *)d)->walked = true;
     for (size_t i = 0; i + 1 < d->u.seq.n; i += 2) {
         const pk_obj *k = d->u.seq.items[i], *v = d->u.seq.items[i + 1];
         bool scalar = v->kind <= PK_STR;

@@ -430,7 +430,25 @@ static void hostile_pickles(void) {
     /* cyclic / deeply nested dicts */
     p.n = 0;
     put8(&p, 0x80), put8(&p, 2), put8(&p, '}'), put8(&p, 'q'), put8(&p, 0), pk_str(&p, "x"), put8(&p, 'h'), put8(&p, 0), put8(&p, 's'), put8(&p, '.');
-    CHECK_FAILS_WITH(open_pickle(&p), "nested deeper than 32 levels (or cyclic)");
+    CHECK_FAILS_WITH(open_pickle(&p), "the same dict appears twice in the state dict (at 'x')");
+    /* a "billion laughs" DAG: d[k] = {"a": d[k-1], "b": d[k-1]}, 2^30 paths if walked naively */
+    p.n = 0;
+    put8(&p, 0x80), put8(&p, 2), put8(&p, '}'), put8(&p, 'q'), put8(&p, 0);
+    for (int k = 1; k <= 30; k++) {
+        put8(&p, '}'), put8(&p, 'q'), put8(&p, (uint8_t)k), put8(&p, '(');
+        pk_str(&p, "a"), put8(&p, 'h'), put8(&p, (uint8_t)(k - 1)), pk_str(&p, "b"), put8(&p, 'h'), put8(&p, (uint8_t)(k - 1));
+        put8(&p, 'u');
+    }
+    put8(&p, '.');
+    CHECK_FAILS_WITH(open_pickle(&p), "the same dict appears twice");
+    /* nesting deeper than the walk allows */
+    p.n = 0;
+    put8(&p, 0x80), put8(&p, 2);
+    for (int k = 0; k < 40; k++) put8(&p, '}'), pk_str(&p, "x");
+    put8(&p, '}');
+    for (int k = 0; k < 40; k++) put8(&p, 's');
+    put8(&p, '.');
+    CHECK_FAILS_WITH(open_pickle(&p), "state dict nested deeper than 32 levels");
     free(p.b);
 #undef PICKLE
 #undef PICKLE_S
@@ -572,6 +590,45 @@ static void hostile_zips(void) {
     free(z.cd.b);
 }
 
+/* An entry whose sizes and offset live in zip64 extra fields (as for storages over 4 GiB),
+ * local and central, then the zip64 end records. with_extra = false drops the central extra. */
+static buf zip64_archive(bool with_extra) {
+    buf b = {0};
+    uint32_t crc = sm_crc32("hello", 5);
+    put32(&b, 0x04034b50), put16(&b, 45), put16(&b, 0), put16(&b, 0), put32(&b, 0), put32(&b, crc);
+    put32(&b, 0xffffffff), put32(&b, 0xffffffff), put16(&b, 3), put16(&b, 20), puts_(&b, "a/x");
+    put16(&b, 1), put16(&b, 16), put32(&b, 5), put32(&b, 0), put32(&b, 5), put32(&b, 0);
+    puts_(&b, "hello");
+    uint32_t cd_off = (uint32_t)b.n;
+    put32(&b, 0x02014b50), put16(&b, 45), put16(&b, 45), put16(&b, 0), put16(&b, 0), put32(&b, 0), put32(&b, crc);
+    put32(&b, 0xffffffff), put32(&b, 0xffffffff), put16(&b, 3), put16(&b, with_extra ? 28 : 0), put16(&b, 0);
+    put16(&b, 0), put16(&b, 0), put32(&b, 0), put32(&b, 0xffffffff), puts_(&b, "a/x");
+    if (with_extra) put16(&b, 1), put16(&b, 24), put32(&b, 5), put32(&b, 0), put32(&b, 5), put32(&b, 0), put32(&b, 0), put32(&b, 0);
+    uint32_t cd_len = (uint32_t)b.n - cd_off, z64 = (uint32_t)b.n;
+    put32(&b, 0x06064b50), put32(&b, 44), put32(&b, 0), put16(&b, 45), put16(&b, 45);
+    put32(&b, 0), put32(&b, 0), put32(&b, 1), put32(&b, 0), put32(&b, 1), put32(&b, 0);
+    put32(&b, cd_len), put32(&b, 0), put32(&b, cd_off), put32(&b, 0);
+    put32(&b, 0x07064b50), put32(&b, 0), put32(&b, z64), put32(&b, 0), put32(&b, 1);
+    put32(&b, 0x06054b50), put32(&b, 0), put16(&b, 0xffff), put16(&b, 0xffff);
+    put32(&b, 0xffffffff), put32(&b, 0xffffffff), put16(&b, 0);
+    return b;
+}
+
+static void zip64(void) {
+    buf b = zip64_archive(true);
+    sm_zip z;
+    CHECK_OK(sm_zip_open(&z, b.b, b.n, "z64.zip"));
+    if (z.n_entries == 1) {
+        CHECK(z.entries[0].size == 5 && memcmp(sm_zip_entry_data(&z, &z.entries[0]), "hello", 5) == 0);
+        CHECK_OK(sm_zip_check_crc(&z, &z.entries[0]));
+        sm_zip_close(&z);
+    }
+    free(b.b);
+    b = zip64_archive(false);
+    CHECK_FAILS_WITH(open_zip(&b), "marked as zip64 but no valid zip64 extra field");
+    free(b.b);
+}
+
 static void hostile_archives(void) {
     buf p = {0};
     pk_state_dict(&p, "w", &SD_OK);
@@ -655,6 +712,7 @@ void run_tests(void) {
     TEST(hostile_pickles);
     TEST(hostile_tensors);
     TEST(hostile_zips);
+    TEST(zip64);
     TEST(hostile_archives);
     TEST(mutations);
 }
