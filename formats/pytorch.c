@@ -5,64 +5,13 @@
  * index's folder. Shards are read in file-name order; every tensor of a shard must be listed
  * for that shard, and every listed tensor must be found, so a missing shard, a missing tensor
  * or an extra one is an error naming it. */
-#include "formats/formats.h"
+#include "formats/checkpoint_internal.h"
 #include "pytorch_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_INDEX_BYTES ((size_t)64 << 20)
-
-typedef struct pt_shard {
-    sm_mmap map;
-    sm_pt_archive arc;
-} pt_shard;
-
-typedef struct pt_priv {
-    size_t n_shards;
-    pt_shard *shards;
-} pt_priv;
-
-static void priv_free(pt_priv *p) {
-    if (!p) return;
-    for (size_t i = 0; i < p->n_shards; i++) {
-        sm_pt_archive_close(&p->shards[i].arc);
-        sm_mmap_close(&p->shards[i].map);
-    }
-    free(p->shards);
-    free(p);
-}
-
-void sm_pytorch_priv_free(void *priv) { priv_free(priv); }
-
-static int open_shard(pt_shard *s, const char *path) {
-    if (sm_mmap_open(&s->map, path)) return -1;
-    return sm_pt_archive_open(&s->arc, s->map.data, s->map.size, s->map.path);
-}
-
-/* ---- sm_ckpt filling (the only part that knows sm_ckpt) ---- */
-
-static int make_ckpt(const char *path, pt_priv *p, sm_ckpt **out) {
-    size_t n = 0;
-    for (size_t i = 0; i < p->n_shards; i++) n += p->shards[i].arc.n_tensors;
-    sm_ckpt *c = calloc(1, sizeof *c);
-    if (c) c->tensors = malloc((n ? n : 1) * sizeof *c->tensors);
-    if (c) c->path = strdup(path);
-    if (!c || !c->tensors || !c->path) {
-        if (c) free(c->tensors), free(c->path);
-        free(c);
-        priv_free(p);
-        return sm_error("%s: out of memory", path);
-    }
-    c->kind = SM_CKPT_PYTORCH;
-    for (size_t i = 0; i < p->n_shards; i++) {
-        memcpy(c->tensors + c->n_tensors, p->shards[i].arc.tensors, p->shards[i].arc.n_tensors * sizeof *c->tensors);
-        c->n_tensors += p->shards[i].arc.n_tensors;
-    }
-    c->priv = p;
-    *out = c;
-    return 0;
-}
 
 /* ---- sharded checkpoints ---- */
 
@@ -95,7 +44,27 @@ static int match_shard(const char *index, const char *shard, size_t k, const sm_
     return 0;
 }
 
-static int open_index(const char *index, pt_priv *p) {
+/* Map one archive into c and append its tensors (names copied into c; data stays in the
+ * mapping, which c keeps). With wm, every tensor must be listed for shard k (see match_shard). */
+static int add_archive(sm_ckpt *c, const char *path, const char *index, const char *shard, size_t k, wm_entry *wm, size_t n_wm) {
+    const sm_mmap *m = sm_ckpt_add_mmap(c, path);
+    sm_pt_archive arc;
+    if (!m || sm_pt_archive_open(&arc, m->data, m->size, m->path))
+        return index ? sm_error_ctx("%s: shard %s", index, shard) : -1;
+    int rc = wm ? match_shard(index, shard, k, &arc, wm, n_wm) : 0;
+    for (size_t i = 0; i < arc.n_tensors && rc == 0; i++) {
+        sm_tensor *t = sm_ckpt_add_tensor(c);
+        if (!t) rc = -1;
+        else {
+            *t = arc.tensors[i];
+            if (!(t->name = sm_ckpt_strdup(c, arc.tensors[i].name))) rc = -1;
+        }
+    }
+    sm_pt_archive_close(&arc);
+    return rc;
+}
+
+static int open_index(const char *index, sm_ckpt *c) {
     char *text = NULL;
     cJSON *root = NULL;
     wm_entry *wm = NULL;
@@ -146,26 +115,20 @@ static int open_index(const char *index, pt_priv *p) {
         const char **s = bsearch(&wm[i].shard, shards, n_shards, sizeof *shards, cmp_str);
         wm[i].shard_idx = (size_t)(s - shards);
     }
-    p->shards = calloc(n_shards, sizeof *p->shards);
     const char *slash = strrchr(index, '/');
     dir = slash ? strndup(index, (size_t)(slash - index)) : strdup(".");
-    if (!p->shards || !dir) {
+    if (!dir) {
         sm_error("%s: out of memory", index);
         goto done;
     }
     for (size_t i = 0; i < n_shards; i++) {
         free(full);
         full = sm_path_join(dir, shards[i]);
-        p->n_shards++;
         if (!full) {
             sm_error("%s: out of memory", index);
             goto done;
         }
-        if (open_shard(&p->shards[i], full)) {
-            sm_error_ctx("%s: shard %s", index, shards[i]);
-            goto done;
-        }
-        if (match_shard(index, shards[i], i, &p->shards[i].arc, wm, n)) goto done;
+        if (add_archive(c, full, index, shards[i], i, wm, n)) goto done;
     }
     for (size_t i = 0; i < n; i++)
         if (!wm[i].found) {
@@ -190,22 +153,13 @@ static bool looks_like_json(const char *path) {
 
 int sm_pytorch_open(const char *path, sm_ckpt **out) {
     *out = NULL;
-    pt_priv *p = calloc(1, sizeof *p);
-    if (!p) return sm_error("%s: out of memory", path);
-    int rc;
-    if (looks_like_json(path)) {
-        rc = open_index(path, p);
-    } else {
-        p->shards = calloc(1, sizeof *p->shards);
-        rc = p->shards ? 0 : sm_error("%s: out of memory", path);
-        if (rc == 0) {
-            p->n_shards = 1;
-            rc = open_shard(&p->shards[0], path);
-        }
-    }
-    if (rc) {
-        priv_free(p);
+    sm_ckpt *c = sm_ckpt_new(SM_CKPT_PYTORCH, path);
+    if (!c) return -1;
+    int rc = looks_like_json(path) ? open_index(path, c) : add_archive(c, path, NULL, NULL, 0, NULL, 0);
+    if (rc || sm_ckpt_finish(c)) {
+        sm_ckpt_close(c);
         return -1;
     }
-    return make_ckpt(path, p, out);
+    *out = c;
+    return 0;
 }

@@ -2,8 +2,8 @@
  *
  * pytorch_archive.c does the archive-level work without touching files (so fuzzers can drive
  * it): legacy-format detection, the zip, the archive folder ("<prefix>/data.pkl",
- * "<prefix>/data/<key>", "<prefix>/byteorder"), and the state dict pickle. pytorch.c opens
- * files and sharded indexes and fills sm_ckpt. */
+ * "<prefix>/data/<key>", "<prefix>/byteorder"), and the state dict pickle. pytorch.c maps
+ * files (single or sharded through an index) and fills sm_ckpt (checkpoint_internal.h). */
 #ifndef SMELT_PYTORCH_INTERNAL_H
 #define SMELT_PYTORCH_INTERNAL_H
 
@@ -20,8 +20,5 @@ typedef struct sm_pt_archive {
 /* Parse a torch.save archive in data[0, size); `path` names it in errors and must outlive a. */
 int sm_pt_archive_open(sm_pt_archive *a, const void *data, uint64_t size, const char *path);
 void sm_pt_archive_close(sm_pt_archive *a);
-
-/* Releases what sm_pytorch_open keeps in sm_ckpt.priv (the mmaps and archives). */
-void sm_pytorch_priv_free(void *priv);
 
 #endif

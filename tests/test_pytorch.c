@@ -210,6 +210,34 @@ static void real_model(void) {
     sm_ckpt_close(c);
 }
 
+/* Every tensor equals the F32 safetensors variant of the same weights (read by the
+ * safetensors reader), and sm_ckpt_open finds the PyTorch file in its folder. */
+static void real_model_vs_safetensors(void) {
+    sm_ckpt *pt = NULL, *st = NULL;
+    CHECK_OK(sm_ckpt_open(tl_asset("models/tiny-llama-kjv/pytorch"), &pt));
+    CHECK_OK(sm_safetensors_open(tl_asset("models/tiny-llama-kjv/f32/model.safetensors"), &st));
+    if (pt && st) {
+        CHECK(pt->kind == SM_CKPT_PYTORCH && pt->n_tensors == st->n_tensors);
+        size_t same = 0;
+        for (size_t i = 0; i < st->n_tensors; i++) {
+            const sm_tensor *a = &st->tensors[i], *b = sm_ckpt_find(pt, a->name);
+            bool eq = b && a->type == b->type && a->n_dims == b->n_dims && a->nbytes == b->nbytes &&
+                      memcmp(a->shape, b->shape, sizeof a->shape) == 0 && memcmp(a->data, b->data, a->nbytes) == 0;
+            CHECK_MSG(eq, "%s", a->name);
+            same += eq;
+        }
+        CHECK(same == 39);
+    }
+    sm_ckpt_close(pt);
+    sm_ckpt_close(st);
+    /* the dispatcher sends a legacy file here too */
+    sm_ckpt *c = NULL;
+    CHECK_FAILS_WITH(sm_ckpt_open(fixture("legacy.pt"), &c), "unsupported legacy (pre-1.6, non-zip) PyTorch format");
+    CHECK_OK(sm_ckpt_open(fixture("sharded/pytorch_model.bin.index.json"), &c));
+    if (c) CHECK(c->n_tensors == 3 && c->kind == SM_CKPT_PYTORCH);
+    sm_ckpt_close(c);
+}
+
 /* ---- small real torch.save files ---- */
 
 static void dtypes(void) {
@@ -702,6 +730,7 @@ static void mutations(void) {
 
 void run_tests(void) {
     TEST(real_model);
+    TEST(real_model_vs_safetensors);
     TEST(dtypes);
     TEST(shared_storage);
     TEST(state_dicts);
