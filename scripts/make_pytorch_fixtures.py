@@ -4,8 +4,9 @@ fuzz seeds into tests/fuzz-seeds/{pytorch,pickle,zip}/. Run with /usr/bin/python
 
 Tensor values are simple formulas (documented next to each tensor) so the C test can compute
 the expected numbers itself; torch writes the bytes, so the test checks our reader against an
-independent writer. The files are a few KB each; rerunning reproduces them (torch writes no
-timestamps into the archive)."""
+independent writer. The files are a few KB each; rerunning reproduces them byte for byte
+(torch writes no timestamps into zip archives), except legacy.pt, whose old format embeds
+random storage keys."""
 import json
 import os
 import zipfile
@@ -48,9 +49,11 @@ def main():
     }
     paths.append(save(dtypes, "dtypes.pt"))
 
-    # Views sharing one storage, at offsets: base element i = i.
+    # Views sharing one storage, at offsets: base element i = i; "tied" is the same tensor
+    # object as "whole" (pickled once, referenced again through the memo, like tied weights).
     base = ramp(20, torch.float32)
-    paths.append(save({"whole": base.view(4, 5), "mid": base[2:7], "tail": base[10:].view(2, 5)}, "shared.pt"))
+    whole = base.view(4, 5)
+    paths.append(save({"whole": whole, "mid": base[2:7], "tail": base[10:].view(2, 5), "tied": whole}, "shared.pt"))
 
     # A transposed view: refused as non-contiguous.
     paths.append(save({"ok": ramp(3, torch.float32), "t": ramp(6, torch.float32).reshape(2, 3).t()}, "noncontig.pt"))

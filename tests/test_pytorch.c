@@ -282,6 +282,8 @@ static void shared_storage(void) {
         for (int i = 0; i < 20; i++) CHECK(f32_at(whole, i) == (float)i);
         CHECK(mid->data == (const char *)whole->data + 2 * 4 && f32_at(mid, 0) == 2.0f && mid->nbytes == 20);
         CHECK(tail->data == (const char *)whole->data + 10 * 4 && f32_at(tail, 9) == 19.0f);
+        const sm_tensor *tied = sm_ckpt_find(c, "tied");
+        CHECK(shape_is(tied, 2, 4, 5) && tied && tied->data == whole->data && tied->nbytes == 80);
     }
     sm_ckpt_close(c);
 }
