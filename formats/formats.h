@@ -198,9 +198,11 @@ typedef struct sm_vocab {
 
 enum { SM_VOCAB_HAS_ADD_BOS = 1, SM_VOCAB_HAS_ADD_EOS = 2, SM_VOCAB_HAS_ADD_SPACE_PREFIX = 4 };
 
-/* From an HF model directory: tokenizer.model (SPM) or tokenizer.json (BPE), plus
- * tokenizer_config.json / special_tokens_map.json / generation_config.json / config.json for
- * special ids and add_bos. */
+/* From an HF model directory, as llama.cpp's convert_hf_to_gguf.py makes it: tokenizer.model
+ * (SPM) or else tokenizer.json (byte-level BPE: gpt-2, llama-bpe, qwen2 pre-tokenizers), plus
+ * added_tokens.json, tokenizer_config.json, tokenizer.json's added_tokens / post_processor and
+ * config.json for special ids, add_bos/add_eos and the chat template (gguf-py SpecialVocab's
+ * rules; it reads neither special_tokens_map.json nor generation_config.json, nor do we). */
 int sm_vocab_load_hf(const char *model_dir, sm_vocab *out);
 /* A SentencePiece model file (protobuf). */
 int sm_vocab_load_spm(const char *path, sm_vocab *out);

@@ -164,6 +164,11 @@ int sm_tokenizer_new(const sm_vocab *v, sm_tokenizer **out) {
     qsort_r(t->special, t->n_special, sizeof *t->special, cmp_special, t);
 
     if (spm) {
+        for (int b = 0; b < 128; b++) t->spm_isolated[b] = true;
+        for (int32_t i = 0; i < n; i++)
+            if (t->len[i] > 1)
+                for (uint32_t k = 0; k < t->len[i]; k++)
+                    if ((uint8_t)t->text[i][k] < 128) t->spm_isolated[(uint8_t)t->text[i][k]] = false;
         for (int b = 0; b < 256; b++) {
             char hex[8], raw = (char)b;
             snprintf(hex, sizeof hex, "<0x%02X>", b);

@@ -70,6 +70,9 @@ struct sm_tokenizer {
 
     /* SPM: the token for each byte (<0xXX>, else the byte as a one-byte piece), -1 if none */
     int32_t byte_token[256];
+    /* SPM: ASCII bytes that occur in no token longer than one byte (e.g. '\n' in Llama's
+     * vocabulary): the merges never cross them */
+    bool spm_isolated[128];
 
     /* BPE */
     sm_pre_kind pre;

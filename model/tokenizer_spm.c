@@ -95,6 +95,31 @@ static int emit(const sm_tokenizer *t, const char *s, uint32_t n, sm_i32vec *out
     return sm_error("tokenizer: no token, byte token or unknown token for text byte 0x%02x", (uint8_t)s[0]);
 }
 
+/* Merge the symbols first..last-1 (linked among themselves) and append their tokens. */
+static int merge_run(session *ss, int32_t first, int32_t last, sm_i32vec *out) {
+    if (first >= last) return 0;
+    for (int32_t i = first; i < last; i++) {
+        ss->s[i].prev = i == first ? -1 : i - 1;
+        ss->s[i].next = i + 1 == last ? -1 : i + 1;
+    }
+    int rc = 0;
+    ss->q.n = 0;
+    for (int32_t i = first + 1; i < last && !rc; i++) rc = try_add(ss, i - 1, i);
+    while (!rc && ss->q.n) {
+        bigram b = heap_pop(&ss->q);
+        sym *l = &ss->s[b.left], *r = &ss->s[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale: a side has changed */
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) ss->s[r->next].prev = b.left;
+        rc = try_add(ss, l->prev, b.left);
+        if (!rc) rc = try_add(ss, b.left, l->next);
+    }
+    for (int32_t i = first; i >= 0 && !rc; i = ss->s[i].next) rc = emit(ss->t, ss->buf + ss->s[i].off, ss->s[i].n, out);
+    return rc;
+}
+
 int sm_spm_encode(const sm_tokenizer *t, const char *text, size_t len, bool prefix, sm_i32vec *out) {
     if (len > (UINT32_MAX - 3) / 3) return sm_error("tokenizer: text of %zu bytes is too long for one piece", len);
     /* escaped text: "▁" + text with every ' ' as "▁" */
@@ -119,27 +144,26 @@ int sm_spm_encode(const sm_tokenizer *t, const char *text, size_t len, bool pref
         return sm_error("tokenizer: out of memory");
     }
     int32_t ns = 0;
-    for (size_t off = 0; off < n;) {
+    for (size_t off = 0; off < n; ns++) {
         size_t cl = sm_utf8_len((uint8_t)buf[off]);
         if (cl > n - off) cl = n - off;
-        ss.s[ns] = (sym){ns - 1, off + cl == n ? -1 : ns + 1, (uint32_t)off, (uint32_t)cl};
-        ns++;
+        ss.s[ns] = (sym){-1, -1, (uint32_t)off, (uint32_t)cl};
         off += cl;
     }
+    /* A one-byte symbol whose byte is in no longer token can never be merged with its
+     * neighbours, so the text is cut around it and each run merged on its own (same result as
+     * one run over everything, with a small queue). */
     int rc = 0;
-    for (int32_t i = 1; i < ns && !rc; i++) rc = try_add(&ss, i - 1, i);
-    while (!rc && ss.q.n) {
-        bigram b = heap_pop(&ss.q);
-        sym *l = &ss.s[b.left], *r = &ss.s[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale: a side has changed */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) ss.s[r->next].prev = b.left;
-        rc = try_add(&ss, l->prev, b.left);
-        if (!rc) rc = try_add(&ss, b.left, l->next);
+    int32_t first = 0;
+    for (int32_t i = 0; i < ns && !rc; i++) {
+        uint8_t c = (uint8_t)buf[ss.s[i].off];
+        if (ss.s[i].n == 1 && c < 128 && t->spm_isolated[c]) {
+            rc = merge_run(&ss, first, i, out);
+            if (!rc) rc = merge_run(&ss, i, i + 1, out);
+            first = i + 1;
+        }
     }
-    for (int32_t i = ns ? 0 : -1; i >= 0 && !rc; i = ss.s[i].next) rc = emit(t, buf + ss.s[i].off, ss.s[i].n, out);
+    if (!rc) rc = merge_run(&ss, first, ns, out);
     free(ss.q.v);
     free(ss.s);
     free(buf);

@@ -252,6 +252,67 @@ static void spm_edge_cases(void) {
     sm_tokenizer_free(t);
 }
 
+/* An HF folder around a SentencePiece model with every extra file llama.cpp's converter reads:
+ * config.json vocab_size padding, added_tokens.json, tokenizer_config.json's
+ * added_tokens_decoder / add_*_token / add_prefix_space / chat_template, tokenizer.json's
+ * added_tokens for the special ids. */
+static void spm_hf_extras(void) {
+    char *cmd = NULL;
+    const char *dir = tl_tmp("spm-hf");
+    char model_dst[1100];
+    snprintf(model_dst, sizeof model_dst, "%s/tokenizer.model", dir);
+    size_t len;
+    char *model = tl_slurp(src_path("tests/fuzz-seeds/spm/bpe_byte_fallback.model"), &len);
+    REQUIRE_OK(model ? 0 : -1);
+    if (asprintf(&cmd, "mkdir -p '%s'", dir) < 0 || system(cmd) != 0) CHECK(0);
+    free(cmd);
+    CHECK(tl_write_file(model_dst, model, len) == 0);
+    free(model);
+    /* the seed has 268 pieces: <unk> <s> </s>, 256 bytes, 9 normal pieces */
+    static const struct { const char *name, *text; } FILES[] = {
+        {"config.json", "{\"vocab_size\": 273, \"bos_token_id\": 7, \"eos_token_id\": 2, \"pad_token_id\": null}"},
+        {"added_tokens.json", "{\"<extra>\": 268, \"<ignored>\": 999}"},
+        {"tokenizer_config.json",
+         "{\"add_bos_token\": true, \"add_eos_token\": true, \"add_prefix_space\": false, \"bos_token\": \"<s>\","
+         " \"eos_token\": {\"content\": \"</s>\"}, \"unk_token\": \"<unk>\", \"chat_template\": \"{{x}}\","
+         " \"added_tokens_decoder\": {\"1\": {\"content\": \"<s>\", \"special\": true},"
+         " \"269\": {\"content\": \"\u2581hello\", \"special\": false}, \"270\": {\"content\": \"<|im_end|>\"}}}"},
+        {"tokenizer.json", "{\"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\"}, {\"id\": 1, \"content\": \"<s>\"},"
+                           " {\"id\": 2, \"content\": \"</s>\"}], \"model\": {\"type\": \"BPE\"}}"},
+    };
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, FILES[i].name);
+        CHECK(tl_write_file(path, FILES[i].text, strlen(FILES[i].text)) == 0);
+    }
+    sm_vocab v;
+    REQUIRE_OK(sm_vocab_load_hf(dir, &v));
+    CHECK(v.kind == SM_VOCAB_SPM && v.n_tokens == 273);
+    CHECK(!strcmp(v.tokens[1], "<s>") && v.types[1] == SM_TOKEN_CONTROL && v.scores[1] == -1000.0f);
+    CHECK(v.types[0] == SM_TOKEN_UNKNOWN && v.scores[0] == 0.0f);
+    CHECK(!strcmp(v.tokens[268], "<extra>") && v.types[268] == SM_TOKEN_USER_DEFINED && v.scores[268] == -1000.0f);
+    CHECK(!strcmp(v.tokens[269], " hello") && v.types[269] == SM_TOKEN_USER_DEFINED);
+    CHECK(!strcmp(v.tokens[270], "<|im_end|>") && v.types[270] == SM_TOKEN_CONTROL);
+    CHECK(!strcmp(v.tokens[271], "[PAD271]") && v.types[271] == SM_TOKEN_UNUSED && v.scores[271] == -10000.0f);
+    /* ids: tokenizer_config strings found in tokenizer.json first, then config.json */
+    CHECK(v.bos_id == 1 && v.eos_id == 2 && v.unk_id == 0 && v.pad_id == -1);
+    CHECK(v.add_bos && v.add_eos && !v.add_space_prefix);
+    CHECK(v.explicit_flags == (SM_VOCAB_HAS_ADD_BOS | SM_VOCAB_HAS_ADD_EOS | SM_VOCAB_HAS_ADD_SPACE_PREFIX));
+    CHECK(v.chat_template && !strcmp(v.chat_template, "{{x}}"));
+    sm_tokenizer *t;
+    int rc = sm_tokenizer_new(&v, &t);
+    sm_vocab_free(&v);
+    REQUIRE_OK(rc);
+    /* " hello" (user-defined) is found in the text first; no dummy prefix; BOS and EOS added */
+    int32_t *ids;
+    size_t n;
+    CHECK_OK(sm_tokenize(t, "ab hello", 8, SM_TOK_ADD_SPECIAL, &ids, &n));
+    static const int32_t want[] = {1, 263, 269, 2}; /* <s> "ab" " hello" </s> */
+    CHECK(same_ids(ids, n, want, 4, "spm-hf"));
+    free(ids);
+    sm_tokenizer_free(t);
+}
+
 /* ---- byte-level BPE fixtures ---- */
 
 static char **split_inputs(char *buf, size_t len, size_t *n, size_t **lens) {
@@ -580,6 +641,38 @@ static void json_malformed(void) {
     CHECK_FAILS_WITH(sm_vocab_load_hf(src_path("tests/data"), &v), "no tokenizer.model or tokenizer.json");
 }
 
+/* The fuzz seeds are valid vocabularies (so that fuzzing starts from inputs that go deep). */
+static void fuzz_seeds(void) {
+    static const char *const DIRS[2] = {"tests/fuzz-seeds/spm", "tests/fuzz-seeds/tokenizer_json"};
+    for (int k = 0; k < 2; k++) {
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "ls '%s' > '%s'", src_path(DIRS[k]), tl_tmp("seeds.txt"));
+        CHECK(system(cmd) == 0);
+        char *list = tl_slurp(tl_tmp("seeds.txt"), NULL);
+        int n = 0;
+        for (char *name = list ? strtok(list, "\n") : NULL; name; name = strtok(NULL, "\n"), n++) {
+            char rel[512];
+            snprintf(rel, sizeof rel, "%s/%s", DIRS[k], name);
+            size_t len;
+            char *data = tl_slurp(src_path(rel), &len);
+            const char *sep = data ? memmem(data, len, "\0\0TEXT", 6) : NULL;
+            size_t used = sep ? (size_t)(sep - data) : len;
+            sm_vocab v;
+            int rc = !data ? -1 : k == 0 ? sm_vocab_parse_spm(data, used, name, &v) : sm_vocab_parse_tokenizer_json(data, used, name, &v);
+            CHECK_MSG(rc == 0, "%s: %s", rel, sm_last_error());
+            sm_tokenizer *t = NULL;
+            if (!rc) {
+                CHECK_MSG(sm_tokenizer_new(&v, &t) == 0, "%s: %s", rel, sm_last_error());
+                sm_vocab_free(&v);
+            }
+            sm_tokenizer_free(t);
+            free(data);
+        }
+        CHECK(n >= 4);
+        free(list);
+    }
+}
+
 /* ---- Unicode tables (facts of the Unicode 15.1 character database) ---- */
 
 static void unicode_classes(void) {
@@ -632,6 +725,7 @@ void run_tests(void) {
     TEST(kjv_tokenizer_model_alone);
     TEST(stories260k);
     TEST(spm_edge_cases);
+    TEST(spm_hf_extras);
     TEST(bpe_gpt2);
     TEST(bpe_llama3);
     TEST(bpe_qwen2);
@@ -639,5 +733,6 @@ void run_tests(void) {
     TEST(llama_cpp_cross_check);
     TEST(spm_malformed);
     TEST(json_malformed);
+    TEST(fuzz_seeds);
     TEST(cli);
 }
