@@ -29,12 +29,29 @@ float q_make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float 
 /* best_index_int8: the index of the level in the sorted table val[n] nearest to x. */
 int q_best_index_int8(int n, const int8_t *val, float x);
 
+/* ---- scalar pieces the SIMD codecs share (q4k_q5k.c, q6k.c) ---- */
+
+/* 2 * mean square of a 256-value super-block (the k-quants' weighted sigma2). */
+float q_superblock_sigma2(const float *x);
+/* Q4_K/Q5_K super-block scales from the 8 group scales and mins: rounded against the largest
+ * (reference), or by make_qp_quants with group weight sums sw (weighted; clamp_scales: Q5_K). */
+void q_k4_ref_superscales(const float *scales, const float *mins, uint16_t *dh, uint16_t *mh, uint8_t *packed);
+void q_k4_weighted_superscales(const float *scales, const float *mins, const float *sw, bool clamp_scales,
+                               uint16_t *dh, uint16_t *mh, uint8_t *packed);
+void q_pack_q4_K(const uint8_t *L, uint8_t *qs);
+void q_pack_q5_K(const uint8_t *L, uint8_t *qh, uint8_t *qs);
+/* Q6_K: d and the 16 sub-scales from the group scales; false (block zeroed) if all are ~0. */
+bool q_q6_K_superscale(const float *scales, block_q6_K *y);
+void q_pack_q6_K(const int8_t *L, block_q6_K *y);
+
 /* ---- per-type codecs ----
  * A row quantizer turns one row of n floats (n a multiple of the block size) into blocks;
  * imatrix is NULL (ggml's reference quantizer) or n importance weights (ggml's weighted
  * quantizer). A dequantizer turns n elements' worth of blocks back into floats. */
 typedef void (*q_row_fn)(const float *x, void *y, int64_t n, const float *imatrix);
 typedef void (*q_deq_fn)(const void *x, float *y, int64_t n);
+/* A SIMD quantizer takes nrows consecutive rows at once (it may group blocks across rows). */
+typedef void (*q_rows_fn)(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *imatrix);
 
 #define Q_DECLARE(t)                                                                           \
     void q_quantize_##t(const float *x, void *y, int64_t n, const float *imatrix);              \
@@ -53,6 +70,17 @@ Q_DECLARE(iq4_nl)
 Q_DECLARE(iq4_xs)
 #undef Q_DECLARE
 void q_dequantize_q8_K(const void *x, float *y, int64_t n);
+
+/* SIMD quantizers (lanes_avx2.c, lanes_avx512.c): the same bytes as the scalar ones. */
+#define Q_DECLARE_ISA(t, isa)                                                                  \
+    void q_quantize_##t##_##isa(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *imatrix);
+#define Q_DECLARE_SIMD(isa)                                                                    \
+    Q_DECLARE_ISA(q4_0, isa) Q_DECLARE_ISA(q8_0, isa) Q_DECLARE_ISA(q4_K, isa)                  \
+    Q_DECLARE_ISA(q5_K, isa) Q_DECLARE_ISA(q6_K, isa)
+Q_DECLARE_SIMD(avx2)
+Q_DECLARE_SIMD(avx512)
+#undef Q_DECLARE_SIMD
+#undef Q_DECLARE_ISA
 
 /* The instruction set the codecs use: sm_cpu_isa() unless q_force_isa() chose a lower one
  * (tests run every available ISA against the same golden bytes). Not thread-safe to change. */
