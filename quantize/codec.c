@@ -28,14 +28,14 @@ static const q_codec CODECS[] = {
     {SM_TYPE_Q5_0, q_quantize_q5_0, {NULL, NULL}, q_dequantize_q5_0, true, SCALES1(block_q5_0, d)},
     {SM_TYPE_Q5_1, q_quantize_q5_1, {NULL, NULL}, q_dequantize_q5_1, true, SCALES2(block_q5_1, d, m)},
     {SM_TYPE_Q8_0, q_quantize_q8_0, {q_quantize_q8_0_avx2, q_quantize_q8_0_avx512}, q_dequantize_q8_0, false, SCALES1(block_q8_0, d)},
-    {SM_TYPE_Q2_K, q_quantize_q2_K, {NULL, NULL}, q_dequantize_q2_K, true, SCALES2(block_q2_K, d, dmin)},
+    {SM_TYPE_Q2_K, q_quantize_q2_K, {q_quantize_q2_K_avx2, q_quantize_q2_K_avx512}, q_dequantize_q2_K, true, SCALES2(block_q2_K, d, dmin)},
     {SM_TYPE_Q3_K, q_quantize_q3_K, {NULL, NULL}, q_dequantize_q3_K, true, SCALES1(block_q3_K, d)},
     {SM_TYPE_Q4_K, q_quantize_q4_K, {q_quantize_q4_K_avx2, q_quantize_q4_K_avx512}, q_dequantize_q4_K, true, SCALES2(block_q4_K, d, dmin)},
     {SM_TYPE_Q5_K, q_quantize_q5_K, {q_quantize_q5_K_avx2, q_quantize_q5_K_avx512}, q_dequantize_q5_K, true, SCALES2(block_q5_K, d, dmin)},
     {SM_TYPE_Q6_K, q_quantize_q6_K, {q_quantize_q6_K_avx2, q_quantize_q6_K_avx512}, q_dequantize_q6_K, true, SCALES1(block_q6_K, d)},
     {SM_TYPE_Q8_K, NULL, {NULL, NULL}, q_dequantize_q8_K, false, 0, {0, 0}},
-    {SM_TYPE_IQ4_NL, q_quantize_iq4_nl, {NULL, NULL}, q_dequantize_iq4_nl, true, SCALES1(block_iq4_nl, d)},
-    {SM_TYPE_IQ4_XS, q_quantize_iq4_xs, {NULL, NULL}, q_dequantize_iq4_xs, true, SCALES1(block_iq4_xs, d)},
+    {SM_TYPE_IQ4_NL, q_quantize_iq4_nl, {q_quantize_iq4_nl_avx2, q_quantize_iq4_nl_avx512}, q_dequantize_iq4_nl, true, SCALES1(block_iq4_nl, d)},
+    {SM_TYPE_IQ4_XS, q_quantize_iq4_xs, {q_quantize_iq4_xs_avx2, q_quantize_iq4_xs_avx512}, q_dequantize_iq4_xs, true, SCALES1(block_iq4_xs, d)},
 };
 
 static const q_codec *codec_of(sm_type t) {
@@ -79,8 +79,16 @@ bool sm_quantize_requires_imatrix(sm_type type) {
     return type == SM_TYPE_IQ2_XXS || type == SM_TYPE_IQ2_XS || type == SM_TYPE_IQ1_S;
 }
 
-/* Index of the first non-finite value of x[n], or -1. */
+/* Index of the first non-finite value of x[n], or -1. The scan for any is branch-free (it
+ * vectorizes); only a row that has one is searched again. */
 static int64_t first_nonfinite(const float *x, int64_t n) {
+    uint32_t any = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        any |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    if (!any) return -1;
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i])) return i;
     return -1;

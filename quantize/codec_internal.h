@@ -26,13 +26,13 @@ float q_make_qkx3_quants(int n, int nmax, const float *x, const float *weights, 
                          uint8_t *Laux, float rmin, float rdelta, int nstep);
 /* make_qp_quants: non-negative levels in [0, nmax] for the scales of a super-block. */
 float q_make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float *quant_weights);
+/* The candidate scales IQ4_NL / IQ4_XS try on each side (ggml_quantize_chunk's ntry). */
+#define Q_IQ4_NTRY 7
 /* best_index_int8: the index of the level in the sorted table val[n] nearest to x. */
 int q_best_index_int8(int n, const int8_t *val, float x);
 
-/* ---- scalar pieces the SIMD codecs share (q4k_q5k.c, q6k.c) ---- */
+/* ---- scalar pieces the SIMD codecs share (q2k_q3k.c, q4k_q5k.c, q6k.c, q_iq4.c) ---- */
 
-/* 2 * mean square of a 256-value super-block (the k-quants' weighted sigma2). */
-float q_superblock_sigma2(const float *x);
 /* Q4_K/Q5_K super-block scales from the 8 group scales and mins: rounded against the largest
  * (reference), or by make_qp_quants with group weight sums sw (weighted; clamp_scales: Q5_K). */
 void q_k4_ref_superscales(const float *scales, const float *mins, uint16_t *dh, uint16_t *mh, uint8_t *packed);
@@ -40,6 +40,16 @@ void q_k4_weighted_superscales(const float *scales, const float *mins, const flo
                                uint16_t *dh, uint16_t *mh, uint8_t *packed);
 void q_pack_q4_K(const uint8_t *L, uint8_t *qs);
 void q_pack_q5_K(const uint8_t *L, uint8_t *qh, uint8_t *qs);
+/* Q2_K: the 4-bit sub-scales and mins and the two super-scales, reference or weighted. */
+void q_q2_K_ref_scales(const float *scales, const float *mins, block_q2_K *y);
+void q_q2_K_weighted_scales(const float *scales, const float *mins, const float *sw, block_q2_K *y);
+/* Q2_K's qs (and Q3_K's low bits): 4 two-bit levels per byte. */
+void q_pack_2bit(const uint8_t *L, uint8_t *qs);
+/* IQ4_XS: d and the 6-bit group scales from the 8 group scales; idl gets each group's
+ * inverse effective scale (0 where it is 0). */
+void q_iq4_xs_scales(const float *scales, block_iq4_xs *y, float *idl);
+/* IQ4 nibbles: value j and j+16 of each 32 share a byte. */
+void q_pack_nibbles(const uint8_t *L, uint8_t *q4, int n);
 /* Q6_K: d and the 16 sub-scales from the group scales; false (block zeroed) if all are ~0. */
 bool q_q6_K_superscale(const float *scales, block_q6_K *y);
 void q_pack_q6_K(const int8_t *L, block_q6_K *y);
@@ -76,7 +86,8 @@ void q_dequantize_q8_K(const void *x, float *y, int64_t n);
     void q_quantize_##t##_##isa(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *imatrix);
 #define Q_DECLARE_SIMD(isa)                                                                    \
     Q_DECLARE_ISA(q4_0, isa) Q_DECLARE_ISA(q8_0, isa) Q_DECLARE_ISA(q4_K, isa)                  \
-    Q_DECLARE_ISA(q5_K, isa) Q_DECLARE_ISA(q6_K, isa)
+    Q_DECLARE_ISA(q5_K, isa) Q_DECLARE_ISA(q6_K, isa) Q_DECLARE_ISA(q2_K, isa)                  \
+    Q_DECLARE_ISA(iq4_nl, isa) Q_DECLARE_ISA(iq4_xs, isa)
 Q_DECLARE_SIMD(avx2)
 Q_DECLARE_SIMD(avx512)
 #undef Q_DECLARE_SIMD

@@ -39,6 +39,7 @@ static inline vm v_eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
 static inline vm v_ne(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
 static inline vf v_blend(vm m, vf if_true, vf if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
 static inline vm m_and(vm a, vm b) { return _mm256_and_ps(a, b); }
+static inline vm m_or(vm a, vm b) { return _mm256_or_ps(a, b); }
 static inline bool m_any(vm m) { return _mm256_movemask_ps(m) != 0; }
 static inline int m_first(vm m) { int b = _mm256_movemask_ps(m); return b ? __builtin_ctz((unsigned)b) : -1; }
 
@@ -50,6 +51,14 @@ static inline vi vi_and(vi a, vi b) { return _mm256_and_si256(a, b); }
 static inline vi vi_or(vi a, vi b) { return _mm256_or_si256(a, b); }
 static inline vi vi_shl4(vi a) { return _mm256_slli_epi32(a, 4); }
 static inline vi vi_sext8(vi a) { return _mm256_srai_epi32(_mm256_slli_epi32(a, 24), 24); }
+static inline vi vi_blend(vm m, vi if_true, vi if_false) {
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(if_false), _mm256_castsi256_ps(if_true), m));
+}
+/* tbl[idx] per lane, idx in 0..15 */
+static inline vf v_lookup16(const float *tbl, vi idx) {
+    vf lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tbl), idx), hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tbl + 8), idx);
+    return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7))));
+}
 static inline vi vi_min(vi a, vi b) { return _mm256_min_epi32(a, b); }
 static inline vi vi_max(vi a, vi b) { return _mm256_max_epi32(a, b); }
 static inline vf vi_to_f(vi a) { return _mm256_cvtepi32_ps(a); }

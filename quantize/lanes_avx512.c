@@ -39,6 +39,7 @@ static inline vm v_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ);
 static inline vm v_ne(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
 static inline vf v_blend(vm m, vf if_true, vf if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
 static inline vm m_and(vm a, vm b) { return (vm)(a & b); }
+static inline vm m_or(vm a, vm b) { return (vm)(a | b); }
 static inline bool m_any(vm m) { return m != 0; }
 static inline int m_first(vm m) { return m ? __builtin_ctz((unsigned)m) : -1; }
 
@@ -50,6 +51,9 @@ static inline vi vi_and(vi a, vi b) { return _mm512_and_si512(a, b); }
 static inline vi vi_or(vi a, vi b) { return _mm512_or_si512(a, b); }
 static inline vi vi_shl4(vi a) { return _mm512_slli_epi32(a, 4); }
 static inline vi vi_sext8(vi a) { return _mm512_srai_epi32(_mm512_slli_epi32(a, 24), 24); }
+static inline vi vi_blend(vm m, vi if_true, vi if_false) { return _mm512_mask_blend_epi32(m, if_false, if_true); }
+/* tbl[idx] per lane, idx in 0..15 */
+static inline vf v_lookup16(const float *tbl, vi idx) { return _mm512_permutexvar_ps(idx, _mm512_loadu_ps(tbl)); }
 static inline vi vi_min(vi a, vi b) { return _mm512_min_epi32(a, b); }
 static inline vi vi_max(vi a, vi b) { return _mm512_max_epi32(a, b); }
 static inline vf vi_to_f(vi a) { return _mm512_cvtepi32_ps(a); }

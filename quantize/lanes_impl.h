@@ -197,14 +197,22 @@ static vf lanes_qx(int n, int nmax, const vf *xt, const vf *wt, vf *Lt) {
     return v_blend(zero, v_set1(0), scale);
 }
 
-/* ---- Q4_K / Q5_K: KV * LANES groups of 32, i.e. K4_SB super-blocks per step ---- */
+/* ---- the k-quants with mins (Q2_K: groups of 16; Q4_K, Q5_K: groups of 32): one step
+ * searches KV*LANES groups, i.e. kq->sb super-blocks, with lanes_qkx ---- */
 
-#define K4_SB (KV * LANES / 8)
+#define KQ_MAXSB (KV * LANES / 8) /* super-blocks per step with groups of 32 */
 
-typedef struct k4_head {
-    uint16_t d, dmin;
-    uint8_t scales[K_SCALE_SIZE];
-} k4_head;
+typedef struct kq_type {
+    int gsize, nmax, sb;          /* group size, largest level, super-blocks per step */
+    size_t block_bytes;
+    kx_params ref, weighted;      /* the searches without and with importance weights */
+    bool ref_weights_abs;         /* reference weights |x| (Q2_K) or av_x + |x| (Q4_K, Q5_K) */
+    float sigma2_mul;             /* weighted sigma2 = sigma2_mul * sum x^2 / 256 */
+    /* super-block scales into the block from the groups' scales, mins (and weight sums sw
+     * when weighted); then each group's effective scale d and min dm */
+    void (*head)(const float *scales, const float *mins, const float *sw, uint8_t *blk, float *d, float *dm);
+    void (*pack)(const uint8_t *L, uint8_t *blk);
+} kq_type;
 
 /* Gathers KV*LANES groups of n values (group g at src + g*n): xt[i][v] lane k = group
  * v*LANES + k's value i. */
@@ -216,114 +224,152 @@ static void transpose_kv(const float *src, int n, vf (*xt)[KV]) {
     }
 }
 
-/* Levels (natural order, into L) and headers of K4_SB consecutive super-blocks; qw holds
- * their K4_SB*256 importance weights or is NULL. */
-static void k4_step(const float *x, const float *qw, int nmax, k4_head *h, uint8_t *L) {
-    vf xt[32][KV], wt[32][KV], Lt[32][KV], scale[KV], the_min[KV];
+/* Levels (natural order, into L) of T->sb consecutive super-blocks, written to blocks blk;
+ * qw holds their importance weights (T->sb * 256) or is NULL. */
+static void kq_step(const kq_type *T, const float *x, const float *qw, uint8_t *blk, uint8_t *L) {
+    const int n = T->gsize, ng = QK_K / n; /* groups per super-block */
+    vf xt[GMAX][KV], wt[GMAX][KV], Lt[GMAX][KV], scale[KV], the_min[KV];
     float scales[KV * LANES], mins[KV * LANES], sw[KV * LANES], d[KV * LANES], dm[KV * LANES];
-    kx_params p;
-    transpose_kv(x, 32, xt);
+    transpose_kv(x, n, xt);
     if (qw) {
-        float w[K4_SB * QK_K];
-        for (int sb = 0; sb < K4_SB; sb++) {
+        float w[KQ_MAXSB * QK_K];
+        for (int sb = 0; sb < T->sb; sb++) {
             const float *xs = x + QK_K * sb, *qs = qw + QK_K * sb;
-            vf sigma2 = v_set1(q_superblock_sigma2(xs));
+            float sumx2 = 0;
+            for (int l = 0; l < QK_K; ++l) sumx2 += xs[l] * xs[l];
+            vf sigma2 = v_set1(T->sigma2_mul * sumx2 / QK_K);
             for (int k = 0; k < QK_K; k += LANES) {
                 vf xv = v_load(xs + k);
                 v_store(w + QK_K * sb + k, v_mul(v_load(qs + k), v_sqrt(v_add(sigma2, v_mul(xv, xv)))));
             }
         }
-        transpose_kv(w, 32, wt);
+        transpose_kv(w, n, wt);
         for (int v = 0; v < KV; v++) {
             vf s = v_set1(0);
-            for (int i = 0; i < 32; i++) s = v_add(s, wt[i][v]);
+            for (int i = 0; i < n; i++) s = v_add(s, wt[i][v]);
             v_store(sw + LANES * v, s);
         }
-        p = (kx_params){32, nmax, -0.9f, 0.05f, 36, false, true};
     } else {
         for (int v = 0; v < KV; v++) {
-            vf s2 = v_set1(0);
-            for (int i = 0; i < 32; i++) s2 = v_add(s2, v_mul(xt[i][v], xt[i][v]));
-            vf av_x = v_sqrt(v_div(s2, v_set1(32)));
-            for (int i = 0; i < 32; i++) wt[i][v] = v_add(av_x, v_abs(xt[i][v]));
+            vf av_x = v_set1(0);
+            if (!T->ref_weights_abs) {
+                vf s2 = v_set1(0);
+                for (int i = 0; i < n; i++) s2 = v_add(s2, v_mul(xt[i][v], xt[i][v]));
+                av_x = v_sqrt(v_div(s2, v_set1((float)n)));
+            }
+            for (int i = 0; i < n; i++) wt[i][v] = T->ref_weights_abs ? v_abs(xt[i][v]) : v_add(av_x, v_abs(xt[i][v]));
         }
-        p = nmax == 15 ? (kx_params){32, 15, -1.f, 0.1f, 20, false, false}
-                       : (kx_params){32, 31, -0.5f, 0.1f, 15, false, false};
     }
-    lanes_qkx(&p, (const vf(*)[KV])xt, (const vf(*)[KV])wt, Lt, scale, the_min);
+    lanes_qkx(qw ? &T->weighted : &T->ref, (const vf(*)[KV])xt, (const vf(*)[KV])wt, Lt, scale, the_min);
     for (int v = 0; v < KV; v++) {
         v_store(scales + LANES * v, scale[v]);
         v_store(mins + LANES * v, the_min[v]);
     }
-    for (int sb = 0; sb < K4_SB; sb++) {
-        if (qw) q_k4_weighted_superscales(scales + 8 * sb, mins + 8 * sb, sw + 8 * sb, nmax == 31, &h[sb].d,
-                                          &h[sb].dmin, h[sb].scales);
-        else q_k4_ref_superscales(scales + 8 * sb, mins + 8 * sb, &h[sb].d, &h[sb].dmin, h[sb].scales);
-        for (int j = 0; j < 8; j++) {
-            uint8_t sc, m;
-            q_get_scale_min_k4(j, h[sb].scales, &sc, &m);
-            d[8 * sb + j] = h2f(h[sb].d) * sc;
-            dm[8 * sb + j] = h2f(h[sb].dmin) * m;
-        }
-    }
+    for (int sb = 0; sb < T->sb; sb++)
+        T->head(scales + ng * sb, mins + ng * sb, qw ? sw + ng * sb : NULL, blk + T->block_bytes * sb, d + ng * sb,
+                dm + ng * sb);
     /* re-round against the stored scales (groups whose scale is 0 keep their levels) */
     for (int v = 0; v < KV; v++) {
         const vf dv = v_load(d + LANES * v), dmv = v_load(dm + LANES * v);
         const vm live = v_ne(dv, v_set1(0));
-        int32_t Li[32 * LANES];
-        for (int i = 0; i < 32; i++) {
-            vf l = vi_to_f(vi_clamp(v_nearest(v_div(v_add(xt[i][v], dmv), dv)), 0, nmax));
+        int32_t Li[GMAX * LANES];
+        for (int i = 0; i < n; i++) {
+            vf l = vi_to_f(vi_clamp(v_nearest(v_div(v_add(xt[i][v], dmv), dv)), 0, T->nmax));
             vi_store(Li + i * LANES, vi_from_f(v_blend(live, l, Lt[i][v])));
         }
         for (int g = 0; g < LANES; g++)
-            for (int i = 0; i < 32; i++) L[32 * (LANES * v + g) + i] = (uint8_t)Li[i * LANES + g];
+            for (int i = 0; i < n; i++) L[n * (LANES * v + g) + i] = (uint8_t)Li[i * LANES + g];
     }
 }
 
-/* The super-blocks of nrows rows, K4_SB at a time across row ends; a last partial step is
- * padded with zeros (its outputs discarded). */
-static void k4_rows(const float *x, void *vy, int64_t nrows, int64_t n_per_row, const float *qw, int nmax,
-                    size_t block_bytes) {
+/* The super-blocks of nrows rows, T->sb at a time across row ends; a last partial step is
+ * padded with zeros and goes to scratch blocks (discarded). */
+static void kq_rows(const kq_type *T, const float *x, void *vy, int64_t nrows, int64_t n_per_row, const float *qw) {
     const int64_t nb = n_per_row / QK_K, total = nrows * nb;
-    uint8_t L[K4_SB * QK_K];
-    k4_head h[K4_SB];
-    float xp[K4_SB * QK_K], wp[K4_SB * QK_K];
-    for (int64_t k = 0; k < total; k += K4_SB) {
-        const int64_t cnt = total - k < K4_SB ? total - k : K4_SB;
+    uint8_t L[KQ_MAXSB * QK_K], scratch[KQ_MAXSB * sizeof(block_q5_K)];
+    float xp[KQ_MAXSB * QK_K], wp[KQ_MAXSB * QK_K];
+    for (int64_t k = 0; k < total; k += T->sb) {
+        const int64_t cnt = total - k < T->sb ? total - k : T->sb;
         const float *xs = x + QK_K * k;
-        if (cnt < K4_SB) {
+        uint8_t *blk = (uint8_t *)vy + (size_t)k * T->block_bytes;
+        if (cnt < T->sb) {
             memset(xp, 0, sizeof xp);
             memcpy(xp, xs, sizeof(float) * QK_K * (size_t)cnt);
             xs = xp;
+            blk = scratch;
         }
         if (qw) {
             memset(wp, 0, sizeof wp);
             for (int64_t sb = 0; sb < cnt; sb++) memcpy(wp + QK_K * sb, qw + QK_K * ((k + sb) % nb), sizeof(float) * QK_K);
         }
-        k4_step(xs, qw ? wp : NULL, nmax, h, L);
-        for (int64_t sb = 0; sb < cnt; sb++) {
-            uint8_t *blk = (uint8_t *)vy + (size_t)(k + sb) * block_bytes;
-            if (nmax == 15) {
-                block_q4_K *y = (block_q4_K *)blk;
-                y->d = h[sb].d, y->dmin = h[sb].dmin;
-                memcpy(y->scales, h[sb].scales, K_SCALE_SIZE);
-                q_pack_q4_K(L + QK_K * sb, y->qs);
-            } else {
-                block_q5_K *y = (block_q5_K *)blk;
-                y->d = h[sb].d, y->dmin = h[sb].dmin;
-                memcpy(y->scales, h[sb].scales, K_SCALE_SIZE);
-                q_pack_q5_K(L + QK_K * sb, y->qh, y->qs);
-            }
-        }
+        kq_step(T, xs, qw ? wp : NULL, blk, L);
+        for (int64_t sb = 0; sb < cnt; sb++) T->pack(L + QK_K * sb, blk + T->block_bytes * sb);
+        if (blk == scratch) memcpy((uint8_t *)vy + (size_t)k * T->block_bytes, scratch, T->block_bytes * (size_t)cnt);
     }
 }
 
+/* Q4_K and Q5_K share the header layout (d, dmin, 12 scale bytes) */
+static void k4_effective(const uint8_t *blk, float *d, float *dm) {
+    const block_q4_K *y = (const block_q4_K *)blk;
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        q_get_scale_min_k4(j, y->scales, &sc, &m);
+        d[j] = h2f(y->d) * sc;
+        dm[j] = h2f(y->dmin) * m;
+    }
+}
+
+static void q4_K_head(const float *scales, const float *mins, const float *sw, uint8_t *blk, float *d, float *dm) {
+    block_q4_K *y = (block_q4_K *)blk;
+    if (sw) q_k4_weighted_superscales(scales, mins, sw, false, &y->d, &y->dmin, y->scales);
+    else q_k4_ref_superscales(scales, mins, &y->d, &y->dmin, y->scales);
+    k4_effective(blk, d, dm);
+}
+
+static void q5_K_head(const float *scales, const float *mins, const float *sw, uint8_t *blk, float *d, float *dm) {
+    block_q5_K *y = (block_q5_K *)blk;
+    if (sw) q_k4_weighted_superscales(scales, mins, sw, true, &y->d, &y->dmin, y->scales);
+    else q_k4_ref_superscales(scales, mins, &y->d, &y->dmin, y->scales);
+    k4_effective(blk, d, dm);
+}
+
+static void q2_K_head(const float *scales, const float *mins, const float *sw, uint8_t *blk, float *d, float *dm) {
+    block_q2_K *y = (block_q2_K *)blk;
+    if (sw) q_q2_K_weighted_scales(scales, mins, sw, y);
+    else q_q2_K_ref_scales(scales, mins, y);
+    for (int j = 0; j < 16; j++) {
+        d[j] = h2f(y->d) * (y->scales[j] & 0xF);
+        dm[j] = h2f(y->dmin) * (y->scales[j] >> 4);
+    }
+}
+
+static void q4_K_pack(const uint8_t *L, uint8_t *blk) { q_pack_q4_K(L, ((block_q4_K *)blk)->qs); }
+static void q5_K_pack(const uint8_t *L, uint8_t *blk) {
+    block_q5_K *y = (block_q5_K *)blk;
+    q_pack_q5_K(L, y->qh, y->qs);
+}
+static void q2_K_pack(const uint8_t *L, uint8_t *blk) { q_pack_2bit(L, ((block_q2_K *)blk)->qs); }
+
+static const kq_type KQ_Q4_K = {32, 15, KV * LANES / 8, sizeof(block_q4_K),
+                                {32, 15, -1.f, 0.1f, 20, false, false}, {32, 15, -0.9f, 0.05f, 36, false, true},
+                                false, 2.0f, q4_K_head, q4_K_pack};
+static const kq_type KQ_Q5_K = {32, 31, KV * LANES / 8, sizeof(block_q5_K),
+                                {32, 31, -0.5f, 0.1f, 15, false, false}, {32, 31, -0.9f, 0.05f, 36, false, true},
+                                false, 2.0f, q5_K_head, q5_K_pack};
+static const kq_type KQ_Q2_K = {16, 3, KV * LANES / 16, sizeof(block_q2_K),
+                                {16, 3, -0.5f, 0.1f, 15, true, false}, {16, 3, -0.9f, 0.05f, 36, false, true},
+                                true, 1.0f, q2_K_head, q2_K_pack};
+
 void QL_NAME(q_quantize_q4_K)(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *qw) {
-    k4_rows(x, y, nrows, n_per_row, qw, 15, sizeof(block_q4_K));
+    kq_rows(&KQ_Q4_K, x, y, nrows, n_per_row, qw);
 }
 
 void QL_NAME(q_quantize_q5_K)(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *qw) {
-    k4_rows(x, y, nrows, n_per_row, qw, 31, sizeof(block_q5_K));
+    kq_rows(&KQ_Q5_K, x, y, nrows, n_per_row, qw);
+}
+
+void QL_NAME(q_quantize_q2_K)(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *qw) {
+    kq_rows(&KQ_Q2_K, x, y, nrows, n_per_row, qw);
 }
 
 /* ---- Q6_K: a super-block is 16 groups of 16, Q6_STEPS vectors of lanes ---- */
@@ -417,5 +463,165 @@ void QL_NAME(q_quantize_q4_0)(const float *x, void *vy, int64_t nrows, int64_t n
         y[i].d = f2h(d);
         for (int k = 0; k < QK32 / 2; k += LANES)
             vi_store_i8((int8_t *)y[i].qs + k, vi_or(q4_0_level(x + k, id), vi_shl4(q4_0_level(x + QK32 / 2 + k, id))));
+    }
+}
+
+/* ---- IQ4_NL and IQ4_XS: groups of 32 on the 16 non-linear levels ---- */
+
+/* ggml's best_index_int8 over the 16 levels, lane-wise. Its binary search ends on the largest
+ * k with level[k] <= x; the 4-step search below finds the same k, then the nearer of k and
+ * k+1 with ggml's tie rule and its answers for x outside the table (and for NaN: 15). */
+static inline vi iq4_index(const float *levels, vf x) {
+    vi pos = vi_set1(0);
+    for (int step = 8; step >= 1; step /= 2) {
+        vi cand = vi_add(pos, vi_set1(step));
+        pos = vi_blend(v_le(v_lookup16(levels, cand), x), cand, pos);
+    }
+    vi up = vi_min(vi_add(pos, vi_set1(1)), vi_set1(15));
+    vm lower = v_lt(v_sub(x, v_lookup16(levels, pos)), v_sub(v_lookup16(levels, up), x));
+    vi r = vi_blend(lower, pos, up);
+    r = vi_blend(v_le(x, v_set1(levels[0])), vi_set1(0), r);
+    return vi_blend(m_or(v_ge(x, v_set1(levels[15])), v_ne(x, x)), vi_set1(15), r);
+}
+
+/* The best scale of LANES groups (ggml's quantize_row_iq4_nl_impl search with ntry 7); 0 for
+ * an all-zero group. The 15 candidates are independent and run two at a time. */
+static vf lanes_iq4(const float *levels, const vf *xt, const vf *wt) {
+    vf amax = v_set1(0), max = v_set1(0);
+    for (int i = 0; i < 32; i++) {
+        vf ax = v_abs(xt[i]);
+        vm m = v_gt(ax, amax);
+        amax = v_blend(m, ax, amax);
+        max = v_blend(m, xt[i], max);
+    }
+    const vm zero = v_lt(amax, v_set1(GROUP_MAX_EPS));
+    vf id = v_div(v_set1(1), v_div(v_neg(max), v_set1(levels[0])));
+    vf sumqx = v_set1(0), sumq2 = v_set1(0);
+    for (int i = 0; i < 32; i++) {
+        vf q = v_lookup16(levels, iq4_index(levels, v_mul(id, xt[i])));
+        vf wq = v_mul(wt[i], q);
+        sumqx = v_add(sumqx, v_mul(wq, xt[i]));
+        sumq2 = v_add(sumq2, v_mul(wq, q));
+    }
+    vf d = v_blend(v_gt(sumq2, v_set1(0)), v_div(sumqx, sumq2), v_set1(0));
+    vf best = v_mul(d, sumqx);
+    for (int itry = -Q_IQ4_NTRY; itry <= Q_IQ4_NTRY; itry += 2) {
+        const bool two = itry + 1 <= Q_IQ4_NTRY;
+        vf ida = v_div(v_set1((float)(itry + (int)levels[0])), max);
+        vf idb = v_div(v_set1((float)(itry + (two ? 1 : 0) + (int)levels[0])), max);
+        vf sxa = v_set1(0), s2a = v_set1(0), sxb = v_set1(0), s2b = v_set1(0);
+        for (int i = 0; i < 32; i++) {
+            vf qa = v_lookup16(levels, iq4_index(levels, v_mul(ida, xt[i])));
+            vf qb = v_lookup16(levels, iq4_index(levels, v_mul(idb, xt[i])));
+            vf wqa = v_mul(wt[i], qa), wqb = v_mul(wt[i], qb);
+            sxa = v_add(sxa, v_mul(wqa, xt[i]));
+            sxb = v_add(sxb, v_mul(wqb, xt[i]));
+            s2a = v_add(s2a, v_mul(wqa, qa));
+            s2b = v_add(s2b, v_mul(wqb, qb));
+        }
+        for (int c = 0; c < (two ? 2 : 1); c++) {
+            vf sx = c ? sxb : sxa, s2 = c ? s2b : s2a;
+            vm take = m_and(v_gt(s2, v_set1(0)), v_gt(v_mul(sx, sx), v_mul(best, s2)));
+            vf nd = v_div(sx, s2);
+            d = v_blend(take, nd, d);
+            best = v_blend(take, v_mul(nd, sx), best);
+        }
+    }
+    return v_blend(zero, v_set1(0), d);
+}
+
+/* Levels of LANES groups for inverse scales idl (per lane), into L in natural order. */
+static void iq4_levels(const float *levels, const vf *xt, vf idl, uint8_t *L) {
+    int32_t Li[32 * LANES];
+    for (int i = 0; i < 32; i++) vi_store(Li + i * LANES, iq4_index(levels, v_mul(idl, xt[i])));
+    for (int g = 0; g < LANES; g++)
+        for (int i = 0; i < 32; i++) L[32 * g + i] = (uint8_t)Li[i * LANES + g];
+}
+
+/* Weights of LANES groups: imatrix * sqrt(sigma2 + x^2), or x^2. */
+static void iq4_weights_t(const vf *xt, const float *qw, vf sigma2, vf *wt) {
+    if (qw) {
+        transpose_in(qw, 32, wt);
+        for (int i = 0; i < 32; i++) wt[i] = v_mul(wt[i], v_sqrt(v_add(sigma2, v_mul(xt[i], xt[i]))));
+    } else {
+        for (int i = 0; i < 32; i++) wt[i] = v_mul(xt[i], xt[i]);
+    }
+}
+
+static void iq4_levels_f(float *levels) {
+    for (int k = 0; k < 16; k++) levels[k] = sm_iq4nl_values[k];
+}
+
+void QL_NAME(q_quantize_iq4_nl)(const float *x, void *vy, int64_t nrows, int64_t n_per_row, const float *qw) {
+    block_iq4_nl *y = vy;
+    const int64_t nb = n_per_row / 32, total = nrows * nb;
+    float levels[16], xp[32 * LANES], wp[32 * LANES], d[LANES];
+    uint8_t L[32 * LANES];
+    iq4_levels_f(levels);
+    for (int64_t k = 0; k < total; k += LANES) {
+        const int64_t cnt = total - k < LANES ? total - k : LANES;
+        const float *xs = x + 32 * k;
+        if (cnt < LANES) {
+            memset(xp, 0, sizeof xp);
+            memcpy(xp, xs, sizeof(float) * 32 * (size_t)cnt);
+            xs = xp;
+        }
+        if (qw) {
+            memset(wp, 0, sizeof wp);
+            for (int64_t g = 0; g < cnt; g++) memcpy(wp + 32 * g, qw + 32 * ((k + g) % nb), sizeof(float) * 32);
+        }
+        vf xt[32], wt[32], sigma2 = v_set1(0);
+        transpose_in(xs, 32, xt);
+        for (int i = 0; i < 32; i++) sigma2 = v_add(sigma2, v_mul(xt[i], xt[i]));
+        sigma2 = v_mul(sigma2, v_set1(2.f / 32));
+        iq4_weights_t(xt, qw ? wp : NULL, sigma2, wt);
+        vf dv = lanes_iq4(levels, xt, wt);
+        v_store(d, dv);
+        iq4_levels(levels, xt, v_blend(v_ne(dv, v_set1(0)), v_div(v_set1(1), dv), v_set1(0)), L);
+        for (int64_t g = 0; g < cnt; g++) {
+            y[k + g].d = f2h(d[g]);
+            q_pack_nibbles(L + 32 * g, y[k + g].qs, 32);
+        }
+    }
+}
+
+/* IQ4_XS: a super-block is 8 groups, LANES/8 super-blocks per step */
+#define XS_SB (LANES / 8)
+
+void QL_NAME(q_quantize_iq4_xs)(const float *x, void *vy, int64_t nrows, int64_t n_per_row, const float *qw) {
+    block_iq4_xs *y = vy;
+    const int64_t nb = n_per_row / QK_K, total = nrows * nb;
+    float levels[16], xp[QK_K * XS_SB], wp[QK_K * XS_SB], s2[LANES], scales[LANES], idl[LANES];
+    uint8_t L[QK_K * XS_SB];
+    block_iq4_xs scratch[XS_SB];
+    iq4_levels_f(levels);
+    for (int64_t k = 0; k < total; k += XS_SB) {
+        const int64_t cnt = total - k < XS_SB ? total - k : XS_SB;
+        const float *xs = x + QK_K * k;
+        block_iq4_xs *yb = y + k;
+        if (cnt < XS_SB) {
+            memset(xp, 0, sizeof xp);
+            memcpy(xp, xs, sizeof(float) * QK_K * (size_t)cnt);
+            xs = xp;
+            yb = scratch;
+        }
+        if (qw) {
+            memset(wp, 0, sizeof wp);
+            for (int64_t sb = 0; sb < cnt; sb++) memcpy(wp + QK_K * sb, qw + QK_K * ((k + sb) % nb), sizeof(float) * QK_K);
+        }
+        for (int sb = 0; sb < XS_SB; sb++) {
+            float sigma2 = 0;
+            for (int j = 0; j < QK_K; ++j) sigma2 += xs[QK_K * sb + j] * xs[QK_K * sb + j];
+            sigma2 *= 2.f / QK_K;
+            for (int g = 0; g < 8; g++) s2[8 * sb + g] = sigma2;
+        }
+        vf xt[32], wt[32];
+        transpose_in(xs, 32, xt);
+        iq4_weights_t(xt, qw ? wp : NULL, v_load(s2), wt);
+        v_store(scales, lanes_iq4(levels, xt, wt));
+        for (int sb = 0; sb < XS_SB; sb++) q_iq4_xs_scales(scales + 8 * sb, &yb[sb], idl + 8 * sb);
+        iq4_levels(levels, xt, v_load(idl), L);
+        for (int64_t sb = 0; sb < cnt; sb++) q_pack_nibbles(L + QK_K * sb, yb[sb].qs, QK_K);
+        if (yb == scratch) memcpy(y + k, scratch, sizeof(block_iq4_xs) * (size_t)cnt);
     }
 }

@@ -68,13 +68,20 @@ void q_k4_ref_superscales(const float *scales, const float *mins, uint16_t *dh, 
     *mh = f2h(max_min / 63.f);
 }
 
+/* 2 * mean square of a super-block: the weighted search's sigma2. */
+static float superblock_sigma2(const float *x) {
+    float sum_x2 = 0;
+    for (int l = 0; l < QK_K; ++l) sum_x2 += x[l] * x[l];
+    return 2 * sum_x2 / QK_K;
+}
+
 /* The weighted group search: weights qw * sqrt(sigma2 + x^2) and the qkx3 search; sw gets
  * each group's weight sum. */
 static void k4_weighted_search(const float *x, const float *qw, int nmax, uint8_t *L, float *scales, float *mins,
                                float *sw) {
     uint8_t Laux[32];
     float weights[32];
-    float sigma2 = q_superblock_sigma2(x);
+    float sigma2 = superblock_sigma2(x);
     for (int j = 0; j < QK_K / 32; ++j) {
         for (int l = 0; l < 32; ++l) weights[l] = qw[32 * j + l] * sqrtf(sigma2 + x[32 * j + l] * x[32 * j + l]);
         float sumw = 0;
@@ -84,11 +91,6 @@ static void k4_weighted_search(const float *x, const float *qw, int nmax, uint8_
     }
 }
 
-float q_superblock_sigma2(const float *x) {
-    float sum_x2 = 0;
-    for (int l = 0; l < QK_K; ++l) sum_x2 += x[l] * x[l];
-    return 2 * sum_x2 / QK_K;
-}
 
 void q_k4_weighted_superscales(const float *scales, const float *mins, const float *sw, bool clamp_scales,
                                uint16_t *dh, uint16_t *mh, uint8_t *packed) {
