@@ -1,0 +1,51 @@
+/* matmul_scalar.c - portable C variant of the matrix kernels (see kernels_internal.h). */
+#include "kernels_internal.h"
+
+#include <string.h>
+
+#define MR 4
+#define TPW 4
+
+static void tile(int mr, const float *w, int64_t ldw, const float *xt, int64_t kb, float *c, bool first) {
+    float acc[MR][TPW];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < TPW; j++) acc[r][j] = first ? 0.0f : c[r * TPW + j];
+    for (int64_t k = 0; k < kb; k++) {
+        const float *xk = xt + k * TPW;
+        for (int r = 0; r < mr; r++) {
+            float b = w[r * ldw + k];
+            for (int j = 0; j < TPW; j++) acc[r][j] += b * xk[j];
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < TPW; j++) c[r * TPW + j] = acc[r][j];
+}
+
+static float dot(const float *a, const float *b, int64_t n) {
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    for (int j = 0; i < n; i++, j++) s[j] += a[i] * b[i];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+static void f16_to_f32(const void *src, float *dst, int64_t n) {
+    const unsigned char *s = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = sm_f16_to_f32(h);
+    }
+}
+
+static void bf16_to_f32(const void *src, float *dst, int64_t n) {
+    const unsigned char *s = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = sm_bf16_to_f32(h);
+    }
+}
+
+const sm_gemm_isa sm_gemm_scalar = {MR, TPW, tile, dot, f16_to_f32, bf16_to_f32};
