@@ -1,0 +1,53 @@
+/* runtime_internal.h - the loaded model as the forward pass sees it (model/weights.c fills
+ * it, model/forward.c and model/attention.c use it). */
+#ifndef SMELT_RUNTIME_INTERNAL_H
+#define SMELT_RUNTIME_INTERNAL_H
+
+#include "model.h"
+
+/* A weight matrix in its stored type: rows x cols, row r at data + r*stride. */
+typedef struct sm_weight {
+    sm_type type;
+    const void *data;
+    size_t stride;
+    int64_t rows, cols;
+} sm_weight;
+
+typedef struct sm_layer_weights {
+    float *attn_norm, *ffn_norm; /* n_embd */
+    float *bq, *bk, *bv;         /* NULL when the model has no q/k/v biases */
+    sm_weight wq, wk, wv, wo, gate, up, down;
+} sm_layer_weights;
+
+struct sm_model {
+    sm_hparams hp;
+    sm_rope_kind rope;
+    int64_t head_dim, q_dim, kv_dim;
+    double *rope_freq;          /* head_dim/2 angles per position step (scaling included) */
+    sm_weight tok_embd, output; /* output may alias tok_embd (tied) */
+    float *output_norm;
+    sm_layer_weights *layers;
+    sm_vocab vocab;
+    bool has_vocab;
+    /* where the bytes live */
+    sm_gguf *gguf;
+    sm_ckpt *ckpt;
+    char (*ckpt_names)[96];     /* HF checkpoints: GGUF name of each ckpt tensor ("" = skipped) */
+    float **owned;              /* float copies of 1-D tensors */
+    size_t n_owned;
+};
+
+struct sm_context {
+    const sm_model *m;
+    int64_t n_ctx, n_batch, n_past;
+    float *k_cache;             /* per layer [n_head_kv][n_ctx][head_dim] */
+    float *v_cache;             /* per layer [n_head_kv][head_dim][n_ctx] (transposed) */
+    float *rope_cos, *rope_sin; /* [n_ctx][head_dim/2] */
+    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up; /* batch scratch */
+};
+
+/* Attention of batch rows [0, n) at positions pos0.. over the layer's cache (which already
+ * holds this batch's keys and values): out[i][h*head_dim + d]. */
+int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, int64_t pos0, float *out);
+
+#endif
