@@ -104,7 +104,11 @@ typedef struct sm_gguf_value {
 
 typedef struct sm_gguf sm_gguf; /* a GGUF file opened for reading */
 
+/* Open a GGUF file (mmapped; everything is validated before it is used). */
 int sm_gguf_open(const char *path, sm_gguf **out);
+/* Parse a GGUF image already in memory (`name` appears in errors). Does not take ownership:
+ * `data` must outlive the sm_gguf (tensor data points into it). */
+int sm_gguf_open_mem(const void *data, size_t size, const char *name, sm_gguf **out);
 void sm_gguf_close(sm_gguf *g);
 uint32_t sm_gguf_version(const sm_gguf *g);
 uint64_t sm_gguf_alignment(const sm_gguf *g);
@@ -126,10 +130,16 @@ const char *sm_gguf_get_str(const sm_gguf *g, const char *key); /* NULL if absen
 size_t sm_gguf_n_tensors(const sm_gguf *g);
 const sm_tensor *sm_gguf_tensor(const sm_gguf *g, size_t i); /* shape outermost-first */
 const sm_tensor *sm_gguf_find_tensor(const sm_gguf *g, const char *name);
+/* "u8", "i32", "f32", "bool", "str", "arr", ... ("?" for an unknown type). */
+const char *sm_gguf_vtype_name(sm_gguf_vtype t);
 
 /* Writer: set metadata and declare tensors, begin (header, metadata, tensor infos, padding
  * go out), write each tensor's bytes in declaration order, finish (atomic rename).
- * Setting a key twice replaces its value in place (order of first setting is kept). */
+ * Setting a key twice replaces its value in place (order of first setting is kept).
+ * A tensor's bytes (sm_type_row_bytes(type, row_len) * nrows) may come in one call or in
+ * several, but one call never spans two tensors. A set_* call with a bad argument (empty key,
+ * general.alignment not a power of two or not u32, ...) is reported by begin. The file is
+ * byte-for-byte what ggml's gguf_write_to_file writes for the same metadata and tensors. */
 typedef struct sm_gguf_writer sm_gguf_writer;
 sm_gguf_writer *sm_gguf_writer_new(void);
 void sm_gguf_set_u8(sm_gguf_writer *w, const char *key, uint8_t v);
