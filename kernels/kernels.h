@@ -32,12 +32,14 @@ bool sm_matmul_supported(sm_type type, int64_t n_in);
 /* Convert n elements (a whole number of blocks) of a weight row of `type` to float. */
 int sm_row_to_f32(sm_type type, const void *src, float *dst, int64_t n);
 
-/* y = x · Wᵀ: for r < n_out and t < n_tok,
- *     y[t*ldy + r] = sum over k < n_in of W[r][k] * x[t*ldx + k]
+/* Y = W · X with activations stored feature-major ("transposed"): row k of X holds
+ * feature k of every token, tokens contiguous. For r < n_out and t < n_tok:
+ *     y[r*ldy + t] = sum over k < n_in of W[r][k] * x[k*ldx + t]
  * W is n_out rows of n_in elements of `wtype`, row r at (const char *)w + r*w_stride.
- * x and y are float and must not overlap. Weights are dequantized a block at a time into
- * small per-thread buffers, never as a whole. Batches (n_tok >= 8) run as a register-tiled
- * matrix-matrix product; smaller ones as dot products.
+ * x and y are float and must not overlap. Weights are converted to float a block at a time
+ * into small per-thread buffers, never as a whole. Batches of >= 8 tokens run as
+ * register-tiled matrix products that read x and write y in place (no packing); smaller
+ * ones as dot products.
  *
  * Determinism: each output element is computed by one thread in a fixed order that does
  * not depend on the thread count or on which rows a thread got, so results are

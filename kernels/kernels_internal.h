@@ -1,12 +1,11 @@
 /* kernels_internal.h - what each ISA variant of the matrix kernels provides to the driver in
  * matmul.c. One variant per file: matmul_scalar.c, matmul_avx2.c, matmul_avx512.c.
  *
- * The matrix-matrix product works on activations packed into "panels" of tpw tokens:
- * xt[k*tpw + j] holds x[t0 + j][k] (64-byte aligned, zero-padded past the last token). A
- * tile multiplies mr weight rows (float, row r at w + r*ldw) with one panel over kb
- * columns, accumulating into c[r*tpw + j] (zeroed first when `first`). Every element of c
- * is a sequential sum over k with one accumulator, so its value does not depend on the
- * tile it was computed in. */
+ * A tile multiplies mr weight rows (float, row r at w + r*ldw) with a panel of `valid`
+ * (<= tpw) tokens of feature-major activations (feature k of token j at x[k*ldx + j]) over
+ * kb features, accumulating into y[r*ldy + j] (overwriting it when `first`). Every output
+ * element is a sequential sum over k with one accumulator, so its value does not depend on
+ * the tile or the panel it was computed in. */
 #ifndef SMELT_KERNELS_INTERNAL_H
 #define SMELT_KERNELS_INTERNAL_H
 
@@ -15,7 +14,8 @@
 typedef struct sm_gemm_isa {
     int mr;  /* weight rows per register tile (the largest `mr` tile accepts) */
     int tpw; /* tokens per panel */
-    void (*tile)(int mr, const float *w, int64_t ldw, const float *xt, int64_t kb, float *c, bool first);
+    void (*tile)(int mr, const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t kb, int valid, float *y,
+                 int64_t ldy, bool first);
     /* sum of a[i]*b[i] in a fixed order */
     float (*dot)(const float *a, const float *b, int64_t n);
     /* plain conversions (src may be unaligned) */

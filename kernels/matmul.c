@@ -1,11 +1,11 @@
-/* matmul.c - y = x · Wᵀ for weights in any supported storage type (see kernels.h).
+/* matmul.c - Y = W · X for weights in any supported storage type, activations
+ * feature-major (see kernels.h).
  *
- * Batches of 8 or more tokens: the activations are packed once into panels of tpw tokens
- * (transposed, so a column of the panel is one k for tpw tokens); each thread then walks its
- * share of output rows in chunks of CHUNK_ROWS rows and the columns in blocks of KB. For a
- * block it converts mr weight rows x KB columns to float (a few KB, stays in L1) and runs
- * the ISA's register tile over every panel, accumulating into a per-thread chunk buffer that
- * is scattered into y when the chunk is done. Every weight element is converted once.
+ * Batches of 8 or more tokens: each thread walks its share of output rows in chunks of
+ * CHUNK_ROWS rows (whose outputs stay in L2) and the features in blocks of KB (whose
+ * activations stay in L2). For a block it converts mr weight rows x KB features to float
+ * (a few KB, in L1) and runs the ISA's register tile over every panel of tokens,
+ * accumulating into y in place. Every weight element is converted exactly once.
  *
  * Smaller batches: each thread converts one weight row at a time and takes dot products
  * with every token.
@@ -85,7 +85,7 @@ int sm_row_to_f32(sm_type type, const void *src, float *dst, int64_t n) {
 
 /* A per-thread scratch buffer that only grows (64-byte aligned). */
 typedef struct scratch { float *p; size_t cap; } scratch;
-static _Thread_local scratch tl_xt, tl_chunk, tl_row;
+static _Thread_local scratch tl_row, tl_cols;
 
 static float *scratch_get(scratch *s, size_t n) {
     if (s->cap < n) {
@@ -105,28 +105,26 @@ typedef struct job {
     const char *w;
     size_t stride;
     int64_t n_out, n_in, n_tok, ldx, ldy;
-    const float *x;
+    const float *x;     /* feature-major activations (gemm) */
+    const float *cols;  /* token-major copy of the activations (dot products) */
     float *y;
     bool direct;        /* F32 weights read in place */
-    const float *xt;    /* packed panels (gemm) */
-    int64_t n_pan;
 } job;
 
 /* Rows [r0, r1) of a batched product. Returns -1 only if a dequantizer fails. */
 static int gemm_rows(const job *J, int64_t r0, int64_t r1) {
     const sm_gemm_isa *isa = J->isa;
     const int mr = isa->mr, tpw = isa->tpw;
-    float *chunk = scratch_get(&tl_chunk, (size_t)CHUNK_ROWS * J->n_pan * tpw);
-    float *wbuf = scratch_get(&tl_row, (size_t)mr * KB);
-    if (!chunk || !wbuf) return sm_error("out of memory for matrix product scratch");
+    float *wbuf = J->direct ? NULL : scratch_get(&tl_row, (size_t)mr * KB);
+    if (!J->direct && !wbuf) return sm_error("out of memory for matrix product scratch");
     for (int64_t c0 = r0; c0 < r1; c0 += CHUNK_ROWS) {
         const int64_t cn = r1 - c0 < CHUNK_ROWS ? r1 - c0 : CHUNK_ROWS;
         for (int64_t k0 = 0; k0 < J->n_in; k0 += KB) {
             const int64_t kb = J->n_in - k0 < KB ? J->n_in - k0 : KB;
             const size_t koff = (size_t)sm_type_row_bytes(J->type, k0);
-            for (int64_t b0 = 0; b0 < cn; b0 += mr) {
-                const int m = (int)(cn - b0 < mr ? cn - b0 : mr);
-                const char *wr = J->w + (size_t)(c0 + b0) * J->stride + koff;
+            for (int64_t b0 = c0; b0 < c0 + cn; b0 += mr) {
+                const int m = (int)(c0 + cn - b0 < mr ? c0 + cn - b0 : mr);
+                const char *wr = J->w + (size_t)b0 * J->stride + koff;
                 const float *wp;
                 int64_t ldw;
                 if (J->direct) {
@@ -138,42 +136,18 @@ static int gemm_rows(const job *J, int64_t r0, int64_t r1) {
                     wp = wbuf;
                     ldw = KB;
                 }
-                float *cb = chunk + (size_t)b0 * J->n_pan * tpw;
-                for (int64_t p = 0; p < J->n_pan; p++)
-                    isa->tile(m, wp, ldw, J->xt + ((size_t)p * J->n_in + k0) * tpw, kb,
-                              cb + (size_t)p * m * tpw, k0 == 0);
-            }
-        }
-        /* scatter the chunk: block b0 (m rows), panel p holds c[r*tpw + j] for token p*tpw+j */
-        for (int64_t b0 = 0; b0 < cn; b0 += mr) {
-            const int m = (int)(cn - b0 < mr ? cn - b0 : mr);
-            const float *cb = chunk + (size_t)b0 * J->n_pan * tpw;
-            for (int64_t t = 0; t < J->n_tok; t++) {
-                const float *cp = cb + (size_t)(t / tpw) * m * tpw + t % tpw;
-                float *yt = J->y + t * J->ldy + c0 + b0;
-                for (int r = 0; r < m; r++) yt[r] = cp[(size_t)r * tpw];
+                for (int64_t t0 = 0; t0 < J->n_tok; t0 += tpw) {
+                    const int valid = (int)(J->n_tok - t0 < tpw ? J->n_tok - t0 : tpw);
+                    isa->tile(m, wp, ldw, J->x + k0 * J->ldx + t0, J->ldx, kb, valid, J->y + b0 * J->ldy + t0, J->ldy,
+                              k0 == 0);
+                }
             }
         }
     }
     return 0;
 }
 
-/* Pack tokens of panel p: xt[(p*n_in + k)*tpw + j] = x[p*tpw + j][k], zero past n_tok. */
-static void pack_panel(const job *J, float *xt, int64_t p) {
-    const int tpw = J->isa->tpw;
-    float *dst = xt + (size_t)p * J->n_in * tpw;
-    for (int j = 0; j < tpw; j++) {
-        const int64_t t = p * tpw + j;
-        if (t < J->n_tok) {
-            const float *src = J->x + t * J->ldx;
-            for (int64_t k = 0; k < J->n_in; k++) dst[k * tpw + j] = src[k];
-        } else {
-            for (int64_t k = 0; k < J->n_in; k++) dst[k * tpw + j] = 0.0f;
-        }
-    }
-}
-
-/* Rows [r0, r1) as dot products. */
+/* Rows [r0, r1) as dot products with the token-major columns. */
 static int gemv_rows(const job *J, int64_t r0, int64_t r1) {
     float *row = J->direct ? NULL : scratch_get(&tl_row, (size_t)J->n_in);
     if (!J->direct && !row) return sm_error("out of memory for matrix product scratch");
@@ -186,7 +160,7 @@ static int gemv_rows(const job *J, int64_t r0, int64_t r1) {
             if (convert(J->isa, J->type, wr, row, J->n_in)) return -1;
             wf = row;
         }
-        for (int64_t t = 0; t < J->n_tok; t++) J->y[t * J->ldy + r] = J->isa->dot(wf, J->x + t * J->ldx, J->n_in);
+        for (int64_t t = 0; t < J->n_tok; t++) J->y[r * J->ldy + t] = J->isa->dot(wf, J->cols + t * J->n_in, J->n_in);
     }
     return 0;
 }
@@ -211,22 +185,19 @@ static int run(sm_type type, const void *w, size_t stride, int64_t n_out, int64_
              .n_tok = n_tok, .ldx = ldx, .ldy = ldy, .x = x, .y = y};
     J.direct = type == SM_TYPE_F32 && ((uintptr_t)w % sizeof(float)) == 0 && stride % sizeof(float) == 0;
     const bool gemm = n_tok >= GEMM_MIN_TOKENS;
-    float *xt = NULL;
-    if (gemm) {
-        J.n_pan = (n_tok + J.isa->tpw - 1) / J.isa->tpw;
-        xt = scratch_get(&tl_xt, (size_t)J.n_pan * J.isa->tpw * n_in);
-        if (!xt) return sm_error("out of memory for matrix product scratch");
-        J.xt = xt;
+    if (!gemm) { /* a few tokens: gather each token's features contiguously */
+        float *cols = scratch_get(&tl_cols, (size_t)(n_tok * n_in));
+        if (!cols) return sm_error("out of memory for matrix product scratch");
+        for (int64_t k = 0; k < n_in; k++)
+            for (int64_t t = 0; t < n_tok; t++) cols[t * n_in + k] = x[k * ldx + t];
+        J.cols = cols;
     }
     int n_threads = 1;
 #ifdef _OPENMP
-    if (parallel) n_threads = omp_get_max_threads();
+    if (parallel && !omp_in_parallel()) n_threads = omp_get_max_threads();
+    if (n_threads > (n_out + J.isa->mr - 1) / J.isa->mr) n_threads = (int)((n_out + J.isa->mr - 1) / J.isa->mr);
 #endif
-    if (n_threads == 1) {
-        if (gemm)
-            for (int64_t p = 0; p < J.n_pan; p++) pack_panel(&J, xt, p);
-        return gemm ? gemm_rows(&J, 0, n_out) : gemv_rows(&J, 0, n_out);
-    }
+    if (n_threads <= 1) return gemm ? gemm_rows(&J, 0, n_out) : gemv_rows(&J, 0, n_out);
     int failed = 0;
 #pragma omp parallel num_threads(n_threads) reduction(| : failed)
     {
@@ -235,10 +206,6 @@ static int run(sm_type type, const void *w, size_t stride, int64_t n_out, int64_
         i = omp_get_thread_num();
         n = omp_get_num_threads();
 #endif
-        if (gemm) {
-#pragma omp for schedule(static)
-            for (int64_t p = 0; p < J.n_pan; p++) pack_panel(&J, xt, p);
-        }
         int64_t lo, hi;
         share(&J, i, n, &lo, &hi);
         if (lo < hi) failed |= (gemm ? gemm_rows(&J, lo, hi) : gemv_rows(&J, lo, hi)) != 0;

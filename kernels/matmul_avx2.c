@@ -7,36 +7,55 @@
 #define MR 6
 #define TPW 16
 
-static inline __attribute__((always_inline)) void tile_n(const int mr, const float *w, int64_t ldw,
-                                                         const float *xt, int64_t kb, float *c, bool first) {
+/* full: all 16 tokens valid (plain loads); otherwise masked loads and stores */
+static inline __attribute__((always_inline)) void tile_n(const int mr, const bool full, const float *w, int64_t ldw,
+                                                         const float *x, int64_t ldx, int64_t kb, int valid, float *y,
+                                                         int64_t ldy, bool first) {
+    __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
+    if (!full) {
+        const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), idx);
+        m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid - 8), idx);
+    }
+#define LD(p, m) (full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m))
     __m256 acc[MR][2];
     for (int r = 0; r < mr; r++) {
-        acc[r][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * TPW);
-        acc[r][1] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * TPW + 8);
+        acc[r][0] = first ? _mm256_setzero_ps() : LD(y + r * ldy, m0);
+        acc[r][1] = first ? _mm256_setzero_ps() : LD(y + r * ldy + 8, m1);
     }
     for (int64_t k = 0; k < kb; k++) {
-        const __m256 x0 = _mm256_load_ps(xt + k * TPW), x1 = _mm256_load_ps(xt + k * TPW + 8);
+        const __m256 x0 = LD(x + k * ldx, m0), x1 = LD(x + k * ldx + 8, m1);
         for (int r = 0; r < mr; r++) {
             const __m256 b = _mm256_broadcast_ss(w + r * ldw + k);
             acc[r][0] = _mm256_fmadd_ps(b, x0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(b, x1, acc[r][1]);
         }
     }
+#undef LD
     for (int r = 0; r < mr; r++) {
-        _mm256_storeu_ps(c + r * TPW, acc[r][0]);
-        _mm256_storeu_ps(c + r * TPW + 8, acc[r][1]);
+        if (full) {
+            _mm256_storeu_ps(y + r * ldy, acc[r][0]);
+            _mm256_storeu_ps(y + r * ldy + 8, acc[r][1]);
+        } else {
+            _mm256_maskstore_ps(y + r * ldy, m0, acc[r][0]);
+            _mm256_maskstore_ps(y + r * ldy + 8, m1, acc[r][1]);
+        }
     }
 }
 
-static void tile(int mr, const float *w, int64_t ldw, const float *xt, int64_t kb, float *c, bool first) {
+static void tile(int mr, const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t kb, int valid, float *y,
+                 int64_t ldy, bool first) {
+#define CASE(n)                                                                           \
+    case n:                                                                               \
+        if (valid == TPW) tile_n(n, true, w, ldw, x, ldx, kb, valid, y, ldy, first);      \
+        else tile_n(n, false, w, ldw, x, ldx, kb, valid, y, ldy, first);                  \
+        break;
     switch (mr) {
-    case 1: tile_n(1, w, ldw, xt, kb, c, first); break;
-    case 2: tile_n(2, w, ldw, xt, kb, c, first); break;
-    case 3: tile_n(3, w, ldw, xt, kb, c, first); break;
-    case 4: tile_n(4, w, ldw, xt, kb, c, first); break;
-    case 5: tile_n(5, w, ldw, xt, kb, c, first); break;
-    default: tile_n(6, w, ldw, xt, kb, c, first); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5)
+    default:
+        CASE(6)
     }
+#undef CASE
 }
 
 static inline float hsum(__m256 v) {

@@ -7,15 +7,23 @@
 #define MR 6
 #define TPW 64
 
-static inline __attribute__((always_inline)) void tile_n(const int mr, const float *w, int64_t ldw,
-                                                         const float *xt, int64_t kb, float *c, bool first) {
+/* full: all 64 tokens valid (plain loads); otherwise masked loads and stores */
+static inline __attribute__((always_inline)) void tile_n(const int mr, const bool full, const float *w, int64_t ldw,
+                                                         const float *x, int64_t ldx, int64_t kb, int valid, float *y,
+                                                         int64_t ldy, bool first) {
+    __mmask16 mk[4] = {0xffff, 0xffff, 0xffff, 0xffff};
+    if (!full)
+        for (int v = 0; v < 4; v++) {
+            const int left = valid - 16 * v;
+            mk[v] = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+        }
+#define LD(p, v) (full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mk[v], p))
     __m512 acc[MR][4];
     for (int r = 0; r < mr; r++)
-        for (int v = 0; v < 4; v++) acc[r][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * TPW + 16 * v);
+        for (int v = 0; v < 4; v++) acc[r][v] = first ? _mm512_setzero_ps() : LD(y + r * ldy + 16 * v, v);
     for (int64_t k = 0; k < kb; k++) {
-        const float *xk = xt + k * TPW;
-        const __m512 x0 = _mm512_load_ps(xk), x1 = _mm512_load_ps(xk + 16);
-        const __m512 x2 = _mm512_load_ps(xk + 32), x3 = _mm512_load_ps(xk + 48);
+        const float *xk = x + k * ldx;
+        const __m512 x0 = LD(xk, 0), x1 = LD(xk + 16, 1), x2 = LD(xk + 32, 2), x3 = LD(xk + 48, 3);
         for (int r = 0; r < mr; r++) {
             const __m512 b = _mm512_set1_ps(w[r * ldw + k]);
             acc[r][0] = _mm512_fmadd_ps(b, x0, acc[r][0]);
@@ -24,19 +32,27 @@ static inline __attribute__((always_inline)) void tile_n(const int mr, const flo
             acc[r][3] = _mm512_fmadd_ps(b, x3, acc[r][3]);
         }
     }
+#undef LD
     for (int r = 0; r < mr; r++)
-        for (int v = 0; v < 4; v++) _mm512_storeu_ps(c + r * TPW + 16 * v, acc[r][v]);
+        for (int v = 0; v < 4; v++) {
+            if (full) _mm512_storeu_ps(y + r * ldy + 16 * v, acc[r][v]);
+            else _mm512_mask_storeu_ps(y + r * ldy + 16 * v, mk[v], acc[r][v]);
+        }
 }
 
-static void tile(int mr, const float *w, int64_t ldw, const float *xt, int64_t kb, float *c, bool first) {
+static void tile(int mr, const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t kb, int valid, float *y,
+                 int64_t ldy, bool first) {
+#define CASE(n)                                                                           \
+    case n:                                                                               \
+        if (valid == TPW) tile_n(n, true, w, ldw, x, ldx, kb, valid, y, ldy, first);      \
+        else tile_n(n, false, w, ldw, x, ldx, kb, valid, y, ldy, first);                  \
+        break;
     switch (mr) {
-    case 1: tile_n(1, w, ldw, xt, kb, c, first); break;
-    case 2: tile_n(2, w, ldw, xt, kb, c, first); break;
-    case 3: tile_n(3, w, ldw, xt, kb, c, first); break;
-    case 4: tile_n(4, w, ldw, xt, kb, c, first); break;
-    case 5: tile_n(5, w, ldw, xt, kb, c, first); break;
-    default: tile_n(6, w, ldw, xt, kb, c, first); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5)
+    default:
+        CASE(6)
     }
+#undef CASE
 }
 
 static float dot(const float *a, const float *b, int64_t n) {

@@ -6,19 +6,20 @@
 #define MR 4
 #define TPW 4
 
-static void tile(int mr, const float *w, int64_t ldw, const float *xt, int64_t kb, float *c, bool first) {
+static void tile(int mr, const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t kb, int valid, float *y,
+                 int64_t ldy, bool first) {
     float acc[MR][TPW];
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < TPW; j++) acc[r][j] = first ? 0.0f : c[r * TPW + j];
+        for (int j = 0; j < valid; j++) acc[r][j] = first ? 0.0f : y[r * ldy + j];
     for (int64_t k = 0; k < kb; k++) {
-        const float *xk = xt + k * TPW;
+        const float *xk = x + k * ldx;
         for (int r = 0; r < mr; r++) {
-            float b = w[r * ldw + k];
-            for (int j = 0; j < TPW; j++) acc[r][j] += b * xk[j];
+            const float b = w[r * ldw + k];
+            for (int j = 0; j < valid; j++) acc[r][j] += b * xk[j];
         }
     }
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < TPW; j++) c[r * TPW + j] = acc[r][j];
+        for (int j = 0; j < valid; j++) y[r * ldy + j] = acc[r][j];
 }
 
 static float dot(const float *a, const float *b, int64_t n) {

@@ -37,17 +37,27 @@ struct sm_model {
     size_t n_owned;
 };
 
+/* Activations are feature-major (see kernels.h): row f of a batch buffer holds feature f of
+ * every token of the batch, `ld` floats apart. */
 struct sm_context {
     const sm_model *m;
-    int64_t n_ctx, n_batch, n_past;
+    int64_t n_ctx, n_batch, n_past, ld;
     float *k_cache;             /* per layer [n_head_kv][n_ctx][head_dim] */
     float *v_cache;             /* per layer [n_head_kv][head_dim][n_ctx] (transposed) */
-    float *rope_cos, *rope_sin; /* [n_ctx][head_dim/2] */
-    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up; /* batch scratch */
+    float *rope_cos, *rope_sin; /* [head_dim/2][n_ctx] */
+    float *x, *xn, *tmp;        /* [n_embd][ld] */
+    float *q, *att;             /* [n_head*head_dim][ld] */
+    float *k, *v;               /* [n_head_kv*head_dim][ld] */
+    float *gate, *up;           /* [n_ff][ld] */
+    float *logits_t;            /* [LOGIT_ROWS][ld] */
+    double *ss;                 /* [n_batch] */
 };
 
-/* Attention of batch rows [0, n) at positions pos0.. over the layer's cache (which already
- * holds this batch's keys and values): out[i][h*head_dim + d]. */
+/* Vocabulary rows per output product (bounds the transposed-logits scratch). */
+#define SM_LOGIT_ROWS 4096
+
+/* Attention of the batch's n tokens (positions pos0..) over the layer's cache, which
+ * already holds their keys and values: q and out are [n_head*head_dim][ld]. */
 int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, int64_t pos0, float *out);
 
 #endif
