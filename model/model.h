@@ -23,6 +23,15 @@ typedef struct sm_hparams {
     int64_t rope_scaling_orig_ctx;
     float rope_llama3_low_freq, rope_llama3_high_freq; /* llama3 only */
     bool rope_hf_layout;   /* q/k weights are in HF rotate_half layout (need the permute) */
+    /* ---- added with the converter (model/arch.c) ---- */
+    bool attn_out_bias;    /* attn_output has a bias (Llama attention_bias) */
+    bool mlp_bias;         /* ffn_gate/up/down have biases (Llama mlp_bias) */
+    bool explicit_head_dim;/* config.json gave head_dim (llama.cpp then writes key/value_length) */
+    bool llama_keys;       /* write <arch>.vocab_size and .rope.dimension_count (llama.cpp's LlamaModel) */
+    int64_t sliding_window;/* Mistral/Qwen2 sliding_window (0: none); llama.cpp's llama/qwen2 ignore it */
+    /* yarn extras, each written only when its bit in rope_yarn_set is on (1 ext, 2 attn, 4 fast, 8 slow) */
+    unsigned rope_yarn_set;
+    float rope_yarn_ext_factor, rope_yarn_attn_factor, rope_yarn_beta_fast, rope_yarn_beta_slow;
 } sm_hparams;
 
 /* Supported HF architectures, comma-separated, for error messages. */
@@ -43,6 +52,24 @@ enum {
 int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, size_t cap, int *flags);
 /* The inverse (GGUF -> HF name), for LoRA and exports; 0 if none. */
 int sm_map_gguf_name(const sm_hparams *hp, const char *gguf_name, char *hf_name, size_t cap);
+/* ---- added with the converter ---- */
+
+/* Hyperparameters of a llama2.c checkpoint (arch "llama", rms eps 1e-5, rope theta 10000,
+ * rope already in ggml's layout). */
+int sm_hparams_from_llama2c(const sm_llama2c_config *cfg, sm_hparams *hp);
+/* The tensors a model with these hyperparameters has, in GGUF names with outermost-first
+ * shapes (generated tensors such as rope_freqs excluded): fills entry i and returns 1, or
+ * returns 0 when i is past the end. */
+int sm_arch_tensor(const sm_hparams *hp, size_t i, char *name, size_t cap, int *n_dims, int64_t shape[SM_MAX_DIMS]);
+/* llama3 rope scaling: the head_dim/2 frequency factors llama.cpp reads from rope_freqs.weight
+ * (computed as convert_hf_to_gguf.py does). 0 if hp has llama3 scaling, else -1. */
+int sm_rope_llama3_factors(const sm_hparams *hp, float *out, int64_t n);
+/* sm_hparams_to_gguf plus general.file_type (when >= 0) where llama.cpp's converter puts it,
+ * so that the key order matches convert_hf_to_gguf.py's. */
+void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_writer *w);
+/* GGUF general.file_type (llama_ftype) for an output type: 0 f32, 1 f16, 7 q8_0, 32 bf16; -1 if none. */
+int sm_ftype_for_type(sm_type t);
+
 /* Permute rows of a [n_rows, row_len] F32 matrix from HF rotate_half order to ggml's
  * interleaved rope order (what llama.cpp's converter does), for n_heads heads. */
 void sm_permute_rope_rows(const float *src, float *dst, int64_t n_rows, int64_t row_len, int64_t n_heads);

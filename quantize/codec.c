@@ -1,0 +1,171 @@
+/* codec.c - the codec table and the public entry points of quantize.h: input checks, the
+ * per-row dispatch (OpenMP over rows, static schedule, so the bytes never depend on the
+ * thread count) and the check that every stored scale is a finite f16. */
+#include "quantize/quantize.h"
+
+#include "quantize/codec_internal.h"
+
+#include <math.h>
+#include <stddef.h>
+
+typedef struct q_codec {
+    sm_type type;
+    q_row_fn quantize;     /* scalar reference; NULL: dequantize only */
+    q_deq_fn dequantize;
+    bool uses_imatrix;     /* ggml's quantizer for this type reads importance weights */
+    uint8_t n_scales;      /* f16 scale fields per block, at scale_off[] */
+    uint8_t scale_off[2];
+} q_codec;
+
+#define SCALES1(T, a) 1, {offsetof(T, a), 0}
+#define SCALES2(T, a, b) 2, {offsetof(T, a), offsetof(T, b)}
+
+static const q_codec CODECS[] = {
+    {SM_TYPE_Q4_0, q_quantize_q4_0, q_dequantize_q4_0, true, SCALES1(block_q4_0, d)},
+    {SM_TYPE_Q4_1, q_quantize_q4_1, q_dequantize_q4_1, true, SCALES2(block_q4_1, d, m)},
+    {SM_TYPE_Q5_0, q_quantize_q5_0, q_dequantize_q5_0, true, SCALES1(block_q5_0, d)},
+    {SM_TYPE_Q5_1, q_quantize_q5_1, q_dequantize_q5_1, true, SCALES2(block_q5_1, d, m)},
+    {SM_TYPE_Q8_0, q_quantize_q8_0, q_dequantize_q8_0, false, SCALES1(block_q8_0, d)},
+    {SM_TYPE_Q2_K, q_quantize_q2_K, q_dequantize_q2_K, true, SCALES2(block_q2_K, d, dmin)},
+    {SM_TYPE_Q3_K, q_quantize_q3_K, q_dequantize_q3_K, true, SCALES1(block_q3_K, d)},
+    {SM_TYPE_Q4_K, q_quantize_q4_K, q_dequantize_q4_K, true, SCALES2(block_q4_K, d, dmin)},
+    {SM_TYPE_Q5_K, q_quantize_q5_K, q_dequantize_q5_K, true, SCALES2(block_q5_K, d, dmin)},
+    {SM_TYPE_Q6_K, q_quantize_q6_K, q_dequantize_q6_K, true, SCALES1(block_q6_K, d)},
+    {SM_TYPE_Q8_K, NULL, q_dequantize_q8_K, false, 0, {0, 0}},
+    {SM_TYPE_IQ4_NL, q_quantize_iq4_nl, q_dequantize_iq4_nl, true, SCALES1(block_iq4_nl, d)},
+    {SM_TYPE_IQ4_XS, q_quantize_iq4_xs, q_dequantize_iq4_xs, true, SCALES1(block_iq4_xs, d)},
+};
+
+static const q_codec *codec_of(sm_type t) {
+    for (size_t i = 0; i < sizeof CODECS / sizeof CODECS[0]; i++)
+        if (CODECS[i].type == t) return &CODECS[i];
+    return NULL;
+}
+
+static int g_isa = -1;
+
+sm_isa q_active_isa(void) {
+    int isa = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
+    if (isa < 0) {
+        isa = (int)sm_cpu_isa();
+        __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
+    }
+    return (sm_isa)isa;
+}
+
+void q_force_isa(sm_isa isa) {
+    if (isa > sm_cpu_isa()) isa = sm_cpu_isa();
+    __atomic_store_n(&g_isa, (int)isa, __ATOMIC_RELAXED);
+}
+
+/* The fastest row quantizer of codec c for the active ISA (all give the same bytes). */
+static q_row_fn row_quantizer(const q_codec *c) {
+    return c->quantize;
+}
+
+static bool is_plain_float(sm_type t) { return t == SM_TYPE_F32 || t == SM_TYPE_F16 || t == SM_TYPE_BF16; }
+
+bool sm_quantize_supported(sm_type type) {
+    if (is_plain_float(type)) return true;
+    const q_codec *c = codec_of(type);
+    return c && c->quantize;
+}
+
+bool sm_quantize_requires_imatrix(sm_type type) {
+    return type == SM_TYPE_IQ2_XXS || type == SM_TYPE_IQ2_XS || type == SM_TYPE_IQ1_S;
+}
+
+/* Index of the first non-finite value of x[n], or -1. */
+static int64_t first_nonfinite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
+/* Index of the first block of a quantized row whose f16 scales are not finite, or -1. */
+static int64_t first_bad_scale(const q_codec *c, const uint8_t *row, int64_t nblocks, size_t block_bytes) {
+    for (int64_t b = 0; b < nblocks; b++) {
+        for (int k = 0; k < c->n_scales; k++) {
+            uint16_t h;
+            memcpy(&h, row + (size_t)b * block_bytes + c->scale_off[k], 2);
+            if ((h & 0x7c00) == 0x7c00) return b;
+        }
+    }
+    return -1;
+}
+
+size_t sm_quantize_rows(sm_type type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
+                        const float *imatrix) {
+    const sm_type_info *ti = sm_type_get(type);
+    if (!ti || !sm_quantize_supported(type))
+        return sm_error("quantize: cannot produce type %s", sm_type_name(type)), 0;
+    if (nrows < 0 || n_per_row <= 0)
+        return sm_error("quantize %s: bad shape (%lld rows of %lld)", ti->name, (long long)nrows,
+                        (long long)n_per_row), 0;
+    if (n_per_row % ti->block_size)
+        return sm_error("quantize %s: row length %lld is not a multiple of the block size %d", ti->name,
+                        (long long)n_per_row, ti->block_size), 0;
+    const size_t row_bytes = (size_t)sm_type_row_bytes(type, n_per_row);
+    if (nrows == 0) return 0;
+
+    if (is_plain_float(type)) {
+        if (sm_f32_to_plain(type, src, dst, nrows * n_per_row) != 0) return 0;
+        return (size_t)nrows * row_bytes;
+    }
+
+    const q_codec *c = codec_of(type);
+    if (!c->uses_imatrix) imatrix = NULL;
+    if (imatrix) {
+        for (int64_t j = 0; j < n_per_row; j++)
+            if (!isfinite(imatrix[j]) || imatrix[j] < 0)
+                return sm_error("quantize %s: importance weight %lld is %g (must be finite and >= 0)", ti->name,
+                                (long long)j, (double)imatrix[j]), 0;
+    }
+
+    /* Rows are independent; a failing row is recorded and the lowest such row reported. */
+    int64_t bad_row = INT64_MAX, bad_col = 0, bad_block = 0;
+    bool bad_input = false;
+    const int64_t nblocks = n_per_row / ti->block_size;
+    const q_row_fn quantize = row_quantizer(c);
+#pragma omp parallel for schedule(static) num_threads(sm_num_threads())
+    for (int64_t r = 0; r < nrows; r++) {
+        const float *x = src + r * n_per_row;
+        uint8_t *y = (uint8_t *)dst + (size_t)r * row_bytes;
+        int64_t col = first_nonfinite(x, n_per_row);
+        int64_t blk = -1;
+        if (col < 0) {
+            quantize(x, y, n_per_row, imatrix);
+            blk = first_bad_scale(c, y, nblocks, ti->block_bytes);
+        }
+        if (col >= 0 || blk >= 0) {
+#pragma omp critical(sm_quantize_error)
+            if (r < bad_row) {
+                bad_row = r;
+                bad_input = col >= 0;
+                bad_col = col;
+                bad_block = blk;
+            }
+        }
+    }
+    if (bad_row != INT64_MAX) {
+        if (bad_input)
+            return sm_error("quantize %s: row %lld, column %lld: value %g is not finite", ti->name, (long long)bad_row,
+                            (long long)bad_col, (double)src[bad_row * n_per_row + bad_col]), 0;
+        return sm_error("quantize %s: row %lld, block %lld: scale overflows f16 (values too large for %s)", ti->name,
+                        (long long)bad_row, (long long)bad_block, ti->name), 0;
+    }
+    return (size_t)nrows * row_bytes;
+}
+
+int sm_dequantize_row(sm_type type, const void *src, float *dst, int64_t n) {
+    const sm_type_info *ti = sm_type_get(type);
+    if (!ti) return sm_error("dequantize: unknown type %d", (int)type);
+    if (n < 0 || n % ti->block_size)
+        return sm_error("dequantize %s: %lld elements is not a whole number of blocks of %d", ti->name, (long long)n,
+                        ti->block_size);
+    if (!ti->quantized) return sm_plain_to_f32(type, src, dst, n);
+    const q_codec *c = codec_of(type);
+    if (!c) return sm_error("dequantize: no codec for %s", ti->name);
+    c->dequantize(src, dst, n);
+    return 0;
+}
