@@ -25,6 +25,7 @@
 #define KB 256          /* columns per block: a multiple of every block type's size */
 #define CHUNK_ROWS 96   /* rows per chunk: a multiple of every ISA's mr */
 #define GEMM_MIN_TOKENS 8
+#define MIN_WORK_PER_THREAD (1 << 20) /* multiply-adds: below this a thread costs more than it helps */
 
 static int g_isa = -1;
 
@@ -196,6 +197,8 @@ static int run(sm_type type, const void *w, size_t stride, int64_t n_out, int64_
 #ifdef _OPENMP
     if (parallel && !omp_in_parallel()) n_threads = omp_get_max_threads();
     if (n_threads > (n_out + J.isa->mr - 1) / J.isa->mr) n_threads = (int)((n_out + J.isa->mr - 1) / J.isa->mr);
+    const double work = (double)n_out * (double)n_in * (double)n_tok;
+    if (n_threads > work / MIN_WORK_PER_THREAD) n_threads = (int)(work / MIN_WORK_PER_THREAD);
 #endif
     if (n_threads <= 1) return gemm ? gemm_rows(&J, 0, n_out) : gemv_rows(&J, 0, n_out);
     int failed = 0;

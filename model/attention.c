@@ -48,8 +48,10 @@ int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, 
     const float *kc = c->k_cache + (size_t)layer * m->kv_dim * c->n_ctx;
     const float *vc = c->v_cache + (size_t)layer * m->kv_dim * c->n_ctx;
     const float scale = 1.0f / sqrtf((float)hd);
+    /* multiply-adds of the two products: small ones are not worth waking threads for */
+    const double work = 2.0 * (double)n_head * (double)n * (double)(pos0 + n) * (double)hd;
     int failed = 0;
-#pragma omp parallel reduction(| : failed)
+#pragma omp parallel reduction(| : failed) if (work >= (1 << 21))
     {
         float *s = malloc(sizeof(float) * (size_t)QBLOCK * (size_t)(pos0 + n));
         if (!s) failed = 1;

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #define MAX_CTX (1 << 24)
+/* element-wise loops smaller than this (in elements) run on one thread */
+#define PAR_MIN (1 << 16)
 
 /* ---- contexts ---- */
 
@@ -89,7 +91,7 @@ static void rms_norm(sm_context *c, const float *x, const float *w, float *y, in
     for (int64_t f = 0; f < E; f++)
         for (int64_t t = 0; t < n; t++) ss[t] += (double)x[f * ld + t] * x[f * ld + t];
     for (int64_t t = 0; t < n; t++) ss[t] = 1.0 / sqrt(ss[t] / (double)E + (double)c->m->hp.rms_eps);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (E * n >= PAR_MIN)
     for (int64_t f = 0; f < E; f++)
         for (int64_t t = 0; t < n; t++) y[f * ld + t] = (x[f * ld + t] * (float)ss[t]) * w[f];
 }
@@ -97,7 +99,7 @@ static void rms_norm(sm_context *c, const float *x, const float *w, float *y, in
 /* Rotate n_heads heads of the batch's n tokens at positions pos0... */
 static void rope(const sm_context *c, float *v, int64_t n_heads, int64_t n, int64_t pos0) {
     const int64_t hd = c->m->head_dim, half = hd / 2, ld = c->ld;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n_heads * hd * n >= PAR_MIN)
     for (int64_t hi = 0; hi < n_heads * half; hi++) {
         const int64_t h = hi / half, i = hi % half;
         const int64_t fa = h * hd + (c->m->rope == SM_ROPE_NORM ? 2 * i : i);
@@ -119,7 +121,7 @@ static void add_bias(const sm_context *c, float *v, const float *b, int64_t rows
 }
 
 static void add(const sm_context *c, float *x, const float *d, int64_t rows, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n >= PAR_MIN)
     for (int64_t f = 0; f < rows; f++)
         for (int64_t t = 0; t < n; t++) x[f * c->ld + t] += d[f * c->ld + t];
 }
@@ -155,17 +157,21 @@ static int layer(sm_context *c, int64_t l, int64_t n, int64_t pos0) {
         }
     if (sm_attention(c, l, c->q, n, pos0, c->att)) return -1;
     if (matmul(c, &L->wo, c->att, n, c->tmp)) return -1;
+    add_bias(c, c->tmp, L->bo, E, n);
     add(c, c->x, c->tmp, E, n);
 
     rms_norm(c, c->x, L->ffn_norm, c->xn, n);
     if (matmul(c, &L->gate, c->xn, n, c->gate) || matmul(c, &L->up, c->xn, n, c->up)) return -1;
-#pragma omp parallel for schedule(static)
+    add_bias(c, c->gate, L->bgate, F, n);
+    add_bias(c, c->up, L->bup, F, n);
+#pragma omp parallel for schedule(static) if (F * n >= PAR_MIN)
     for (int64_t f = 0; f < F; f++) {
         float *g = c->gate + f * ld;
         const float *u = c->up + f * ld;
         for (int64_t t = 0; t < n; t++) g[t] = g[t] / (1.0f + expf(-g[t])) * u[t];
     }
     if (matmul(c, &L->down, c->gate, n, c->tmp)) return -1;
+    add_bias(c, c->tmp, L->bdown, E, n);
     add(c, c->x, c->tmp, E, n);
     return 0;
 }
@@ -183,7 +189,7 @@ static int logits_out(sm_context *c, int64_t n, int64_t out_first, float *logits
         if (sm_matmul(w->type, (const char *)w->data + (size_t)v0 * w->stride, w->stride, rows, E, c->xn, ld, n_out,
                       c->logits_t, ld))
             return -1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n_out >= PAR_MIN)
         for (int64_t t = 0; t < n_out; t++)
             for (int64_t r = 0; r < rows; r++) logits[t * V + v0 + r] = c->logits_t[r * ld + t];
     }

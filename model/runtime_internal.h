@@ -15,7 +15,8 @@ typedef struct sm_weight {
 
 typedef struct sm_layer_weights {
     float *attn_norm, *ffn_norm; /* n_embd */
-    float *bq, *bk, *bv;         /* NULL when the model has no q/k/v biases */
+    float *bq, *bk, *bv, *bo;    /* biases: NULL when the model has none */
+    float *bgate, *bup, *bdown;
     sm_weight wq, wk, wv, wo, gate, up, down;
 } sm_layer_weights;
 

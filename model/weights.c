@@ -120,22 +120,14 @@ static int rope_setup(sm_model *m) {
             if (!(f[i] > 0)) return sm_error("%s: rope_freqs.weight[%lld] is not positive", source(m), (long long)i);
             m->rope_freq[i] /= f[i];
         }
-    } else if (!strcmp(type, "llama3")) {
-        const double factor = hp->rope_scaling_factor > 0 ? hp->rope_scaling_factor : 8.0;
-        const double lo = hp->rope_llama3_low_freq > 0 ? hp->rope_llama3_low_freq : 1.0;
-        const double hi = hp->rope_llama3_high_freq > 0 ? hp->rope_llama3_high_freq : 4.0;
-        const double old = hp->rope_scaling_orig_ctx > 0 ? (double)hp->rope_scaling_orig_ctx : 8192.0;
-        for (int64_t i = 0; i < half; i++) {
-            const double wavelen = 2 * M_PI / m->rope_freq[i];
-            double div;
-            if (wavelen < old / hi) div = 1;
-            else if (wavelen > old / lo) div = factor;
-            else {
-                const double smooth = (old / wavelen - lo) / (hi - lo);
-                div = 1 / ((1 - smooth) / factor + smooth);
-            }
-            m->rope_freq[i] /= div;
+    } else if (!strcmp(type, "llama3")) { /* HF checkpoint: the factors the converter would store */
+        float *f = malloc(sizeof(float) * (size_t)half);
+        if (!f || sm_rope_llama3_factors(hp, f, half)) {
+            free(f);
+            return f ? -1 : sm_error("out of memory");
         }
+        for (int64_t i = 0; i < half; i++) m->rope_freq[i] /= f[i];
+        free(f);
     }
     if (!strcmp(type, "linear")) {
         if (!(hp->rope_scaling_factor > 0)) return sm_error("%s: linear rope scaling needs a positive factor", source(m));
@@ -175,7 +167,11 @@ static int load_tensors(sm_model *m) {
             get_matrix(m, NAME("ffn_down.weight"), E, hp->n_ff, &L->down) ||
             get_vector(m, NAME("attn_q.bias"), m->q_dim, true, &L->bq) ||
             get_vector(m, NAME("attn_k.bias"), m->kv_dim, true, &L->bk) ||
-            get_vector(m, NAME("attn_v.bias"), m->kv_dim, true, &L->bv))
+            get_vector(m, NAME("attn_v.bias"), m->kv_dim, true, &L->bv) ||
+            get_vector(m, NAME("attn_output.bias"), E, true, &L->bo) ||
+            get_vector(m, NAME("ffn_gate.bias"), hp->n_ff, true, &L->bgate) ||
+            get_vector(m, NAME("ffn_up.bias"), hp->n_ff, true, &L->bup) ||
+            get_vector(m, NAME("ffn_down.bias"), E, true, &L->bdown))
             return -1;
 #undef NAME
     }
@@ -228,22 +224,8 @@ static int open_hf(sm_model *m, const char *dir) {
 
 static int open_llama2c(sm_model *m, const char *path) {
     sm_llama2c_config cfg;
-    if (sm_llama2c_open(path, &m->ckpt, &cfg)) return -1;
-    sm_hparams *hp = &m->hp;
-    memset(hp, 0, sizeof *hp);
-    snprintf(hp->arch, sizeof hp->arch, "llama");
-    hp->n_vocab = cfg.vocab_size;
-    hp->n_embd = cfg.dim;
-    hp->n_ff = cfg.hidden_dim;
-    hp->n_layer = cfg.n_layers;
-    hp->n_head = cfg.n_heads;
-    hp->n_head_kv = cfg.n_kv_heads;
-    hp->head_dim = cfg.n_heads > 0 ? cfg.dim / cfg.n_heads : 0;
-    hp->n_ctx_train = cfg.seq_len;
-    hp->rope_theta = 10000.0f; /* llama2.c's fixed choices */
-    hp->rms_eps = 1e-5f;
-    hp->tied_embeddings = cfg.shared_classifier;
-    m->rope = SM_ROPE_NORM;
+    if (sm_llama2c_open(path, &m->ckpt, &cfg) || sm_hparams_from_llama2c(&cfg, &m->hp)) return -1;
+    m->rope = SM_ROPE_NORM; /* llama2.c exports q/k in Meta's interleaved order */
     return 0;
 }
 
