@@ -35,7 +35,7 @@
  *     logits above min_logit, else 0 (q is all 0 when scale is 0).
  *
  * Every statistic is computed per position in parallel and summed in position order, so
- * the results do not depend on the thread count. */
+ * the results do not depend on the thread count (on the CPU device, the logits do not either). */
 #ifndef SMELT_CALIB_H
 #define SMELT_CALIB_H
 
@@ -48,6 +48,7 @@ typedef struct sm_ppl_opts {
     int32_t bos_id;          /* replaces each chunk's first token; -1: chunks start as they are */
     const char *save_logits; /* perplexity: also write the log-probability file here */
     bool quiet;              /* no progress bar */
+    sm_device device;        /* SM_DEVICE_CPU (default) or SM_DEVICE_CUDA */
 } sm_ppl_opts;
 
 /* Order statistics of per-position values (llama.cpp's percentile interpolation). */

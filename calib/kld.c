@@ -122,7 +122,7 @@ int sm_kl_divergence(const sm_model *m, const char *base_path, const sm_ppl_opts
         sm_error("out of memory");
         goto done;
     }
-    if (sm_context_new(m, n_ctx, o->n_batch, &ctx)) goto done;
+    if (sm_context_new_on(m, o->device, n_ctx, o->n_batch, &ctx)) goto done;
 
     double s_nll = 0, s_nll2 = 0, s_base = 0, s_base2 = 0, s_nb = 0, s_kld = 0, s_kld2 = 0;
     double s_dp = 0, s_dp2 = 0, s_dp4 = 0;

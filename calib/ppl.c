@@ -46,7 +46,7 @@ int sm_perplexity(const sm_model *m, const int32_t *tokens, int64_t n_tokens, co
     const int64_t first = n_ctx / 2, scored = n_ctx - 1 - first;
 
     sm_context *ctx = NULL;
-    if (sm_context_new(m, n_ctx, o->n_batch, &ctx)) return -1;
+    if (sm_context_new_on(m, o->device, n_ctx, o->n_batch, &ctx)) return -1;
     float *logits = malloc(sizeof(float) * (size_t)(n_ctx - first) * (size_t)n_vocab);
     int32_t *chunk = malloc(sizeof(int32_t) * (size_t)n_ctx);
     double *v = malloc(sizeof(double) * (size_t)scored);

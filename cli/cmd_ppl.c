@@ -36,7 +36,8 @@ static const char USAGE[] =
     "  --vocab FILE        tokenizer to use (SentencePiece .model), e.g. for llama2.c models\n"
     "  --json              print one JSON object on stdout\n"
     "  --quiet             no progress bar\n"
-    "  --device cpu|cuda   where to compute (default cpu; cuda fails if no device is usable)\n";
+    "  --device cpu|cuda   where to compute (default cpu). cuda needs a build with CUDA and a\n"
+    "                      usable GPU, and exits with status 1 otherwise (no silent fallback)\n";
 
 /* Whitespace-separated decimal token ids. */
 static int read_token_file(const char *path, int32_t **out, int64_t *n_out) {
@@ -83,7 +84,7 @@ static void add_dist(cJSON *j, const char *prefix, const sm_dist *d) {
     }
 }
 
-static void print_json(const sm_ppl_result *r, int64_t n_tokens, int threads) {
+static void print_json(const sm_ppl_result *r, int64_t n_tokens, int threads, const char *device) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "ppl", r->ppl);
     cJSON_AddNumberToObject(j, "ppl_stderr", r->ppl_stderr);
@@ -96,7 +97,7 @@ static void print_json(const sm_ppl_result *r, int64_t n_tokens, int threads) {
     cJSON_AddNumberToObject(j, "tokens_per_second", r->tokens_per_second);
     cJSON_AddNumberToObject(j, "threads", threads);
     cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
-    cJSON_AddStringToObject(j, "device", "cpu");
+    cJSON_AddStringToObject(j, "device", device);
     cJSON *chunks = cJSON_AddArrayToObject(j, "chunk_mean_nll");
     for (int64_t c = 0; c < r->n_chunks; c++) cJSON_AddItemToArray(chunks, cJSON_CreateNumber(r->chunk_nll[c]));
     if (r->has_kld) {
@@ -187,10 +188,10 @@ static int run(int argc, char **argv) {
     if (kld && o.save_logits) return cli_usage_error(&sm_cmd_ppl, "--save-logits and --kld cannot be combined");
     if (strcmp(device, "cpu") && strcmp(device, "cuda"))
         return cli_usage_error(&sm_cmd_ppl, "--device expects cpu or cuda, got '%s'", device);
-    if (!strcmp(device, "cuda")) {
+    if (!strcmp(device, "cuda")) { /* no silent fallback: a GPU run that ran on the CPU would mislead */
         const char *why = NULL;
         if (!sm_cuda_available(&why)) return cli_fail("ppl", "--device cuda: no usable CUDA device (%s)", why);
-        return cli_fail("ppl", "--device cuda: the CUDA forward pass is not available in this build");
+        o.device = SM_DEVICE_CUDA;
     }
 #ifdef _OPENMP
     omp_set_num_threads(threads);
@@ -217,7 +218,7 @@ static int run(int argc, char **argv) {
     free(ids);
     sm_model_free(m);
     if (rc) return cli_fail_last("ppl");
-    if (json) print_json(&r, kld ? r.n_chunks * r.n_ctx : n_ids, threads);
+    if (json) print_json(&r, kld ? r.n_chunks * r.n_ctx : n_ids, threads, device);
     else print_text(&r, threads);
     sm_ppl_result_free(&r);
     return 0;

@@ -53,4 +53,39 @@ int sm_matmul(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int6
 int sm_matmul_serial(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int64_t n_in,
                      const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy);
 
+/* ======================================================================================
+ * CUDA decoder (kernels/cuda/forward.cu; runtime section)
+ *
+ * A Llama-family decoder held on the device in float (the simple first version: weights are
+ * dequantized on the host and uploaded as F32; products are cuBLAS SGEMMs). Activations are
+ * token-major on the device. Built only with SMELT_HAVE_CUDA; otherwise every function
+ * fails with a message saying so.
+ * ==================================================================================== */
+
+typedef struct sm_cuda_dims {
+    int64_t n_vocab, n_embd, n_ff, n_layer, n_head, n_head_kv, head_dim;
+    int64_t n_ctx;           /* KV cache positions */
+    float rms_eps;
+    bool rope_neox;          /* pairs (i, i + head_dim/2) instead of (2i, 2i+1) */
+    const double *rope_freq; /* head_dim/2 angles per position step */
+} sm_cuda_dims;
+
+typedef enum sm_cuda_tensor {
+    SM_CT_TOK_EMBD, SM_CT_OUTPUT, SM_CT_OUTPUT_NORM,                 /* model-wide (layer -1) */
+    SM_CT_ATTN_NORM, SM_CT_FFN_NORM,                                 /* per layer */
+    SM_CT_WQ, SM_CT_WK, SM_CT_WV, SM_CT_WO, SM_CT_GATE, SM_CT_UP, SM_CT_DOWN,
+    SM_CT_BQ, SM_CT_BK, SM_CT_BV, SM_CT_BO, SM_CT_BGATE, SM_CT_BUP, SM_CT_BDOWN,
+    SM_CT_COUNT
+} sm_cuda_tensor;
+
+typedef struct sm_cuda_net sm_cuda_net;
+int sm_cuda_net_new(const sm_cuda_dims *d, sm_cuda_net **out);
+/* Copy n floats (a matrix row-major [out][in], or a vector) to the device as tensor `which`
+ * of `layer` (-1 for the model-wide ones). Biases are optional; everything else is required. */
+int sm_cuda_net_upload(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const float *host, int64_t n);
+/* Like sm_model_eval (the caller checks positions and token ids). */
+int sm_cuda_net_eval(sm_cuda_net *net, const int32_t *tokens, int64_t n, int64_t pos0, int64_t out_first,
+                     float *logits);
+void sm_cuda_net_free(sm_cuda_net *net);
+
 #endif

@@ -2,10 +2,10 @@
  * feature-major (see kernels.h).
  *
  * Batches of 8 or more tokens: each thread walks its share of output rows in chunks of
- * CHUNK_ROWS rows (whose outputs stay in L2) and the features in blocks of KB (whose
- * activations stay in L2). For a block it converts mr weight rows x KB features to float
- * (a few KB, in L1) and runs the ISA's register tile over every panel of tokens,
- * accumulating into y in place. Every weight element is converted exactly once.
+ * CHUNK_ROWS rows (whose outputs stay in L2) and the features in blocks of KB: it converts
+ * the chunk's weights for the block to float (once per weight element, into L2), then for
+ * each panel of tpw tokens and KSUB features (in L1) runs the ISA's register tile for every
+ * group of mr rows of the chunk, accumulating into y in place.
  *
  * Smaller batches: each thread converts one weight row at a time and takes dot products
  * with every token.
@@ -22,7 +22,8 @@
 
 #include "quantize/quantize.h"
 
-#define KB 256          /* columns per block: a multiple of every block type's size */
+#define KB 256          /* features converted at a time: a multiple of every block type's size */
+#define KSUB 128        /* features per pass over a panel */
 #define CHUNK_ROWS 96   /* rows per chunk: a multiple of every ISA's mr */
 #define GEMM_MIN_TOKENS 8
 #define MIN_WORK_PER_THREAD (1 << 20) /* multiply-adds: below this a thread costs more than it helps */
@@ -116,31 +117,36 @@ typedef struct job {
 static int gemm_rows(const job *J, int64_t r0, int64_t r1) {
     const sm_gemm_isa *isa = J->isa;
     const int mr = isa->mr, tpw = isa->tpw;
-    float *wbuf = J->direct ? NULL : scratch_get(&tl_row, (size_t)mr * KB);
+    float *wbuf = J->direct ? NULL : scratch_get(&tl_row, (size_t)CHUNK_ROWS * KB);
     if (!J->direct && !wbuf) return sm_error("out of memory for matrix product scratch");
     for (int64_t c0 = r0; c0 < r1; c0 += CHUNK_ROWS) {
         const int64_t cn = r1 - c0 < CHUNK_ROWS ? r1 - c0 : CHUNK_ROWS;
         for (int64_t k0 = 0; k0 < J->n_in; k0 += KB) {
             const int64_t kb = J->n_in - k0 < KB ? J->n_in - k0 : KB;
-            const size_t koff = (size_t)sm_type_row_bytes(J->type, k0);
-            for (int64_t b0 = c0; b0 < c0 + cn; b0 += mr) {
-                const int m = (int)(c0 + cn - b0 < mr ? c0 + cn - b0 : mr);
-                const char *wr = J->w + (size_t)b0 * J->stride + koff;
-                const float *wp;
-                int64_t ldw;
-                if (J->direct) {
-                    wp = (const float *)(const void *)wr;
-                    ldw = (int64_t)(J->stride / sizeof(float));
-                } else {
-                    for (int r = 0; r < m; r++)
-                        if (convert(isa, J->type, wr + (size_t)r * J->stride, wbuf + (size_t)r * KB, kb)) return -1;
-                    wp = wbuf;
-                    ldw = KB;
-                }
+            const char *wr = J->w + (size_t)c0 * J->stride + (size_t)sm_type_row_bytes(J->type, k0);
+            const float *wp;
+            int64_t ldw;
+            if (J->direct) {
+                wp = (const float *)(const void *)wr;
+                ldw = (int64_t)(J->stride / sizeof(float));
+            } else {
+                for (int64_t r = 0; r < cn; r++)
+                    if (convert(isa, J->type, wr + (size_t)r * J->stride, wbuf + (size_t)r * KB, kb)) return -1;
+                wp = wbuf;
+                ldw = KB;
+            }
+            /* a panel's KSUB features (KSUB*tpw floats) stay in L1 while every row block of
+             * the chunk passes over them */
+            for (int64_t s0 = 0; s0 < kb; s0 += KSUB) {
+                const int64_t ks = kb - s0 < KSUB ? kb - s0 : KSUB;
                 for (int64_t t0 = 0; t0 < J->n_tok; t0 += tpw) {
                     const int valid = (int)(J->n_tok - t0 < tpw ? J->n_tok - t0 : tpw);
-                    isa->tile(m, wp, ldw, J->x + k0 * J->ldx + t0, J->ldx, kb, valid, J->y + b0 * J->ldy + t0, J->ldy,
-                              k0 == 0);
+                    const float *xp = J->x + (k0 + s0) * J->ldx + t0;
+                    for (int64_t b0 = 0; b0 < cn; b0 += mr) {
+                        const int m = (int)(cn - b0 < mr ? cn - b0 : mr);
+                        isa->tile(m, wp + b0 * ldw + s0, ldw, xp, J->ldx, ks, valid, J->y + (c0 + b0) * J->ldy + t0,
+                                  J->ldy, k0 + s0 == 0);
+                    }
                 }
             }
         }

@@ -70,8 +70,26 @@ int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context
     return 0;
 }
 
+int sm_context_new_on(const sm_model *m, sm_device device, int64_t n_ctx, int64_t n_batch, sm_context **out) {
+    if (device == SM_DEVICE_CPU) return sm_context_new(m, n_ctx, n_batch, out);
+    *out = NULL;
+    if (n_ctx <= 0 || n_ctx > MAX_CTX) return sm_error("context size %lld is out of range", (long long)n_ctx);
+    sm_context *c = calloc(1, sizeof *c);
+    if (!c) return sm_error("out of memory");
+    c->m = m;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch > 0 && n_batch < n_ctx ? n_batch : n_ctx;
+    if (sm_cuda_net_for_model(m, n_ctx, &c->cuda)) {
+        free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
 void sm_context_free(sm_context *c) {
     if (!c) return;
+    sm_cuda_net_free(c->cuda);
     void *bufs[] = {c->k_cache, c->v_cache, c->rope_cos, c->rope_sin, c->x, c->xn, c->tmp, c->q,
                     c->att, c->k, c->v, c->gate, c->up, c->logits_t, c->ss};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -225,6 +243,11 @@ int sm_model_eval(const sm_model *m, sm_context *c, const int32_t *tokens, int64
             return sm_error("token id %d at index %lld is outside the vocabulary (%lld tokens)", tokens[i],
                             (long long)i, (long long)m->hp.n_vocab);
     c->n_past = pos0;
+    if (c->cuda) {
+        if (sm_cuda_net_eval(c->cuda, tokens, n, pos0, out_first, logits)) return -1;
+        c->n_past = pos0 + n;
+        return 0;
+    }
     for (int64_t b0 = 0; b0 < n; b0 += c->n_batch) {
         const int64_t nb = n - b0 < c->n_batch ? n - b0 : c->n_batch;
         const int64_t first = out_first > b0 ? out_first - b0 : 0;

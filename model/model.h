@@ -108,6 +108,12 @@ uint64_t sm_model_weight_bytes(const sm_model *m);
  * batches of up to n_batch tokens. One context serves one sequence at a time. */
 typedef struct sm_context sm_context;
 int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context **out);
+
+typedef enum sm_device { SM_DEVICE_CPU, SM_DEVICE_CUDA } sm_device;
+/* A context on `device`. SM_DEVICE_CUDA copies the weights to the GPU as float (dequantized
+ * on the host, one tensor at a time) and fails with a message when no device is usable or
+ * smelt was built without CUDA; the caller decides whether to fall back to the CPU. */
+int sm_context_new_on(const sm_model *m, sm_device device, int64_t n_ctx, int64_t n_batch, sm_context **out);
 void sm_context_free(sm_context *c);
 int64_t sm_context_n_ctx(const sm_context *c);
 /* Forget every cached position (a new sequence starts at position 0). */
@@ -116,8 +122,8 @@ void sm_context_clear(sm_context *c);
 /* Run tokens[0..n) at positions pos0..pos0+n-1 (pos0 <= positions already cached: later
  * cached positions are dropped; pos0 + n <= n_ctx). Any n works; the context splits it into
  * batches of n_batch. If logits is non-NULL it receives the logits of tokens
- * out_first..n-1, (n - out_first) rows of n_vocab floats. Results are bit-identical for any
- * thread count. */
+ * out_first..n-1, (n - out_first) rows of n_vocab floats. On the CPU, results are
+ * bit-identical for any thread count. */
 int sm_model_eval(const sm_model *m, sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0,
                   int64_t out_first, float *logits);
 

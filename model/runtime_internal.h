@@ -43,6 +43,7 @@ struct sm_model {
 struct sm_context {
     const sm_model *m;
     int64_t n_ctx, n_batch, n_past, ld;
+    struct sm_cuda_net *cuda;   /* a CUDA context: everything below is unused */
     float *k_cache;             /* per layer [n_head_kv][n_ctx][head_dim] */
     float *v_cache;             /* per layer [n_head_kv][head_dim][n_ctx] (transposed) */
     float *rope_cos, *rope_sin; /* [head_dim/2][n_ctx] */
@@ -56,6 +57,9 @@ struct sm_context {
 
 /* Vocabulary rows per output product (bounds the transposed-logits scratch). */
 #define SM_LOGIT_ROWS 4096
+
+/* The CUDA copy of the model's weights (model/forward_cuda.c). */
+int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, struct sm_cuda_net **out);
 
 /* Attention of the batch's n tokens (positions pos0..) over the layer's cache, which
  * already holds their keys and values: q and out are [n_head*head_dim][ld]. */
