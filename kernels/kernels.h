@@ -53,6 +53,11 @@ int sm_matmul(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int6
 int sm_matmul_serial(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int64_t n_in,
                      const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy);
 
+/* Element-wise math with the same ISA dispatch (results may differ between ISAs by an ulp
+ * or two, never between threads): x[i] = exp(x[i]); g[i] = g[i] / (1 + exp(-g[i])) * u[i]. */
+void sm_vec_exp(float *x, int64_t n);
+void sm_vec_silu_mul(float *g, const float *u, int64_t n);
+
 /* ======================================================================================
  * CUDA decoder (kernels/cuda/forward.cu; runtime section)
  *

@@ -21,6 +21,9 @@ typedef struct sm_gemm_isa {
     /* plain conversions (src may be unaligned) */
     void (*f16_to_f32)(const void *src, float *dst, int64_t n);
     void (*bf16_to_f32)(const void *src, float *dst, int64_t n);
+    /* element-wise math (kernels.h: sm_vec_exp, sm_vec_silu_mul) */
+    void (*exp)(float *x, int64_t n);
+    void (*silu_mul)(float *g, const float *u, int64_t n);
 } sm_gemm_isa;
 
 extern const sm_gemm_isa sm_gemm_scalar;

@@ -222,6 +222,9 @@ static int run(sm_type type, const void *w, size_t stride, int64_t n_out, int64_
     return failed ? -1 : 0;
 }
 
+void sm_vec_exp(float *x, int64_t n) { sm_gemm_current()->exp(x, n); }
+void sm_vec_silu_mul(float *g, const float *u, int64_t n) { sm_gemm_current()->silu_mul(g, u, n); }
+
 int sm_matmul(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int64_t n_in, const float *x,
               int64_t ldx, int64_t n_tok, float *y, int64_t ldy) {
     return run(wtype, w, w_stride, n_out, n_in, x, ldx, n_tok, y, ldy, true);

@@ -1,6 +1,7 @@
 /* matmul_scalar.c - portable C variant of the matrix kernels (see kernels_internal.h). */
 #include "kernels_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 #define MR 4
@@ -49,4 +50,12 @@ static void bf16_to_f32(const void *src, float *dst, int64_t n) {
     }
 }
 
-const sm_gemm_isa sm_gemm_scalar = {MR, TPW, tile, dot, f16_to_f32, bf16_to_f32};
+static void vexp(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = expf(x[i]);
+}
+
+static void silu_mul(float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+const sm_gemm_isa sm_gemm_scalar = {MR, TPW, tile, dot, f16_to_f32, bf16_to_f32, vexp, silu_mul};

@@ -30,10 +30,9 @@ static void causal_softmax(float *s, int64_t n_keys, int64_t qn, int64_t base, f
         float *row = s + j * qn;
         const int64_t first = j > base ? j - base : 0;
         for (int64_t i = 0; i < first && i < qn; i++) row[i] = 0.0f;
-        for (int64_t i = first; i < qn; i++) {
-            row[i] = expf(row[i] - mx[i]);
-            sum[i] += row[i];
-        }
+        for (int64_t i = first; i < qn; i++) row[i] -= mx[i];
+        if (first < qn) sm_vec_exp(row + first, qn - first);
+        for (int64_t i = first; i < qn; i++) sum[i] += row[i];
     }
     for (int64_t i = 0; i < qn; i++) sum[i] = 1.0f / sum[i];
     for (int64_t j = 0; j < n_keys; j++)

@@ -183,11 +183,7 @@ static int layer(sm_context *c, int64_t l, int64_t n, int64_t pos0) {
     add_bias(c, c->gate, L->bgate, F, n);
     add_bias(c, c->up, L->bup, F, n);
 #pragma omp parallel for schedule(static) if (F * n >= PAR_MIN)
-    for (int64_t f = 0; f < F; f++) {
-        float *g = c->gate + f * ld;
-        const float *u = c->up + f * ld;
-        for (int64_t t = 0; t < n; t++) g[t] = g[t] / (1.0f + expf(-g[t])) * u[t];
-    }
+    for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(c->gate + f * ld, c->up + f * ld, n);
     if (matmul(c, &L->down, c->gate, n, c->tmp)) return -1;
     add_bias(c, c->tmp, L->bdown, E, n);
     add(c, c->x, c->tmp, E, n);
