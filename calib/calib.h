@@ -76,6 +76,10 @@ typedef struct sm_ppl_result {
     double top1_agreement, top1_stderr; /* fraction of positions where both argmaxes agree */
 } sm_ppl_result;
 
+/* The BOS id to put first in every chunk for this tokenizer: its BOS when the vocabulary
+ * adds BOS, else -1. Fails for a vocabulary that adds EOS (llama.cpp refuses those too). */
+int sm_ppl_chunk_bos(const sm_tokenizer *t, int32_t *bos);
+
 /* Perplexity of `m` over tokens (see above). */
 int sm_perplexity(const sm_model *m, const int32_t *tokens, int64_t n_tokens, const sm_ppl_opts *o,
                   sm_ppl_result *r);

@@ -14,6 +14,19 @@ int sm_eval_chunk(const sm_model *m, sm_context *ctx, const int32_t *chunk, int6
     return sm_model_eval(m, ctx, scratch, n_ctx, 0, n_ctx / 2, logits);
 }
 
+int sm_ppl_chunk_bos(const sm_tokenizer *t, int32_t *bos) {
+    /* what llama_tokenize(add_special) puts around an empty text tells add_bos / add_eos */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (sm_tokenize(t, "", 0, SM_TOK_ADD_SPECIAL, &ids, &n)) return -1;
+    const int32_t b = sm_tokenizer_bos(t), e = sm_tokenizer_eos(t);
+    const bool adds_bos = n > 0 && ids[0] == b, adds_eos = n > 0 && ids[n - 1] == e && (n > 1 || !adds_bos);
+    free(ids);
+    if (adds_eos) return sm_error("the vocabulary adds EOS after every text; perplexity is not defined for it");
+    *bos = adds_bos ? b : -1;
+    return 0;
+}
+
 /* -log softmax(logits)[tok] as llama.cpp's log_softmax computes it */
 static double score(const float *logits, int64_t n_vocab, int32_t tok) {
     float max_logit = logits[0];

@@ -125,34 +125,45 @@ static int run(int argc, char **argv) {
     sm_model *m = NULL;
     if (sm_model_load(model, vocab, &m)) return cli_fail_last("generate");
     const sm_hparams *hp = sm_model_hparams(m);
-    const sm_vocab *voc = sm_model_vocab(m);
+    const sm_tokenizer *tok = NULL;
     int rc = 1;
-    int32_t *toks = NULL;
+    int32_t *toks = NULL, *prompt_ids = NULL;
     float *logits = NULL;
     cand *cands = NULL;
     sm_context *ctx = NULL;
-    if (!voc && (prompt || !print_ids)) {
-        cli_fail("generate", "%s has no tokenizer: give --vocab FILE, or --ids without --prompt", model);
+    char *text = NULL;
+    size_t n_prompt = 0, shown = 0;
+    if (sm_model_tokenizer(m, &tok)) {
+        if (prompt || !print_ids) {
+            cli_fail_last("generate");
+            goto out;
+        }
+        sm_clear_error(); /* ids from BOS need no tokenizer */
+    }
+    if (prompt && sm_tokenize(tok, prompt, strlen(prompt), SM_TOK_ADD_SPECIAL, &prompt_ids, &n_prompt)) {
+        cli_fail_last("generate");
         goto out;
     }
-    if (prompt) {
-        cli_fail("generate", "--prompt: this build cannot tokenize yet");
-        goto out;
-    }
-    int64_t n_prompt = 1;
-    const int32_t bos = voc ? voc->bos_id : 1, eos = voc ? voc->eos_id : -1;
+    const int32_t bos = tok ? sm_tokenizer_bos(tok) : 1, eos = tok ? sm_tokenizer_eos(tok) : -1;
     if (n_ctx <= 0) n_ctx = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    if (n_prompt + n_gen > n_ctx) n_gen = n_ctx - n_prompt;
-    toks = malloc(sizeof(int32_t) * (size_t)(n_prompt + n_gen + 1));
+    const size_t n_prompt_ids = n_prompt;
+    if (n_prompt == 0) n_prompt = 1; /* BOS alone */
+    if ((long)n_prompt >= n_ctx) {
+        cli_fail("generate", "the prompt has %zu tokens; the context holds %ld", n_prompt, n_ctx);
+        goto out;
+    }
+    if ((long)n_prompt + n_gen > n_ctx) n_gen = n_ctx - (long)n_prompt;
+    toks = malloc(sizeof(int32_t) * (n_prompt + (size_t)n_gen + 1));
     logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
     cands = malloc(sizeof(cand) * (size_t)hp->n_vocab);
     if (!toks || !logits || !cands || sm_context_new(m, n_ctx, 512, &ctx)) {
         cli_fail("generate", "%s", toks && logits && cands ? sm_last_error() : "out of memory");
         goto out;
     }
-    toks[0] = bos >= 0 ? bos : 1;
+    if (n_prompt_ids) memcpy(toks, prompt_ids, sizeof(int32_t) * n_prompt_ids);
+    else toks[0] = bos >= 0 ? bos : 1;
     uint64_t rng = seed;
-    int64_t pos = 0, n_in = n_prompt;
+    int64_t pos = 0, n_in = (int64_t)n_prompt;
     const double t0 = sm_now();
     int64_t produced = 0;
     for (; produced < n_gen; produced++) {
@@ -166,7 +177,19 @@ static int run(int argc, char **argv) {
         if (next == eos && !ignore_eos) break;
         toks[pos] = next;
         n_in = 1;
-        if (print_ids) printf("%d\n", next);
+        if (print_ids) {
+            printf("%d\n", next);
+        } else { /* the text of everything so far; print what is new */
+            size_t len;
+            free(text);
+            text = NULL;
+            if (sm_detokenize(tok, toks, (size_t)pos + 1, &text, &len)) {
+                cli_fail_last("generate");
+                goto out;
+            }
+            if (len > shown) fwrite(text + shown, 1, len - shown, stdout);
+            shown = len;
+        }
         fflush(stdout);
     }
     fprintf(stderr, "\n[%lld tokens, %.1f tokens/s]\n", (long long)produced,
@@ -174,6 +197,8 @@ static int run(int argc, char **argv) {
     rc = 0;
 out:
     sm_context_free(ctx);
+    free(text);
+    free(prompt_ids);
     free(cands);
     free(logits);
     free(toks);

@@ -72,6 +72,18 @@ static int read_token_file(const char *path, int32_t **out, int64_t *n_out) {
     return 0;
 }
 
+/* The whole file as one string, BOS first when the vocabulary adds it (llama.cpp). */
+static int tokenize_file(const sm_tokenizer *t, const char *path, int32_t **out, int64_t *n_out) {
+    char *txt;
+    size_t len, n = 0;
+    if (sm_read_file(path, (size_t)1 << 31, &txt, &len)) return -1;
+    int rc = sm_tokenize(t, txt, len, SM_TOK_ADD_SPECIAL, out, &n);
+    free(txt);
+    if (rc) return sm_error_ctx("%s", path);
+    *n_out = (int64_t)n;
+    return 0;
+}
+
 static void add_dist(cJSON *j, const char *prefix, const sm_dist *d) {
     const struct { const char *k; double v; } F[] = {
         {"min", d->min}, {"p01", d->p01}, {"p1", d->p1}, {"p5", d->p5}, {"p10", d->p10}, {"p25", d->p25},
@@ -200,19 +212,22 @@ static int run(int argc, char **argv) {
 
     sm_model *m = NULL;
     if (sm_model_load(model, vocab, &m)) return cli_fail_last("ppl");
-    const sm_vocab *voc = sm_model_vocab(m);
-    /* BOS replaces each chunk's first token when the vocabulary adds BOS (llama.cpp); a model
-     * without a vocabulary (llama2.c) uses the Llama convention, id 1 */
-    o.bos_id = voc ? (voc->add_bos ? voc->bos_id : -1) : 1;
+    /* BOS replaces each chunk's first token when the vocabulary adds BOS (llama.cpp); token
+     * ids given to a model without a tokenizer (llama2.c) follow the Llama convention, id 1 */
+    const sm_tokenizer *tok = NULL;
+    int rc = 0;
+    o.bos_id = 1;
+    if (sm_model_tokenizer(m, &tok) == 0) rc = sm_ppl_chunk_bos(tok, &o.bos_id);
+    else if (text) rc = -1;
+    else sm_clear_error();
     int32_t *ids = NULL;
     int64_t n_ids = 0;
-    int rc = 0;
     sm_ppl_result r;
-    if (kld) {
+    if (rc == 0 && kld) {
         rc = sm_kl_divergence(m, kld, &o, &r);
-    } else {
+    } else if (rc == 0) {
         if (tokens_path) rc = read_token_file(tokens_path, &ids, &n_ids);
-        else rc = sm_error("--text: this build cannot tokenize yet; use --tokens");
+        else rc = tokenize_file(tok, text, &ids, &n_ids);
         if (rc == 0) rc = sm_perplexity(m, ids, n_ids, &o, &r);
     }
     free(ids);

@@ -29,13 +29,21 @@ static const char USAGE[] =
     "  --json                      print a JSON summary on stdout\n"
     "  --quiet                     no progress bar\n";
 
+static int quantize(int argc, char **argv, const char **tt, const char **keep);
+
 static int run(int argc, char **argv) {
+    const char **tt = calloc((size_t)argc, sizeof *tt), **keep = calloc((size_t)argc, sizeof *keep);
+    int rc = tt && keep ? quantize(argc, argv, tt, keep) : cli_fail("quantize", "out of memory");
+    free(tt);
+    free(keep);
+    return rc;
+}
+
+static int quantize(int argc, char **argv, const char **tt, const char **keep) {
     const char *pos[3] = {0};
     int npos = 0;
     bool json = false;
     sm_quantize_opts o = {0};
-    const char **tt = calloc((size_t)argc, sizeof *tt), **keep = calloc((size_t)argc, sizeof *keep);
-    if (!tt || !keep) return cli_fail("quantize", "out of memory");
     const char *v;
     for (int i = 1; i < argc; i++) {
         if (cli_opt(argc, argv, &i, "--imatrix", &v)) o.imatrix_path = v;
@@ -63,10 +71,7 @@ static int run(int argc, char **argv) {
         return cli_usage_error(&sm_cmd_quantize, "unknown quantization '%s'", o.recipe);
     if (json) o.quiet = true;
     sm_quantize_report rep;
-    int rc = sm_quantize_gguf(pos[0], pos[1], &o, &rep);
-    free(tt);
-    free(keep);
-    if (rc) return cli_fail_last("quantize");
+    if (sm_quantize_gguf(pos[0], pos[1], &o, &rep)) return cli_fail_last("quantize");
     double bpw = rep.n_params ? 8.0 * (double)rep.bytes_out / (double)rep.n_params : 0;
     if (json) {
         cJSON *j = cJSON_CreateObject();

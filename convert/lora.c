@@ -146,8 +146,9 @@ static int load_config(sm_lora *l, const char *path, cJSON **out) {
     l->fan_in_fan_out = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "fan_in_fan_out"));
     const cJSON *bias = cJSON_GetObjectItemCaseSensitive(c, "bias");
     if (bias && cJSON_IsString(bias) && strcmp(bias->valuestring, "none") != 0) {
+        int rc = sm_error("%s: bias \"%s\" is not supported (only \"none\")", path, bias->valuestring);
         cJSON_Delete(c);
-        return sm_error("%s: bias \"%s\" is not supported (only \"none\")", path, bias->valuestring);
+        return rc;
     }
     *out = c;
     return 0;

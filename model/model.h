@@ -77,6 +77,49 @@ void sm_permute_rope_rows(const float *src, float *dst, int64_t n_rows, int64_t 
 void sm_permute_rope_rows_raw(const void *src, void *dst, int64_t n_rows, size_t row_bytes, int64_t n_heads);
 
 /* ======================================================================================
+ * Tokenizer: llama.cpp's tokenization (llama-vocab.cpp) for SentencePiece vocabularies
+ * (tokenizer.ggml.model "llama") and GPT-2 byte-level BPE ("gpt2" with the gpt-2, llama3 and
+ * qwen2 pre-tokenizer families), and the way back (ids -> bytes).
+ * ==================================================================================== */
+
+typedef struct sm_tokenizer sm_tokenizer;
+
+/* Build a tokenizer from a vocabulary (copied: v may be freed afterwards). Fails with a clear
+ * error on a vocabulary it cannot tokenize with exactly llama.cpp's results: an unknown BPE
+ * pre-tokenizer, a merge whose parts or result are not tokens, special ids out of range. */
+int sm_tokenizer_new(const sm_vocab *v, sm_tokenizer **out);
+void sm_tokenizer_free(sm_tokenizer *t);
+int32_t sm_tokenizer_n_vocab(const sm_tokenizer *t);
+/* The BOS / EOS ids in use (llama.cpp's defaults for SPM when the vocabulary has none: 1, 2);
+ * -1 if none. */
+int32_t sm_tokenizer_bos(const sm_tokenizer *t);
+int32_t sm_tokenizer_eos(const sm_tokenizer *t);
+
+/* sm_tokenize flags (llama_tokenize's add_special and parse_special). */
+enum {
+    /* Add BOS (and EOS) where the vocabulary asks for them (tokenizer.ggml.add_bos_token ...). */
+    SM_TOK_ADD_SPECIAL = 1 << 0,
+    /* Text equal to a CONTROL token (e.g. "<s>", "<|eot_id|>") becomes that token. Without it only
+     * USER_DEFINED tokens are matched in the text, as llama.cpp does. */
+    SM_TOK_PARSE_SPECIAL = 1 << 1,
+};
+/* Tokenize len bytes of text (any bytes; invalid UTF-8 is handled as llama.cpp does). *ids is
+ * malloc'ed (free() it; non-NULL even when *n_ids is 0). Same ids as llama.cpp's
+ * llama_tokenize(text, add_special, parse_special) for the same vocabulary. */
+int sm_tokenize(const sm_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t **ids, size_t *n_ids);
+
+/* The bytes token `id` stands for: a byte token gives its byte, an SPM piece has U+2581 turned
+ * back into spaces, a byte-level BPE piece is mapped back to bytes, CONTROL / UNKNOWN /
+ * USER_DEFINED tokens give their text, UNUSED tokens nothing. Writes min(length, cap) bytes (no
+ * NUL) and returns the full length, like snprintf; -1 (error) for an id out of range. */
+int sm_token_to_piece(const sm_tokenizer *t, int32_t id, char *buf, size_t cap);
+/* Text of an id sequence: the pieces concatenated, CONTROL and UNKNOWN tokens (BOS, EOS...)
+ * left out, and with the dummy-prefix space that SPM tokenization adds at the start removed
+ * (as SentencePiece's decode does), so that detokenize(tokenize(x)) == x for valid UTF-8 x.
+ * *text is malloc'ed and NUL-terminated. */
+int sm_detokenize(const sm_tokenizer *t, const int32_t *ids, size_t n, char **text, size_t *len);
+
+/* ======================================================================================
  * Runtime: load a model and run its forward pass (model/weights.c, model/forward.c)
  * ==================================================================================== */
 
@@ -98,8 +141,11 @@ typedef enum sm_rope_kind {
 int sm_model_load(const char *path, const char *vocab_path, sm_model **out);
 void sm_model_free(sm_model *m);
 const sm_hparams *sm_model_hparams(const sm_model *m);
-/* NULL when the model has no tokenizer. */
+/* NULL when the model has no vocabulary. */
 const sm_vocab *sm_model_vocab(const sm_model *m);
+/* The model's tokenizer; -1 (with the reason: no vocabulary, or one the tokenizer refused)
+ * when there is none. */
+int sm_model_tokenizer(const sm_model *m, const sm_tokenizer **out);
 sm_rope_kind sm_model_rope(const sm_model *m);
 /* Bytes of weights the model reads per token (for reports). */
 uint64_t sm_model_weight_bytes(const sm_model *m);

@@ -30,6 +30,8 @@ struct sm_model {
     sm_layer_weights *layers;
     sm_vocab vocab;
     bool has_vocab;
+    sm_tokenizer *tok;          /* NULL: no vocabulary, or tok_error says why not */
+    char tok_error[256];
     /* where the bytes live */
     sm_gguf *gguf;
     sm_ckpt *ckpt;

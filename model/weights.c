@@ -258,6 +258,10 @@ int sm_model_load(const char *path, const char *vocab_path, sm_model **out) {
         }
         free(guess);
     }
+    if (rc == 0 && m->has_vocab && sm_tokenizer_new(&m->vocab, &m->tok)) {
+        snprintf(m->tok_error, sizeof m->tok_error, "%s", sm_last_error());
+        sm_clear_error(); /* token ids can still be evaluated */
+    }
     if (rc == 0) rc = check_hparams(m);
     if (rc == 0) rc = load_tensors(m);
     if (rc == 0) rc = rope_setup(m);
@@ -276,6 +280,7 @@ void sm_model_free(sm_model *m) {
     free(m->layers);
     free(m->rope_freq);
     free(m->ckpt_names);
+    sm_tokenizer_free(m->tok);
     if (m->has_vocab) sm_vocab_free(&m->vocab);
     if (m->gguf) sm_gguf_close(m->gguf);
     if (m->ckpt) sm_ckpt_close(m->ckpt);
@@ -285,6 +290,13 @@ void sm_model_free(sm_model *m) {
 const sm_hparams *sm_model_hparams(const sm_model *m) { return &m->hp; }
 const sm_vocab *sm_model_vocab(const sm_model *m) { return m->has_vocab ? &m->vocab : NULL; }
 sm_rope_kind sm_model_rope(const sm_model *m) { return m->rope; }
+
+int sm_model_tokenizer(const sm_model *m, const sm_tokenizer **out) {
+    *out = m->tok;
+    if (m->tok) return 0;
+    if (m->has_vocab) return sm_error("%s: cannot tokenize with this vocabulary: %s", source(m), m->tok_error);
+    return sm_error("%s: the model has no tokenizer (give one with --vocab FILE)", source(m));
+}
 
 uint64_t sm_model_weight_bytes(const sm_model *m) {
     uint64_t b = (uint64_t)m->output.stride * (uint64_t)m->output.rows;

@@ -10,7 +10,7 @@
 #include <math.h>
 
 /* qs of Q2_K and the low bits of Q3_K: 4 two-bit levels per byte, 32 bytes per 128 values. */
-static void pack_2bit(const uint8_t *L, uint8_t *qs) {
+void q_pack_2bit(const uint8_t *L, uint8_t *qs) {
     for (int j = 0; j < QK_K; j += 128)
         for (int l = 0; l < 32; ++l)
             qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
@@ -29,14 +29,10 @@ static void q2_requantize(const float *x, const block_q2_K *y, float dm, float m
     }
 }
 
-static void q2_K_ref(const float *x, block_q2_K *y) {
-    uint8_t L[QK_K], Laux[16];
-    float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+void q_q2_K_ref_scales(const float *scales, const float *mins, block_q2_K *y) {
     const float q4scale = 15.f;
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < QK_K / 16; ++j) {
-        for (int l = 0; l < 16; ++l) weights[l] = fabsf(x[16 * j + l]);
-        scales[j] = q_make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -55,12 +51,31 @@ static void q2_K_ref(const float *x, block_q2_K *y) {
     } else {
         y->dmin = f2h(0.f);
     }
+}
+
+void q_q2_K_weighted_scales(const float *scales, const float *mins, const float *sw, block_q2_K *y) {
+    uint8_t Ls[QK_K / 16], Lm[QK_K / 16];
+    float dm = q_make_qp_quants(QK_K / 16, 15, scales, Ls, sw);
+    float mm = q_make_qp_quants(QK_K / 16, 15, mins, Lm, sw);
+    y->d = f2h(dm);
+    y->dmin = f2h(mm);
+    for (int j = 0; j < QK_K / 16; ++j) y->scales[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
+}
+
+static void q2_K_ref(const float *x, block_q2_K *y) {
+    uint8_t L[QK_K], Laux[16];
+    float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+    for (int j = 0; j < QK_K / 16; ++j) {
+        for (int l = 0; l < 16; ++l) weights[l] = fabsf(x[16 * j + l]);
+        scales[j] = q_make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+    }
+    q_q2_K_ref_scales(scales, mins, y);
     q2_requantize(x, y, h2f(y->d), h2f(y->dmin), L);
-    pack_2bit(L, y->qs);
+    q_pack_2bit(L, y->qs);
 }
 
 static void q2_K_weighted(const float *x, block_q2_K *y, const float *qw) {
-    uint8_t L[QK_K], Laux[16], Ls[QK_K / 16], Lm[QK_K / 16];
+    uint8_t L[QK_K], Laux[16];
     float mins[QK_K / 16], scales[QK_K / 16], sw[QK_K / 16], weight[16];
     float sumx2 = 0;
     for (int j = 0; j < QK_K; ++j) sumx2 += x[j] * x[j];
@@ -71,13 +86,9 @@ static void q2_K_weighted(const float *x, block_q2_K *y, const float *qw) {
         for (int l = 0; l < 16; ++l) sw[j] += weight[l];
         scales[j] = q_make_qkx3_quants(16, 3, x + 16 * j, weight, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
     }
-    float dm = q_make_qp_quants(QK_K / 16, 15, scales, Ls, sw);
-    float mm = q_make_qp_quants(QK_K / 16, 15, mins, Lm, sw);
-    y->d = f2h(dm);
-    y->dmin = f2h(mm);
-    for (int j = 0; j < QK_K / 16; ++j) y->scales[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
+    q_q2_K_weighted_scales(scales, mins, sw, y);
     q2_requantize(x, y, h2f(y->d), h2f(y->dmin), L);
-    pack_2bit(L, y->qs);
+    q_pack_2bit(L, y->qs);
 }
 
 void q_quantize_q2_K(const float *x, void *vy, int64_t n, const float *qw) {
@@ -142,7 +153,7 @@ static void q3_finish(const float *x, block_q3_K *y, int8_t *L) {
         }
         if (++m == QK_K / 8) { m = 0; hm = (uint8_t)(hm << 1); }
     }
-    pack_2bit((const uint8_t *)L, y->qs);
+    q_pack_2bit((const uint8_t *)L, y->qs);
 }
 
 static void q3_K_ref(const float *x, block_q3_K *y) {

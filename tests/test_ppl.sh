@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_ppl.sh - `smelt ppl` and `smelt generate` from the command line on the shared models:
 # JSON fields, the --save-logits / --kld round trip, thread-count invariance of the printed
-# numbers, argument errors, --device cuda without a device; and, when LLAMA_CPP_BIN is set,
-# smelt ppl next to llama-perplexity on the same GGUF.
+# numbers, --text tokenization, argument errors, --device cuda without a device, stories260K's
+# greedy sample; and, when LLAMA_CPP_BIN and SMELT_PPL_GGUF are set, smelt ppl next to
+# llama-perplexity on the same GGUF (within 0.5%).
 set -uo pipefail
 SMELT=${SMELT_BIN:-./smelt}
 ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
@@ -70,7 +71,23 @@ expect_grep "$TMP/e.txt" 'short.bin: 100 bytes, expected'
 "$SMELT" ppl "$KJV" --tokens "$TOKENS" --device cuda > "$TMP/e.txt" 2>&1
 [ $? = 1 ] && grep -q 'cuda' "$TMP/e.txt" || fail "--device cuda without a usable device should exit 1 with a message"
 
-# ---- generate: stories260K greedy from BOS, ids of Karpathy's sample (stories260k/SOURCE.md)
+# ---- the text path: kjv-eval.txt tokenized whole gives the reference token count and the same ppl
+"$SMELT" ppl "$KJV" --text "$ASSETS/text/kjv-eval.txt" --ctx 256 --chunks 6 --threads 1 --json > "$TMP/t.json" 2>&1 ||
+  fail "ppl --text exited $?"
+[ "$(json_num "$TMP/t.json" n_tokens)" = 43786 ] || fail "kjv-eval.txt: $(json_num "$TMP/t.json" n_tokens) tokens, reference 43786"
+[ "$(json_num "$TMP/t.json" ppl)" = "$(json_num "$TMP/p1.json" ppl)" ] || fail "ppl --text differs from ppl --tokens"
+
+# ---- generate: stories260K greedy from BOS for 256 steps = Karpathy's sample, byte for byte
+"$SMELT" generate "$ASSETS/models/stories260k/stories260K.bin" --vocab "$ASSETS/models/stories260k/tok512.model" -n 256 \
+  > "$TMP/story.txt" 2> "$TMP/err" || fail "generate text exited $?"
+cmp -s "$TMP/story.txt" "$ASSETS/models/stories260k/expected_greedy_t0_256steps.txt" ||
+  { fail "greedy story differs from expected_greedy_t0_256steps.txt"; head -c 300 "$TMP/story.txt" >&2; }
+"$SMELT" generate "$KJV" --prompt "And God said" -n 8 > "$TMP/kjv.txt" 2>/dev/null || fail "generate --prompt exited $?"
+expect_grep "$TMP/kjv.txt" '^And God said'
+"$SMELT" generate "$ASSETS/models/stories260k/stories260K.bin" -n 5 > "$TMP/e.txt" 2>&1; [ $? = 1 ] || fail "text generation without a tokenizer should exit 1"
+expect_grep "$TMP/e.txt" 'no tokenizer'
+
+# ---- generate --ids: no tokenizer needed; the ids of Karpathy's sample (stories260k/SOURCE.md)
 "$SMELT" generate "$ASSETS/models/stories260k/stories260K.bin" --ids -n 15 --threads 1 > "$TMP/g.txt" 2> "$TMP/err" ||
   fail "generate exited $?"
 [ "$(tr '\n' ' ' < "$TMP/g.txt")" = "403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 " ] ||

@@ -72,6 +72,7 @@ static void check_first64(const char *rel) {
 static void hf_bf16_logits(void) { check_first64(KJV); }
 static void hf_f32_logits(void) { check_first64(KJV "/f32"); }
 static void hf_sharded_logits(void) { check_first64(KJV "/sharded"); }
+static void hf_pytorch_logits(void) { check_first64(KJV "/pytorch"); }
 
 /* 1 vs 2 threads, one batch vs batches of 16: the same bits. */
 static void invariance(void) {
@@ -195,26 +196,61 @@ static void kl_divergence(void) {
     sm_model_free(m);
 }
 
-/* stories260K (llama2.c checkpoint): greedy decoding from BOS gives the ids of Karpathy's
- * published sample (reference ids from stories260k/SOURCE.md). */
+/* stories260K (llama2.c checkpoint + tok512.model): greedy decoding from BOS for 256 steps
+ * gives Karpathy's published sample byte for byte (stories260k/SOURCE.md). */
 static void stories_greedy(void) {
     sm_model *m = NULL;
-    CHECK_OK(sm_model_load(tl_asset("models/stories260k/stories260K.bin"), NULL, &m));
+    CHECK_OK(sm_model_load(tl_asset("models/stories260k/stories260K.bin"), tl_asset("models/stories260k/tok512.model"), &m));
     if (!m) return;
-    const int32_t want[15] = {403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426};
+    const sm_tokenizer *tok = NULL;
+    CHECK_OK(sm_model_tokenizer(m, &tok));
     sm_context *c = NULL;
-    CHECK_OK(sm_context_new(m, 256, 1, &c));
+    CHECK_OK(sm_context_new(m, 512, 1, &c));
+    if (!c || !tok) {
+        sm_model_free(m);
+        return;
+    }
     float logits[512];
-    int32_t tok = 1;
-    for (int pos = 0; pos < 15 && c; pos++) {
-        CHECK_OK(sm_model_eval(m, c, &tok, 1, pos, 0, logits));
+    int32_t ids[257] = {1};
+    for (int pos = 0; pos < 256; pos++) {
+        CHECK_OK(sm_model_eval(m, c, &ids[pos], 1, pos, 0, logits));
         int best = 0;
         for (int v = 1; v < 512; v++)
             if (logits[v] > logits[best]) best = v;
-        CHECK_MSG(best == want[pos], "step %d: token %d, expected %d", pos, best, want[pos]);
-        tok = best;
+        ids[pos + 1] = best;
     }
+    const int32_t first[15] = {403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426};
+    CHECK(!memcmp(ids + 1, first, sizeof first));
+    char *text = NULL;
+    size_t len = 0, want_len = 0;
+    CHECK_OK(sm_detokenize(tok, ids, 257, &text, &len));
+    char *want = tl_slurp(tl_asset("models/stories260k/expected_greedy_t0_256steps.txt"), &want_len);
+    CHECK_MSG(text && want && len == want_len && !memcmp(text, want, len), "greedy text differs:\n%.*s", (int)len,
+              text ? text : "");
+    free(text);
+    free(want);
     sm_context_free(c);
+    sm_model_free(m);
+}
+
+/* the tokenizer path of `ppl --text`: kjv-eval.txt gives reference/tokens_eval.txt */
+static void text_tokens(void) {
+    load_tokens();
+    sm_model *m = NULL;
+    CHECK_OK(sm_model_load(tl_asset(KJV), NULL, &m));
+    if (!m) return;
+    const sm_tokenizer *tok = NULL;
+    CHECK_OK(sm_model_tokenizer(m, &tok));
+    int32_t bos = -2;
+    if (tok) CHECK_OK(sm_ppl_chunk_bos(tok, &bos));
+    CHECK(bos == 1);
+    size_t len, n = 0;
+    char *txt = tl_slurp(tl_asset("text/kjv-eval.txt"), &len);
+    int32_t *ids = NULL;
+    if (tok && txt) CHECK_OK(sm_tokenize(tok, txt, len, SM_TOK_ADD_SPECIAL, &ids, &n));
+    CHECK(n == (size_t)g_n_tokens && ids && !memcmp(ids, g_tokens, n * sizeof(int32_t)));
+    free(ids);
+    free(txt);
     sm_model_free(m);
 }
 
@@ -228,10 +264,12 @@ void run_tests(void) {
     TEST(hf_bf16_logits);
     TEST(hf_f32_logits);
     TEST(hf_sharded_logits);
+    TEST(hf_pytorch_logits);
     TEST(invariance);
     TEST(perplexity);
     TEST(kl_divergence);
     TEST(stories_greedy);
+    TEST(text_tokens);
     TEST(load_errors);
     free(g_tokens);
 }
