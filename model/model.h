@@ -135,7 +135,8 @@ typedef enum sm_rope_kind {
 } sm_rope_kind;
 
 /* Open `path`: a GGUF file, a Hugging Face model directory (config.json + weights +
- * tokenizer files) or a llama2.c checkpoint. vocab_path (may be NULL) names a tokenizer to
+ * tokenizer files; a GPTQ checkpoint's qweight/qzeros/scales/g_idx linears are dequantized
+ * to float at load) or a llama2.c checkpoint. vocab_path (may be NULL) names a tokenizer to
  * use instead of the model's own (a SentencePiece .model file); a llama2.c checkpoint
  * without one looks for tokenizer.model beside it, and has no vocabulary if none is there. */
 int sm_model_load(const char *path, const char *vocab_path, sm_model **out);

@@ -35,7 +35,10 @@ struct sm_model {
     /* where the bytes live */
     sm_gguf *gguf;
     sm_ckpt *ckpt;
-    char (*ckpt_names)[96];     /* HF checkpoints: GGUF name of each ckpt tensor ("" = skipped) */
+    char (*ckpt_names)[96];     /* HF checkpoints: GGUF name of each ckpt tensor ("" = skipped);
+                                   GPTQ tensors: the weight's GGUF name + ".qweight" etc. */
+    bool gptq;                  /* HF GPTQ checkpoint: block linears are dequantized at load */
+    sm_gptq_hf_config gptq_cfg;
     float **owned;              /* float copies of 1-D tensors */
     size_t n_owned;
 };
