@@ -8,6 +8,8 @@
 typedef struct sm_convert_opts {
     const char *outtype;  /* "f32", "f16", "bf16", "q8_0", "auto" (NULL = auto) */
     bool quiet;           /* no progress bar */
+    const char *tokenizer;/* tokenizer file or directory (NULL: the model's own / beside it) */
+    const char *name;     /* general.name (NULL: from the model directory / file name) */
 } sm_convert_opts;
 
 typedef struct sm_convert_report {
@@ -15,8 +17,13 @@ typedef struct sm_convert_report {
     uint64_t bytes_in, bytes_out;
     int64_t n_params;
     double seconds;
+    sm_type outtype;      /* what "auto" resolved to (f32, f16, bf16 or q8_0) */
 } sm_convert_report;
 
+/* Convert a Hugging Face model directory (config.json + safetensors / PyTorch weights +
+ * tokenizer) or a llama2.c checkpoint file to a GGUF file llama.cpp loads, streaming tensor
+ * by tensor in bounded memory. The output appears atomically, or not at all on failure.
+ * rep may be NULL. */
 int sm_convert(const char *model_path, const char *out_path, const sm_convert_opts *opts, sm_convert_report *rep);
 
 

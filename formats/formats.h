@@ -219,4 +219,65 @@ int sm_vocab_load(const char *path, sm_vocab *out);
 void sm_vocab_to_gguf(const sm_vocab *v, sm_gguf_writer *w);
 void sm_vocab_free(sm_vocab *v);
 
+/* ======================================================================================
+ * HF GPTQ checkpoints (the layout AutoGPTQ, GPTQModel and transformers/optimum share)
+ *
+ * Per quantized Linear (out_features x in_features), next to its name prefix:
+ *   qweight  I32 [in*bits/32, out]  codes packed along the INPUT dimension: for each output
+ *            column o, input i's code sits at bit i*bits of the column's little-endian stream
+ *            of 32-bit words (32/bits codes per word, lowest bits first; with bits 3, 32 codes
+ *            fill 3 words and codes 10 and 21 straddle two words).
+ *   qzeros   I32 [n_groups, out*bits/32]  zero points packed the same way along the OUTPUT
+ *            dimension. checkpoint_format "gptq" (v1) stores zero-1 (AutoGPTQ's `zeros -= 1`
+ *            before packing), "gptq_v2" the zero itself.
+ *   scales   F16 [n_groups, out]
+ *   g_idx    I32 [in]  the group of each input column (i / group_size without act-order)
+ * and w[o][i] = scales[g][o] * (code[i][o] - zero[g][o]) with g = g_idx[i].
+ * n_groups = ceil(in / group_size) (1 with group_size -1). The quantization config lives in
+ * config.json's "quantization_config" (or AutoGPTQ's quantize_config.json).
+ *
+ * v1 zero points are decoded the way GPTQModel (and so transformers) does: bits 2/4/8 add
+ * 0x55555555 / 0x11111111 / 0x01010101 to each whole word (carries included), bits 3 add 1 to
+ * each field modulo 8. This reads AutoGPTQ's files and GPTQModel's v2->v1 exports (whose
+ * zero-0 fields borrow from their neighbours) alike. The writer refuses a zero point of 0 in
+ * v1, because per-field readers (exllama, vLLM, AutoGPTQ's kernels) cannot decode it;
+ * quantize with sm_gptq_opts.v1_zero, or write gptq_v2.
+ * ==================================================================================== */
+
+typedef struct sm_gptq_hf_config {
+    int bits;            /* 2, 3, 4 or 8 */
+    int group_size;      /* columns per group, -1: one group for the whole input */
+    bool desc_act;       /* act-order (g_idx is then not i / group_size) */
+    bool sym;
+    bool v2;             /* checkpoint_format "gptq_v2" (else "gptq") */
+    bool static_groups;
+    bool true_sequential;
+    double damp_percent;
+} sm_gptq_hf_config;
+
+/* Parse a quantization_config object (`what` names it in errors). Refuses quant_method other
+ * than "gptq", pack_dtype other than "int32", unknown checkpoint formats and bad bit widths. */
+int sm_gptq_hf_config_parse(const cJSON *qc, const char *what, sm_gptq_hf_config *out);
+/* The quantization_config object for a config (NULL if out of memory). */
+cJSON *sm_gptq_hf_config_to_json(const sm_gptq_hf_config *c);
+
+/* The tensor shapes of an out x in linear; -1 (sm_error) unless in and out are multiples of
+ * 32 (AutoGPTQ and GPTQModel size qweight and qzeros as in // 32 * bits, out // 32 * bits). */
+int sm_gptq_hf_shapes(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, int64_t *n_groups,
+                      int64_t qweight_shape[2], int64_t qzeros_shape[2]);
+/* codes [out, in] (as sm_gptq_result.codes) and zeros [n_groups, out] (real zero points) ->
+ * qweight and qzeros in the shapes above. */
+int sm_gptq_hf_pack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, const uint8_t *codes,
+                    const int32_t *zeros, int32_t *qweight, int32_t *qzeros);
+/* The inverse: codes [out, in] and real zero points [n_groups, out]. */
+int sm_gptq_hf_unpack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, const int32_t *qweight,
+                      const int32_t *qzeros, uint8_t *codes, int32_t *zeros);
+/* The float weight [out, in] of a GPTQ linear from its checkpoint tensors (g_idx may be NULL:
+ * i / group_size). Shapes, dtypes, sizes and g_idx values are checked against each other and
+ * the config. *out_f, *in_f get the dimensions; dst (out*in floats) may be NULL to only check
+ * and get them. Each value is scale * (code - zero) computed exactly in float. */
+int sm_gptq_hf_dequantize(const sm_gptq_hf_config *c, const sm_tensor *qweight, const sm_tensor *qzeros,
+                          const sm_tensor *scales, const sm_tensor *g_idx, float *dst, int64_t *out_f,
+                          int64_t *in_f);
+
 #endif

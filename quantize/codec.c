@@ -24,12 +24,12 @@ typedef struct q_codec {
 
 static const q_codec CODECS[] = {
     {SM_TYPE_Q4_0, q_quantize_q4_0, {q_quantize_q4_0_avx2, q_quantize_q4_0_avx512}, q_dequantize_q4_0, true, SCALES1(block_q4_0, d)},
-    {SM_TYPE_Q4_1, q_quantize_q4_1, {NULL, NULL}, q_dequantize_q4_1, true, SCALES2(block_q4_1, d, m)},
-    {SM_TYPE_Q5_0, q_quantize_q5_0, {NULL, NULL}, q_dequantize_q5_0, true, SCALES1(block_q5_0, d)},
-    {SM_TYPE_Q5_1, q_quantize_q5_1, {NULL, NULL}, q_dequantize_q5_1, true, SCALES2(block_q5_1, d, m)},
+    {SM_TYPE_Q4_1, q_quantize_q4_1, {q_quantize_q4_1_avx2, q_quantize_q4_1_avx512}, q_dequantize_q4_1, true, SCALES2(block_q4_1, d, m)},
+    {SM_TYPE_Q5_0, q_quantize_q5_0, {q_quantize_q5_0_avx2, q_quantize_q5_0_avx512}, q_dequantize_q5_0, true, SCALES1(block_q5_0, d)},
+    {SM_TYPE_Q5_1, q_quantize_q5_1, {q_quantize_q5_1_avx2, q_quantize_q5_1_avx512}, q_dequantize_q5_1, true, SCALES2(block_q5_1, d, m)},
     {SM_TYPE_Q8_0, q_quantize_q8_0, {q_quantize_q8_0_avx2, q_quantize_q8_0_avx512}, q_dequantize_q8_0, false, SCALES1(block_q8_0, d)},
     {SM_TYPE_Q2_K, q_quantize_q2_K, {q_quantize_q2_K_avx2, q_quantize_q2_K_avx512}, q_dequantize_q2_K, true, SCALES2(block_q2_K, d, dmin)},
-    {SM_TYPE_Q3_K, q_quantize_q3_K, {NULL, NULL}, q_dequantize_q3_K, true, SCALES1(block_q3_K, d)},
+    {SM_TYPE_Q3_K, q_quantize_q3_K, {q_quantize_q3_K_avx2, q_quantize_q3_K_avx512}, q_dequantize_q3_K, true, SCALES1(block_q3_K, d)},
     {SM_TYPE_Q4_K, q_quantize_q4_K, {q_quantize_q4_K_avx2, q_quantize_q4_K_avx512}, q_dequantize_q4_K, true, SCALES2(block_q4_K, d, dmin)},
     {SM_TYPE_Q5_K, q_quantize_q5_K, {q_quantize_q5_K_avx2, q_quantize_q5_K_avx512}, q_dequantize_q5_K, true, SCALES2(block_q5_K, d, dmin)},
     {SM_TYPE_Q6_K, q_quantize_q6_K, {q_quantize_q6_K_avx2, q_quantize_q6_K_avx512}, q_dequantize_q6_K, true, SCALES1(block_q6_K, d)},

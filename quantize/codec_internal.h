@@ -31,7 +31,12 @@ float q_make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float 
 /* best_index_int8: the index of the level in the sorted table val[n] nearest to x. */
 int q_best_index_int8(int n, const int8_t *val, float x);
 
-/* ---- scalar pieces the SIMD codecs share (q2k_q3k.c, q4k_q5k.c, q6k.c, q_iq4.c) ---- */
+/* ---- scalar pieces the SIMD codecs share (q_legacy.c, q2k_q3k.c, q4k_q5k.c, q6k.c, q_iq4.c) ---- */
+
+/* Mean square of a row: sigma2 of the legacy types' weighted quantizers. */
+float q_row_sigma2(const float *x, int64_t n);
+/* Q5_0/Q5_1: 32 five-bit levels into qs (low nibbles) and qh (fifth bits). */
+void q_pack_q5(const uint8_t *L, uint8_t *qs, uint8_t qh[4]);
 
 /* Q4_K/Q5_K super-block scales from the 8 group scales and mins: rounded against the largest
  * (reference), or by make_qp_quants with group weight sums sw (weighted; clamp_scales: Q5_K). */
@@ -43,6 +48,13 @@ void q_pack_q5_K(const uint8_t *L, uint8_t *qh, uint8_t *qs);
 /* Q2_K: the 4-bit sub-scales and mins and the two super-scales, reference or weighted. */
 void q_q2_K_ref_scales(const float *scales, const float *mins, block_q2_K *y);
 void q_q2_K_weighted_scales(const float *scales, const float *mins, const float *sw, block_q2_K *y);
+/* Q3_K: the 6-bit sub-scales and d from the 16 group scales (reference, or weighted with
+ * group weight sums sw); the signed sub-scale j; hmask + low bits from levels 0..7 (L is
+ * modified). */
+void q_q3_K_ref_scales(const float *scales, block_q3_K *y);
+void q_q3_K_weighted_scales(const float *scales, const float *sw, block_q3_K *y);
+int q_q3_K_scale(const uint8_t *scales, int j);
+void q_q3_K_pack(int8_t *L, block_q3_K *y);
 /* Q2_K's qs (and Q3_K's low bits): 4 two-bit levels per byte. */
 void q_pack_2bit(const uint8_t *L, uint8_t *qs);
 /* IQ4_XS: d and the 6-bit group scales from the 8 group scales; idl gets each group's
@@ -87,7 +99,8 @@ void q_dequantize_q8_K(const void *x, float *y, int64_t n);
 #define Q_DECLARE_SIMD(isa)                                                                    \
     Q_DECLARE_ISA(q4_0, isa) Q_DECLARE_ISA(q8_0, isa) Q_DECLARE_ISA(q4_K, isa)                  \
     Q_DECLARE_ISA(q5_K, isa) Q_DECLARE_ISA(q6_K, isa) Q_DECLARE_ISA(q2_K, isa)                  \
-    Q_DECLARE_ISA(iq4_nl, isa) Q_DECLARE_ISA(iq4_xs, isa)
+    Q_DECLARE_ISA(iq4_nl, isa) Q_DECLARE_ISA(iq4_xs, isa) Q_DECLARE_ISA(q4_1, isa)              \
+    Q_DECLARE_ISA(q5_0, isa) Q_DECLARE_ISA(q5_1, isa) Q_DECLARE_ISA(q3_K, isa)
 Q_DECLARE_SIMD(avx2)
 Q_DECLARE_SIMD(avx512)
 #undef Q_DECLARE_SIMD

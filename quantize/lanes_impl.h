@@ -372,6 +372,134 @@ void QL_NAME(q_quantize_q2_K)(const float *x, void *y, int64_t nrows, int64_t n_
     kq_rows(&KQ_Q2_K, x, y, nrows, n_per_row, qw);
 }
 
+/* ---- Q3_K: 16 groups of 16 per super-block, KV*LANES groups (Q3_SB super-blocks) per
+ * step. Reference: make_q3_quants with its refinement passes; weighted: make_qx_quants. ---- */
+
+#define Q3_SB (KV * LANES / 16)
+
+/* make_q3_quants(16, 4, ..., do_rmse) lane-wise: levels (l + 4, 0 for an all-zero group) into
+ * Lt, scales returned. A refinement pass that changes nothing in a lane leaves it as it was,
+ * so lanes that ggml would have stopped can run on until every lane is done. */
+static void lanes_q3(const vf (*xt)[KV], vf (*Lt)[KV], vf *scale) {
+    const int n = 16, nmax = 4;
+    vf amax[KV], max[KV], sumlx[KV], suml2[KV], wx[16][KV], w[16][KV];
+    vm zero[KV];
+    for (int v = 0; v < KV; v++) amax[v] = max[v] = v_set1(0);
+    for (int i = 0; i < n; i++) {
+        for (int v = 0; v < KV; v++) {
+            vf ax = v_abs(xt[i][v]);
+            vm m = v_gt(ax, amax[v]);
+            amax[v] = v_blend(m, ax, amax[v]);
+            max[v] = v_blend(m, xt[i][v], max[v]);
+            w[i][v] = v_mul(xt[i][v], xt[i][v]);
+            wx[i][v] = v_mul(w[i][v], xt[i][v]);
+        }
+    }
+    for (int v = 0; v < KV; v++) {
+        zero[v] = v_lt(amax[v], v_set1(GROUP_MAX_EPS));
+        vf iscale = v_div(v_set1((float)-nmax), max[v]);
+        sumlx[v] = suml2[v] = v_set1(0);
+        for (int i = 0; i < n; i++) {
+            vf l = v_level(iscale, xt[i][v], -nmax, nmax - 1);
+            Lt[i][v] = l;
+            sumlx[v] = v_add(sumlx[v], v_mul(wx[i][v], l));
+            suml2[v] = v_add(suml2[v], v_mul(v_mul(w[i][v], l), l));
+        }
+    }
+    for (int itry = 0; itry < 5; ++itry) {
+        bool changed = false;
+        for (int i = 0; i < n; i++) {
+            for (int v = 0; v < KV; v++) {
+                const vf L = Lt[i][v];
+                vf slx = v_sub(sumlx[v], v_mul(wx[i][v], L));
+                vm go = v_gt(slx, v_set1(0));
+                vf sl2 = v_sub(suml2[v], v_mul(v_mul(w[i][v], L), L));
+                vf nl = vi_to_f(vi_clamp(v_nearest(v_div(v_mul(xt[i][v], sl2), slx)), -nmax, nmax - 1));
+                go = m_and(go, v_ne(nl, L));
+                vf slx2 = v_add(slx, v_mul(wx[i][v], nl));
+                vf sl22 = v_add(sl2, v_mul(v_mul(w[i][v], nl), nl));
+                go = m_and(go, m_and(v_gt(sl22, v_set1(0)),
+                                     v_gt(v_mul(v_mul(slx2, slx2), suml2[v]), v_mul(v_mul(sumlx[v], sumlx[v]), sl22))));
+                if (!m_any(go)) continue;
+                changed = true;
+                Lt[i][v] = v_blend(go, nl, L);
+                sumlx[v] = v_blend(go, slx2, sumlx[v]);
+                suml2[v] = v_blend(go, sl22, suml2[v]);
+            }
+        }
+        if (!changed) break;
+    }
+    for (int v = 0; v < KV; v++) {
+        for (int i = 0; i < n; i++) Lt[i][v] = v_blend(zero[v], v_set1(0), v_add(Lt[i][v], v_set1((float)nmax)));
+        vf s = v_blend(v_gt(suml2[v], v_set1(0)), v_div(sumlx[v], suml2[v]), v_set1(0));
+        scale[v] = v_blend(zero[v], v_set1(0), s);
+    }
+}
+
+void QL_NAME(q_quantize_q3_K)(const float *x, void *vy, int64_t nrows, int64_t n_per_row, const float *qw) {
+    block_q3_K *y = vy;
+    const int64_t nb = n_per_row / QK_K, total = nrows * nb;
+    float xp[Q3_SB * QK_K], w[Q3_SB * QK_K], scales[KV * LANES], sw[KV * LANES], d[KV * LANES];
+    block_q3_K scratch[Q3_SB];
+    for (int64_t k = 0; k < total; k += Q3_SB) {
+        const int64_t cnt = total - k < Q3_SB ? total - k : Q3_SB;
+        const float *xs = x + QK_K * k;
+        block_q3_K *yb = y + k;
+        if (cnt < Q3_SB) {
+            memset(xp, 0, sizeof xp);
+            memcpy(xp, xs, sizeof(float) * QK_K * (size_t)cnt);
+            xs = xp;
+            yb = scratch;
+        }
+        vf xt[16][KV], Lt[16][KV], scale[KV];
+        transpose_kv(xs, 16, xt);
+        if (qw) {
+            memset(w, 0, sizeof w);
+            for (int64_t sb = 0; sb < cnt; sb++) {
+                const float *xb = xs + QK_K * sb, *qb = qw + QK_K * ((k + sb) % nb);
+                float sumx2 = 0;
+                for (int j = 0; j < QK_K; ++j) sumx2 += xb[j] * xb[j];
+                vf sigma2 = v_set1(2 * sumx2 / QK_K);
+                for (int j = 0; j < QK_K; j += LANES) {
+                    vf xv = v_load(xb + j);
+                    v_store(w + QK_K * sb + j, v_mul(v_load(qb + j), v_sqrt(v_add(sigma2, v_mul(xv, xv)))));
+                }
+            }
+            vf wt[16][KV];
+            transpose_kv(w, 16, wt);
+            for (int v = 0; v < KV; v++) {
+                vf x1[16], w1[16], L1[16], s = v_set1(0);
+                for (int i = 0; i < 16; i++) x1[i] = xt[i][v], w1[i] = wt[i][v], s = v_add(s, wt[i][v]);
+                v_store(sw + LANES * v, s);
+                scale[v] = lanes_qx(16, 4, x1, w1, L1);
+                for (int i = 0; i < 16; i++) Lt[i][v] = L1[i];
+            }
+        } else {
+            lanes_q3((const vf(*)[KV])xt, Lt, scale);
+        }
+        for (int v = 0; v < KV; v++) v_store(scales + LANES * v, scale[v]);
+        for (int sb = 0; sb < Q3_SB; sb++) {
+            if (qw) q_q3_K_weighted_scales(scales + 16 * sb, sw + 16 * sb, &yb[sb]);
+            else q_q3_K_ref_scales(scales + 16 * sb, &yb[sb]);
+            for (int j = 0; j < 16; j++) d[16 * sb + j] = h2f(yb[sb].d) * q_q3_K_scale(yb[sb].scales, j);
+        }
+        int8_t L[Q3_SB * QK_K];
+        for (int v = 0; v < KV; v++) {
+            const vf dv = v_load(d + LANES * v);
+            const vm live = v_ne(dv, v_set1(0));
+            int32_t Li[16 * LANES];
+            for (int i = 0; i < 16; i++) {
+                vf l = vi_to_f(vi_add(vi_clamp(v_nearest(v_div(xt[i][v], dv)), -4, 3), vi_set1(4)));
+                vi_store(Li + i * LANES, vi_from_f(v_blend(live, l, Lt[i][v])));
+            }
+            for (int g = 0; g < LANES; g++)
+                for (int i = 0; i < 16; i++) L[16 * (LANES * v + g) + i] = (int8_t)Li[i * LANES + g];
+        }
+        for (int64_t sb = 0; sb < cnt; sb++) q_q3_K_pack(L + QK_K * sb, &yb[sb]);
+        if (yb == scratch) memcpy(y + k, scratch, sizeof(block_q3_K) * (size_t)cnt);
+    }
+}
+
 /* ---- Q6_K: a super-block is 16 groups of 16, Q6_STEPS vectors of lanes ---- */
 
 #define Q6_STEPS (16 / LANES)
@@ -406,6 +534,121 @@ void QL_NAME(q_quantize_q6_K)(const float *x, void *vy, int64_t nrows, int64_t n
         }
         q_pack_q6_K(L, &y[ib]);
     }
+}
+
+/* ---- Q4_0, Q4_1, Q5_0, Q5_1 with importance weights: blocks of 32 with weights
+ * qw * sqrt(sigma2 + x^2), sigma2 the mean square of the block's row; the symmetric types
+ * search with make_qx_quants, the ones with a min with make_qkx3_quants. KV*LANES blocks per
+ * step, across row ends. ---- */
+
+static void legacy_weighted_rows(sm_type t, const float *x, void *vy, int64_t nrows, int64_t n_per_row,
+                                 const float *qw) {
+    enum { S = KV * LANES };
+    const bool with_min = t == SM_TYPE_Q4_1 || t == SM_TYPE_Q5_1;
+    const int nmax = t == SM_TYPE_Q4_0 ? 8 : t == SM_TYPE_Q5_0 ? 16 : t == SM_TYPE_Q4_1 ? 15 : 31;
+    const kx_params kx = {32, nmax, -0.9f, 0.05f, 36, false, true};
+    const int64_t nb = n_per_row / QK32, total = nrows * nb;
+    const size_t block_bytes = sm_type_get(t)->block_bytes;
+    float xp[QK32 * S], w[QK32 * S], d[S], m[S];
+    int64_t cur_row = -1;
+    float sigma2 = 0;
+    for (int64_t k = 0; k < total; k += S) {
+        const int64_t cnt = total - k < S ? total - k : S;
+        const float *xs = x + QK32 * k;
+        if (cnt < S) {
+            memset(xp, 0, sizeof xp);
+            memcpy(xp, xs, sizeof(float) * QK32 * (size_t)cnt);
+            xs = xp;
+        }
+        memset(w, 0, sizeof w);
+        for (int64_t g = 0; g < cnt; g++) {
+            const int64_t r = (k + g) / nb;
+            if (r != cur_row) {
+                cur_row = r;
+                sigma2 = q_row_sigma2(x + r * n_per_row, n_per_row);
+            }
+            const float *qb = qw + QK32 * ((k + g) % nb);
+            for (int j = 0; j < QK32; j += LANES) {
+                vf xv = v_load(xs + QK32 * g + j);
+                v_store(w + QK32 * g + j, v_mul(v_load(qb + j), v_sqrt(v_add(v_set1(sigma2), v_mul(xv, xv)))));
+            }
+        }
+        vf xt[QK32][KV], wt[QK32][KV], Lt[QK32][KV], scale[KV], the_min[KV];
+        transpose_kv(xs, QK32, xt);
+        transpose_kv(w, QK32, wt);
+        if (with_min) {
+            lanes_qkx(&kx, (const vf(*)[KV])xt, (const vf(*)[KV])wt, Lt, scale, the_min);
+            for (int v = 0; v < KV; v++) v_store(m + LANES * v, v_neg(the_min[v]));
+        } else {
+            for (int v = 0; v < KV; v++) {
+                vf x1[QK32], w1[QK32], L1[QK32];
+                for (int i = 0; i < QK32; i++) x1[i] = xt[i][v], w1[i] = wt[i][v];
+                scale[v] = lanes_qx(QK32, nmax, x1, w1, L1);
+                for (int i = 0; i < QK32; i++) Lt[i][v] = L1[i];
+            }
+        }
+        int32_t Li[QK32 * S];
+        for (int v = 0; v < KV; v++) {
+            v_store(d + LANES * v, scale[v]);
+            for (int i = 0; i < QK32; i++) vi_store(Li + (KV * i + v) * LANES, vi_from_f(Lt[i][v]));
+        }
+        for (int64_t g = 0; g < cnt; g++) {
+            uint8_t L[QK32], *blk = (uint8_t *)vy + (size_t)(k + g) * block_bytes;
+            for (int i = 0; i < QK32; i++) L[i] = (uint8_t)Li[(KV * i + g / LANES) * LANES + g % LANES];
+            const uint16_t dh = f2h(d[g]);
+            switch (t) {
+            case SM_TYPE_Q4_0: {
+                block_q4_0 *y = (block_q4_0 *)blk;
+                y->d = dh;
+                for (int j = 0; j < 16; ++j) y->qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+                break;
+            }
+            case SM_TYPE_Q4_1: {
+                block_q4_1 *y = (block_q4_1 *)blk;
+                y->d = dh;
+                y->m = f2h(m[g]);
+                for (int j = 0; j < 16; ++j) y->qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+                break;
+            }
+            case SM_TYPE_Q5_0: {
+                block_q5_0 *y = (block_q5_0 *)blk;
+                y->d = dh;
+                q_pack_q5(L, y->qs, y->qh);
+                break;
+            }
+            default: {
+                block_q5_1 *y = (block_q5_1 *)blk;
+                y->d = dh;
+                y->m = f2h(m[g]);
+                q_pack_q5(L, y->qs, y->qh);
+                break;
+            }
+            }
+        }
+    }
+}
+
+/* Without importance weights these types are cheap: the scalar reference code. */
+static void legacy_rows(sm_type t, q_row_fn scalar, const float *x, void *vy, int64_t nrows, int64_t n_per_row,
+                        const float *qw) {
+    if (qw) {
+        legacy_weighted_rows(t, x, vy, nrows, n_per_row, qw);
+        return;
+    }
+    const size_t row_bytes = (size_t)sm_type_row_bytes(t, n_per_row);
+    for (int64_t r = 0; r < nrows; r++) scalar(x + r * n_per_row, (uint8_t *)vy + (size_t)r * row_bytes, n_per_row, NULL);
+}
+
+void QL_NAME(q_quantize_q4_1)(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *qw) {
+    legacy_rows(SM_TYPE_Q4_1, q_quantize_q4_1, x, y, nrows, n_per_row, qw);
+}
+
+void QL_NAME(q_quantize_q5_0)(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *qw) {
+    legacy_rows(SM_TYPE_Q5_0, q_quantize_q5_0, x, y, nrows, n_per_row, qw);
+}
+
+void QL_NAME(q_quantize_q5_1)(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *qw) {
+    legacy_rows(SM_TYPE_Q5_1, q_quantize_q5_1, x, y, nrows, n_per_row, qw);
 }
 
 /* ---- Q8_0 and Q4_0 without importance weights: one block of 32 at a time ---- */
@@ -444,9 +687,8 @@ static inline vi q4_0_level(const float *x, vf id) {
 
 void QL_NAME(q_quantize_q4_0)(const float *x, void *vy, int64_t nrows, int64_t n_per_row, const float *qw) {
     block_q4_0 *y = vy;
-    if (qw) { /* the weighted search needs whole rows (sigma2): the scalar code */
-        for (int64_t r = 0; r < nrows; r++)
-            q_quantize_q4_0(x + r * n_per_row, y + r * (n_per_row / QK32), n_per_row, qw);
+    if (qw) {
+        legacy_weighted_rows(SM_TYPE_Q4_0, x, vy, nrows, n_per_row, qw);
         return;
     }
     for (int64_t i = 0; i < nrows * n_per_row / QK32; i++, x += QK32) {
