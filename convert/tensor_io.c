@@ -294,7 +294,10 @@ int cv_write_item(cv_io *io, const cv_item *it) {
         const uint8_t *src = base + (uint64_t)r0 * in_row; /* whole heads: exactly these rows are read */
         read_ahead(io, src, (uint64_t)rows * in_row);
         int b = take_buffer(io, (size_t)(out_row * (uint64_t)rows));
-        if (b < 0) return io->failed ? writer_error(io) : -1;
+        if (b < 0) {
+            writer_error(io); /* the writer's failure, if that is why; else out of memory */
+            return -1;
+        }
         uint8_t *out = io->buf[b];
         /* plain output: cast each source row straight into the chunk; quantized output: to
          * floats first, then the codec (which runs its own threads). The casts are
