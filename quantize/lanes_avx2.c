@@ -1,4 +1,4 @@
-/* lanes_avx2.c - the SIMD codecs of lanes_impl.h on AVX2 (8 lanes). Same bytes as the scalar
+/* lanes_avx2.c - the SIMD codecs of lanes_*_impl.h on AVX2 (8 lanes). Same bytes as the scalar
  * codecs; this file only defines the vector vocabulary. */
 #include "quantize/codec_internal.h"
 
@@ -74,4 +74,6 @@ static inline void vi_store_i8(int8_t *p, vi a) {
     memcpy(p + 4, &hi, 4);
 }
 
-#include "quantize/lanes_impl.h"
+#include "quantize/lanes_search_impl.h"
+#include "quantize/lanes_kquants_impl.h"
+#include "quantize/lanes_legacy_impl.h"

@@ -1,4 +1,4 @@
-/* lanes_avx512.c - the SIMD codecs of lanes_impl.h on AVX-512 (16 lanes). Same bytes as the
+/* lanes_avx512.c - the SIMD codecs of lanes_*_impl.h on AVX-512 (16 lanes). Same bytes as the
  * scalar codecs; this file only defines the vector vocabulary. */
 #include "quantize/codec_internal.h"
 
@@ -62,4 +62,6 @@ static inline void vi_store(int32_t *p, vi a) { _mm512_storeu_si512(p, a); }
 /* the low byte of each lane */
 static inline void vi_store_i8(int8_t *p, vi a) { _mm_storeu_si128((__m128i *)p, _mm512_cvtepi32_epi8(a)); }
 
-#include "quantize/lanes_impl.h"
+#include "quantize/lanes_search_impl.h"
+#include "quantize/lanes_kquants_impl.h"
+#include "quantize/lanes_legacy_impl.h"

@@ -235,30 +235,47 @@ static void golden_plain_and_q8_K(void) {
     CHECK(!sm_quantize_supported(SM_TYPE_Q8_K));
 }
 
-/* The same bytes with 1 and 2 threads, on more rows than threads. */
-static void thread_independence(void) {
-    enum { ROWS = 37, COLS = 1024 };
-    float *x = malloc(sizeof(float) * ROWS * COLS), w[COLS];
-    uint64_t s = 4242;
-    for (int i = 0; i < ROWS * COLS; i++) x[i] = 0.03f * gold_gauss(&s);
-    for (int j = 0; j < COLS; j++) w[j] = gold_unif(&s);
+/* The SIMD kernels group blocks across row ends and pad the last group, and each thread
+ * takes its own range of rows: none of that may change a byte. Every ISA with 1 and 2
+ * threads against the scalar code with 1 thread, on shapes whose super-blocks do not fill
+ * the last group (3 per row, a single one). */
+static void isa_and_thread_independence(void) {
+    static const int64_t shapes[][2] = {{13, 768}, {1, 256}, {5, 512}};
     const int saved = omp_get_max_threads();
-    for (size_t k = 0; k < N_QUANT_TYPES; k++) {
-        sm_type t = QUANT_TYPES[k];
-        size_t nb = (size_t)sm_type_row_bytes(t, COLS) * ROWS;
-        uint8_t *a = malloc(nb), *b = malloc(nb);
-        for (int wi = 0; wi < 2; wi++) {
-            omp_set_num_threads(1);
-            CHECK(sm_quantize_rows(t, x, a, ROWS, COLS, wi ? w : NULL) == nb);
-            omp_set_num_threads(2);
-            CHECK(sm_quantize_rows(t, x, b, ROWS, COLS, wi ? w : NULL) == nb);
-            CHECK_MSG(!memcmp(a, b, nb), "%s: bytes depend on the thread count", sm_type_name(t));
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int64_t rows = shapes[si][0], cols = shapes[si][1];
+        float *x = malloc(sizeof(float) * (size_t)(rows * cols)), *w = malloc(sizeof(float) * (size_t)cols);
+        uint64_t s = 4242 + si;
+        for (int64_t i = 0; i < rows * cols; i++) x[i] = 0.03f * gold_gauss(&s) + (i % 97 == 0 ? 0.5f : 0.0f);
+        for (int64_t j = 0; j < cols; j++) w[j] = gold_unif(&s);
+        for (size_t k = 0; k < N_QUANT_TYPES; k++) {
+            sm_type t = QUANT_TYPES[k];
+            size_t nb = (size_t)sm_type_row_bytes(t, cols) * (size_t)rows;
+            uint8_t *ref = malloc(nb), *b = malloc(nb);
+            for (int wi = 0; wi < 2; wi++) {
+                q_force_isa(SM_ISA_SCALAR);
+                omp_set_num_threads(1);
+                CHECK(sm_quantize_rows(t, x, ref, rows, cols, wi ? w : NULL) == nb);
+                for (int isa = SM_ISA_SCALAR; isa <= (int)sm_cpu_isa(); isa++) {
+                    q_force_isa((sm_isa)isa);
+                    for (int nt = 1; nt <= 2; nt++) {
+                        omp_set_num_threads(nt);
+                        memset(b, 0x77, nb);
+                        CHECK(sm_quantize_rows(t, x, b, rows, cols, wi ? w : NULL) == nb);
+                        CHECK_MSG(!memcmp(ref, b, nb), "%s%s %lldx%lld: %s with %d thread(s) differs from scalar",
+                                  sm_type_name(t), wi ? "+imatrix" : "", (long long)rows, (long long)cols,
+                                  sm_isa_name((sm_isa)isa), nt);
+                    }
+                }
+            }
+            free(ref);
+            free(b);
         }
-        free(a);
-        free(b);
+        free(x);
+        free(w);
     }
+    q_force_isa(sm_cpu_isa());
     omp_set_num_threads(saved);
-    free(x);
 }
 
 static void refusals(void) {
@@ -300,6 +317,6 @@ void run_tests(void) {
     fprintf(stderr, "cpu isa: %s\n", sm_isa_name(sm_cpu_isa()));
     TEST(golden_types);
     TEST(golden_plain_and_q8_K);
-    TEST(thread_independence);
+    TEST(isa_and_thread_independence);
     TEST(refusals);
 }
