@@ -2,6 +2,7 @@
  * codecs; this file only defines the vector vocabulary. */
 #include "quantize/codec_internal.h"
 
+#include <float.h>
 #include <immintrin.h>
 
 #define LANES 8
@@ -28,6 +29,12 @@ static inline float v_hmax(vf a) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+static inline float v_hmin(vf a) {
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
     return _mm_cvtss_f32(m);
 }
 /* C's comparisons: false on NaN, except != which is true */

@@ -2,6 +2,7 @@
  * scalar codecs; this file only defines the vector vocabulary. */
 #include "quantize/codec_internal.h"
 
+#include <float.h>
 #include <immintrin.h>
 
 #define LANES 16
@@ -30,6 +31,7 @@ static inline vf v_copysign1(vf a) {
                                                _mm512_castps_si512(_mm512_set1_ps(1.0f))));
 }
 static inline float v_hmax(vf a) { return _mm512_reduce_max_ps(a); }
+static inline float v_hmin(vf a) { return _mm512_reduce_min_ps(a); }
 /* C's comparisons: false on NaN, except != which is true */
 static inline vm v_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
 static inline vm v_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }

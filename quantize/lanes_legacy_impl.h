@@ -94,30 +94,7 @@ static void legacy_weighted_rows(sm_type t, const float *x, void *vy, int64_t nr
     }
 }
 
-/* Without importance weights these types are cheap: the scalar reference code. */
-static void legacy_rows(sm_type t, q_row_fn scalar, const float *x, void *vy, int64_t nrows, int64_t n_per_row,
-                        const float *qw) {
-    if (qw) {
-        legacy_weighted_rows(t, x, vy, nrows, n_per_row, qw);
-        return;
-    }
-    const size_t row_bytes = (size_t)sm_type_row_bytes(t, n_per_row);
-    for (int64_t r = 0; r < nrows; r++) scalar(x + r * n_per_row, (uint8_t *)vy + (size_t)r * row_bytes, n_per_row, NULL);
-}
-
-void QL_NAME(q_quantize_q4_1)(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *qw) {
-    legacy_rows(SM_TYPE_Q4_1, q_quantize_q4_1, x, y, nrows, n_per_row, qw);
-}
-
-void QL_NAME(q_quantize_q5_0)(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *qw) {
-    legacy_rows(SM_TYPE_Q5_0, q_quantize_q5_0, x, y, nrows, n_per_row, qw);
-}
-
-void QL_NAME(q_quantize_q5_1)(const float *x, void *y, int64_t nrows, int64_t n_per_row, const float *qw) {
-    legacy_rows(SM_TYPE_Q5_1, q_quantize_q5_1, x, y, nrows, n_per_row, qw);
-}
-
-/* ---- Q8_0 and Q4_0 without importance weights: one block of 32 at a time ---- */
+/* ---- the legacy types without importance weights: one block of 32 at a time ---- */
 
 /* max |x| over a block (max is exact in any order) */
 static inline vf block_abs_max(const float *x) {
@@ -145,11 +122,41 @@ void QL_NAME(q_quantize_q8_0)(const float *x, void *vy, int64_t nrows, int64_t n
     }
 }
 
-/* (int8_t)(x*id + 8.5f) capped at 15, as ggml computes it (cvtt, then the low byte) */
-static inline vi q4_0_level(const float *x, vf id) {
-    vi t = vi_sext8(vi_from_f(v_add(v_mul(v_load(x), id), v_set1(8.5f))));
-    return vi_min(t, vi_set1(15));
+/* The first value of largest magnitude (0 if all are 0), as ggml's strict scan finds it. */
+static inline float block_signed_absmax(const float *x) {
+    const float amax = v_hmax(block_abs_max(x));
+    if (amax > 0) {
+        for (int k = 0; k < QK32; k += LANES) {
+            int at = m_first(v_eq(v_abs(v_load(x + k)), v_set1(amax)));
+            if (at >= 0) return x[k + at];
+        }
+    }
+    return 0.0f;
 }
+
+/* ggml's min and max scans (strict, from +-FLT_MAX): the values are order-independent, the
+ * sign of a zero is the first one's. */
+static inline void block_min_max(const float *x, float *min, float *max) {
+    vf lo = v_load(x), hi = lo;
+    for (int k = LANES; k < QK32; k += LANES) {
+        vf v = v_load(x + k);
+        lo = v_blend(v_lt(v, lo), v, lo);
+        hi = v_max(hi, v);
+    }
+    const float mn = v_hmin(lo), mx = v_hmax(hi);
+    *min = mn < FLT_MAX ? mn : FLT_MAX;
+    *max = mx > -FLT_MAX ? mx : -FLT_MAX;
+    if (mn == 0 || mx == 0) {
+        bool got_min = mn != 0, got_max = mx != 0;
+        for (int j = 0; j < QK32 && !(got_min && got_max); j++) {
+            if (!got_min && x[j] == mn) *min = x[j], got_min = true;
+            if (!got_max && x[j] == mx) *max = x[j], got_max = true;
+        }
+    }
+}
+
+/* (int8_t)(v) capped at hi, as ggml computes it (cvtt, then the low byte) */
+static inline vi level_i8(vf v, int hi) { return vi_min(vi_sext8(vi_from_f(v)), vi_set1(hi)); }
 
 void QL_NAME(q_quantize_q4_0)(const float *x, void *vy, int64_t nrows, int64_t n_per_row, const float *qw) {
     block_q4_0 *y = vy;
@@ -158,19 +165,71 @@ void QL_NAME(q_quantize_q4_0)(const float *x, void *vy, int64_t nrows, int64_t n
         return;
     }
     for (int64_t i = 0; i < nrows * n_per_row / QK32; i++, x += QK32) {
-        const float amax = v_hmax(block_abs_max(x));
-        float max = 0.0f; /* the first value of largest magnitude, as ggml's strict scan finds it */
-        if (amax > 0) {
-            for (int k = 0; k < QK32; k += LANES) {
-                int at = m_first(v_eq(v_abs(v_load(x + k)), v_set1(amax)));
-                if (at >= 0) { max = x[k + at]; break; }
-            }
-        }
-        const float d = max / -8;
-        const vf id = v_set1(d ? 1.0f / d : 0.0f);
+        const float d = block_signed_absmax(x) / -8;
+        const vf id = v_set1(d ? 1.0f / d : 0.0f), off = v_set1(8.5f);
         y[i].d = f2h(d);
-        for (int k = 0; k < QK32 / 2; k += LANES)
-            vi_store_i8((int8_t *)y[i].qs + k, vi_or(q4_0_level(x + k, id), vi_shl4(q4_0_level(x + QK32 / 2 + k, id))));
+        for (int k = 0; k < QK32 / 2; k += LANES) {
+            vi lo = level_i8(v_add(v_mul(v_load(x + k), id), off), 15);
+            vi hi = level_i8(v_add(v_mul(v_load(x + QK32 / 2 + k), id), off), 15);
+            vi_store_i8((int8_t *)y[i].qs + k, vi_or(lo, vi_shl4(hi)));
+        }
+    }
+}
+
+void QL_NAME(q_quantize_q4_1)(const float *x, void *vy, int64_t nrows, int64_t n_per_row, const float *qw) {
+    block_q4_1 *y = vy;
+    if (qw) {
+        legacy_weighted_rows(SM_TYPE_Q4_1, x, vy, nrows, n_per_row, qw);
+        return;
+    }
+    for (int64_t i = 0; i < nrows * n_per_row / QK32; i++, x += QK32) {
+        float min, max;
+        block_min_max(x, &min, &max);
+        const float d = (max - min) / ((1 << 4) - 1);
+        const vf id = v_set1(d ? 1.0f / d : 0.0f), vmin = v_set1(min), half = v_set1(0.5f);
+        y[i].d = f2h(d);
+        y[i].m = f2h(min);
+        for (int k = 0; k < QK32 / 2; k += LANES) {
+            vi lo = level_i8(v_add(v_mul(v_sub(v_load(x + k), vmin), id), half), 15);
+            vi hi = level_i8(v_add(v_mul(v_sub(v_load(x + QK32 / 2 + k), vmin), id), half), 15);
+            vi_store_i8((int8_t *)y[i].qs + k, vi_or(lo, vi_shl4(hi)));
+        }
+    }
+}
+
+void QL_NAME(q_quantize_q5_0)(const float *x, void *vy, int64_t nrows, int64_t n_per_row, const float *qw) {
+    block_q5_0 *y = vy;
+    if (qw) {
+        legacy_weighted_rows(SM_TYPE_Q5_0, x, vy, nrows, n_per_row, qw);
+        return;
+    }
+    for (int64_t i = 0; i < nrows * n_per_row / QK32; i++, x += QK32) {
+        const float d = block_signed_absmax(x) / -16;
+        const vf id = v_set1(d ? 1.0f / d : 0.0f), off = v_set1(16.5f);
+        y[i].d = f2h(d);
+        int8_t L[QK32];
+        for (int k = 0; k < QK32; k += LANES) vi_store_i8(L + k, level_i8(v_add(v_mul(v_load(x + k), id), off), 31));
+        q_pack_q5((const uint8_t *)L, y[i].qs, y[i].qh);
+    }
+}
+
+void QL_NAME(q_quantize_q5_1)(const float *x, void *vy, int64_t nrows, int64_t n_per_row, const float *qw) {
+    block_q5_1 *y = vy;
+    if (qw) {
+        legacy_weighted_rows(SM_TYPE_Q5_1, x, vy, nrows, n_per_row, qw);
+        return;
+    }
+    for (int64_t i = 0; i < nrows * n_per_row / QK32; i++, x += QK32) {
+        float min, max;
+        block_min_max(x, &min, &max);
+        const float d = (max - min) / ((1 << 5) - 1);
+        const vf id = v_set1(d ? 1.0f / d : 0.0f), vmin = v_set1(min), half = v_set1(0.5f);
+        y[i].d = f2h(d);
+        y[i].m = f2h(min);
+        int8_t L[QK32]; /* (uint8_t)(v): cvtt, then the low byte */
+        for (int k = 0; k < QK32; k += LANES)
+            vi_store_i8(L + k, vi_from_f(v_add(v_mul(v_sub(v_load(x + k), vmin), id), half)));
+        q_pack_q5((const uint8_t *)L, y[i].qs, y[i].qh);
     }
 }
 

@@ -278,6 +278,37 @@ static void isa_and_thread_independence(void) {
     omp_set_num_threads(saved);
 }
 
+/* ggml's scans keep the first of equal values, so a block's zero min or max carries the sign
+ * of the first zero (it shows in Q4_1/Q5_1's f16 min): the SIMD paths must agree. */
+static void signed_zeros(void) {
+    enum { ROWS = 8, COLS = 256 };
+    static float x[ROWS * COLS];
+    static uint8_t ref[ROWS * 2 * COLS], b[ROWS * 2 * COLS];
+    uint64_t s = 99;
+    for (int r = 0; r < ROWS; r++) {
+        for (int j = 0; j < COLS; j++) {
+            float v = 0.01f + gold_unif(&s);
+            x[r * COLS + j] = r % 2 ? -v : v; /* one-signed rows: the zeros are the min or the max */
+        }
+        for (int blk = 0; blk < COLS / 32; blk++)
+            for (int z = 0; z < 3; z++) x[r * COLS + 32 * blk + (int)(gold_next(&s) % 32)] = gold_next(&s) % 2 ? -0.0f : 0.0f;
+    }
+    for (int j = 192; j < COLS; j++) x[(ROWS - 1) * COLS + j] = j % 3 ? 0.0f : -0.0f; /* all-zero blocks */
+    for (size_t k = 0; k < N_QUANT_TYPES; k++) {
+        sm_type t = QUANT_TYPES[k];
+        size_t nb = (size_t)sm_type_row_bytes(t, COLS) * ROWS;
+        q_force_isa(SM_ISA_SCALAR);
+        CHECK(sm_quantize_rows(t, x, ref, ROWS, COLS, NULL) == nb);
+        for (int isa = SM_ISA_AVX2; isa <= (int)sm_cpu_isa(); isa++) {
+            q_force_isa((sm_isa)isa);
+            CHECK(sm_quantize_rows(t, x, b, ROWS, COLS, NULL) == nb);
+            CHECK_MSG(!memcmp(ref, b, nb), "%s: %s differs from scalar on signed zeros", sm_type_name(t),
+                      sm_isa_name((sm_isa)isa));
+        }
+    }
+    q_force_isa(sm_cpu_isa());
+}
+
 static void refusals(void) {
     float x[512] = {0}, w[512];
     uint8_t out[2048];
@@ -318,5 +349,6 @@ void run_tests(void) {
     TEST(golden_types);
     TEST(golden_plain_and_q8_K);
     TEST(isa_and_thread_independence);
+    TEST(signed_zeros);
     TEST(refusals);
 }
