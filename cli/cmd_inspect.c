@@ -17,10 +17,10 @@ static const char USAGE[] =
     "usage: smelt inspect PATH [--json] [--all]\n"
     "\n"
     "Show what a model file holds. PATH: a GGUF file, a safetensors file, a sharded index\n"
-    "(*.index.json), a PyTorch checkpoint, or a Hugging Face model directory.\n"
+    "(*.index.json), a PyTorch checkpoint, a llama2.c checkpoint, or a Hugging Face model directory.\n"
     "\n"
-    "Prints the format, the metadata (GGUF key-values; safetensors __metadata__ and a summary\n"
-    "of config.json), one line per tensor (name, shape outermost-first, type, bytes) and totals:\n"
+    "Prints the format, the metadata (GGUF key-values; safetensors __metadata__ or the llama2.c\n"
+    "header, and a summary of config.json), one line per tensor (name, shape outermost-first, type, bytes) and totals:\n"
     "tensors, parameters, bytes and bits per weight.\n"
     "\n"
     "  --json   one JSON object: format, metadata, tensors [{name, shape, type, bytes}],\n"
@@ -125,6 +125,7 @@ static const char *fmt_float(double v, bool f32, char *buf, size_t cap) {
 
 static void print_string(const char *s, uint64_t len, bool all) {
     uint64_t shown = all || len <= SUMMARY_STRING ? len : SUMMARY_STRING;
+    while (shown < len && shown && ((unsigned char)s[shown] & 0xc0) == 0x80) shown--; /* whole UTF-8 characters */
     putchar('"');
     for (uint64_t i = 0; i < shown; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -159,6 +160,12 @@ static sm_gguf_value arr_elem(const sm_gguf_value *a, uint64_t i) {
     return e;
 }
 
+/* "u32", "str[2048]", "arr[3]"; returns the length. */
+static int type_str(const sm_gguf_value *v, char *buf, size_t cap) {
+    if (v->type != SM_GGUF_ARRAY) return snprintf(buf, cap, "%s", sm_gguf_vtype_name(v->type));
+    return snprintf(buf, cap, "%s[%llu]", sm_gguf_vtype_name(v->v.arr.type), (unsigned long long)v->v.arr.n);
+}
+
 static void print_value(const sm_gguf_value *v, bool all);
 
 static void print_array(const sm_gguf_value *v, bool all) {
@@ -167,7 +174,13 @@ static void print_array(const sm_gguf_value *v, bool all) {
     for (uint64_t i = 0; i < shown; i++) {
         if (i) printf(", ");
         if (v->v.arr.items) {
-            print_value(&v->v.arr.items[i], all);
+            const sm_gguf_value *it = &v->v.arr.items[i];
+            if (it->type == SM_GGUF_ARRAY) { /* nested: show each inner array's type too */
+                char tb[48];
+                type_str(it, tb, sizeof tb);
+                printf("%s ", tb);
+            }
+            print_value(it, all);
         } else {
             sm_gguf_value e = arr_elem(v, i);
             print_value(&e, all);
@@ -175,12 +188,6 @@ static void print_array(const sm_gguf_value *v, bool all) {
     }
     if (shown < n) printf("%s... %llu more", shown ? ", " : "", (unsigned long long)(n - shown));
     printf("]");
-}
-
-/* "u32", "str[2048]", "arr[3]"; returns the length. */
-static int type_str(const sm_gguf_value *v, char *buf, size_t cap) {
-    if (v->type != SM_GGUF_ARRAY) return snprintf(buf, cap, "%s", sm_gguf_vtype_name(v->type));
-    return snprintf(buf, cap, "%s[%llu]", sm_gguf_vtype_name(v->v.arr.type), (unsigned long long)v->v.arr.n);
 }
 
 static void print_value(const sm_gguf_value *v, bool all) {
@@ -196,23 +203,7 @@ static void print_value(const sm_gguf_value *v, bool all) {
     case SM_GGUF_FLOAT64: printf("%s", fmt_float(v->v.f, false, buf, sizeof buf)); break;
     case SM_GGUF_BOOL: printf("%s", v->v.u ? "true" : "false"); break;
     case SM_GGUF_STRING: print_string(v->v.str.ptr, v->v.str.len, all); break;
-    case SM_GGUF_ARRAY:
-        if (v->v.arr.type == SM_GGUF_ARRAY) { /* nested: show each inner array's type too */
-            uint64_t n = v->v.arr.n, shown = all || n <= SUMMARY_ITEMS ? n : SUMMARY_ITEMS;
-            printf("[");
-            for (uint64_t i = 0; i < shown; i++) {
-                printf("%s", i ? ", " : "");
-                char tb[48];
-                type_str(&v->v.arr.items[i], tb, sizeof tb);
-                printf("%s ", tb);
-                print_value(&v->v.arr.items[i], all);
-            }
-            if (shown < n) printf("%s... %llu more", shown ? ", " : "", (unsigned long long)(n - shown));
-            printf("]");
-        } else {
-            print_array(v, all);
-        }
-        break;
+    case SM_GGUF_ARRAY: print_array(v, all); break;
     }
 }
 
@@ -309,6 +300,141 @@ static int inspect_gguf(const char *path, bool json, bool all) {
     return 0;
 }
 
+/* ---- checkpoints (safetensors, PyTorch) ---- */
+
+static const char *kind_name(sm_ckpt_kind k) {
+    switch (k) {
+    case SM_CKPT_SAFETENSORS: return "safetensors";
+    case SM_CKPT_PYTORCH: return "pytorch";
+    case SM_CKPT_LLAMA2C: return "llama2c";
+    }
+    return "?";
+}
+
+/* config.json beside the checkpoint (in the directory, or beside the file); NULL if absent
+ * or unreadable (a note goes to stderr for the latter). */
+static cJSON *load_config(const char *path) {
+    char *dir;
+    if (sm_is_dir(path)) {
+        dir = strdup(path);
+    } else {
+        const char *slash = strrchr(path, '/');
+        dir = slash ? strndup(path, (size_t)(slash - path) + 1) : strdup(".");
+    }
+    char *cfg = dir ? sm_path_join(dir, "config.json") : NULL;
+    free(dir);
+    cJSON *root = NULL;
+    if (cfg && sm_is_file(cfg)) {
+        char *text = NULL;
+        size_t len = 0;
+        if (sm_read_file(cfg, (size_t)16 << 20, &text, &len) == 0) {
+            root = cJSON_ParseWithLength(text, len);
+            if (!root || !cJSON_IsObject(root)) {
+                fprintf(stderr, "smelt inspect: note: %s is not a JSON object; ignored\n", cfg);
+                cJSON_Delete(root);
+                root = NULL;
+            }
+            free(text);
+        } else {
+            fprintf(stderr, "smelt inspect: note: %s; ignored\n", sm_last_error());
+        }
+    }
+    free(cfg);
+    return root;
+}
+
+static void print_config(const cJSON *cfg) {
+    static const char *const KEYS[] = {
+        "architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
+        "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings",
+        "rope_theta", "rope_scaling", "rms_norm_eps", "layer_norm_eps", "tie_word_embeddings", "torch_dtype",
+        "bos_token_id", "eos_token_id",
+    };
+    printf("config:    config.json\n");
+    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, KEYS[i]);
+        if (!v) continue;
+        char *txt = cJSON_PrintUnformatted(v);
+        if (txt) printf("  %-24s  %s\n", KEYS[i], txt);
+        free(txt);
+    }
+}
+
+/* A llama2.c checkpoint has no magic: it is tried for files that are none of the other
+ * formats (zip, pickle, safetensors' '{' at byte 8); its reader checks that the header's sizes
+ * add up to exactly the file size. Returns the checkpoint (NULL if not one) and its header as
+ * JSON in *hdr. */
+static sm_ckpt *try_llama2c(const char *path, cJSON **hdr) {
+    *hdr = NULL;
+    uint8_t head[9] = {0};
+    FILE *f = sm_is_file(path) ? fopen(path, "rb") : NULL;
+    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f) fclose(f);
+    if (n < 9 || !memcmp(head, "PK\x03\x04", 4) || head[0] == 0x80 || head[8] == '{') return NULL;
+    sm_ckpt *c;
+    sm_llama2c_config cfg;
+    if (sm_llama2c_open(path, &c, &cfg)) return NULL;
+    *hdr = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*hdr, "dim", cfg.dim);
+    cJSON_AddNumberToObject(*hdr, "hidden_dim", cfg.hidden_dim);
+    cJSON_AddNumberToObject(*hdr, "n_layers", cfg.n_layers);
+    cJSON_AddNumberToObject(*hdr, "n_heads", cfg.n_heads);
+    cJSON_AddNumberToObject(*hdr, "n_kv_heads", cfg.n_kv_heads);
+    cJSON_AddNumberToObject(*hdr, "vocab_size", cfg.vocab_size);
+    cJSON_AddNumberToObject(*hdr, "seq_len", cfg.seq_len);
+    cJSON_AddBoolToObject(*hdr, "shared_classifier", cfg.shared_classifier);
+    return c;
+}
+
+static int inspect_ckpt(const char *path, bool json) {
+    cJSON *l2c_header;
+    sm_ckpt *c = try_llama2c(path, &l2c_header);
+    if (!c && sm_ckpt_open(path, &c)) return cli_fail_last("inspect");
+    const cJSON *metadata = l2c_header ? l2c_header : c->metadata;
+    cJSON *cfg = load_config(path);
+    const sm_tensor **ts = malloc((c->n_tensors ? c->n_tensors : 1) * sizeof *ts);
+    if (!ts) {
+        cJSON_Delete(cfg);
+        sm_ckpt_close(c);
+        return cli_fail("inspect", "out of memory");
+    }
+    for (size_t i = 0; i < c->n_tensors; i++) ts[i] = &c->tensors[i];
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "format", kind_name(c->kind));
+        cJSON_AddStringToObject(o, "path", path);
+        cJSON_AddItemToObject(o, "metadata", metadata ? cJSON_Duplicate(metadata, true) : cJSON_CreateObject());
+        if (cfg) {
+            cJSON_AddItemToObject(o, "config", cfg);
+            cfg = NULL;
+        }
+        add_json_totals(o, ts, c->n_tensors);
+        cli_print_json(o);
+    } else {
+        printf("file:      %s\n", path);
+        printf("format:    %s\n", kind_name(c->kind));
+        if (metadata && metadata->child) {
+            printf("metadata:%s\n", l2c_header ? "  (llama2.c header)" : "");
+            for (const cJSON *m = metadata->child; m; m = m->next) {
+                char *txt = cJSON_PrintUnformatted(m);
+                if (txt) printf("  %-24s  %s\n", m->string, txt);
+                free(txt);
+            }
+        } else {
+            printf("metadata:  none\n");
+        }
+        if (cfg) print_config(cfg);
+        printf("tensors:   %zu (shapes outermost-first)\n", c->n_tensors);
+        print_tensor_table(ts, c->n_tensors);
+        print_totals(ts, c->n_tensors);
+    }
+    cJSON_Delete(cfg);
+    cJSON_Delete(l2c_header);
+    free(ts);
+    sm_ckpt_close(c);
+    return 0;
+}
+
 /* ---- dispatch ---- */
 
 static bool is_gguf_file(const char *path) {
@@ -334,7 +460,7 @@ static int run(int argc, char **argv) {
     if (!path) return cli_usage_error(&sm_cmd_inspect, "missing PATH");
     if (!sm_is_file(path) && !sm_is_dir(path)) return cli_fail("inspect", "%s: no such file or directory", path);
     if (is_gguf_file(path)) return inspect_gguf(path, json, all);
-    return cli_fail("inspect", "%s: not a GGUF file (expected the magic \"GGUF\" at offset 0)", path);
+    return inspect_ckpt(path, json);
 }
 
 const sm_command sm_cmd_inspect = {"inspect", "show a model file's metadata and tensors", USAGE, run};

@@ -187,16 +187,35 @@ typedef struct sm_vocab {
     bool add_bos, add_eos;
     bool add_space_prefix;           /* SPM add_dummy_prefix */
     char pre[32];                    /* tokenizer.ggml.pre ("default", "llama-bpe", "qwen2", "gpt-2", ...) */
+    /* Which of add_bos / add_eos / add_space_prefix the source states (SM_VOCAB_HAS_*); the
+     * others hold llama.cpp's defaults for the tokenizer model (SPM: add_bos, add_space_prefix;
+     * BPE: none, except that llama.cpp's llama3-family pre-tokenizers default to add_bos, which
+     * sm_tokenizer_new applies). sm_vocab_to_gguf writes only the stated ones, as llama.cpp's
+     * converter does. */
+    unsigned explicit_flags;
+    char *chat_template;             /* tokenizer.chat_template, NULL if none */
 } sm_vocab;
 
-/* From an HF model directory: tokenizer.model (SPM) or tokenizer.json (BPE), plus
- * tokenizer_config.json / special_tokens_map.json / generation_config.json / config.json for
- * special ids and add_bos. */
+enum { SM_VOCAB_HAS_ADD_BOS = 1, SM_VOCAB_HAS_ADD_EOS = 2, SM_VOCAB_HAS_ADD_SPACE_PREFIX = 4 };
+
+/* From an HF model directory, as llama.cpp's convert_hf_to_gguf.py makes it: tokenizer.model
+ * (SPM) or else tokenizer.json (byte-level BPE: gpt-2, llama-bpe, qwen2 pre-tokenizers), plus
+ * added_tokens.json, tokenizer_config.json, tokenizer.json's added_tokens / post_processor and
+ * config.json for special ids, add_bos/add_eos and the chat template (gguf-py SpecialVocab's
+ * rules; it reads neither special_tokens_map.json nor generation_config.json, nor do we). */
 int sm_vocab_load_hf(const char *model_dir, sm_vocab *out);
 /* A SentencePiece model file (protobuf). */
 int sm_vocab_load_spm(const char *path, sm_vocab *out);
+/* The same from memory (`name` is used in error messages). */
+int sm_vocab_parse_spm(const void *data, size_t size, const char *name, sm_vocab *out);
+/* A Hugging Face tokenizer.json (BPE model, byte-level pre-tokenizer) from memory, alone: ids
+ * as in the file (no config.json vocab_size padding), no special ids, llama.cpp's defaults. */
+int sm_vocab_parse_tokenizer_json(const char *json, size_t len, const char *name, sm_vocab *out);
 /* From / to GGUF metadata (tokenizer.ggml.*). */
 int sm_vocab_from_gguf(const sm_gguf *g, sm_vocab *out);
+/* Any of the above by what `path` is: an HF model directory, a GGUF file, a tokenizer.json
+ * (*.json), else a SentencePiece model. */
+int sm_vocab_load(const char *path, sm_vocab *out);
 void sm_vocab_to_gguf(const sm_vocab *v, sm_gguf_writer *w);
 void sm_vocab_free(sm_vocab *v);
 

@@ -10,6 +10,7 @@
  * tensor names. Each error names the file, the byte offset and what was expected. */
 #include "gguf_internal.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,12 +40,27 @@ typedef struct reader {
     const uint8_t *p;
     size_t size, pos;
     const char *path;
+    const char *ctx_kind, *ctx_name; /* "key" / "tensor" and its name while parsing one */
+    size_t align_at;                 /* where general.alignment's value type is */
 } reader;
+
+/* "path: offset N: [key 'name': ]message" (format first, then the offset, then its arguments) */
+static int fail(const reader *r, const char *fmt, size_t at, ...) __attribute__((format(printf, 2, 4)));
+static int fail(const reader *r, const char *fmt, size_t at, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, at);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (r->ctx_kind)
+        return sm_error("%s: offset %zu: %s '%.200s': %s", r->path, at, r->ctx_kind, r->ctx_name, msg);
+    return sm_error("%s: offset %zu: %s", r->path, at, msg);
+}
 
 static int need(reader *r, uint64_t n, const char *what) {
     if (n > r->size - r->pos)
-        return sm_error("%s: offset %zu: expected %s (%llu bytes), but only %zu bytes remain", r->path,
-                        r->pos, what, (unsigned long long)n, r->size - r->pos);
+        return fail(r, "expected %s (%llu bytes), but only %zu bytes remain", r->pos, what, (unsigned long long)n,
+                    r->size - r->pos);
     return 0;
 }
 
@@ -75,13 +91,13 @@ static int rd_string(reader *r, char **out, uint64_t *out_len, uint64_t max, boo
     uint64_t len;
     if (rd_u64(r, &len, what)) return -1;
     if (len > max)
-        return sm_error("%s: offset %zu: expected %s of at most %llu bytes, found length %llu", r->path, at,
+        return fail(r, "expected %s of at most %llu bytes, found length %llu", at,
                         what, (unsigned long long)max, (unsigned long long)len);
     if (need(r, len, what)) return -1;
     if (is_name && memchr(r->p + r->pos, 0, (size_t)len))
-        return sm_error("%s: offset %zu: expected %s without NUL bytes", r->path, r->pos, what);
+        return fail(r, "expected %s without NUL bytes", r->pos, what);
     char *s = malloc((size_t)len + 1);
-    if (!s) return sm_error("%s: offset %zu: out of memory for %s", r->path, r->pos, what);
+    if (!s) return fail(r, "out of memory for %s", r->pos, what);
     memcpy(s, r->p + r->pos, (size_t)len);
     s[len] = 0;
     r->pos += (size_t)len;
@@ -95,7 +111,7 @@ static int rd_vtype(reader *r, sm_gguf_vtype *t, const char *what) {
     uint32_t v;
     if (rd_u32(r, &v, what)) return -1;
     if (!gguf_vtype_valid(v))
-        return sm_error("%s: offset %zu: expected %s (0..12), found %u", r->path, at, what, v);
+        return fail(r, "expected %s (0..12), found %u", at, what, v);
     *t = (sm_gguf_vtype)v;
     return 0;
 }
@@ -126,8 +142,7 @@ static int scalar(reader *r, const uint8_t *p, sm_gguf_vtype t, sm_gguf_value *v
     }
     case SM_GGUF_BOOL:
         if (p[0] > 1)
-            return sm_error("%s: offset %zu: expected a bool (0 or 1), found %u", r->path,
-                            (size_t)(p - r->p), p[0]);
+            return fail(r, "expected a bool (0 or 1), found %u", (size_t)(p - r->p), p[0]);
         v->v.u = p[0];
         break;
     default: return sm_error("%s: internal: not a scalar type", r->path);
@@ -141,7 +156,7 @@ static int rd_array(reader *r, sm_gguf_value *v, int depth) {
     v->type = SM_GGUF_ARRAY;
     size_t at = r->pos;
     if (depth > GGUF_MAX_NESTING)
-        return sm_error("%s: offset %zu: expected arrays nested at most %d deep", r->path, at, GGUF_MAX_NESTING);
+        return fail(r, "expected arrays nested at most %d deep", at, GGUF_MAX_NESTING);
     sm_gguf_vtype et = SM_GGUF_UINT8;
     uint64_t n = 0;
     if (rd_vtype(r, &et, "array element type") || rd_u64(r, &n, "array length")) return -1;
@@ -150,18 +165,17 @@ static int rd_array(reader *r, sm_gguf_value *v, int depth) {
     size_t left = r->size - r->pos;
     uint64_t min = es ? es : et == SM_GGUF_STRING ? 8 : 12; /* string: length; array: type + count */
     if (n > left / min)
-        return sm_error("%s: offset %zu: expected an array of %s that fits the %zu bytes left, found %llu elements",
-                        r->path, at + 4, sm_gguf_vtype_name(et), left, (unsigned long long)n);
+        return fail(r, "expected an array of %s that fits the %zu bytes left, found %llu elements", at + 4,
+                    sm_gguf_vtype_name(et), left, (unsigned long long)n);
     if (es) {
         v->v.arr.data = malloc(n ? (size_t)n * es : 1);
-        if (!v->v.arr.data) return sm_error("%s: offset %zu: out of memory", r->path, r->pos);
+        if (!v->v.arr.data) return fail(r, "out of memory", r->pos);
         v->v.arr.n = n;
         const uint8_t *p = r->p + r->pos;
         if (et == SM_GGUF_BOOL) {
             for (uint64_t i = 0; i < n; i++)
                 if (p[i] > 1)
-                    return sm_error("%s: offset %zu: expected a bool (0 or 1), found %u", r->path,
-                                    r->pos + (size_t)i, p[i]);
+                    return fail(r, "expected a bool (0 or 1), found %u", r->pos + (size_t)i, p[i]);
         }
         /* packed little-endian in the file and in memory (our hosts are little-endian) */
         memcpy(v->v.arr.data, p, (size_t)n * es);
@@ -169,7 +183,7 @@ static int rd_array(reader *r, sm_gguf_value *v, int depth) {
         return 0;
     }
     v->v.arr.items = calloc(n ? (size_t)n : 1, sizeof(sm_gguf_value));
-    if (!v->v.arr.items) return sm_error("%s: offset %zu: out of memory", r->path, r->pos);
+    if (!v->v.arr.items) return fail(r, "out of memory", r->pos);
     v->v.arr.n = n;
     for (uint64_t i = 0; i < n; i++)
         if (rd_value(r, et, &v->v.arr.items[i], depth + 1)) return -1;
@@ -191,26 +205,26 @@ static int rd_value(reader *r, sm_gguf_vtype t, sm_gguf_value *v, int depth) {
 
 static int rd_header(reader *r, sm_gguf *g, uint64_t *n_tensors, uint64_t *n_kv) {
     if (r->size < 4 || memcmp(r->p, GGUF_MAGIC, 4) != 0)
-        return sm_error("%s: offset 0: expected the GGUF magic \"GGUF\"%s", r->path,
-                        r->size < 4 ? ", but the file is shorter than 4 bytes" : "");
+        return fail(r, "expected the GGUF magic \"GGUF\"%s", 0,
+                    r->size < 4 ? ", but the file is shorter than 4 bytes" : "");
     r->pos = 4;
     if (rd_u32(r, &g->version, "GGUF version")) return -1;
     if (g->version == 1)
-        return sm_error("%s: offset 4: GGUF version 1 is not supported (expected version 2 or 3; "
-                        "re-convert the model with a current tool)", r->path);
+        return fail(r, "GGUF version 1 is not supported (expected version 2 or 3; re-convert the model with "
+                       "a current tool)", 4);
     if (g->version && !(g->version & 0xffff))
-        return sm_error("%s: offset 4: expected GGUF version 2 or 3, found %u (a big-endian file? only "
-                        "little-endian GGUF is supported)", r->path, g->version);
+        return fail(r, "expected GGUF version 2 or 3, found %u (a big-endian file? only little-endian GGUF "
+                       "is supported)", 4, g->version);
     if (g->version != 2 && g->version != 3)
-        return sm_error("%s: offset 4: expected GGUF version 2 or 3, found %u", r->path, g->version);
+        return fail(r, "expected GGUF version 2 or 3, found %u", 4, g->version);
     if (rd_u64(r, n_tensors, "tensor count") || rd_u64(r, n_kv, "metadata count")) return -1;
     size_t left = r->size - r->pos;
     if (*n_kv > left / MIN_KV_BYTES)
-        return sm_error("%s: offset 16: expected a metadata count that fits the %zu bytes left, found %llu",
-                        r->path, left, (unsigned long long)*n_kv);
+        return fail(r, "expected a metadata count that fits the %zu bytes left, found %llu", 16, left,
+                    (unsigned long long)*n_kv);
     if (*n_tensors > left / MIN_TENSOR_BYTES)
-        return sm_error("%s: offset 8: expected a tensor count that fits the %zu bytes left, found %llu",
-                        r->path, left, (unsigned long long)*n_tensors);
+        return fail(r, "expected a tensor count that fits the %zu bytes left, found %llu", 8, left,
+                    (unsigned long long)*n_tensors);
     return 0;
 }
 
@@ -223,16 +237,17 @@ static int rd_kvs(reader *r, sm_gguf *g, uint64_t n_kv) {
         uint64_t klen;
         if (rd_string(r, &g->keys[i], &klen, GGUF_MAX_KEY_LEN, true, "metadata key")) return -1;
         g->n_kv = (size_t)i + 1; /* keys[i] is owned from here on */
-        if (klen == 0) return sm_error("%s: offset %zu: expected a non-empty metadata key", r->path, at);
+        if (klen == 0) return fail(r, "expected a non-empty metadata key", at);
         size_t prev = 0;
         int added = gguf_index_add(&g->kv_index, g->keys[i], (size_t)i, &prev);
         if (added < 0) return sm_error("%s: out of memory", r->path);
-        if (added == 0)
-            return sm_error("%s: offset %zu: expected unique keys, but '%s' repeats key %zu", r->path, at,
-                            g->keys[i], prev);
+        if (added == 0) return fail(r, "expected unique keys, but '%s' repeats key %zu", at, g->keys[i], prev);
+        r->ctx_kind = "key";
+        r->ctx_name = g->keys[i];
+        if (!strcmp(g->keys[i], GGUF_KEY_ALIGNMENT)) r->align_at = r->pos;
         sm_gguf_vtype t = SM_GGUF_UINT8;
-        if (rd_vtype(r, &t, "metadata value type")) return sm_error_ctx("key '%s'", g->keys[i]);
-        if (rd_value(r, t, &g->vals[i], 1)) return sm_error_ctx("key '%s'", g->keys[i]);
+        if (rd_vtype(r, &t, "metadata value type") || rd_value(r, t, &g->vals[i], 1)) return -1;
+        r->ctx_kind = NULL;
     }
     return 0;
 }
@@ -242,11 +257,11 @@ static int set_alignment(reader *r, sm_gguf *g) {
     const sm_gguf_value *a = sm_gguf_find(g, GGUF_KEY_ALIGNMENT);
     if (!a) return 0;
     if (a->type != SM_GGUF_UINT32)
-        return sm_error("%s: expected %s of type u32, found %s", r->path, GGUF_KEY_ALIGNMENT,
-                        sm_gguf_vtype_name(a->type));
+        return fail(r, "expected %s of type u32, found %s", r->align_at, GGUF_KEY_ALIGNMENT,
+                    sm_gguf_vtype_name(a->type));
     if (a->v.u == 0 || (a->v.u & (a->v.u - 1)))
-        return sm_error("%s: expected %s to be a non-zero power of two, found %llu", r->path, GGUF_KEY_ALIGNMENT,
-                        (unsigned long long)a->v.u);
+        return fail(r, "expected %s to be a non-zero power of two, found %llu", r->align_at + 4,
+                    GGUF_KEY_ALIGNMENT, (unsigned long long)a->v.u);
     g->alignment = a->v.u;
     return 0;
 }
@@ -259,19 +274,18 @@ static int rd_tensor_info(reader *r, sm_gguf *g, size_t i, uint64_t *offset) {
     if (rd_string(r, &g->names[i], &nlen, GGUF_MAX_KEY_LEN, true, "tensor name")) return -1;
     g->n_tensors = i + 1;
     t->name = g->names[i];
-    if (nlen == 0) return sm_error("%s: offset %zu: expected a non-empty tensor name", r->path, at);
+    if (nlen == 0) return fail(r, "expected a non-empty tensor name", at);
     size_t prev = 0;
     int added = gguf_index_add(&g->tensor_index, t->name, i, &prev);
     if (added < 0) return sm_error("%s: out of memory", r->path);
-    if (added == 0)
-        return sm_error("%s: offset %zu: expected unique tensor names, but '%s' repeats tensor %zu", r->path, at,
-                        t->name, prev);
+    if (added == 0) return fail(r, "expected unique tensor names, but '%s' repeats tensor %zu", at, t->name, prev);
+    r->ctx_kind = "tensor";
+    r->ctx_name = t->name;
     at = r->pos;
     uint32_t n_dims;
-    if (rd_u32(r, &n_dims, "tensor n_dims")) return sm_error_ctx("tensor '%s'", t->name);
+    if (rd_u32(r, &n_dims, "tensor n_dims")) return -1;
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
-        return sm_error("%s: offset %zu: tensor '%s': expected 1..%d dimensions, found %u", r->path, at, t->name,
-                        GGUF_MAX_DIMS, n_dims);
+        return fail(r, "expected 1..%d dimensions, found %u", at, GGUF_MAX_DIMS, n_dims);
     t->n_dims = (int)n_dims;
     int64_t ne[GGUF_MAX_DIMS];
     int64_t nel = 1;
@@ -279,32 +293,30 @@ static int rd_tensor_info(reader *r, sm_gguf *g, size_t i, uint64_t *offset) {
     for (uint32_t d = 0; d < n_dims; d++) {
         at = r->pos;
         uint64_t v;
-        if (rd_u64(r, &v, "tensor dimension")) return sm_error_ctx("tensor '%s'", t->name);
+        if (rd_u64(r, &v, "tensor dimension")) return -1;
         if (v > (uint64_t)INT64_MAX)
-            return sm_error("%s: offset %zu: tensor '%s': expected dimension %u >= 0, found %lld", r->path, at,
-                            t->name, d, (long long)(int64_t)v);
+            return fail(r, "expected dimension %u >= 0, found %lld", at, d, (long long)(int64_t)v);
         ne[d] = (int64_t)v;
         overflow |= __builtin_mul_overflow(nel, ne[d], &nel);
         t->shape[n_dims - 1 - d] = ne[d];
     }
-    if (overflow)
-        return sm_error("%s: offset %zu: tensor '%s': expected an element count below 2^63", r->path, at, t->name);
+    if (overflow) return fail(r, "expected an element count below 2^63", at);
     at = r->pos;
     uint32_t type;
-    if (rd_u32(r, &type, "tensor type")) return sm_error_ctx("tensor '%s'", t->name);
+    if (rd_u32(r, &type, "tensor type")) return -1;
     const sm_type_info *ti = sm_type_get((sm_type)type);
-    if (!ti || !ti->in_ggml)
-        return sm_error("%s: offset %zu: tensor '%s': expected a known ggml type, found %u", r->path, at, t->name,
-                        type);
+    if (!ti || !ti->in_ggml) return fail(r, "expected a known ggml type, found %u", at, type);
     t->type = (sm_type)type;
     if (ne[0] % ti->block_size)
-        return sm_error("%s: offset %zu: tensor '%s': expected a row length that is a multiple of %s's block size "
-                        "%d, found %lld", r->path, at, t->name, ti->name, ti->block_size, (long long)ne[0]);
+        return fail(r, "expected a row length that is a multiple of %s's block size %d, found %lld", at, ti->name,
+                    ti->block_size, (long long)ne[0]);
     uint64_t nbytes;
     if (__builtin_mul_overflow((uint64_t)(nel / ti->block_size), (uint64_t)ti->block_bytes, &nbytes))
-        return sm_error("%s: offset %zu: tensor '%s': size in bytes overflows", r->path, at, t->name);
+        return fail(r, "expected a size in bytes below 2^64", at);
     t->nbytes = nbytes;
-    return rd_u64(r, offset, "tensor data offset") ? sm_error_ctx("tensor '%s'", t->name) : 0;
+    if (rd_u64(r, offset, "tensor data offset")) return -1;
+    r->ctx_kind = NULL;
+    return 0;
 }
 
 typedef struct { uint64_t off; size_t i; } span;
@@ -323,39 +335,39 @@ static int rd_tensors(reader *r, sm_gguf *g, uint64_t n) {
         free(sp);
         return sm_error("%s: out of memory for %llu tensors", r->path, (unsigned long long)n);
     }
-    size_t *info_at = calloc(n ? (size_t)n : 1, sizeof *info_at);
-    if (!info_at) {
+    size_t *off_at = calloc(n ? (size_t)n : 1, sizeof *off_at); /* where each offset field is */
+    if (!off_at) {
         free(sp);
         return sm_error("%s: out of memory", r->path);
     }
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        info_at[i] = r->pos;
         sp[i].i = i;
         rc = rd_tensor_info(r, g, i, &sp[i].off);
+        off_at[i] = r->pos - 8;
     }
     if (rc) goto done;
     /* the data section starts at the next multiple of the alignment */
     g->data_offset = ((uint64_t)r->pos + g->alignment - 1) / g->alignment * g->alignment;
     if (n && g->data_offset > r->size) {
-        rc = sm_error("%s: offset %zu: expected padding up to the data section at offset %llu, but the file ends",
-                      r->path, r->pos, (unsigned long long)g->data_offset);
+        rc = fail(r, "expected padding up to the data section at offset %llu, but the file ends", r->pos,
+                  (unsigned long long)g->data_offset);
         goto done;
     }
     uint64_t data_size = n ? r->size - g->data_offset : 0;
+    r->ctx_kind = "tensor";
     for (size_t i = 0; i < n; i++) {
         sm_tensor *t = &g->tensors[i];
         uint64_t off = sp[i].off;
+        r->ctx_name = t->name;
         if (off % g->alignment) {
-            rc = sm_error("%s: tensor '%s' (info at offset %zu): expected a data offset that is a multiple of "
-                          "the alignment %llu, found %llu", r->path, t->name, info_at[i],
-                          (unsigned long long)g->alignment, (unsigned long long)off);
+            rc = fail(r, "expected a data offset that is a multiple of the alignment %llu, found %llu", off_at[i],
+                      (unsigned long long)g->alignment, (unsigned long long)off);
             goto done;
         }
         if (off > data_size || t->nbytes > data_size - off) {
-            rc = sm_error("%s: tensor '%s' (info at offset %zu): expected %llu bytes of data at file offset %llu, "
-                          "but the file has %zu bytes", r->path, t->name, info_at[i],
-                          (unsigned long long)t->nbytes, (unsigned long long)(g->data_offset + off), r->size);
+            rc = fail(r, "expected %llu bytes of data at file offset %llu, but the file has %zu bytes", off_at[i],
+                      (unsigned long long)t->nbytes, (unsigned long long)(g->data_offset + off), r->size);
             goto done;
         }
         t->data = r->p + g->data_offset + off;
@@ -364,21 +376,22 @@ static int rd_tensors(reader *r, sm_gguf *g, uint64_t n) {
     for (size_t k = 1; k < n; k++) {
         const sm_tensor *a = &g->tensors[sp[k - 1].i], *b = &g->tensors[sp[k].i];
         if (sp[k - 1].off + a->nbytes > sp[k].off) {
-            rc = sm_error("%s: tensor '%s' (info at offset %zu): expected its data not to overlap tensor '%s' "
-                          "(bytes %llu..%llu of the data section), found offset %llu", r->path, b->name,
-                          info_at[sp[k].i], a->name, (unsigned long long)sp[k - 1].off,
-                          (unsigned long long)(sp[k - 1].off + a->nbytes), (unsigned long long)sp[k].off);
+            r->ctx_name = b->name;
+            rc = fail(r, "expected data not overlapping tensor '%s' (bytes %llu..%llu of the data section), "
+                         "found offset %llu", off_at[sp[k].i], a->name, (unsigned long long)sp[k - 1].off,
+                      (unsigned long long)(sp[k - 1].off + a->nbytes), (unsigned long long)sp[k].off);
             goto done;
         }
     }
 done:
+    r->ctx_kind = NULL;
     free(sp);
-    free(info_at);
+    free(off_at);
     return rc;
 }
 
 static int parse(sm_gguf *g) {
-    reader r = {g->base, g->size, 0, g->path};
+    reader r = {.p = g->base, .size = g->size, .path = g->path};
     uint64_t n_tensors = 0, n_kv = 0;
     if (rd_header(&r, g, &n_tensors, &n_kv)) return -1;
     if (rd_kvs(&r, g, n_kv)) return -1;

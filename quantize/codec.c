@@ -6,11 +6,13 @@
 #include "quantize/codec_internal.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
 
 typedef struct q_codec {
     sm_type type;
-    q_row_fn quantize;     /* scalar reference; NULL: dequantize only */
+    q_row_fn quantize;     /* scalar reference, one row; NULL: dequantize only */
+    q_rows_fn simd[2];     /* AVX2, AVX-512 (many rows at once); NULL: as the ISA below */
     q_deq_fn dequantize;
     bool uses_imatrix;     /* ggml's quantizer for this type reads importance weights */
     uint8_t n_scales;      /* f16 scale fields per block, at scale_off[] */
@@ -21,19 +23,19 @@ typedef struct q_codec {
 #define SCALES2(T, a, b) 2, {offsetof(T, a), offsetof(T, b)}
 
 static const q_codec CODECS[] = {
-    {SM_TYPE_Q4_0, q_quantize_q4_0, q_dequantize_q4_0, true, SCALES1(block_q4_0, d)},
-    {SM_TYPE_Q4_1, q_quantize_q4_1, q_dequantize_q4_1, true, SCALES2(block_q4_1, d, m)},
-    {SM_TYPE_Q5_0, q_quantize_q5_0, q_dequantize_q5_0, true, SCALES1(block_q5_0, d)},
-    {SM_TYPE_Q5_1, q_quantize_q5_1, q_dequantize_q5_1, true, SCALES2(block_q5_1, d, m)},
-    {SM_TYPE_Q8_0, q_quantize_q8_0, q_dequantize_q8_0, false, SCALES1(block_q8_0, d)},
-    {SM_TYPE_Q2_K, q_quantize_q2_K, q_dequantize_q2_K, true, SCALES2(block_q2_K, d, dmin)},
-    {SM_TYPE_Q3_K, q_quantize_q3_K, q_dequantize_q3_K, true, SCALES1(block_q3_K, d)},
-    {SM_TYPE_Q4_K, q_quantize_q4_K, q_dequantize_q4_K, true, SCALES2(block_q4_K, d, dmin)},
-    {SM_TYPE_Q5_K, q_quantize_q5_K, q_dequantize_q5_K, true, SCALES2(block_q5_K, d, dmin)},
-    {SM_TYPE_Q6_K, q_quantize_q6_K, q_dequantize_q6_K, true, SCALES1(block_q6_K, d)},
-    {SM_TYPE_Q8_K, NULL, q_dequantize_q8_K, false, 0, {0, 0}},
-    {SM_TYPE_IQ4_NL, q_quantize_iq4_nl, q_dequantize_iq4_nl, true, SCALES1(block_iq4_nl, d)},
-    {SM_TYPE_IQ4_XS, q_quantize_iq4_xs, q_dequantize_iq4_xs, true, SCALES1(block_iq4_xs, d)},
+    {SM_TYPE_Q4_0, q_quantize_q4_0, {q_quantize_q4_0_avx2, q_quantize_q4_0_avx512}, q_dequantize_q4_0, true, SCALES1(block_q4_0, d)},
+    {SM_TYPE_Q4_1, q_quantize_q4_1, {q_quantize_q4_1_avx2, q_quantize_q4_1_avx512}, q_dequantize_q4_1, true, SCALES2(block_q4_1, d, m)},
+    {SM_TYPE_Q5_0, q_quantize_q5_0, {q_quantize_q5_0_avx2, q_quantize_q5_0_avx512}, q_dequantize_q5_0, true, SCALES1(block_q5_0, d)},
+    {SM_TYPE_Q5_1, q_quantize_q5_1, {q_quantize_q5_1_avx2, q_quantize_q5_1_avx512}, q_dequantize_q5_1, true, SCALES2(block_q5_1, d, m)},
+    {SM_TYPE_Q8_0, q_quantize_q8_0, {q_quantize_q8_0_avx2, q_quantize_q8_0_avx512}, q_dequantize_q8_0, false, SCALES1(block_q8_0, d)},
+    {SM_TYPE_Q2_K, q_quantize_q2_K, {q_quantize_q2_K_avx2, q_quantize_q2_K_avx512}, q_dequantize_q2_K, true, SCALES2(block_q2_K, d, dmin)},
+    {SM_TYPE_Q3_K, q_quantize_q3_K, {q_quantize_q3_K_avx2, q_quantize_q3_K_avx512}, q_dequantize_q3_K, true, SCALES1(block_q3_K, d)},
+    {SM_TYPE_Q4_K, q_quantize_q4_K, {q_quantize_q4_K_avx2, q_quantize_q4_K_avx512}, q_dequantize_q4_K, true, SCALES2(block_q4_K, d, dmin)},
+    {SM_TYPE_Q5_K, q_quantize_q5_K, {q_quantize_q5_K_avx2, q_quantize_q5_K_avx512}, q_dequantize_q5_K, true, SCALES2(block_q5_K, d, dmin)},
+    {SM_TYPE_Q6_K, q_quantize_q6_K, {q_quantize_q6_K_avx2, q_quantize_q6_K_avx512}, q_dequantize_q6_K, true, SCALES1(block_q6_K, d)},
+    {SM_TYPE_Q8_K, NULL, {NULL, NULL}, q_dequantize_q8_K, false, 0, {0, 0}},
+    {SM_TYPE_IQ4_NL, q_quantize_iq4_nl, {q_quantize_iq4_nl_avx2, q_quantize_iq4_nl_avx512}, q_dequantize_iq4_nl, true, SCALES1(block_iq4_nl, d)},
+    {SM_TYPE_IQ4_XS, q_quantize_iq4_xs, {q_quantize_iq4_xs_avx2, q_quantize_iq4_xs_avx512}, q_dequantize_iq4_xs, true, SCALES1(block_iq4_xs, d)},
 };
 
 static const q_codec *codec_of(sm_type t) {
@@ -58,9 +60,11 @@ void q_force_isa(sm_isa isa) {
     __atomic_store_n(&g_isa, (int)isa, __ATOMIC_RELAXED);
 }
 
-/* The fastest row quantizer of codec c for the active ISA (all give the same bytes). */
-static q_row_fn row_quantizer(const q_codec *c) {
-    return c->quantize;
+/* The SIMD quantizer of codec c for the active ISA, or NULL (all give the same bytes). */
+static q_rows_fn simd_quantizer(const q_codec *c) {
+    for (int isa = (int)q_active_isa(); isa > 0; isa--)
+        if (c->simd[isa - 1]) return c->simd[isa - 1];
+    return NULL;
 }
 
 static bool is_plain_float(sm_type t) { return t == SM_TYPE_F32 || t == SM_TYPE_F16 || t == SM_TYPE_BF16; }
@@ -75,8 +79,16 @@ bool sm_quantize_requires_imatrix(sm_type type) {
     return type == SM_TYPE_IQ2_XXS || type == SM_TYPE_IQ2_XS || type == SM_TYPE_IQ1_S;
 }
 
-/* Index of the first non-finite value of x[n], or -1. */
+/* Index of the first non-finite value of x[n], or -1. The scan for any is branch-free (it
+ * vectorizes); only a row that has one is searched again. */
 static int64_t first_nonfinite(const float *x, int64_t n) {
+    uint32_t any = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        any |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    if (!any) return -1;
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i])) return i;
     return -1;
@@ -122,37 +134,44 @@ size_t sm_quantize_rows(sm_type type, const float *src, void *dst, int64_t nrows
                                 (long long)j, (double)imatrix[j]), 0;
     }
 
-    /* Rows are independent; a failing row is recorded and the lowest such row reported. */
-    int64_t bad_row = INT64_MAX, bad_col = 0, bad_block = 0;
-    bool bad_input = false;
-    const int64_t nblocks = n_per_row / ti->block_size;
-    const q_row_fn quantize = row_quantizer(c);
-#pragma omp parallel for schedule(static) num_threads(sm_num_threads())
-    for (int64_t r = 0; r < nrows; r++) {
-        const float *x = src + r * n_per_row;
-        uint8_t *y = (uint8_t *)dst + (size_t)r * row_bytes;
-        int64_t col = first_nonfinite(x, n_per_row);
-        int64_t blk = -1;
-        if (col < 0) {
-            quantize(x, y, n_per_row, imatrix);
-            blk = first_bad_scale(c, y, nblocks, ti->block_bytes);
-        }
-        if (col >= 0 || blk >= 0) {
-#pragma omp critical(sm_quantize_error)
-            if (r < bad_row) {
-                bad_row = r;
-                bad_input = col >= 0;
-                bad_col = col;
-                bad_block = blk;
-            }
-        }
-    }
+    /* Rows are independent; of the failing rows the lowest is reported. */
+    const int nt = sm_num_threads();
+    int64_t bad_row = INT64_MAX, bad_col = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(min : bad_row)
+    for (int64_t r = 0; r < nrows; r++)
+        if (first_nonfinite(src + r * n_per_row, n_per_row) >= 0 && r < bad_row) bad_row = r;
     if (bad_row != INT64_MAX) {
-        if (bad_input)
-            return sm_error("quantize %s: row %lld, column %lld: value %g is not finite", ti->name, (long long)bad_row,
-                            (long long)bad_col, (double)src[bad_row * n_per_row + bad_col]), 0;
+        bad_col = first_nonfinite(src + bad_row * n_per_row, n_per_row);
+        return sm_error("quantize %s: row %lld, column %lld: value %g is not finite", ti->name, (long long)bad_row,
+                        (long long)bad_col, (double)src[bad_row * n_per_row + bad_col]), 0;
+    }
+
+    const q_rows_fn rows_fn = simd_quantizer(c);
+    if (rows_fn) {
+        /* each thread one contiguous range of rows (the bytes do not depend on the split) */
+#pragma omp parallel num_threads(nt)
+        {
+            const int64_t t = omp_get_thread_num(), k = omp_get_num_threads();
+            const int64_t r0 = nrows * t / k, r1 = nrows * (t + 1) / k;
+            if (r1 > r0)
+                rows_fn(src + r0 * n_per_row, (uint8_t *)dst + (size_t)r0 * row_bytes, r1 - r0, n_per_row, imatrix);
+        }
+    } else {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t r = 0; r < nrows; r++)
+            c->quantize(src + r * n_per_row, (uint8_t *)dst + (size_t)r * row_bytes, n_per_row, imatrix);
+    }
+
+    const int64_t nblocks = n_per_row / ti->block_size;
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(min : bad_row)
+    for (int64_t r = 0; r < nrows; r++)
+        if (first_bad_scale(c, (const uint8_t *)dst + (size_t)r * row_bytes, nblocks, ti->block_bytes) >= 0 &&
+            r < bad_row)
+            bad_row = r;
+    if (bad_row != INT64_MAX) {
+        int64_t blk = first_bad_scale(c, (const uint8_t *)dst + (size_t)bad_row * row_bytes, nblocks, ti->block_bytes);
         return sm_error("quantize %s: row %lld, block %lld: scale overflows f16 (values too large for %s)", ti->name,
-                        (long long)bad_row, (long long)bad_block, ti->name), 0;
+                        (long long)bad_row, (long long)blk, ti->name), 0;
     }
     return (size_t)nrows * row_bytes;
 }

@@ -10,7 +10,7 @@
 #include <math.h>
 
 /* qs of Q2_K and the low bits of Q3_K: 4 two-bit levels per byte, 32 bytes per 128 values. */
-static void pack_2bit(const uint8_t *L, uint8_t *qs) {
+void q_pack_2bit(const uint8_t *L, uint8_t *qs) {
     for (int j = 0; j < QK_K; j += 128)
         for (int l = 0; l < 32; ++l)
             qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
@@ -29,14 +29,10 @@ static void q2_requantize(const float *x, const block_q2_K *y, float dm, float m
     }
 }
 
-static void q2_K_ref(const float *x, block_q2_K *y) {
-    uint8_t L[QK_K], Laux[16];
-    float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+void q_q2_K_ref_scales(const float *scales, const float *mins, block_q2_K *y) {
     const float q4scale = 15.f;
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < QK_K / 16; ++j) {
-        for (int l = 0; l < 16; ++l) weights[l] = fabsf(x[16 * j + l]);
-        scales[j] = q_make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -55,12 +51,31 @@ static void q2_K_ref(const float *x, block_q2_K *y) {
     } else {
         y->dmin = f2h(0.f);
     }
+}
+
+void q_q2_K_weighted_scales(const float *scales, const float *mins, const float *sw, block_q2_K *y) {
+    uint8_t Ls[QK_K / 16], Lm[QK_K / 16];
+    float dm = q_make_qp_quants(QK_K / 16, 15, scales, Ls, sw);
+    float mm = q_make_qp_quants(QK_K / 16, 15, mins, Lm, sw);
+    y->d = f2h(dm);
+    y->dmin = f2h(mm);
+    for (int j = 0; j < QK_K / 16; ++j) y->scales[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
+}
+
+static void q2_K_ref(const float *x, block_q2_K *y) {
+    uint8_t L[QK_K], Laux[16];
+    float weights[16], mins[QK_K / 16], scales[QK_K / 16];
+    for (int j = 0; j < QK_K / 16; ++j) {
+        for (int l = 0; l < 16; ++l) weights[l] = fabsf(x[16 * j + l]);
+        scales[j] = q_make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+    }
+    q_q2_K_ref_scales(scales, mins, y);
     q2_requantize(x, y, h2f(y->d), h2f(y->dmin), L);
-    pack_2bit(L, y->qs);
+    q_pack_2bit(L, y->qs);
 }
 
 static void q2_K_weighted(const float *x, block_q2_K *y, const float *qw) {
-    uint8_t L[QK_K], Laux[16], Ls[QK_K / 16], Lm[QK_K / 16];
+    uint8_t L[QK_K], Laux[16];
     float mins[QK_K / 16], scales[QK_K / 16], sw[QK_K / 16], weight[16];
     float sumx2 = 0;
     for (int j = 0; j < QK_K; ++j) sumx2 += x[j] * x[j];
@@ -71,13 +86,9 @@ static void q2_K_weighted(const float *x, block_q2_K *y, const float *qw) {
         for (int l = 0; l < 16; ++l) sw[j] += weight[l];
         scales[j] = q_make_qkx3_quants(16, 3, x + 16 * j, weight, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
     }
-    float dm = q_make_qp_quants(QK_K / 16, 15, scales, Ls, sw);
-    float mm = q_make_qp_quants(QK_K / 16, 15, mins, Lm, sw);
-    y->d = f2h(dm);
-    y->dmin = f2h(mm);
-    for (int j = 0; j < QK_K / 16; ++j) y->scales[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
+    q_q2_K_weighted_scales(scales, mins, sw, y);
     q2_requantize(x, y, h2f(y->d), h2f(y->dmin), L);
-    pack_2bit(L, y->qs);
+    q_pack_2bit(L, y->qs);
 }
 
 void q_quantize_q2_K(const float *x, void *vy, int64_t n, const float *qw) {
@@ -116,22 +127,12 @@ static void q3_put_scale(uint8_t *scales, int j, int l) {
     scales[j % 4 + 8] |= (uint8_t)(l << (2 * (j / 4)));
 }
 
-/* Signed sub-scale j of a Q3_K block. */
-static int q3_get_scale(const uint8_t *scales, int j) {
+int q_q3_K_scale(const uint8_t *scales, int j) {
     int8_t sc = (int8_t)(j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4);
     return (int8_t)((sc | (((scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
 }
 
-/* Re-rounds against the stored scales, then splits off the high bit into hmask and packs. */
-static void q3_finish(const float *x, block_q3_K *y, int8_t *L) {
-    for (int j = 0; j < QK_K / 16; ++j) {
-        float d = h2f(y->d) * q3_get_scale(y->scales, j);
-        if (!d) continue;
-        for (int ii = 0; ii < 16; ++ii) {
-            int l = q_nearest_int(x[16 * j + ii] / d);
-            L[16 * j + ii] = (int8_t)(Q_MAX(-4, Q_MIN(3, l)) + 4);
-        }
-    }
+void q_q3_K_pack(int8_t *L, block_q3_K *y) {
     memset(y->hmask, 0, QK_K / 8);
     int m = 0;
     uint8_t hm = 1;
@@ -142,15 +143,25 @@ static void q3_finish(const float *x, block_q3_K *y, int8_t *L) {
         }
         if (++m == QK_K / 8) { m = 0; hm = (uint8_t)(hm << 1); }
     }
-    pack_2bit((const uint8_t *)L, y->qs);
+    q_pack_2bit((const uint8_t *)L, y->qs);
 }
 
-static void q3_K_ref(const float *x, block_q3_K *y) {
-    int8_t L[QK_K];
-    float scales[QK_K / 16];
+/* Re-rounds against the stored scales, then packs. */
+static void q3_finish(const float *x, block_q3_K *y, int8_t *L) {
+    for (int j = 0; j < QK_K / 16; ++j) {
+        float d = h2f(y->d) * q_q3_K_scale(y->scales, j);
+        if (!d) continue;
+        for (int ii = 0; ii < 16; ++ii) {
+            int l = q_nearest_int(x[16 * j + ii] / d);
+            L[16 * j + ii] = (int8_t)(Q_MAX(-4, Q_MIN(3, l)) + 4);
+        }
+    }
+    q_q3_K_pack(L, y);
+}
+
+void q_q3_K_ref_scales(const float *scales, block_q3_K *y) {
     float max_scale = 0, amax = 0;
     for (int j = 0; j < QK_K / 16; ++j) {
-        scales[j] = q_make_q3_quants(16, 4, x + 16 * j, L + 16 * j, true);
         float scale = fabsf(scales[j]);
         if (scale > amax) { amax = scale; max_scale = scales[j]; }
     }
@@ -166,11 +177,26 @@ static void q3_K_ref(const float *x, block_q3_K *y) {
     } else {
         y->d = f2h(0.f);
     }
+}
+
+void q_q3_K_weighted_scales(const float *scales, const float *sw, block_q3_K *y) {
+    int8_t Ls[QK_K / 16];
+    memset(y->scales, 0, 12);
+    float d_block = q_make_qx_quants(QK_K / 16, 32, scales, Ls, sw);
+    for (int j = 0; j < QK_K / 16; ++j) q3_put_scale(y->scales, j, Ls[j]);
+    y->d = f2h(d_block);
+}
+
+static void q3_K_ref(const float *x, block_q3_K *y) {
+    int8_t L[QK_K];
+    float scales[QK_K / 16];
+    for (int j = 0; j < QK_K / 16; ++j) scales[j] = q_make_q3_quants(16, 4, x + 16 * j, L + 16 * j, true);
+    q_q3_K_ref_scales(scales, y);
     q3_finish(x, y, L);
 }
 
 static void q3_K_weighted(const float *x, block_q3_K *y, const float *qw) {
-    int8_t L[QK_K], Ls[QK_K / 16];
+    int8_t L[QK_K];
     float scales[QK_K / 16], weight[16], sw[QK_K / 16];
     float sumx2 = 0;
     for (int j = 0; j < QK_K; ++j) sumx2 += x[j] * x[j];
@@ -182,10 +208,7 @@ static void q3_K_weighted(const float *x, block_q3_K *y, const float *qw) {
         sw[j] = sumw;
         scales[j] = q_make_qx_quants(16, 4, x + 16 * j, L + 16 * j, weight);
     }
-    memset(y->scales, 0, 12);
-    float d_block = q_make_qx_quants(QK_K / 16, 32, scales, Ls, sw);
-    for (int j = 0; j < QK_K / 16; ++j) q3_put_scale(y->scales, j, Ls[j]);
-    y->d = f2h(d_block);
+    q_q3_K_weighted_scales(scales, sw, y);
     q3_finish(x, y, L);
 }
 
@@ -207,7 +230,7 @@ void q_dequantize_q3_K(const void *vx, float *y, int64_t n) {
         for (int k = 0; k < QK_K; k += 128, q += 32) {
             for (int shift = 0; shift < 8; shift += 2, m = (uint8_t)(m << 1)) {
                 for (int half = 0; half < 2; half++) {
-                    const float dl = d_all * q3_get_scale(x[i].scales, is++);
+                    const float dl = d_all * q_q3_K_scale(x[i].scales, is++);
                     for (int l = 16 * half; l < 16 * half + 16; ++l)
                         *y++ = dl * (((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
                 }

@@ -36,13 +36,11 @@ static void requantize_k4(const float *x, uint16_t dh, uint16_t mh, const uint8_
     }
 }
 
-/* The reference group search: weights av_x + |x| and the qkx2 search, then the sub-scales
- * are rounded against the largest (shared by Q4_K and Q5_K). */
-static void k4_ref_scales(const float *x, int nmax, float rmin, float rdelta, int nstep, uint8_t *L,
-                          uint16_t *dh, uint16_t *mh, uint8_t *packed) {
+/* The reference group search: weights av_x + |x| and the qkx2 search. */
+static void k4_ref_search(const float *x, int nmax, float rmin, float rdelta, int nstep, uint8_t *L, float *scales,
+                          float *mins) {
     uint8_t Laux[32];
-    float weights[32], mins[QK_K / 32], scales[QK_K / 32];
-    float max_scale = 0, max_min = 0;
+    float weights[32];
     for (int j = 0; j < QK_K / 32; ++j) {
         float sum_x2 = 0;
         for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
@@ -50,6 +48,12 @@ static void k4_ref_scales(const float *x, int nmax, float rmin, float rdelta, in
         for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
         scales[j] = q_make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta,
                                        nstep, false);
+    }
+}
+
+void q_k4_ref_superscales(const float *scales, const float *mins, uint16_t *dh, uint16_t *mh, uint8_t *packed) {
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < QK_K / 32; ++j) {
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -64,15 +68,20 @@ static void k4_ref_scales(const float *x, int nmax, float rmin, float rdelta, in
     *mh = f2h(max_min / 63.f);
 }
 
-/* The weighted group search: qkx3 per group, then make_qp_quants on the scales and mins.
- * clamp_scales: Q5_K clamps the 6-bit levels to 63, Q4_K does not (as in ggml). */
-static void k4_weighted_scales(const float *x, const float *qw, int nmax, bool clamp_scales, uint8_t *L,
-                               uint16_t *dh, uint16_t *mh, uint8_t *packed) {
-    uint8_t Laux[32], Ls[QK_K / 32], Lm[QK_K / 32];
-    float weights[32], sw[QK_K / 32], mins[QK_K / 32], scales[QK_K / 32];
+/* 2 * mean square of a super-block: the weighted search's sigma2. */
+static float superblock_sigma2(const float *x) {
     float sum_x2 = 0;
     for (int l = 0; l < QK_K; ++l) sum_x2 += x[l] * x[l];
-    float sigma2 = 2 * sum_x2 / QK_K;
+    return 2 * sum_x2 / QK_K;
+}
+
+/* The weighted group search: weights qw * sqrt(sigma2 + x^2) and the qkx3 search; sw gets
+ * each group's weight sum. */
+static void k4_weighted_search(const float *x, const float *qw, int nmax, uint8_t *L, float *scales, float *mins,
+                               float *sw) {
+    uint8_t Laux[32];
+    float weights[32];
+    float sigma2 = superblock_sigma2(x);
     for (int j = 0; j < QK_K / 32; ++j) {
         for (int l = 0; l < 32; ++l) weights[l] = qw[32 * j + l] * sqrtf(sigma2 + x[32 * j + l] * x[32 * j + l]);
         float sumw = 0;
@@ -80,6 +89,12 @@ static void k4_weighted_scales(const float *x, const float *qw, int nmax, bool c
         sw[j] = sumw;
         scales[j] = q_make_qkx3_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
     }
+}
+
+
+void q_k4_weighted_superscales(const float *scales, const float *mins, const float *sw, bool clamp_scales,
+                               uint16_t *dh, uint16_t *mh, uint8_t *packed) {
+    uint8_t Ls[QK_K / 32], Lm[QK_K / 32];
     float d_block = q_make_qp_quants(QK_K / 32, 63, scales, Ls, sw);
     float m_block = q_make_qp_quants(QK_K / 32, 63, mins, Lm, sw);
     for (int j = 0; j < QK_K / 32; ++j) {
@@ -91,39 +106,56 @@ static void k4_weighted_scales(const float *x, const float *qw, int nmax, bool c
     *mh = f2h(m_block);
 }
 
+void q_pack_q4_K(const uint8_t *L, uint8_t *q) {
+    for (int j = 0; j < QK_K; j += 64, q += 32)
+        for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+}
+
+void q_pack_q5_K(const uint8_t *L, uint8_t *qh, uint8_t *ql) {
+    memset(qh, 0, QK_K / 8);
+    uint8_t m1 = 1, m2 = 2;
+    for (int k = 0; k < QK_K; k += 64, ql += 32) {
+        for (int j = 0; j < 32; ++j) {
+            int l1 = L[k + j], l2 = L[k + j + 32];
+            if (l1 > 15) { l1 -= 16; qh[j] |= m1; }
+            if (l2 > 15) { l2 -= 16; qh[j] |= m2; }
+            ql[j] = (uint8_t)(l1 | (l2 << 4));
+        }
+        m1 = (uint8_t)(m1 << 2);
+        m2 = (uint8_t)(m2 << 2);
+    }
+}
+
+/* One super-block of Q4_K (nmax 15) or Q5_K (nmax 31): levels into L, scales into the header. */
+static void k4_superblock(const float *x, const float *qw, int nmax, uint16_t *dh, uint16_t *mh, uint8_t *packed,
+                          uint8_t *L) {
+    float scales[QK_K / 32], mins[QK_K / 32], sw[QK_K / 32];
+    if (qw) {
+        k4_weighted_search(x, qw, nmax, L, scales, mins, sw);
+        q_k4_weighted_superscales(scales, mins, sw, nmax == 31, dh, mh, packed);
+    } else {
+        if (nmax == 15) k4_ref_search(x, 15, -1.f, 0.1f, 20, L, scales, mins);
+        else k4_ref_search(x, 31, -0.5f, 0.1f, 15, L, scales, mins);
+        q_k4_ref_superscales(scales, mins, dh, mh, packed);
+    }
+    requantize_k4(x, *dh, *mh, packed, nmax, L);
+}
+
 void q_quantize_q4_K(const float *x, void *vy, int64_t n, const float *qw) {
     block_q4_K *y = vy;
     uint8_t L[QK_K];
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        if (qw) k4_weighted_scales(x, qw + QK_K * i, 15, false, L, &y[i].d, &y[i].dmin, y[i].scales);
-        else k4_ref_scales(x, 15, -1.f, 0.1f, 20, L, &y[i].d, &y[i].dmin, y[i].scales);
-        requantize_k4(x, y[i].d, y[i].dmin, y[i].scales, 15, L);
-        uint8_t *q = y[i].qs;
-        for (int j = 0; j < QK_K; j += 64, q += 32)
-            for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        k4_superblock(x + QK_K * i, qw ? qw + QK_K * i : NULL, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+        q_pack_q4_K(L, y[i].qs);
     }
 }
 
 void q_quantize_q5_K(const float *x, void *vy, int64_t n, const float *qw) {
     block_q5_K *y = vy;
     uint8_t L[QK_K];
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        if (qw) k4_weighted_scales(x, qw + QK_K * i, 31, true, L, &y[i].d, &y[i].dmin, y[i].scales);
-        else k4_ref_scales(x, 31, -0.5f, 0.1f, 15, L, &y[i].d, &y[i].dmin, y[i].scales);
-        requantize_k4(x, y[i].d, y[i].dmin, y[i].scales, 31, L);
-        uint8_t *qh = y[i].qh, *ql = y[i].qs;
-        memset(qh, 0, QK_K / 8);
-        uint8_t m1 = 1, m2 = 2;
-        for (int k = 0; k < QK_K; k += 64, ql += 32) {
-            for (int j = 0; j < 32; ++j) {
-                int l1 = L[k + j], l2 = L[k + j + 32];
-                if (l1 > 15) { l1 -= 16; qh[j] |= m1; }
-                if (l2 > 15) { l2 -= 16; qh[j] |= m2; }
-                ql[j] = (uint8_t)(l1 | (l2 << 4));
-            }
-            m1 = (uint8_t)(m1 << 2);
-            m2 = (uint8_t)(m2 << 2);
-        }
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        k4_superblock(x + QK_K * i, qw ? qw + QK_K * i : NULL, 31, &y[i].d, &y[i].dmin, y[i].scales, L);
+        q_pack_q5_K(L, y[i].qh, y[i].qs);
     }
 }
 

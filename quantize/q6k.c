@@ -8,35 +8,27 @@
 
 #include <math.h>
 
-static void q6_K_block(const float *x, block_q6_K *y, const float *qw) {
-    int8_t L[QK_K];
-    float scales[QK_K / 16];
+bool q_q6_K_superscale(const float *scales, block_q6_K *y) {
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < QK_K / 16; ++ib) {
-        const float scale = q_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw ? qw + 16 * ib : NULL);
-        scales[ib] = scale;
-        const float abs_scale = fabsf(scale);
+        const float abs_scale = fabsf(scales[ib]);
         if (abs_scale > max_abs_scale) {
             max_abs_scale = abs_scale;
-            max_scale = scale;
+            max_scale = scales[ib];
         }
     }
     if (max_abs_scale < GROUP_MAX_EPS) {
         memset(y, 0, sizeof *y);
         y->d = f2h(0.f);
-        return;
+        return false;
     }
     float iscale = -128.f / max_scale;
     y->d = f2h(1 / iscale);
     for (int ib = 0; ib < QK_K / 16; ++ib) y->scales[ib] = (int8_t)Q_MIN(127, q_nearest_int(iscale * scales[ib]));
-    for (int j = 0; j < QK_K / 16; ++j) {
-        float d = h2f(y->d) * y->scales[j];
-        if (!d) continue;
-        for (int ii = 0; ii < 16; ++ii) {
-            int l = q_nearest_int(x[16 * j + ii] / d);
-            L[16 * j + ii] = (int8_t)(Q_MAX(-32, Q_MIN(31, l)) + 32);
-        }
-    }
+    return true;
+}
+
+void q_pack_q6_K(const int8_t *L, block_q6_K *y) {
     uint8_t *ql = y->ql, *qh = y->qh;
     for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
         for (int l = 0; l < 32; ++l) {
@@ -48,6 +40,23 @@ static void q6_K_block(const float *x, block_q6_K *y, const float *qw) {
                               ((L[j + l + 96] >> 4) << 6));
         }
     }
+}
+
+static void q6_K_block(const float *x, block_q6_K *y, const float *qw) {
+    int8_t L[QK_K];
+    float scales[QK_K / 16];
+    for (int ib = 0; ib < QK_K / 16; ++ib)
+        scales[ib] = q_make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw ? qw + 16 * ib : NULL);
+    if (!q_q6_K_superscale(scales, y)) return;
+    for (int j = 0; j < QK_K / 16; ++j) {
+        float d = h2f(y->d) * y->scales[j];
+        if (!d) continue;
+        for (int ii = 0; ii < 16; ++ii) {
+            int l = q_nearest_int(x[16 * j + ii] / d);
+            L[16 * j + ii] = (int8_t)(Q_MAX(-32, Q_MIN(31, l)) + 32);
+        }
+    }
+    q_pack_q6_K(L, y);
 }
 
 void q_quantize_q6_K(const float *x, void *vy, int64_t n, const float *qw) {

@@ -10,8 +10,6 @@
 
 const int8_t sm_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-#define IQ4_NTRY 7
-
 /* Best scale of one 32-value group (levels into Lb); 0 for an all-zero group. */
 static float iq4_group_scale(const float *xb, const float *weight, uint8_t *Lb) {
     const int8_t *values = sm_iq4nl_values;
@@ -33,7 +31,7 @@ static float iq4_group_scale(const float *xb, const float *weight, uint8_t *Lb) 
     }
     d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
     float best = d * sumqx;
-    for (int itry = -IQ4_NTRY; itry <= IQ4_NTRY; ++itry) {
+    for (int itry = -Q_IQ4_NTRY; itry <= Q_IQ4_NTRY; ++itry) {
         id = (itry + values[0]) / max;
         sumqx = sumq2 = 0;
         for (int j = 0; j < 32; ++j) {
@@ -66,7 +64,7 @@ static void iq4_weights(const float *xb, const float *qw, float sigma2, float *w
     }
 }
 
-static void pack_nibbles(const uint8_t *L, uint8_t *q4, int n) {
+void q_pack_nibbles(const uint8_t *L, uint8_t *q4, int n) {
     for (int i = 0; i < n / 32; ++i)
         for (int j = 0; j < 16; ++j) q4[16 * i + j] = (uint8_t)(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
 }
@@ -82,43 +80,50 @@ void q_quantize_iq4_nl(const float *x, void *vy, int64_t n, const float *qw) {
         y[ib].d = f2h(scale);
         float id = scale ? 1 / scale : 0;
         for (int j = 0; j < 32; ++j) L[j] = (uint8_t)q_best_index_int8(16, sm_iq4nl_values, id * x[j]);
-        pack_nibbles(L, y[ib].qs, 32);
+        q_pack_nibbles(L, y[ib].qs, 32);
     }
+}
+
+void q_iq4_xs_scales(const float *scales, block_iq4_xs *y, float *idl) {
+    float max_scale = 0, amax_scale = 0;
+    for (int ib = 0; ib < QK_K / 32; ++ib) {
+        float abs_d = fabsf(scales[ib]);
+        if (abs_d > amax_scale) { amax_scale = abs_d; max_scale = scales[ib]; }
+    }
+    uint16_t scales_h = 0;
+    float d = -max_scale / 32;
+    y->d = f2h(d);
+    float id = d ? 1 / d : 0.f;
+    for (int ib = 0; ib < QK_K / 32; ++ib) {
+        int l = q_nearest_int(id * scales[ib]);
+        l = Q_MAX(-32, Q_MIN(31, l));
+        float dl = d * l;
+        idl[ib] = dl ? 1 / dl : 0.f;
+        l += 32;
+        uint8_t l_l = (uint8_t)(l & 0xf), l_h = (uint8_t)(l >> 4);
+        if (ib % 2 == 0) y->scales_l[ib / 2] = l_l;
+        else y->scales_l[ib / 2] |= (uint8_t)(l_l << 4);
+        scales_h |= (uint16_t)(l_h << 2 * (ib % 8));
+    }
+    y->scales_h = scales_h;
 }
 
 void q_quantize_iq4_xs(const float *x, void *vy, int64_t n, const float *qw) {
     block_iq4_xs *y = vy;
     uint8_t L[QK_K];
-    float weight[32], scales[QK_K / 32];
+    float weight[32], scales[QK_K / 32], idl[QK_K / 32];
     for (int64_t ibl = 0; ibl < n / QK_K; ++ibl, x += QK_K) {
         const float *qwb = qw ? qw + QK_K * ibl : NULL;
         const float sigma2 = iq4_sigma2(x, QK_K);
-        float max_scale = 0, amax_scale = 0;
         for (int ib = 0; ib < QK_K / 32; ++ib) {
             iq4_weights(x + 32 * ib, qwb ? qwb + 32 * ib : NULL, sigma2, weight);
             scales[ib] = iq4_group_scale(x + 32 * ib, weight, L + 32 * ib);
-            float abs_d = fabsf(scales[ib]);
-            if (abs_d > amax_scale) { amax_scale = abs_d; max_scale = scales[ib]; }
         }
-        uint16_t scales_h = 0;
-        float d = -max_scale / 32;
-        y[ibl].d = f2h(d);
-        float id = d ? 1 / d : 0.f;
-        for (int ib = 0; ib < QK_K / 32; ++ib) {
-            int l = q_nearest_int(id * scales[ib]);
-            l = Q_MAX(-32, Q_MIN(31, l));
-            float dl = d * l;
-            float idl = dl ? 1 / dl : 0.f;
+        q_iq4_xs_scales(scales, &y[ibl], idl);
+        for (int ib = 0; ib < QK_K / 32; ++ib)
             for (int j = 0; j < 32; ++j)
-                L[32 * ib + j] = (uint8_t)q_best_index_int8(16, sm_iq4nl_values, idl * x[32 * ib + j]);
-            l += 32;
-            uint8_t l_l = (uint8_t)(l & 0xf), l_h = (uint8_t)(l >> 4);
-            if (ib % 2 == 0) y[ibl].scales_l[ib / 2] = l_l;
-            else y[ibl].scales_l[ib / 2] |= (uint8_t)(l_l << 4);
-            scales_h |= (uint16_t)(l_h << 2 * (ib % 8));
-        }
-        y[ibl].scales_h = scales_h;
-        pack_nibbles(L, y[ibl].qs, QK_K);
+                L[32 * ib + j] = (uint8_t)q_best_index_int8(16, sm_iq4nl_values, idl[ib] * x[32 * ib + j]);
+        q_pack_nibbles(L, y[ibl].qs, QK_K);
     }
 }
 

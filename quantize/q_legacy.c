@@ -49,7 +49,7 @@ static void q4_1_ref(const float *x, block_q4_1 *y, int64_t nb) {
 }
 
 /* Packs 32 five-bit levels: low nibbles of j and j+16 share qs[j], fifth bits go to qh. */
-static void pack_q5(const uint8_t *L, uint8_t *qs, uint8_t qh_out[4]) {
+void q_pack_q5(const uint8_t *L, uint8_t *qs, uint8_t qh_out[4]) {
     uint32_t qh = 0;
     for (int j = 0; j < QK32 / 2; ++j) {
         const uint8_t xi0 = L[j], xi1 = L[j + QK32 / 2];
@@ -71,7 +71,7 @@ static void q5_0_ref(const float *x, block_q5_0 *y, int64_t nb) {
         const float id = d ? 1.0f / d : 0.0f;
         y[i].d = f2h(d);
         for (int j = 0; j < QK32; ++j) L[j] = (uint8_t)Q_MIN(31, (int8_t)(x[j] * id + 16.5f));
-        pack_q5(L, y[i].qs, y[i].qh);
+        q_pack_q5(L, y[i].qs, y[i].qh);
     }
 }
 
@@ -88,14 +88,13 @@ static void q5_1_ref(const float *x, block_q5_1 *y, int64_t nb) {
         y[i].d = f2h(d);
         y[i].m = f2h(min);
         for (int j = 0; j < QK32; ++j) L[j] = (uint8_t)((x[j] - min) * id + 0.5f);
-        pack_q5(L, y[i].qs, y[i].qh);
+        q_pack_q5(L, y[i].qs, y[i].qh);
     }
 }
 
 /* ---- weighted quantizers ---- */
 
-/* sigma2 of a whole row: ggml's legacy weighted quantizers use the row's mean square. */
-static float row_sigma2(const float *x, int64_t n) {
+float q_row_sigma2(const float *x, int64_t n) {
     float sum_x2 = 0;
     for (int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
     return sum_x2 / n;
@@ -108,7 +107,7 @@ static void weights_of(const float *xb, const float *qw, float sigma2, float *w)
 void q_quantize_q4_0(const float *x, void *vy, int64_t n, const float *qw) {
     block_q4_0 *y = vy;
     if (!qw) { q4_0_ref(x, y, n / QK32); return; }
-    const float sigma2 = row_sigma2(x, n);
+    const float sigma2 = q_row_sigma2(x, n);
     float weight[QK32];
     int8_t L[QK32];
     for (int64_t ib = 0; ib < n / QK32; ++ib) {
@@ -122,7 +121,7 @@ void q_quantize_q4_0(const float *x, void *vy, int64_t n, const float *qw) {
 void q_quantize_q4_1(const float *x, void *vy, int64_t n, const float *qw) {
     block_q4_1 *y = vy;
     if (!qw) { q4_1_ref(x, y, n / QK32); return; }
-    const float sigma2 = row_sigma2(x, n);
+    const float sigma2 = q_row_sigma2(x, n);
     float weight[QK32];
     uint8_t L[QK32], Laux[QK32];
     for (int64_t ib = 0; ib < n / QK32; ++ib) {
@@ -139,21 +138,21 @@ void q_quantize_q4_1(const float *x, void *vy, int64_t n, const float *qw) {
 void q_quantize_q5_0(const float *x, void *vy, int64_t n, const float *qw) {
     block_q5_0 *y = vy;
     if (!qw) { q5_0_ref(x, y, n / QK32); return; }
-    const float sigma2 = row_sigma2(x, n);
+    const float sigma2 = q_row_sigma2(x, n);
     float weight[QK32];
     int8_t L[QK32];
     for (int64_t ib = 0; ib < n / QK32; ++ib) {
         const float *xb = x + QK32 * ib;
         weights_of(xb, qw + QK32 * ib, sigma2, weight);
         y[ib].d = f2h(q_make_qx_quants(QK32, 16, xb, L, weight));
-        pack_q5((const uint8_t *)L, y[ib].qs, y[ib].qh);
+        q_pack_q5((const uint8_t *)L, y[ib].qs, y[ib].qh);
     }
 }
 
 void q_quantize_q5_1(const float *x, void *vy, int64_t n, const float *qw) {
     block_q5_1 *y = vy;
     if (!qw) { q5_1_ref(x, y, n / QK32); return; }
-    const float sigma2 = row_sigma2(x, n);
+    const float sigma2 = q_row_sigma2(x, n);
     float weight[QK32];
     uint8_t L[QK32], Laux[QK32];
     for (int64_t ib = 0; ib < n / QK32; ++ib) {
@@ -163,7 +162,7 @@ void q_quantize_q5_1(const float *x, void *vy, int64_t n, const float *qw) {
         float d = q_make_qkx3_quants(QK32, 31, xb, weight, L, &min, Laux, -0.9f, 0.05f, 36);
         y[ib].d = f2h(d);
         y[ib].m = f2h(-min);
-        pack_q5(L, y[ib].qs, y[ib].qh);
+        q_pack_q5(L, y[ib].qs, y[ib].qh);
     }
 }
 

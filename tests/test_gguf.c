@@ -585,7 +585,7 @@ static void malformed_kv(void) {
     bb_str(&b, "k");
     bb_u32(&b, 13);
     bb_u32(&b, 0);
-    expect_bad(&b, "offset 33: expected metadata value type (0..12), found 13");
+    expect_bad(&b, "offset 33: key 'k': expected metadata value type (0..12), found 13");
 
     /* string value: longer than the file, longer than the limit */
     bb_header(&b, 0, 1);
@@ -593,7 +593,7 @@ static void malformed_kv(void) {
     bb_u32(&b, SM_GGUF_STRING);
     bb_u64(&b, 1000);
     bb_raw(&b, "xyz", 3);
-    expect_bad(&b, "offset 45: expected string value (1000 bytes), but only 3 bytes remain");
+    expect_bad(&b, "offset 45: key 'k': expected string value (1000 bytes), but only 3 bytes remain");
 
     bb_header(&b, 0, 1);
     bb_str(&b, "k");
@@ -609,7 +609,7 @@ static void malformed_kv(void) {
     bb_u32(&b, SM_GGUF_UINT32);
     bb_u64(&b, UINT64_MAX / 2);
     bb_u32(&b, 1);
-    expect_bad(&b, "offset 41: expected an array of u32 that fits the 4 bytes left");
+    expect_bad(&b, "offset 41: key 'k': expected an array of u32 that fits the 4 bytes left");
 
     bb_header(&b, 0, 1);
     bb_str(&b, "k");
@@ -624,7 +624,7 @@ static void malformed_kv(void) {
     bb_u32(&b, SM_GGUF_ARRAY);
     bb_u32(&b, 77);
     bb_u64(&b, 0);
-    expect_bad(&b, "offset 37: expected array element type (0..12), found 77");
+    expect_bad(&b, "offset 37: key 'k': expected array element type (0..12), found 77");
 
     bb_header(&b, 0, 1);
     bb_str(&b, "k");
@@ -657,7 +657,7 @@ static void malformed_kv(void) {
     bb_str(&b, "k");
     bb_u32(&b, SM_GGUF_BOOL);
     bb_le(&b, 2, 1);
-    expect_bad(&b, "offset 37: expected a bool (0 or 1), found 2");
+    expect_bad(&b, "offset 37: key 'k': expected a bool (0 or 1), found 2");
 }
 
 static void malformed_bool_array(void) {
@@ -668,14 +668,14 @@ static void malformed_bool_array(void) {
     bb_u32(&b, SM_GGUF_BOOL);
     bb_u64(&b, 3);
     bb_le(&b, 0xff0100, 3);
-    expect_bad(&b, "offset 51: expected a bool (0 or 1), found 255");
+    expect_bad(&b, "offset 51: key 'k': expected a bool (0 or 1), found 255");
 }
 
 static void malformed_alignment(void) {
     bb b = {0};
     bb_header(&b, 0, 1);
     bb_kv_u32(&b, "general.alignment", 0);
-    expect_bad(&b, "general.alignment to be a non-zero power of two, found 0");
+    expect_bad(&b, "offset 53: expected general.alignment to be a non-zero power of two, found 0");
 
     bb_header(&b, 0, 1);
     bb_kv_u32(&b, "general.alignment", 3);
@@ -685,7 +685,7 @@ static void malformed_alignment(void) {
     bb_str(&b, "general.alignment");
     bb_u32(&b, SM_GGUF_UINT64);
     bb_u64(&b, 64);
-    expect_bad(&b, "general.alignment of type u32, found u64");
+    expect_bad(&b, "offset 49: expected general.alignment of type u32, found u64");
 }
 
 /* A file with one tensor info (fields as given) and enough data after it. */
@@ -716,7 +716,7 @@ static void malformed_tensors(void) {
 
     int64_t huge_bytes[2] = {(int64_t)1 << 31, (int64_t)1 << 31};
     one_tensor(&b, "t", 2, huge_bytes, SM_TYPE_F64, 0, 256);
-    expect_bad(&b, "size in bytes overflows");
+    expect_bad(&b, "offset 53: tensor 't': expected a size in bytes below 2^64");
 
     one_tensor(&b, "t", 2, ne, 4, 0, 256); /* 4 = removed Q4_2 */
     expect_bad(&b, "offset 53: tensor 't': expected a known ggml type, found 4");
@@ -732,10 +732,10 @@ static void malformed_tensors(void) {
     expect_bad(&b, "expected a row length that is a multiple of q8_0's block size 32, found 16");
 
     one_tensor(&b, "t", 2, ne, SM_TYPE_F32, 4, 256);
-    expect_bad(&b, "tensor 't' (info at offset 24): expected a data offset that is a multiple of the alignment 32, found 4");
+    expect_bad(&b, "offset 57: tensor 't': expected a data offset that is a multiple of the alignment 32, found 4");
 
     one_tensor(&b, "t", 2, ne, SM_TYPE_F32, 0, 255); /* 32*2*4 = 256 bytes needed */
-    expect_bad(&b, "expected 256 bytes of data at file offset 96");
+    expect_bad(&b, "offset 57: tensor 't': expected 256 bytes of data at file offset 96, but the file has 351 bytes");
 
     one_tensor(&b, "t", 2, ne, SM_TYPE_F32, (uint64_t)1 << 63, 256);
     expect_bad(&b, "expected 256 bytes of data");
@@ -751,7 +751,7 @@ static void malformed_tensors(void) {
     bb_tinfo(&b, "v", 2, ne, SM_TYPE_F32, 128);
     bb_pad(&b, 32);
     for (int i = 0; i < 512; i++) bb_le(&b, 0, 1);
-    expect_bad(&b, "tensor 'v' (info at offset 65): expected its data not to overlap tensor 'u'");
+    expect_bad(&b, "offset 98: tensor 'v': expected data not overlapping tensor 'u' (bytes 0..256 of the data section), found offset 128");
 
     /* the same two tensors in the other order of offsets also overlap */
     bb_header(&b, 2, 0);
@@ -759,7 +759,7 @@ static void malformed_tensors(void) {
     bb_tinfo(&b, "v", 2, ne, SM_TYPE_F32, 0);
     bb_pad(&b, 32);
     for (int i = 0; i < 512; i++) bb_le(&b, 0, 1);
-    expect_bad(&b, "tensor 'u' (info at offset 24): expected its data not to overlap tensor 'v'");
+    expect_bad(&b, "offset 57: tensor 'u': expected data not overlapping tensor 'v'");
 
     bb_header(&b, 2, 0);
     bb_tinfo(&b, "u", 2, ne, SM_TYPE_F32, 0);
