@@ -6,6 +6,11 @@
 static const sm_command *const COMMANDS[] = {
     &sm_cmd_convert,
     &sm_cmd_inspect,
+    &sm_cmd_quantize,
+    &sm_cmd_lora,
+    &sm_cmd_tokenize,
+    &sm_cmd_ppl,
+    &sm_cmd_generate,
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -3,10 +3,22 @@
 #define SMELT_CONVERT_H
 
 #include "core/core.h"
+#include "formats/formats.h"
+
+struct sm_quantize_opts;
+struct sm_lora;
 
 typedef struct sm_convert_opts {
     const char *outtype;  /* "f32", "f16", "bf16", "q8_0", "auto" (NULL = auto) */
     bool quiet;           /* no progress bar */
+    const char *tokenizer;/* tokenizer file or directory (NULL: the model's own / beside it) */
+    const char *name;     /* general.name (NULL: from the model directory / file name) */
+    /* Quantize while converting (`smelt quantize HF_DIR ...`): the recipe decides each
+     * tensor's type instead of outtype. NULL: plain conversion. */
+    const struct sm_quantize_opts *quant;
+    /* LoRA adapters merged on the fly (HF directories only): W' = W + s B A per row chunk. */
+    struct sm_lora *const *loras;
+    size_t n_loras;
 } sm_convert_opts;
 
 typedef struct sm_convert_report {
@@ -14,8 +26,74 @@ typedef struct sm_convert_report {
     uint64_t bytes_in, bytes_out;
     int64_t n_params;
     double seconds;
+    sm_type outtype;      /* what "auto" resolved to (f32, f16, bf16 or q8_0) */
+    int64_t n_quantized;  /* tensors written in a block-quantized type */
+    int64_t n_fallback;   /* recipe fallbacks (rows not a multiple of the block) */
 } sm_convert_report;
 
+/* Convert a Hugging Face model directory (config.json + safetensors / PyTorch weights +
+ * tokenizer) or a llama2.c checkpoint file to a GGUF file llama.cpp loads, streaming tensor
+ * by tensor in bounded memory. The output appears atomically, or not at all on failure.
+ * rep may be NULL. */
 int sm_convert(const char *model_path, const char *out_path, const sm_convert_opts *opts, sm_convert_report *rep);
+
+
+/* ---- quantization of a whole model (GGUF in, GGUF out) ---- */
+
+typedef struct sm_quantize_opts {
+    const char *recipe;             /* "Q4_K_M", "Q8_0", ... (sm_recipe_find) */
+    const char *imatrix_path;       /* NULL: none */
+    bool allow_requantize;          /* accept already-quantized input tensors */
+    bool pure;                      /* no mixture: the recipe's type everywhere it applies */
+    bool quiet;
+    const char *output_type;        /* NULL: by the recipe (--output-tensor-type) */
+    const char *token_embd_type;    /* NULL: by the recipe (--token-embedding-type) */
+    const char *const *tensor_types; size_t n_tensor_types; /* "REGEX=TYPE" */
+    const char *const *keep;         size_t n_keep;         /* "REGEX" */
+} sm_quantize_opts;
+
+typedef struct sm_quantize_report {
+    int64_t n_tensors, n_quantized, n_fallback, n_params;
+    uint64_t bytes_in, bytes_out;
+    double seconds;
+    int64_t n_by_type[SM_TYPE_GGML_COUNT]; /* tensors written per output type */
+} sm_quantize_report;
+
+/* Quantize a GGUF model (F32/F16/BF16; quantized tensors only with allow_requantize) into a
+ * new GGUF, streaming tensor by tensor. Output bytes do not depend on the thread count. */
+int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantize_opts *opts,
+                     sm_quantize_report *rep);
+
+/* ---- LoRA adapters (PEFT) ----
+ * An adapter directory holds adapter_config.json and adapter_model.safetensors (or .bin).
+ * Keys: base_model.model.<module>.lora_A[.<adapter>].weight [r, in] and .lora_B [out, r],
+ * .lora_magnitude_vector (DoRA), and modules_to_save replacements. Honoured: r, lora_alpha,
+ * use_rslora (alpha/sqrt(r)), rank_pattern/alpha_pattern, fan_in_fan_out, use_dora,
+ * modules_to_save. Merging: W' = W + weight * scale * B A (DoRA: then m * W'/||W'|| per row),
+ * adapters applied in the order given, in float (products accumulated in double). */
+
+typedef struct sm_lora sm_lora;
+
+/* spec: "DIR" or "DIR:WEIGHT". */
+int sm_lora_open(const char *spec, sm_lora **out);
+void sm_lora_close(sm_lora *l);
+const char *sm_lora_path(const sm_lora *l);
+/* Check every adapter against a base checkpoint (HF names): modules exist, shapes fit. */
+int sm_lora_check(sm_lora *const *ads, size_t n_ads, const sm_ckpt *base);
+/* A modules_to_save replacement for this base tensor (last adapter wins), or NULL. */
+const sm_tensor *sm_lora_replacement(sm_lora *const *ads, size_t n_ads, const char *base_name);
+/* True if some adapter changes this base tensor (delta or replacement). */
+bool sm_lora_touches(sm_lora *const *ads, size_t n_ads, const char *base_name);
+/* Apply the adapters' deltas to rows [r0, r0+n) of base tensor `base_name`, whose full shape
+ * is [rows, cols], held as floats in w (n x cols), in place. */
+int sm_lora_apply(sm_lora *const *ads, size_t n_ads, const char *base_name, float *w, int64_t r0, int64_t n,
+                  int64_t rows, int64_t cols);
+
+/* `smelt lora merge`: write an HF directory (safetensors + copied config/tokenizer files).
+ * out_type: SM_TYPE_INVALID = the base tensor's dtype, else F32/F16/BF16. */
+int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, const char *out_dir, sm_type out_type,
+                     bool quiet);
+/* `smelt lora export`: llama.cpp's GGUF LoRA adapter for the base model. */
+int sm_lora_export_gguf(const char *base_dir, const sm_lora *ad, const char *out_path);
 
 #endif

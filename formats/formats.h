@@ -104,7 +104,11 @@ typedef struct sm_gguf_value {
 
 typedef struct sm_gguf sm_gguf; /* a GGUF file opened for reading */
 
+/* Open a GGUF file (mmapped; everything is validated before it is used). */
 int sm_gguf_open(const char *path, sm_gguf **out);
+/* Parse a GGUF image already in memory (`name` appears in errors). Does not take ownership:
+ * `data` must outlive the sm_gguf (tensor data points into it). */
+int sm_gguf_open_mem(const void *data, size_t size, const char *name, sm_gguf **out);
 void sm_gguf_close(sm_gguf *g);
 uint32_t sm_gguf_version(const sm_gguf *g);
 uint64_t sm_gguf_alignment(const sm_gguf *g);
@@ -126,10 +130,16 @@ const char *sm_gguf_get_str(const sm_gguf *g, const char *key); /* NULL if absen
 size_t sm_gguf_n_tensors(const sm_gguf *g);
 const sm_tensor *sm_gguf_tensor(const sm_gguf *g, size_t i); /* shape outermost-first */
 const sm_tensor *sm_gguf_find_tensor(const sm_gguf *g, const char *name);
+/* "u8", "i32", "f32", "bool", "str", "arr", ... ("?" for an unknown type). */
+const char *sm_gguf_vtype_name(sm_gguf_vtype t);
 
 /* Writer: set metadata and declare tensors, begin (header, metadata, tensor infos, padding
  * go out), write each tensor's bytes in declaration order, finish (atomic rename).
- * Setting a key twice replaces its value in place (order of first setting is kept). */
+ * Setting a key twice replaces its value in place (order of first setting is kept).
+ * A tensor's bytes (sm_type_row_bytes(type, row_len) * nrows) may come in one call or in
+ * several, but one call never spans two tensors. A set_* call with a bad argument (empty key,
+ * general.alignment not a power of two or not u32, ...) is reported by begin. The file is
+ * byte-for-byte what ggml's gguf_write_to_file writes for the same metadata and tensors. */
 typedef struct sm_gguf_writer sm_gguf_writer;
 sm_gguf_writer *sm_gguf_writer_new(void);
 void sm_gguf_set_u8(sm_gguf_writer *w, const char *key, uint8_t v);
@@ -177,17 +187,97 @@ typedef struct sm_vocab {
     bool add_bos, add_eos;
     bool add_space_prefix;           /* SPM add_dummy_prefix */
     char pre[32];                    /* tokenizer.ggml.pre ("default", "llama-bpe", "qwen2", "gpt-2", ...) */
+    /* Which of add_bos / add_eos / add_space_prefix the source states (SM_VOCAB_HAS_*); the
+     * others hold llama.cpp's defaults for the tokenizer model (SPM: add_bos, add_space_prefix;
+     * BPE: none, except that llama.cpp's llama3-family pre-tokenizers default to add_bos, which
+     * sm_tokenizer_new applies). sm_vocab_to_gguf writes only the stated ones, as llama.cpp's
+     * converter does. */
+    unsigned explicit_flags;
+    char *chat_template;             /* tokenizer.chat_template, NULL if none */
 } sm_vocab;
 
-/* From an HF model directory: tokenizer.model (SPM) or tokenizer.json (BPE), plus
- * tokenizer_config.json / special_tokens_map.json / generation_config.json / config.json for
- * special ids and add_bos. */
+enum { SM_VOCAB_HAS_ADD_BOS = 1, SM_VOCAB_HAS_ADD_EOS = 2, SM_VOCAB_HAS_ADD_SPACE_PREFIX = 4 };
+
+/* From an HF model directory, as llama.cpp's convert_hf_to_gguf.py makes it: tokenizer.model
+ * (SPM) or else tokenizer.json (byte-level BPE: gpt-2, llama-bpe, qwen2 pre-tokenizers), plus
+ * added_tokens.json, tokenizer_config.json, tokenizer.json's added_tokens / post_processor and
+ * config.json for special ids, add_bos/add_eos and the chat template (gguf-py SpecialVocab's
+ * rules; it reads neither special_tokens_map.json nor generation_config.json, nor do we). */
 int sm_vocab_load_hf(const char *model_dir, sm_vocab *out);
 /* A SentencePiece model file (protobuf). */
 int sm_vocab_load_spm(const char *path, sm_vocab *out);
+/* The same from memory (`name` is used in error messages). */
+int sm_vocab_parse_spm(const void *data, size_t size, const char *name, sm_vocab *out);
+/* A Hugging Face tokenizer.json (BPE model, byte-level pre-tokenizer) from memory, alone: ids
+ * as in the file (no config.json vocab_size padding), no special ids, llama.cpp's defaults. */
+int sm_vocab_parse_tokenizer_json(const char *json, size_t len, const char *name, sm_vocab *out);
 /* From / to GGUF metadata (tokenizer.ggml.*). */
 int sm_vocab_from_gguf(const sm_gguf *g, sm_vocab *out);
+/* Any of the above by what `path` is: an HF model directory, a GGUF file, a tokenizer.json
+ * (*.json), else a SentencePiece model. */
+int sm_vocab_load(const char *path, sm_vocab *out);
 void sm_vocab_to_gguf(const sm_vocab *v, sm_gguf_writer *w);
 void sm_vocab_free(sm_vocab *v);
+
+/* ======================================================================================
+ * HF GPTQ checkpoints (the layout AutoGPTQ, GPTQModel and transformers/optimum share)
+ *
+ * Per quantized Linear (out_features x in_features), next to its name prefix:
+ *   qweight  I32 [in*bits/32, out]  codes packed along the INPUT dimension: for each output
+ *            column o, input i's code sits at bit i*bits of the column's little-endian stream
+ *            of 32-bit words (32/bits codes per word, lowest bits first; with bits 3, 32 codes
+ *            fill 3 words and codes 10 and 21 straddle two words).
+ *   qzeros   I32 [n_groups, out*bits/32]  zero points packed the same way along the OUTPUT
+ *            dimension. checkpoint_format "gptq" (v1) stores zero-1 (AutoGPTQ's `zeros -= 1`
+ *            before packing), "gptq_v2" the zero itself.
+ *   scales   F16 [n_groups, out]
+ *   g_idx    I32 [in]  the group of each input column (i / group_size without act-order)
+ * and w[o][i] = scales[g][o] * (code[i][o] - zero[g][o]) with g = g_idx[i].
+ * n_groups = ceil(in / group_size) (1 with group_size -1). The quantization config lives in
+ * config.json's "quantization_config" (or AutoGPTQ's quantize_config.json).
+ *
+ * v1 zero points are decoded the way GPTQModel (and so transformers) does: bits 2/4/8 add
+ * 0x55555555 / 0x11111111 / 0x01010101 to each whole word (carries included), bits 3 add 1 to
+ * each field modulo 8. This reads AutoGPTQ's files and GPTQModel's v2->v1 exports (whose
+ * zero-0 fields borrow from their neighbours) alike. The writer refuses a zero point of 0 in
+ * v1, because per-field readers (exllama, vLLM, AutoGPTQ's kernels) cannot decode it;
+ * quantize with sm_gptq_opts.v1_zero, or write gptq_v2.
+ * ==================================================================================== */
+
+typedef struct sm_gptq_hf_config {
+    int bits;            /* 2, 3, 4 or 8 */
+    int group_size;      /* columns per group, -1: one group for the whole input */
+    bool desc_act;       /* act-order (g_idx is then not i / group_size) */
+    bool sym;
+    bool v2;             /* checkpoint_format "gptq_v2" (else "gptq") */
+    bool static_groups;
+    bool true_sequential;
+    double damp_percent;
+} sm_gptq_hf_config;
+
+/* Parse a quantization_config object (`what` names it in errors). Refuses quant_method other
+ * than "gptq", pack_dtype other than "int32", unknown checkpoint formats and bad bit widths. */
+int sm_gptq_hf_config_parse(const cJSON *qc, const char *what, sm_gptq_hf_config *out);
+/* The quantization_config object for a config (NULL if out of memory). */
+cJSON *sm_gptq_hf_config_to_json(const sm_gptq_hf_config *c);
+
+/* The tensor shapes of an out x in linear; -1 (sm_error) unless in and out are multiples of
+ * 32 (AutoGPTQ and GPTQModel size qweight and qzeros as in // 32 * bits, out // 32 * bits). */
+int sm_gptq_hf_shapes(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, int64_t *n_groups,
+                      int64_t qweight_shape[2], int64_t qzeros_shape[2]);
+/* codes [out, in] (as sm_gptq_result.codes) and zeros [n_groups, out] (real zero points) ->
+ * qweight and qzeros in the shapes above. */
+int sm_gptq_hf_pack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, const uint8_t *codes,
+                    const int32_t *zeros, int32_t *qweight, int32_t *qzeros);
+/* The inverse: codes [out, in] and real zero points [n_groups, out]. */
+int sm_gptq_hf_unpack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, const int32_t *qweight,
+                      const int32_t *qzeros, uint8_t *codes, int32_t *zeros);
+/* The float weight [out, in] of a GPTQ linear from its checkpoint tensors (g_idx may be NULL:
+ * i / group_size). Shapes, dtypes, sizes and g_idx values are checked against each other and
+ * the config. *out_f, *in_f get the dimensions; dst (out*in floats) may be NULL to only check
+ * and get them. Each value is scale * (code - zero) computed exactly in float. */
+int sm_gptq_hf_dequantize(const sm_gptq_hf_config *c, const sm_tensor *qweight, const sm_tensor *qzeros,
+                          const sm_tensor *scales, const sm_tensor *g_idx, float *dst, int64_t *out_f,
+                          int64_t *in_f);
 
 #endif

@@ -23,6 +23,15 @@ typedef struct sm_hparams {
     int64_t rope_scaling_orig_ctx;
     float rope_llama3_low_freq, rope_llama3_high_freq; /* llama3 only */
     bool rope_hf_layout;   /* q/k weights are in HF rotate_half layout (need the permute) */
+    /* ---- added with the converter (model/arch.c) ---- */
+    bool attn_out_bias;    /* attn_output has a bias (Llama attention_bias) */
+    bool mlp_bias;         /* ffn_gate/up/down have biases (Llama mlp_bias) */
+    bool explicit_head_dim;/* config.json gave head_dim (llama.cpp then writes key/value_length) */
+    bool llama_keys;       /* write <arch>.vocab_size and .rope.dimension_count (llama.cpp's LlamaModel) */
+    int64_t sliding_window;/* Mistral/Qwen2 sliding_window (0: none); llama.cpp's llama/qwen2 ignore it */
+    /* yarn extras, each written only when its bit in rope_yarn_set is on (1 ext, 2 attn, 4 fast, 8 slow) */
+    unsigned rope_yarn_set;
+    float rope_yarn_ext_factor, rope_yarn_attn_factor, rope_yarn_beta_fast, rope_yarn_beta_slow;
 } sm_hparams;
 
 /* Supported HF architectures, comma-separated, for error messages. */
@@ -43,10 +52,125 @@ enum {
 int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, size_t cap, int *flags);
 /* The inverse (GGUF -> HF name), for LoRA and exports; 0 if none. */
 int sm_map_gguf_name(const sm_hparams *hp, const char *gguf_name, char *hf_name, size_t cap);
+/* ---- added with the converter ---- */
+
+/* Hyperparameters of a llama2.c checkpoint (arch "llama", rms eps 1e-5, rope theta 10000,
+ * rope already in ggml's layout). */
+int sm_hparams_from_llama2c(const sm_llama2c_config *cfg, sm_hparams *hp);
+/* The tensors a model with these hyperparameters has, in GGUF names with outermost-first
+ * shapes (generated tensors such as rope_freqs excluded): fills entry i and returns 1, or
+ * returns 0 when i is past the end. */
+int sm_arch_tensor(const sm_hparams *hp, size_t i, char *name, size_t cap, int *n_dims, int64_t shape[SM_MAX_DIMS]);
+/* llama3 rope scaling: the head_dim/2 frequency factors llama.cpp reads from rope_freqs.weight
+ * (computed as convert_hf_to_gguf.py does). 0 if hp has llama3 scaling, else -1. */
+int sm_rope_llama3_factors(const sm_hparams *hp, float *out, int64_t n);
+/* sm_hparams_to_gguf plus general.file_type (when >= 0) where llama.cpp's converter puts it,
+ * so that the key order matches convert_hf_to_gguf.py's. */
+void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_writer *w);
+/* GGUF general.file_type (llama_ftype) for an output type: 0 f32, 1 f16, 7 q8_0, 32 bf16; -1 if none. */
+int sm_ftype_for_type(sm_type t);
+
 /* Permute rows of a [n_rows, row_len] F32 matrix from HF rotate_half order to ggml's
  * interleaved rope order (what llama.cpp's converter does), for n_heads heads. */
 void sm_permute_rope_rows(const float *src, float *dst, int64_t n_rows, int64_t row_len, int64_t n_heads);
 /* Same permutation on raw rows of any element size (bytes per row). */
 void sm_permute_rope_rows_raw(const void *src, void *dst, int64_t n_rows, size_t row_bytes, int64_t n_heads);
+
+/* ======================================================================================
+ * Tokenizer: llama.cpp's tokenization (llama-vocab.cpp) for SentencePiece vocabularies
+ * (tokenizer.ggml.model "llama") and GPT-2 byte-level BPE ("gpt2" with the gpt-2, llama3 and
+ * qwen2 pre-tokenizer families), and the way back (ids -> bytes).
+ * ==================================================================================== */
+
+typedef struct sm_tokenizer sm_tokenizer;
+
+/* Build a tokenizer from a vocabulary (copied: v may be freed afterwards). Fails with a clear
+ * error on a vocabulary it cannot tokenize with exactly llama.cpp's results: an unknown BPE
+ * pre-tokenizer, a merge whose parts or result are not tokens, special ids out of range. */
+int sm_tokenizer_new(const sm_vocab *v, sm_tokenizer **out);
+void sm_tokenizer_free(sm_tokenizer *t);
+int32_t sm_tokenizer_n_vocab(const sm_tokenizer *t);
+/* The BOS / EOS ids in use (llama.cpp's defaults for SPM when the vocabulary has none: 1, 2);
+ * -1 if none. */
+int32_t sm_tokenizer_bos(const sm_tokenizer *t);
+int32_t sm_tokenizer_eos(const sm_tokenizer *t);
+
+/* sm_tokenize flags (llama_tokenize's add_special and parse_special). */
+enum {
+    /* Add BOS (and EOS) where the vocabulary asks for them (tokenizer.ggml.add_bos_token ...). */
+    SM_TOK_ADD_SPECIAL = 1 << 0,
+    /* Text equal to a CONTROL token (e.g. "<s>", "<|eot_id|>") becomes that token. Without it only
+     * USER_DEFINED tokens are matched in the text, as llama.cpp does. */
+    SM_TOK_PARSE_SPECIAL = 1 << 1,
+};
+/* Tokenize len bytes of text (any bytes; invalid UTF-8 is handled as llama.cpp does). *ids is
+ * malloc'ed (free() it; non-NULL even when *n_ids is 0). Same ids as llama.cpp's
+ * llama_tokenize(text, add_special, parse_special) for the same vocabulary. */
+int sm_tokenize(const sm_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t **ids, size_t *n_ids);
+
+/* The bytes token `id` stands for: a byte token gives its byte, an SPM piece has U+2581 turned
+ * back into spaces, a byte-level BPE piece is mapped back to bytes, CONTROL / UNKNOWN /
+ * USER_DEFINED tokens give their text, UNUSED tokens nothing. Writes min(length, cap) bytes (no
+ * NUL) and returns the full length, like snprintf; -1 (error) for an id out of range. */
+int sm_token_to_piece(const sm_tokenizer *t, int32_t id, char *buf, size_t cap);
+/* Text of an id sequence: the pieces concatenated, CONTROL and UNKNOWN tokens (BOS, EOS...)
+ * left out, and with the dummy-prefix space that SPM tokenization adds at the start removed
+ * (as SentencePiece's decode does), so that detokenize(tokenize(x)) == x for valid UTF-8 x.
+ * *text is malloc'ed and NUL-terminated. */
+int sm_detokenize(const sm_tokenizer *t, const int32_t *ids, size_t n, char **text, size_t *len);
+
+/* ======================================================================================
+ * Runtime: load a model and run its forward pass (model/weights.c, model/forward.c)
+ * ==================================================================================== */
+
+/* A decoder-only transformer ready to evaluate: Llama / Mistral / Qwen2 (RMSNorm, GQA
+ * attention with RoPE, SiLU-gated FFN, optional q/k/v biases, optional tied output).
+ * Weights stay where they are (mmapped GGUF / safetensors / llama2.c file) in their stored
+ * type; only 1-D tensors (norms, biases) are copied to float. */
+typedef struct sm_model sm_model;
+
+typedef enum sm_rope_kind {
+    SM_ROPE_NORM, /* ggml "normal": rotates adjacent pairs (2i, 2i+1) - GGUF llama, llama2.c */
+    SM_ROPE_NEOX, /* rotate_half: pairs (i, i + head_dim/2) - HF checkpoints, GGUF qwen2 */
+} sm_rope_kind;
+
+/* Open `path`: a GGUF file, a Hugging Face model directory (config.json + weights +
+ * tokenizer files) or a llama2.c checkpoint. vocab_path (may be NULL) names a tokenizer to
+ * use instead of the model's own (a SentencePiece .model file); a llama2.c checkpoint
+ * without one looks for tokenizer.model beside it, and has no vocabulary if none is there. */
+int sm_model_load(const char *path, const char *vocab_path, sm_model **out);
+void sm_model_free(sm_model *m);
+const sm_hparams *sm_model_hparams(const sm_model *m);
+/* NULL when the model has no vocabulary. */
+const sm_vocab *sm_model_vocab(const sm_model *m);
+/* The model's tokenizer; -1 (with the reason: no vocabulary, or one the tokenizer refused)
+ * when there is none. */
+int sm_model_tokenizer(const sm_model *m, const sm_tokenizer **out);
+sm_rope_kind sm_model_rope(const sm_model *m);
+/* Bytes of weights the model reads per token (for reports). */
+uint64_t sm_model_weight_bytes(const sm_model *m);
+
+/* An evaluation context: the KV cache (float) for up to n_ctx positions and scratch for
+ * batches of up to n_batch tokens. One context serves one sequence at a time. */
+typedef struct sm_context sm_context;
+int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context **out);
+
+typedef enum sm_device { SM_DEVICE_CPU, SM_DEVICE_CUDA } sm_device;
+/* A context on `device`. SM_DEVICE_CUDA copies the weights to the GPU as float (dequantized
+ * on the host, one tensor at a time) and fails with a message when no device is usable or
+ * smelt was built without CUDA; the caller decides whether to fall back to the CPU. */
+int sm_context_new_on(const sm_model *m, sm_device device, int64_t n_ctx, int64_t n_batch, sm_context **out);
+void sm_context_free(sm_context *c);
+int64_t sm_context_n_ctx(const sm_context *c);
+/* Forget every cached position (a new sequence starts at position 0). */
+void sm_context_clear(sm_context *c);
+
+/* Run tokens[0..n) at positions pos0..pos0+n-1 (pos0 <= positions already cached: later
+ * cached positions are dropped; pos0 + n <= n_ctx). Any n works; the context splits it into
+ * batches of n_batch. If logits is non-NULL it receives the logits of tokens
+ * out_first..n-1, (n - out_first) rows of n_vocab floats. On the CPU, results are
+ * bit-identical for any thread count. */
+int sm_model_eval(const sm_model *m, sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0,
+                  int64_t out_first, float *logits);
 
 #endif

@@ -25,4 +25,96 @@ size_t sm_quantize_rows(sm_type type, const float *src, void *dst, int64_t nrows
 /* Dequantize n elements (a whole number of blocks) of any supported type to float. */
 int sm_dequantize_row(sm_type type, const void *src, float *dst, int64_t n);
 
+/* ======================================================================================
+ * GPTQ (Frantar et al. 2022): error-feedback quantization of a linear layer's weight
+ * against the Hessian H = 2/n sum x x^T of its calibration inputs.
+ *
+ * Use (the calibration driver): one sm_hessian per distinct linear input (q/k/v share the
+ * attention input, gate/up the MLP input); add every calibration token's input row to it;
+ * sm_gptq_prepare once per Hessian (it factors H^-1); sm_gptq_quantize each weight that reads
+ * that input. Everything is double precision, multi-threaded, and bit-identical for any
+ * thread count and any ISA (scalar / AVX2 / AVX-512).
+ * ==================================================================================== */
+
+/* Hessian accumulator: S = sum over tokens of x x^T in double (each product of two floats is
+ * exact in double; sums run in token order), H = 2/n S. */
+typedef struct sm_hessian sm_hessian;
+/* NULL (sm_error) if cols is out of range or memory is short. */
+sm_hessian *sm_hessian_new(int64_t cols);
+/* Add n_tok input rows; row t is x[t*ld .. t*ld+cols) (ld >= cols). Non-finite values are
+ * refused. */
+int sm_hessian_add(sm_hessian *h, const float *x, int64_t n_tok, int64_t ld);
+/* Add another accumulator's tokens (same cols), e.g. one collected on another device. The
+ * sum is S_h + S_other: equal to one accumulator over all tokens up to rounding. */
+int sm_hessian_merge(sm_hessian *h, const sm_hessian *other);
+int64_t sm_hessian_cols(const sm_hessian *h);
+int64_t sm_hessian_tokens(const sm_hessian *h);
+/* Finalize: H = 2/n S as a full symmetric cols x cols row-major matrix, computed in place
+ * (no second cols^2 buffer), owned by h and valid until sm_hessian_free. Tokens can no longer
+ * be added or merged afterwards. All zeros when no token was added. */
+const double *sm_hessian_matrix(sm_hessian *h);
+void sm_hessian_free(sm_hessian *h);
+
+typedef struct sm_gptq_opts {
+    /* The grid. SM_TYPE_INVALID: the integer grid of HF GPTQ checkpoints (bits, group_size,
+     * sym); otherwise a GGUF block type: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K or Q6_K
+     * (blocks along each row; bits, group_size, sym, static_groups are ignored). */
+    sm_type gguf_type;
+    int bits;            /* 2, 3, 4 or 8 */
+    int group_size;      /* columns per group, or -1: one group per row */
+    bool sym;            /* symmetric (zero point 2^(bits-1)) or asymmetric */
+    bool v1_zero;        /* asymmetric: keep zero points >= 1, so that the "gptq" (v1)
+                            checkpoint format, which stores zero-1, can hold them */
+    bool act_order;      /* quantize columns in order of decreasing H diagonal (desc_act);
+                            HF grid only */
+    bool static_groups;  /* group parameters fitted on the original weights before GPTQ */
+    double damp;         /* dampening: damp * mean(diag H) is added to the diagonal */
+    int block_size;      /* lazy-batch width (columns) */
+    bool use_importance; /* GGUF grids: fit block scales with ggml's importance-weighted
+                            rule, importance = diag H (else ggml's reference rule) */
+    bool skip_loss;      /* do not compute the loss report (saves two GEMMs) */
+} sm_gptq_opts;
+
+/* Defaults: HF grid, 4 bits, group 128, sym, damp 0.01, block 128, use_importance. */
+void sm_gptq_opts_default(sm_gptq_opts *o);
+
+/* The factored inverse Hessian of one input, reusable for every weight that reads it. It keeps
+ * a pointer to H (the loss report uses it): H must stay valid and unchanged while p is used. */
+typedef struct sm_gptq_hinv sm_gptq_hinv;
+/* Dead columns (diag 0) get diag 1, dampening is added, act_order's permutation is taken
+ * (o->act_order, o->damp are used). -1 (sm_error) if H is not positive definite after
+ * dampening. */
+int sm_gptq_prepare(const double *H, int64_t cols, const sm_gptq_opts *o, sm_gptq_hinv **out);
+void sm_gptq_hinv_free(sm_gptq_hinv *p);
+
+typedef struct sm_gptq_result {
+    int64_t rows, cols;
+    float *deq;          /* W-hat [rows, cols], original column order (exactly what the
+                            checkpoint / GGUF blocks decode to) */
+    /* HF integer grid (NULL for GGUF grids) */
+    uint8_t *codes;      /* [rows, cols] integer codes 0..2^bits-1, original column order */
+    int64_t n_groups;
+    uint16_t *scales;    /* f16 bits [n_groups, rows] */
+    int32_t *zeros;      /* [n_groups, rows] the real zero points (gptq_v2 convention):
+                            w-hat = scale * (code - zero) */
+    int32_t *g_idx;      /* [cols] the group of each input column */
+    int32_t *perm;       /* [cols] act-order: perm[k] = original column quantized k-th; NULL
+                            without act-order */
+    /* GGUF grids (NULL for the HF grid) */
+    void *packed;        /* rows * sm_type_row_bytes(type, cols) bytes, ggml's block layout */
+    size_t packed_bytes;
+    /* report: tr((W - W-hat) H (W - W-hat)^T) with the undampened H, i.e. 2/n ||(W-W-hat) X||^2,
+     * for round-to-nearest on the same grid and for GPTQ (0 with skip_loss) */
+    double loss_rtn, loss_gptq;
+    double seconds;      /* GPTQ proper (without the loss report) */
+} sm_gptq_result;
+
+/* Quantize W [rows, cols] (row-major floats, cols == the Hessian's) with the grid, group and
+ * batch options of o (act-order and dampening are p's, from sm_gptq_prepare). res is filled
+ * (free it with sm_gptq_result_free). -1 (sm_error) on a bad option, act-order with a GGUF
+ * type, a non-finite weight, a scale beyond f16 or out of memory; res is then empty. */
+int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const sm_gptq_opts *o,
+                     sm_gptq_result *res);
+void sm_gptq_result_free(sm_gptq_result *r);
+
 #endif

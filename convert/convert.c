@@ -1,0 +1,93 @@
+/* convert.c - sm_convert: HF model directory or llama2.c checkpoint -> GGUF.
+ *
+ * open the source -> plan every tensor -> metadata (general.*, the architecture's keys,
+ * tokenizer) -> declare tensors -> begin -> stream tensor by tensor -> atomic finish.
+ * Metadata keys and their order follow llama.cpp's convert_hf_to_gguf.py: general.architecture,
+ * general.type, general.name, general.size_label, the <arch>.* keys, general.file_type,
+ * general.quantization_version, tokenizer.ggml.*. */
+#include "convert_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define GGML_QUANT_VERSION 2
+
+static void set_metadata(const cv_source *s, const cv_plan *p, sm_gguf_writer *w) {
+    char label[32];
+    sm_gguf_set_str(w, "general.architecture", s->hp.arch);
+    sm_gguf_set_str(w, "general.type", "model");
+    sm_gguf_set_str(w, "general.name", s->name);
+    cv_size_label(p->n_params, label, sizeof label);
+    sm_gguf_set_str(w, "general.size_label", label);
+    sm_hparams_to_gguf_ftype(&s->hp, p->ftype, w);
+    sm_gguf_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
+    sm_vocab_to_gguf(&s->vocab, w);
+}
+
+static int write_all(const cv_source *s, const cv_plan *p, const char *out_path, const sm_convert_opts *o,
+                     sm_convert_report *rep) {
+    sm_gguf_writer *w = sm_gguf_writer_new();
+    if (!w) return sm_error("out of memory");
+    set_metadata(s, p, w);
+    for (size_t i = 0; i < p->n; i++)
+        if (sm_gguf_add_tensor(w, p->items[i].name, p->items[i].type, p->items[i].n_dims, p->items[i].shape)) {
+            sm_gguf_writer_abort(w);
+            return -1;
+        }
+    if (sm_gguf_writer_begin(w, out_path)) {
+        sm_gguf_writer_abort(w);
+        return -1;
+    }
+    sm_progress prog;
+    sm_progress_begin(&prog, "convert", p->bytes_in, o->quiet);
+    cv_io *io = cv_io_new(w, &prog);
+    int rc = io ? 0 : -1;
+    for (size_t i = 0; !rc && i < p->n; i++)
+        if ((rc = cv_write_item(io, &p->items[i]))) sm_error_ctx("%s: writing tensor %s", out_path, p->items[i].name);
+    if (io) {
+        char *first = rc ? strdup(sm_last_error()) : NULL;
+        int frc = cv_io_finish(io); /* the writer's own failure, if any, is the one to report */
+        if (rc && !frc && first) sm_error("%s", first);
+        free(first);
+        rc = rc || frc ? -1 : 0;
+    }
+    sm_progress_end(&prog);
+    if (rc) {
+        sm_gguf_writer_abort(w);
+        return -1;
+    }
+    if (sm_gguf_writer_finish(w)) return -1;
+    struct stat st;
+    if (rep) rep->bytes_out = stat(out_path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    return 0;
+}
+
+int sm_convert(const char *model_path, const char *out_path, const sm_convert_opts *opts, sm_convert_report *rep) {
+    double t0 = sm_now();
+    sm_convert_opts def = {0};
+    const sm_convert_opts *o = opts ? opts : &def;
+    cv_source s;
+    if (cv_source_open(model_path, o, &s)) {
+        cv_source_close(&s);
+        return -1;
+    }
+    cv_plan p;
+    if (cv_plan_build(&s, o, &p)) {
+        cv_source_close(&s);
+        return -1;
+    }
+    int rc = write_all(&s, &p, out_path, o, rep);
+    if (!rc && rep) {
+        rep->n_tensors = (int64_t)p.n;
+        rep->n_params = p.n_params;
+        rep->bytes_in = p.bytes_in;
+        rep->outtype = p.outtype;
+        rep->n_fallback = p.n_fallback;
+        for (size_t i = 0; i < p.n; i++) rep->n_quantized += sm_type_get(p.items[i].type)->quantized;
+        rep->seconds = sm_now() - t0;
+    }
+    cv_plan_free(&p);
+    cv_source_close(&s);
+    return rc;
+}

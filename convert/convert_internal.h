@@ -1,0 +1,81 @@
+/* convert_internal.h - the pieces of `smelt convert` (convert/ only).
+ *
+ * source.c opens what the user pointed at (HF directory or llama2.c file) with its
+ * hyperparameters and vocabulary; plan.c decides every output tensor (name, type, shape,
+ * permutation) and checks the checkpoint against the configuration; tensor_io.c streams one
+ * tensor into the GGUF writer in bounded chunks; convert.c ties them together. */
+#ifndef SMELT_CONVERT_INTERNAL_H
+#define SMELT_CONVERT_INTERNAL_H
+
+#include "convert/convert.h"
+#include "formats/formats.h"
+#include "model/model.h"
+
+typedef struct cv_source {
+    bool llama2c;
+    sm_ckpt *ckpt;
+    sm_hparams hp;
+    sm_vocab vocab;
+    bool have_vocab;
+    char name[128];     /* general.name */
+} cv_source;
+
+int cv_source_open(const char *path, const sm_convert_opts *o, cv_source *s);
+void cv_source_close(cv_source *s);
+
+/* One output tensor. */
+typedef struct cv_item {
+    const sm_tensor *src;   /* NULL for a generated tensor */
+    const float *gen;       /* generated F32 data (owned by the plan) */
+    char name[64];
+    sm_type type;           /* output type */
+    int n_dims;
+    int64_t shape[SM_MAX_DIMS];
+    int64_t permute_heads;  /* rope row permutation with this many heads (0: none) */
+    uint64_t nbytes;        /* output bytes */
+    const float *imatrix;   /* importance weights for the codec (NULL: none) */
+    sm_lora *const *loras;  /* adapters that change this tensor (NULL: none) */
+    size_t n_loras;
+} cv_item;
+
+typedef struct cv_plan {
+    cv_item *items;
+    size_t n;
+    sm_type outtype;        /* the resolved --outtype */
+    int64_t n_params;
+    uint64_t bytes_in;      /* source bytes the tensors occupy */
+    float *rope_freqs;
+    int ftype;              /* general.file_type */
+    struct sm_imatrix *im;  /* loaded --imatrix (owned) */
+    int64_t n_fallback;     /* recipe fallbacks */
+} cv_plan;
+
+/* Types from o->outtype ("f32", "f16", "bf16", "q8_0", "auto" or NULL = auto), or from the
+ * recipe in o->quant; LoRA adapters in o->loras are checked and attached to their tensors. */
+int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p);
+void cv_plan_free(cv_plan *p);
+
+/* Streams tensors into a writer (after sm_gguf_writer_begin) with bounded buffers, writing on
+ * a thread of its own, and hands consumed pages of the source's file mappings back to the
+ * kernel so resident memory stays flat. cv_write_item queues a tensor's bytes; cv_io_finish
+ * waits until everything queued is written, frees io and reports the first failure. */
+typedef struct cv_io cv_io;
+cv_io *cv_io_new(sm_gguf_writer *w, sm_progress *prog);
+int cv_write_item(cv_io *io, const cv_item *it);
+int cv_io_finish(cv_io *io);
+
+/* n values of a plain float type (F32, F16, BF16, F64, F8) into F32 / F16 / BF16, rounding to
+ * nearest even; the same bytes whichever kernel runs. */
+int cv_cast_row(sm_type from, const void *src, sm_type to, void *dst, int64_t n);
+
+/* Apply --pure, --output-tensor-type, --token-embedding-type, --keep and --tensor-type to a
+ * recipe plan (quantize_gguf.c; shared by both quantization paths). */
+struct sm_recipe_plan;
+int cv_recipe_configure(struct sm_recipe_plan *plan, const sm_quantize_opts *o);
+
+/* "tiny-llama-kjv" -> "Tiny Llama Kjv" (gguf-py Metadata.id_to_title). */
+void cv_id_to_title(const char *id, char *out, size_t cap);
+/* "4.2M" for 4196608 (gguf-py model_weight_count_rounded_notation, min_digits 2). */
+void cv_size_label(int64_t n_params, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,206 @@
+/* quantize_gguf.c - GGUF -> quantized GGUF: pick each tensor's type with the recipe, convert
+ * its rows to float in bounded chunks, quantize, validate, write. Memory: one chunk of rows
+ * in float plus its quantized bytes, whatever the model size. */
+#include "convert/convert_internal.h"
+
+#include "calib/imatrix.h"
+#include "formats/formats.h"
+#include "quantize/quantize.h"
+#include "quantize/recipe.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_FLOATS ((int64_t)4 << 20) /* 16 MiB of floats per chunk */
+
+static int parse_type(const char *name, const char *what, sm_type *out);
+
+int cv_recipe_configure(sm_recipe_plan *plan, const sm_quantize_opts *o) {
+    plan->pure = o->pure;
+    if (parse_type(o->output_type, "--output-tensor-type", &plan->output_type) ||
+        parse_type(o->token_embd_type, "--token-embedding-type", &plan->token_embd_type))
+        return -1;
+    for (size_t i = 0; i < o->n_keep; i++)
+        if (sm_recipe_add_rule(plan, o->keep[i], NULL)) return -1;
+    for (size_t i = 0; i < o->n_tensor_types; i++) {
+        const char *eq = strrchr(o->tensor_types[i], '=');
+        if (!eq || eq == o->tensor_types[i] || !eq[1])
+            return sm_error("--tensor-type expects REGEX=TYPE, got '%s'", o->tensor_types[i]);
+        char *re = strndup(o->tensor_types[i], (size_t)(eq - o->tensor_types[i]));
+        int rc = sm_recipe_add_rule(plan, re, eq + 1);
+        free(re);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int parse_type(const char *name, const char *what, sm_type *out) {
+    *out = SM_TYPE_INVALID;
+    if (!name) return 0;
+    *out = sm_type_from_name(name);
+    if (*out == SM_TYPE_INVALID || !sm_quantize_supported(*out))
+        return sm_error("%s: unknown or unsupported type '%s'", what, name);
+    return 0;
+}
+
+/* Quantize one tensor's rows [r0, r0+n) from its source bytes into dst. */
+static int convert_rows(const sm_tensor *t, sm_type to, int64_t r0, int64_t n, float *f32, void *dst,
+                        const float *imatrix) {
+    int64_t row = sm_tensor_row_len(t);
+    uint64_t src_row_bytes = sm_type_row_bytes(t->type, row);
+    const uint8_t *src = (const uint8_t *)t->data + (uint64_t)r0 * src_row_bytes;
+    for (int64_t r = 0; r < n; r++)
+        if (sm_dequantize_row(t->type, src + (uint64_t)r * src_row_bytes, f32 + r * row, row))
+            return sm_error_ctx("tensor %s row %lld", t->name, (long long)(r0 + r));
+    for (int64_t i = 0; i < n * row; i++)
+        if (!isfinite(f32[i]))
+            return sm_error("tensor %s: row %lld holds a non-finite value (column %lld)", t->name,
+                            (long long)(r0 + i / row), (long long)(i % row));
+    if (to == SM_TYPE_F32 || to == SM_TYPE_F16 || to == SM_TYPE_BF16) return sm_f32_to_plain(to, f32, dst, n * row);
+    if (sm_quantize_rows(to, f32, dst, n, row, imatrix) == 0) return sm_error_ctx("tensor %s", t->name);
+    return 0;
+}
+
+int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantize_opts *o, sm_quantize_report *rep) {
+    double t0 = sm_now();
+    memset(rep, 0, sizeof *rep);
+    const sm_recipe *recipe = sm_recipe_find(o->recipe ? o->recipe : "");
+    if (!recipe) return sm_error("unknown quantization '%s' (one of: %s)", o->recipe ? o->recipe : "", sm_recipe_names());
+    sm_imatrix im = {0};
+    bool have_im = false;
+    if (o->imatrix_path) {
+        if (sm_imatrix_load(o->imatrix_path, &im)) return -1;
+        have_im = true;
+    }
+    sm_gguf *g = NULL;
+    sm_gguf_writer *w = NULL;
+    sm_recipe_plan plan = {0};
+    sm_type *types = NULL;
+    const char **names = NULL;
+    float *f32 = NULL;
+    void *qbuf = NULL;
+    int rc = -1;
+    if (sm_gguf_open(in_path, &g)) goto done;
+
+    size_t nt = sm_gguf_n_tensors(g);
+    names = calloc(nt ? nt : 1, sizeof *names);
+    types = calloc(nt ? nt : 1, sizeof *types);
+    if (!names || !types) { sm_error("out of memory"); goto done; }
+    for (size_t i = 0; i < nt; i++) names[i] = sm_gguf_tensor(g, i)->name;
+
+    const char *arch = sm_gguf_get_str(g, "general.architecture");
+    if (!arch) { sm_error("%s: general.architecture missing: not a model GGUF", in_path); goto done; }
+    char key[128];
+    uint64_t n_layer = 0, n_head = 0, n_head_kv = 0;
+    snprintf(key, sizeof key, "%s.block_count", arch);
+    if (sm_gguf_get_u64(g, key, &n_layer)) goto done;
+    snprintf(key, sizeof key, "%s.attention.head_count", arch);
+    if (sm_gguf_get_u64(g, key, &n_head)) goto done;
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
+    if (sm_gguf_get_u64(g, key, &n_head_kv)) n_head_kv = n_head;
+    sm_clear_error();
+
+    if (sm_recipe_plan_begin(&plan, recipe, names, nt, arch, (int64_t)n_layer, (int64_t)n_head, (int64_t)n_head_kv, have_im))
+        goto done;
+    if (cv_recipe_configure(&plan, o)) goto done;
+
+    /* plan every tensor; refuse what cannot be done before writing anything */
+    uint64_t total = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const sm_tensor *t = sm_gguf_tensor(g, i);
+        bool fb = false;
+        types[i] = sm_recipe_tensor_type(&plan, t->name, t->n_dims, t->shape, t->type, &fb);
+        if (fb) rep->n_fallback++;
+        const sm_type_info *src = sm_type_get(t->type);
+        if (types[i] != t->type) {
+            if (src->quantized && !o->allow_requantize) {
+                sm_error("%s: tensor %s is already quantized (%s); requantizing loses accuracy, pass --allow-requantize",
+                         in_path, t->name, src->name);
+                goto done;
+            }
+            if (!src->quantized && t->type != SM_TYPE_F32 && t->type != SM_TYPE_F16 && t->type != SM_TYPE_BF16) {
+                sm_error("%s: tensor %s has type %s, which cannot be quantized", in_path, t->name, src->name);
+                goto done;
+            }
+            if (!sm_quantize_supported(types[i])) {
+                sm_error("tensor %s: type %s is not supported by this build", t->name, sm_type_name(types[i]));
+                goto done;
+            }
+            if (sm_recipe_requires_imatrix(&plan, t->name, types[i]) && !have_im) {
+                sm_error("tensor %s: %s in %s needs an importance matrix (--imatrix)", t->name,
+                         sm_type_name(types[i]), recipe->name);
+                goto done;
+            }
+        }
+        total += t->nbytes;
+        rep->n_params += sm_tensor_nelements(t);
+    }
+
+    w = sm_gguf_writer_new();
+    if (!w) { sm_error("out of memory"); goto done; }
+    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_gguf_set_val(w, sm_gguf_key(g, i), sm_gguf_val(g, i));
+    sm_gguf_set_u32(w, "general.quantization_version", 2);
+    sm_gguf_set_u32(w, "general.file_type", (uint32_t)recipe->ftype);
+    for (size_t i = 0; i < nt; i++) {
+        const sm_tensor *t = sm_gguf_tensor(g, i);
+        if (sm_gguf_add_tensor(w, t->name, types[i], t->n_dims, t->shape)) goto done;
+    }
+    if (sm_gguf_writer_begin(w, out_path)) goto done;
+
+    sm_progress prog;
+    sm_progress_begin(&prog, "quantize", total, o->quiet);
+    uint64_t done_bytes = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const sm_tensor *t = sm_gguf_tensor(g, i);
+        sm_type to = types[i];
+        rep->n_tensors++;
+        rep->bytes_in += t->nbytes;
+        if (to == t->type) {
+            if (sm_gguf_writer_write(w, t->data, t->nbytes)) goto done;
+            rep->bytes_out += t->nbytes;
+        } else {
+            int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t);
+            const float *imw = NULL;
+            if (have_im) {
+                imw = sm_imatrix_find(&im, t->name, row, 0);
+                if (!imw && sm_recipe_requires_imatrix(&plan, t->name, to)) goto done;
+                sm_clear_error();
+            }
+            int64_t chunk = CHUNK_FLOATS / row;
+            if (chunk < 1) chunk = 1;
+            if (chunk > nrows) chunk = nrows;
+            uint64_t out_row = sm_type_row_bytes(to, row);
+            free(f32);
+            free(qbuf);
+            f32 = malloc((size_t)(chunk * row) * sizeof(float));
+            qbuf = malloc((size_t)(out_row * (uint64_t)chunk));
+            if (!f32 || !qbuf) { sm_error("out of memory for tensor %s", t->name); goto done; }
+            for (int64_t r0 = 0; r0 < nrows; r0 += chunk) {
+                int64_t n = nrows - r0 < chunk ? nrows - r0 : chunk;
+                if (convert_rows(t, to, r0, n, f32, qbuf, imw)) goto done;
+                if (sm_gguf_writer_write(w, qbuf, out_row * (uint64_t)n)) goto done;
+                sm_progress_update(&prog, done_bytes + t->nbytes * (uint64_t)(r0 + n) / (uint64_t)nrows);
+            }
+            rep->bytes_out += out_row * (uint64_t)nrows;
+            rep->n_quantized++;
+        }
+        if ((int)to >= 0 && to < SM_TYPE_GGML_COUNT) rep->n_by_type[to]++;
+        done_bytes += t->nbytes;
+        sm_progress_update(&prog, done_bytes);
+    }
+    sm_progress_end(&prog);
+    rc = sm_gguf_writer_finish(w);
+    w = NULL;
+done:
+    if (w) sm_gguf_writer_abort(w);
+    if (g) sm_gguf_close(g);
+    sm_recipe_plan_free(&plan);
+    if (have_im) sm_imatrix_free(&im);
+    free(names);
+    free(types);
+    free(f32);
+    free(qbuf);
+    rep->seconds = sm_now() - t0;
+    return rc;
+}

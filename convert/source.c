@@ -1,0 +1,173 @@
+/* source.c - open what `smelt convert` was pointed at: a Hugging Face model directory
+ * (config.json, weights through sm_ckpt_open, tokenizer through sm_vocab_load_hf) or a
+ * llama2.c checkpoint file (its SentencePiece tokenizer beside it or named by --tokenizer). */
+#include "convert_internal.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cv_id_to_title(const char *id, char *out, size_t cap) {
+    /* words split on '-' and white space; an all-lowercase word that is not a version or
+     * number gets Python's str.title(); other words are kept */
+    size_t k = 0;
+    const char *p = id;
+    if (cap == 0) return;
+    while (*p) {
+        while (*p == '-' || isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        const char *w = p;
+        while (*p && *p != '-' && !isspace((unsigned char)*p)) p++;
+        size_t n = (size_t)(p - w);
+        bool has_upper = false, has_lower = false;
+        for (size_t i = 0; i < n; i++) {
+            has_upper |= isupper((unsigned char)w[i]) != 0;
+            has_lower |= islower((unsigned char)w[i]) != 0;
+        }
+        bool version = isdigit((unsigned char)w[0]) || (w[0] == 'v' && n > 1 && isdigit((unsigned char)w[1]));
+        if (w[0] == 'v' && version) /* v\d+(\.\d+)* exactly */
+            for (size_t i = 1; i < n; i++)
+                if (!isdigit((unsigned char)w[i]) && !(w[i] == '.' && i + 1 < n && isdigit((unsigned char)w[i + 1])))
+                    version = false;
+        bool title = has_lower && !has_upper && !version;
+        if (k && k + 1 < cap) out[k++] = ' ';
+        for (size_t i = 0; i < n && k + 1 < cap; i++) {
+            char c = w[i];
+            if (title) {
+                bool after_letter = i > 0 && isalpha((unsigned char)w[i - 1]);
+                c = (char)(after_letter ? tolower((unsigned char)c) : toupper((unsigned char)c));
+            }
+            out[k++] = c;
+        }
+    }
+    out[k] = 0;
+}
+
+void cv_size_label(int64_t n, char *out, size_t cap) {
+    double v;
+    char suffix;
+    if (n > 1000000000000LL) v = (double)n * 1e-12, suffix = 'T';
+    else if (n > 1000000000LL) v = (double)n * 1e-9, suffix = 'B';
+    else if (n > 1000000LL) v = (double)n * 1e-6, suffix = 'M';
+    else v = (double)n * 1e-3, suffix = 'K';
+    char whole[32];
+    snprintf(whole, sizeof whole, "%.0f", v);
+    const char *digits = whole;
+    while (*digits == '0') digits++;
+    int fix = 2 - (int)strlen(digits);
+    if (fix < 0) fix = 0;
+    snprintf(out, cap, "%.*f%c", fix, v, suffix);
+}
+
+/* The last path component of a (possibly relative, possibly slash-terminated) path. */
+static void base_name(const char *path, char *out, size_t cap) {
+    char *real = realpath(path, NULL);
+    const char *p = real ? real : path;
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') n--;
+    size_t s = n;
+    while (s > 0 && p[s - 1] != '/') s--;
+    snprintf(out, cap, "%.*s", (int)(n - s), p + s);
+    free(real);
+}
+
+static bool looks_like_hf_weights(const char *path) {
+    size_t n = strlen(path);
+    if (n >= 12 && !strcmp(path + n - 12, ".safetensors")) return true;
+    if (n >= 5 && !strcmp(path + n - 5, ".json")) return true;
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    unsigned char head[9] = {0};
+    size_t k = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return (k >= 4 && !memcmp(head, "PK\x03\x04", 4)) || (k == 9 && head[8] == '{');
+}
+
+static int open_hf(const char *dir, const sm_convert_opts *o, cv_source *s) {
+    char *cfg = sm_path_join(dir, "config.json");
+    if (!cfg) return sm_error("out of memory");
+    if (!sm_is_file(cfg)) {
+        sm_error("%s: no config.json: expected a Hugging Face model directory (config.json + weights + tokenizer)", dir);
+        free(cfg);
+        return -1;
+    }
+    int rc = sm_hparams_from_hf_config(cfg, &s->hp);
+    free(cfg);
+    if (rc) return -1;
+    if (sm_ckpt_open(dir, &s->ckpt)) return -1;
+    if (o->tokenizer ? sm_vocab_load(o->tokenizer, &s->vocab) : sm_vocab_load_hf(dir, &s->vocab)) return -1;
+    s->have_vocab = true;
+    if (!o->name) {
+        char base[256];
+        base_name(dir, base, sizeof base);
+        cv_id_to_title(base, s->name, sizeof s->name);
+    }
+    return 0;
+}
+
+static int open_llama2c(const char *path, const sm_convert_opts *o, cv_source *s) {
+    sm_llama2c_config cfg;
+    s->llama2c = true;
+    if (sm_llama2c_open(path, &s->ckpt, &cfg)) return -1;
+    if (sm_hparams_from_llama2c(&cfg, &s->hp)) return -1;
+    char *tok = NULL;
+    if (o->tokenizer) {
+        tok = strdup(o->tokenizer);
+    } else {
+        /* beside the checkpoint: tok<vocab>.model (llama2.c's naming), then tokenizer.model */
+        const char *slash = strrchr(path, '/');
+        int dlen = slash ? (int)(slash - path) : 1;
+        const char *dir = slash ? path : ".";
+        char cand[2][PATH_MAX];
+        snprintf(cand[0], sizeof cand[0], "%.*s/tok%d.model", dlen, dir, cfg.vocab_size);
+        snprintf(cand[1], sizeof cand[1], "%.*s/tokenizer.model", dlen, dir);
+        for (int i = 0; i < 2 && !tok; i++)
+            if (sm_is_file(cand[i])) tok = strdup(cand[i]);
+        if (!tok)
+            return sm_error("%s: no tokenizer found beside the llama2.c checkpoint (looked for %s and %s); "
+                            "pass --tokenizer PATH (a SentencePiece .model file)",
+                            path, cand[0], cand[1]);
+    }
+    if (!tok) return sm_error("out of memory");
+    int rc = sm_vocab_load(tok, &s->vocab);
+    free(tok);
+    if (rc) return -1;
+    s->have_vocab = true;
+    if (!o->name) {
+        char base[256];
+        base_name(path, base, sizeof base);
+        size_t n = strlen(base);
+        if (n > 4 && !strcmp(base + n - 4, ".bin")) base[n - 4] = 0;
+        cv_id_to_title(base, s->name, sizeof s->name);
+    }
+    return 0;
+}
+
+int cv_source_open(const char *path, const sm_convert_opts *o, cv_source *s) {
+    memset(s, 0, sizeof *s);
+    int rc;
+    if (sm_is_dir(path)) {
+        rc = open_hf(path, o, s);
+    } else if (sm_is_file(path)) {
+        if (looks_like_hf_weights(path))
+            return sm_error("%s: a weights file; pass its Hugging Face model directory (with config.json) instead", path);
+        rc = open_llama2c(path, o, s);
+    } else {
+        return sm_error("%s: no such file or directory", path);
+    }
+    if (rc) return -1;
+    if (o->name) snprintf(s->name, sizeof s->name, "%s", o->name);
+    snprintf(s->hp.name, sizeof s->hp.name, "%s", s->name);
+    if (s->vocab.n_tokens != s->hp.n_vocab)
+        return sm_error("%s: the tokenizer has %d tokens but the model's vocabulary has %lld", path,
+                        s->vocab.n_tokens, (long long)s->hp.n_vocab);
+    return 0;
+}
+
+void cv_source_close(cv_source *s) {
+    sm_ckpt_close(s->ckpt);
+    if (s->have_vocab) sm_vocab_free(&s->vocab);
+    memset(s, 0, sizeof *s);
+}

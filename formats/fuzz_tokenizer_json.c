@@ -1,0 +1,35 @@
+/* fuzz_tokenizer_json.c - libFuzzer target for the tokenizer.json reader: parse arbitrary bytes
+ * with sm_vocab_parse_tokenizer_json and, when they parse, build a byte-level BPE tokenizer and
+ * tokenize a few texts (and detokenize the result). Input layout: the JSON, optionally
+ * followed by "\0\0TEXT" with a text of the fuzzer's choosing. */
+#include "formats/formats.h"
+#include "model/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void run(const sm_tokenizer *t, const char *text, size_t len, unsigned flags) {
+    int32_t *ids;
+    size_t n;
+    if (sm_tokenize(t, text, len, flags, &ids, &n)) return;
+    char *back;
+    size_t blen;
+    if (!sm_detokenize(t, ids, n, &back, &blen)) free(back);
+    free(ids);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const uint8_t *sep = size >= 2 ? memmem(data, size, "\0\0TEXT", 6) : NULL;
+    size_t json_len = sep ? (size_t)(sep - data) : size;
+    sm_vocab v;
+    if (sm_vocab_parse_tokenizer_json((const char *)data, json_len, "fuzz", &v)) return 0;
+    sm_tokenizer *t;
+    int rc = sm_tokenizer_new(&v, &t);
+    sm_vocab_free(&v);
+    if (rc) return 0;
+    static const char fixed[] = "Hello world! It's 12345 \xC3\xA9t\xC3\xA9\n\n  \t<|endoftext|>\xff";
+    run(t, fixed, sizeof fixed - 1, SM_TOK_ADD_SPECIAL | SM_TOK_PARSE_SPECIAL);
+    if (sep) run(t, (const char *)sep + 6, size - json_len - 6, 0);
+    sm_tokenizer_free(t);
+    return 0;
+}

@@ -1,0 +1,443 @@
+/* gguf_write.c - streaming GGUF v3 writer.
+ *
+ * Metadata and tensor declarations are kept in memory (small); tensor data never is: begin
+ * writes the header, the metadata, the tensor infos and the padding, then each write call
+ * passes tensor bytes straight to the output file, padding after every tensor. The output
+ * goes through sm_outfile (temporary + rename), so an aborted or failed write leaves nothing.
+ * The layout is exactly ggml's gguf_write_to_file: keys in first-set order, tensors in
+ * declaration order, each tensor's offset a multiple of general.alignment. */
+#include "gguf_internal.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct wtensor {
+    char *name;
+    sm_type type;
+    uint32_t n_dims;
+    int64_t ne[GGUF_MAX_DIMS]; /* innermost first, as in the file */
+    uint64_t nbytes, offset;
+} wtensor;
+
+struct sm_gguf_writer {
+    size_t n_kv, cap_kv;
+    char **keys;
+    sm_gguf_value *vals;
+    size_t n_t, cap_t;
+    wtensor *t;
+    gguf_index tindex;
+    char deferred[512]; /* the first error from a set_* call, reported by begin ("" if none) */
+    sm_outfile *out;  /* non-NULL between begin and finish/abort */
+    uint64_t alignment;
+    size_t cur;       /* tensor being written */
+    uint64_t cur_done;
+    bool failed;      /* a write failed: finish must not commit */
+};
+
+sm_gguf_writer *sm_gguf_writer_new(void) {
+    sm_gguf_writer *w = calloc(1, sizeof *w);
+    if (!w) sm_error("out of memory");
+    return w;
+}
+
+static void defer(sm_gguf_writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void defer(sm_gguf_writer *w, const char *fmt, ...) {
+    if (w->deferred[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->deferred, sizeof w->deferred, fmt, ap);
+    va_end(ap);
+}
+
+static long find_key(const sm_gguf_writer *w, const char *key) {
+    for (size_t i = 0; i < w->n_kv; i++)
+        if (strcmp(w->keys[i], key) == 0) return (long)i;
+    return -1;
+}
+
+static bool key_ok(sm_gguf_writer *w, const char *key) {
+    if (!key || !*key) {
+        defer(w, "GGUF writer: metadata key is empty");
+        return false;
+    }
+    if (strlen(key) > GGUF_MAX_KEY_LEN) {
+        defer(w, "GGUF writer: metadata key '%.40s...' is longer than %d bytes", key, GGUF_MAX_KEY_LEN);
+        return false;
+    }
+    if (w->out) {
+        defer(w, "GGUF writer: metadata key '%s' set after begin", key);
+        return false;
+    }
+    return true;
+}
+
+/* Store v (ownership moves to the writer) under key: replace in place or append. */
+static void put(sm_gguf_writer *w, const char *key, sm_gguf_value *v) {
+    long i = find_key(w, key);
+    if (i >= 0) {
+        gguf_value_clear(&w->vals[i]);
+        w->vals[i] = *v;
+        return;
+    }
+    if (w->n_kv == w->cap_kv) {
+        size_t cap = w->cap_kv ? w->cap_kv * 2 : 32;
+        char **k = realloc(w->keys, cap * sizeof *k);
+        if (k) w->keys = k;
+        sm_gguf_value *vs = k ? realloc(w->vals, cap * sizeof *vs) : NULL;
+        if (vs) w->vals = vs;
+        if (!k || !vs) {
+            gguf_value_clear(v);
+            defer(w, "GGUF writer: out of memory");
+            return;
+        }
+        w->cap_kv = cap;
+    }
+    char *kc = strdup(key);
+    if (!kc) {
+        gguf_value_clear(v);
+        defer(w, "GGUF writer: out of memory");
+        return;
+    }
+    w->keys[w->n_kv] = kc;
+    w->vals[w->n_kv] = *v;
+    w->n_kv++;
+}
+
+static void put_scalar(sm_gguf_writer *w, const char *key, sm_gguf_vtype t, uint64_t u, int64_t i, double f) {
+    if (!w || !key_ok(w, key)) return;
+    sm_gguf_value v = {.type = t};
+    if (t == SM_GGUF_INT32) v.v.i = i;
+    else if (t == SM_GGUF_FLOAT32) v.v.f = f;
+    else v.v.u = u;
+    put(w, key, &v);
+}
+
+void sm_gguf_set_u8(sm_gguf_writer *w, const char *key, uint8_t v) { put_scalar(w, key, SM_GGUF_UINT8, v, 0, 0); }
+void sm_gguf_set_u32(sm_gguf_writer *w, const char *key, uint32_t v) { put_scalar(w, key, SM_GGUF_UINT32, v, 0, 0); }
+void sm_gguf_set_i32(sm_gguf_writer *w, const char *key, int32_t v) { put_scalar(w, key, SM_GGUF_INT32, 0, v, 0); }
+void sm_gguf_set_u64(sm_gguf_writer *w, const char *key, uint64_t v) { put_scalar(w, key, SM_GGUF_UINT64, v, 0, 0); }
+void sm_gguf_set_f32(sm_gguf_writer *w, const char *key, float v) { put_scalar(w, key, SM_GGUF_FLOAT32, 0, 0, v); }
+void sm_gguf_set_bool(sm_gguf_writer *w, const char *key, bool v) { put_scalar(w, key, SM_GGUF_BOOL, v, 0, 0); }
+
+void sm_gguf_set_str(sm_gguf_writer *w, const char *key, const char *s) {
+    if (!w || !key_ok(w, key)) return;
+    if (!s) {
+        defer(w, "GGUF writer: metadata key '%s': NULL string", key);
+        return;
+    }
+    sm_gguf_value v = {.type = SM_GGUF_STRING};
+    v.v.str.ptr = strdup(s);
+    v.v.str.len = strlen(s);
+    if (!v.v.str.ptr) {
+        defer(w, "GGUF writer: out of memory");
+        return;
+    }
+    put(w, key, &v);
+}
+
+void sm_gguf_set_arr_str(sm_gguf_writer *w, const char *key, const char *const *s, size_t n) {
+    if (!w || !key_ok(w, key)) return;
+    if (n && !s) {
+        defer(w, "GGUF writer: metadata key '%s': NULL string array", key);
+        return;
+    }
+    sm_gguf_value v = {.type = SM_GGUF_ARRAY};
+    v.v.arr.type = SM_GGUF_STRING;
+    v.v.arr.items = calloc(n ? n : 1, sizeof(sm_gguf_value));
+    if (!v.v.arr.items) {
+        defer(w, "GGUF writer: out of memory");
+        return;
+    }
+    v.v.arr.n = n;
+    for (size_t i = 0; i < n; i++) {
+        sm_gguf_value *it = &v.v.arr.items[i];
+        it->type = SM_GGUF_STRING;
+        if (!s[i]) {
+            gguf_value_clear(&v);
+            defer(w, "GGUF writer: metadata key '%s': string %zu is NULL", key, i);
+            return;
+        }
+        it->v.str.ptr = strdup(s[i]);
+        it->v.str.len = strlen(s[i]);
+        if (!it->v.str.ptr) {
+            gguf_value_clear(&v);
+            defer(w, "GGUF writer: out of memory");
+            return;
+        }
+    }
+    put(w, key, &v);
+}
+
+void sm_gguf_set_arr(sm_gguf_writer *w, const char *key, sm_gguf_vtype et, const void *data, size_t n) {
+    if (!w || !key_ok(w, key)) return;
+    size_t es = gguf_vtype_size(et);
+    if (!es) {
+        defer(w, "GGUF writer: metadata key '%s': sm_gguf_set_arr needs a fixed-size element type, not %s", key,
+              sm_gguf_vtype_name(et));
+        return;
+    }
+    if (n && !data) {
+        defer(w, "GGUF writer: metadata key '%s': NULL array data", key);
+        return;
+    }
+    if (n > SIZE_MAX / es) {
+        defer(w, "GGUF writer: metadata key '%s': array too large", key);
+        return;
+    }
+    sm_gguf_value v = {.type = SM_GGUF_ARRAY};
+    v.v.arr.type = et;
+    v.v.arr.n = n;
+    v.v.arr.data = malloc(n ? n * es : 1);
+    if (!v.v.arr.data) {
+        defer(w, "GGUF writer: out of memory");
+        return;
+    }
+    if (n) memcpy(v.v.arr.data, data, n * es);
+    if (et == SM_GGUF_BOOL) /* bools are stored as 0 / 1 */
+        for (size_t i = 0; i < n; i++) ((uint8_t *)v.v.arr.data)[i] = ((uint8_t *)v.v.arr.data)[i] != 0;
+    put(w, key, &v);
+}
+
+void sm_gguf_set_val(sm_gguf_writer *w, const char *key, const sm_gguf_value *src) {
+    if (!w || !key_ok(w, key)) return;
+    sm_gguf_value v;
+    if (!src || gguf_value_copy(&v, src)) {
+        defer(w, "GGUF writer: metadata key '%s': %s", key, src ? sm_last_error() : "NULL value");
+        return;
+    }
+    if (v.type == SM_GGUF_BOOL) v.v.u = v.v.u != 0;
+    put(w, key, &v);
+}
+
+void sm_gguf_remove(sm_gguf_writer *w, const char *key) {
+    if (!w || !key) return;
+    if (w->out) {
+        defer(w, "GGUF writer: metadata key '%s' removed after begin", key);
+        return;
+    }
+    long i = find_key(w, key);
+    if (i < 0) return;
+    free(w->keys[i]);
+    gguf_value_clear(&w->vals[i]);
+    memmove(&w->keys[i], &w->keys[i + 1], (w->n_kv - (size_t)i - 1) * sizeof *w->keys);
+    memmove(&w->vals[i], &w->vals[i + 1], (w->n_kv - (size_t)i - 1) * sizeof *w->vals);
+    w->n_kv--;
+}
+
+int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, sm_type type, int n_dims, const int64_t *shape) {
+    if (!w) return sm_error("GGUF writer: NULL writer");
+    if (w->out) return sm_error("GGUF writer: tensor '%s' added after begin", name ? name : "");
+    if (!name || !*name) return sm_error("GGUF writer: tensor name is empty");
+    if (strlen(name) >= GGUF_MAX_NAME)
+        return sm_error("GGUF writer: tensor name '%s' has %zu bytes; ggml allows at most %d", name, strlen(name),
+                        GGUF_MAX_NAME - 1);
+    const sm_type_info *ti = sm_type_get(type);
+    if (!ti || !ti->in_ggml)
+        return sm_error("GGUF writer: tensor '%s': type %s cannot be stored in GGUF", name, sm_type_name(type));
+    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
+        return sm_error("GGUF writer: tensor '%s': %d dimensions, expected 1..%d", name, n_dims, GGUF_MAX_DIMS);
+    wtensor t = {.type = type, .n_dims = (uint32_t)n_dims};
+    int64_t nel = 1;
+    for (int d = 0; d < n_dims; d++) {
+        int64_t v = shape[n_dims - 1 - d];
+        if (v < 1) return sm_error("GGUF writer: tensor '%s': dimension %d is %lld, expected >= 1", name, n_dims - 1 - d, (long long)v);
+        t.ne[d] = v;
+        if (__builtin_mul_overflow(nel, v, &nel))
+            return sm_error("GGUF writer: tensor '%s': element count overflows", name);
+    }
+    if (t.ne[0] % ti->block_size)
+        return sm_error("GGUF writer: tensor '%s': row length %lld is not a multiple of %s's block size %d", name,
+                        (long long)t.ne[0], ti->name, ti->block_size);
+    if (__builtin_mul_overflow(sm_type_row_bytes(type, t.ne[0]), (uint64_t)(nel / t.ne[0]), &t.nbytes))
+        return sm_error("GGUF writer: tensor '%s': byte size overflows", name);
+    if (w->n_t == w->cap_t) {
+        size_t cap = w->cap_t ? w->cap_t * 2 : 64;
+        wtensor *nt = realloc(w->t, cap * sizeof *nt);
+        if (!nt) return sm_error("GGUF writer: out of memory");
+        w->t = nt;
+        w->cap_t = cap;
+    }
+    t.name = strdup(name);
+    if (!t.name) return sm_error("GGUF writer: out of memory");
+    size_t prev = 0;
+    int added = gguf_index_add(&w->tindex, t.name, w->n_t, &prev);
+    if (added <= 0) {
+        free(t.name);
+        return added < 0 ? sm_error("GGUF writer: out of memory")
+                         : sm_error("GGUF writer: tensor '%s' declared twice (first as tensor %zu)", name, prev);
+    }
+    w->t[w->n_t++] = t;
+    return 0;
+}
+
+/* ---- serialization ---- */
+
+static int put_le(sm_outfile *o, uint64_t v, int n) {
+    uint8_t b[8];
+    for (int i = 0; i < n; i++) b[i] = (uint8_t)(v >> (8 * i));
+    return sm_outfile_write(o, b, (size_t)n);
+}
+
+static int put_string(sm_outfile *o, const char *s, uint64_t len) {
+    return put_le(o, len, 8) || sm_outfile_write(o, s, (size_t)len);
+}
+
+static int put_value(sm_outfile *o, const sm_gguf_value *v) {
+    switch (v->type) {
+    case SM_GGUF_UINT8: case SM_GGUF_UINT16: case SM_GGUF_UINT32: case SM_GGUF_UINT64: case SM_GGUF_BOOL:
+        return put_le(o, v->v.u, (int)gguf_vtype_size(v->type));
+    case SM_GGUF_INT8: case SM_GGUF_INT16: case SM_GGUF_INT32: case SM_GGUF_INT64:
+        return put_le(o, (uint64_t)v->v.i, (int)gguf_vtype_size(v->type));
+    case SM_GGUF_FLOAT32: {
+        float f = (float)v->v.f;
+        uint32_t b;
+        memcpy(&b, &f, 4);
+        return put_le(o, b, 4);
+    }
+    case SM_GGUF_FLOAT64: {
+        uint64_t b;
+        memcpy(&b, &v->v.f, 8);
+        return put_le(o, b, 8);
+    }
+    case SM_GGUF_STRING: return put_string(o, v->v.str.ptr, v->v.str.len);
+    case SM_GGUF_ARRAY: {
+        if (put_le(o, (uint64_t)v->v.arr.type, 4) || put_le(o, v->v.arr.n, 8)) return -1;
+        size_t es = gguf_vtype_size(v->v.arr.type);
+        if (es) return sm_outfile_write(o, v->v.arr.data, (size_t)v->v.arr.n * es); /* little-endian host */
+        for (uint64_t i = 0; i < v->v.arr.n; i++)
+            if (put_value(o, &v->v.arr.items[i])) return -1;
+        return 0;
+    }
+    }
+    return sm_error("GGUF writer: value of unknown type %d", (int)v->type);
+}
+
+static int write_head(sm_gguf_writer *w) {
+    sm_outfile *o = w->out;
+    if (sm_outfile_write(o, GGUF_MAGIC, 4) || put_le(o, GGUF_VERSION, 4) || put_le(o, w->n_t, 8) ||
+        put_le(o, w->n_kv, 8))
+        return -1;
+    for (size_t i = 0; i < w->n_kv; i++) {
+        const sm_gguf_value *v = &w->vals[i];
+        if (put_string(o, w->keys[i], strlen(w->keys[i])) || put_le(o, (uint64_t)v->type, 4) || put_value(o, v))
+            return -1;
+    }
+    for (size_t i = 0; i < w->n_t; i++) {
+        const wtensor *t = &w->t[i];
+        if (put_string(o, t->name, strlen(t->name)) || put_le(o, t->n_dims, 4)) return -1;
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            if (put_le(o, (uint64_t)t->ne[d], 8)) return -1;
+        if (put_le(o, (uint64_t)t->type, 4) || put_le(o, t->offset, 8)) return -1;
+    }
+    return sm_outfile_pad_to(o, w->alignment);
+}
+
+int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path) {
+    if (!w) return sm_error("%s: GGUF writer: NULL writer", path);
+    if (w->out) return sm_error("%s: GGUF writer: begin called twice", path);
+    if (w->deferred[0]) return sm_error("%s: %s", path, w->deferred);
+    w->alignment = GGUF_DEFAULT_ALIGNMENT;
+    long ai = find_key(w, GGUF_KEY_ALIGNMENT);
+    if (ai >= 0) {
+        const sm_gguf_value *a = &w->vals[ai];
+        if (a->type != SM_GGUF_UINT32)
+            return sm_error("%s: GGUF writer: %s must be a u32, not %s", path, GGUF_KEY_ALIGNMENT,
+                            sm_gguf_vtype_name(a->type));
+        if (a->v.u == 0 || (a->v.u & (a->v.u - 1)))
+            return sm_error("%s: GGUF writer: %s must be a non-zero power of two, not %llu", path,
+                            GGUF_KEY_ALIGNMENT, (unsigned long long)a->v.u);
+        w->alignment = a->v.u;
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i < w->n_t; i++) {
+        w->t[i].offset = off;
+        uint64_t padded = (w->t[i].nbytes + w->alignment - 1) / w->alignment * w->alignment;
+        if (padded < w->t[i].nbytes || __builtin_add_overflow(off, padded, &off))
+            return sm_error("%s: GGUF writer: data section size overflows", path);
+    }
+    w->out = sm_outfile_open(path);
+    if (!w->out) return -1;
+    w->cur = 0;
+    w->cur_done = 0;
+    if (write_head(w)) {
+        w->failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+int sm_gguf_writer_write(sm_gguf_writer *w, const void *data, uint64_t nbytes) {
+    if (!w || !w->out) return sm_error("GGUF writer: write before begin");
+    if (w->failed) return sm_error("GGUF writer: write after a failed write");
+    if (w->cur >= w->n_t) {
+        w->failed = true;
+        return sm_error("GGUF writer: %llu bytes written after all %zu tensors were complete",
+                        (unsigned long long)nbytes, w->n_t);
+    }
+    wtensor *t = &w->t[w->cur];
+    if (nbytes > t->nbytes - w->cur_done) {
+        w->failed = true;
+        return sm_error("GGUF writer: tensor '%s': %llu bytes written, but only %llu of its %llu bytes remain",
+                        t->name, (unsigned long long)nbytes, (unsigned long long)(t->nbytes - w->cur_done),
+                        (unsigned long long)t->nbytes);
+    }
+    if (nbytes > SIZE_MAX || sm_outfile_write(w->out, data, (size_t)nbytes)) {
+        w->failed = true;
+        return -1;
+    }
+    w->cur_done += nbytes;
+    if (w->cur_done == t->nbytes) {
+        w->cur++;
+        w->cur_done = 0;
+        if (sm_outfile_pad_to(w->out, w->alignment)) {
+            w->failed = true;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void free_writer(sm_gguf_writer *w) {
+    for (size_t i = 0; i < w->n_kv; i++) {
+        free(w->keys[i]);
+        gguf_value_clear(&w->vals[i]);
+    }
+    free(w->keys);
+    free(w->vals);
+    for (size_t i = 0; i < w->n_t; i++) free(w->t[i].name);
+    free(w->t);
+    gguf_index_free(&w->tindex);
+    free(w);
+}
+
+int sm_gguf_writer_finish(sm_gguf_writer *w) {
+    if (!w) return sm_error("GGUF writer: NULL writer");
+    int rc = 0;
+    if (!w->out) {
+        rc = sm_error("GGUF writer: finish before begin");
+    } else if (w->failed) {
+        rc = sm_error("GGUF writer: not finishing after a failed write");
+        sm_outfile_abort(w->out);
+    } else if (w->deferred[0]) {
+        rc = sm_error("%s", w->deferred);
+        sm_outfile_abort(w->out);
+    } else if (w->cur < w->n_t) {
+        rc = sm_error("GGUF writer: tensor '%s' got %llu of its %llu bytes (%zu of %zu tensors complete)",
+                      w->t[w->cur].name, (unsigned long long)w->cur_done, (unsigned long long)w->t[w->cur].nbytes,
+                      w->cur, w->n_t);
+        sm_outfile_abort(w->out);
+    } else {
+        rc = sm_outfile_commit(w->out);
+    }
+    w->out = NULL;
+    free_writer(w);
+    return rc;
+}
+
+void sm_gguf_writer_abort(sm_gguf_writer *w) {
+    if (!w) return;
+    sm_outfile_abort(w->out);
+    w->out = NULL;
+    free_writer(w);
+}

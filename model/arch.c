@@ -1,0 +1,301 @@
+/* arch.c - the architecture table and config.json -> sm_hparams.
+ *
+ * One row per Hugging Face architecture: its GGUF architecture, what the converter must do
+ * (permute q/k rows for llama.cpp's rope, write llama.cpp's LlamaModel-only keys) and a small
+ * function for the architecture's own config fields. The shared fields (sizes, rope, norms)
+ * are read once for all rows, with the defaults transformers' config classes use. Values and
+ * rope-scaling rules follow llama.cpp's convert_hf_to_gguf.py (conversion/base.py TextModel,
+ * conversion/llama.py LlamaModel, conversion/qwen.py Qwen2Model). */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CONFIG_MAX_BYTES (4u << 20)
+#define MAX_DIM ((int64_t)1 << 24)
+
+typedef struct arch_def {
+    const char *hf_name;
+    const char *gguf_arch;
+    bool permute_qk;      /* HF rotate_half q/k rows -> ggml interleaved rope (llama.cpp's undo_permute) */
+    bool llama_keys;      /* LlamaModel writes <arch>.vocab_size and <arch>.rope.dimension_count */
+    bool qkv_bias;        /* q/k/v projections always carry biases */
+    int64_t default_ctx;  /* transformers' default max_position_embeddings */
+    int (*extras)(const cJSON *cfg, const char *path, sm_hparams *hp);
+} arch_def;
+
+static int llama_extras(const cJSON *cfg, const char *path, sm_hparams *hp);
+static int sliding_window_extras(const cJSON *cfg, const char *path, sm_hparams *hp);
+
+static const arch_def ARCHS[] = {
+    {"LlamaForCausalLM", "llama", true, true, false, 2048, llama_extras},
+    {"MistralForCausalLM", "llama", true, true, false, 131072, sliding_window_extras},
+    {"Qwen2ForCausalLM", "qwen2", false, false, true, 32768, sliding_window_extras},
+};
+#define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
+
+const char *sm_supported_archs(void) {
+    static char buf[256];
+    if (!buf[0]) {
+        size_t k = 0;
+        for (size_t i = 0; i < N_ARCHS && k < sizeof buf; i++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", ARCHS[i].hf_name);
+    }
+    return buf;
+}
+
+/* ---- typed config fields ---- */
+
+/* An integer field: 1 and *out if present, 0 if absent or null, -1 (error) if not an integer in [lo, hi]. */
+static int get_int(const cJSON *cfg, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!(d >= (double)lo && d <= (double)hi) || d != floor(d))
+        return sm_error("%s: \"%s\": expected an integer in [%lld, %lld]", path, key, (long long)lo, (long long)hi);
+    *out = (int64_t)d;
+    return 1;
+}
+
+static int need_int(const cJSON *cfg, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out) {
+    int r = get_int(cfg, path, key, lo, hi, out);
+    if (r == 0) return sm_error("%s: missing \"%s\"", path, key);
+    return r < 0 ? -1 : 0;
+}
+
+/* A positive finite number: 1 if present, 0 if absent or null, -1 if malformed. */
+static int get_pos_float(const cJSON *cfg, const char *path, const char *key, float *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble) || v->valuedouble > 1e30)
+        return sm_error("%s: \"%s\": expected a positive number", path, key);
+    *out = (float)v->valuedouble;
+    return 1;
+}
+
+static int get_bool(const cJSON *cfg, const char *path, const char *key, bool *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsBool(v)) return sm_error("%s: \"%s\": expected true or false", path, key);
+    *out = cJSON_IsTrue(v);
+    return 1;
+}
+
+/* ---- architecture-specific fields ---- */
+
+static int llama_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
+    bool b = false;
+    if (get_bool(cfg, path, "attention_bias", &b) < 0) return -1;
+    hp->qkv_bias = hp->attn_out_bias = b;
+    b = false;
+    if (get_bool(cfg, path, "mlp_bias", &b) < 0) return -1;
+    hp->mlp_bias = b;
+    return 0;
+}
+
+static int sliding_window_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
+    /* Recorded only: llama.cpp's converter writes no sliding-window key for the llama and qwen2
+     * architectures (Mistral 7B v0.1's 4096 window equals its training context; Qwen2 ships
+     * use_sliding_window: false). */
+    int64_t w = 0;
+    if (get_int(cfg, path, "sliding_window", 0, MAX_DIM * 64, &w) < 0) return -1;
+    bool use = true;
+    if (get_bool(cfg, path, "use_sliding_window", &use) < 0) return -1;
+    hp->sliding_window = use ? w : 0;
+    return 0;
+}
+
+/* ---- rope scaling (rope_scaling / rope_parameters), as TextModel.set_gguf_parameters reads it ---- */
+
+static int parse_rope(const cJSON *cfg, const char *path, sm_hparams *hp) {
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters");
+    if (!rp || cJSON_IsNull(rp)) rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
+    hp->rope_theta = 10000.0f;
+    int r = get_pos_float(cfg, path, "rope_theta", &hp->rope_theta);
+    if (r < 0) return -1;
+    if (!rp || cJSON_IsNull(rp)) return 0;
+    if (!cJSON_IsObject(rp)) return sm_error("%s: \"rope_scaling\": expected an object or null", path);
+    if (r == 0 && get_pos_float(rp, path, "rope_theta", &hp->rope_theta) < 0) return -1;
+
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
+    if (!t) t = cJSON_GetObjectItemCaseSensitive(rp, "type");
+    if (!t || cJSON_IsNull(t)) return 0;
+    if (!cJSON_IsString(t)) return sm_error("%s: rope scaling \"rope_type\": expected a string", path);
+    const char *type = t->valuestring;
+    float factor = 0;
+    int has_factor = get_pos_float(rp, path, "factor", &factor);
+    if (has_factor < 0) return -1;
+    int64_t orig = 0;
+    int has_orig = get_int(rp, path, "original_max_position_embeddings", 1, MAX_DIM * 64, &orig);
+    if (has_orig == 0) has_orig = get_int(cfg, path, "original_max_position_embeddings", 1, MAX_DIM * 64, &orig);
+    if (has_orig < 0) return -1;
+
+    if (!strcmp(type, "default") || !strcmp(type, "dynamic")) {
+        /* "dynamic" (NTK) changes nothing inside the trained context; llama.cpp's converter
+         * writes no key for it either. */
+        return 0;
+    }
+    if (!strcmp(type, "linear") || !strcmp(type, "yarn")) {
+        if (!has_factor) return 0; /* the converter writes nothing without a factor */
+        snprintf(hp->rope_scaling_type, sizeof hp->rope_scaling_type, "%s", type);
+        hp->rope_scaling_factor = factor;
+        if (type[0] == 'y') {
+            if (!has_orig)
+                return sm_error("%s: yarn rope scaling needs \"original_max_position_embeddings\"", path);
+            hp->rope_scaling_orig_ctx = orig;
+            static const struct { const char *k1, *k2; unsigned bit; size_t off; } EXTRA[] = {
+                {"extrapolation_factor", NULL, 1, offsetof(sm_hparams, rope_yarn_ext_factor)},
+                {"attention_factor", "attn_factor", 2, offsetof(sm_hparams, rope_yarn_attn_factor)},
+                {"beta_fast", NULL, 4, offsetof(sm_hparams, rope_yarn_beta_fast)},
+                {"beta_slow", NULL, 8, offsetof(sm_hparams, rope_yarn_beta_slow)},
+            };
+            for (size_t i = 0; i < sizeof EXTRA / sizeof EXTRA[0]; i++) {
+                const char *key = EXTRA[i].k1;
+                if (EXTRA[i].k2 && !cJSON_GetObjectItemCaseSensitive(rp, key)) key = EXTRA[i].k2;
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(rp, key);
+                if (!v || cJSON_IsNull(v)) continue;
+                if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+                    return sm_error("%s: rope scaling \"%s\": expected a number", path, key);
+                *(float *)((char *)hp + EXTRA[i].off) = (float)v->valuedouble;
+                hp->rope_yarn_set |= EXTRA[i].bit;
+            }
+        }
+        return 0;
+    }
+    if (!strcasecmp(type, "llama3")) {
+        snprintf(hp->rope_scaling_type, sizeof hp->rope_scaling_type, "llama3");
+        hp->rope_scaling_factor = has_factor ? factor : 8.0f;
+        hp->rope_llama3_low_freq = 1.0f;
+        hp->rope_llama3_high_freq = 4.0f;
+        if (get_pos_float(rp, path, "low_freq_factor", &hp->rope_llama3_low_freq) < 0) return -1;
+        if (get_pos_float(rp, path, "high_freq_factor", &hp->rope_llama3_high_freq) < 0) return -1;
+        hp->rope_scaling_orig_ctx = has_orig ? orig : 8192;
+        if (hp->rope_llama3_low_freq == hp->rope_llama3_high_freq)
+            return sm_error("%s: llama3 rope scaling: low_freq_factor equals high_freq_factor", path);
+        return 0;
+    }
+    return sm_error("%s: rope scaling type \"%s\" is not supported (supported: linear, yarn, llama3, dynamic)",
+                    path, type);
+}
+
+/* ---- config.json ---- */
+
+static const arch_def *find_arch(const cJSON *cfg, const char *path) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) < 1 || !cJSON_IsString(cJSON_GetArrayItem(a, 0))) {
+        sm_error("%s: missing \"architectures\" (supported: %s)", path, sm_supported_archs());
+        return NULL;
+    }
+    const char *name = cJSON_GetArrayItem(a, 0)->valuestring;
+    for (size_t i = 0; i < N_ARCHS; i++)
+        if (!strcmp(ARCHS[i].hf_name, name)) return &ARCHS[i];
+    sm_error("%s: architecture \"%.64s\" is not supported (supported: %s)", path, name, sm_supported_archs());
+    return NULL;
+}
+
+static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
+    if (!cJSON_IsObject(cfg)) return sm_error("%s: expected a JSON object", path);
+    const arch_def *a = find_arch(cfg, path);
+    if (!a) return -1;
+    snprintf(hp->hf_arch, sizeof hp->hf_arch, "%s", a->hf_name);
+    snprintf(hp->arch, sizeof hp->arch, "%s", a->gguf_arch);
+    hp->rope_hf_layout = a->permute_qk;
+    hp->llama_keys = a->llama_keys;
+    hp->qkv_bias = a->qkv_bias;
+
+    if (need_int(cfg, path, "vocab_size", 1, MAX_DIM, &hp->n_vocab) ||
+        need_int(cfg, path, "hidden_size", 1, MAX_DIM, &hp->n_embd) ||
+        need_int(cfg, path, "intermediate_size", 1, MAX_DIM, &hp->n_ff) ||
+        need_int(cfg, path, "num_hidden_layers", 1, 65536, &hp->n_layer) ||
+        need_int(cfg, path, "num_attention_heads", 1, 65536, &hp->n_head))
+        return -1;
+    hp->n_head_kv = hp->n_head;
+    if (get_int(cfg, path, "num_key_value_heads", 1, 65536, &hp->n_head_kv) < 0) return -1;
+    int r = get_int(cfg, path, "head_dim", 1, 65536, &hp->head_dim);
+    if (r < 0) return -1;
+    hp->explicit_head_dim = r == 1;
+    if (!r) {
+        if (hp->n_embd % hp->n_head)
+            return sm_error("%s: hidden_size %lld is not a multiple of num_attention_heads %lld", path,
+                            (long long)hp->n_embd, (long long)hp->n_head);
+        hp->head_dim = hp->n_embd / hp->n_head;
+    }
+    if (hp->n_head % hp->n_head_kv)
+        return sm_error("%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld", path,
+                        (long long)hp->n_head, (long long)hp->n_head_kv);
+    if (hp->head_dim % 2) return sm_error("%s: head_dim %lld is odd; rope needs pairs", path, (long long)hp->head_dim);
+    if (hp->n_head * hp->head_dim > MAX_DIM) return sm_error("%s: attention width too large", path);
+
+    hp->n_ctx_train = a->default_ctx;
+    if (get_int(cfg, path, "max_position_embeddings", 1, MAX_DIM * 64, &hp->n_ctx_train) < 0) return -1;
+    hp->rms_eps = 1e-6f;
+    if (get_pos_float(cfg, path, "rms_norm_eps", &hp->rms_eps) < 0) return -1;
+    if (get_bool(cfg, path, "tie_word_embeddings", &hp->tied_embeddings) < 0) return -1;
+    if (parse_rope(cfg, path, hp)) return -1;
+    return a->extras ? a->extras(cfg, path, hp) : 0;
+}
+
+int sm_hparams_from_hf_config(const char *config_json_path, sm_hparams *hp) {
+    memset(hp, 0, sizeof *hp);
+    char *text = NULL;
+    size_t len = 0;
+    if (sm_read_file(config_json_path, CONFIG_MAX_BYTES, &text, &len)) return -1;
+    const char *end = NULL;
+    cJSON *cfg = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!cfg) {
+        size_t off = end ? (size_t)(end - text) : 0;
+        free(text);
+        return sm_error("%s: offset %zu: invalid JSON", config_json_path, off);
+    }
+    free(text);
+    int rc = from_config(cfg, config_json_path, hp);
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+int sm_hparams_from_llama2c(const sm_llama2c_config *c, sm_hparams *hp) {
+    memset(hp, 0, sizeof *hp);
+    if (c->dim <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->dim % c->n_heads || c->n_heads % c->n_kv_heads)
+        return sm_error("llama2.c: inconsistent header (dim %d, n_heads %d, n_kv_heads %d)", c->dim, c->n_heads,
+                        c->n_kv_heads);
+    snprintf(hp->arch, sizeof hp->arch, "llama");
+    hp->n_vocab = c->vocab_size;
+    hp->n_embd = c->dim;
+    hp->n_ff = c->hidden_dim;
+    hp->n_layer = c->n_layers;
+    hp->n_head = c->n_heads;
+    hp->n_head_kv = c->n_kv_heads;
+    hp->head_dim = c->dim / c->n_heads;
+    hp->n_ctx_train = c->seq_len;
+    hp->rope_theta = 10000.0f;
+    hp->rms_eps = 1e-5f;
+    hp->tied_embeddings = c->shared_classifier;
+    hp->llama_keys = true;
+    return 0;
+}
+
+int sm_rope_llama3_factors(const sm_hparams *hp, float *out, int64_t n) {
+    if (strcmp(hp->rope_scaling_type, "llama3") != 0 || n != hp->head_dim / 2)
+        return sm_error("rope factors: not a llama3 rope scaling, or wrong length");
+    /* convert_hf_to_gguf.py LlamaModel.generate_extra_tensors */
+    const double factor = hp->rope_scaling_factor, lo = hp->rope_llama3_low_freq, hi = hp->rope_llama3_high_freq;
+    const double old_ctx = (double)hp->rope_scaling_orig_ctx;
+    const double low_freq_wavelen = old_ctx / lo, high_freq_wavelen = old_ctx / hi;
+    const int64_t dim = hp->head_dim;
+    for (int64_t i = 0; i < n; i++) {
+        float freq = (float)(1.0 / pow((double)hp->rope_theta, (double)(float)(2 * i) / (double)dim));
+        double wavelen = 2 * M_PI / (double)freq;
+        double f;
+        if (wavelen < high_freq_wavelen) f = 1;
+        else if (wavelen > low_freq_wavelen) f = factor;
+        else {
+            double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+            f = 1 / ((1 - smooth) / factor + smooth);
+        }
+        out[i] = (float)f;
+    }
+    return 0;
+}

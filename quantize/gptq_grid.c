@@ -1,0 +1,316 @@
+/* gptq_grid.c - the quantizer grids GPTQ rounds to: per (row, group of columns) parameters
+ * fitted on the current weights, the nearest representable value of one weight, and for the
+ * GGUF block types the final packing into ggml's bytes.
+ *
+ *  - INT: the integer grid of HF GPTQ checkpoints, as gptq's Quantizer.find_params:
+ *    xmin = min(x, 0), xmax = max(x, 0); sym: xmax = max(|xmin|, xmax), xmin = -xmax if
+ *    xmin < 0; both zero -> [-1, 1]; scale = (xmax - xmin) / maxq, rounded to f16 (what the
+ *    checkpoint stores) before it is used; zero = sym ? (maxq + 1) / 2 : round(-xmin / scale);
+ *    q = clamp(round(x / scale) + zero, 0, maxq), w-hat = scale * (q - zero).
+ *  - LEGACY (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; blocks of 32) and KQUANT (Q4_K, Q5_K, Q6_K;
+ *    super-blocks of 256): the block's scales come from our ggml-identical codec run on the
+ *    current weights of the block (with importance = diag H when asked: ggml's weighted rule,
+ *    the block standing in for the row in the legacy types' sigma2); the stored f16 scales
+ *    are decoded exactly as ggml's dequantizer does, and each weight then goes to the nearest
+ *    level of that grid. The value returned is computed with the dequantizer's float
+ *    operations, so the packed blocks decode to exactly the returned values. */
+#include "quantize/gptq_internal.h"
+
+#include "quantize/codec_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_legacy(sm_type t) {
+    return t == SM_TYPE_Q4_0 || t == SM_TYPE_Q4_1 || t == SM_TYPE_Q5_0 || t == SM_TYPE_Q5_1 || t == SM_TYPE_Q8_0;
+}
+static bool is_kquant(sm_type t) { return t == SM_TYPE_Q4_K || t == SM_TYPE_Q5_K || t == SM_TYPE_Q6_K; }
+
+int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) {
+    memset(g, 0, sizeof *g);
+    g->rows = rows;
+    g->cols = cols;
+    g->use_importance = o->use_importance;
+    if (o->gguf_type == SM_TYPE_INVALID) {
+        if (o->bits != 2 && o->bits != 3 && o->bits != 4 && o->bits != 8)
+            return sm_error("gptq: %d bits is not supported (2, 3, 4 or 8)", o->bits);
+        if (o->group_size != -1 && o->group_size <= 0)
+            return sm_error("gptq: group size %d (must be positive, or -1 for one group per row)", o->group_size);
+        g->kind = GQ_GRID_INT;
+        g->bits = o->bits;
+        g->maxq = (1 << o->bits) - 1;
+        g->sym = o->sym;
+        g->zero_min1 = o->v1_zero && !o->sym;
+        g->group = o->group_size == -1 || o->group_size > cols ? (int)cols : o->group_size;
+    } else {
+        const sm_type t = o->gguf_type;
+        if (!is_legacy(t) && !is_kquant(t))
+            return sm_error("gptq: GGUF type %s is not supported (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)",
+                            sm_type_name(t));
+        if (o->act_order)
+            return sm_error("gptq: act-order cannot be used with GGUF type %s: its blocks hold consecutive columns, "
+                            "so the columns must be quantized in order", sm_type_name(t));
+        g->kind = is_legacy(t) ? GQ_GRID_LEGACY : GQ_GRID_KQUANT;
+        g->type = t;
+        g->group = sm_type_get(t)->block_size;
+        if (cols % g->group)
+            return sm_error("gptq: %lld columns is not a multiple of the %s block size %d", (long long)cols,
+                            sm_type_name(t), g->group);
+        g->row_bytes = (size_t)sm_type_row_bytes(t, cols);
+    }
+    g->n_groups = (cols + g->group - 1) / g->group;
+    g->act = calloc((size_t)rows * GQ_ACT, sizeof(float));
+    if (g->kind == GQ_GRID_INT) {
+        g->scale_h = calloc((size_t)(g->n_groups * rows), sizeof(uint16_t));
+        g->zero = calloc((size_t)(g->n_groups * rows), sizeof(int32_t));
+        if (!g->act || !g->scale_h || !g->zero) goto oom;
+    } else {
+        g->packed = calloc((size_t)rows, g->row_bytes);
+        if (!g->act || !g->packed) goto oom;
+    }
+    return 0;
+oom:
+    gq_grid_free(g);
+    return sm_error("gptq: out of memory for the grid of a %lld x %lld weight", (long long)rows, (long long)cols);
+}
+
+void gq_grid_free(gq_grid *g) {
+    free(g->scale_h);
+    free(g->zero);
+    free(g->packed);
+    free(g->act);
+    memset(g, 0, sizeof *g);
+}
+
+void gq_grid_activate(gq_grid *g, int64_t r, int64_t gi) {
+    float *a = g->act + r * GQ_ACT;
+    a[0] = sm_f16_to_f32(g->scale_h[gi * g->rows + r]);
+    a[1] = (float)g->zero[gi * g->rows + r];
+}
+
+static int fit_int(gq_grid *g, int64_t r, int64_t gi, const double *x, int n) {
+    double xmin = 0, xmax = 0;
+    for (int i = 0; i < n; i++) {
+        if (x[i] < xmin) xmin = x[i];
+        if (x[i] > xmax) xmax = x[i];
+    }
+    if (g->sym) {
+        if (-xmin > xmax) xmax = -xmin;
+        if (xmin < 0) xmin = -xmax;
+    }
+    if (xmin == 0 && xmax == 0) {
+        xmin = -1;
+        xmax = 1;
+    }
+    uint16_t h = sm_f32_to_f16((float)((xmax - xmin) / g->maxq));
+    double s = sm_f16_to_f32(h);
+    if (!isfinite(s))
+        return sm_error("gptq: row %lld, group %lld: scale %g overflows f16", (long long)r, (long long)gi,
+                        (xmax - xmin) / g->maxq);
+    if (s == 0) { /* a range below f16's smallest subnormal: use that */
+        h = 1;
+        s = sm_f16_to_f32(h);
+    }
+    int32_t z;
+    if (g->sym) {
+        z = (g->maxq + 1) / 2;
+    } else {
+        double zz = nearbyint(-xmin / s);
+        const double lo = g->zero_min1 ? 1 : 0;
+        z = (int32_t)(zz < lo ? lo : zz > g->maxq ? g->maxq : zz);
+    }
+    g->scale_h[gi * g->rows + r] = h;
+    g->zero[gi * g->rows + r] = z;
+    gq_grid_activate(g, r, gi);
+    return 0;
+}
+
+/* The block's codec output (scales and provisional codes) at the block's place in the row. */
+static uint8_t *block_at(const gq_grid *g, int64_t r, int64_t gi) {
+    return g->packed + (size_t)r * g->row_bytes + (size_t)gi * sm_type_get(g->type)->block_bytes;
+}
+
+static void run_codec(sm_type t, const float *xf, void *blk, int n, const float *imp) {
+    switch (t) {
+    case SM_TYPE_Q4_0: q_quantize_q4_0(xf, blk, n, imp); break;
+    case SM_TYPE_Q4_1: q_quantize_q4_1(xf, blk, n, imp); break;
+    case SM_TYPE_Q5_0: q_quantize_q5_0(xf, blk, n, imp); break;
+    case SM_TYPE_Q5_1: q_quantize_q5_1(xf, blk, n, imp); break;
+    case SM_TYPE_Q8_0: q_quantize_q8_0(xf, blk, n, imp); break;
+    case SM_TYPE_Q4_K: q_quantize_q4_K(xf, blk, n, imp); break;
+    case SM_TYPE_Q5_K: q_quantize_q5_K(xf, blk, n, imp); break;
+    case SM_TYPE_Q6_K: q_quantize_q6_K(xf, blk, n, imp); break;
+    default: break;
+    }
+}
+
+static int fit_gguf(gq_grid *g, int64_t r, int64_t gi, const double *x, const float *imp, int n) {
+    float xf[QK_K];
+    for (int i = 0; i < n; i++) xf[i] = (float)x[i];
+    const float *w = NULL;
+    if (g->use_importance && imp) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += imp[i];
+        if (sum > 0) w = imp; /* all-zero importance: ggml's weighted rule would give scale 0 */
+    }
+    uint8_t *blk = block_at(g, r, gi);
+    run_codec(g->type, xf, blk, n, w);
+    float *a = g->act + r * GQ_ACT;
+    switch (g->type) {
+    case SM_TYPE_Q4_0:
+    case SM_TYPE_Q5_0:
+    case SM_TYPE_Q8_0: {
+        uint16_t d;
+        memcpy(&d, blk, 2);
+        a[0] = h2f(d);
+        if (!isfinite(a[0])) goto overflow;
+        break;
+    }
+    case SM_TYPE_Q4_1:
+    case SM_TYPE_Q5_1: {
+        uint16_t d, m;
+        memcpy(&d, blk, 2);
+        memcpy(&m, blk + 2, 2);
+        a[0] = h2f(d);
+        a[1] = h2f(m);
+        if (!isfinite(a[0]) || !isfinite(a[1])) goto overflow;
+        break;
+    }
+    case SM_TYPE_Q4_K:
+    case SM_TYPE_Q5_K: {
+        const block_q4_K *b4 = (const block_q4_K *)blk; /* Q5_K starts with the same fields */
+        const float d = h2f(b4->d), min = h2f(b4->dmin);
+        if (!isfinite(d) || !isfinite(min)) goto overflow;
+        for (int j = 0; j < QK_K / 32; j++) {
+            uint8_t sc, m;
+            q_get_scale_min_k4(j, b4->scales, &sc, &m);
+            a[2 * j] = d * sc;
+            a[2 * j + 1] = min * m;
+        }
+        break;
+    }
+    case SM_TYPE_Q6_K: {
+        const block_q6_K *b6 = (const block_q6_K *)blk;
+        const float d = h2f(b6->d);
+        if (!isfinite(d)) goto overflow;
+        for (int j = 0; j < QK_K / 16; j++) a[j] = d * b6->scales[j];
+        break;
+    }
+    default: break;
+    }
+    return 0;
+overflow:
+    return sm_error("gptq: row %lld, block %lld: scale overflows f16 (values too large for %s)", (long long)r,
+                    (long long)gi, sm_type_name(g->type));
+}
+
+int gq_grid_fit(gq_grid *g, int64_t r, int64_t gi, const double *x, const float *imp, int n) {
+    return g->kind == GQ_GRID_INT ? fit_int(g, r, gi, x, n) : fit_gguf(g, r, gi, x, imp, n);
+}
+
+/* The nearest level round(x / d) + off, clamped to [lo, hi]; `dflt` when the scale is 0. */
+static int level(double x, double d, int off, int lo, int hi, int dflt) {
+    if (d == 0) return dflt;
+    double l = nearbyint(x / d) + off;
+    return (int)(l < lo ? lo : l > hi ? hi : l);
+}
+
+double gq_grid_quant(const gq_grid *g, int64_t r, int64_t c, double x, uint8_t *code) {
+    const float *a = g->act + r * GQ_ACT;
+    int L;
+    switch (g->kind == GQ_GRID_INT ? SM_TYPE_INVALID : g->type) {
+    case SM_TYPE_INVALID: {
+        const double s = a[0];
+        const int z = (int)a[1];
+        L = level(x, s, z, 0, g->maxq, z);
+        *code = (uint8_t)L;
+        return s * (L - z);
+    }
+    case SM_TYPE_Q4_0: L = level(x, a[0], 8, 0, 15, 8); *code = (uint8_t)L; return (float)(L - 8) * a[0];
+    case SM_TYPE_Q5_0: L = level(x, a[0], 16, 0, 31, 16); *code = (uint8_t)L; return (float)(L - 16) * a[0];
+    case SM_TYPE_Q8_0: L = level(x, a[0], 0, -128, 127, 0); *code = (uint8_t)(L + 128); return (float)L * a[0];
+    case SM_TYPE_Q4_1: L = level(x - a[1], a[0], 0, 0, 15, 0); *code = (uint8_t)L; return (float)L * a[0] + a[1];
+    case SM_TYPE_Q5_1: L = level(x - a[1], a[0], 0, 0, 31, 0); *code = (uint8_t)L; return (float)L * a[0] + a[1];
+    case SM_TYPE_Q4_K:
+    case SM_TYPE_Q5_K: {
+        const int j = (int)(c % QK_K) / 32;
+        const float d1 = a[2 * j], m1 = a[2 * j + 1];
+        L = level(x + m1, d1, 0, 0, g->type == SM_TYPE_Q4_K ? 15 : 31, 0);
+        *code = (uint8_t)L;
+        return d1 * (float)L - m1;
+    }
+    case SM_TYPE_Q6_K: {
+        const float ds = a[(c % QK_K) / 16];
+        L = level(x, ds, 32, 0, 63, 32);
+        *code = (uint8_t)L;
+        return ds * (float)(L - 32);
+    }
+    default: *code = 0; return 0;
+    }
+}
+
+static void pack_nibbles(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < QK32 / 2; j++) qs[j] = (uint8_t)(L[j] | (L[j + QK32 / 2] << 4));
+}
+
+static void pack_q5(const uint8_t *L, uint8_t *qs, uint8_t qh_out[4]) {
+    uint32_t qh = 0;
+    for (int j = 0; j < QK32 / 2; ++j) {
+        qs[j] = (uint8_t)((L[j] & 0x0F) | ((L[j + QK32 / 2] & 0x0F) << 4));
+        qh |= (uint32_t)((L[j] >> 4) & 1) << j;
+        qh |= (uint32_t)((L[j + QK32 / 2] >> 4) & 1) << (j + QK32 / 2);
+    }
+    for (int k = 0; k < 4; k++) qh_out[k] = (uint8_t)(qh >> (8 * k));
+}
+
+void gq_grid_pack_row(gq_grid *g, int64_t r, const uint8_t *codes) {
+    for (int64_t gi = 0; gi < g->n_groups; gi++) {
+        uint8_t *blk = block_at(g, r, gi);
+        const uint8_t *L = codes + gi * g->group;
+        switch (g->type) {
+        case SM_TYPE_Q4_0: pack_nibbles(L, ((block_q4_0 *)blk)->qs); break;
+        case SM_TYPE_Q4_1: pack_nibbles(L, ((block_q4_1 *)blk)->qs); break;
+        case SM_TYPE_Q5_0: pack_q5(L, ((block_q5_0 *)blk)->qs, ((block_q5_0 *)blk)->qh); break;
+        case SM_TYPE_Q5_1: pack_q5(L, ((block_q5_1 *)blk)->qs, ((block_q5_1 *)blk)->qh); break;
+        case SM_TYPE_Q8_0:
+            for (int j = 0; j < QK32; j++) ((block_q8_0 *)blk)->qs[j] = (int8_t)(L[j] - 128);
+            break;
+        case SM_TYPE_Q4_K: {
+            uint8_t *q = ((block_q4_K *)blk)->qs;
+            for (int j = 0; j < QK_K; j += 64, q += 32)
+                for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+            break;
+        }
+        case SM_TYPE_Q5_K: {
+            block_q5_K *b = (block_q5_K *)blk;
+            uint8_t *ql = b->qs;
+            memset(b->qh, 0, sizeof b->qh);
+            for (int k = 0, sh = 0; k < QK_K; k += 64, ql += 32, sh += 2) {
+                for (int j = 0; j < 32; ++j) {
+                    const int l1 = L[k + j], l2 = L[k + j + 32];
+                    b->qh[j] |= (uint8_t)(((l1 >> 4) << sh) | ((l2 >> 4) << (sh + 1)));
+                    ql[j] = (uint8_t)((l1 & 0xF) | ((l2 & 0xF) << 4));
+                }
+            }
+            break;
+        }
+        case SM_TYPE_Q6_K: {
+            block_q6_K *b = (block_q6_K *)blk;
+            uint8_t *ql = b->ql, *qh = b->qh;
+            for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
+                for (int l = 0; l < 32; ++l) {
+                    const uint8_t q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF;
+                    const uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+                    ql[l] = (uint8_t)(q1 | (q3 << 4));
+                    ql[l + 32] = (uint8_t)(q2 | (q4 << 4));
+                    qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
+                                      ((L[j + l + 96] >> 4) << 6));
+                }
+            }
+            break;
+        }
+        default: break;
+        }
+    }
+}

@@ -1,0 +1,105 @@
+/* gptq_hessian.c - the Hessian accumulator of GPTQ: S = sum over calibration tokens of
+ * x x^T for one linear layer's input, in double, and H = 2/n S.
+ *
+ * Each batch of rows is widened to double (a product of two floats is exact in double) and
+ * added with the symmetric rank-k update S += X^T X on the lower triangle (gq_gemm: cache-
+ * blocked, OpenMP, each element summed by one thread in token order), so S does not depend on
+ * the thread count, the ISA or how the tokens were split into batches. */
+#include "quantize/gptq_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HESS_MAX_COLS (1 << 17)
+#define HESS_CHUNK_BYTES ((size_t)64 << 20) /* widened rows per rank-k update */
+
+struct sm_hessian {
+    int64_t cols, n;
+    double *s;       /* cols x cols; lower triangle accumulates; H in place once finalized */
+    bool finalized;
+};
+
+sm_hessian *sm_hessian_new(int64_t cols) {
+    if (cols <= 0 || cols > HESS_MAX_COLS)
+        return sm_error("hessian: %lld columns is out of range (1..%d)", (long long)cols, HESS_MAX_COLS), NULL;
+    sm_hessian *h = calloc(1, sizeof *h);
+    if (h) h->s = calloc((size_t)(cols * cols), sizeof(double));
+    if (!h || !h->s) {
+        free(h);
+        return sm_error("hessian: out of memory for %lld x %lld doubles", (long long)cols, (long long)cols), NULL;
+    }
+    h->cols = cols;
+    return h;
+}
+
+void sm_hessian_free(sm_hessian *h) {
+    if (!h) return;
+    free(h->s);
+    free(h);
+}
+
+int64_t sm_hessian_cols(const sm_hessian *h) { return h->cols; }
+int64_t sm_hessian_tokens(const sm_hessian *h) { return h->n; }
+
+int sm_hessian_add(sm_hessian *h, const float *x, int64_t n_tok, int64_t ld) {
+    if (h->finalized) return sm_error("hessian: tokens added after the matrix was taken");
+    if (n_tok < 0 || ld < h->cols) return sm_error("hessian: bad batch (%lld rows, stride %lld)", (long long)n_tok, (long long)ld);
+    const int64_t cols = h->cols;
+    int64_t chunk = (int64_t)(HESS_CHUNK_BYTES / sizeof(double)) / cols;
+    if (chunk < 1) chunk = 1;
+    if (chunk > n_tok) chunk = n_tok;
+    if (n_tok == 0) return 0;
+    double *xd = malloc(sizeof(double) * (size_t)(chunk * cols));
+    if (!xd) return sm_error("hessian: out of memory for a batch of %lld rows", (long long)chunk);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += chunk) {
+        const int64_t nt = n_tok - t0 < chunk ? n_tok - t0 : chunk;
+        for (int64_t t = 0; t < nt; t++) {
+            const float *row = x + (t0 + t) * ld;
+            for (int64_t j = 0; j < cols; j++) {
+                if (!isfinite(row[j])) {
+                    free(xd);
+                    return sm_error("hessian: input row %lld, column %lld is %g (must be finite)", (long long)(t0 + t),
+                                    (long long)j, (double)row[j]);
+                }
+                xd[t * cols + j] = row[j];
+            }
+        }
+        gq_gemm_args g = {.m = cols, .n = cols, .k = nt, .sign = 1.0, .a = xd, .a_rs = 1, .a_cs = cols,
+                          .b = xd, .b_rs = cols, .b_cs = 1, .c = h->s, .ldc = cols, .lower = true, .parallel = true};
+        if (gq_gemm(&g)) {
+            free(xd);
+            return -1;
+        }
+    }
+    free(xd);
+    h->n += n_tok;
+    return 0;
+}
+
+int sm_hessian_merge(sm_hessian *h, const sm_hessian *o) {
+    if (h->finalized || o->finalized) return sm_error("hessian: merge after the matrix was taken");
+    if (h->cols != o->cols)
+        return sm_error("hessian: merging %lld columns into %lld", (long long)o->cols, (long long)h->cols);
+    const int64_t n = h->cols;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j <= i; j++) h->s[i * n + j] += o->s[i * n + j];
+    h->n += o->n;
+    return 0;
+}
+
+const double *sm_hessian_matrix(sm_hessian *h) {
+    if (h->finalized) return h->s;
+    const int64_t n = h->cols;
+    const double scale = h->n ? 2.0 / (double)h->n : 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t j = 0; j < i; j++) {
+            const double v = h->s[i * n + j] * scale;
+            h->s[i * n + j] = v;
+            h->s[j * n + i] = v;
+        }
+        h->s[i * n + i] *= scale;
+    }
+    h->finalized = true;
+    return h->s;
+}

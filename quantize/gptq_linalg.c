@@ -1,0 +1,143 @@
+/* gptq_linalg.c - the dense linear algebra of GPTQ in double precision: blocked Cholesky,
+ * blocked triangular inverse, and from them the upper Cholesky factor of H^-1.
+ *
+ * H^-1 = U^T U is obtained without forming H^-1: with P the order-reversing permutation,
+ * P H P = L L^T gives H = (P L P)(P L P)^T with P L P upper triangular, hence
+ * U = (P L P)^-1 = P L^-1 P. One Cholesky and one triangular inverse (2/3 n^3 flops instead of
+ * the 5/3 n^3 of torch's cholesky, cholesky_inverse, cholesky), and no explicit inverse whose
+ * rounding errors the second factorization would inherit.
+ *
+ * The heavy parts are gq_gemm calls (trailing rank-NB updates of the Cholesky, the panel
+ * products of the inverse); the small diagonal blocks are done with fma() in a fixed order, so
+ * the factors are bit-identical for any thread count and ISA. */
+#include "quantize/gptq_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NB 96   /* Cholesky block */
+#define NBI 192 /* triangular-inverse block */
+
+/* x (ld ldx) = inverse of the lower-triangular nb x nb block l (ld ldl); x's upper part = 0.
+ * Row by row: x[i][j] = -(sum_{k=j}^{i-1} l[i][k] x[k][j]) / l[i][i], the sum accumulated in k
+ * order as axpys of x's rows (adding l[i][k] * 0 beyond a row's end changes nothing). */
+static void small_tri_inverse(const double *l, int64_t ldl, double *x, int64_t ldx, int64_t nb) {
+    const gq_kernels *kr = gq_kernels_get();
+    for (int64_t i = 0; i < nb; i++) {
+        double *xi = x + i * ldx;
+        memset(xi, 0, sizeof(double) * (size_t)nb);
+        for (int64_t k = 0; k < i; k++) kr->axpy(k + 1, l[i * ldl + k], x + k * ldx, xi);
+        const double d = l[i * ldl + i];
+        for (int64_t j = 0; j < i; j++) xi[j] = -xi[j] / d;
+        xi[i] = 1.0 / d;
+    }
+}
+
+/* Cholesky of the diagonal block a[k0..k1) (previous blocks' updates already applied).
+ * Returns the first bad column or -1. */
+static int64_t chol_block(double *a, int64_t n, int64_t k0, int64_t k1, const double *diag0) {
+    for (int64_t j = k0; j < k1; j++) {
+        double d = a[j * n + j];
+        for (int64_t k = k0; k < j; k++) d = fma(-a[j * n + k], a[j * n + k], d);
+        if (!(d > 1e-12 * diag0[j]) || !isfinite(d)) return j;
+        const double ljj = sqrt(d);
+        a[j * n + j] = ljj;
+        for (int64_t i = j + 1; i < k1; i++) {
+            double s = a[i * n + j];
+            for (int64_t k = k0; k < j; k++) s = fma(-a[i * n + k], a[j * n + k], s);
+            a[i * n + j] = s / ljj;
+        }
+    }
+    return -1;
+}
+
+/* In-place lower Cholesky; *bad = the failing column (or -1). -1 only for out of memory or a
+ * non-positive pivot. */
+static int cholesky_lower(double *a, int64_t n, int64_t *bad) {
+    *bad = -1;
+    double *diag0 = malloc(sizeof(double) * (size_t)n);
+    double *linv = malloc(sizeof(double) * NB * NB);
+    double *tmp = malloc(sizeof(double) * (size_t)(n * NB));
+    int rc = 0;
+    if (!diag0 || !linv || !tmp) {
+        rc = sm_error("gptq: out of memory for the Cholesky factorization (n = %lld)", (long long)n);
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) diag0[i] = a[i * n + i];
+    for (int64_t k0 = 0; k0 < n; k0 += NB) {
+        const int64_t k1 = n - k0 < NB ? n : k0 + NB, nb = k1 - k0, m = n - k1;
+        if ((*bad = chol_block(a, n, k0, k1, diag0)) >= 0) {
+            rc = -1;
+            goto done;
+        }
+        if (m == 0) break;
+        /* panel: A[k1:, k0:k1] <- A[k1:, k0:k1] L_kk^-T */
+        small_tri_inverse(a + k0 * n + k0, n, linv, NB, nb);
+        memset(tmp, 0, sizeof(double) * (size_t)(m * nb));
+        gq_gemm_args p = {.m = m, .n = nb, .k = nb, .sign = 1.0, .a = a + k1 * n + k0, .a_rs = n, .a_cs = 1,
+                          .b = linv, .b_rs = 1, .b_cs = NB, .c = tmp, .ldc = nb, .parallel = true};
+        if ((rc = gq_gemm(&p))) goto done;
+        for (int64_t i = 0; i < m; i++) memcpy(a + (k1 + i) * n + k0, tmp + i * nb, sizeof(double) * (size_t)nb);
+        /* trailing update of the lower triangle: A[k1:, k1:] -= P P^T (P read from the
+         * contiguous copy: fewer pages touched than in the n-strided panel) */
+        gq_gemm_args s = {.m = m, .n = m, .k = nb, .sign = -1.0, .a = tmp, .a_rs = nb, .a_cs = 1, .b = tmp,
+                          .b_rs = 1, .b_cs = nb, .c = a + k1 * n + k1, .ldc = n, .lower = true, .parallel = true};
+        if ((rc = gq_gemm(&s))) goto done;
+    }
+done:
+    free(diag0);
+    free(linv);
+    free(tmp);
+    return rc;
+}
+
+int gq_tri_inverse_lower(const double *l, double *x, int64_t n) {
+    /* right to left over diagonal blocks (LAPACK's dtrtri order): with X's trailing part
+     * known, X[j1:, j0:j1] = -(X[j1:, j1:] L[j1:, j0:j1]) L_jj^-1 */
+    for (int64_t i = 0; i < n; i++) memset(x + i * n, 0, sizeof(double) * (size_t)n);
+    double *t = malloc(sizeof(double) * (size_t)(n * NBI));
+    if (!t) return sm_error("gptq: out of memory in the triangular inverse (n = %lld)", (long long)n);
+    const int64_t last = (n - 1) / NBI * NBI;
+    for (int64_t j0 = last; j0 >= 0; j0 -= NBI) {
+        const int64_t nb = n - j0 < NBI ? n - j0 : NBI, j1 = j0 + nb, m = n - j1;
+        small_tri_inverse(l + j0 * n + j0, n, x + j0 * n + j0, n, nb);
+        if (m == 0) continue;
+        memset(t, 0, sizeof(double) * (size_t)(m * nb));
+        gq_gemm_args g1 = {.m = m, .n = nb, .k = m, .sign = 1.0, .a = x + j1 * n + j1, .a_rs = n, .a_cs = 1,
+                           .b = l + j1 * n + j0, .b_rs = n, .b_cs = 1, .c = t, .ldc = nb, .a_lower = true,
+                           .parallel = true};
+        gq_gemm_args g2 = {.m = m, .n = nb, .k = nb, .sign = -1.0, .a = t, .a_rs = nb, .a_cs = 1,
+                           .b = x + j0 * n + j0, .b_rs = n, .b_cs = 1, .c = x + j1 * n + j0, .ldc = n,
+                           .parallel = true};
+        if (gq_gemm(&g1) || gq_gemm(&g2)) {
+            free(t);
+            return -1;
+        }
+    }
+    free(t);
+    return 0;
+}
+
+int gq_inverse_cholesky_upper(double *a, int64_t n, double *u) {
+    const size_t nn = (size_t)(n * n);
+    for (size_t k = 0; k < nn / 2; k++) { /* a = P A P, in place */
+        const double t = a[k];
+        a[k] = a[nn - 1 - k];
+        a[nn - 1 - k] = t;
+    }
+    int64_t bad;
+    if (cholesky_lower(a, n, &bad)) {
+        if (bad >= 0)
+            return sm_error("gptq: the Hessian is not positive definite (column %lld of the factorization); "
+                            "raise the dampening", (long long)(n - 1 - bad));
+        return -1;
+    }
+    if (gq_tri_inverse_lower(a, u, n)) return -1;
+    for (size_t k = 0; k < nn / 2; k++) { /* u = P L^-1 P */
+        const double t = u[k];
+        u[k] = u[nn - 1 - k];
+        u[nn - 1 - k] = t;
+    }
+    return 0;
+}

@@ -1,0 +1,271 @@
+/* recipe.c - per-tensor type selection for quantization mixtures, following llama.cpp's
+ * llama-quant.cpp (llama_tensor_get_type and its helpers) for the recipes smelt supports. */
+#include "quantize/recipe.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* llama_ftype numbers (llama.h), written as general.file_type */
+enum {
+    FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
+    FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15,
+    FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_Q2_K_S = 21, FT_IQ4_NL = 25, FT_IQ4_XS = 30,
+    FT_BF16 = 32,
+};
+
+static const sm_recipe RECIPES[] = {
+    {"Q4_0", FT_Q4_0, SM_TYPE_Q4_0, "4.5 bpw, legacy"},
+    {"Q4_1", FT_Q4_1, SM_TYPE_Q4_1, "5.0 bpw, legacy"},
+    {"Q5_0", FT_Q5_0, SM_TYPE_Q5_0, "5.5 bpw, legacy"},
+    {"Q5_1", FT_Q5_1, SM_TYPE_Q5_1, "6.0 bpw, legacy"},
+    {"Q2_K", FT_Q2_K, SM_TYPE_Q2_K, "k-quant mix around 2.6 bpw"},
+    {"Q2_K_S", FT_Q2_K_S, SM_TYPE_Q2_K, "k-quant mix around 2.6 bpw (needs an imatrix)"},
+    {"Q3_K", FT_Q3_K_M, SM_TYPE_Q3_K, "alias for Q3_K_M"},
+    {"Q3_K_S", FT_Q3_K_S, SM_TYPE_Q3_K, "k-quant mix around 3.4 bpw"},
+    {"Q3_K_M", FT_Q3_K_M, SM_TYPE_Q3_K, "k-quant mix around 3.7 bpw"},
+    {"Q3_K_L", FT_Q3_K_L, SM_TYPE_Q3_K, "k-quant mix around 4.0 bpw"},
+    {"IQ4_NL", FT_IQ4_NL, SM_TYPE_IQ4_NL, "4.5 bpw non-linear"},
+    {"IQ4_XS", FT_IQ4_XS, SM_TYPE_IQ4_XS, "4.25 bpw non-linear"},
+    {"Q4_K", FT_Q4_K_M, SM_TYPE_Q4_K, "alias for Q4_K_M"},
+    {"Q4_K_S", FT_Q4_K_S, SM_TYPE_Q4_K, "k-quant mix around 4.6 bpw"},
+    {"Q4_K_M", FT_Q4_K_M, SM_TYPE_Q4_K, "k-quant mix around 4.8 bpw"},
+    {"Q5_K", FT_Q5_K_M, SM_TYPE_Q5_K, "alias for Q5_K_M"},
+    {"Q5_K_S", FT_Q5_K_S, SM_TYPE_Q5_K, "k-quant mix around 5.5 bpw"},
+    {"Q5_K_M", FT_Q5_K_M, SM_TYPE_Q5_K, "k-quant mix around 5.7 bpw"},
+    {"Q6_K", FT_Q6_K, SM_TYPE_Q6_K, "6.56 bpw"},
+    {"Q8_0", FT_Q8_0, SM_TYPE_Q8_0, "8.5 bpw"},
+    {"F16", FT_F16, SM_TYPE_F16, "16 bpw"},
+    {"BF16", FT_BF16, SM_TYPE_BF16, "16 bpw"},
+    {"F32", FT_F32, SM_TYPE_F32, "32 bpw"},
+};
+#define N_RECIPES (sizeof RECIPES / sizeof RECIPES[0])
+
+static bool ieq(const char *a, const char *b) {
+    while (*a && *b && tolower((unsigned char)*a) == tolower((unsigned char)*b)) a++, b++;
+    return !*a && !*b;
+}
+
+const sm_recipe *sm_recipe_find(const char *name) {
+    for (size_t i = 0; i < N_RECIPES; i++)
+        if (ieq(RECIPES[i].name, name)) return &RECIPES[i];
+    return NULL;
+}
+
+const char *sm_recipe_names(void) {
+    static char buf[512];
+    if (!buf[0]) {
+        size_t k = 0;
+        for (size_t i = 0; i < N_RECIPES; i++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", RECIPES[i].name);
+    }
+    return buf;
+}
+
+/* ---- tensor categories (llama-quant.cpp tensor_get_category) ---- */
+typedef enum {
+    CAT_OTHER, CAT_OUTPUT, CAT_TOKEN_EMBD, CAT_ATTN_QKV, CAT_ATTN_KV_B, CAT_ATTN_V, CAT_ATTN_K,
+    CAT_ATTN_Q, CAT_ATTN_OUTPUT, CAT_FFN_UP, CAT_FFN_GATE, CAT_FFN_DOWN,
+} category;
+
+static category category_of(const char *n) {
+    if (!strcmp(n, "output.weight")) return CAT_OUTPUT;
+    if (!strcmp(n, "token_embd.weight") || !strcmp(n, "per_layer_token_embd.weight")) return CAT_TOKEN_EMBD;
+    if (strstr(n, "attn_qkv.weight")) return CAT_ATTN_QKV;
+    if (strstr(n, "attn_kv_b.weight")) return CAT_ATTN_KV_B;
+    if (strstr(n, "attn_v.weight")) return CAT_ATTN_V;
+    if (strstr(n, "attn_k.weight")) return CAT_ATTN_K;
+    if (strstr(n, "attn_q.weight")) return CAT_ATTN_Q;
+    if (strstr(n, "attn_output.weight")) return CAT_ATTN_OUTPUT;
+    if (strstr(n, "ffn_up")) return CAT_FFN_UP;
+    if (strstr(n, "ffn_gate")) return CAT_FFN_GATE;
+    if (strstr(n, "ffn_down")) return CAT_FFN_DOWN;
+    return CAT_OTHER;
+}
+
+static bool is_attn_v(category c) { return c == CAT_ATTN_V || c == CAT_ATTN_QKV || c == CAT_ATTN_KV_B; }
+
+/* llama-quant.cpp tensor_allows_quantization, for the architectures smelt supports */
+static bool allows_quantization(const char *n, int n_dims) {
+    if (n_dims < 2) return false;
+    size_t len = strlen(n);
+    if (len < 6 || strcmp(n + len - 6, "weight") != 0) return false;
+    static const char *const never[] = {"_norm.weight", "ffn_gate_inp.weight", "altup", "laurel",
+                                        "per_layer_model_proj", "ssm_conv1d", "attn_rel_b.weight",
+                                        ".position_embd", ".patch_embd"};
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
+        if (strstr(n, never[i])) return false;
+    if (!strcmp(n, "position_embd.weight") || !strcmp(n, "token_types.weight")) return false;
+    return true;
+}
+
+static bool use_more_bits(int i_layer, int n_layers) {
+    return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 || (i_layer - n_layers / 8) % 3 == 2;
+}
+
+int sm_recipe_plan_begin(sm_recipe_plan *p, const sm_recipe *r, const char *const *names, size_t n_names,
+                         const char *arch, int64_t n_layer, int64_t n_head, int64_t n_head_kv, bool has_imatrix) {
+    memset(p, 0, sizeof *p);
+    p->recipe = r;
+    p->n_layer = (int)n_layer;
+    p->n_head = n_head;
+    p->n_head_kv = n_head_kv > 0 ? n_head_kv : n_head;
+    p->has_imatrix = has_imatrix;
+    p->output_type = p->token_embd_type = SM_TYPE_INVALID;
+    p->llama_70b = arch && !strcmp(arch, "llama") && n_layer == 80 && p->n_head != p->n_head_kv;
+    p->tied_embeddings = true;
+    for (size_t i = 0; i < n_names; i++) {
+        category c = category_of(names[i]);
+        if (is_attn_v(c)) p->n_attention_wv++;
+        if (c == CAT_OUTPUT) p->tied_embeddings = false;
+    }
+    return 0;
+}
+
+int sm_recipe_add_rule(sm_recipe_plan *p, const char *regex, const char *type_name) {
+    if (p->n_rules >= SM_RECIPE_MAX_RULES) return sm_error("too many tensor type rules (max %d)", SM_RECIPE_MAX_RULES);
+    sm_recipe_rule *rule = &p->rules[p->n_rules];
+    rule->type = SM_TYPE_INVALID;
+    if (type_name) {
+        rule->type = sm_type_from_name(type_name);
+        const sm_type_info *ti = sm_type_get(rule->type);
+        if (!ti || !ti->in_ggml || (!ti->quantized && rule->type != SM_TYPE_F32 && rule->type != SM_TYPE_F16 &&
+                                    rule->type != SM_TYPE_BF16))
+            return sm_error("unknown tensor type '%s' in rule for '%s'", type_name, regex);
+    }
+    int rc = regcomp(&rule->re, regex, REG_EXTENDED | REG_NOSUB);
+    if (rc) {
+        char msg[128];
+        regerror(rc, &rule->re, msg, sizeof msg);
+        return sm_error("bad regular expression '%s': %s", regex, msg);
+    }
+    rule->pattern = strdup(regex);
+    p->n_rules++;
+    return 0;
+}
+
+void sm_recipe_plan_free(sm_recipe_plan *p) {
+    for (int i = 0; i < p->n_rules; i++) {
+        regfree(&p->rules[i].re);
+        free(p->rules[i].pattern);
+    }
+    p->n_rules = 0;
+}
+
+/* llama_tensor_get_type_impl for the supported ftypes (no IQ1/IQ2/IQ3 mixtures, no experts) */
+static sm_type mixture_type(sm_recipe_plan *p, sm_type t, category cat, int64_t row_len) {
+    const int ft = p->recipe->ftype;
+    const int64_t n_gqa = p->n_head_kv ? p->n_head / p->n_head_kv : 1;
+    if (cat == CAT_OUTPUT || (p->tied_embeddings && cat == CAT_TOKEN_EMBD)) {
+        if (p->output_type != SM_TYPE_INVALID) return p->output_type;
+        const sm_type_info *ti = sm_type_get(t);
+        if (row_len % ti->block_size != 0) return SM_TYPE_Q8_0;
+        if (t != SM_TYPE_Q8_0) return SM_TYPE_Q6_K;
+        return t;
+    }
+    if (cat == CAT_TOKEN_EMBD) {
+        if (p->token_embd_type != SM_TYPE_INVALID) return p->token_embd_type;
+        return t;
+    }
+    if (is_attn_v(cat)) {
+        if (ft == FT_Q2_K) t = n_gqa >= 4 ? SM_TYPE_Q4_K : SM_TYPE_Q3_K;
+        else if (ft == FT_Q2_K_S && n_gqa >= 4) t = SM_TYPE_Q4_K;
+        else if (ft == FT_Q3_K_M) t = p->i_attention_wv < 2 ? SM_TYPE_Q5_K : SM_TYPE_Q4_K;
+        else if (ft == FT_Q3_K_L) t = SM_TYPE_Q5_K;
+        else if ((ft == FT_IQ4_NL || ft == FT_IQ4_XS) && n_gqa >= 4) t = SM_TYPE_Q5_K;
+        else if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && use_more_bits(p->i_attention_wv, p->n_attention_wv))
+            t = SM_TYPE_Q6_K;
+        else if (ft == FT_Q4_K_S && p->i_attention_wv < 4) t = SM_TYPE_Q5_K;
+        if (p->llama_70b && (t == SM_TYPE_Q3_K || t == SM_TYPE_Q4_K)) t = SM_TYPE_Q5_K;
+        p->i_attention_wv++;
+        return t;
+    }
+    if (cat == CAT_FFN_DOWN) {
+        const int i_layer = p->i_ffn_down, n_layer = p->n_layer;
+        if (ft == FT_Q2_K) t = SM_TYPE_Q3_K;
+        else if (ft == FT_Q2_K_S) { if (i_layer < n_layer / 8) t = SM_TYPE_Q4_K; }
+        else if (ft == FT_Q3_K_M) t = i_layer < n_layer / 16 ? SM_TYPE_Q5_K : SM_TYPE_Q4_K;
+        else if (ft == FT_Q3_K_L) t = SM_TYPE_Q5_K;
+        else if (ft == FT_Q4_K_M) { if (use_more_bits(i_layer, n_layer)) t = SM_TYPE_Q6_K; }
+        else if (i_layer < n_layer / 8 && (ft == FT_IQ4_NL || ft == FT_IQ4_XS) && !p->has_imatrix) t = SM_TYPE_Q5_K;
+        else if (ft == FT_Q5_K_M && use_more_bits(i_layer, n_layer)) t = SM_TYPE_Q6_K;
+        else if (ft == FT_Q4_K_S && i_layer < n_layer / 8) t = SM_TYPE_Q5_K;
+        else if ((ft == FT_Q4_0 || ft == FT_Q5_0) && p->has_imatrix && i_layer < n_layer / 8)
+            t = ft == FT_Q4_0 ? SM_TYPE_Q4_1 : SM_TYPE_Q5_1;
+        p->i_ffn_down++;
+        return t;
+    }
+    if (cat == CAT_ATTN_OUTPUT) {
+        if (ft == FT_Q2_K) t = SM_TYPE_Q3_K;
+        else if (ft == FT_Q3_K_M) t = SM_TYPE_Q4_K;
+        else if (ft == FT_Q3_K_L) t = SM_TYPE_Q5_K;
+        return t;
+    }
+    if (cat == CAT_ATTN_QKV) {
+        if (ft == FT_Q3_K_M || ft == FT_Q3_K_L) t = SM_TYPE_Q4_K;
+        else if (ft == FT_Q4_K_M) t = SM_TYPE_Q5_K;
+        else if (ft == FT_Q5_K_M) t = SM_TYPE_Q6_K;
+        return t;
+    }
+    if (cat == CAT_FFN_GATE) p->i_ffn_gate++;
+    if (cat == CAT_FFN_UP) p->i_ffn_up++;
+    return t;
+}
+
+/* llama-quant.cpp tensor_type_fallback */
+static sm_type fallback_type(sm_type t, int64_t row_len) {
+    const sm_type_info *ti = sm_type_get(t);
+    if (!ti || row_len % ti->block_size == 0) return t;
+    sm_type r;
+    switch (t) {
+    case SM_TYPE_IQ4_XS: r = SM_TYPE_IQ4_NL; break;
+    case SM_TYPE_Q2_K: case SM_TYPE_Q3_K: r = SM_TYPE_Q4_0; break;
+    case SM_TYPE_Q4_K: r = SM_TYPE_Q5_0; break;
+    case SM_TYPE_Q5_K: r = SM_TYPE_Q5_1; break;
+    case SM_TYPE_Q6_K: r = SM_TYPE_Q8_0; break;
+    default: r = SM_TYPE_F16; break;
+    }
+    if (row_len % sm_type_get(r)->block_size != 0) r = SM_TYPE_F16;
+    return r;
+}
+
+sm_type sm_recipe_tensor_type(sm_recipe_plan *p, const char *name, int n_dims, const int64_t *shape,
+                              sm_type cur_type, bool *fallback) {
+    if (fallback) *fallback = false;
+    if (!allows_quantization(name, n_dims)) return cur_type;
+    const int64_t row_len = shape[n_dims - 1];
+    category cat = category_of(name);
+    for (int i = 0; i < p->n_rules; i++) {
+        if (p->rules[i].type == SM_TYPE_INVALID && regexec(&p->rules[i].re, name, 0, NULL, 0) == 0) return cur_type;
+    }
+    if (p->token_embd_type != SM_TYPE_INVALID && cat == CAT_TOKEN_EMBD) return p->token_embd_type;
+    if (p->output_type != SM_TYPE_INVALID && cat == CAT_OUTPUT) return p->output_type;
+    sm_type t = p->recipe->default_type;
+    if (!sm_type_get(t)->quantized) return t;
+    bool manual = false;
+    for (int i = 0; i < p->n_rules; i++) {
+        if (p->rules[i].type != SM_TYPE_INVALID && regexec(&p->rules[i].re, name, 0, NULL, 0) == 0) {
+            t = p->rules[i].type;
+            manual = true;
+            break;
+        }
+    }
+    if (!manual && !p->pure) t = mixture_type(p, t, cat, row_len);
+    sm_type f = fallback_type(t, row_len);
+    if (f != t) {
+        p->n_fallback++;
+        if (fallback) *fallback = true;
+    }
+    return f;
+}
+
+bool sm_recipe_requires_imatrix(const sm_recipe_plan *p, const char *name, sm_type type) {
+    category c = category_of(name);
+    if (c == CAT_TOKEN_EMBD || c == CAT_OUTPUT) return false;
+    switch (type) {
+    case SM_TYPE_IQ3_XXS: case SM_TYPE_IQ2_XXS: case SM_TYPE_IQ2_XS: case SM_TYPE_IQ2_S:
+    case SM_TYPE_IQ1_M: case SM_TYPE_IQ1_S: return true;
+    case SM_TYPE_Q2_K: return p->recipe->ftype == FT_Q2_K_S;
+    default: return false;
+    }
+}
