@@ -14,6 +14,7 @@
  * the thread count never changes a result. */
 #include "kernels_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -85,9 +86,35 @@ int sm_row_to_f32(sm_type type, const void *src, float *dst, int64_t n) {
     return convert(sm_gemm_current(), type, src, dst, n);
 }
 
-/* A per-thread scratch buffer that only grows (64-byte aligned). */
+/* Per-thread scratch buffers that only grow (64-byte aligned), freed when the thread ends
+ * (OpenMP teams shrink and grow with the thread count). */
 typedef struct scratch { float *p; size_t cap; } scratch;
-static _Thread_local scratch tl_row, tl_cols;
+typedef struct thread_scratch { scratch row, cols; } thread_scratch;
+
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+    thread_scratch *ts = p;
+    free(ts->row.p);
+    free(ts->cols.p);
+    free(ts);
+}
+
+static void scratch_key_init(void) { pthread_key_create(&g_scratch_key, scratch_free); }
+
+static thread_scratch *my_scratch(void) {
+    pthread_once(&g_scratch_once, scratch_key_init);
+    thread_scratch *ts = pthread_getspecific(g_scratch_key);
+    if (!ts) {
+        ts = calloc(1, sizeof *ts);
+        if (ts && pthread_setspecific(g_scratch_key, ts)) {
+            free(ts);
+            ts = NULL;
+        }
+    }
+    return ts;
+}
 
 static float *scratch_get(scratch *s, size_t n) {
     if (s->cap < n) {
@@ -117,7 +144,8 @@ typedef struct job {
 static int gemm_rows(const job *J, int64_t r0, int64_t r1) {
     const sm_gemm_isa *isa = J->isa;
     const int mr = isa->mr, tpw = isa->tpw;
-    float *wbuf = J->direct ? NULL : scratch_get(&tl_row, (size_t)CHUNK_ROWS * KB);
+    thread_scratch *ts = my_scratch();
+    float *wbuf = J->direct || !ts ? NULL : scratch_get(&ts->row, (size_t)CHUNK_ROWS * KB);
     if (!J->direct && !wbuf) return sm_error("out of memory for matrix product scratch");
     for (int64_t c0 = r0; c0 < r1; c0 += CHUNK_ROWS) {
         const int64_t cn = r1 - c0 < CHUNK_ROWS ? r1 - c0 : CHUNK_ROWS;
@@ -156,7 +184,8 @@ static int gemm_rows(const job *J, int64_t r0, int64_t r1) {
 
 /* Rows [r0, r1) as dot products with the token-major columns. */
 static int gemv_rows(const job *J, int64_t r0, int64_t r1) {
-    float *row = J->direct ? NULL : scratch_get(&tl_row, (size_t)J->n_in);
+    thread_scratch *ts = my_scratch();
+    float *row = J->direct || !ts ? NULL : scratch_get(&ts->row, (size_t)J->n_in);
     if (!J->direct && !row) return sm_error("out of memory for matrix product scratch");
     for (int64_t r = r0; r < r1; r++) {
         const char *wr = J->w + (size_t)r * J->stride;
@@ -193,7 +222,8 @@ static int run(sm_type type, const void *w, size_t stride, int64_t n_out, int64_
     J.direct = type == SM_TYPE_F32 && ((uintptr_t)w % sizeof(float)) == 0 && stride % sizeof(float) == 0;
     const bool gemm = n_tok >= GEMM_MIN_TOKENS;
     if (!gemm) { /* a few tokens: gather each token's features contiguously */
-        float *cols = scratch_get(&tl_cols, (size_t)(n_tok * n_in));
+        thread_scratch *ts = my_scratch();
+        float *cols = ts ? scratch_get(&ts->cols, (size_t)(n_tok * n_in)) : NULL;
         if (!cols) return sm_error("out of memory for matrix product scratch");
         for (int64_t k = 0; k < n_in; k++)
             for (int64_t t = 0; t < n_tok; t++) cols[t * n_in + k] = x[k * ldx + t];
