@@ -18,6 +18,8 @@ typedef struct cv_source {
     sm_vocab vocab;
     bool have_vocab;
     char name[128];     /* general.name */
+    bool gptq;          /* an HF GPTQ checkpoint (gptq_source.c) */
+    sm_gptq_hf_config gptq_cfg;
 } cv_source;
 
 int cv_source_open(const char *path, const sm_convert_opts *o, cv_source *s);
@@ -36,6 +38,10 @@ typedef struct cv_item {
     const float *imatrix;   /* importance weights for the codec (NULL: none) */
     sm_lora *const *loras;  /* adapters that change this tensor (NULL: none) */
     size_t n_loras;
+    /* a linear of an HF GPTQ checkpoint (src is then its qweight): qweight, qzeros, scales,
+     * g_idx (may be NULL), dequantized, or repacked as they are into Q4_0 / Q8_0 blocks */
+    const sm_tensor *gptq[4];
+    const sm_gptq_hf_config *gptq_cfg;
 } cv_item;
 
 typedef struct cv_plan {
@@ -72,6 +78,17 @@ int cv_cast_row(sm_type from, const void *src, sm_type to, void *dst, int64_t n)
  * recipe plan (quantize_gguf.c; shared by both quantization paths). */
 struct sm_recipe_plan;
 int cv_recipe_configure(struct sm_recipe_plan *plan, const sm_quantize_opts *o);
+
+/* HF GPTQ checkpoints (gptq_source.c). cv_gptq_part: 1 for a GPTQ linear's qweight (it
+ * becomes the linear's item), 2 for its qzeros / scales / g_idx (consumed with it), 0 for any
+ * other tensor. cv_gptq_plan_item fills the item of the linear whose qweight is t: GGUF name,
+ * shape [out, in], parts, type (Q4_0 for symmetric 4-bit groups of 32 in input order with F16
+ * scales, Q8_0 for the same in 8 bits: the same values, block for block; else outtype, from
+ * the dequantized weights), and the name map's flags. cv_gptq_fill writes the item's bytes
+ * (it->nbytes, rope permutation applied). */
+int cv_gptq_part(const cv_source *s, const char *name);
+int cv_gptq_plan_item(const cv_source *s, const sm_tensor *t, sm_type outtype, cv_item *it, int *map_flags);
+int cv_gptq_fill(const cv_item *it, void *dst);
 
 /* "tiny-llama-kjv" -> "Tiny Llama Kjv" (gguf-py Metadata.id_to_title). */
 void cv_id_to_title(const char *id, char *out, size_t cap);

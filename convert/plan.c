@@ -183,7 +183,16 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
         const sm_tensor *t = &c->tensors[i];
         cv_item *it = &p->items[p->n];
         int flags = 0;
-        if (s->llama2c) {
+        const int gq = s->gptq ? cv_gptq_part(s, t->name) : 0;
+        if (gq == 2) continue; /* written with its qweight */
+        if (gq == 1) {
+            if (o->quant || o->n_loras) {
+                sm_error("%s: a GPTQ checkpoint can be converted, not requantized or merged with LoRA adapters",
+                         c->path);
+                goto fail;
+            }
+            if (cv_gptq_plan_item(s, t, p->outtype, it, &flags)) goto fail;
+        } else if (s->llama2c) {
             snprintf(it->name, sizeof it->name, "%s", t->name); /* already GGUF names and layout */
         } else {
             int r = sm_map_hf_name(hp, t->name, it->name, sizeof it->name, &flags);
@@ -206,12 +215,29 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
             goto fail;
         }
         e->seen_as = t->name;
-        bool same = t->n_dims == e->n_dims;
-        for (int d = 0; same && d < t->n_dims; d++) same = t->shape[d] == e->shape[d];
+        const int n_dims = gq ? it->n_dims : t->n_dims;
+        const int64_t *shape = gq ? it->shape : t->shape;
+        bool same = n_dims == e->n_dims;
+        for (int d = 0; same && d < n_dims; d++) same = shape[d] == e->shape[d];
         if (!same) {
+            sm_tensor st = {.n_dims = n_dims};
+            memcpy(st.shape, shape, sizeof st.shape);
             sm_error("%s: tensor \"%s\" has shape %s, but the configuration implies %s", c->path, t->name,
-                     sm_shape_str(t, b1, sizeof b1), shape_of(e->n_dims, e->shape, b2, sizeof b2));
+                     sm_shape_str(&st, b1, sizeof b1), shape_of(e->n_dims, e->shape, b2, sizeof b2));
             goto fail;
+        }
+        if (gq) { /* a GPTQ linear: planned by cv_gptq_plan_item */
+            if (flags & SM_MAP_PERMUTE_Q) it->permute_heads = hp->n_head;
+            if (flags & SM_MAP_PERMUTE_K) it->permute_heads = hp->n_head_kv;
+            if (it->permute_heads && (shape[0] % (2 * it->permute_heads))) {
+                sm_error("%s: tensor \"%s\": %lld rows do not split into %lld rope heads", c->path, t->name,
+                         (long long)shape[0], (long long)it->permute_heads);
+                goto fail;
+            }
+            for (int k = 0; k < 4; k++) p->bytes_in += it->gptq[k] ? it->gptq[k]->nbytes : 0;
+            finish_item(p, it);
+            p->n++;
+            continue;
         }
         if (!convertible(t->type)) {
             sm_error("%s: tensor \"%s\" has dtype %s; only floating-point weights can be converted", c->path, t->name,
@@ -256,6 +282,16 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
                 sm_error("%s: missing tensor %s", c->path, exp[i].name);
             goto fail;
         }
+    /* GPTQ linears repacked into Q4_0 / Q8_0 blocks: the file is "mostly" that type */
+    sm_type gq_type = SM_TYPE_INVALID;
+    bool uniform = true;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->items[i].gptq[0]) {
+            if (gq_type == SM_TYPE_INVALID) gq_type = p->items[i].type;
+            uniform &= p->items[i].type == gq_type;
+        }
+    if (uniform && gq_type == SM_TYPE_Q4_0) p->ftype = 2;
+    if (uniform && gq_type == SM_TYPE_Q8_0) p->ftype = 7;
     free(exp);
     if (o->quant && apply_recipe(s, o->quant, p)) {
         cv_plan_free(p);

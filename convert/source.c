@@ -96,6 +96,9 @@ static int open_hf(const char *dir, const sm_convert_opts *o, cv_source *s) {
     int rc = sm_hparams_from_hf_config(cfg, &s->hp);
     free(cfg);
     if (rc) return -1;
+    rc = sm_gptq_hf_config_load(dir, &s->gptq_cfg);
+    if (rc < 0) return -1;
+    s->gptq = rc == 0;
     if (sm_ckpt_open(dir, &s->ckpt)) return -1;
     if (o->tokenizer ? sm_vocab_load(o->tokenizer, &s->vocab) : sm_vocab_load_hf(dir, &s->vocab)) return -1;
     s->have_vocab = true;

@@ -250,6 +250,18 @@ static inline int64_t source_row(int64_t r, int64_t n, int64_t heads) {
 int cv_write_item(cv_io *io, const cv_item *it) {
     if (!it->src) /* generated: F32 already */
         return push(io, (job){.data = (const uint8_t *)it->gen, .n = it->nbytes, .buf = -1}) ? writer_error(io) : 0;
+    if (it->gptq[0]) { /* a GPTQ linear: decoded whole (one tensor's bytes at a time) */
+        int b = take_buffer(io, (size_t)it->nbytes);
+        if (b < 0) {
+            writer_error(io);
+            return -1;
+        }
+        if (cv_gptq_fill(it, io->buf[b])) {
+            give_back(io, b);
+            return sm_error_ctx("tensor %s", it->name);
+        }
+        return push(io, (job){.data = io->buf[b], .n = it->nbytes, .buf = b}) ? writer_error(io) : 0;
+    }
     const sm_tensor *t = it->src;
     const uint8_t *base = t->data;
     const int64_t n_rows = t->n_dims ? t->shape[0] : 1;

@@ -280,4 +280,9 @@ int sm_gptq_hf_dequantize(const sm_gptq_hf_config *c, const sm_tensor *qweight, 
                           const sm_tensor *scales, const sm_tensor *g_idx, float *dst, int64_t *out_f,
                           int64_t *in_f);
 
+/* (calibration section) The GPTQ config of a Hugging Face model directory: config.json's
+ * quantization_config when its quant_method is "gptq", else AutoGPTQ's quantize_config.json.
+ * 0 and *cfg filled for a GPTQ checkpoint, 1 for any other directory, -1 on a bad config. */
+int sm_gptq_hf_config_load(const char *dir, sm_gptq_hf_config *cfg);
+
 #endif

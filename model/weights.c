@@ -6,7 +6,6 @@
 
 #include "kernels/kernels.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,36 +237,6 @@ static int open_gguf(sm_model *m, const char *path) {
     return 0;
 }
 
-/* The GPTQ quantization config of an HF directory: config.json's quantization_config, or
- * AutoGPTQ's quantize_config.json. 1 if the checkpoint is not GPTQ-quantized. */
-static int read_gptq_config(const char *dir, sm_gptq_hf_config *cfg) {
-    const char *const FILES[2] = {"config.json", "quantize_config.json"};
-    for (int f = 0; f < 2; f++) {
-        char *path = sm_path_join(dir, FILES[f]), *text = NULL;
-        size_t len = 0;
-        if (!path) return sm_error("out of memory");
-        if (!sm_is_file(path) || sm_read_file(path, (size_t)16 << 20, &text, &len)) {
-            free(path);
-            sm_clear_error();
-            continue;
-        }
-        cJSON *root = cJSON_ParseWithLength(text, len);
-        free(text);
-        const cJSON *qc = f == 0 ? cJSON_GetObjectItemCaseSensitive(root, "quantization_config") : root;
-        const cJSON *method = cJSON_GetObjectItemCaseSensitive(qc, "quant_method");
-        int rc = 1;
-        if (cJSON_IsObject(qc) && (f == 1 || (cJSON_IsString(method) && !strcmp(method->valuestring, "gptq"))))
-            rc = sm_gptq_hf_config_parse(qc, path, cfg);
-        else if (cJSON_IsObject(qc) && f == 0)
-            rc = sm_error("%s: quantization_config: quant_method %s is not supported by the runtime (GPTQ only)", path,
-                          cJSON_IsString(method) ? method->valuestring : "(none)");
-        cJSON_Delete(root);
-        free(path);
-        if (rc <= 0) return rc;
-    }
-    return 1;
-}
-
 /* The GGUF name of an HF tensor; GPTQ parts get the weight's name + ".qweight" etc. */
 static int map_hf(const sm_model *m, const char *hf, char *out, size_t cap) {
     int flags = 0;
@@ -295,7 +264,7 @@ static int open_hf(sm_model *m, const char *dir) {
     int rc = sm_hparams_from_hf_config(cfg, &m->hp);
     free(cfg);
     if (rc) return -1;
-    rc = read_gptq_config(dir, &m->gptq_cfg);
+    rc = sm_gptq_hf_config_load(dir, &m->gptq_cfg);
     if (rc < 0) return -1;
     m->gptq = rc == 0;
     if (sm_ckpt_open(dir, &m->ckpt)) return -1;

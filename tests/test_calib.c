@@ -3,7 +3,8 @@
  * importance matrix on tiny-llama-kjv (properties, block 0's sums recomputed straight from the
  * checkpoint's tensors, thread invariance, file round trip, and llama-imatrix's values when
  * LLAMA_CPP_BIN is set), and short smelt gptq runs: a GGUF whose perplexity beats
- * round-to-nearest on the same grid, and an HF GPTQ checkpoint the runtime loads. */
+ * round-to-nearest on the same grid, an HF GPTQ checkpoint the runtime loads, its conversion
+ * to GGUF (lossless Q4_0 repacking), and thread invariance. */
 #include "testlib.h"
 
 #include "calib/calib.h"
@@ -483,6 +484,73 @@ static void gptq_hf_checkpoint(void) {
     CHECK(isfinite(p) && p > p_f32 * 0.98 && p < p_f32 * 1.25);
 }
 
+/* Largest |a - b| over a block linear of two loaded models; a's q/k rows permuted from HF's
+ * rotate_half order to ggml's first when permute is set. */
+static double linear_diff(const sm_model *a, const sm_model *b, int64_t l, sm_linear which, int64_t heads) {
+    int64_t r, c, r2, c2;
+    if (sm_model_linear_shape(a, l, which, &r, &c) || sm_model_linear_shape(b, l, which, &r2, &c2) || r != r2 || c != c2)
+        return INFINITY;
+    float *x = malloc(sizeof(float) * (size_t)(r * c)), *y = malloc(sizeof(float) * (size_t)(r * c)),
+          *p = malloc(sizeof(float) * (size_t)(r * c));
+    double worst = INFINITY;
+    if (!sm_model_linear_f32(a, l, which, x) && !sm_model_linear_f32(b, l, which, y)) {
+        if (heads) sm_permute_rope_rows(x, p, r, c, heads);
+        else memcpy(p, x, sizeof(float) * (size_t)(r * c));
+        worst = 0;
+        for (int64_t i = 0; i < r * c; i++) worst = fmax(worst, fabs((double)p[i] - y[i]));
+    }
+    free(x);
+    free(y);
+    free(p);
+    return worst;
+}
+
+/* smelt convert of HF GPTQ checkpoints: symmetric 4-bit groups of 32 become Q4_0 blocks with
+ * exactly the same values; act-order / asymmetric ones are dequantized (F32 here: exact too). */
+static void gptq_hf_to_gguf(void) {
+    const char *const variants[2][2] = {{"--group 32", "q4_0"}, {"--group 64 --act-order --asym", "f32"}};
+    for (int v = 0; v < 2; v++) {
+        char cmd[2048], *log = NULL, dir[64], gguf[64];
+        snprintf(dir, sizeof dir, "hf-%d", v);
+        snprintf(gguf, sizeof gguf, "hf-%d.gguf", v);
+        snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 %s --to hf -o %s --quiet",
+                 tl_asset(KJV_F32), tl_asset(CALIB_TEXT), variants[v][0], tl_tmp(dir));
+        CHECK(tl_run_smelt(cmd, &log) == 0);
+        free(log);
+        snprintf(cmd, sizeof cmd, "convert %s -o %s --outtype %s --quiet", tl_tmp(dir), tl_tmp(gguf),
+                 v == 0 ? "f16" : "f32");
+        CHECK(tl_run_smelt(cmd, &log) == 0);
+        free(log);
+        sm_gguf *g = NULL;
+        CHECK_OK(sm_gguf_open(tl_tmp(gguf), &g));
+        if (g) {
+            const sm_tensor *t = sm_gguf_find_tensor(g, "blk.1.ffn_down.weight");
+            CHECK_MSG(t && !strcmp(sm_type_name(t->type), variants[v][1]), "%s: %s", variants[v][0],
+                      t ? sm_type_name(t->type) : "missing");
+            uint64_t ft = 99;
+            CHECK(sm_gguf_get_u64(g, "general.file_type", &ft) == 0 && ft == (v == 0 ? 2u : 0u));
+            sm_gguf_close(g);
+        }
+        sm_model *hf = NULL, *gg = NULL;
+        CHECK_OK(sm_model_load(tl_tmp(dir), NULL, &hf));
+        CHECK_OK(sm_model_load(tl_tmp(gguf), NULL, &gg));
+        if (!hf || !gg) {
+            sm_model_free(hf);
+            sm_model_free(gg);
+            continue;
+        }
+        double worst = 0;
+        for (int64_t l = 0; l < 4; l++)
+            for (int i = 0; i < SM_LIN_COUNT; i++) {
+                const int64_t heads = i == SM_LIN_Q ? 8 : i == SM_LIN_K ? 4 : 0;
+                worst = fmax(worst, linear_diff(hf, gg, l, (sm_linear)i, heads));
+            }
+        CHECK_MSG(worst == 0, "%s: converted weights differ from the checkpoint's by %g", variants[v][0], worst);
+        sm_model_free(hf);
+        sm_model_free(gg);
+    }
+}
+
 /* The same bytes with 1 and 2 threads (and a k-quant recipe: its mixture of Q4_K and Q6_K). */
 static void gptq_thread_invariance(void) {
     const char *gguf = f32_gguf();
@@ -546,6 +614,7 @@ void run_tests(void) {
     TEST(imatrix_vs_llamacpp);
     TEST(gptq_gguf_beats_rtn);
     TEST(gptq_hf_checkpoint);
+    TEST(gptq_hf_to_gguf);
     TEST(gptq_thread_invariance);
     TEST(gptq_cli_errors);
     sm_model_free(g_model);
