@@ -5,6 +5,7 @@
 #include "testlib.h"
 
 #include "calib/calib.h"
+#include "convert/convert.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 
@@ -55,10 +56,10 @@ static double first64_diff(const sm_model *m, int64_t n_batch, float *logits) {
     return worst;
 }
 
-static void check_first64(const char *rel) {
+static void check_first64_path(const char *path, const char *rel) {
     load_tokens();
     sm_model *m = NULL;
-    CHECK_OK(sm_model_load(tl_asset(rel), NULL, &m));
+    CHECK_OK(sm_model_load(path, NULL, &m));
     if (!m) return;
     CHECK(sm_model_hparams(m)->n_vocab == 2048);
     float *logits = malloc(sizeof(float) * 64 * 2048);
@@ -68,6 +69,8 @@ static void check_first64(const char *rel) {
     free(logits);
     sm_model_free(m);
 }
+
+static void check_first64(const char *rel) { check_first64_path(tl_asset(rel), rel); }
 
 static void hf_bf16_logits(void) { check_first64(KJV); }
 static void hf_f32_logits(void) { check_first64(KJV "/f32"); }
@@ -152,6 +155,66 @@ static void perplexity(void) {
     /* too little text */
     CHECK_FAILS_WITH(sm_perplexity(m, g_tokens, 300, &o, &r), "at least 512 tokens");
     cJSON_Delete(ref);
+    sm_model_free(m);
+}
+
+/* Chunk scores of the first n chunks against reference/perplexity.json. */
+static void check_chunks(const sm_model *m, int64_t n_chunks, double tol) {
+    size_t len;
+    char *js = tl_slurp(tl_asset(KJV "/reference/perplexity.json"), &len);
+    cJSON *ref = js ? cJSON_Parse(js) : NULL;
+    free(js);
+    const cJSON *per = ref ? cJSON_GetObjectItem(ref, "per_chunk_mean_nll") : NULL;
+    sm_ppl_opts o = {.n_ctx = 256, .n_chunks = n_chunks, .bos_id = 1, .quiet = true};
+    sm_ppl_result r;
+    CHECK_OK(sm_perplexity(m, g_tokens, g_n_tokens, &o, &r));
+    double worst = 0, sum = 0;
+    for (int64_t c = 0; per && c < r.n_chunks; c++) {
+        const double want = cJSON_GetArrayItem(per, (int)c)->valuedouble;
+        worst = fmax(worst, fabs(r.chunk_nll[c] - want));
+        sum += want;
+    }
+    const double want_ppl = exp(sum / (double)n_chunks);
+    fprintf(stderr, "  ppl of %lld chunks %.6f (reference %.6f), worst chunk NLL diff %.2g\n", (long long)n_chunks, r.ppl,
+            want_ppl, worst);
+    CHECK(ref && r.n_chunks == n_chunks);
+    CHECK_MSG(fabs(r.ppl / want_ppl - 1) < tol, "ppl %f vs reference %f", r.ppl, want_ppl);
+    sm_ppl_result_free(&r);
+    cJSON_Delete(ref);
+}
+
+/* The F32 GGUF that smelt convert makes (q/k permuted to ggml's rope order, which the runtime
+ * then rotates in adjacent pairs): the same logits and chunk scores as the torch reference.
+ * Its Q8_0 quantization: close to it in KL divergence. */
+static void gguf_f32_and_q8(void) {
+    load_tokens();
+    const char *f32 = tl_tmp("kjv-f32.gguf"), *q8 = tl_tmp("kjv-q8_0.gguf");
+    sm_convert_opts co = {.outtype = "f32", .quiet = true};
+    CHECK_OK(sm_convert(tl_asset(KJV), f32, &co, NULL));
+    check_first64_path(f32, "kjv-f32.gguf");
+    sm_model *m = NULL, *q = NULL;
+    CHECK_OK(sm_model_load(f32, NULL, &m));
+    if (!m) return;
+    CHECK(sm_model_rope(m) == SM_ROPE_NORM);
+#if defined(__SANITIZE_ADDRESS__)
+    check_chunks(m, 3, 1e-3);
+#else
+    check_chunks(m, 20, 1e-3);
+#endif
+    sm_quantize_opts qo = {.recipe = "Q8_0", .quiet = true};
+    sm_quantize_report qr;
+    CHECK_OK(sm_quantize_gguf(f32, q8, &qo, &qr));
+    CHECK_OK(sm_model_load(q8, NULL, &q));
+    if (q) {
+        sm_ppl_opts o = {.n_ctx = 256, .n_chunks = 3, .bos_id = 1, .quiet = true};
+        sm_ppl_result r;
+        CHECK_OK(sm_kl_divergence_models(q, m, g_tokens, g_n_tokens, &o, &r));
+        fprintf(stderr, "  Q8_0 vs F32: ppl %.4f vs %.4f, KLD %.2g (p99 %.2g), same top %.4f\n", r.ppl, r.ppl_base,
+                r.kld_mean, r.kld.p99, r.top1_agreement);
+        CHECK(r.kld_mean > 0 && r.kld_mean < 1e-3 && r.top1_agreement > 0.97 && fabs(r.ppl / r.ppl_base - 1) < 5e-3);
+        sm_ppl_result_free(&r);
+    }
+    sm_model_free(q);
     sm_model_free(m);
 }
 
@@ -266,6 +329,7 @@ void run_tests(void) {
     TEST(hf_sharded_logits);
     TEST(hf_pytorch_logits);
     TEST(invariance);
+    TEST(gguf_f32_and_q8);
     TEST(perplexity);
     TEST(kl_divergence);
     TEST(stories_greedy);
