@@ -148,11 +148,14 @@ typedef struct gq_run {
 
 static void record_failure(gq_run *R, int64_t r) {
 #pragma omp critical(gq_run_failure)
-    if (r < R->bad_row) {
-        R->bad_row = r;
+    if (r < __atomic_load_n(&R->bad_row, __ATOMIC_RELAXED)) {
         snprintf(R->bad_msg, sizeof R->bad_msg, "%s", sm_last_error());
+        __atomic_store_n(&R->bad_row, r, __ATOMIC_RELAXED);
     }
 }
+
+/* Rows at or after a failed row are skipped (the lowest failing row is reported). */
+static bool row_wanted(gq_run *R, int64_t r) { return r < __atomic_load_n(&R->bad_row, __ATOMIC_RELAXED); }
 
 /* Columns [i1, i2) of row r. x: scratch for one group's values. */
 static void row_batch(gq_run *R, const gq_kernels *kr, int64_t r, int64_t i1, int64_t i2, double *x) {
@@ -209,7 +212,7 @@ static int run_pass(gq_run *R) {
             }
 #pragma omp for schedule(static)
             for (int64_t r = 0; r < R->rows; r++)
-                if (x && r < R->bad_row) row_batch(R, kr, r, i1, i2, x);
+                if (x && row_wanted(R, r)) row_batch(R, kr, r, i1, i2, x);
             free(x);
         }
         if (oom) return sm_error("gptq: out of memory");
@@ -239,7 +242,7 @@ static int fit_static(gq_run *R, const double *w0) {
         }
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < R->rows; r++) {
-            for (int64_t gi = 0; x && gi < ng; gi++) {
+            for (int64_t gi = 0; x && row_wanted(R, r) && gi < ng; gi++) {
                 const int64_t c0 = gi * group, len = n - c0 < group ? n - c0 : group;
                 for (int64_t j = 0; j < len; j++) x[j] = w0[r * n + iperm[c0 + j]];
                 if (gq_grid_fit(R->g, r, gi, x, NULL, (int)len)) {

@@ -39,8 +39,11 @@ extern const gq_kernels gq_kernels_avx512;
  * C[M x N] += sign * A[M x K] * B[K x N], sign = +1 or -1. Element (i,k) of A is at
  * a[i*a_rs + k*a_cs], (k,j) of B at b[k*b_rs + j*b_cs], (i,j) of C at c[i*ldc + j].
  * lower: only tiles that meet the lower triangle (j <= i) are computed (tiles crossing the
- * diagonal are computed whole). parallel: spread tiles over sm_num_threads() threads; false
- * when called from inside a parallel region. Returns -1 (sm_error) if out of memory. */
+ * diagonal are computed whole). a_lower: A is lower triangular (A[i][k] = 0 for k > i), and the
+ * inner-dimension slices that are zero for a whole row tile are skipped (the tiles are fixed,
+ * so this does not depend on the thread count). parallel: spread tiles over sm_num_threads()
+ * threads; false when called from inside a parallel region. Returns -1 (sm_error) if out of
+ * memory. */
 typedef struct gq_gemm_args {
     int64_t m, n, k;
     double sign;
@@ -51,20 +54,18 @@ typedef struct gq_gemm_args {
     double *c;
     int64_t ldc;
     bool lower;
+    bool a_lower;
     bool parallel;
 } gq_gemm_args;
 int gq_gemm(const gq_gemm_args *g);
 
 /* ---- dense linear algebra (gptq_linalg.c), row-major n x n ---- */
 
-/* In-place lower Cholesky A = L L^T (upper part left untouched). -1 with sm_error naming the
- * column if a pivot is not positive (relative to the original diagonal). */
-int gq_cholesky_lower(double *a, int64_t n);
 /* x = L^-1 for lower-triangular L (x's upper part is set to zero). */
 int gq_tri_inverse_lower(const double *l, double *x, int64_t n);
-/* u = the upper Cholesky factor of A^-1 (A^-1 = U^T U), A symmetric positive definite.
- * u gets n*n doubles (strictly lower part zero). */
-int gq_inverse_cholesky_upper(const double *a, int64_t n, double *u);
+/* u = the upper Cholesky factor of A^-1 (A^-1 = U^T U), A symmetric positive definite; a is
+ * used as workspace (destroyed). u gets n*n doubles (strictly lower part zero). */
+int gq_inverse_cholesky_upper(double *a, int64_t n, double *u);
 
 /* ---- quantizer grids (gptq_grid.c) ----
  * A grid gives every (row, group of columns) a set of parameters fitted on the current

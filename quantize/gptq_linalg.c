@@ -16,19 +16,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NB 96 /* block size */
+#define NB 96   /* Cholesky block */
+#define NBI 192 /* triangular-inverse block */
 
-/* x (ld ldx) = inverse of the lower-triangular nb x nb block l (ld ldl); x's upper part = 0. */
+/* x (ld ldx) = inverse of the lower-triangular nb x nb block l (ld ldl); x's upper part = 0.
+ * Row by row: x[i][j] = -(sum_{k=j}^{i-1} l[i][k] x[k][j]) / l[i][i], the sum accumulated in k
+ * order as axpys of x's rows (adding l[i][k] * 0 beyond a row's end changes nothing). */
 static void small_tri_inverse(const double *l, int64_t ldl, double *x, int64_t ldx, int64_t nb) {
-    for (int64_t i = 0; i < nb; i++)
-        for (int64_t j = i + 1; j < nb; j++) x[i * ldx + j] = 0.0;
-    for (int64_t j = 0; j < nb; j++) {
-        x[j * ldx + j] = 1.0 / l[j * ldl + j];
-        for (int64_t i = j + 1; i < nb; i++) {
-            double s = 0.0;
-            for (int64_t k = j; k < i; k++) s = fma(l[i * ldl + k], x[k * ldx + j], s);
-            x[i * ldx + j] = -s / l[i * ldl + i];
-        }
+    const gq_kernels *kr = gq_kernels_get();
+    for (int64_t i = 0; i < nb; i++) {
+        double *xi = x + i * ldx;
+        memset(xi, 0, sizeof(double) * (size_t)nb);
+        for (int64_t k = 0; k < i; k++) kr->axpy(k + 1, l[i * ldl + k], x + k * ldx, xi);
+        const double d = l[i * ldl + i];
+        for (int64_t j = 0; j < i; j++) xi[j] = -xi[j] / d;
+        xi[i] = 1.0 / d;
     }
 }
 
@@ -77,10 +79,10 @@ static int cholesky_lower(double *a, int64_t n, int64_t *bad) {
                           .b = linv, .b_rs = 1, .b_cs = NB, .c = tmp, .ldc = nb, .parallel = true};
         if ((rc = gq_gemm(&p))) goto done;
         for (int64_t i = 0; i < m; i++) memcpy(a + (k1 + i) * n + k0, tmp + i * nb, sizeof(double) * (size_t)nb);
-        /* trailing update of the lower triangle: A[k1:, k1:] -= P P^T */
-        gq_gemm_args s = {.m = m, .n = m, .k = nb, .sign = -1.0, .a = a + k1 * n + k0, .a_rs = n, .a_cs = 1,
-                          .b = a + k1 * n + k0, .b_rs = 1, .b_cs = n, .c = a + k1 * n + k1, .ldc = n,
-                          .lower = true, .parallel = true};
+        /* trailing update of the lower triangle: A[k1:, k1:] -= P P^T (P read from the
+         * contiguous copy: fewer pages touched than in the n-strided panel) */
+        gq_gemm_args s = {.m = m, .n = m, .k = nb, .sign = -1.0, .a = tmp, .a_rs = nb, .a_cs = 1, .b = tmp,
+                          .b_rs = 1, .b_cs = nb, .c = a + k1 * n + k1, .ldc = n, .lower = true, .parallel = true};
         if ((rc = gq_gemm(&s))) goto done;
     }
 done:
@@ -90,71 +92,48 @@ done:
     return rc;
 }
 
-int gq_cholesky_lower(double *a, int64_t n) {
-    int64_t bad;
-    if (cholesky_lower(a, n, &bad) == 0) return 0;
-    if (bad >= 0) return sm_error("gptq: matrix is not positive definite (pivot %lld)", (long long)bad);
-    return -1;
-}
-
 int gq_tri_inverse_lower(const double *l, double *x, int64_t n) {
-    const int64_t nblk = (n + NB - 1) / NB;
-    /* x's diagonal blocks: the inverses of l's; everything else starts at zero */
+    /* right to left over diagonal blocks (LAPACK's dtrtri order): with X's trailing part
+     * known, X[j1:, j0:j1] = -(X[j1:, j1:] L[j1:, j0:j1]) L_jj^-1 */
     for (int64_t i = 0; i < n; i++) memset(x + i * n, 0, sizeof(double) * (size_t)n);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(sm_num_threads())
-    for (int64_t b = 0; b < nblk; b++) {
-        const int64_t c0 = b * NB, nb = n - c0 < NB ? n - c0 : NB;
-        small_tri_inverse(l + c0 * n + c0, n, x + c0 * n + c0, n, nb);
-    }
-    int failed = 0;
-    /* column panels are independent; within a panel, row blocks go top to bottom:
-     * X[r, c] = -L_rr^-1 (L[r, c0:r0] X[c0:r0, c]) */
-#pragma omp parallel num_threads(sm_num_threads())
-    {
-        double *t = malloc(sizeof(double) * NB * NB);
-        if (!t) {
-#pragma omp atomic write
-            failed = 1;
+    double *t = malloc(sizeof(double) * (size_t)(n * NBI));
+    if (!t) return sm_error("gptq: out of memory in the triangular inverse (n = %lld)", (long long)n);
+    const int64_t last = (n - 1) / NBI * NBI;
+    for (int64_t j0 = last; j0 >= 0; j0 -= NBI) {
+        const int64_t nb = n - j0 < NBI ? n - j0 : NBI, j1 = j0 + nb, m = n - j1;
+        small_tri_inverse(l + j0 * n + j0, n, x + j0 * n + j0, n, nb);
+        if (m == 0) continue;
+        memset(t, 0, sizeof(double) * (size_t)(m * nb));
+        gq_gemm_args g1 = {.m = m, .n = nb, .k = m, .sign = 1.0, .a = x + j1 * n + j1, .a_rs = n, .a_cs = 1,
+                           .b = l + j1 * n + j0, .b_rs = n, .b_cs = 1, .c = t, .ldc = nb, .a_lower = true,
+                           .parallel = true};
+        gq_gemm_args g2 = {.m = m, .n = nb, .k = nb, .sign = -1.0, .a = t, .a_rs = nb, .a_cs = 1,
+                           .b = x + j0 * n + j0, .b_rs = n, .b_cs = 1, .c = x + j1 * n + j0, .ldc = n,
+                           .parallel = true};
+        if (gq_gemm(&g1) || gq_gemm(&g2)) {
+            free(t);
+            return -1;
         }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t b = 0; b < nblk; b++) {
-            if (!t) continue;
-            const int64_t c0 = b * NB, nc = n - c0 < NB ? n - c0 : NB;
-            for (int64_t r0 = c0 + nc; r0 < n; r0 += NB) {
-                const int64_t nr = n - r0 < NB ? n - r0 : NB;
-                memset(t, 0, sizeof(double) * (size_t)(nr * nc));
-                gq_gemm_args g1 = {.m = nr, .n = nc, .k = r0 - c0, .sign = 1.0, .a = l + r0 * n + c0, .a_rs = n,
-                                   .a_cs = 1, .b = x + c0 * n + c0, .b_rs = n, .b_cs = 1, .c = t, .ldc = nc};
-                gq_gemm_args g2 = {.m = nr, .n = nc, .k = nr, .sign = -1.0, .a = x + r0 * n + r0, .a_rs = n,
-                                   .a_cs = 1, .b = t, .b_rs = nc, .b_cs = 1, .c = x + r0 * n + c0, .ldc = n};
-                if (gq_gemm(&g1) || gq_gemm(&g2)) {
-#pragma omp atomic write
-                    failed = 1;
-                }
-            }
-        }
-        free(t);
     }
-    if (failed) return sm_error("gptq: out of memory in the triangular inverse (n = %lld)", (long long)n);
+    free(t);
     return 0;
 }
 
-int gq_inverse_cholesky_upper(const double *a, int64_t n, double *u) {
-    double *r = malloc(sizeof(double) * (size_t)(n * n));
-    if (!r) return sm_error("gptq: out of memory for a %lld x %lld factorization", (long long)n, (long long)n);
+int gq_inverse_cholesky_upper(double *a, int64_t n, double *u) {
     const size_t nn = (size_t)(n * n);
-    for (size_t k = 0; k < nn; k++) r[k] = a[nn - 1 - k]; /* r = P A P */
+    for (size_t k = 0; k < nn / 2; k++) { /* a = P A P, in place */
+        const double t = a[k];
+        a[k] = a[nn - 1 - k];
+        a[nn - 1 - k] = t;
+    }
     int64_t bad;
-    if (cholesky_lower(r, n, &bad)) {
-        free(r);
+    if (cholesky_lower(a, n, &bad)) {
         if (bad >= 0)
             return sm_error("gptq: the Hessian is not positive definite (column %lld of the factorization); "
                             "raise the dampening", (long long)(n - 1 - bad));
         return -1;
     }
-    int rc = gq_tri_inverse_lower(r, u, n);
-    free(r);
-    if (rc) return rc;
+    if (gq_tri_inverse_lower(a, u, n)) return -1;
     for (size_t k = 0; k < nn / 2; k++) { /* u = P L^-1 P */
         const double t = u[k];
         u[k] = u[nn - 1 - k];

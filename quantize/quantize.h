@@ -109,9 +109,10 @@ typedef struct sm_gptq_result {
     double seconds;      /* GPTQ proper (without the loss report) */
 } sm_gptq_result;
 
-/* Quantize W [rows, cols] (row-major floats, cols == the Hessian's). res is filled (free it
- * with sm_gptq_result_free). -1 (sm_error) on a bad option, a non-finite weight, a scale
- * beyond f16 or a short of memory; res is then empty. */
+/* Quantize W [rows, cols] (row-major floats, cols == the Hessian's) with the grid, group and
+ * batch options of o (act-order and dampening are p's, from sm_gptq_prepare). res is filled
+ * (free it with sm_gptq_result_free). -1 (sm_error) on a bad option, act-order with a GGUF
+ * type, a non-finite weight, a scale beyond f16 or out of memory; res is then empty. */
 int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const sm_gptq_opts *o,
                      sm_gptq_result *res);
 void sm_gptq_result_free(sm_gptq_result *r);
