@@ -114,12 +114,14 @@ static void rms_norm(sm_context *c, const float *x, const float *w, float *y, in
         for (int64_t t = 0; t < n; t++) y[f * ld + t] = (x[f * ld + t] * (float)ss[t]) * w[f];
 }
 
-/* Rotate n_heads heads of the batch's n tokens at positions pos0... */
-static void rope(const sm_context *c, float *v, int64_t n_heads, int64_t n, int64_t pos0) {
-    const int64_t hd = c->m->head_dim, half = hd / 2, ld = c->ld;
-#pragma omp parallel for schedule(static) if (n_heads * hd * n >= PAR_MIN)
-    for (int64_t hi = 0; hi < n_heads * half; hi++) {
-        const int64_t h = hi / half, i = hi % half;
+/* Rotate the batch's q and k heads (n tokens at positions pos0...). */
+static void rope(const sm_context *c, float *q, float *k, int64_t n, int64_t pos0) {
+    const int64_t hd = c->m->head_dim, half = hd / 2, ld = c->ld, nq = c->m->hp.n_head * half;
+    const int64_t pairs = (c->m->hp.n_head + c->m->hp.n_head_kv) * half;
+#pragma omp parallel for schedule(static) if (pairs * 2 * n >= PAR_MIN)
+    for (int64_t hi = 0; hi < pairs; hi++) {
+        float *v = hi < nq ? q : k;
+        const int64_t h = (hi < nq ? hi : hi - nq) / half, i = hi % half;
         const int64_t fa = h * hd + (c->m->rope == SM_ROPE_NORM ? 2 * i : i);
         const int64_t fb = fa + (c->m->rope == SM_ROPE_NORM ? 1 : half);
         float *a = v + fa * ld, *b = v + fb * ld;
@@ -138,14 +140,13 @@ static void add_bias(const sm_context *c, float *v, const float *b, int64_t rows
         for (int64_t t = 0; t < n; t++) v[f * c->ld + t] += b[f];
 }
 
-static void add(const sm_context *c, float *x, const float *d, int64_t rows, int64_t n) {
-#pragma omp parallel for schedule(static) if (rows * n >= PAR_MIN)
-    for (int64_t f = 0; f < rows; f++)
-        for (int64_t t = 0; t < n; t++) x[f * c->ld + t] += d[f * c->ld + t];
-}
-
-static int matmul(const sm_context *c, const sm_weight *w, const float *x, int64_t n, float *y) {
-    return sm_matmul(w->type, w->data, w->stride, w->rows, w->cols, x, c->ld, n, y, c->ld);
+/* y = W·X (or y += W·X) for each of up to 3 weights, one pass of the threads. */
+static int matmuls(const sm_context *c, const float *x, int64_t n, int n_ops, const sm_weight *const *w,
+                   float *const *y, bool accumulate) {
+    sm_matmul_op ops[3];
+    for (int i = 0; i < n_ops; i++)
+        ops[i] = (sm_matmul_op){w[i]->type, w[i]->data, w[i]->stride, w[i]->rows, y[i], c->ld, accumulate};
+    return sm_matmul_many(ops, n_ops, w[0]->cols, x, c->ld, n);
 }
 
 /* ---- one batch ---- */
@@ -157,13 +158,13 @@ static int layer(sm_context *c, int64_t l, int64_t n, int64_t pos0) {
     const int64_t E = hp->n_embd, KV = m->kv_dim, F = hp->n_ff, hd = m->head_dim, ld = c->ld;
 
     rms_norm(c, c->x, L->attn_norm, c->xn, n);
-    if (matmul(c, &L->wq, c->xn, n, c->q) || matmul(c, &L->wk, c->xn, n, c->k) || matmul(c, &L->wv, c->xn, n, c->v))
+    if (matmuls(c, c->xn, n, 3, (const sm_weight *const[]){&L->wq, &L->wk, &L->wv}, (float *const[]){c->q, c->k, c->v},
+                false))
         return -1;
     add_bias(c, c->q, L->bq, m->q_dim, n);
     add_bias(c, c->k, L->bk, KV, n);
     add_bias(c, c->v, L->bv, KV, n);
-    rope(c, c->q, hp->n_head, n, pos0);
-    rope(c, c->k, hp->n_head_kv, n, pos0);
+    rope(c, c->q, c->k, n, pos0);
 
     float *kc = c->k_cache + (size_t)l * KV * c->n_ctx, *vc = c->v_cache + (size_t)l * KV * c->n_ctx;
     for (int64_t h = 0; h < hp->n_head_kv; h++)
@@ -174,19 +175,19 @@ static int layer(sm_context *c, int64_t l, int64_t n, int64_t pos0) {
             memcpy(vc + ((size_t)h * hd + (size_t)d) * c->n_ctx + pos0, c->v + (h * hd + d) * ld, sizeof(float) * (size_t)n);
         }
     if (sm_attention(c, l, c->q, n, pos0, c->att)) return -1;
-    if (matmul(c, &L->wo, c->att, n, c->tmp)) return -1;
-    add_bias(c, c->tmp, L->bo, E, n);
-    add(c, c->x, c->tmp, E, n);
+    /* residual connections: the output projections accumulate into x */
+    if (matmuls(c, c->att, n, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){c->x}, true)) return -1;
+    add_bias(c, c->x, L->bo, E, n);
 
     rms_norm(c, c->x, L->ffn_norm, c->xn, n);
-    if (matmul(c, &L->gate, c->xn, n, c->gate) || matmul(c, &L->up, c->xn, n, c->up)) return -1;
+    if (matmuls(c, c->xn, n, 2, (const sm_weight *const[]){&L->gate, &L->up}, (float *const[]){c->gate, c->up}, false))
+        return -1;
     add_bias(c, c->gate, L->bgate, F, n);
     add_bias(c, c->up, L->bup, F, n);
 #pragma omp parallel for schedule(static) if (F * n >= PAR_MIN)
     for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(c->gate + f * ld, c->up + f * ld, n);
-    if (matmul(c, &L->down, c->gate, n, c->tmp)) return -1;
-    add_bias(c, c->tmp, L->bdown, E, n);
-    add(c, c->x, c->tmp, E, n);
+    if (matmuls(c, c->gate, n, 1, (const sm_weight *const[]){&L->down}, (float *const[]){c->x}, true)) return -1;
+    add_bias(c, c->x, L->bdown, E, n);
     return 0;
 }
 
