@@ -9,7 +9,7 @@
 #   tokens; run with SAMPLES=128 on a machine that has the time to measure it directly.
 #   SMELT_THREADS sets the threads (default: all cores). GFLOP per CPU-second is printed next
 #   to wall-clock GFLOP/s: on a shared machine it shows what a core does when it runs.
-# The program is build/bench_gptq (tests/bench_gptq.c; built with the project, not a ctest).
+# The program is build/bench_gptq (bench/bench_gptq.c; built with the project, not a ctest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 samples=${1:-2}
