@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "convert/convert.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char USAGE[] =
@@ -20,16 +21,32 @@ static const char USAGE[] =
     "                       file or a directory with tokenizer files); llama2.c checkpoints look\n"
     "                       for tok<VOCAB>.model or tokenizer.model beside the file\n"
     "  --name NAME          general.name (default: from the directory or file name)\n"
+    "  --lora DIR[:WEIGHT]  merge a PEFT LoRA adapter on the fly (repeatable; no merged copy is\n"
+    "                       written; see smelt help lora)\n"
     "  --json               print a JSON summary on stdout\n"
     "  --quiet              no progress bar\n"
     "Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM; llama2.c.\n";
 
+static int convert(int argc, char **argv, sm_lora **loras);
+
 static int run(int argc, char **argv) {
+    sm_lora **loras = calloc((size_t)argc, sizeof *loras);
+    if (!loras) return cli_fail("convert", "out of memory");
+    int rc = convert(argc, argv, loras);
+    for (int i = 0; i < argc && loras[i]; i++) sm_lora_close(loras[i]);
+    free(loras);
+    return rc;
+}
+
+static int convert(int argc, char **argv, sm_lora **loras) {
     const char *model = NULL, *out = NULL, *val;
     sm_convert_opts o = {0};
     bool json = false;
     for (int i = 1; i < argc; i++) {
-        if (cli_opt(argc, argv, &i, "-o", &val) || cli_opt(argc, argv, &i, "--output", &val)) out = val;
+        if (cli_opt(argc, argv, &i, "--lora", &val)) {
+            if (sm_lora_open(val, &loras[o.n_loras])) return cli_fail_last("convert");
+            o.n_loras++;
+        } else if (cli_opt(argc, argv, &i, "-o", &val) || cli_opt(argc, argv, &i, "--output", &val)) out = val;
         else if (cli_opt(argc, argv, &i, "--outtype", &val)) o.outtype = val;
         else if (cli_opt(argc, argv, &i, "--tokenizer", &val)) o.tokenizer = val;
         else if (cli_opt(argc, argv, &i, "--name", &val)) o.name = val;
@@ -45,6 +62,7 @@ static int run(int argc, char **argv) {
         strcmp(o.outtype, "bf16") && strcmp(o.outtype, "q8_0"))
         return cli_usage_error(&sm_cmd_convert, "--outtype %s: expected f32, f16, bf16, q8_0 or auto", o.outtype);
 
+    o.loras = loras;
     sm_convert_report rep = {0};
     if (sm_convert(model, out, &o, &rep)) return cli_fail_last("convert");
     if (json) {

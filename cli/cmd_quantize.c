@@ -11,9 +11,10 @@
 #endif
 
 static const char USAGE[] =
-    "usage: smelt quantize IN.gguf OUT.gguf TYPE [options]\n"
+    "usage: smelt quantize IN OUT.gguf TYPE [options]\n"
     "\n"
-    "Quantize an F32/F16/BF16 GGUF with ggml-compatible codecs and llama.cpp's mixtures.\n"
+    "Quantize with ggml-compatible codecs and llama.cpp's mixtures. IN is an F32/F16/BF16 GGUF, or\n"
+    "a Hugging Face model directory (converted and quantized in one streaming pass).\n"
     "TYPE is a recipe: Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S, Q4_K_M,\n"
     "Q5_K_S, Q5_K_M, Q6_K, Q8_0, IQ4_NL, IQ4_XS, F16, BF16, F32 (Q4_K = Q4_K_M, ...).\n"
     "\n"
@@ -25,21 +26,43 @@ static const char USAGE[] =
     "  --token-embedding-type TYPE type of token_embd.weight\n"
     "  --pure                      no mixture: TYPE for every quantizable tensor\n"
     "  --allow-requantize          accept an already-quantized input\n"
+    "  --lora DIR[:WEIGHT]         merge a PEFT LoRA adapter on the fly (HF input; repeatable)\n"
     "  --threads N                 worker threads (output is identical for any N)\n"
     "  --json                      print a JSON summary on stdout\n"
     "  --quiet                     no progress bar\n";
 
-static int quantize(int argc, char **argv, const char **tt, const char **keep);
+static int quantize(int argc, char **argv, const char **tt, const char **keep, sm_lora **loras);
 
 static int run(int argc, char **argv) {
     const char **tt = calloc((size_t)argc, sizeof *tt), **keep = calloc((size_t)argc, sizeof *keep);
-    int rc = tt && keep ? quantize(argc, argv, tt, keep) : cli_fail("quantize", "out of memory");
+    sm_lora **loras = calloc((size_t)argc, sizeof *loras);
+    int rc = tt && keep && loras ? quantize(argc, argv, tt, keep, loras) : cli_fail("quantize", "out of memory");
+    for (int i = 0; loras && i < argc && loras[i]; i++) sm_lora_close(loras[i]);
+    free(loras);
     free(tt);
     free(keep);
     return rc;
 }
 
-static int quantize(int argc, char **argv, const char **tt, const char **keep) {
+/* HF directory in: convert and quantize in one pass. */
+static int from_checkpoint(const char *in, const char *out, const sm_quantize_opts *q, sm_lora **loras, size_t n_loras,
+                           sm_quantize_report *rep) {
+    sm_convert_opts c = {.quiet = q->quiet, .quant = q, .loras = loras, .n_loras = n_loras};
+    sm_convert_report cr = {0};
+    if (sm_convert(in, out, &c, &cr)) return -1;
+    memset(rep, 0, sizeof *rep);
+    rep->n_tensors = cr.n_tensors;
+    rep->n_params = cr.n_params;
+    rep->bytes_in = cr.bytes_in;
+    rep->bytes_out = cr.bytes_out;
+    rep->seconds = cr.seconds;
+    rep->n_quantized = cr.n_quantized;
+    rep->n_fallback = cr.n_fallback;
+    return 0;
+}
+
+static int quantize(int argc, char **argv, const char **tt, const char **keep, sm_lora **loras) {
+    size_t n_loras = 0;
     const char *pos[3] = {0};
     int npos = 0;
     bool json = false;
@@ -47,6 +70,10 @@ static int quantize(int argc, char **argv, const char **tt, const char **keep) {
     const char *v;
     for (int i = 1; i < argc; i++) {
         if (cli_opt(argc, argv, &i, "--imatrix", &v)) o.imatrix_path = v;
+        else if (cli_opt(argc, argv, &i, "--lora", &v)) {
+            if (sm_lora_open(v, &loras[n_loras])) return cli_fail_last("quantize");
+            n_loras++;
+        }
         else if (cli_opt(argc, argv, &i, "--tensor-type", &v)) tt[o.n_tensor_types++] = v;
         else if (cli_opt(argc, argv, &i, "--keep", &v)) keep[o.n_keep++] = v;
         else if (cli_opt(argc, argv, &i, "--output-tensor-type", &v)) o.output_type = v;
@@ -71,7 +98,14 @@ static int quantize(int argc, char **argv, const char **tt, const char **keep) {
         return cli_usage_error(&sm_cmd_quantize, "unknown quantization '%s'", o.recipe);
     if (json) o.quiet = true;
     sm_quantize_report rep;
-    if (sm_quantize_gguf(pos[0], pos[1], &o, &rep)) return cli_fail_last("quantize");
+    if (sm_is_dir(pos[0])) {
+        if (from_checkpoint(pos[0], pos[1], &o, loras, n_loras, &rep)) return cli_fail_last("quantize");
+    } else if (n_loras) {
+        return cli_fail("quantize", "--lora needs the Hugging Face checkpoint as input (for a GGUF base, "
+                                    "export the adapter with smelt lora export and load it in llama.cpp)");
+    } else if (sm_quantize_gguf(pos[0], pos[1], &o, &rep)) {
+        return cli_fail_last("quantize");
+    }
     double bpw = rep.n_params ? 8.0 * (double)rep.bytes_out / (double)rep.n_params : 0;
     if (json) {
         cJSON *j = cJSON_CreateObject();

@@ -9,6 +9,8 @@ static const sm_command *const COMMANDS[] = {
     &sm_cmd_quantize,
     &sm_cmd_lora,
     &sm_cmd_tokenize,
+    &sm_cmd_ppl,
+    &sm_cmd_generate,
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

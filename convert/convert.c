@@ -20,7 +20,7 @@ static void set_metadata(const cv_source *s, const cv_plan *p, sm_gguf_writer *w
     sm_gguf_set_str(w, "general.name", s->name);
     cv_size_label(p->n_params, label, sizeof label);
     sm_gguf_set_str(w, "general.size_label", label);
-    sm_hparams_to_gguf_ftype(&s->hp, sm_ftype_for_type(p->outtype), w);
+    sm_hparams_to_gguf_ftype(&s->hp, p->ftype, w);
     sm_gguf_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
     sm_vocab_to_gguf(&s->vocab, w);
 }
@@ -73,7 +73,7 @@ int sm_convert(const char *model_path, const char *out_path, const sm_convert_op
         return -1;
     }
     cv_plan p;
-    if (cv_plan_build(&s, o->outtype, &p)) {
+    if (cv_plan_build(&s, o, &p)) {
         cv_source_close(&s);
         return -1;
     }
@@ -83,6 +83,8 @@ int sm_convert(const char *model_path, const char *out_path, const sm_convert_op
         rep->n_params = p.n_params;
         rep->bytes_in = p.bytes_in;
         rep->outtype = p.outtype;
+        rep->n_fallback = p.n_fallback;
+        for (size_t i = 0; i < p.n; i++) rep->n_quantized += sm_type_get(p.items[i].type)->quantized;
         rep->seconds = sm_now() - t0;
     }
     cv_plan_free(&p);

@@ -5,11 +5,20 @@
 #include "core/core.h"
 #include "formats/formats.h"
 
+struct sm_quantize_opts;
+struct sm_lora;
+
 typedef struct sm_convert_opts {
     const char *outtype;  /* "f32", "f16", "bf16", "q8_0", "auto" (NULL = auto) */
     bool quiet;           /* no progress bar */
     const char *tokenizer;/* tokenizer file or directory (NULL: the model's own / beside it) */
     const char *name;     /* general.name (NULL: from the model directory / file name) */
+    /* Quantize while converting (`smelt quantize HF_DIR ...`): the recipe decides each
+     * tensor's type instead of outtype. NULL: plain conversion. */
+    const struct sm_quantize_opts *quant;
+    /* LoRA adapters merged on the fly (HF directories only): W' = W + s B A per row chunk. */
+    struct sm_lora *const *loras;
+    size_t n_loras;
 } sm_convert_opts;
 
 typedef struct sm_convert_report {
@@ -18,6 +27,8 @@ typedef struct sm_convert_report {
     int64_t n_params;
     double seconds;
     sm_type outtype;      /* what "auto" resolved to (f32, f16, bf16 or q8_0) */
+    int64_t n_quantized;  /* tensors written in a block-quantized type */
+    int64_t n_fallback;   /* recipe fallbacks (rows not a multiple of the block) */
 } sm_convert_report;
 
 /* Convert a Hugging Face model directory (config.json + safetensors / PyTorch weights +

@@ -33,6 +33,9 @@ typedef struct cv_item {
     int64_t shape[SM_MAX_DIMS];
     int64_t permute_heads;  /* rope row permutation with this many heads (0: none) */
     uint64_t nbytes;        /* output bytes */
+    const float *imatrix;   /* importance weights for the codec (NULL: none) */
+    sm_lora *const *loras;  /* adapters that change this tensor (NULL: none) */
+    size_t n_loras;
 } cv_item;
 
 typedef struct cv_plan {
@@ -42,10 +45,14 @@ typedef struct cv_plan {
     int64_t n_params;
     uint64_t bytes_in;      /* source bytes the tensors occupy */
     float *rope_freqs;
+    int ftype;              /* general.file_type */
+    struct sm_imatrix *im;  /* loaded --imatrix (owned) */
+    int64_t n_fallback;     /* recipe fallbacks */
 } cv_plan;
 
-/* outtype: "f32", "f16", "bf16", "q8_0", "auto" or NULL (auto). */
-int cv_plan_build(const cv_source *s, const char *outtype, cv_plan *p);
+/* Types from o->outtype ("f32", "f16", "bf16", "q8_0", "auto" or NULL = auto), or from the
+ * recipe in o->quant; LoRA adapters in o->loras are checked and attached to their tensors. */
+int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p);
 void cv_plan_free(cv_plan *p);
 
 /* Streams tensors into a writer (after sm_gguf_writer_begin) with bounded buffers, writing on
@@ -60,6 +67,11 @@ int cv_io_finish(cv_io *io);
 /* n values of a plain float type (F32, F16, BF16, F64, F8) into F32 / F16 / BF16, rounding to
  * nearest even; the same bytes whichever kernel runs. */
 int cv_cast_row(sm_type from, const void *src, sm_type to, void *dst, int64_t n);
+
+/* Apply --pure, --output-tensor-type, --token-embedding-type, --keep and --tensor-type to a
+ * recipe plan (quantize_gguf.c; shared by both quantization paths). */
+struct sm_recipe_plan;
+int cv_recipe_configure(struct sm_recipe_plan *plan, const sm_quantize_opts *o);
 
 /* "tiny-llama-kjv" -> "Tiny Llama Kjv" (gguf-py Metadata.id_to_title). */
 void cv_id_to_title(const char *id, char *out, size_t cap);

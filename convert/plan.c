@@ -9,6 +9,10 @@
  * tensor with two or more dimensions, bf16 -> bf16, f16 -> f16, anything else -> f16. */
 #include "convert_internal.h"
 
+#include "calib/imatrix.h"
+#include "quantize/quantize.h"
+#include "quantize/recipe.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,12 +80,66 @@ static int finish_item(cv_plan *p, cv_item *it) {
     return 0;
 }
 
-int cv_plan_build(const cv_source *s, const char *outtype, cv_plan *p) {
+/* Re-type the planned tensors with a quantization recipe (llama.cpp's mixture rules, user
+ * overrides, fallbacks) and attach importance weights. */
+static int apply_recipe(const cv_source *s, const sm_quantize_opts *q, cv_plan *p) {
+    const sm_recipe *r = sm_recipe_find(q->recipe ? q->recipe : "");
+    if (!r) return sm_error("unknown quantization '%s' (one of: %s)", q->recipe ? q->recipe : "", sm_recipe_names());
+    if (q->imatrix_path) {
+        p->im = calloc(1, sizeof *p->im);
+        if (!p->im) return sm_error("out of memory");
+        if (sm_imatrix_load(q->imatrix_path, p->im)) {
+            free(p->im);
+            p->im = NULL;
+            return -1;
+        }
+    }
+    const char **names = calloc(p->n ? p->n : 1, sizeof *names);
+    if (!names) return sm_error("out of memory");
+    for (size_t i = 0; i < p->n; i++) names[i] = p->items[i].name;
+    sm_recipe_plan rp;
+    int rc = sm_recipe_plan_begin(&rp, r, names, p->n, s->hp.arch, s->hp.n_layer, s->hp.n_head, s->hp.n_head_kv,
+                                  p->im != NULL);
+    free(names);
+    if (rc) return -1;
+    rc = cv_recipe_configure(&rp, q);
+    for (size_t i = 0; !rc && i < p->n; i++) {
+        cv_item *it = &p->items[i];
+        if (!it->src) continue; /* generated tensors stay F32 */
+        bool fb = false;
+        sm_type t = sm_recipe_tensor_type(&rp, it->name, it->n_dims, it->shape, SM_TYPE_F32, &fb);
+        p->n_fallback += fb;
+        if (!sm_quantize_supported(t)) { rc = sm_error("tensor %s: type %s is not supported", it->name, sm_type_name(t)); break; }
+        if (p->im && sm_type_get(t)->quantized) {
+            it->imatrix = sm_imatrix_find(p->im, it->name, it->shape[it->n_dims - 1], 0);
+            sm_clear_error();
+        }
+        if (!it->imatrix && sm_recipe_requires_imatrix(&rp, it->name, t)) {
+            rc = sm_error("tensor %s: %s in %s needs an importance matrix (--imatrix)", it->name, sm_type_name(t), r->name);
+            break;
+        }
+        it->type = t;
+        int64_t n = 1;
+        for (int d = 0; d < it->n_dims; d++) n *= it->shape[d];
+        int64_t row = it->shape[it->n_dims - 1];
+        it->nbytes = sm_type_row_bytes(t, row) * (uint64_t)(n / row);
+    }
+    sm_recipe_plan_free(&rp);
+    p->ftype = r->ftype;
+    return rc;
+}
+
+int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
     memset(p, 0, sizeof *p);
     const sm_hparams *hp = &s->hp;
     const sm_ckpt *c = s->ckpt;
-    p->outtype = resolve_outtype(s, outtype);
+    p->outtype = resolve_outtype(s, o->quant ? "f32" : o->outtype);
     if (p->outtype == SM_TYPE_INVALID) return -1;
+    p->ftype = sm_ftype_for_type(p->outtype);
+    if (o->n_loras) {
+        if (s->llama2c) return sm_error("LoRA adapters apply to Hugging Face checkpoints, not llama2.c files");
+        if (sm_lora_check(o->loras, o->n_loras, c)) return -1;
+    }
 
     /* what the configuration implies */
     size_t n_exp = 0;
@@ -167,6 +225,14 @@ int cv_plan_build(const cv_source *s, const char *outtype, cv_plan *p) {
             goto fail;
         }
         it->src = t;
+        if (o->n_loras) {
+            const sm_tensor *rep = sm_lora_replacement(o->loras, o->n_loras, t->name);
+            if (rep) it->src = rep; /* modules_to_save: the adapter's own copy */
+            else if (sm_lora_touches(o->loras, o->n_loras, t->name)) {
+                it->loras = o->loras;
+                it->n_loras = o->n_loras;
+            }
+        }
         it->n_dims = t->n_dims;
         memcpy(it->shape, t->shape, sizeof it->shape);
         it->type = item_type(it->name, t->n_dims, sm_tensor_row_len(t), p->outtype, flags);
@@ -191,6 +257,10 @@ int cv_plan_build(const cv_source *s, const char *outtype, cv_plan *p) {
             goto fail;
         }
     free(exp);
+    if (o->quant && apply_recipe(s, o->quant, p)) {
+        cv_plan_free(p);
+        return -1;
+    }
     return 0;
 oom:
     sm_error("out of memory");
@@ -201,6 +271,10 @@ fail:
 }
 
 void cv_plan_free(cv_plan *p) {
+    if (p->im) {
+        sm_imatrix_free(p->im);
+        free(p->im);
+    }
     free(p->items);
     free(p->rope_freqs);
     memset(p, 0, sizeof *p);

@@ -1,7 +1,7 @@
 /* quantize_gguf.c - GGUF -> quantized GGUF: pick each tensor's type with the recipe, convert
  * its rows to float in bounded chunks, quantize, validate, write. Memory: one chunk of rows
  * in float plus its quantized bytes, whatever the model size. */
-#include "convert/convert.h"
+#include "convert/convert_internal.h"
 
 #include "calib/imatrix.h"
 #include "formats/formats.h"
@@ -14,7 +14,13 @@
 
 #define CHUNK_FLOATS ((int64_t)4 << 20) /* 16 MiB of floats per chunk */
 
-static int add_rules(sm_recipe_plan *plan, const sm_quantize_opts *o) {
+static int parse_type(const char *name, const char *what, sm_type *out);
+
+int cv_recipe_configure(sm_recipe_plan *plan, const sm_quantize_opts *o) {
+    plan->pure = o->pure;
+    if (parse_type(o->output_type, "--output-tensor-type", &plan->output_type) ||
+        parse_type(o->token_embd_type, "--token-embedding-type", &plan->token_embd_type))
+        return -1;
     for (size_t i = 0; i < o->n_keep; i++)
         if (sm_recipe_add_rule(plan, o->keep[i], NULL)) return -1;
     for (size_t i = 0; i < o->n_tensor_types; i++) {
@@ -97,10 +103,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
 
     if (sm_recipe_plan_begin(&plan, recipe, names, nt, arch, (int64_t)n_layer, (int64_t)n_head, (int64_t)n_head_kv, have_im))
         goto done;
-    plan.pure = o->pure;
-    if (parse_type(o->output_type, "--output-tensor-type", &plan.output_type) ||
-        parse_type(o->token_embd_type, "--token-embedding-type", &plan.token_embd_type) || add_rules(&plan, o))
-        goto done;
+    if (cv_recipe_configure(&plan, o)) goto done;
 
     /* plan every tensor; refuse what cannot be done before writing anything */
     uint64_t total = 0;

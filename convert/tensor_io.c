@@ -51,6 +51,8 @@ struct cv_io {
     uintptr_t page, ahead;        /* read-ahead requested up to `ahead` (caller thread) */
     float *fbuf;                  /* floats for the codec (caller thread) */
     size_t fcap;
+    float *lbuf;                  /* source-order floats when LoRA deltas are added */
+    size_t lcap;
     uint8_t *buf[RING];           /* output chunks */
     size_t cap[RING];
     bool busy[RING];
@@ -230,6 +232,7 @@ int cv_io_finish(cv_io *io) {
     pthread_cond_destroy(&io->cv);
     for (int i = 0; i < RING; i++) free(io->buf[i]);
     free(io->fbuf);
+    free(io->lbuf);
     free(io->files);
     free(io->error);
     free(io);
@@ -257,7 +260,7 @@ int cv_write_item(cv_io *io, const cv_item *it) {
     if (n_rows == 0 || elems == 0) return 0;
 
     /* already in the output type, rows in order: straight from the mapping */
-    if (t->type == it->type && !it->permute_heads) {
+    if (t->type == it->type && !it->permute_heads && !it->n_loras) {
         for (uint64_t off = 0; off < t->nbytes; off += WRITE_BYTES) {
             uint64_t k = t->nbytes - off < WRITE_BYTES ? t->nbytes - off : WRITE_BYTES;
             read_ahead(io, base + off, k);
@@ -269,8 +272,8 @@ int cv_write_item(cv_io *io, const cv_item *it) {
 
     /* chunk = whole rope heads when permuting (a head's rows are reordered among themselves) */
     const int64_t unit = it->permute_heads ? n_rows / it->permute_heads : 1;
-    const bool quant = sm_type_get(it->type)->quantized;
-    int64_t per = quant ? QUANT_ELEMS / (elems * unit) : (int64_t)(WRITE_BYTES / (out_row * (uint64_t)unit));
+    const bool quant = sm_type_get(it->type)->quantized, lora = it->n_loras > 0;
+    int64_t per = quant || lora ? QUANT_ELEMS / (elems * unit) : (int64_t)(WRITE_BYTES / (out_row * (uint64_t)unit));
     if (per < 1) per = 1;
     const int64_t chunk = per * unit < n_rows ? per * unit : n_rows;
     if (quant && (size_t)(chunk * elems) > io->fcap) {
@@ -279,26 +282,47 @@ int cv_write_item(cv_io *io, const cv_item *it) {
         io->fbuf = f;
         io->fcap = (size_t)(chunk * elems);
     }
+    if (lora && (size_t)(chunk * elems) > io->lcap) {
+        float *f = realloc(io->lbuf, (size_t)(chunk * elems) * sizeof *f);
+        if (!f) return sm_error("out of memory (%lld floats)", (long long)(chunk * elems));
+        io->lbuf = f;
+        io->lcap = (size_t)(chunk * elems);
+    }
 
     for (int64_t r0 = 0; r0 < n_rows; r0 += chunk) {
         const int64_t rows = n_rows - r0 < chunk ? n_rows - r0 : chunk;
         const uint8_t *src = base + (uint64_t)r0 * in_row; /* whole heads: exactly these rows are read */
         read_ahead(io, src, (uint64_t)rows * in_row);
         int b = take_buffer(io, (size_t)(out_row * (uint64_t)rows));
-        if (b < 0) return io->failed ? writer_error(io) : -1;
+        if (b < 0) {
+            writer_error(io); /* the writer's failure, if that is why; else out of memory */
+            return -1;
+        }
         uint8_t *out = io->buf[b];
         /* plain output: cast each source row straight into the chunk; quantized output: to
          * floats first, then the codec (which runs its own threads). The casts are
          * memory-bound SIMD loops that one thread runs faster than the disk takes them. */
         int rc = 0;
+        if (lora) { /* source rows to floats, deltas added in the checkpoint's row order */
+            for (int64_t r = 0; r < rows && !rc; r++)
+                rc = cv_cast_row(t->type, src + (uint64_t)r * in_row, SM_TYPE_F32, io->lbuf + r * elems, elems);
+            if (!rc) rc = sm_lora_apply(it->loras, it->n_loras, t->name, io->lbuf, r0, rows, n_rows, elems);
+        }
         for (int64_t r = 0; r < rows && !rc; r++) {
-            const uint8_t *sp = base + (uint64_t)source_row(r0 + r, n_rows, it->permute_heads) * in_row;
+            int64_t sr = source_row(r0 + r, n_rows, it->permute_heads);
+            if (lora) {
+                const float *fp = io->lbuf + (sr - r0) * elems;
+                rc = quant ? (memcpy(io->fbuf + r * elems, fp, (size_t)elems * sizeof *fp), 0)
+                           : cv_cast_row(SM_TYPE_F32, fp, it->type, out + (uint64_t)r * out_row, elems);
+                continue;
+            }
+            const uint8_t *sp = base + (uint64_t)sr * in_row;
             rc = quant ? cv_cast_row(t->type, sp, SM_TYPE_F32, io->fbuf + r * elems, elems)
                        : cv_cast_row(t->type, sp, it->type, out + (uint64_t)r * out_row, elems);
         }
         if (!rc && quant) {
             int64_t nq = rows * elems / row_len;
-            if (sm_quantize_rows(it->type, io->fbuf, out, nq, row_len, NULL) !=
+            if (sm_quantize_rows(it->type, io->fbuf, out, nq, row_len, it->imatrix) !=
                 sm_type_row_bytes(it->type, row_len) * (uint64_t)nq)
                 rc = sm_error("quantizing to %s failed", sm_type_name(it->type));
         }

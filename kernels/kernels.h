@@ -1,5 +1,6 @@
-/* kernels.h - compute kernels: CPU feature detection and run-time dispatch, and the optional
- * CUDA backend (present when built with SMELT_HAVE_CUDA; every entry point has a CPU path). */
+/* kernels.h - compute kernels: CPU feature detection and run-time dispatch, the matrix
+ * products the runtime is built on, and the optional CUDA backend (present when built with
+ * SMELT_HAVE_CUDA; every entry point has a CPU path). */
 #ifndef SMELT_KERNELS_H
 #define SMELT_KERNELS_H
 
@@ -13,5 +14,83 @@ const char *sm_isa_name(sm_isa isa);
 /* 1 if a CUDA device can be used (built with CUDA and a device is present), else 0.
  * *why, if non-NULL, gets a short reason when 0. */
 int sm_cuda_available(const char **why);
+
+/* ======================================================================================
+ * Matrix products (runtime section)
+ * ==================================================================================== */
+
+/* The ISA the matrix kernels use: sm_cpu_isa() unless changed with sm_kernels_set_isa.
+ * sm_kernels_set_isa caps the request at what the CPU supports and returns the ISA now in
+ * effect (for tests and benchmarks; not thread-safe against running products). */
+sm_isa sm_kernels_isa(void);
+sm_isa sm_kernels_set_isa(sm_isa isa);
+
+/* True if weights of `type` with rows of n_in elements can be used in sm_matmul: F32, F16,
+ * BF16, and the block types whose dequantizer exists, with n_in a multiple of the block. */
+bool sm_matmul_supported(sm_type type, int64_t n_in);
+
+/* Convert n elements (a whole number of blocks) of a weight row of `type` to float. */
+int sm_row_to_f32(sm_type type, const void *src, float *dst, int64_t n);
+
+/* Y = W · X with activations stored feature-major ("transposed"): row k of X holds
+ * feature k of every token, tokens contiguous. For r < n_out and t < n_tok:
+ *     y[r*ldy + t] = sum over k < n_in of W[r][k] * x[k*ldx + t]
+ * W is n_out rows of n_in elements of `wtype`, row r at (const char *)w + r*w_stride.
+ * x and y are float and must not overlap. Weights are converted to float a block at a time
+ * into small per-thread buffers, never as a whole. Batches of >= 8 tokens run as
+ * register-tiled matrix products that read x and write y in place (no packing); smaller
+ * ones as dot products.
+ *
+ * Determinism: each output element is computed by one thread in a fixed order that does
+ * not depend on the thread count or on which rows a thread got, so results are
+ * bit-identical for any number of threads (they may differ between ISAs, and between a
+ * batch of >= 8 tokens and a smaller one).
+ *
+ * sm_matmul runs on all OpenMP threads; sm_matmul_serial on the calling thread only (for
+ * callers that parallelize over something else). Both return -1 for an unsupported type. */
+int sm_matmul(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int64_t n_in,
+              const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy);
+int sm_matmul_serial(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int64_t n_in,
+                     const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy);
+
+/* Element-wise math with the same ISA dispatch (results may differ between ISAs by an ulp
+ * or two, never between threads): x[i] = exp(x[i]); g[i] = g[i] / (1 + exp(-g[i])) * u[i]. */
+void sm_vec_exp(float *x, int64_t n);
+void sm_vec_silu_mul(float *g, const float *u, int64_t n);
+
+/* ======================================================================================
+ * CUDA decoder (kernels/cuda/forward.cu; runtime section)
+ *
+ * A Llama-family decoder held on the device in float (the simple first version: weights are
+ * dequantized on the host and uploaded as F32; products are cuBLAS SGEMMs). Activations are
+ * token-major on the device. Built only with SMELT_HAVE_CUDA; otherwise every function
+ * fails with a message saying so.
+ * ==================================================================================== */
+
+typedef struct sm_cuda_dims {
+    int64_t n_vocab, n_embd, n_ff, n_layer, n_head, n_head_kv, head_dim;
+    int64_t n_ctx;           /* KV cache positions */
+    float rms_eps;
+    bool rope_neox;          /* pairs (i, i + head_dim/2) instead of (2i, 2i+1) */
+    const double *rope_freq; /* head_dim/2 angles per position step */
+} sm_cuda_dims;
+
+typedef enum sm_cuda_tensor {
+    SM_CT_TOK_EMBD, SM_CT_OUTPUT, SM_CT_OUTPUT_NORM,                 /* model-wide (layer -1) */
+    SM_CT_ATTN_NORM, SM_CT_FFN_NORM,                                 /* per layer */
+    SM_CT_WQ, SM_CT_WK, SM_CT_WV, SM_CT_WO, SM_CT_GATE, SM_CT_UP, SM_CT_DOWN,
+    SM_CT_BQ, SM_CT_BK, SM_CT_BV, SM_CT_BO, SM_CT_BGATE, SM_CT_BUP, SM_CT_BDOWN,
+    SM_CT_COUNT
+} sm_cuda_tensor;
+
+typedef struct sm_cuda_net sm_cuda_net;
+int sm_cuda_net_new(const sm_cuda_dims *d, sm_cuda_net **out);
+/* Copy n floats (a matrix row-major [out][in], or a vector) to the device as tensor `which`
+ * of `layer` (-1 for the model-wide ones). Biases are optional; everything else is required. */
+int sm_cuda_net_upload(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const float *host, int64_t n);
+/* Like sm_model_eval (the caller checks positions and token ids). */
+int sm_cuda_net_eval(sm_cuda_net *net, const int32_t *tokens, int64_t n, int64_t pos0, int64_t out_first,
+                     float *logits);
+void sm_cuda_net_free(sm_cuda_net *net);
 
 #endif

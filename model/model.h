@@ -119,4 +119,58 @@ int sm_token_to_piece(const sm_tokenizer *t, int32_t id, char *buf, size_t cap);
  * *text is malloc'ed and NUL-terminated. */
 int sm_detokenize(const sm_tokenizer *t, const int32_t *ids, size_t n, char **text, size_t *len);
 
+/* ======================================================================================
+ * Runtime: load a model and run its forward pass (model/weights.c, model/forward.c)
+ * ==================================================================================== */
+
+/* A decoder-only transformer ready to evaluate: Llama / Mistral / Qwen2 (RMSNorm, GQA
+ * attention with RoPE, SiLU-gated FFN, optional q/k/v biases, optional tied output).
+ * Weights stay where they are (mmapped GGUF / safetensors / llama2.c file) in their stored
+ * type; only 1-D tensors (norms, biases) are copied to float. */
+typedef struct sm_model sm_model;
+
+typedef enum sm_rope_kind {
+    SM_ROPE_NORM, /* ggml "normal": rotates adjacent pairs (2i, 2i+1) - GGUF llama, llama2.c */
+    SM_ROPE_NEOX, /* rotate_half: pairs (i, i + head_dim/2) - HF checkpoints, GGUF qwen2 */
+} sm_rope_kind;
+
+/* Open `path`: a GGUF file, a Hugging Face model directory (config.json + weights +
+ * tokenizer files) or a llama2.c checkpoint. vocab_path (may be NULL) names a tokenizer to
+ * use instead of the model's own (a SentencePiece .model file); a llama2.c checkpoint
+ * without one looks for tokenizer.model beside it, and has no vocabulary if none is there. */
+int sm_model_load(const char *path, const char *vocab_path, sm_model **out);
+void sm_model_free(sm_model *m);
+const sm_hparams *sm_model_hparams(const sm_model *m);
+/* NULL when the model has no vocabulary. */
+const sm_vocab *sm_model_vocab(const sm_model *m);
+/* The model's tokenizer; -1 (with the reason: no vocabulary, or one the tokenizer refused)
+ * when there is none. */
+int sm_model_tokenizer(const sm_model *m, const sm_tokenizer **out);
+sm_rope_kind sm_model_rope(const sm_model *m);
+/* Bytes of weights the model reads per token (for reports). */
+uint64_t sm_model_weight_bytes(const sm_model *m);
+
+/* An evaluation context: the KV cache (float) for up to n_ctx positions and scratch for
+ * batches of up to n_batch tokens. One context serves one sequence at a time. */
+typedef struct sm_context sm_context;
+int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context **out);
+
+typedef enum sm_device { SM_DEVICE_CPU, SM_DEVICE_CUDA } sm_device;
+/* A context on `device`. SM_DEVICE_CUDA copies the weights to the GPU as float (dequantized
+ * on the host, one tensor at a time) and fails with a message when no device is usable or
+ * smelt was built without CUDA; the caller decides whether to fall back to the CPU. */
+int sm_context_new_on(const sm_model *m, sm_device device, int64_t n_ctx, int64_t n_batch, sm_context **out);
+void sm_context_free(sm_context *c);
+int64_t sm_context_n_ctx(const sm_context *c);
+/* Forget every cached position (a new sequence starts at position 0). */
+void sm_context_clear(sm_context *c);
+
+/* Run tokens[0..n) at positions pos0..pos0+n-1 (pos0 <= positions already cached: later
+ * cached positions are dropped; pos0 + n <= n_ctx). Any n works; the context splits it into
+ * batches of n_batch. If logits is non-NULL it receives the logits of tokens
+ * out_first..n-1, (n - out_first) rows of n_vocab floats. On the CPU, results are
+ * bit-identical for any thread count. */
+int sm_model_eval(const sm_model *m, sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0,
+                  int64_t out_first, float *logits);
+
 #endif

@@ -134,44 +134,45 @@ size_t sm_quantize_rows(sm_type type, const float *src, void *dst, int64_t nrows
                                 (long long)j, (double)imatrix[j]), 0;
     }
 
-    /* Rows are independent; of the failing rows the lowest is reported. */
-    const int nt = sm_num_threads();
-    int64_t bad_row = INT64_MAX, bad_col = 0;
-#pragma omp parallel for schedule(static) num_threads(nt) reduction(min : bad_row)
-    for (int64_t r = 0; r < nrows; r++)
-        if (first_nonfinite(src + r * n_per_row, n_per_row) >= 0 && r < bad_row) bad_row = r;
-    if (bad_row != INT64_MAX) {
-        bad_col = first_nonfinite(src + bad_row * n_per_row, n_per_row);
-        return sm_error("quantize %s: row %lld, column %lld: value %g is not finite", ti->name, (long long)bad_row,
-                        (long long)bad_col, (double)src[bad_row * n_per_row + bad_col]), 0;
-    }
-
+    /* One parallel region; each thread takes a contiguous range of rows (the bytes do not
+     * depend on the split), checks its inputs, quantizes them and checks the scales it wrote.
+     * Of the failing rows the lowest is reported, bad input before bad scales. */
     const q_rows_fn rows_fn = simd_quantizer(c);
-    if (rows_fn) {
-        /* each thread one contiguous range of rows (the bytes do not depend on the split) */
-#pragma omp parallel num_threads(nt)
-        {
-            const int64_t t = omp_get_thread_num(), k = omp_get_num_threads();
-            const int64_t r0 = nrows * t / k, r1 = nrows * (t + 1) / k;
-            if (r1 > r0)
-                rows_fn(src + r0 * n_per_row, (uint8_t *)dst + (size_t)r0 * row_bytes, r1 - r0, n_per_row, imatrix);
-        }
-    } else {
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (int64_t r = 0; r < nrows; r++)
-            c->quantize(src + r * n_per_row, (uint8_t *)dst + (size_t)r * row_bytes, n_per_row, imatrix);
-    }
-
     const int64_t nblocks = n_per_row / ti->block_size;
-#pragma omp parallel for schedule(static) num_threads(nt) reduction(min : bad_row)
-    for (int64_t r = 0; r < nrows; r++)
-        if (first_bad_scale(c, (const uint8_t *)dst + (size_t)r * row_bytes, nblocks, ti->block_bytes) >= 0 &&
-            r < bad_row)
-            bad_row = r;
-    if (bad_row != INT64_MAX) {
-        int64_t blk = first_bad_scale(c, (const uint8_t *)dst + (size_t)bad_row * row_bytes, nblocks, ti->block_bytes);
+    int64_t bad_input = INT64_MAX, bad_scale = INT64_MAX;
+#pragma omp parallel num_threads(sm_num_threads())
+    {
+        const int64_t t = omp_get_thread_num(), k = omp_get_num_threads();
+        const int64_t r0 = nrows * t / k, r1 = nrows * (t + 1) / k;
+        int64_t my_input = INT64_MAX, my_scale = INT64_MAX;
+        for (int64_t r = r0; r < r1 && my_input == INT64_MAX; r++)
+            if (first_nonfinite(src + r * n_per_row, n_per_row) >= 0) my_input = r;
+        if (my_input == INT64_MAX && r1 > r0) {
+            if (rows_fn) {
+                rows_fn(src + r0 * n_per_row, (uint8_t *)dst + (size_t)r0 * row_bytes, r1 - r0, n_per_row, imatrix);
+            } else {
+                for (int64_t r = r0; r < r1; r++)
+                    c->quantize(src + r * n_per_row, (uint8_t *)dst + (size_t)r * row_bytes, n_per_row, imatrix);
+            }
+            for (int64_t r = r0; r < r1 && my_scale == INT64_MAX; r++)
+                if (first_bad_scale(c, (const uint8_t *)dst + (size_t)r * row_bytes, nblocks, ti->block_bytes) >= 0)
+                    my_scale = r;
+        }
+#pragma omp critical(sm_quantize_rows)
+        {
+            if (my_input < bad_input) bad_input = my_input;
+            if (my_scale < bad_scale) bad_scale = my_scale;
+        }
+    }
+    if (bad_input != INT64_MAX) {
+        const int64_t col = first_nonfinite(src + bad_input * n_per_row, n_per_row);
+        return sm_error("quantize %s: row %lld, column %lld: value %g is not finite", ti->name, (long long)bad_input,
+                        (long long)col, (double)src[bad_input * n_per_row + col]), 0;
+    }
+    if (bad_scale != INT64_MAX) {
+        int64_t blk = first_bad_scale(c, (const uint8_t *)dst + (size_t)bad_scale * row_bytes, nblocks, ti->block_bytes);
         return sm_error("quantize %s: row %lld, block %lld: scale overflows f16 (values too large for %s)", ti->name,
-                        (long long)bad_row, (long long)blk, ti->name), 0;
+                        (long long)bad_scale, (long long)blk, ti->name), 0;
     }
     return (size_t)nrows * row_bytes;
 }

@@ -1,7 +1,8 @@
-/* lanes_avx2.c - the SIMD codecs of lanes_impl.h on AVX2 (8 lanes). Same bytes as the scalar
+/* lanes_avx2.c - the SIMD codecs of lanes_*_impl.h on AVX2 (8 lanes). Same bytes as the scalar
  * codecs; this file only defines the vector vocabulary. */
 #include "quantize/codec_internal.h"
 
+#include <float.h>
 #include <immintrin.h>
 
 #define LANES 8
@@ -28,6 +29,12 @@ static inline float v_hmax(vf a) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+static inline float v_hmin(vf a) {
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
     return _mm_cvtss_f32(m);
 }
 /* C's comparisons: false on NaN, except != which is true */
@@ -74,4 +81,6 @@ static inline void vi_store_i8(int8_t *p, vi a) {
     memcpy(p + 4, &hi, 4);
 }
 
-#include "quantize/lanes_impl.h"
+#include "quantize/lanes_search_impl.h"
+#include "quantize/lanes_kquants_impl.h"
+#include "quantize/lanes_legacy_impl.h"

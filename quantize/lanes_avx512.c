@@ -1,7 +1,8 @@
-/* lanes_avx512.c - the SIMD codecs of lanes_impl.h on AVX-512 (16 lanes). Same bytes as the
+/* lanes_avx512.c - the SIMD codecs of lanes_*_impl.h on AVX-512 (16 lanes). Same bytes as the
  * scalar codecs; this file only defines the vector vocabulary. */
 #include "quantize/codec_internal.h"
 
+#include <float.h>
 #include <immintrin.h>
 
 #define LANES 16
@@ -30,6 +31,7 @@ static inline vf v_copysign1(vf a) {
                                                _mm512_castps_si512(_mm512_set1_ps(1.0f))));
 }
 static inline float v_hmax(vf a) { return _mm512_reduce_max_ps(a); }
+static inline float v_hmin(vf a) { return _mm512_reduce_min_ps(a); }
 /* C's comparisons: false on NaN, except != which is true */
 static inline vm v_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
 static inline vm v_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
@@ -62,4 +64,6 @@ static inline void vi_store(int32_t *p, vi a) { _mm512_storeu_si512(p, a); }
 /* the low byte of each lane */
 static inline void vi_store_i8(int8_t *p, vi a) { _mm_storeu_si128((__m128i *)p, _mm512_cvtepi32_epi8(a)); }
 
-#include "quantize/lanes_impl.h"
+#include "quantize/lanes_search_impl.h"
+#include "quantize/lanes_kquants_impl.h"
+#include "quantize/lanes_legacy_impl.h"

@@ -49,19 +49,26 @@ else
   step "quantize: skipped (this build has no 'quantize' command yet)"
 fi
 
-# the first decimal number after a label (e.g. "ppl", "kld") in a command's output, or "-"
-number_after() { grep -Eio "($1)[^0-9]*[0-9]+(\.[0-9]+)?" "$2" | tail -n 1 | grep -Eo '[0-9]+(\.[0-9]+)?$' || echo -; }
+# a number field of a one-line JSON object
+field() {
+  local v
+  v=$(grep -Eo "\"$1\": *-?[0-9.eE+-]+" "$2" | head -n 1 | sed 's/.*: *//')
+  if [ -n "$v" ]; then printf '%.4f' "$v"; else echo -; fi
+}
 
-declare -A ppl kld
+declare -A ppl kld top1
 if has ppl; then
-  step "ppl: $f16 on $eval_text (n_ctx $n_ctx)"
-  "$smelt" ppl $f16 -f $eval_text -c $n_ctx | tee $out/default-f16.ppl.txt
-  ppl[$f16]=$(number_after 'ppl|perplexity' $out/default-f16.ppl.txt)
+  step "ppl: $f16 on $eval_text (n_ctx $n_ctx), saving its log-probabilities"
+  "$smelt" ppl $f16 --text $eval_text --ctx $n_ctx --save-logits $out/default-f16.logits --json --quiet > $out/default-f16.ppl.json
+  ppl[$f16]=$(field ppl $out/default-f16.ppl.json)
+  echo "ppl ${ppl[$f16]}"
   if [ $did_quantize = 1 ]; then
-    step "ppl: $q4 on $eval_text, KL divergence against $f16"
-    "$smelt" ppl $q4 -f $eval_text -c $n_ctx --kld $f16 | tee $out/default-q4_k_m.ppl.txt
-    ppl[$q4]=$(number_after 'ppl|perplexity' $out/default-q4_k_m.ppl.txt)
-    kld[$q4]=$(number_after 'kld|kl-divergence|kl divergence' $out/default-q4_k_m.ppl.txt)
+    step "ppl: $q4, KL divergence against $f16"
+    "$smelt" ppl $q4 --kld $out/default-f16.logits --json --quiet > $out/default-q4_k_m.ppl.json
+    ppl[$q4]=$(field ppl $out/default-q4_k_m.ppl.json)
+    kld[$q4]=$(field kld_mean $out/default-q4_k_m.ppl.json)
+    top1[$q4]=$(field top1_agreement $out/default-q4_k_m.ppl.json)
+    echo "ppl ${ppl[$q4]}, mean KL divergence ${kld[$q4]}, same top token ${top1[$q4]}"
   fi
 else
   step "ppl: skipped (this build has no 'ppl' command yet)"
@@ -69,9 +76,9 @@ fi
 
 ref_ppl=$(grep -Eo '"ppl": *[0-9.]+' $model/reference/perplexity.json | grep -Eo '[0-9.]+$')
 step "summary ($model, $eval_text, n_ctx $n_ctx)"
-printf '%-28s %12s %10s %10s\n' model bytes ppl kld
-printf '%-28s %12s %10.4f %10s\n' "reference (torch, bf16)" "$(stat -c %s $model/model.safetensors)" "$ref_ppl" -
+printf '%-28s %12s %10s %10s %8s\n' model bytes ppl kld top1
+printf '%-28s %12s %10.4f %10s %8s\n' "reference (torch, bf16)" "$(stat -c %s $model/model.safetensors)" "$ref_ppl" - -
 for f in $f16 $q4; do
   [ -f $f ] || continue
-  printf '%-28s %12s %10s %10s\n' "$f" "$(stat -c %s $f)" "${ppl[$f]:--}" "${kld[$f]:--}"
+  printf '%-28s %12s %10s %10s %8s\n' "$f" "$(stat -c %s $f)" "${ppl[$f]:--}" "${kld[$f]:--}" "${top1[$f]:--}"
 done

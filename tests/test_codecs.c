@@ -235,30 +235,78 @@ static void golden_plain_and_q8_K(void) {
     CHECK(!sm_quantize_supported(SM_TYPE_Q8_K));
 }
 
-/* The same bytes with 1 and 2 threads, on more rows than threads. */
-static void thread_independence(void) {
-    enum { ROWS = 37, COLS = 1024 };
-    float *x = malloc(sizeof(float) * ROWS * COLS), w[COLS];
-    uint64_t s = 4242;
-    for (int i = 0; i < ROWS * COLS; i++) x[i] = 0.03f * gold_gauss(&s);
-    for (int j = 0; j < COLS; j++) w[j] = gold_unif(&s);
+/* The SIMD kernels group blocks across row ends and pad the last group, and each thread
+ * takes its own range of rows: none of that may change a byte. Every ISA with 1 and 2
+ * threads against the scalar code with 1 thread, on shapes whose super-blocks do not fill
+ * the last group (3 per row, a single one). */
+static void isa_and_thread_independence(void) {
+    static const int64_t shapes[][2] = {{13, 768}, {1, 256}, {5, 512}};
     const int saved = omp_get_max_threads();
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int64_t rows = shapes[si][0], cols = shapes[si][1];
+        float *x = malloc(sizeof(float) * (size_t)(rows * cols)), *w = malloc(sizeof(float) * (size_t)cols);
+        uint64_t s = 4242 + si;
+        for (int64_t i = 0; i < rows * cols; i++) x[i] = 0.03f * gold_gauss(&s) + (i % 97 == 0 ? 0.5f : 0.0f);
+        for (int64_t j = 0; j < cols; j++) w[j] = gold_unif(&s);
+        for (size_t k = 0; k < N_QUANT_TYPES; k++) {
+            sm_type t = QUANT_TYPES[k];
+            size_t nb = (size_t)sm_type_row_bytes(t, cols) * (size_t)rows;
+            uint8_t *ref = malloc(nb), *b = malloc(nb);
+            for (int wi = 0; wi < 2; wi++) {
+                q_force_isa(SM_ISA_SCALAR);
+                omp_set_num_threads(1);
+                CHECK(sm_quantize_rows(t, x, ref, rows, cols, wi ? w : NULL) == nb);
+                for (int isa = SM_ISA_SCALAR; isa <= (int)sm_cpu_isa(); isa++) {
+                    q_force_isa((sm_isa)isa);
+                    for (int nt = 1; nt <= 2; nt++) {
+                        omp_set_num_threads(nt);
+                        memset(b, 0x77, nb);
+                        CHECK(sm_quantize_rows(t, x, b, rows, cols, wi ? w : NULL) == nb);
+                        CHECK_MSG(!memcmp(ref, b, nb), "%s%s %lldx%lld: %s with %d thread(s) differs from scalar",
+                                  sm_type_name(t), wi ? "+imatrix" : "", (long long)rows, (long long)cols,
+                                  sm_isa_name((sm_isa)isa), nt);
+                    }
+                }
+            }
+            free(ref);
+            free(b);
+        }
+        free(x);
+        free(w);
+    }
+    q_force_isa(sm_cpu_isa());
+    omp_set_num_threads(saved);
+}
+
+/* ggml's scans keep the first of equal values, so a block's zero min or max carries the sign
+ * of the first zero (it shows in Q4_1/Q5_1's f16 min): the SIMD paths must agree. */
+static void signed_zeros(void) {
+    enum { ROWS = 8, COLS = 256 };
+    static float x[ROWS * COLS];
+    static uint8_t ref[ROWS * 2 * COLS], b[ROWS * 2 * COLS];
+    uint64_t s = 99;
+    for (int r = 0; r < ROWS; r++) {
+        for (int j = 0; j < COLS; j++) {
+            float v = 0.01f + gold_unif(&s);
+            x[r * COLS + j] = r % 2 ? -v : v; /* one-signed rows: the zeros are the min or the max */
+        }
+        for (int blk = 0; blk < COLS / 32; blk++)
+            for (int z = 0; z < 3; z++) x[r * COLS + 32 * blk + (int)(gold_next(&s) % 32)] = gold_next(&s) % 2 ? -0.0f : 0.0f;
+    }
+    for (int j = 192; j < COLS; j++) x[(ROWS - 1) * COLS + j] = j % 3 ? 0.0f : -0.0f; /* all-zero blocks */
     for (size_t k = 0; k < N_QUANT_TYPES; k++) {
         sm_type t = QUANT_TYPES[k];
         size_t nb = (size_t)sm_type_row_bytes(t, COLS) * ROWS;
-        uint8_t *a = malloc(nb), *b = malloc(nb);
-        for (int wi = 0; wi < 2; wi++) {
-            omp_set_num_threads(1);
-            CHECK(sm_quantize_rows(t, x, a, ROWS, COLS, wi ? w : NULL) == nb);
-            omp_set_num_threads(2);
-            CHECK(sm_quantize_rows(t, x, b, ROWS, COLS, wi ? w : NULL) == nb);
-            CHECK_MSG(!memcmp(a, b, nb), "%s: bytes depend on the thread count", sm_type_name(t));
+        q_force_isa(SM_ISA_SCALAR);
+        CHECK(sm_quantize_rows(t, x, ref, ROWS, COLS, NULL) == nb);
+        for (int isa = SM_ISA_AVX2; isa <= (int)sm_cpu_isa(); isa++) {
+            q_force_isa((sm_isa)isa);
+            CHECK(sm_quantize_rows(t, x, b, ROWS, COLS, NULL) == nb);
+            CHECK_MSG(!memcmp(ref, b, nb), "%s: %s differs from scalar on signed zeros", sm_type_name(t),
+                      sm_isa_name((sm_isa)isa));
         }
-        free(a);
-        free(b);
     }
-    omp_set_num_threads(saved);
-    free(x);
+    q_force_isa(sm_cpu_isa());
 }
 
 static void refusals(void) {
@@ -300,6 +348,7 @@ void run_tests(void) {
     fprintf(stderr, "cpu isa: %s\n", sm_isa_name(sm_cpu_isa()));
     TEST(golden_types);
     TEST(golden_plain_and_q8_K);
-    TEST(thread_independence);
+    TEST(isa_and_thread_independence);
+    TEST(signed_zeros);
     TEST(refusals);
 }

@@ -4,8 +4,12 @@
  * every refusal against the formulas computed here in double precision. */
 #include "testlib.h"
 
+#include "calib/calib.h"
 #include "convert/convert.h"
 #include "formats/formats.h"
+#include "model/model.h"
+
+#include <cjson/cJSON.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -346,8 +350,99 @@ static void export_gguf(void) {
     sm_gguf_close(g);
 }
 
+/* tensors of two GGUFs byte-identical */
+static void same_tensors(const char *a, const char *b) {
+    sm_gguf *x, *y;
+    CHECK_OK(sm_gguf_open(a, &x));
+    CHECK_OK(sm_gguf_open(b, &y));
+    if (!x || !y) return;
+    CHECK(sm_gguf_n_tensors(x) == sm_gguf_n_tensors(y));
+    for (size_t i = 0; i < sm_gguf_n_tensors(x); i++) {
+        const sm_tensor *t = sm_gguf_tensor(x, i), *u = sm_gguf_find_tensor(y, t->name);
+        CHECK_MSG(u && u->type == t->type && u->nbytes == t->nbytes && !memcmp(u->data, t->data, t->nbytes), "%s",
+                  t->name);
+    }
+    sm_gguf_close(x);
+    sm_gguf_close(y);
+}
+
+/* convert / quantize --lora merge on the fly: the same tensors as converting the merged copy */
+static void on_the_fly(void) {
+    char args[4096];
+    /* an f32 merged copy: the reference for both on-the-fly paths (a bf16 copy would round twice) */
+    snprintf(args, sizeof args, "lora merge '%s' --adapter '%s' -o '%s' --dtype f32 --quiet",
+             tl_asset("models/tiny-llama-kjv"), tl_asset("models/tiny-llama-kjv-lora-fortunes"), tl_tmp("fly32"));
+    CHECK(tl_run_smelt(args, NULL) == 0);
+    snprintf(args, sizeof args, "convert '%s' -o '%s' --outtype f16 --quiet", tl_tmp("fly32"), tl_tmp("a.gguf"));
+    CHECK(tl_run_smelt(args, NULL) == 0);
+    snprintf(args, sizeof args, "convert '%s' --lora '%s' -o '%s' --outtype f16 --quiet",
+             tl_asset("models/tiny-llama-kjv"), tl_asset("models/tiny-llama-kjv-lora-fortunes"), tl_tmp("b.gguf"));
+    CHECK(tl_run_smelt(args, NULL) == 0);
+    same_tensors(tl_tmp("a.gguf"), tl_tmp("b.gguf"));
+    snprintf(args, sizeof args, "quantize '%s' '%s' Q4_K_M --quiet", tl_tmp("fly32"), tl_tmp("c.gguf"));
+    CHECK(tl_run_smelt(args, NULL) == 0);
+    snprintf(args, sizeof args, "quantize '%s' '%s' Q4_K_M --lora '%s' --quiet", tl_asset("models/tiny-llama-kjv"),
+             tl_tmp("d.gguf"), tl_asset("models/tiny-llama-kjv-lora-fortunes"));
+    CHECK(tl_run_smelt(args, NULL) == 0);
+    same_tensors(tl_tmp("c.gguf"), tl_tmp("d.gguf"));
+    /* --lora with a GGUF input is refused */
+    char *out;
+    snprintf(args, sizeof args, "quantize '%s' '%s' Q8_0 --lora '%s'", tl_tmp("a.gguf"), tl_tmp("e.gguf"),
+             tl_asset("models/tiny-llama-kjv-lora-fortunes"));
+    CHECK(tl_run_smelt(args, &out) == 1);
+    CHECK_MSG(strstr(out, "lora export") != NULL, "%s", out);
+    free(out);
+}
+
+/* smelt's validator on the merged model reproduces the recorded base+LoRA perplexity on
+ * fortunes-eval (n_ctx 256): the first 24 of the 245 chunks against the reference's per-chunk
+ * scores (4 under sanitizers); the whole run is `smelt ppl` in the README's results. */
+static void merged_perplexity(void) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/model.safetensors", tl_tmp("merged"));
+    if (!sm_is_file(p)) { /* made by shared_adapter_matches_reference */
+        CHECK_MSG(0, "merged model missing");
+        return;
+    }
+    size_t len;
+    char *txt = tl_slurp(tl_asset("models/tiny-llama-kjv-lora-fortunes/reference/tokens_fortunes_eval.txt"), &len);
+    char *js = tl_slurp(tl_asset("models/tiny-llama-kjv-lora-fortunes/reference/perplexity.json"), NULL);
+    cJSON *ref = js ? cJSON_Parse(js) : NULL;
+    free(js);
+    if (!txt || !ref) { free(txt); cJSON_Delete(ref); CHECK(0); return; }
+    int32_t *ids = malloc(sizeof(int32_t) * (len / 2 + 1));
+    int64_t n = 0;
+    char *q = txt, *end;
+    for (long v; (v = strtol(q, &end, 10)), end != q; q = end) ids[n++] = (int32_t)v;
+    free(txt);
+    CHECK(n == 62789);
+    sm_model *m = NULL;
+    CHECK_OK(sm_model_load(tl_tmp("merged"), NULL, &m));
+    if (m) {
+        sm_ppl_opts o = {.n_ctx = 256, .n_chunks = 24, .bos_id = 1, .quiet = true};
+#if defined(__SANITIZE_ADDRESS__)
+        o.n_chunks = 4;
+#endif
+        sm_ppl_result r;
+        CHECK_OK(sm_perplexity(m, ids, n, &o, &r));
+        const cJSON *mf = cJSON_GetObjectItem(ref, "merged_f32");
+        const cJSON *per = cJSON_GetObjectItem(mf, "per_chunk_mean_nll");
+        double sum = 0;
+        for (int64_t c = 0; c < r.n_chunks; c++) sum += cJSON_GetArrayItem(per, (int)c)->valuedouble;
+        double want = r.n_chunks == 245 ? cJSON_GetObjectItem(mf, "ppl")->valuedouble : exp(sum / (double)r.n_chunks);
+        fprintf(stderr, "  merged model ppl %.4f over %lld chunks (reference %.4f)\n", r.ppl, (long long)r.n_chunks, want);
+        CHECK_MSG(fabs(r.ppl / want - 1) < 1e-3, "ppl %f vs %f", r.ppl, want);
+        sm_ppl_result_free(&r);
+        sm_model_free(m);
+    }
+    free(ids);
+    cJSON_Delete(ref);
+}
+
 void run_tests(void) {
+    TEST(on_the_fly);
     TEST(shared_adapter_matches_reference);
+    TEST(merged_perplexity);
     TEST(variants);
     TEST(refusals);
     TEST(export_gguf);

@@ -215,7 +215,36 @@ static void refusals(void) {
     CHECK(access(tl_tmp("x.gguf"), F_OK) != 0);
 }
 
+/* An HF directory quantized in one pass gives the tensors of convert-then-quantize. */
+static void hf_input(void) {
+    char args[4096];
+    snprintf(args, sizeof args, "convert '%s' -o '%s' --outtype f32 --quiet", tl_asset("models/tiny-llama-kjv"),
+             tl_tmp("kjv-f32.gguf"));
+    CHECK(tl_run_smelt(args, NULL) == 0);
+    snprintf(args, sizeof args, "quantize '%s' '%s' Q4_K_M --quiet", tl_tmp("kjv-f32.gguf"), tl_tmp("two-step.gguf"));
+    CHECK(tl_run_smelt(args, NULL) == 0);
+    snprintf(args, sizeof args, "quantize '%s' '%s' Q4_K_M --quiet --json", tl_asset("models/tiny-llama-kjv"),
+             tl_tmp("one-pass.gguf"));
+    CHECK(tl_run_smelt(args, NULL) == 0);
+    sm_gguf *x, *y;
+    CHECK_OK(sm_gguf_open(tl_tmp("two-step.gguf"), &x));
+    CHECK_OK(sm_gguf_open(tl_tmp("one-pass.gguf"), &y));
+    if (!x || !y) return;
+    uint64_t ft = 0;
+    CHECK_OK(sm_gguf_get_u64(y, "general.file_type", &ft));
+    CHECK(ft == 15);
+    CHECK(sm_gguf_n_tensors(x) == 39 && sm_gguf_n_tensors(y) == 39);
+    for (size_t i = 0; i < sm_gguf_n_tensors(x); i++) {
+        const sm_tensor *t = sm_gguf_tensor(x, i), *u = sm_gguf_find_tensor(y, t->name);
+        CHECK_MSG(u && u->type == t->type && u->nbytes == t->nbytes && !memcmp(u->data, t->data, t->nbytes), "%s",
+                  t->name);
+    }
+    sm_gguf_close(x);
+    sm_gguf_close(y);
+}
+
 void run_tests(void) {
+    TEST(hf_input);
     TEST(q4_k_m);
     TEST(threads_do_not_matter);
     TEST(imatrix_and_overrides);

@@ -1,0 +1,242 @@
+/* cmd_ppl.c - `smelt ppl MODEL`: perplexity and KL divergence with llama.cpp's protocol. */
+#include "cli.h"
+
+#include "calib/calib.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const char USAGE[] =
+    "usage: smelt ppl MODEL (--text FILE | --tokens FILE | --kld BASE) [options]\n"
+    "\n"
+    "Perplexity of MODEL (GGUF file, Hugging Face directory or llama2.c checkpoint) with\n"
+    "llama.cpp's protocol: the text is tokenized whole (BOS first when the vocabulary adds\n"
+    "one), cut into chunks of --ctx tokens, each chunk evaluated alone with BOS as its first\n"
+    "token, and the second half of every chunk scored. Numbers are comparable with\n"
+    "llama-perplexity -c CTX, and do not depend on --threads.\n"
+    "\n"
+    "options:\n"
+    "  --text FILE         text to evaluate\n"
+    "  --tokens FILE       pre-tokenized input: token ids separated by white space, used as is\n"
+    "  --ctx N             tokens per chunk (default 512)\n"
+    "  --chunks N          evaluate only the first N chunks\n"
+    "  --batch N           tokens per forward batch (default: --ctx)\n"
+    "  --threads N         threads (default: all cores, or SMELT_THREADS)\n"
+    "  --save-logits F     also save the model's log-probabilities to F (16 bits each, the\n"
+    "                      format of llama-perplexity --kl-divergence-base) for a later --kld\n"
+    "  --kld F             KL divergence against log-probabilities saved in F (by --save-logits\n"
+    "                      or by llama-perplexity --kl-divergence-base); the tokens and --ctx\n"
+    "                      come from F\n"
+    "  --vocab FILE        tokenizer to use (SentencePiece .model), e.g. for llama2.c models\n"
+    "  --json              print one JSON object on stdout\n"
+    "  --quiet             no progress bar\n"
+    "  --device cpu|cuda   where to compute (default cpu). cuda needs a build with CUDA and a\n"
+    "                      usable GPU, and exits with status 1 otherwise (no silent fallback)\n";
+
+/* Whitespace-separated decimal token ids. */
+static int read_token_file(const char *path, int32_t **out, int64_t *n_out) {
+    char *txt;
+    size_t len;
+    if (sm_read_file(path, (size_t)1 << 31, &txt, &len)) return -1;
+    int32_t *ids = malloc(sizeof(int32_t) * (len / 2 + 1));
+    if (!ids) {
+        free(txt);
+        return sm_error("out of memory");
+    }
+    int64_t n = 0;
+    char *p = txt;
+    while (*p) {
+        while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ' ' && *end != '\n' && *end != '\t' && *end != '\r')) {
+            int rc = sm_error("%s: offset %lld: expected a token id (a non-negative integer)", path, (long long)(p - txt));
+            free(ids);
+            free(txt);
+            return rc;
+        }
+        ids[n++] = (int32_t)v;
+        p = end;
+    }
+    free(txt);
+    *out = ids;
+    *n_out = n;
+    return 0;
+}
+
+/* The whole file as one string, BOS first when the vocabulary adds it (llama.cpp). */
+static int tokenize_file(const sm_tokenizer *t, const char *path, int32_t **out, int64_t *n_out) {
+    char *txt;
+    size_t len, n = 0;
+    if (sm_read_file(path, (size_t)1 << 31, &txt, &len)) return -1;
+    int rc = sm_tokenize(t, txt, len, SM_TOK_ADD_SPECIAL, out, &n);
+    free(txt);
+    if (rc) return sm_error_ctx("%s", path);
+    *n_out = (int64_t)n;
+    return 0;
+}
+
+static void add_dist(cJSON *j, const char *prefix, const sm_dist *d) {
+    const struct { const char *k; double v; } F[] = {
+        {"min", d->min}, {"p01", d->p01}, {"p1", d->p1}, {"p5", d->p5}, {"p10", d->p10}, {"p25", d->p25},
+        {"median", d->median}, {"p75", d->p75}, {"p90", d->p90}, {"p95", d->p95}, {"p99", d->p99},
+        {"p999", d->p999}, {"max", d->max}};
+    char k[64];
+    for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
+        snprintf(k, sizeof k, "%s_%s", prefix, F[i].k);
+        cJSON_AddNumberToObject(j, k, F[i].v);
+    }
+}
+
+static void print_json(const sm_ppl_result *r, int64_t n_tokens, int threads, const char *device) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "ppl", r->ppl);
+    cJSON_AddNumberToObject(j, "ppl_stderr", r->ppl_stderr);
+    cJSON_AddNumberToObject(j, "mean_nll", r->mean_nll);
+    cJSON_AddNumberToObject(j, "n_ctx", (double)r->n_ctx);
+    cJSON_AddNumberToObject(j, "n_chunks", (double)r->n_chunks);
+    cJSON_AddNumberToObject(j, "n_scored", (double)r->n_scored);
+    cJSON_AddNumberToObject(j, "n_tokens", (double)n_tokens);
+    cJSON_AddNumberToObject(j, "seconds", r->seconds);
+    cJSON_AddNumberToObject(j, "tokens_per_second", r->tokens_per_second);
+    cJSON_AddNumberToObject(j, "threads", threads);
+    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
+    cJSON_AddStringToObject(j, "device", device);
+    cJSON *chunks = cJSON_AddArrayToObject(j, "chunk_mean_nll");
+    for (int64_t c = 0; c < r->n_chunks; c++) cJSON_AddItemToArray(chunks, cJSON_CreateNumber(r->chunk_nll[c]));
+    if (r->has_kld) {
+        cJSON_AddNumberToObject(j, "ppl_base", r->ppl_base);
+        cJSON_AddNumberToObject(j, "ppl_base_stderr", r->ppl_base_stderr);
+        cJSON_AddNumberToObject(j, "delta_ppl", r->delta_ppl);
+        cJSON_AddNumberToObject(j, "delta_ppl_stderr", r->delta_ppl_stderr);
+        cJSON_AddNumberToObject(j, "ppl_ratio", r->ppl_ratio);
+        cJSON_AddNumberToObject(j, "ppl_ratio_stderr", r->ppl_ratio_stderr);
+        cJSON_AddNumberToObject(j, "ln_ppl_ratio", r->ln_ppl_ratio);
+        cJSON_AddNumberToObject(j, "ln_ppl_ratio_stderr", r->ln_ppl_ratio_stderr);
+        cJSON_AddNumberToObject(j, "ppl_correlation", r->ppl_correlation);
+        cJSON_AddNumberToObject(j, "kld_mean", r->kld_mean);
+        cJSON_AddNumberToObject(j, "kld_stderr", r->kld_stderr);
+        add_dist(j, "kld", &r->kld);
+        cJSON_AddNumberToObject(j, "dp_mean", r->dp_mean);
+        cJSON_AddNumberToObject(j, "dp_stderr", r->dp_stderr);
+        add_dist(j, "dp", &r->dp);
+        cJSON_AddNumberToObject(j, "rms_dp", r->rms_dp);
+        cJSON_AddNumberToObject(j, "rms_dp_stderr", r->rms_dp_stderr);
+        cJSON_AddNumberToObject(j, "top1_agreement", r->top1_agreement);
+        cJSON_AddNumberToObject(j, "top1_agreement_stderr", r->top1_stderr);
+    }
+    cli_print_json(j);
+}
+
+static void print_text(const sm_ppl_result *r, int threads) {
+    printf("chunks %lld x %lld tokens, %lld scored, %.2f s, %.1f tokens/s (%d threads, %s)\n",
+           (long long)r->n_chunks, (long long)r->n_ctx, (long long)r->n_scored, r->seconds, r->tokens_per_second,
+           threads, sm_isa_name(sm_kernels_isa()));
+    if (!r->has_kld) {
+        printf("PPL = %.4f +/- %.5f\n", r->ppl, r->ppl_stderr);
+        return;
+    }
+    printf("====== Perplexity statistics ======\n");
+    printf("Mean PPL(Q)                   : %10.6f +/- %10.6f\n", r->ppl, r->ppl_stderr);
+    printf("Mean PPL(base)                : %10.6f +/- %10.6f\n", r->ppl_base, r->ppl_base_stderr);
+    printf("Cor(ln(PPL(Q)), ln(PPL(base))): %6.2f%%\n", 100.0 * r->ppl_correlation);
+    printf("Mean ln(PPL(Q)/PPL(base))     : %10.6f +/- %10.6f\n", r->ln_ppl_ratio, r->ln_ppl_ratio_stderr);
+    printf("Mean PPL(Q)/PPL(base)         : %10.6f +/- %10.6f\n", r->ppl_ratio, r->ppl_ratio_stderr);
+    printf("Mean PPL(Q)-PPL(base)         : %10.6f +/- %10.6f\n\n", r->delta_ppl, r->delta_ppl_stderr);
+    printf("====== KL divergence statistics ======\n");
+    printf("Mean    KLD: %10.6f +/- %10.6f\n", r->kld_mean, r->kld_stderr);
+    const sm_dist *k = &r->kld;
+    printf("Maximum KLD: %10.6f\n99.9%%   KLD: %10.6f\n99.0%%   KLD: %10.6f\n95.0%%   KLD: %10.6f\n"
+           "90.0%%   KLD: %10.6f\nMedian  KLD: %10.6f\n10.0%%   KLD: %10.6f\n 5.0%%   KLD: %10.6f\n"
+           " 1.0%%   KLD: %10.6f\n 0.1%%   KLD: %10.6f\nMinimum KLD: %10.6f\n\n",
+           k->max, k->p999, k->p99, k->p95, k->p90, k->median, k->p10, k->p5, k->p1, k->p01, k->min);
+    printf("====== Token probability statistics ======\n");
+    const sm_dist *d = &r->dp;
+    printf("Mean    dp: %6.3f +/- %5.3f %%\n", 100.0 * r->dp_mean, 100.0 * r->dp_stderr);
+    printf("Maximum dp: %6.3f%%\n99.9%%   dp: %6.3f%%\n99.0%%   dp: %6.3f%%\n95.0%%   dp: %6.3f%%\n"
+           "90.0%%   dp: %6.3f%%\n75.0%%   dp: %6.3f%%\nMedian  dp: %6.3f%%\n25.0%%   dp: %6.3f%%\n"
+           "10.0%%   dp: %6.3f%%\n 5.0%%   dp: %6.3f%%\n 1.0%%   dp: %6.3f%%\n 0.1%%   dp: %6.3f%%\n"
+           "Minimum dp: %6.3f%%\n",
+           100 * d->max, 100 * d->p999, 100 * d->p99, 100 * d->p95, 100 * d->p90, 100 * d->p75, 100 * d->median,
+           100 * d->p25, 100 * d->p10, 100 * d->p5, 100 * d->p1, 100 * d->p01, 100 * d->min);
+    printf("RMS dp    : %6.3f +/- %5.3f %%\n", 100.0 * r->rms_dp, 100.0 * r->rms_dp_stderr);
+    printf("Same top p: %6.3f +/- %5.3f %%\n", 100.0 * r->top1_agreement, 100.0 * r->top1_stderr);
+}
+
+static int run(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *tokens_path = NULL, *kld = NULL, *vocab = NULL, *device = "cpu";
+    bool json = false;
+    sm_ppl_opts o = {.n_ctx = 512, .bos_id = -1};
+    int threads = sm_num_threads();
+    const char *v;
+    for (int i = 1; i < argc; i++) {
+        if (cli_opt(argc, argv, &i, "--text", &v)) text = v;
+        else if (cli_opt(argc, argv, &i, "--tokens", &v)) tokens_path = v;
+        else if (cli_opt(argc, argv, &i, "--ctx", &v)) o.n_ctx = cli_long("--ctx", v, 4, 1 << 20);
+        else if (cli_opt(argc, argv, &i, "--chunks", &v)) o.n_chunks = cli_long("--chunks", v, 1, 1L << 30);
+        else if (cli_opt(argc, argv, &i, "--batch", &v)) o.n_batch = cli_long("--batch", v, 1, 1 << 20);
+        else if (cli_opt(argc, argv, &i, "--threads", &v)) threads = (int)cli_long("--threads", v, 1, 4096);
+        else if (cli_opt(argc, argv, &i, "--save-logits", &v)) o.save_logits = v;
+        else if (cli_opt(argc, argv, &i, "--kld", &v)) kld = v;
+        else if (cli_opt(argc, argv, &i, "--vocab", &v)) vocab = v;
+        else if (cli_opt(argc, argv, &i, "--device", &v)) device = v;
+        else if (cli_flag(argv, &i, "--json")) json = true;
+        else if (cli_flag(argv, &i, "--quiet")) o.quiet = true;
+        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_ppl, "unknown option %s", argv[i]);
+        else if (!model) model = argv[i];
+        else return cli_usage_error(&sm_cmd_ppl, "unexpected argument %s", argv[i]);
+    }
+    if (!model) return cli_usage_error(&sm_cmd_ppl, "expected MODEL");
+    if (!!text + !!tokens_path + !!kld != 1)
+        return cli_usage_error(&sm_cmd_ppl, "give exactly one of --text, --tokens and --kld");
+    if (kld && o.save_logits) return cli_usage_error(&sm_cmd_ppl, "--save-logits and --kld cannot be combined");
+    if (strcmp(device, "cpu") && strcmp(device, "cuda"))
+        return cli_usage_error(&sm_cmd_ppl, "--device expects cpu or cuda, got '%s'", device);
+    if (!strcmp(device, "cuda")) { /* no silent fallback: a GPU run that ran on the CPU would mislead */
+        const char *why = NULL;
+        if (!sm_cuda_available(&why)) return cli_fail("ppl", "--device cuda: no usable CUDA device (%s)", why);
+        o.device = SM_DEVICE_CUDA;
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    if (json) o.quiet = true;
+
+    sm_model *m = NULL;
+    if (sm_model_load(model, vocab, &m)) return cli_fail_last("ppl");
+    /* BOS replaces each chunk's first token when the vocabulary adds BOS (llama.cpp); token
+     * ids given to a model without a tokenizer (llama2.c) follow the Llama convention, id 1 */
+    const sm_tokenizer *tok = NULL;
+    int rc = 0;
+    o.bos_id = 1;
+    if (sm_model_tokenizer(m, &tok) == 0) rc = sm_ppl_chunk_bos(tok, &o.bos_id);
+    else if (text) rc = -1;
+    else sm_clear_error();
+    int32_t *ids = NULL;
+    int64_t n_ids = 0;
+    sm_ppl_result r;
+    if (rc == 0 && kld) {
+        rc = sm_kl_divergence(m, kld, &o, &r);
+    } else if (rc == 0) {
+        if (tokens_path) rc = read_token_file(tokens_path, &ids, &n_ids);
+        else rc = tokenize_file(tok, text, &ids, &n_ids);
+        if (rc == 0) rc = sm_perplexity(m, ids, n_ids, &o, &r);
+    }
+    free(ids);
+    sm_model_free(m);
+    if (rc) return cli_fail_last("ppl");
+    if (json) print_json(&r, kld ? r.n_chunks * r.n_ctx : n_ids, threads, device);
+    else print_text(&r, threads);
+    sm_ppl_result_free(&r);
+    return 0;
+}
+
+const sm_command sm_cmd_ppl = {"ppl", "perplexity and KL divergence of a model on a text", USAGE, run};

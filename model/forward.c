@@ -1,0 +1,255 @@
+/* forward.c - evaluation contexts (KV cache, scratch) and the decoder forward pass:
+ * embedding, then per layer RMSNorm -> q/k/v (+bias) -> RoPE -> attention -> output
+ * projection + residual -> RMSNorm -> SiLU-gated FFN + residual, then the final norm and
+ * the logits. Tokens are processed in batches with feature-major activations, so every
+ * projection is one matrix product that reads and writes the batch buffers in place.
+ * Element-wise work never mixes tokens, so results do not depend on the thread count. */
+#include "runtime_internal.h"
+
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CTX (1 << 24)
+/* element-wise loops smaller than this (in elements) run on one thread */
+#define PAR_MIN (1 << 16)
+
+/* ---- contexts ---- */
+
+static void *xalloc(size_t n, size_t size) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (n ? n : 1) * size)) return NULL;
+    return p;
+}
+
+int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context **out) {
+    *out = NULL;
+    if (n_ctx <= 0 || n_ctx > MAX_CTX) return sm_error("context size %lld is out of range", (long long)n_ctx);
+    if (n_batch <= 0 || n_batch > n_ctx) n_batch = n_ctx;
+    sm_context *c = calloc(1, sizeof *c);
+    if (!c) return sm_error("out of memory");
+    c->m = m;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    c->ld = (n_batch + 15) & ~(int64_t)15;
+    const sm_hparams *hp = &m->hp;
+    const size_t cache = (size_t)hp->n_layer * (size_t)m->kv_dim * (size_t)n_ctx;
+    const size_t half = (size_t)m->head_dim / 2, ld = (size_t)c->ld;
+    const size_t logit_rows = hp->n_vocab < SM_LOGIT_ROWS ? (size_t)hp->n_vocab : SM_LOGIT_ROWS;
+    c->k_cache = xalloc(cache, sizeof(float));
+    c->v_cache = xalloc(cache, sizeof(float));
+    c->rope_cos = xalloc((size_t)n_ctx * half, sizeof(float));
+    c->rope_sin = xalloc((size_t)n_ctx * half, sizeof(float));
+    c->x = xalloc(ld * (size_t)hp->n_embd, sizeof(float));
+    c->xn = xalloc(ld * (size_t)hp->n_embd, sizeof(float));
+    c->tmp = xalloc(ld * (size_t)hp->n_embd, sizeof(float));
+    c->q = xalloc(ld * (size_t)m->q_dim, sizeof(float));
+    c->att = xalloc(ld * (size_t)m->q_dim, sizeof(float));
+    c->k = xalloc(ld * (size_t)m->kv_dim, sizeof(float));
+    c->v = xalloc(ld * (size_t)m->kv_dim, sizeof(float));
+    c->gate = xalloc(ld * (size_t)hp->n_ff, sizeof(float));
+    c->up = xalloc(ld * (size_t)hp->n_ff, sizeof(float));
+    c->logits_t = xalloc(ld * logit_rows, sizeof(float));
+    c->ss = xalloc((size_t)n_batch, sizeof(double));
+    if (!c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin || !c->x || !c->xn || !c->tmp || !c->q ||
+        !c->att || !c->k || !c->v || !c->gate || !c->up || !c->logits_t || !c->ss) {
+        sm_context_free(c);
+        return sm_error("out of memory for a context of %lld positions (KV cache %.1f MiB)", (long long)n_ctx,
+                        2.0 * (double)cache * sizeof(float) / 1048576.0);
+    }
+    /* angles in double, so a late position is as exact as an early one */
+    for (size_t i = 0; i < half; i++)
+        for (int64_t p = 0; p < n_ctx; p++) {
+            const double a = (double)p * m->rope_freq[i];
+            c->rope_cos[i * (size_t)n_ctx + (size_t)p] = (float)cos(a);
+            c->rope_sin[i * (size_t)n_ctx + (size_t)p] = (float)sin(a);
+        }
+    *out = c;
+    return 0;
+}
+
+int sm_context_new_on(const sm_model *m, sm_device device, int64_t n_ctx, int64_t n_batch, sm_context **out) {
+    if (device == SM_DEVICE_CPU) return sm_context_new(m, n_ctx, n_batch, out);
+    *out = NULL;
+    if (n_ctx <= 0 || n_ctx > MAX_CTX) return sm_error("context size %lld is out of range", (long long)n_ctx);
+    sm_context *c = calloc(1, sizeof *c);
+    if (!c) return sm_error("out of memory");
+    c->m = m;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch > 0 && n_batch < n_ctx ? n_batch : n_ctx;
+    if (sm_cuda_net_for_model(m, n_ctx, &c->cuda)) {
+        free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void sm_context_free(sm_context *c) {
+    if (!c) return;
+    sm_cuda_net_free(c->cuda);
+    void *bufs[] = {c->k_cache, c->v_cache, c->rope_cos, c->rope_sin, c->x, c->xn, c->tmp, c->q,
+                    c->att, c->k, c->v, c->gate, c->up, c->logits_t, c->ss};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(c);
+}
+
+int64_t sm_context_n_ctx(const sm_context *c) { return c->n_ctx; }
+void sm_context_clear(sm_context *c) { c->n_past = 0; }
+
+/* ---- element-wise pieces (feature-major: row f, token t at a[f*ld + t]) ---- */
+
+/* y = x / rms(x) * w for tokens [0, n) of x, written to tokens [0, n) of y. */
+static void rms_norm(sm_context *c, const float *x, const float *w, float *y, int64_t n) {
+    const int64_t E = c->m->hp.n_embd, ld = c->ld;
+    double *ss = c->ss;
+    for (int64_t t = 0; t < n; t++) ss[t] = 0;
+    for (int64_t f = 0; f < E; f++)
+        for (int64_t t = 0; t < n; t++) ss[t] += (double)x[f * ld + t] * x[f * ld + t];
+    for (int64_t t = 0; t < n; t++) ss[t] = 1.0 / sqrt(ss[t] / (double)E + (double)c->m->hp.rms_eps);
+#pragma omp parallel for schedule(static) if (E * n >= PAR_MIN)
+    for (int64_t f = 0; f < E; f++)
+        for (int64_t t = 0; t < n; t++) y[f * ld + t] = (x[f * ld + t] * (float)ss[t]) * w[f];
+}
+
+/* Rotate n_heads heads of the batch's n tokens at positions pos0... */
+static void rope(const sm_context *c, float *v, int64_t n_heads, int64_t n, int64_t pos0) {
+    const int64_t hd = c->m->head_dim, half = hd / 2, ld = c->ld;
+#pragma omp parallel for schedule(static) if (n_heads * hd * n >= PAR_MIN)
+    for (int64_t hi = 0; hi < n_heads * half; hi++) {
+        const int64_t h = hi / half, i = hi % half;
+        const int64_t fa = h * hd + (c->m->rope == SM_ROPE_NORM ? 2 * i : i);
+        const int64_t fb = fa + (c->m->rope == SM_ROPE_NORM ? 1 : half);
+        float *a = v + fa * ld, *b = v + fb * ld;
+        const float *cs = c->rope_cos + i * c->n_ctx + pos0, *sn = c->rope_sin + i * c->n_ctx + pos0;
+        for (int64_t t = 0; t < n; t++) {
+            const float xa = a[t], xb = b[t];
+            a[t] = xa * cs[t] - xb * sn[t];
+            b[t] = xa * sn[t] + xb * cs[t];
+        }
+    }
+}
+
+static void add_bias(const sm_context *c, float *v, const float *b, int64_t rows, int64_t n) {
+    if (!b) return;
+    for (int64_t f = 0; f < rows; f++)
+        for (int64_t t = 0; t < n; t++) v[f * c->ld + t] += b[f];
+}
+
+static void add(const sm_context *c, float *x, const float *d, int64_t rows, int64_t n) {
+#pragma omp parallel for schedule(static) if (rows * n >= PAR_MIN)
+    for (int64_t f = 0; f < rows; f++)
+        for (int64_t t = 0; t < n; t++) x[f * c->ld + t] += d[f * c->ld + t];
+}
+
+static int matmul(const sm_context *c, const sm_weight *w, const float *x, int64_t n, float *y) {
+    return sm_matmul(w->type, w->data, w->stride, w->rows, w->cols, x, c->ld, n, y, c->ld);
+}
+
+/* ---- one batch ---- */
+
+static int layer(sm_context *c, int64_t l, int64_t n, int64_t pos0) {
+    const sm_model *m = c->m;
+    const sm_hparams *hp = &m->hp;
+    const sm_layer_weights *L = &m->layers[l];
+    const int64_t E = hp->n_embd, KV = m->kv_dim, F = hp->n_ff, hd = m->head_dim, ld = c->ld;
+
+    rms_norm(c, c->x, L->attn_norm, c->xn, n);
+    if (matmul(c, &L->wq, c->xn, n, c->q) || matmul(c, &L->wk, c->xn, n, c->k) || matmul(c, &L->wv, c->xn, n, c->v))
+        return -1;
+    add_bias(c, c->q, L->bq, m->q_dim, n);
+    add_bias(c, c->k, L->bk, KV, n);
+    add_bias(c, c->v, L->bv, KV, n);
+    rope(c, c->q, hp->n_head, n, pos0);
+    rope(c, c->k, hp->n_head_kv, n, pos0);
+
+    float *kc = c->k_cache + (size_t)l * KV * c->n_ctx, *vc = c->v_cache + (size_t)l * KV * c->n_ctx;
+    for (int64_t h = 0; h < hp->n_head_kv; h++)
+        for (int64_t d = 0; d < hd; d++) {
+            const float *ks = c->k + (h * hd + d) * ld;
+            float *kd = kc + ((size_t)h * c->n_ctx + (size_t)pos0) * hd + d;
+            for (int64_t t = 0; t < n; t++) kd[t * hd] = ks[t];
+            memcpy(vc + ((size_t)h * hd + (size_t)d) * c->n_ctx + pos0, c->v + (h * hd + d) * ld, sizeof(float) * (size_t)n);
+        }
+    if (sm_attention(c, l, c->q, n, pos0, c->att)) return -1;
+    if (matmul(c, &L->wo, c->att, n, c->tmp)) return -1;
+    add_bias(c, c->tmp, L->bo, E, n);
+    add(c, c->x, c->tmp, E, n);
+
+    rms_norm(c, c->x, L->ffn_norm, c->xn, n);
+    if (matmul(c, &L->gate, c->xn, n, c->gate) || matmul(c, &L->up, c->xn, n, c->up)) return -1;
+    add_bias(c, c->gate, L->bgate, F, n);
+    add_bias(c, c->up, L->bup, F, n);
+#pragma omp parallel for schedule(static) if (F * n >= PAR_MIN)
+    for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(c->gate + f * ld, c->up + f * ld, n);
+    if (matmul(c, &L->down, c->gate, n, c->tmp)) return -1;
+    add_bias(c, c->tmp, L->bdown, E, n);
+    add(c, c->x, c->tmp, E, n);
+    return 0;
+}
+
+/* logits[t][v] for tokens [out_first, n) of the batch */
+static int logits_out(sm_context *c, int64_t n, int64_t out_first, float *logits) {
+    const sm_model *m = c->m;
+    const int64_t E = m->hp.n_embd, V = m->hp.n_vocab, n_out = n - out_first, ld = c->ld;
+    /* normalise the wanted tokens into columns [0, n_out) */
+    for (int64_t f = 0; f < E; f++) memmove(c->tmp + f * ld, c->x + f * ld + out_first, sizeof(float) * (size_t)n_out);
+    rms_norm(c, c->tmp, m->output_norm, c->xn, n_out);
+    const sm_weight *w = &m->output;
+    for (int64_t v0 = 0; v0 < V; v0 += SM_LOGIT_ROWS) {
+        const int64_t rows = V - v0 < SM_LOGIT_ROWS ? V - v0 : SM_LOGIT_ROWS;
+        if (sm_matmul(w->type, (const char *)w->data + (size_t)v0 * w->stride, w->stride, rows, E, c->xn, ld, n_out,
+                      c->logits_t, ld))
+            return -1;
+#pragma omp parallel for schedule(static) if (rows * n_out >= PAR_MIN)
+        for (int64_t t = 0; t < n_out; t++)
+            for (int64_t r = 0; r < rows; r++) logits[t * V + v0 + r] = c->logits_t[r * ld + t];
+    }
+    return 0;
+}
+
+static int batch(sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0, int64_t out_first, float *logits) {
+    const sm_model *m = c->m;
+    const sm_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, ld = c->ld;
+    for (int64_t t = 0; t < n; t++) {
+        float *row = c->tmp; /* E floats of scratch */
+        if (sm_row_to_f32(m->tok_embd.type, (const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.stride,
+                          row, E))
+            return -1;
+        for (int64_t f = 0; f < E; f++) c->x[f * ld + t] = row[f];
+    }
+    for (int64_t l = 0; l < hp->n_layer; l++)
+        if (layer(c, l, n, pos0)) return -1;
+    if (!logits || out_first >= n) return 0;
+    return logits_out(c, n, out_first, logits);
+}
+
+int sm_model_eval(const sm_model *m, sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0,
+                  int64_t out_first, float *logits) {
+    if (c->m != m) return sm_error("evaluation context belongs to another model");
+    if (n < 0 || pos0 < 0 || pos0 > c->n_past || pos0 + n > c->n_ctx)
+        return sm_error("cannot evaluate %lld tokens at position %lld: the context holds %lld of %lld positions",
+                        (long long)n, (long long)pos0, (long long)c->n_past, (long long)c->n_ctx);
+    if (out_first < 0) out_first = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
+            return sm_error("token id %d at index %lld is outside the vocabulary (%lld tokens)", tokens[i],
+                            (long long)i, (long long)m->hp.n_vocab);
+    c->n_past = pos0;
+    if (c->cuda) {
+        if (sm_cuda_net_eval(c->cuda, tokens, n, pos0, out_first, logits)) return -1;
+        c->n_past = pos0 + n;
+        return 0;
+    }
+    for (int64_t b0 = 0; b0 < n; b0 += c->n_batch) {
+        const int64_t nb = n - b0 < c->n_batch ? n - b0 : c->n_batch;
+        const int64_t first = out_first > b0 ? out_first - b0 : 0;
+        float *out = logits && first < nb ? logits + (b0 + first - out_first) * m->hp.n_vocab : NULL;
+        if (batch(c, tokens + b0, nb, pos0 + b0, first, out)) return -1;
+        c->n_past = pos0 + b0 + nb;
+    }
+    return 0;
+}

@@ -1,0 +1,56 @@
+/* forward_cuda.c - hand a loaded model to the CUDA decoder: every tensor is converted to
+ * float on the host one at a time (so host memory holds at most one tensor's floats) and
+ * copied to the device. */
+#include "runtime_internal.h"
+
+#include "kernels/kernels.h"
+
+#include <stdlib.h>
+
+static int upload_matrix(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const sm_weight *w) {
+    float *buf = malloc(sizeof(float) * (size_t)w->rows * (size_t)w->cols);
+    if (!buf) return sm_error("out of memory converting a %lld x %lld tensor for the GPU", (long long)w->rows,
+                              (long long)w->cols);
+    int rc = 0;
+    for (int64_t r = 0; r < w->rows && rc == 0; r++)
+        rc = sm_row_to_f32(w->type, (const char *)w->data + (size_t)r * w->stride, buf + r * w->cols, w->cols);
+    if (rc == 0) rc = sm_cuda_net_upload(net, which, layer, buf, w->rows * w->cols);
+    free(buf);
+    return rc;
+}
+
+static int upload_vector(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const float *v, int64_t n) {
+    return v ? sm_cuda_net_upload(net, which, layer, v, n) : 0;
+}
+
+int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, sm_cuda_net **out) {
+    const sm_hparams *hp = &m->hp;
+    const sm_cuda_dims d = {.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_ff = hp->n_ff, .n_layer = hp->n_layer,
+                            .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = m->head_dim, .n_ctx = n_ctx,
+                            .rms_eps = hp->rms_eps, .rope_neox = m->rope == SM_ROPE_NEOX, .rope_freq = m->rope_freq};
+    sm_cuda_net *net = NULL;
+    if (sm_cuda_net_new(&d, &net)) {
+        sm_cuda_net_free(net);
+        return -1;
+    }
+    const int64_t E = hp->n_embd, F = hp->n_ff, Q = m->q_dim, KV = m->kv_dim;
+    int rc = upload_matrix(net, SM_CT_TOK_EMBD, -1, &m->tok_embd) || upload_matrix(net, SM_CT_OUTPUT, -1, &m->output) ||
+             upload_vector(net, SM_CT_OUTPUT_NORM, -1, m->output_norm, E);
+    for (int64_t l = 0; l < hp->n_layer && !rc; l++) {
+        const sm_layer_weights *L = &m->layers[l];
+        rc = upload_vector(net, SM_CT_ATTN_NORM, l, L->attn_norm, E) || upload_vector(net, SM_CT_FFN_NORM, l, L->ffn_norm, E) ||
+             upload_matrix(net, SM_CT_WQ, l, &L->wq) || upload_matrix(net, SM_CT_WK, l, &L->wk) ||
+             upload_matrix(net, SM_CT_WV, l, &L->wv) || upload_matrix(net, SM_CT_WO, l, &L->wo) ||
+             upload_matrix(net, SM_CT_GATE, l, &L->gate) || upload_matrix(net, SM_CT_UP, l, &L->up) ||
+             upload_matrix(net, SM_CT_DOWN, l, &L->down) || upload_vector(net, SM_CT_BQ, l, L->bq, Q) ||
+             upload_vector(net, SM_CT_BK, l, L->bk, KV) || upload_vector(net, SM_CT_BV, l, L->bv, KV) ||
+             upload_vector(net, SM_CT_BO, l, L->bo, E) || upload_vector(net, SM_CT_BGATE, l, L->bgate, F) ||
+             upload_vector(net, SM_CT_BUP, l, L->bup, F) || upload_vector(net, SM_CT_BDOWN, l, L->bdown, E);
+    }
+    if (rc) {
+        sm_cuda_net_free(net);
+        return -1;
+    }
+    *out = net;
+    return 0;
+}

@@ -1,0 +1,70 @@
+/* runtime_internal.h - the loaded model as the forward pass sees it (model/weights.c fills
+ * it, model/forward.c and model/attention.c use it). */
+#ifndef SMELT_RUNTIME_INTERNAL_H
+#define SMELT_RUNTIME_INTERNAL_H
+
+#include "model.h"
+
+/* A weight matrix in its stored type: rows x cols, row r at data + r*stride. */
+typedef struct sm_weight {
+    sm_type type;
+    const void *data;
+    size_t stride;
+    int64_t rows, cols;
+} sm_weight;
+
+typedef struct sm_layer_weights {
+    float *attn_norm, *ffn_norm; /* n_embd */
+    float *bq, *bk, *bv, *bo;    /* biases: NULL when the model has none */
+    float *bgate, *bup, *bdown;
+    sm_weight wq, wk, wv, wo, gate, up, down;
+} sm_layer_weights;
+
+struct sm_model {
+    sm_hparams hp;
+    sm_rope_kind rope;
+    int64_t head_dim, q_dim, kv_dim;
+    double *rope_freq;          /* head_dim/2 angles per position step (scaling included) */
+    sm_weight tok_embd, output; /* output may alias tok_embd (tied) */
+    float *output_norm;
+    sm_layer_weights *layers;
+    sm_vocab vocab;
+    bool has_vocab;
+    sm_tokenizer *tok;          /* NULL: no vocabulary, or tok_error says why not */
+    char tok_error[256];
+    /* where the bytes live */
+    sm_gguf *gguf;
+    sm_ckpt *ckpt;
+    char (*ckpt_names)[96];     /* HF checkpoints: GGUF name of each ckpt tensor ("" = skipped) */
+    float **owned;              /* float copies of 1-D tensors */
+    size_t n_owned;
+};
+
+/* Activations are feature-major (see kernels.h): row f of a batch buffer holds feature f of
+ * every token of the batch, `ld` floats apart. */
+struct sm_context {
+    const sm_model *m;
+    int64_t n_ctx, n_batch, n_past, ld;
+    struct sm_cuda_net *cuda;   /* a CUDA context: everything below is unused */
+    float *k_cache;             /* per layer [n_head_kv][n_ctx][head_dim] */
+    float *v_cache;             /* per layer [n_head_kv][head_dim][n_ctx] (transposed) */
+    float *rope_cos, *rope_sin; /* [head_dim/2][n_ctx] */
+    float *x, *xn, *tmp;        /* [n_embd][ld] */
+    float *q, *att;             /* [n_head*head_dim][ld] */
+    float *k, *v;               /* [n_head_kv*head_dim][ld] */
+    float *gate, *up;           /* [n_ff][ld] */
+    float *logits_t;            /* [LOGIT_ROWS][ld] */
+    double *ss;                 /* [n_batch] */
+};
+
+/* Vocabulary rows per output product (bounds the transposed-logits scratch). */
+#define SM_LOGIT_ROWS 4096
+
+/* The CUDA copy of the model's weights (model/forward_cuda.c). */
+int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, struct sm_cuda_net **out);
+
+/* Attention of the batch's n tokens (positions pos0..) over the layer's cache, which
+ * already holds their keys and values: q and out are [n_head*head_dim][ld]. */
+int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, int64_t pos0, float *out);
+
+#endif

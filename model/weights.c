@@ -1,0 +1,309 @@
+/* weights.c - sm_model_load: find a decoder's weights in a GGUF file, a Hugging Face model
+ * directory or a llama2.c checkpoint, check every shape and type, and keep pointers into
+ * the mapped files (norms and biases are copied to float; matrices never are). */
+#include "runtime_internal.h"
+
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DIM (1 << 20)      /* any width beyond this is a corrupt header, not a model */
+#define MAX_LAYERS 1024
+
+/* ---- finding a tensor by its GGUF name, whatever the source ---- */
+
+static const sm_tensor *find(const sm_model *m, const char *name) {
+    if (m->gguf) return sm_gguf_find_tensor(m->gguf, name);
+    if (m->ckpt_names) {
+        for (size_t i = 0; i < m->ckpt->n_tensors; i++)
+            if (!strcmp(m->ckpt_names[i], name)) return &m->ckpt->tensors[i];
+        return NULL;
+    }
+    return sm_ckpt_find(m->ckpt, name);
+}
+
+static const char *source(const sm_model *m) { return m->gguf ? sm_gguf_path(m->gguf) : m->ckpt->path; }
+
+static int shape_error(const sm_model *m, const sm_tensor *t, const char *name, const char *expected) {
+    char buf[96];
+    return sm_error("%s: tensor %s has shape %s and type %s, expected %s", source(m), name,
+                    sm_shape_str(t, buf, sizeof buf), sm_type_name(t->type), expected);
+}
+
+/* A matrix [rows, cols] the kernels can multiply with. */
+static int get_matrix(const sm_model *m, const char *name, int64_t rows, int64_t cols, sm_weight *w) {
+    const sm_tensor *t = find(m, name);
+    if (!t) return sm_error("%s: tensor %s is missing", source(m), name);
+    char want[96];
+    snprintf(want, sizeof want, "[%lld, %lld]", (long long)rows, (long long)cols);
+    if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols) return shape_error(m, t, name, want);
+    if (!sm_matmul_supported(t->type, cols))
+        return sm_error("%s: tensor %s: the runtime cannot multiply with %s weights", source(m), name,
+                        sm_type_name(t->type));
+    size_t stride = (size_t)sm_type_row_bytes(t->type, cols);
+    if (!t->data || t->nbytes < stride * (uint64_t)rows)
+        return sm_error("%s: tensor %s: %llu bytes of data, expected %llu", source(m), name,
+                        (unsigned long long)t->nbytes, (unsigned long long)(stride * (uint64_t)rows));
+    *w = (sm_weight){t->type, t->data, stride, rows, cols};
+    return 0;
+}
+
+/* A vector of n floats (copied); *out = NULL if absent and optional. */
+static int get_vector(sm_model *m, const char *name, int64_t n, bool optional, float **out) {
+    *out = NULL;
+    const sm_tensor *t = find(m, name);
+    if (!t) return optional ? 0 : sm_error("%s: tensor %s is missing", source(m), name);
+    char want[64];
+    snprintf(want, sizeof want, "[%lld]", (long long)n);
+    if (sm_tensor_nelements(t) != n || t->shape[t->n_dims - 1] != n) return shape_error(m, t, name, want);
+    if (!t->data || t->nbytes < sm_type_row_bytes(t->type, n) || sm_type_row_bytes(t->type, n) == 0)
+        return sm_error("%s: tensor %s: too few bytes of data", source(m), name);
+    float *v = malloc(sizeof(float) * (size_t)n);
+    float **owned = realloc(m->owned, sizeof(float *) * (m->n_owned + 1));
+    if (!v || !owned) {
+        free(v);
+        if (owned) m->owned = owned;
+        return sm_error("out of memory");
+    }
+    m->owned = owned;
+    m->owned[m->n_owned++] = v;
+    int rc = sm_plain_to_f32(t->type, t->data, v, n);
+    if (rc) {
+        sm_clear_error();
+        rc = sm_row_to_f32(t->type, t->data, v, n);
+    }
+    if (rc) return sm_error_ctx("%s: tensor %s", source(m), name);
+    *out = v;
+    return 0;
+}
+
+/* ---- hyperparameters ---- */
+
+static int check_hparams(sm_model *m) {
+    sm_hparams *hp = &m->hp;
+    if (strcmp(hp->arch, "llama") && strcmp(hp->arch, "qwen2") && strcmp(hp->arch, "mistral"))
+        return sm_error("%s: architecture '%s' is not supported by the runtime (llama, mistral, qwen2)", source(m),
+                        hp->arch);
+    if (hp->head_dim <= 0 && hp->n_head > 0) hp->head_dim = hp->n_embd / hp->n_head;
+    if (hp->n_vocab <= 0 || hp->n_vocab > (1 << 24) || hp->n_embd <= 0 || hp->n_embd > MAX_DIM || hp->n_ff <= 0 ||
+        hp->n_ff > MAX_DIM || hp->n_layer <= 0 || hp->n_layer > MAX_LAYERS || hp->n_head <= 0 ||
+        hp->n_head > 4096 || hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv || hp->head_dim <= 0 ||
+        hp->head_dim % 2 || hp->head_dim * hp->n_head > MAX_DIM)
+        return sm_error("%s: implausible hyperparameters (vocab %lld, embd %lld, ff %lld, layers %lld, heads %lld/%lld, "
+                        "head_dim %lld)",
+                        source(m), (long long)hp->n_vocab, (long long)hp->n_embd, (long long)hp->n_ff,
+                        (long long)hp->n_layer, (long long)hp->n_head, (long long)hp->n_head_kv,
+                        (long long)hp->head_dim);
+    if (!(hp->rms_eps > 0) || !(hp->rope_theta > 0))
+        return sm_error("%s: rms_eps and rope_theta must be positive", source(m));
+    m->head_dim = hp->head_dim;
+    m->q_dim = hp->n_head * hp->head_dim;
+    m->kv_dim = hp->n_head_kv * hp->head_dim;
+    return 0;
+}
+
+/* Rotation speed of each pair: theta^(-2i/d), divided by the scaling llama.cpp applies. */
+static int rope_setup(sm_model *m) {
+    const sm_hparams *hp = &m->hp;
+    const int64_t half = m->head_dim / 2;
+    m->rope_freq = malloc(sizeof(double) * (size_t)half);
+    if (!m->rope_freq) return sm_error("out of memory");
+    for (int64_t i = 0; i < half; i++) m->rope_freq[i] = pow((double)hp->rope_theta, -2.0 * (double)i / (double)m->head_dim);
+    const char *type = hp->rope_scaling_type;
+    const sm_tensor *rf = find(m, "rope_freqs.weight");
+    if (rf) { /* GGUF llama3-style per-pair divisors */
+        float *f;
+        if (get_vector(m, "rope_freqs.weight", half, false, &f)) return -1;
+        for (int64_t i = 0; i < half; i++) {
+            if (!(f[i] > 0)) return sm_error("%s: rope_freqs.weight[%lld] is not positive", source(m), (long long)i);
+            m->rope_freq[i] /= f[i];
+        }
+    } else if (!strcmp(type, "llama3")) { /* HF checkpoint: the factors the converter would store */
+        float *f = malloc(sizeof(float) * (size_t)half);
+        if (!f || sm_rope_llama3_factors(hp, f, half)) {
+            free(f);
+            return f ? -1 : sm_error("out of memory");
+        }
+        for (int64_t i = 0; i < half; i++) m->rope_freq[i] /= f[i];
+        free(f);
+    }
+    if (!strcmp(type, "linear")) {
+        if (!(hp->rope_scaling_factor > 0)) return sm_error("%s: linear rope scaling needs a positive factor", source(m));
+        for (int64_t i = 0; i < half; i++) m->rope_freq[i] /= hp->rope_scaling_factor;
+    } else if (type[0] && strcmp(type, "none") && strcmp(type, "llama3")) {
+        return sm_error("%s: rope scaling '%s' is not supported by the runtime", source(m), type);
+    }
+    return 0;
+}
+
+/* ---- the tensors ---- */
+
+static int load_tensors(sm_model *m) {
+    const sm_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd;
+    if (get_matrix(m, "token_embd.weight", hp->n_vocab, E, &m->tok_embd)) return -1;
+    if (get_vector(m, "output_norm.weight", E, false, &m->output_norm)) return -1;
+    if (find(m, "output.weight")) {
+        if (get_matrix(m, "output.weight", hp->n_vocab, E, &m->output)) return -1;
+    } else {
+        m->output = m->tok_embd; /* tied */
+    }
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return sm_error("out of memory");
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        sm_layer_weights *L = &m->layers[l];
+        char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%lld.%s", (long long)l, s), n)
+        if (get_vector(m, NAME("attn_norm.weight"), E, false, &L->attn_norm) ||
+            get_vector(m, NAME("ffn_norm.weight"), E, false, &L->ffn_norm) ||
+            get_matrix(m, NAME("attn_q.weight"), m->q_dim, E, &L->wq) ||
+            get_matrix(m, NAME("attn_k.weight"), m->kv_dim, E, &L->wk) ||
+            get_matrix(m, NAME("attn_v.weight"), m->kv_dim, E, &L->wv) ||
+            get_matrix(m, NAME("attn_output.weight"), E, m->q_dim, &L->wo) ||
+            get_matrix(m, NAME("ffn_gate.weight"), hp->n_ff, E, &L->gate) ||
+            get_matrix(m, NAME("ffn_up.weight"), hp->n_ff, E, &L->up) ||
+            get_matrix(m, NAME("ffn_down.weight"), E, hp->n_ff, &L->down) ||
+            get_vector(m, NAME("attn_q.bias"), m->q_dim, true, &L->bq) ||
+            get_vector(m, NAME("attn_k.bias"), m->kv_dim, true, &L->bk) ||
+            get_vector(m, NAME("attn_v.bias"), m->kv_dim, true, &L->bv) ||
+            get_vector(m, NAME("attn_output.bias"), E, true, &L->bo) ||
+            get_vector(m, NAME("ffn_gate.bias"), hp->n_ff, true, &L->bgate) ||
+            get_vector(m, NAME("ffn_up.bias"), hp->n_ff, true, &L->bup) ||
+            get_vector(m, NAME("ffn_down.bias"), E, true, &L->bdown))
+            return -1;
+#undef NAME
+    }
+    return 0;
+}
+
+/* ---- the three sources ---- */
+
+static bool is_gguf(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char magic[4] = {0};
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && !memcmp(magic, "GGUF", 4);
+}
+
+static int open_gguf(sm_model *m, const char *path) {
+    if (sm_gguf_open(path, &m->gguf)) return -1;
+    if (sm_hparams_from_gguf(m->gguf, &m->hp)) return -1;
+    m->rope = !strcmp(m->hp.arch, "qwen2") ? SM_ROPE_NEOX : SM_ROPE_NORM;
+    if (sm_gguf_find(m->gguf, "tokenizer.ggml.model")) {
+        if (sm_vocab_from_gguf(m->gguf, &m->vocab)) return -1;
+        m->has_vocab = true;
+    }
+    return 0;
+}
+
+static int open_hf(sm_model *m, const char *dir) {
+    char *cfg = sm_path_join(dir, "config.json");
+    if (!cfg) return sm_error("out of memory");
+    int rc = sm_hparams_from_hf_config(cfg, &m->hp);
+    free(cfg);
+    if (rc) return -1;
+    if (sm_ckpt_open(dir, &m->ckpt)) return -1;
+    m->ckpt_names = calloc(m->ckpt->n_tensors ? m->ckpt->n_tensors : 1, sizeof *m->ckpt_names);
+    if (!m->ckpt_names) return sm_error("out of memory");
+    for (size_t i = 0; i < m->ckpt->n_tensors; i++) {
+        int flags = 0;
+        int r = sm_map_hf_name(&m->hp, m->ckpt->tensors[i].name, m->ckpt_names[i], sizeof m->ckpt_names[i], &flags);
+        if (r < 0) return -1;
+        if (r == 0) m->ckpt_names[i][0] = 0;
+    }
+    /* HF keeps q/k in rotate_half order (the GGUF converter permutes them; we do not) */
+    m->rope = SM_ROPE_NEOX;
+    if (sm_vocab_load_hf(dir, &m->vocab) == 0) m->has_vocab = true;
+    else sm_clear_error(); /* a model without tokenizer files still evaluates token ids */
+    return 0;
+}
+
+static int open_llama2c(sm_model *m, const char *path) {
+    sm_llama2c_config cfg;
+    if (sm_llama2c_open(path, &m->ckpt, &cfg) || sm_hparams_from_llama2c(&cfg, &m->hp)) return -1;
+    m->rope = SM_ROPE_NORM; /* llama2.c exports q/k in Meta's interleaved order */
+    return 0;
+}
+
+int sm_model_load(const char *path, const char *vocab_path, sm_model **out) {
+    *out = NULL;
+    sm_model *m = calloc(1, sizeof *m);
+    if (!m) return sm_error("out of memory");
+    int rc;
+    bool llama2c = false;
+    if (sm_is_dir(path)) rc = open_hf(m, path);
+    else if (is_gguf(path)) rc = open_gguf(m, path);
+    else if (sm_is_file(path)) {
+        rc = open_llama2c(m, path);
+        llama2c = true;
+    } else rc = sm_error("%s: no such file or directory", path);
+    if (rc == 0 && (vocab_path || llama2c)) {
+        char *guess = NULL;
+        if (!vocab_path) { /* tokenizer.model beside the checkpoint */
+            const char *slash = strrchr(path, '/');
+            size_t dl = slash ? (size_t)(slash - path) : 1;
+            guess = malloc(dl + 20);
+            if (guess) snprintf(guess, dl + 20, "%.*s/tokenizer.model", (int)dl, slash ? path : ".");
+        }
+        const char *vp = vocab_path ? vocab_path : guess;
+        if (vp && (vocab_path || sm_is_file(vp))) {
+            if (m->has_vocab) sm_vocab_free(&m->vocab);
+            m->has_vocab = false;
+            rc = sm_vocab_load_spm(vp, &m->vocab);
+            m->has_vocab = rc == 0;
+        }
+        free(guess);
+    }
+    if (rc == 0 && m->has_vocab && sm_tokenizer_new(&m->vocab, &m->tok)) {
+        snprintf(m->tok_error, sizeof m->tok_error, "%s", sm_last_error());
+        sm_clear_error(); /* token ids can still be evaluated */
+    }
+    if (rc == 0) rc = check_hparams(m);
+    if (rc == 0) rc = load_tensors(m);
+    if (rc == 0) rc = rope_setup(m);
+    if (rc) {
+        sm_model_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+void sm_model_free(sm_model *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    free(m->rope_freq);
+    free(m->ckpt_names);
+    sm_tokenizer_free(m->tok);
+    if (m->has_vocab) sm_vocab_free(&m->vocab);
+    if (m->gguf) sm_gguf_close(m->gguf);
+    if (m->ckpt) sm_ckpt_close(m->ckpt);
+    free(m);
+}
+
+const sm_hparams *sm_model_hparams(const sm_model *m) { return &m->hp; }
+const sm_vocab *sm_model_vocab(const sm_model *m) { return m->has_vocab ? &m->vocab : NULL; }
+sm_rope_kind sm_model_rope(const sm_model *m) { return m->rope; }
+
+int sm_model_tokenizer(const sm_model *m, const sm_tokenizer **out) {
+    *out = m->tok;
+    if (m->tok) return 0;
+    if (m->has_vocab) return sm_error("%s: cannot tokenize with this vocabulary: %s", source(m), m->tok_error);
+    return sm_error("%s: the model has no tokenizer (give one with --vocab FILE)", source(m));
+}
+
+uint64_t sm_model_weight_bytes(const sm_model *m) {
+    uint64_t b = (uint64_t)m->output.stride * (uint64_t)m->output.rows;
+    for (int64_t l = 0; l < m->hp.n_layer; l++) {
+        const sm_layer_weights *L = &m->layers[l];
+        const sm_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < 7; i++) b += (uint64_t)ws[i]->stride * (uint64_t)ws[i]->rows;
+    }
+    return b;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# gpu_check.sh - build smelt with CUDA and compare the GPU forward pass with the CPU one on
+# the shared tiny-llama-kjv model: perplexity (n_ctx 256) and every chunk's mean score must
+# agree to 1e-4 relative, and the GPU run must agree with the torch reference too.
+# Needs nvcc and a CUDA device. usage: scripts/gpu_check.sh [CHUNKS]   (default 20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+chunks=${1:-20}
+assets=${SMELT_ASSETS:-$(cd .. && pwd)/shared}
+model=$assets/models/tiny-llama-kjv
+tokens=$model/reference/tokens_eval.txt
+build=${SMELT_BUILD_DIR:-build-cuda}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSMELT_CUDA=ON >/dev/null
+cmake --build "$build" -j"$(nproc)" --target smelt >/dev/null
+smelt=$build/smelt
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for dev in cpu cuda; do
+  /usr/bin/time -f "$dev: %e s" "$smelt" ppl "$model" --tokens "$tokens" --ctx 256 --chunks "$chunks" --device $dev --json \
+    > "$out/$dev.json"
+done
+# save with the CPU, score the GPU against it: KLD ~ 0 and the same argmax everywhere
+"$smelt" ppl "$model" --tokens "$tokens" --ctx 256 --chunks "$chunks" --save-logits "$out/cpu.logits" --quiet >/dev/null
+"$smelt" ppl "$model" --kld "$out/cpu.logits" --device cuda --json > "$out/kld.json"
+num() { sed -E 's/.*"'"$2"'":(-?[0-9.eE+-]+).*/\1/' "$1"; }
+chunk_list() { sed -E 's/.*"chunk_mean_nll":\[([^]]*)\].*/\1/' "$1" | tr ',' '\n'; }
+status=0
+cpu=$(num "$out/cpu.json" ppl) gpu=$(num "$out/cuda.json" ppl)
+echo "ppl cpu $cpu  gpu $gpu"
+awk -v a="$cpu" -v b="$gpu" 'BEGIN { d = a / b - 1; if (d < 0) d = -d; exit !(d < 1e-4) }' || { echo "FAIL: ppl differs"; status=1; }
+worst=$(paste <(chunk_list "$out/cpu.json") <(chunk_list "$out/cuda.json") |
+  awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > w) w = d } END { printf "%.3g", w }')
+echo "largest per-chunk mean NLL difference: $worst"
+awk -v w="$worst" 'BEGIN { exit !(w < 1e-4) }' || { echo "FAIL: chunk scores differ"; status=1; }
+echo "GPU vs CPU log-probabilities: KLD $(num "$out/kld.json" kld_mean) (max $(num "$out/kld.json" kld_max)), same top token $(num "$out/kld.json" top1_agreement)"
+awk -v k="$(num "$out/kld.json" kld_mean)" 'BEGIN { exit !(k < 1e-5 && k > -1e-5) }' || { echo "FAIL: KLD"; status=1; }
+if [ "$chunks" -ge 171 ]; then
+  awk -v a="$gpu" 'BEGIN { d = a / 16.094474 - 1; if (d < 0) d = -d; exit !(d < 1e-3) }' ||
+    { echo "FAIL: GPU ppl $gpu vs torch reference 16.094474"; status=1; }
+fi
+[ $status = 0 ] && echo "gpu_check: OK" || echo "gpu_check: FAILED"
+exit $status

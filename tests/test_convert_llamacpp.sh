@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# test_convert_llamacpp.sh - acceptance of `smelt convert` output by llama.cpp itself. Runs only
+# when LLAMA_CPP_BIN names llama.cpp's build/bin (with llama-simple and llama-perplexity);
+# passes without doing anything otherwise.
+#  1. stories260K.bin -> GGUF; llama-simple's greedy decoding of 256 tokens from BOS reproduces
+#     Karpathy's published sample (stories260k/expected_greedy_t0_256steps.txt, 255 tokens).
+#  2. tiny-llama-kjv (bf16 and f32 outputs): llama-perplexity -c 256 over the first 16 chunks
+#     of kjv-eval.txt equals the reference's (exp of the mean of per_chunk_mean_nll[0..15],
+#     reference/perplexity.json) within 0.5%.
+set -euo pipefail
+if [ -z "${LLAMA_CPP_BIN:-}" ]; then
+  echo "LLAMA_CPP_BIN is not set: llama.cpp acceptance checks skipped"
+  exit 0
+fi
+assets=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
+smelt=${SMELT_BIN:-./smelt}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+"$smelt" convert "$assets/models/stories260k/stories260K.bin" -o "$tmp/st.gguf" --quiet
+"$LLAMA_CPP_BIN/llama-simple" -m "$tmp/st.gguf" -n 256 "" > "$tmp/greedy.txt" 2> "$tmp/greedy.log"
+got=$(cat "$tmp/greedy.txt")
+got=${got#"<s>"}
+got=${got# }
+want=$(cat "$assets/models/stories260k/expected_greedy_t0_256steps.txt")
+if [[ "$got" == "$want"* ]]; then
+  echo "ok   stories260K greedy decoding matches the reference sample"
+else
+  echo "FAIL stories260K greedy decoding differs:"; head -c 300 "$tmp/greedy.txt"; echo
+  fail=1
+fi
+
+chunks=16
+want_ppl=$(tr -d ' \n' < "$assets/models/tiny-llama-kjv/reference/perplexity.json" |
+  sed 's/.*"per_chunk_mean_nll":\[\([^]]*\)\].*/\1/' | tr ',' '\n' |
+  awk -v n=$chunks 'NR <= n { s += $1 } END { printf "%.6f", exp(s / n) }')
+for outtype in bf16 f32; do
+  "$smelt" convert "$assets/models/tiny-llama-kjv" -o "$tmp/kjv-$outtype.gguf" --outtype $outtype --quiet
+  ppl=""
+  for try in 1 2 3; do # llama-perplexity sometimes loses its last lines at exit
+    "$LLAMA_CPP_BIN/llama-perplexity" -m "$tmp/kjv-$outtype.gguf" -f "$assets/text/kjv-eval.txt" -c 256 \
+      --chunks $chunks -t 2 > "$tmp/ppl.log" 2>&1 || true
+    ppl=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$tmp/ppl.log")
+    [ -n "$ppl" ] && break
+  done
+  if [ -n "$ppl" ] && awk -v a="$ppl" -v b="$want_ppl" 'BEGIN { d = a / b - 1; exit !(d < 0.005 && d > -0.005) }'; then
+    echo "ok   $outtype: llama-perplexity $ppl, reference $want_ppl ($chunks chunks)"
+  else
+    echo "FAIL $outtype: llama-perplexity '${ppl}', reference $want_ppl ($chunks chunks)"; tail -5 "$tmp/ppl.log"
+    fail=1
+  fi
+done
+exit $fail
