@@ -187,8 +187,20 @@ static int gemm_rows(const job *J, const sm_matmul_op *op, int64_t r0, int64_t r
     return 0;
 }
 
-/* Rows [r0, r1) of product `op` as dot products with the token-major columns. */
+/* Rows [r0, r1) of product `op` as dot products with the token-major columns. F16 and BF16
+ * rows are converted inside the dot product; block types a row at a time into L1. */
 static int gemv_rows(const job *J, const sm_matmul_op *op, int64_t r0, int64_t r1) {
+    if (op->wtype == SM_TYPE_F16 || op->wtype == SM_TYPE_BF16) {
+        float (*dot)(const void *, const float *, int64_t) = op->wtype == SM_TYPE_F16 ? J->isa->dot_f16 : J->isa->dot_bf16;
+        for (int64_t r = r0; r < r1; r++) {
+            const void *wr = (const char *)op->w + (size_t)r * op->w_stride;
+            for (int64_t t = 0; t < J->n_tok; t++) {
+                const float d = dot(wr, J->cols + t * J->n_in, J->n_in);
+                op->y[r * op->ldy + t] = op->accumulate ? op->y[r * op->ldy + t] + d : d;
+            }
+        }
+        return 0;
+    }
     const bool in_place = direct(op);
     thread_scratch *ts = my_scratch();
     float *row = in_place || !ts ? NULL : scratch_get(&ts->row, (size_t)J->n_in);

@@ -82,6 +82,12 @@ expect_grep "$TMP/e.txt" 'short.bin: 100 bytes, expected'
   > "$TMP/story.txt" 2> "$TMP/err" || fail "generate text exited $?"
 cmp -s "$TMP/story.txt" "$ASSETS/models/stories260k/expected_greedy_t0_256steps.txt" ||
   { fail "greedy story differs from expected_greedy_t0_256steps.txt"; head -c 300 "$TMP/story.txt" >&2; }
+# ... and from its GGUF (smelt convert; rope pairs in ggml's order, tokenizer inside)
+"$SMELT" convert "$ASSETS/models/stories260k/stories260K.bin" -o "$TMP/stories.gguf" > /dev/null 2>&1 ||
+  fail "convert stories260K exited $?"
+"$SMELT" generate "$TMP/stories.gguf" -n 256 > "$TMP/story2.txt" 2> "$TMP/err" || fail "generate from GGUF exited $?"
+cmp -s "$TMP/story2.txt" "$ASSETS/models/stories260k/expected_greedy_t0_256steps.txt" ||
+  fail "greedy story from the GGUF differs from expected_greedy_t0_256steps.txt"
 "$SMELT" generate "$KJV" --prompt "And God said" -n 8 > "$TMP/kjv.txt" 2>/dev/null || fail "generate --prompt exited $?"
 expect_grep "$TMP/kjv.txt" '^And God said'
 "$SMELT" generate "$ASSETS/models/stories260k/stories260K.bin" -n 5 > "$TMP/e.txt" 2>&1; [ $? = 1 ] || fail "text generation without a tokenizer should exit 1"
