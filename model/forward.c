@@ -151,7 +151,10 @@ static int matmuls(const sm_context *c, const float *x, int64_t n, int n_ops, co
 
 /* ---- one batch ---- */
 
-static int layer(sm_context *c, int64_t l, int64_t n, int64_t pos0) {
+/* Layer l for the batch's n tokens at positions pos0...; every token's keys and values go to
+ * the cache, but only tokens [from, n) are carried through attention and the FFN (the last
+ * layer needs no more than the tokens whose logits are wanted). */
+static int layer(sm_context *c, int64_t l, int64_t n, int64_t pos0, int64_t from) {
     const sm_model *m = c->m;
     const sm_hparams *hp = &m->hp;
     const sm_layer_weights *L = &m->layers[l];
@@ -174,20 +177,22 @@ static int layer(sm_context *c, int64_t l, int64_t n, int64_t pos0) {
             for (int64_t t = 0; t < n; t++) kd[t * hd] = ks[t];
             memcpy(vc + ((size_t)h * hd + (size_t)d) * c->n_ctx + pos0, c->v + (h * hd + d) * ld, sizeof(float) * (size_t)n);
         }
-    if (sm_attention(c, l, c->q, n, pos0, c->att)) return -1;
+    /* from here on only columns [from, n) */
+    const int64_t k = n - from;
+    float *x = c->x + from, *xn = c->xn + from, *att = c->att + from, *gate = c->gate + from, *up = c->up + from;
+    if (sm_attention(c, l, c->q + from, k, pos0 + from, att)) return -1;
     /* residual connections: the output projections accumulate into x */
-    if (matmuls(c, c->att, n, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){c->x}, true)) return -1;
-    add_bias(c, c->x, L->bo, E, n);
+    if (matmuls(c, att, k, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){x}, true)) return -1;
+    add_bias(c, x, L->bo, E, k);
 
-    rms_norm(c, c->x, L->ffn_norm, c->xn, n);
-    if (matmuls(c, c->xn, n, 2, (const sm_weight *const[]){&L->gate, &L->up}, (float *const[]){c->gate, c->up}, false))
-        return -1;
-    add_bias(c, c->gate, L->bgate, F, n);
-    add_bias(c, c->up, L->bup, F, n);
-#pragma omp parallel for schedule(static) if (F * n >= PAR_MIN)
-    for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(c->gate + f * ld, c->up + f * ld, n);
-    if (matmuls(c, c->gate, n, 1, (const sm_weight *const[]){&L->down}, (float *const[]){c->x}, true)) return -1;
-    add_bias(c, c->x, L->bdown, E, n);
+    rms_norm(c, x, L->ffn_norm, xn, k);
+    if (matmuls(c, xn, k, 2, (const sm_weight *const[]){&L->gate, &L->up}, (float *const[]){gate, up}, false)) return -1;
+    add_bias(c, gate, L->bgate, F, k);
+    add_bias(c, up, L->bup, F, k);
+#pragma omp parallel for schedule(static) if (F * k >= PAR_MIN)
+    for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(gate + f * ld, up + f * ld, k);
+    if (matmuls(c, gate, k, 1, (const sm_weight *const[]){&L->down}, (float *const[]){x}, true)) return -1;
+    add_bias(c, x, L->bdown, E, k);
     return 0;
 }
 
@@ -222,8 +227,10 @@ static int batch(sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0, 
             return -1;
         for (int64_t f = 0; f < E; f++) c->x[f * ld + t] = row[f];
     }
+    /* the last layer carries only the tokens whose logits are wanted (all of them if none) */
+    const int64_t last_from = !logits ? n : out_first < n ? out_first : n;
     for (int64_t l = 0; l < hp->n_layer; l++)
-        if (layer(c, l, n, pos0)) return -1;
+        if (layer(c, l, n, pos0, l == hp->n_layer - 1 ? last_from : 0)) return -1;
     if (!logits || out_first >= n) return 0;
     return logits_out(c, n, out_first, logits);
 }
