@@ -39,7 +39,9 @@
 #ifndef SMELT_CALIB_H
 #define SMELT_CALIB_H
 
+#include "calib/imatrix.h"
 #include "model/model.h"
+#include "quantize/quantize.h"
 
 typedef struct sm_ppl_opts {
     int64_t n_ctx;           /* tokens per chunk (<= 0: 512) */
@@ -105,5 +107,137 @@ int sm_logits_file_open(const char *path, sm_logits_file *f);
 /* Validate a log-probability file held in memory (used by the fuzz target). */
 int sm_logits_file_parse(const char *name, const void *data, size_t size, sm_logits_file *f);
 void sm_logits_file_close(sm_logits_file *f);
+
+/* ======================================================================================
+ * Calibration (calibration section): calibration sets, importance matrices, GPTQ.
+ * ==================================================================================== */
+
+/* Tokenize a whole text file as llama.cpp's tools do: one string, BOS first when the
+ * vocabulary adds one (SM_TOK_ADD_SPECIAL), special-token text parsed only on request.
+ * *ids is malloc'ed. */
+int sm_calib_tokenize_file(const sm_tokenizer *t, const char *path, bool parse_special, int32_t **ids, size_t *n);
+
+typedef struct sm_calib_opts {
+    int64_t n_samples; /* samples to cut; <= 0: as many as fit without overlap (n_tokens / seqlen) */
+    int64_t seqlen;    /* tokens per sample (>= 2) */
+    bool in_order;     /* consecutive chunks from the start (llama-imatrix's cut; at most
+                          n_tokens / seqlen of them) instead of random windows */
+    uint64_t seed;     /* random windows: the generator's seed */
+} sm_calib_opts;
+
+/* n_samples sequences of seqlen tokens, sample k at tokens + k*seqlen. Each is a window of the
+ * text whose first token is replaced by `bos` (unless bos < 0), as llama-imatrix and
+ * llama-perplexity start their chunks. Random windows start at offsets drawn uniformly from
+ * [0, n_tokens - seqlen] by a seeded splitmix64 generator: the same seed gives the same set
+ * everywhere (windows may overlap). */
+typedef struct sm_calib_set {
+    int64_t n_samples, seqlen;
+    int32_t *tokens;
+    int64_t *starts;   /* offset of each window in the text's tokens */
+} sm_calib_set;
+
+int sm_calib_cut(const int32_t *tokens, size_t n_tokens, int32_t bos, const sm_calib_opts *o, sm_calib_set *out);
+void sm_calib_set_free(sm_calib_set *s);
+
+/* Importance matrix as llama.cpp's llama-imatrix computes it (tools/imatrix/imatrix.cpp):
+ * the tokens are cut into consecutive chunks of n_ctx (at least 2*n_ctx tokens are needed;
+ * a shorter tail is dropped), each chunk evaluated alone from position 0 with its first token
+ * replaced by bos_id (when >= 0). For every linear weight of every block (attn_q/k/v,
+ * attn_output, ffn_gate/up/down; with process_output also output.weight, unless the head is
+ * tied to the embeddings) the entry holds, per input column, the sum over all evaluated
+ * tokens of the squared input activation (accumulated in double, stored as float), and the
+ * count of tokens. chunk_count = chunks evaluated, chunk_size = n_ctx, datasets = {dataset}.
+ * The result does not depend on the thread count. */
+typedef struct sm_imatrix_opts {
+    int64_t n_ctx;         /* <= 0: 512 */
+    int64_t n_chunks;      /* <= 0: all */
+    int32_t bos_id;        /* -1: chunks start as they are (see sm_ppl_chunk_bos) */
+    bool process_output;   /* also collect output.weight (llama-imatrix --process-output) */
+    const char *dataset;   /* recorded in imatrix.datasets (NULL: none) */
+    bool quiet;
+} sm_imatrix_opts;
+
+typedef struct sm_imatrix_report {
+    int64_t n_chunks, n_tokens;
+    double seconds, tokens_per_second;
+} sm_imatrix_report;
+
+/* Fills out (which must be empty: {0}); free it with sm_imatrix_free. CPU contexts only. */
+int sm_imatrix_compute(const sm_model *m, const int32_t *tokens, int64_t n_tokens, const sm_imatrix_opts *o,
+                       sm_imatrix *out, sm_imatrix_report *rep);
+
+/* ---- GPTQ over a whole model, one decoder block at a time (calib/gptq_run.c) ----
+ *
+ * The residual stream of every calibration sample is kept in memory (n_samples x seqlen x
+ * n_embd floats) and pushed through the model one block at a time. For block l, in the
+ * true-sequential order of the GPTQ reference (q,k,v -> o -> gate,up -> down): the block is
+ * run over every sample with the linears quantized so far replaced by their quantized
+ * weights, stopping at the input of the next group, whose Hessian H = 2/n sum x x^T is
+ * accumulated; that group's linears are then quantized against it (q/k/v share one H,
+ * gate/up another). Finally the fully quantized block is run over every sample, and its
+ * outputs become the next block's inputs. Linears whose type has no GPTQ grid are rounded
+ * to nearest with diag(H) as importance weights; they are replaced by their quantized
+ * weights in later passes too. */
+
+/* What one linear became. */
+typedef struct sm_gptq_linear {
+    sm_type type;          /* GGUF type; SM_TYPE_INVALID: the HF integer grid */
+    bool gptq;             /* false: rounded to nearest (a type without a GPTQ grid) */
+    sm_gptq_result res;    /* deq always; packed (+ packed_bytes) for GGUF types; codes, scales,
+                              zeros, g_idx for the HF grid; loss_rtn / loss_gptq */
+} sm_gptq_linear;
+
+typedef struct sm_gptq_layer_report {
+    double seconds;                  /* the whole block: passes, Hessians, quantization */
+    sm_type type[SM_LIN_COUNT];
+    bool gptq[SM_LIN_COUNT];
+    double loss_rtn[SM_LIN_COUNT];   /* tr((W - W-hat) H (W - W-hat)^T) with round-to-nearest */
+    double loss_gptq[SM_LIN_COUNT];  /* the same with GPTQ (equal to loss_rtn without a grid) */
+} sm_gptq_layer_report;
+
+typedef struct sm_gptq_run_opts {
+    sm_gptq_opts q;           /* grid and GPTQ options; q.gguf_type comes from types */
+    const sm_type *types;     /* [n_layer][SM_LIN_COUNT] each linear's output type (SM_TYPE_INVALID:
+                                 the HF integer grid); NULL: the HF grid everywhere */
+    bool no_true_sequential;  /* collect every Hessian of a block in one pass with the
+                                 original weights (the GPTQ paper's plain variant) */
+    /* Called once per block when its linears are quantized (lin[i] for sm_linear i; the callee
+     * may take ownership of lin[i].res by zeroing it). May be NULL. */
+    int (*sink)(void *user, int64_t layer, sm_gptq_linear *lin);
+    void *sink_user;
+    /* Called with each block's report when it is done (progress). May be NULL. */
+    void (*on_layer)(void *user, int64_t layer, int64_t n_layer, const sm_gptq_layer_report *r);
+    void *on_layer_user;
+} sm_gptq_run_opts;
+
+typedef struct sm_gptq_run_report {
+    int64_t n_layer, n_samples, seqlen;
+    sm_gptq_layer_report *layers;    /* n_layer, malloc'ed */
+    double seconds;
+    uint64_t activation_bytes;       /* the residual streams kept in memory */
+} sm_gptq_run_report;
+
+int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opts *o, sm_gptq_run_report *rep);
+void sm_gptq_run_report_free(sm_gptq_run_report *r);
+/* True if GPTQ has a grid for this GGUF type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K). */
+bool sm_gptq_has_grid(sm_type t);
+
+/* GPTQ into an ordinary GGUF (calib/gptq_gguf.c). m was loaded from the F32/F16/BF16 GGUF
+ * src_path. The recipe ("Q4_K_M", "Q4_0", ...) gives every tensor its type by llama.cpp's
+ * rules, as `smelt quantize` does; block linears are quantized by sm_gptq_run on that type's
+ * grid (round-to-nearest where there is none), the other tensors converted without importance
+ * weights. Metadata: the source's, general.file_type of the recipe, general.quantization_version
+ * 2. Model-wide tensors come first, then each block's tensors. */
+int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_set *cs, const char *recipe,
+                       const char *out_path, const sm_gptq_run_opts *o, sm_gptq_run_report *rep);
+
+/* GPTQ into a Hugging Face GPTQ checkpoint directory (calib/gptq_hf_write.c). m was loaded from
+ * the HF directory src_dir. Writes out_dir/model.safetensors (per block linear: qweight,
+ * qzeros, scales, g_idx in the "gptq" (v1) layout of formats.h; every other tensor F16),
+ * config.json (the source's, with torch_dtype float16 and quantization_config: bits,
+ * group_size, desc_act, sym, damp_percent, true_sequential, checkpoint_format) and copies of
+ * the tokenizer files. o->q gives the integer grid (bits, group_size, sym, act_order). */
+int sm_gptq_write_hf(const sm_model *m, const char *src_dir, const sm_calib_set *cs, const char *out_dir,
+                     const sm_gptq_run_opts *o, sm_gptq_run_report *rep);
 
 #endif

@@ -257,11 +257,14 @@ int sm_imatrix_save_gguf(const sm_imatrix *m, const char *path) {
     char name[MAX_NAME + 32];
     for (size_t i = 0; i < m->n_entries; i++) { /* entries are sorted by name, as llama.cpp writes */
         const sm_imatrix_entry *e = &m->entries[i];
+        /* ggml's tensors are [n_per_row, n_mat] and [1, n_mat]; gguf drops trailing 1s
+         * (ggml_n_dims), so a dense entry is [n_per_row] and [1] */
+        const bool dense = e->n_mat == 1;
         int64_t s1[2] = {e->n_mat, e->n_values / e->n_mat}, s2[2] = {e->n_mat, 1};
         snprintf(name, sizeof name, "%s.in_sum2", e->name);
-        if (sm_gguf_add_tensor(w, name, SM_TYPE_F32, 2, s1)) goto fail;
+        if (sm_gguf_add_tensor(w, name, SM_TYPE_F32, dense ? 1 : 2, dense ? s1 + 1 : s1)) goto fail;
         snprintf(name, sizeof name, "%s.counts", e->name);
-        if (sm_gguf_add_tensor(w, name, SM_TYPE_F32, 2, s2)) goto fail;
+        if (sm_gguf_add_tensor(w, name, SM_TYPE_F32, dense ? 1 : 2, dense ? s2 + 1 : s2)) goto fail;
     }
     if (sm_gguf_writer_begin(w, path)) goto fail;
     for (size_t i = 0; i < m->n_entries; i++) {

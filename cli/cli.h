@@ -17,6 +17,7 @@ typedef struct sm_command {
 /* Each subcommand lives in cli/cmd_<name>.c and defines one of these. */
 extern const sm_command sm_cmd_convert, sm_cmd_inspect, sm_cmd_quantize, sm_cmd_lora, sm_cmd_tokenize;
 extern const sm_command sm_cmd_ppl, sm_cmd_generate;
+extern const sm_command sm_cmd_imatrix, sm_cmd_gptq;
 
 /* Argument helpers. cli_opt: argv[*i] is `name` followed by a value, or `name=value`; on a
  * match *val is set and *i advanced past the value. A missing value is reported and exits 2. */

@@ -11,6 +11,8 @@ static const sm_command *const COMMANDS[] = {
     &sm_cmd_tokenize,
     &sm_cmd_ppl,
     &sm_cmd_generate,
+    &sm_cmd_imatrix,
+    &sm_cmd_gptq,
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

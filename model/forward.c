@@ -151,16 +151,24 @@ static int matmuls(const sm_context *c, const float *x, int64_t n, int n_ops, co
 
 /* ---- one batch ---- */
 
-/* Layer l for the batch's n tokens at positions pos0...; every token's keys and values go to
- * the cache, but only tokens [from, n) are carried through attention and the FFN (the last
- * layer needs no more than the tokens whose logits are wanted). */
-static int layer(sm_context *c, int64_t l, int64_t n, int64_t pos0, int64_t from) {
+/* The observer, if any, on the input of a group of linears: 0 to go on, else what to return. */
+static int observe(const sm_context *c, int64_t l, sm_linear_input which, const float *x, int64_t cols, int64_t n) {
+    if (!c->obs) return 0;
+    return c->obs(c->obs_user, l, which, x, c->ld, cols, n);
+}
+
+/* One decoder block over the batch in c->x, with the weights L (layer l's, or overrides). Every
+ * token's keys and values go to the cache, but only tokens [from, n) are carried through
+ * attention and the FFN (the last layer needs no more than the tokens whose logits are
+ * wanted; with an observer, from is 0). */
+static int block(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0, int64_t from) {
     const sm_model *m = c->m;
     const sm_hparams *hp = &m->hp;
-    const sm_layer_weights *L = &m->layers[l];
     const int64_t E = hp->n_embd, KV = m->kv_dim, F = hp->n_ff, hd = m->head_dim, ld = c->ld;
+    int rc;
 
     rms_norm(c, c->x, L->attn_norm, c->xn, n);
+    if ((rc = observe(c, l, SM_IN_ATTN, c->xn, E, n))) return rc;
     if (matmuls(c, c->xn, n, 3, (const sm_weight *const[]){&L->wq, &L->wk, &L->wv}, (float *const[]){c->q, c->k, c->v},
                 false))
         return -1;
@@ -181,19 +189,26 @@ static int layer(sm_context *c, int64_t l, int64_t n, int64_t pos0, int64_t from
     const int64_t k = n - from;
     float *x = c->x + from, *xn = c->xn + from, *att = c->att + from, *gate = c->gate + from, *up = c->up + from;
     if (sm_attention(c, l, c->q + from, k, pos0 + from, att)) return -1;
+    if ((rc = observe(c, l, SM_IN_ATTN_OUT, att, m->q_dim, k))) return rc;
     /* residual connections: the output projections accumulate into x */
     if (matmuls(c, att, k, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){x}, true)) return -1;
     add_bias(c, x, L->bo, E, k);
 
     rms_norm(c, x, L->ffn_norm, xn, k);
+    if ((rc = observe(c, l, SM_IN_FFN, xn, E, k))) return rc;
     if (matmuls(c, xn, k, 2, (const sm_weight *const[]){&L->gate, &L->up}, (float *const[]){gate, up}, false)) return -1;
     add_bias(c, gate, L->bgate, F, k);
     add_bias(c, up, L->bup, F, k);
 #pragma omp parallel for schedule(static) if (F * k >= PAR_MIN)
     for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(gate + f * ld, up + f * ld, k);
+    if ((rc = observe(c, l, SM_IN_FFN_DOWN, gate, F, k))) return rc;
     if (matmuls(c, gate, k, 1, (const sm_weight *const[]){&L->down}, (float *const[]){x}, true)) return -1;
     add_bias(c, x, L->bdown, E, k);
     return 0;
+}
+
+int sm_layer_forward(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0) {
+    return block(c, L, l, n, pos0, 0);
 }
 
 /* logits[t][v] for tokens [out_first, n) of the batch */
@@ -203,6 +218,8 @@ static int logits_out(sm_context *c, int64_t n, int64_t out_first, float *logits
     /* normalise the wanted tokens into columns [0, n_out) */
     for (int64_t f = 0; f < E; f++) memmove(c->tmp + f * ld, c->x + f * ld + out_first, sizeof(float) * (size_t)n_out);
     rms_norm(c, c->tmp, m->output_norm, c->xn, n_out);
+    int rc = observe(c, -1, SM_IN_OUTPUT, c->xn, E, n_out);
+    if (rc) return rc;
     const sm_weight *w = &m->output;
     for (int64_t v0 = 0; v0 < V; v0 += SM_LOGIT_ROWS) {
         const int64_t rows = V - v0 < SM_LOGIT_ROWS ? V - v0 : SM_LOGIT_ROWS;
@@ -227,10 +244,12 @@ static int batch(sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0, 
             return -1;
         for (int64_t f = 0; f < E; f++) c->x[f * ld + t] = row[f];
     }
-    /* the last layer carries only the tokens whose logits are wanted (all of them if none) */
-    const int64_t last_from = !logits ? n : out_first < n ? out_first : n;
-    for (int64_t l = 0; l < hp->n_layer; l++)
-        if (layer(c, l, n, pos0, l == hp->n_layer - 1 ? last_from : 0)) return -1;
+    /* without an observer the last layer carries only the tokens whose logits are wanted */
+    const int64_t last_from = c->obs ? 0 : !logits ? n : out_first < n ? out_first : n;
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        const int rc = block(c, &m->layers[l], l, n, pos0, l == hp->n_layer - 1 ? last_from : 0);
+        if (rc) return rc;
+    }
     if (!logits || out_first >= n) return 0;
     return logits_out(c, n, out_first, logits);
 }
@@ -256,7 +275,8 @@ int sm_model_eval(const sm_model *m, sm_context *c, const int32_t *tokens, int64
         const int64_t nb = n - b0 < c->n_batch ? n - b0 : c->n_batch;
         const int64_t first = out_first > b0 ? out_first - b0 : 0;
         float *out = logits && first < nb ? logits + (b0 + first - out_first) * m->hp.n_vocab : NULL;
-        if (batch(c, tokens + b0, nb, pos0 + b0, first, out)) return -1;
+        const int rc = batch(c, tokens + b0, nb, pos0 + b0, first, out);
+        if (rc) return rc;
         c->n_past = pos0 + b0 + nb;
     }
     return 0;

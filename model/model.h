@@ -135,7 +135,8 @@ typedef enum sm_rope_kind {
 } sm_rope_kind;
 
 /* Open `path`: a GGUF file, a Hugging Face model directory (config.json + weights +
- * tokenizer files) or a llama2.c checkpoint. vocab_path (may be NULL) names a tokenizer to
+ * tokenizer files; a GPTQ checkpoint's qweight/qzeros/scales/g_idx linears are dequantized
+ * to float at load) or a llama2.c checkpoint. vocab_path (may be NULL) names a tokenizer to
  * use instead of the model's own (a SentencePiece .model file); a llama2.c checkpoint
  * without one looks for tokenizer.model beside it, and has no vocabulary if none is there. */
 int sm_model_load(const char *path, const char *vocab_path, sm_model **out);
@@ -172,5 +173,66 @@ void sm_context_clear(sm_context *c);
  * bit-identical for any thread count. */
 int sm_model_eval(const sm_model *m, sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0,
                   int64_t out_first, float *logits);
+
+/* ======================================================================================
+ * Calibration hooks (calibration section; model/forward.c, model/block.c): activation
+ * capture and decoder-block-at-a-time evaluation for importance matrices and GPTQ.
+ * ==================================================================================== */
+
+/* The inputs the linear layers of a decoder read. Every linear of one group reads the same
+ * input. */
+typedef enum sm_linear_input {
+    SM_IN_ATTN,      /* attn_norm(x): input of attn_q, attn_k, attn_v */
+    SM_IN_ATTN_OUT,  /* the attention's output: input of attn_output */
+    SM_IN_FFN,       /* ffn_norm(x): input of ffn_gate, ffn_up */
+    SM_IN_FFN_DOWN,  /* silu(gate) * up: input of ffn_down */
+    SM_IN_OUTPUT,    /* output_norm(x): input of output (the head; layer -1) */
+    SM_IN_COUNT
+} sm_linear_input;
+
+/* The linear layers of a decoder block, and the input each reads. */
+typedef enum sm_linear {
+    SM_LIN_Q, SM_LIN_K, SM_LIN_V, SM_LIN_O, SM_LIN_GATE, SM_LIN_UP, SM_LIN_DOWN, SM_LIN_COUNT
+} sm_linear;
+sm_linear_input sm_linear_input_of(sm_linear l);
+/* GGUF base name: "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down". */
+const char *sm_linear_gguf_name(sm_linear l);
+
+/* An activation observer: called during evaluation on the CPU with the input x of a group of
+ * linears, n_tok tokens of `cols` features each, in the runtime's feature-major layout:
+ * feature f of token t is x[f*ld + t]. layer is -1 for SM_IN_OUTPUT, which is observed only
+ * for the tokens whose logits are computed. Return 0 to go on, a positive value to stop the
+ * evaluation right there (the evaluating call then returns that value; later layers of the
+ * batch are not computed), or -1 to fail with an error set. */
+typedef int (*sm_observer_fn)(void *user, int64_t layer, sm_linear_input which, const float *x, int64_t ld,
+                              int64_t cols, int64_t n_tok);
+/* Install (fn non-NULL) or remove (fn NULL) the context's observer. Only CPU contexts
+ * support observers (-1 on a CUDA context). Unobserved evaluation costs one test per group. */
+int sm_context_set_observer(sm_context *c, sm_observer_fn fn, void *user);
+
+/* Shape of a block's linear: rows = outputs, cols = inputs. */
+int sm_model_linear_shape(const sm_model *m, int64_t layer, sm_linear which, int64_t *rows, int64_t *cols);
+/* Its weight as floats, rows x cols row-major, as stored (GGUF: ggml's rope row layout for
+ * q/k; Hugging Face: rotate_half layout). */
+int sm_model_linear_f32(const sm_model *m, int64_t layer, sm_linear which, float *dst);
+
+/* Token embeddings of n tokens, token-major: x[t*n_embd + f]. */
+int sm_model_embed(const sm_model *m, const int32_t *tokens, int64_t n, float *x);
+
+/* Replacement weights for one block's linears: rows x cols floats row-major in the layout
+ * sm_model_linear_f32 gives; NULL keeps the model's own weight. */
+typedef struct sm_block_override {
+    const float *w[SM_LIN_COUNT];
+} sm_block_override;
+
+/* Run decoder block `layer` alone (CPU contexts) over n tokens of the residual stream x
+ * (token-major, n x n_embd, replaced by the block's output) at positions pos0..pos0+n-1 of
+ * the context's KV cache for that layer, in batches of the context's n_batch. The caller
+ * keeps each layer's cache consistent: positions below pos0 must have been run through the
+ * same layer (pos0 = 0 starts a new sequence). ov may be NULL. The observer is called as in
+ * sm_model_eval; if it stops the block (returns > 0), that value is returned and x is left
+ * unchanged for the tokens of that batch and later ones. */
+int sm_model_eval_block(const sm_model *m, sm_context *c, int64_t layer, const sm_block_override *ov, float *x,
+                        int64_t n, int64_t pos0);
 
 #endif

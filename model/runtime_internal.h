@@ -35,7 +35,10 @@ struct sm_model {
     /* where the bytes live */
     sm_gguf *gguf;
     sm_ckpt *ckpt;
-    char (*ckpt_names)[96];     /* HF checkpoints: GGUF name of each ckpt tensor ("" = skipped) */
+    char (*ckpt_names)[96];     /* HF checkpoints: GGUF name of each ckpt tensor ("" = skipped);
+                                   GPTQ tensors: the weight's GGUF name + ".qweight" etc. */
+    bool gptq;                  /* HF GPTQ checkpoint: block linears are dequantized at load */
+    sm_gptq_hf_config gptq_cfg;
     float **owned;              /* float copies of 1-D tensors */
     size_t n_owned;
 };
@@ -55,10 +58,17 @@ struct sm_context {
     float *gate, *up;           /* [n_ff][ld] */
     float *logits_t;            /* [LOGIT_ROWS][ld] */
     double *ss;                 /* [n_batch] */
+    sm_observer_fn obs;         /* activation observer (NULL: none) and its argument */
+    void *obs_user;
 };
 
 /* Vocabulary rows per output product (bounds the transposed-logits scratch). */
 #define SM_LOGIT_ROWS 4096
+
+/* One decoder block over the batch of n tokens in c->x (feature-major), with weights L
+ * (layer l's own or replacements), KV cache of layer l at positions pos0... Returns 0, -1,
+ * or the positive value an observer stopped it with (model/forward.c). */
+int sm_layer_forward(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0);
 
 /* The CUDA copy of the model's weights (model/forward_cuda.c). */
 int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, struct sm_cuda_net **out);

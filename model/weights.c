@@ -1,10 +1,12 @@
 /* weights.c - sm_model_load: find a decoder's weights in a GGUF file, a Hugging Face model
  * directory or a llama2.c checkpoint, check every shape and type, and keep pointers into
- * the mapped files (norms and biases are copied to float; matrices never are). */
+ * the mapped files (norms and biases are copied to float; matrices never are, except the
+ * linears of an HF GPTQ checkpoint, which are dequantized to float once at load). */
 #include "runtime_internal.h"
 
 #include "kernels/kernels.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +34,51 @@ static int shape_error(const sm_model *m, const sm_tensor *t, const char *name, 
                     sm_shape_str(t, buf, sizeof buf), sm_type_name(t->type), expected);
 }
 
+static int own(sm_model *m, float *v) {
+    float **owned = realloc(m->owned, sizeof(float *) * (m->n_owned + 1));
+    if (!owned) {
+        free(v);
+        return sm_error("out of memory");
+    }
+    m->owned = owned;
+    m->owned[m->n_owned++] = v;
+    return 0;
+}
+
+/* A GPTQ linear of an HF GPTQ checkpoint (NAME.qweight, .qzeros, .scales, .g_idx), dequantized
+ * to float (owned) by formats/gptq_hf.c. 1 if there is none. */
+static int get_gptq_matrix(sm_model *m, const char *name, int64_t rows, int64_t cols, sm_weight *w) {
+    char n[4][128];
+    const char *const SUF[4] = {"qweight", "qzeros", "scales", "g_idx"};
+    const sm_tensor *t[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(n[i], sizeof n[i], "%s.%s", name, SUF[i]);
+        t[i] = find(m, n[i]);
+    }
+    if (!t[0]) return 1;
+    if (!t[1] || !t[2]) return sm_error("%s: GPTQ weight %s lacks %s", source(m), name, t[1] ? "scales" : "qzeros");
+    int64_t out_f, in_f;
+    if (sm_gptq_hf_dequantize(&m->gptq_cfg, t[0], t[1], t[2], t[3], NULL, &out_f, &in_f))
+        return sm_error_ctx("%s", source(m));
+    if (out_f != rows || in_f != cols)
+        return sm_error("%s: GPTQ weight %s is [%lld, %lld], expected [%lld, %lld]", source(m), name, (long long)out_f,
+                        (long long)in_f, (long long)rows, (long long)cols);
+    float *v = malloc(sizeof(float) * (size_t)(rows * cols));
+    if (!v) return sm_error("out of memory");
+    if (own(m, v)) return -1;
+    if (sm_gptq_hf_dequantize(&m->gptq_cfg, t[0], t[1], t[2], t[3], v, &out_f, &in_f))
+        return sm_error_ctx("%s", source(m));
+    *w = (sm_weight){SM_TYPE_F32, v, sizeof(float) * (size_t)cols, rows, cols};
+    return 0;
+}
+
 /* A matrix [rows, cols] the kernels can multiply with. */
-static int get_matrix(const sm_model *m, const char *name, int64_t rows, int64_t cols, sm_weight *w) {
+static int get_matrix(sm_model *m, const char *name, int64_t rows, int64_t cols, sm_weight *w) {
     const sm_tensor *t = find(m, name);
+    if (!t && m->gptq) {
+        const int rc = get_gptq_matrix(m, name, rows, cols, w);
+        if (rc <= 0) return rc;
+    }
     if (!t) return sm_error("%s: tensor %s is missing", source(m), name);
     char want[96];
     snprintf(want, sizeof want, "[%lld, %lld]", (long long)rows, (long long)cols);
@@ -61,14 +105,8 @@ static int get_vector(sm_model *m, const char *name, int64_t n, bool optional, f
     if (!t->data || t->nbytes < sm_type_row_bytes(t->type, n) || sm_type_row_bytes(t->type, n) == 0)
         return sm_error("%s: tensor %s: too few bytes of data", source(m), name);
     float *v = malloc(sizeof(float) * (size_t)n);
-    float **owned = realloc(m->owned, sizeof(float *) * (m->n_owned + 1));
-    if (!v || !owned) {
-        free(v);
-        if (owned) m->owned = owned;
-        return sm_error("out of memory");
-    }
-    m->owned = owned;
-    m->owned[m->n_owned++] = v;
+    if (!v) return sm_error("out of memory");
+    if (own(m, v)) return -1;
     int rc = sm_plain_to_f32(t->type, t->data, v, n);
     if (rc) {
         sm_clear_error();
@@ -200,18 +238,71 @@ static int open_gguf(sm_model *m, const char *path) {
     return 0;
 }
 
+/* The GPTQ quantization config of an HF directory: config.json's quantization_config, or
+ * AutoGPTQ's quantize_config.json. 1 if the checkpoint is not GPTQ-quantized. */
+static int read_gptq_config(const char *dir, sm_gptq_hf_config *cfg) {
+    const char *const FILES[2] = {"config.json", "quantize_config.json"};
+    for (int f = 0; f < 2; f++) {
+        char *path = sm_path_join(dir, FILES[f]), *text = NULL;
+        size_t len = 0;
+        if (!path) return sm_error("out of memory");
+        if (!sm_is_file(path) || sm_read_file(path, (size_t)16 << 20, &text, &len)) {
+            free(path);
+            sm_clear_error();
+            continue;
+        }
+        cJSON *root = cJSON_ParseWithLength(text, len);
+        free(text);
+        const cJSON *qc = f == 0 ? cJSON_GetObjectItemCaseSensitive(root, "quantization_config") : root;
+        const cJSON *method = cJSON_GetObjectItemCaseSensitive(qc, "quant_method");
+        int rc = 1;
+        if (cJSON_IsObject(qc) && (f == 1 || (cJSON_IsString(method) && !strcmp(method->valuestring, "gptq"))))
+            rc = sm_gptq_hf_config_parse(qc, path, cfg);
+        else if (cJSON_IsObject(qc) && f == 0)
+            rc = sm_error("%s: quantization_config: quant_method %s is not supported by the runtime (GPTQ only)", path,
+                          cJSON_IsString(method) ? method->valuestring : "(none)");
+        cJSON_Delete(root);
+        free(path);
+        if (rc <= 0) return rc;
+    }
+    return 1;
+}
+
+/* The GGUF name of an HF tensor; GPTQ parts get the weight's name + ".qweight" etc. */
+static int map_hf(const sm_model *m, const char *hf, char *out, size_t cap) {
+    int flags = 0;
+    if (m->gptq) {
+        const char *const SUF[4] = {".qweight", ".qzeros", ".scales", ".g_idx"};
+        const size_t len = strlen(hf);
+        for (int i = 0; i < 4; i++) {
+            const size_t sl = strlen(SUF[i]);
+            if (len <= sl || strcmp(hf + len - sl, SUF[i]) || len - sl + 8 > 200) continue;
+            char w[208];
+            snprintf(w, sizeof w, "%.*s.weight", (int)(len - sl), hf);
+            const int r = sm_map_hf_name(&m->hp, w, out, cap, &flags);
+            if (r <= 0) return r;
+            if (strlen(out) + sl >= cap) return sm_error("tensor name %s is too long", hf);
+            strcat(out, SUF[i]);
+            return 1;
+        }
+    }
+    return sm_map_hf_name(&m->hp, hf, out, cap, &flags);
+}
+
 static int open_hf(sm_model *m, const char *dir) {
     char *cfg = sm_path_join(dir, "config.json");
     if (!cfg) return sm_error("out of memory");
     int rc = sm_hparams_from_hf_config(cfg, &m->hp);
     free(cfg);
     if (rc) return -1;
+    rc = read_gptq_config(dir, &m->gptq_cfg);
+    if (rc < 0) return -1;
+    m->gptq = rc == 0;
     if (sm_ckpt_open(dir, &m->ckpt)) return -1;
     m->ckpt_names = calloc(m->ckpt->n_tensors ? m->ckpt->n_tensors : 1, sizeof *m->ckpt_names);
     if (!m->ckpt_names) return sm_error("out of memory");
     for (size_t i = 0; i < m->ckpt->n_tensors; i++) {
-        int flags = 0;
-        int r = sm_map_hf_name(&m->hp, m->ckpt->tensors[i].name, m->ckpt_names[i], sizeof m->ckpt_names[i], &flags);
+        int r = map_hf(m, m->ckpt->tensors[i].name, m->ckpt_names[i], sizeof m->ckpt_names[i]);
         if (r < 0) return -1;
         if (r == 0) m->ckpt_names[i][0] = 0;
     }

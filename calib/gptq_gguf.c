@@ -1,0 +1,182 @@
+/* gptq_gguf.c - GPTQ into an ordinary GGUF: the recipe (quantize/recipe.h, llama.cpp's
+ * rules) picks every tensor's type exactly as `smelt quantize` would; the block linears are
+ * quantized by layer-by-layer GPTQ on that type's grid (round-to-nearest with diag H as
+ * importance where GPTQ has no grid), every other tensor (embedding, output head, norms) is
+ * converted as `smelt quantize` converts it (no importance weights). Metadata: the source's,
+ * plus general.file_type of the recipe and general.quantization_version.
+ *
+ * Tensor order: the model-wide tensors first (in the source's order), then block 0's tensors,
+ * block 1's, ... (each block's in the source's order), so that each block is written as soon
+ * as it is quantized and nothing else has to wait in memory. */
+#include "calib/calib.h"
+
+#include "formats/formats.h"
+#include "quantize/recipe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_FLOATS ((int64_t)4 << 20)
+#define NOT_SEEN ((sm_type)-2) /* a block linear the file lacks */
+
+typedef struct gguf_job {
+    sm_gguf *g;
+    sm_gguf_writer *w;
+    size_t nt;
+    sm_type *types;      /* per source tensor */
+    int64_t *layer;      /* per source tensor: its block, -1 for model-wide tensors */
+    int *linear;         /* per source tensor: its sm_linear, -1 if not a block linear */
+} gguf_job;
+
+/* Convert a tensor to `to` without importance weights, in bounded chunks of rows. */
+static int write_converted(gguf_job *j, const sm_tensor *t, sm_type to) {
+    if (to == t->type) return sm_gguf_writer_write(j->w, t->data, t->nbytes);
+    const int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t);
+    int64_t chunk = CHUNK_FLOATS / row;
+    if (chunk < 1) chunk = 1;
+    if (chunk > nrows) chunk = nrows;
+    const uint64_t src_row = sm_type_row_bytes(t->type, row), out_row = sm_type_row_bytes(to, row);
+    float *f = malloc(sizeof(float) * (size_t)(chunk * row));
+    void *q = malloc((size_t)(out_row * (uint64_t)chunk));
+    int rc = 0;
+    if (!f || !q) rc = sm_error("out of memory for tensor %s", t->name);
+    for (int64_t r0 = 0; r0 < nrows && !rc; r0 += chunk) {
+        const int64_t n = nrows - r0 < chunk ? nrows - r0 : chunk;
+        for (int64_t r = 0; r < n && !rc; r++)
+            rc = sm_dequantize_row(t->type, (const char *)t->data + (uint64_t)(r0 + r) * src_row, f + r * row, row);
+        if (!rc) {
+            if (!sm_type_get(to)->quantized) rc = sm_f32_to_plain(to, f, q, n * row);
+            else if (sm_quantize_rows(to, f, q, n, row, NULL) == 0) rc = -1;
+        }
+        if (!rc) rc = sm_gguf_writer_write(j->w, q, out_row * (uint64_t)n);
+    }
+    free(f);
+    free(q);
+    return rc ? sm_error_ctx("tensor %s", t->name) : 0;
+}
+
+static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
+    gguf_job *j = user;
+    for (size_t i = 0; i < j->nt; i++) {
+        if (j->layer[i] != layer) continue;
+        const sm_tensor *t = sm_gguf_tensor(j->g, i);
+        int rc;
+        if (j->linear[i] >= 0) {
+            const sm_gptq_result *r = &lin[j->linear[i]].res;
+            rc = sm_gguf_writer_write(j->w, r->packed, r->packed_bytes);
+        } else {
+            rc = write_converted(j, t, j->types[i]);
+        }
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* "blk.N.NAME.weight": N and the linear NAME is (-1 if none); -1 for a model-wide tensor. */
+static int64_t block_of(const char *name, int *linear) {
+    *linear = -1;
+    if (strncmp(name, "blk.", 4)) return -1;
+    char *end;
+    const long long l = strtoll(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.' || l < 0) return -1;
+    for (int i = 0; i < SM_LIN_COUNT; i++) {
+        const char *ln = sm_linear_gguf_name((sm_linear)i);
+        const size_t n = strlen(ln);
+        if (!strncmp(end + 1, ln, n) && !strcmp(end + 1 + n, ".weight")) *linear = i;
+    }
+    return l;
+}
+
+int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_set *cs, const char *recipe_name,
+                       const char *out_path, const sm_gptq_run_opts *ro, sm_gptq_run_report *rep) {
+    memset(rep, 0, sizeof *rep);
+    const sm_recipe *recipe = sm_recipe_find(recipe_name ? recipe_name : "");
+    if (!recipe) return sm_error("unknown quantization '%s' (one of: %s)", recipe_name ? recipe_name : "", sm_recipe_names());
+    const sm_hparams *hp = sm_model_hparams(m);
+    gguf_job j = {0};
+    sm_recipe_plan plan = {0};
+    const char **names = NULL;
+    sm_type *lin_types = NULL;
+    int rc = -1;
+    if (sm_gguf_open(src_path, &j.g)) return -1;
+    j.nt = sm_gguf_n_tensors(j.g);
+    const size_t nt = j.nt ? j.nt : 1;
+    names = calloc(nt, sizeof *names);
+    j.types = calloc(nt, sizeof *j.types);
+    j.layer = calloc(nt, sizeof *j.layer);
+    j.linear = calloc(nt, sizeof *j.linear);
+    lin_types = calloc((size_t)(hp->n_layer * SM_LIN_COUNT), sizeof *lin_types);
+    if (!names || !j.types || !j.layer || !j.linear || !lin_types) {
+        sm_error("out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < j.nt; i++) names[i] = sm_gguf_tensor(j.g, i)->name;
+    for (int64_t i = 0; i < hp->n_layer * SM_LIN_COUNT; i++) lin_types[i] = NOT_SEEN;
+    if (sm_recipe_plan_begin(&plan, recipe, names, j.nt, hp->arch, hp->n_layer, hp->n_head, hp->n_head_kv, true))
+        goto done;
+
+    /* plan every tensor in file order (the recipe's counters follow it), as smelt quantize */
+    for (size_t i = 0; i < j.nt; i++) {
+        const sm_tensor *t = sm_gguf_tensor(j.g, i);
+        bool fb = false;
+        j.types[i] = sm_recipe_tensor_type(&plan, t->name, t->n_dims, t->shape, t->type, &fb);
+        j.layer[i] = block_of(t->name, &j.linear[i]);
+        if (j.layer[i] >= hp->n_layer) {
+            sm_error("%s: tensor %s: the model has %lld blocks", src_path, t->name, (long long)hp->n_layer);
+            goto done;
+        }
+        const sm_type_info *ti = sm_type_get(t->type);
+        if ((j.types[i] != t->type || j.linear[i] >= 0) && ti->quantized) {
+            sm_error("%s: tensor %s is already quantized (%s); GPTQ needs F32, F16 or BF16 weights", src_path, t->name,
+                     ti->name);
+            goto done;
+        }
+        if (j.types[i] != t->type && !sm_quantize_supported(j.types[i])) {
+            sm_error("tensor %s: type %s is not supported by this build", t->name, sm_type_name(j.types[i]));
+            goto done;
+        }
+        if (j.linear[i] >= 0) lin_types[j.layer[i] * SM_LIN_COUNT + j.linear[i]] = j.types[i];
+    }
+    for (int64_t l = 0; l < hp->n_layer; l++)
+        for (int i = 0; i < SM_LIN_COUNT; i++)
+            if (lin_types[l * SM_LIN_COUNT + i] == NOT_SEEN) {
+                sm_error("%s: tensor blk.%lld.%s.weight is missing", src_path, (long long)l,
+                         sm_linear_gguf_name((sm_linear)i));
+                goto done;
+            }
+
+    j.w = sm_gguf_writer_new();
+    if (!j.w) {
+        sm_error("out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < sm_gguf_n_kv(j.g); i++) sm_gguf_set_val(j.w, sm_gguf_key(j.g, i), sm_gguf_val(j.g, i));
+    sm_gguf_set_u32(j.w, "general.quantization_version", 2);
+    sm_gguf_set_u32(j.w, "general.file_type", (uint32_t)recipe->ftype);
+    for (int64_t l = -1; l < hp->n_layer; l++)
+        for (size_t i = 0; i < j.nt; i++) {
+            if (j.layer[i] != l) continue;
+            const sm_tensor *t = sm_gguf_tensor(j.g, i);
+            if (sm_gguf_add_tensor(j.w, t->name, j.types[i], t->n_dims, t->shape)) goto done;
+        }
+    if (sm_gguf_writer_begin(j.w, out_path)) goto done;
+    for (size_t i = 0; i < j.nt; i++)
+        if (j.layer[i] == -1 && write_converted(&j, sm_gguf_tensor(j.g, i), j.types[i])) goto done;
+    sm_gptq_run_opts o = *ro;
+    o.types = lin_types;
+    o.sink = sink;
+    o.sink_user = &j;
+    if (sm_gptq_run(m, cs, &o, rep)) goto done;
+    rc = sm_gguf_writer_finish(j.w);
+    j.w = NULL;
+done:
+    if (j.w) sm_gguf_writer_abort(j.w);
+    sm_gguf_close(j.g);
+    sm_recipe_plan_free(&plan);
+    free(names);
+    free(j.types);
+    free(j.layer);
+    free(j.linear);
+    free(lin_types);
+    return rc;
+}

@@ -1,0 +1,282 @@
+/* gptq_run.c - layer-by-layer streaming GPTQ over a whole model (see calib.h): the residual
+ * streams of all calibration samples pass through one decoder block at a time; an activation
+ * observer turns the inputs of the group being quantized into a Hessian and stops the block
+ * there; the group is quantized; the next pass sees its quantized weights. */
+#include "calib/calib.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* the groups of linears that share an input, in true-sequential order */
+static const struct {
+    sm_linear_input in;
+    int n;
+    sm_linear lin[3];
+} GROUPS[] = {
+    {SM_IN_ATTN, 3, {SM_LIN_Q, SM_LIN_K, SM_LIN_V}},
+    {SM_IN_ATTN_OUT, 1, {SM_LIN_O}},
+    {SM_IN_FFN, 2, {SM_LIN_GATE, SM_LIN_UP}},
+    {SM_IN_FFN_DOWN, 1, {SM_LIN_DOWN}},
+};
+#define N_GROUPS 4
+
+bool sm_gptq_has_grid(sm_type t) {
+    switch (t) {
+    case SM_TYPE_Q4_0: case SM_TYPE_Q4_1: case SM_TYPE_Q5_0: case SM_TYPE_Q5_1: case SM_TYPE_Q8_0:
+    case SM_TYPE_Q4_K: case SM_TYPE_Q5_K: case SM_TYPE_Q6_K:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The observer: feeds the wanted inputs of one layer to their Hessians, stops at `stop_at`. */
+typedef struct capture {
+    int64_t layer;
+    sm_hessian *h[SM_IN_COUNT]; /* NULL: not wanted in this pass */
+    sm_linear_input stop_at;
+    float *buf;                 /* seqlen x max cols, token-major */
+} capture;
+
+static int observe(void *user, int64_t layer, sm_linear_input which, const float *x, int64_t ld, int64_t cols,
+                   int64_t n_tok) {
+    capture *c = user;
+    if (layer != c->layer || which >= SM_IN_COUNT) return 0;
+    if (c->h[which]) {
+        if (sm_hessian_cols(c->h[which]) != cols) return sm_error("gptq: unexpected activation width %lld", (long long)cols);
+#pragma omp parallel for schedule(static) if (cols * n_tok >= (1 << 16))
+        for (int64_t t = 0; t < n_tok; t++)
+            for (int64_t f = 0; f < cols; f++) c->buf[t * cols + f] = x[f * ld + t];
+        if (sm_hessian_add(c->h[which], c->buf, n_tok, cols)) return -1;
+    }
+    return which == c->stop_at ? 1 : 0;
+}
+
+/* tr((W - Q) H (W - Q)^T), in double; rows summed in order (the same for any thread count). */
+static int proxy_loss(const double *H, const float *W, const float *Q, int64_t rows, int64_t cols, double *out) {
+    double *per_row = calloc((size_t)rows, sizeof(double));
+    if (!per_row) return sm_error("out of memory");
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        double *d = malloc(sizeof(double) * (size_t)cols);
+        if (!d) failed = 1;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!d) continue;
+            for (int64_t c = 0; c < cols; c++) d[c] = (double)W[r * cols + c] - (double)Q[r * cols + c];
+            double s = 0.0;
+            for (int64_t i = 0; i < cols; i++) {
+                if (d[i] == 0.0) continue;
+                double hi = 0.0;
+                for (int64_t j = 0; j < cols; j++) hi += H[i * cols + j] * d[j];
+                s += d[i] * hi;
+            }
+            per_row[r] = s;
+        }
+        free(d);
+    }
+    double total = 0.0;
+    for (int64_t r = 0; r < rows; r++) total += per_row[r];
+    free(per_row);
+    *out = total;
+    return failed ? sm_error("out of memory") : 0;
+}
+
+/* Round-to-nearest (with diag H as importance) into a result that looks like GPTQ's. */
+static int round_to_nearest(sm_type type, const double *H, const float *W, int64_t rows, int64_t cols, bool skip_loss,
+                            sm_gptq_result *res) {
+    memset(res, 0, sizeof *res);
+    const uint64_t row_bytes = sm_type_row_bytes(type, cols);
+    float *imp = malloc(sizeof(float) * (size_t)cols);
+    res->packed = malloc((size_t)(row_bytes * (uint64_t)rows));
+    res->deq = malloc(sizeof(float) * (size_t)(rows * cols));
+    if (!imp || !res->packed || !res->deq) {
+        free(imp);
+        sm_gptq_result_free(res);
+        return sm_error("out of memory");
+    }
+    for (int64_t c = 0; c < cols; c++) imp[c] = (float)H[c * cols + c];
+    const bool plain = !sm_type_get(type)->quantized;
+    int rc = 0;
+    if (plain) rc = sm_f32_to_plain(type, W, res->packed, rows * cols);
+    else if (sm_quantize_rows(type, W, res->packed, rows, cols, imp) == 0) rc = -1;
+    for (int64_t r = 0; r < rows && !rc; r++)
+        rc = sm_dequantize_row(type, (const char *)res->packed + (uint64_t)r * row_bytes, res->deq + r * cols, cols);
+    free(imp);
+    if (rc) {
+        sm_gptq_result_free(res);
+        return -1;
+    }
+    res->rows = rows;
+    res->cols = cols;
+    res->packed_bytes = (size_t)(row_bytes * (uint64_t)rows);
+    if (!skip_loss) {
+        if (proxy_loss(H, W, res->deq, rows, cols, &res->loss_rtn)) {
+            sm_gptq_result_free(res);
+            return -1;
+        }
+        res->loss_gptq = res->loss_rtn;
+    }
+    return 0;
+}
+
+/* Run layer l over every sample (x: n_samples x seqlen x n_embd), stopped by the observer
+ * (stop_at < SM_IN_COUNT) or to the end (x is then replaced by the block's outputs). */
+static int pass(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, const sm_block_override *ov, float *x,
+                const sm_calib_set *cs) {
+    const int64_t E = sm_model_hparams(m)->n_embd, L = cs->seqlen;
+    for (int64_t s = 0; s < cs->n_samples; s++) {
+        const int rc = sm_model_eval_block(m, ctx, l, ov, x + s * L * E, L, 0);
+        if (rc < 0) return -1;
+        if (rc == 0 && cap->stop_at < SM_IN_COUNT) return sm_error("gptq: the block ended before its input was seen");
+    }
+    return 0;
+}
+
+static int quantize_group(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
+                          float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr) {
+    const int64_t cols = sm_hessian_cols(h);
+    const double *H = sm_hessian_matrix(h);
+    sm_gptq_hinv *hinv = NULL;
+    for (int k = 0; k < GROUPS[g].n; k++) {
+        const sm_linear i = GROUPS[g].lin[k];
+        int64_t rows, c;
+        if (sm_model_linear_shape(m, l, i, &rows, &c)) return -1;
+        sm_gptq_linear *li = &lin[i];
+        li->type = o->types ? o->types[l * SM_LIN_COUNT + i] : SM_TYPE_INVALID;
+        li->gptq = li->type == SM_TYPE_INVALID || sm_gptq_has_grid(li->type);
+        int rc;
+        if (li->gptq) {
+            sm_gptq_opts q = o->q;
+            q.gguf_type = li->type;
+            if (!hinv && sm_gptq_prepare(H, cols, &q, &hinv)) return sm_error_ctx("layer %lld", (long long)l);
+            rc = sm_gptq_quantize(hinv, W[i], rows, &q, &li->res);
+        } else {
+            rc = round_to_nearest(li->type, H, W[i], rows, cols, o->q.skip_loss, &li->res);
+        }
+        if (rc) {
+            sm_gptq_hinv_free(hinv);
+            return sm_error_ctx("blk.%lld.%s", (long long)l, sm_linear_gguf_name(i));
+        }
+        lr->type[i] = li->type;
+        lr->gptq[i] = li->gptq;
+        lr->loss_rtn[i] = li->res.loss_rtn;
+        lr->loss_gptq[i] = li->res.loss_gptq;
+    }
+    sm_gptq_hinv_free(hinv);
+    return 0;
+}
+
+int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opts *o, sm_gptq_run_report *rep) {
+    memset(rep, 0, sizeof *rep);
+    const double t_start = sm_now();
+    const sm_hparams *hp = sm_model_hparams(m);
+    const int64_t E = hp->n_embd, L = cs->seqlen, S = cs->n_samples, n_layer = hp->n_layer;
+    if (S < 1 || L < 2) return sm_error("gptq: no calibration samples");
+    const uint64_t act_floats = (uint64_t)S * (uint64_t)L * (uint64_t)E;
+    if (act_floats > ((uint64_t)1 << 40)) return sm_error("gptq: %lld samples of %lld tokens are too many", (long long)S, (long long)L);
+    rep->n_layer = n_layer;
+    rep->n_samples = S;
+    rep->seqlen = L;
+    rep->activation_bytes = act_floats * sizeof(float);
+    rep->layers = calloc((size_t)n_layer, sizeof *rep->layers);
+    float *x = malloc(sizeof(float) * (size_t)act_floats);
+    float *W[SM_LIN_COUNT] = {0};
+    sm_gptq_linear lin[SM_LIN_COUNT];
+    memset(lin, 0, sizeof lin);
+    sm_context *ctx = NULL;
+    capture cap = {0};
+    int rc = -1;
+    if (!rep->layers || !x) {
+        sm_error("gptq: out of memory for the activations of %lld samples x %lld tokens (%.1f MiB)", (long long)S,
+                 (long long)L, (double)rep->activation_bytes / 1048576.0);
+        goto done;
+    }
+    int64_t max_cols = 0;
+    for (int i = 0; i < SM_LIN_COUNT; i++) {
+        int64_t rows, cols;
+        if (sm_model_linear_shape(m, 0, (sm_linear)i, &rows, &cols)) goto done;
+        if (cols > max_cols) max_cols = cols;
+    }
+    cap.buf = malloc(sizeof(float) * (size_t)(L * max_cols));
+    if (!cap.buf) {
+        sm_error("out of memory");
+        goto done;
+    }
+    for (int64_t s = 0; s < S; s++)
+        if (sm_model_embed(m, cs->tokens + s * L, L, x + s * L * E)) goto done;
+    if (sm_context_new(m, L, L, &ctx) || sm_context_set_observer(ctx, observe, &cap)) goto done;
+
+    for (int64_t l = 0; l < n_layer; l++) {
+        const double t0 = sm_now();
+        sm_gptq_layer_report *lr = &rep->layers[l];
+        sm_block_override ov = {{0}};
+        for (int i = 0; i < SM_LIN_COUNT; i++) {
+            int64_t rows, cols;
+            free(W[i]);
+            if (sm_model_linear_shape(m, l, (sm_linear)i, &rows, &cols)) goto done;
+            if (!(W[i] = malloc(sizeof(float) * (size_t)(rows * cols)))) {
+                sm_error("out of memory");
+                goto done;
+            }
+            if (sm_model_linear_f32(m, l, (sm_linear)i, W[i])) goto done;
+        }
+        cap.layer = l;
+        sm_hessian *h[N_GROUPS] = {0};
+        int lrc = 0;
+        if (o->no_true_sequential) {
+            /* one pass with the original weights collects every input, stopping before down */
+            for (int g = 0; g < N_GROUPS && !lrc; g++) {
+                int64_t rows, cols;
+                lrc = sm_model_linear_shape(m, l, GROUPS[g].lin[0], &rows, &cols);
+                if (!lrc && !(h[g] = cap.h[GROUPS[g].in] = sm_hessian_new(cols))) lrc = -1;
+            }
+            cap.stop_at = SM_IN_FFN_DOWN;
+            if (!lrc) lrc = pass(m, ctx, &cap, l, NULL, x, cs);
+            for (int g = 0; g < N_GROUPS && !lrc; g++) lrc = quantize_group(m, l, g, h[g], o, W, lin, lr);
+        } else {
+            for (int g = 0; g < N_GROUPS && !lrc; g++) {
+                int64_t rows, cols;
+                lrc = sm_model_linear_shape(m, l, GROUPS[g].lin[0], &rows, &cols);
+                if (!lrc && !(h[g] = cap.h[GROUPS[g].in] = sm_hessian_new(cols))) lrc = -1;
+                cap.stop_at = GROUPS[g].in;
+                if (!lrc) lrc = pass(m, ctx, &cap, l, &ov, x, cs);
+                cap.h[GROUPS[g].in] = NULL;
+                if (!lrc) lrc = quantize_group(m, l, g, h[g], o, W, lin, lr);
+                for (int k = 0; k < GROUPS[g].n && !lrc; k++) ov.w[GROUPS[g].lin[k]] = lin[GROUPS[g].lin[k]].res.deq;
+                sm_hessian_free(h[g]);
+                h[g] = NULL;
+            }
+        }
+        for (int g = 0; g < N_GROUPS; g++) sm_hessian_free(h[g]);
+        memset(cap.h, 0, sizeof cap.h);
+        if (lrc) goto done;
+        /* the quantized block's outputs are the next block's inputs */
+        for (int i = 0; i < SM_LIN_COUNT; i++) ov.w[i] = lin[i].res.deq;
+        cap.stop_at = SM_IN_COUNT;
+        if (pass(m, ctx, &cap, l, &ov, x, cs)) goto done;
+        if (o->sink && o->sink(o->sink_user, l, lin)) goto done;
+        for (int i = 0; i < SM_LIN_COUNT; i++) sm_gptq_result_free(&lin[i].res);
+        lr->seconds = sm_now() - t0;
+        if (o->on_layer) o->on_layer(o->on_layer_user, l, n_layer, lr);
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < SM_LIN_COUNT; i++) {
+        sm_gptq_result_free(&lin[i].res);
+        free(W[i]);
+    }
+    sm_context_free(ctx);
+    free(cap.buf);
+    free(x);
+    rep->seconds = sm_now() - t_start;
+    if (rc) sm_gptq_run_report_free(rep);
+    return rc;
+}
+
+void sm_gptq_run_report_free(sm_gptq_run_report *r) {
+    free(r->layers);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,122 @@
+/* imatrix_collect.c - importance matrices from a forward pass, as llama-imatrix computes them:
+ * an activation observer on the runtime sums, per linear input and input column, the squares
+ * of the activations of every evaluated token. Linears that share an input (q/k/v, gate/up)
+ * share one sum, stored under each weight's name. */
+#include "calib/calib.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* linear inputs per block (SM_IN_OUTPUT is model-wide) */
+#define N_BLOCK_IN SM_IN_OUTPUT
+
+typedef struct collector {
+    int64_t n_layer;
+    int64_t cols[SM_IN_COUNT];
+    double *sums[SM_IN_COUNT];   /* [n_layer][cols] per block input; [cols] for the output */
+    int64_t count[SM_IN_COUNT];  /* tokens seen by layer 0's input (every layer sees as many) */
+} collector;
+
+static int observe(void *user, int64_t layer, sm_linear_input which, const float *x, int64_t ld, int64_t cols,
+                   int64_t n_tok) {
+    collector *c = user;
+    if (which >= SM_IN_COUNT || cols != c->cols[which]) return sm_error("imatrix: unexpected activation shape");
+    double *acc = c->sums[which] + (which == SM_IN_OUTPUT ? 0 : layer * cols);
+    if (which == SM_IN_OUTPUT || layer == 0) c->count[which] += n_tok;
+#pragma omp parallel for schedule(static) if (cols * n_tok >= (1 << 16))
+    for (int64_t f = 0; f < cols; f++) {
+        const float *row = x + f * ld;
+        double s = 0.0;
+        for (int64_t t = 0; t < n_tok; t++) s += (double)row[t] * (double)row[t];
+        acc[f] += s;
+    }
+    return 0;
+}
+
+static int store(sm_imatrix *out, const char *name, const double *sums, int64_t cols, int64_t count, float *tmp) {
+    for (int64_t i = 0; i < cols; i++) tmp[i] = (float)sums[i];
+    return sm_imatrix_add(out, name, 1, cols, tmp, &count);
+}
+
+int sm_imatrix_compute(const sm_model *m, const int32_t *tokens, int64_t n_tokens, const sm_imatrix_opts *o,
+                       sm_imatrix *out, sm_imatrix_report *rep) {
+    memset(rep, 0, sizeof *rep);
+    const double t0 = sm_now();
+    const sm_hparams *hp = sm_model_hparams(m);
+    const int64_t n_ctx = o->n_ctx > 0 ? o->n_ctx : 512;
+    if (n_tokens < 2 * n_ctx)
+        return sm_error("imatrix: %lld tokens of text; a context of %lld needs at least %lld", (long long)n_tokens,
+                        (long long)n_ctx, (long long)(2 * n_ctx));
+    int64_t n_chunk = n_tokens / n_ctx;
+    if (o->n_chunks > 0 && o->n_chunks < n_chunk) n_chunk = o->n_chunks;
+    const bool want_output = o->process_output && !hp->tied_embeddings;
+
+    collector col = {.n_layer = hp->n_layer};
+    int64_t r, c;
+    sm_context *ctx = NULL;
+    int32_t *chunk = malloc(sizeof(int32_t) * (size_t)n_ctx);
+    float *logits = NULL, *tmp = NULL;
+    int rc = -1;
+    if (!chunk) goto oom;
+    /* the input widths: attn_q's, attn_output's, ffn_gate's, ffn_down's and the embedding's */
+    const sm_linear first_of[N_BLOCK_IN] = {SM_LIN_Q, SM_LIN_O, SM_LIN_GATE, SM_LIN_DOWN};
+    for (int i = 0; i < N_BLOCK_IN; i++) {
+        if (sm_model_linear_shape(m, 0, first_of[i], &r, &c)) goto done;
+        col.cols[i] = c;
+    }
+    col.cols[SM_IN_OUTPUT] = hp->n_embd;
+    int64_t max_cols = 0;
+    for (int i = 0; i < SM_IN_COUNT; i++) {
+        const int64_t n = i == SM_IN_OUTPUT ? 1 : hp->n_layer;
+        col.sums[i] = calloc((size_t)(n * col.cols[i]), sizeof(double));
+        if (!col.sums[i]) goto oom;
+        if (col.cols[i] > max_cols) max_cols = col.cols[i];
+    }
+    tmp = malloc(sizeof(float) * (size_t)max_cols);
+    if (want_output) logits = malloc(sizeof(float) * (size_t)n_ctx * (size_t)hp->n_vocab);
+    if (!tmp || (want_output && !logits)) goto oom;
+
+    if (sm_context_new(m, n_ctx, n_ctx, &ctx) || sm_context_set_observer(ctx, observe, &col)) goto done;
+    sm_progress prog;
+    sm_progress_begin(&prog, "imatrix", (uint64_t)n_chunk, o->quiet);
+    for (int64_t k = 0; k < n_chunk; k++) {
+        memcpy(chunk, tokens + k * n_ctx, sizeof(int32_t) * (size_t)n_ctx);
+        if (o->bos_id >= 0) chunk[0] = o->bos_id;
+        sm_context_clear(ctx);
+        if (sm_model_eval(m, ctx, chunk, n_ctx, 0, 0, want_output ? logits : NULL)) {
+            sm_progress_end(&prog);
+            goto done;
+        }
+        sm_progress_update(&prog, (uint64_t)(k + 1));
+    }
+    sm_progress_end(&prog);
+
+    /* entries, named as llama.cpp names the weights */
+    char name[96];
+    for (int64_t l = 0; l < hp->n_layer; l++)
+        for (int i = 0; i < SM_LIN_COUNT; i++) {
+            const sm_linear_input in = sm_linear_input_of((sm_linear)i);
+            snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, sm_linear_gguf_name((sm_linear)i));
+            if (store(out, name, col.sums[in] + l * col.cols[in], col.cols[in], col.count[in], tmp)) goto done;
+        }
+    if (want_output && store(out, "output.weight", col.sums[SM_IN_OUTPUT], hp->n_embd, col.count[SM_IN_OUTPUT], tmp))
+        goto done;
+    if (o->dataset && sm_imatrix_add_dataset(out, o->dataset)) goto done;
+    out->chunk_count = (int32_t)n_chunk;
+    out->chunk_size = (int32_t)n_ctx;
+    rep->n_chunks = n_chunk;
+    rep->n_tokens = n_chunk * n_ctx;
+    rep->seconds = sm_now() - t0;
+    rep->tokens_per_second = rep->seconds > 0 ? (double)rep->n_tokens / rep->seconds : 0.0;
+    rc = 0;
+    goto done;
+oom:
+    sm_error("out of memory");
+done:
+    sm_context_free(ctx);
+    for (int i = 0; i < SM_IN_COUNT; i++) free(col.sums[i]);
+    free(chunk);
+    free(logits);
+    free(tmp);
+    return rc;
+}

@@ -1,0 +1,206 @@
+/* cmd_gptq.c - `smelt gptq MODEL --calib F --to TARGET -o OUT`: GPTQ quantization, one decoder
+ * block at a time over a calibration set, into a GGUF (a recipe's types on GPTQ grids) or a
+ * Hugging Face GPTQ checkpoint. */
+#include "cli.h"
+
+#include "calib/calib.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const char USAGE[] =
+    "usage: smelt gptq MODEL --calib FILE --to TARGET -o OUT [options]\n"
+    "\n"
+    "GPTQ (Frantar et al.) over a whole model, one decoder block at a time: the calibration\n"
+    "samples' activations go through block 0, its linears are quantized in true-sequential\n"
+    "order (q,k,v -> o -> gate,up -> down, each group against the Hessian of its inputs as the\n"
+    "already-quantized linears before it produce them), and the quantized block's outputs feed\n"
+    "block 1, and so on. Memory: samples x seqlen x hidden floats plus one block.\n"
+    "\n"
+    "MODEL: an F32/F16/BF16 GGUF (targets gguf:*) or a Hugging Face directory (target hf).\n"
+    "\n"
+    "targets (--to):\n"
+    "  gguf:RECIPE         an ordinary GGUF; RECIPE as in smelt quantize (Q4_K_M, Q4_0, Q8_0...)\n"
+    "                      gives every tensor its type by llama.cpp's rules; block linears of\n"
+    "                      type Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K are GPTQ-quantized on that\n"
+    "                      type's grid, others rounded to nearest with diag(H) as importance;\n"
+    "                      embedding and output head as smelt quantize does them\n"
+    "  hf                  a Hugging Face GPTQ checkpoint directory (qweight/qzeros/scales/g_idx,\n"
+    "                      format \"gptq\"; other tensors F16; config.json quantization_config)\n"
+    "\n"
+    "calibration:\n"
+    "  --calib FILE        calibration text (tokenized whole, BOS first when the vocabulary adds\n"
+    "                      one); every sample starts with BOS, as llama-imatrix's chunks do\n"
+    "  --samples N         samples (default 128)\n"
+    "  --seqlen N          tokens per sample (default 2048, at most the model's context length)\n"
+    "  --in-order          consecutive chunks of the text (llama-imatrix's cut) instead of random\n"
+    "                      windows (GPTQ's sampling; may overlap)\n"
+    "  --seed N            random windows' seed (default 0)\n"
+    "\n"
+    "GPTQ:\n"
+    "  --bits N            hf: 2, 3, 4 or 8 (default 4)\n"
+    "  --group N           hf: columns per group (default 128; -1: one group per row)\n"
+    "  --act-order         hf: columns in order of decreasing diag(H) (desc_act)\n"
+    "  --sym | --asym      hf: symmetric (default) or asymmetric grid\n"
+    "  --static-groups     hf: group parameters fitted before GPTQ updates the weights\n"
+    "  --damp X            dampening, X * mean(diag H) added to the diagonal (default 0.01)\n"
+    "  --block N           lazy-batch width in columns (default 128)\n"
+    "  --no-importance     gguf: fit block scales with ggml's plain rule, not weighted by diag(H)\n"
+    "  --no-true-sequential  all Hessians of a block from the unquantized block\n"
+    "\n"
+    "  --device cpu|cuda   cuda is refused: this build has no GPU path for GPTQ\n"
+    "  --threads N         threads (default: all cores, or SMELT_THREADS)\n"
+    "  --json              print one JSON report on stdout (time per layer, per-linear proxy\n"
+    "                      loss tr(E H E^T) of round-to-nearest and of GPTQ)\n"
+    "  --quiet             no progress lines\n";
+
+static const char *const LIN_NAMES[SM_LIN_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
+
+static void on_layer(void *user, int64_t layer, int64_t n_layer, const sm_gptq_layer_report *r) {
+    (void)user;
+    double rtn = 0, gptq = 0;
+    for (int i = 0; i < SM_LIN_COUNT; i++) {
+        rtn += r->loss_rtn[i];
+        gptq += r->loss_gptq[i];
+    }
+    fprintf(stderr, "gptq: layer %lld/%lld  %.2f s  loss rtn %.4g -> gptq %.4g\n", (long long)layer + 1,
+            (long long)n_layer, r->seconds, rtn, gptq);
+}
+
+static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const char *target, double total_s,
+                          int threads) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "output", out);
+    cJSON_AddStringToObject(j, "target", target);
+    cJSON_AddNumberToObject(j, "samples", (double)rep->n_samples);
+    cJSON_AddNumberToObject(j, "seqlen", (double)rep->seqlen);
+    cJSON_AddNumberToObject(j, "activation_bytes", (double)rep->activation_bytes);
+    cJSON_AddNumberToObject(j, "seconds", total_s);
+    cJSON_AddNumberToObject(j, "gptq_seconds", rep->seconds);
+    cJSON_AddNumberToObject(j, "threads", threads);
+    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
+    cJSON *layers = cJSON_AddArrayToObject(j, "layers");
+    double tot_rtn = 0, tot_gptq = 0;
+    for (int64_t l = 0; l < rep->n_layer; l++) {
+        const sm_gptq_layer_report *r = &rep->layers[l];
+        cJSON *lj = cJSON_CreateObject();
+        cJSON_AddNumberToObject(lj, "layer", (double)l);
+        cJSON_AddNumberToObject(lj, "seconds", r->seconds);
+        cJSON *lins = cJSON_AddArrayToObject(lj, "linears");
+        for (int i = 0; i < SM_LIN_COUNT; i++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "name", LIN_NAMES[i]);
+            cJSON_AddStringToObject(x, "type", r->type[i] == SM_TYPE_INVALID ? "int" : sm_type_name(r->type[i]));
+            cJSON_AddBoolToObject(x, "gptq", r->gptq[i]);
+            cJSON_AddNumberToObject(x, "loss_rtn", r->loss_rtn[i]);
+            cJSON_AddNumberToObject(x, "loss_gptq", r->loss_gptq[i]);
+            cJSON_AddItemToArray(lins, x);
+            tot_rtn += r->loss_rtn[i];
+            tot_gptq += r->loss_gptq[i];
+        }
+        cJSON_AddItemToArray(layers, lj);
+    }
+    cJSON_AddNumberToObject(j, "loss_rtn", tot_rtn);
+    cJSON_AddNumberToObject(j, "loss_gptq", tot_gptq);
+    return j;
+}
+
+static int run(int argc, char **argv) {
+    const char *model = NULL, *calib = NULL, *target = NULL, *out = NULL, *device = "cpu";
+    bool json = false, quiet = false, seqlen_given = false;
+    sm_calib_opts co = {.n_samples = 128, .seqlen = 2048};
+    sm_gptq_run_opts ro = {0};
+    sm_gptq_opts_default(&ro.q);
+    ro.q.skip_loss = false;
+    int threads = sm_num_threads();
+    const char *v;
+    for (int i = 1; i < argc; i++) {
+        if (cli_opt(argc, argv, &i, "--calib", &v)) calib = v;
+        else if (cli_opt(argc, argv, &i, "--to", &v)) target = v;
+        else if (cli_opt(argc, argv, &i, "-o", &v) || cli_opt(argc, argv, &i, "--output", &v)) out = v;
+        else if (cli_opt(argc, argv, &i, "--samples", &v)) co.n_samples = cli_long("--samples", v, 1, 1L << 24);
+        else if (cli_opt(argc, argv, &i, "--seqlen", &v)) co.seqlen = cli_long("--seqlen", v, 2, 1 << 20), seqlen_given = true;
+        else if (cli_opt(argc, argv, &i, "--seed", &v)) co.seed = (uint64_t)cli_long("--seed", v, 0, INT64_MAX);
+        else if (cli_flag(argv, &i, "--in-order")) co.in_order = true;
+        else if (cli_opt(argc, argv, &i, "--bits", &v)) ro.q.bits = (int)cli_long("--bits", v, 2, 8);
+        else if (cli_opt(argc, argv, &i, "--group", &v)) ro.q.group_size = (int)cli_long("--group", v, -1, 1 << 20);
+        else if (cli_flag(argv, &i, "--act-order")) ro.q.act_order = true;
+        else if (cli_flag(argv, &i, "--sym")) ro.q.sym = true;
+        else if (cli_flag(argv, &i, "--asym")) ro.q.sym = false;
+        else if (cli_flag(argv, &i, "--static-groups")) ro.q.static_groups = true;
+        else if (cli_opt(argc, argv, &i, "--damp", &v)) ro.q.damp = cli_double("--damp", v);
+        else if (cli_opt(argc, argv, &i, "--block", &v)) ro.q.block_size = (int)cli_long("--block", v, 1, 1 << 16);
+        else if (cli_flag(argv, &i, "--no-importance")) ro.q.use_importance = false;
+        else if (cli_flag(argv, &i, "--no-true-sequential")) ro.no_true_sequential = true;
+        else if (cli_opt(argc, argv, &i, "--device", &v)) device = v;
+        else if (cli_opt(argc, argv, &i, "--threads", &v)) threads = (int)cli_long("--threads", v, 1, 4096);
+        else if (cli_flag(argv, &i, "--json")) json = true;
+        else if (cli_flag(argv, &i, "--quiet")) quiet = true;
+        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_gptq, "unknown option %s", argv[i]);
+        else if (!model) model = argv[i];
+        else return cli_usage_error(&sm_cmd_gptq, "unexpected argument %s", argv[i]);
+    }
+    if (!model) return cli_usage_error(&sm_cmd_gptq, "expected MODEL");
+    if (!calib) return cli_usage_error(&sm_cmd_gptq, "expected --calib FILE");
+    if (!out) return cli_usage_error(&sm_cmd_gptq, "expected -o OUT");
+    if (!target) return cli_usage_error(&sm_cmd_gptq, "expected --to gguf:RECIPE or --to hf");
+    const bool to_hf = !strcmp(target, "hf");
+    if (!to_hf && strncmp(target, "gguf:", 5))
+        return cli_usage_error(&sm_cmd_gptq, "--to expects gguf:RECIPE or hf, got '%s'", target);
+    if (ro.q.bits != 2 && ro.q.bits != 3 && ro.q.bits != 4 && ro.q.bits != 8)
+        return cli_usage_error(&sm_cmd_gptq, "--bits expects 2, 3, 4 or 8");
+    if (ro.q.group_size == 0 || ro.q.group_size < -1) return cli_usage_error(&sm_cmd_gptq, "--group expects N > 0 or -1");
+    if (!(ro.q.damp >= 0.0 && ro.q.damp < 1e6)) return cli_usage_error(&sm_cmd_gptq, "--damp expects a number >= 0");
+    if (!to_hf && ro.q.act_order)
+        return cli_usage_error(&sm_cmd_gptq, "--act-order needs --to hf: GGUF blocks hold consecutive columns");
+    if (strcmp(device, "cpu") && strcmp(device, "cuda"))
+        return cli_usage_error(&sm_cmd_gptq, "--device expects cpu or cuda, got '%s'", device);
+    if (!strcmp(device, "cuda"))
+        return cli_fail("gptq", "--device cuda: GPTQ has no GPU path in this build (use --device cpu)");
+    const bool model_is_dir = sm_is_dir(model);
+    if (to_hf && !model_is_dir) return cli_fail("gptq", "--to hf needs a Hugging Face model directory as MODEL");
+    if (!to_hf && model_is_dir)
+        return cli_fail("gptq", "--to %s needs a GGUF model: convert the directory first (smelt convert %s "
+                        "--outtype f32 -o MODEL.gguf)", target, model);
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    if (json) quiet = true;
+    if (!quiet) ro.on_layer = on_layer;
+
+    const double t0 = sm_now();
+    sm_model *m = NULL;
+    const sm_tokenizer *tok = NULL;
+    int32_t *ids = NULL, bos = -1;
+    size_t n_ids = 0;
+    sm_calib_set cs = {0};
+    sm_gptq_run_report rep = {0};
+    int rc = -1;
+    if (sm_model_load(model, NULL, &m) || sm_model_tokenizer(m, &tok) || sm_ppl_chunk_bos(tok, &bos) ||
+        sm_calib_tokenize_file(tok, calib, false, &ids, &n_ids))
+        goto done;
+    const int64_t n_ctx_train = sm_model_hparams(m)->n_ctx_train;
+    if (!seqlen_given && n_ctx_train > 0 && co.seqlen > n_ctx_train) co.seqlen = n_ctx_train;
+    if (sm_calib_cut(ids, n_ids, bos, &co, &cs)) goto done;
+    if (!quiet)
+        fprintf(stderr, "gptq: %lld samples x %lld tokens (%s) from %zu tokens of %s\n", (long long)cs.n_samples,
+                (long long)cs.seqlen, co.in_order ? "in order" : "random windows", n_ids, calib);
+    rc = to_hf ? sm_gptq_write_hf(m, model, &cs, out, &ro, &rep)
+               : sm_gptq_write_gguf(m, model, &cs, target + 5, out, &ro, &rep);
+done:
+    if (rc) cli_fail_last("gptq");
+    else if (json) cli_print_json(report_json(&rep, out, target, sm_now() - t0, threads));
+    else if (!quiet) fprintf(stderr, "gptq: wrote %s in %.2f s\n", out, sm_now() - t0);
+    sm_gptq_run_report_free(&rep);
+    sm_calib_set_free(&cs);
+    free(ids);
+    sm_model_free(m);
+    return rc ? 1 : 0;
+}
+
+const sm_command sm_cmd_gptq = {"gptq", "GPTQ quantization over a calibration text (GGUF or HF GPTQ)", USAGE, run};

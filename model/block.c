@@ -1,0 +1,99 @@
+/* block.c - calibration hooks on the runtime: activation observers, the block linears as
+ * floats, token embeddings, and one decoder block evaluated alone with optional replacement
+ * weights (what layer-by-layer GPTQ needs: run block l over every calibration sample,
+ * quantize some of its linears, run it again with them, and so on). */
+#include "runtime_internal.h"
+
+#include "kernels/kernels.h"
+
+#include <string.h>
+
+static const struct {
+    const char *name;
+    sm_linear_input in;
+} LINEARS[SM_LIN_COUNT] = {
+    [SM_LIN_Q] = {"attn_q", SM_IN_ATTN},       [SM_LIN_K] = {"attn_k", SM_IN_ATTN},
+    [SM_LIN_V] = {"attn_v", SM_IN_ATTN},       [SM_LIN_O] = {"attn_output", SM_IN_ATTN_OUT},
+    [SM_LIN_GATE] = {"ffn_gate", SM_IN_FFN},   [SM_LIN_UP] = {"ffn_up", SM_IN_FFN},
+    [SM_LIN_DOWN] = {"ffn_down", SM_IN_FFN_DOWN},
+};
+
+sm_linear_input sm_linear_input_of(sm_linear l) { return LINEARS[l].in; }
+const char *sm_linear_gguf_name(sm_linear l) { return LINEARS[l].name; }
+
+int sm_context_set_observer(sm_context *c, sm_observer_fn fn, void *user) {
+    if (c->cuda && fn) return sm_error("activation observers need a CPU context");
+    c->obs = fn;
+    c->obs_user = user;
+    return 0;
+}
+
+static const sm_weight *linear(const sm_layer_weights *L, sm_linear which) {
+    const sm_weight *ws[SM_LIN_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+    return ws[which];
+}
+
+static int check(const sm_model *m, int64_t layer, sm_linear which) {
+    if (layer < 0 || layer >= m->hp.n_layer) return sm_error("layer %lld out of range", (long long)layer);
+    if ((int)which < 0 || which >= SM_LIN_COUNT) return sm_error("no such linear (%d)", (int)which);
+    return 0;
+}
+
+int sm_model_linear_shape(const sm_model *m, int64_t layer, sm_linear which, int64_t *rows, int64_t *cols) {
+    if (check(m, layer, which)) return -1;
+    const sm_weight *w = linear(&m->layers[layer], which);
+    *rows = w->rows;
+    *cols = w->cols;
+    return 0;
+}
+
+int sm_model_linear_f32(const sm_model *m, int64_t layer, sm_linear which, float *dst) {
+    if (check(m, layer, which)) return -1;
+    const sm_weight *w = linear(&m->layers[layer], which);
+    for (int64_t r = 0; r < w->rows; r++)
+        if (sm_row_to_f32(w->type, (const char *)w->data + (size_t)r * w->stride, dst + r * w->cols, w->cols))
+            return -1;
+    return 0;
+}
+
+int sm_model_embed(const sm_model *m, const int32_t *tokens, int64_t n, float *x) {
+    const int64_t E = m->hp.n_embd;
+    for (int64_t t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= m->hp.n_vocab)
+            return sm_error("token id %d at index %lld is outside the vocabulary (%lld tokens)", tokens[t],
+                            (long long)t, (long long)m->hp.n_vocab);
+        if (sm_row_to_f32(m->tok_embd.type, (const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.stride,
+                          x + t * E, E))
+            return -1;
+    }
+    return 0;
+}
+
+int sm_model_eval_block(const sm_model *m, sm_context *c, int64_t layer, const sm_block_override *ov, float *x,
+                        int64_t n, int64_t pos0) {
+    if (c->m != m) return sm_error("evaluation context belongs to another model");
+    if (c->cuda) return sm_error("block evaluation needs a CPU context");
+    if (layer < 0 || layer >= m->hp.n_layer) return sm_error("layer %lld out of range", (long long)layer);
+    if (n < 0 || pos0 < 0 || pos0 + n > c->n_ctx)
+        return sm_error("cannot evaluate %lld tokens at position %lld in a context of %lld positions", (long long)n,
+                        (long long)pos0, (long long)c->n_ctx);
+    sm_layer_weights L = m->layers[layer];
+    if (ov)
+        for (int i = 0; i < SM_LIN_COUNT; i++)
+            if (ov->w[i]) {
+                sm_weight *w = (sm_weight *)linear(&L, (sm_linear)i);
+                *w = (sm_weight){SM_TYPE_F32, ov->w[i], sizeof(float) * (size_t)w->cols, w->rows, w->cols};
+            }
+    const int64_t E = m->hp.n_embd, ld = c->ld;
+    for (int64_t b0 = 0; b0 < n; b0 += c->n_batch) {
+        const int64_t nb = n - b0 < c->n_batch ? n - b0 : c->n_batch;
+        float *xb = x + b0 * E;
+        for (int64_t t = 0; t < nb; t++)
+            for (int64_t f = 0; f < E; f++) c->x[f * ld + t] = xb[t * E + f];
+        const int rc = sm_layer_forward(c, &L, layer, nb, pos0 + b0);
+        if (rc) return rc;
+        for (int64_t t = 0; t < nb; t++)
+            for (int64_t f = 0; f < E; f++) xb[t * E + f] = c->x[f * ld + t];
+    }
+    return 0;
+}
