@@ -157,8 +157,11 @@ static int observe(const sm_context *c, int64_t l, sm_linear_input which, const 
     return c->obs(c->obs_user, l, which, x, c->ld, cols, n);
 }
 
-/* One decoder block over the batch in c->x, with the weights L (layer l's, or overrides). */
-int sm_layer_forward(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0) {
+/* One decoder block over the batch in c->x, with the weights L (layer l's, or overrides). Every
+ * token's keys and values go to the cache, but only tokens [from, n) are carried through
+ * attention and the FFN (the last layer needs no more than the tokens whose logits are
+ * wanted; with an observer, from is 0). */
+static int block(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0, int64_t from) {
     const sm_model *m = c->m;
     const sm_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd, KV = m->kv_dim, F = hp->n_ff, hd = m->head_dim, ld = c->ld;
@@ -182,24 +185,30 @@ int sm_layer_forward(sm_context *c, const sm_layer_weights *L, int64_t l, int64_
             for (int64_t t = 0; t < n; t++) kd[t * hd] = ks[t];
             memcpy(vc + ((size_t)h * hd + (size_t)d) * c->n_ctx + pos0, c->v + (h * hd + d) * ld, sizeof(float) * (size_t)n);
         }
-    if (sm_attention(c, l, c->q, n, pos0, c->att)) return -1;
-    if ((rc = observe(c, l, SM_IN_ATTN_OUT, c->att, m->q_dim, n))) return rc;
+    /* from here on only columns [from, n) */
+    const int64_t k = n - from;
+    float *x = c->x + from, *xn = c->xn + from, *att = c->att + from, *gate = c->gate + from, *up = c->up + from;
+    if (sm_attention(c, l, c->q + from, k, pos0 + from, att)) return -1;
+    if ((rc = observe(c, l, SM_IN_ATTN_OUT, att, m->q_dim, k))) return rc;
     /* residual connections: the output projections accumulate into x */
-    if (matmuls(c, c->att, n, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){c->x}, true)) return -1;
-    add_bias(c, c->x, L->bo, E, n);
+    if (matmuls(c, att, k, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){x}, true)) return -1;
+    add_bias(c, x, L->bo, E, k);
 
-    rms_norm(c, c->x, L->ffn_norm, c->xn, n);
-    if ((rc = observe(c, l, SM_IN_FFN, c->xn, E, n))) return rc;
-    if (matmuls(c, c->xn, n, 2, (const sm_weight *const[]){&L->gate, &L->up}, (float *const[]){c->gate, c->up}, false))
-        return -1;
-    add_bias(c, c->gate, L->bgate, F, n);
-    add_bias(c, c->up, L->bup, F, n);
-#pragma omp parallel for schedule(static) if (F * n >= PAR_MIN)
-    for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(c->gate + f * ld, c->up + f * ld, n);
-    if ((rc = observe(c, l, SM_IN_FFN_DOWN, c->gate, F, n))) return rc;
-    if (matmuls(c, c->gate, n, 1, (const sm_weight *const[]){&L->down}, (float *const[]){c->x}, true)) return -1;
-    add_bias(c, c->x, L->bdown, E, n);
+    rms_norm(c, x, L->ffn_norm, xn, k);
+    if ((rc = observe(c, l, SM_IN_FFN, xn, E, k))) return rc;
+    if (matmuls(c, xn, k, 2, (const sm_weight *const[]){&L->gate, &L->up}, (float *const[]){gate, up}, false)) return -1;
+    add_bias(c, gate, L->bgate, F, k);
+    add_bias(c, up, L->bup, F, k);
+#pragma omp parallel for schedule(static) if (F * k >= PAR_MIN)
+    for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(gate + f * ld, up + f * ld, k);
+    if ((rc = observe(c, l, SM_IN_FFN_DOWN, gate, F, k))) return rc;
+    if (matmuls(c, gate, k, 1, (const sm_weight *const[]){&L->down}, (float *const[]){x}, true)) return -1;
+    add_bias(c, x, L->bdown, E, k);
     return 0;
+}
+
+int sm_layer_forward(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0) {
+    return block(c, L, l, n, pos0, 0);
 }
 
 /* logits[t][v] for tokens [out_first, n) of the batch */
@@ -235,8 +244,10 @@ static int batch(sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0, 
             return -1;
         for (int64_t f = 0; f < E; f++) c->x[f * ld + t] = row[f];
     }
+    /* without an observer the last layer carries only the tokens whose logits are wanted */
+    const int64_t last_from = c->obs ? 0 : !logits ? n : out_first < n ? out_first : n;
     for (int64_t l = 0; l < hp->n_layer; l++) {
-        const int rc = sm_layer_forward(c, &m->layers[l], l, n, pos0);
+        const int rc = block(c, &m->layers[l], l, n, pos0, l == hp->n_layer - 1 ? last_from : 0);
         if (rc) return rc;
     }
     if (!logits || out_first >= n) return 0;

@@ -91,6 +91,15 @@ static void invariance(void) {
     CHECK_MSG(!memcmp(a, b, sizeof(float) * 64 * 2048), "logits differ between 1 and 2 threads");
     first64_diff(m, 16, b);
     CHECK_MSG(!memcmp(a, b, sizeof(float) * 64 * 2048), "logits differ between batches of 64 and of 16");
+    /* asking for the logits of the last tokens only (the last layer then skips the others)
+     * gives the same bits */
+    sm_context *c2 = NULL;
+    CHECK_OK(sm_context_new(m, 256, 64, &c2));
+    if (c2) {
+        CHECK_OK(sm_model_eval(m, c2, g_tokens, 64, 0, 40, b));
+        CHECK_MSG(!memcmp(a + 40 * 2048, b, sizeof(float) * 24 * 2048), "logits of the last 24 tokens differ");
+        sm_context_free(c2);
+    }
     /* incremental evaluation (cache reuse) agrees with one pass */
     sm_context *c = NULL;
     CHECK_OK(sm_context_new(m, 256, 64, &c));
