@@ -4,6 +4,8 @@
 #include "cli.h"
 
 #include "calib/calib.h"
+#include "convert/convert.h"
+#include "formats/formats.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 
@@ -22,7 +24,9 @@ static const char USAGE[] =
     "already-quantized linears before it produce them), and the quantized block's outputs feed\n"
     "block 1, and so on. Memory: samples x seqlen x hidden floats plus one block.\n"
     "\n"
-    "MODEL: an F32/F16/BF16 GGUF (targets gguf:*) or a Hugging Face directory (target hf).\n"
+    "MODEL: a Hugging Face directory or (targets gguf:* only) an F32/F16/BF16 GGUF. For a GGUF\n"
+    "target a directory is first converted (smelt convert, weights in their own precision) to\n"
+    "OUT.src.gguf, which is removed at the end.\n"
     "\n"
     "targets (--to):\n"
     "  gguf:RECIPE         an ordinary GGUF; RECIPE as in smelt quantize (Q4_K_M, Q4_0, Q8_0...)\n"
@@ -70,6 +74,24 @@ static void on_layer(void *user, int64_t layer, int64_t n_layer, const sm_gptq_l
     }
     fprintf(stderr, "gptq: layer %lld/%lld  %.2f s  loss rtn %.4g -> gptq %.4g\n", (long long)layer + 1,
             (long long)n_layer, r->seconds, rtn, gptq);
+}
+
+/* smelt convert of an HF directory into a GGUF with the weights' own precision (F32 stays
+ * F32, BF16 stays BF16, F16 stays F16), the source GPTQ then reads. */
+static int convert_source(const char *dir, const char *path, bool quiet) {
+    sm_ckpt *ck = NULL;
+    if (sm_ckpt_open(dir, &ck)) return -1;
+    const char *outtype = "f32";
+    for (size_t i = 0; i < ck->n_tensors; i++)
+        if (ck->tensors[i].n_dims >= 2) {
+            if (ck->tensors[i].type == SM_TYPE_BF16) outtype = "bf16";
+            else if (ck->tensors[i].type == SM_TYPE_F16) outtype = "f16";
+            break;
+        }
+    sm_ckpt_close(ck);
+    if (!quiet) fprintf(stderr, "gptq: converting %s to %s (%s)\n", dir, path, outtype);
+    sm_convert_opts co = {.outtype = outtype, .quiet = true};
+    return sm_convert(dir, path, &co, NULL);
 }
 
 static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const char *target, double total_s,
@@ -164,9 +186,6 @@ static int run(int argc, char **argv) {
         return cli_fail("gptq", "--device cuda: GPTQ has no GPU path in this build (use --device cpu)");
     const bool model_is_dir = sm_is_dir(model);
     if (to_hf && !model_is_dir) return cli_fail("gptq", "--to hf needs a Hugging Face model directory as MODEL");
-    if (!to_hf && model_is_dir)
-        return cli_fail("gptq", "--to %s needs a GGUF model: convert the directory first (smelt convert %s "
-                        "--outtype f32 -o MODEL.gguf)", target, model);
 #ifdef _OPENMP
     omp_set_num_threads(threads);
 #endif
@@ -174,6 +193,7 @@ static int run(int argc, char **argv) {
     if (!quiet) ro.on_layer = on_layer;
 
     const double t0 = sm_now();
+    char *src_gguf = NULL; /* an HF directory for a GGUF target: converted first (lossless) */
     sm_model *m = NULL;
     const sm_tokenizer *tok = NULL;
     int32_t *ids = NULL, bos = -1;
@@ -181,6 +201,12 @@ static int run(int argc, char **argv) {
     sm_calib_set cs = {0};
     sm_gptq_run_report rep = {0};
     int rc = -1;
+    if (!to_hf && model_is_dir) {
+        if (!(src_gguf = malloc(strlen(out) + 16))) goto done;
+        sprintf(src_gguf, "%s.src.gguf", out);
+        if (convert_source(model, src_gguf, quiet)) goto done;
+        model = src_gguf;
+    }
     if (sm_model_load(model, NULL, &m) || sm_model_tokenizer(m, &tok) || sm_ppl_chunk_bos(tok, &bos) ||
         sm_calib_tokenize_file(tok, calib, false, &ids, &n_ids))
         goto done;
@@ -200,6 +226,8 @@ done:
     sm_calib_set_free(&cs);
     free(ids);
     sm_model_free(m);
+    if (src_gguf) remove(src_gguf);
+    free(src_gguf);
     return rc ? 1 : 0;
 }
 
