@@ -1,6 +1,6 @@
 /* kernels.h - compute kernels: CPU feature detection and run-time dispatch, the matrix
  * products the runtime is built on, and the optional CUDA backend (present when built with
- * SMELT_HAVE_CUDA; every entry point has a CPU path). */
+ * CUDA: a dlopen'ed plugin built beside smelt; every entry point has a CPU path). */
 #ifndef SMELT_KERNELS_H
 #define SMELT_KERNELS_H
 
@@ -78,8 +78,8 @@ void sm_vec_silu_mul(float *g, const float *u, int64_t n);
  *
  * A Llama-family decoder held on the device in float (the simple first version: weights are
  * dequantized on the host and uploaded as F32; products are cuBLAS SGEMMs). Activations are
- * token-major on the device. Built only with SMELT_HAVE_CUDA; otherwise every function
- * fails with a message saying so.
+ * token-major on the device. The code lives in the CUDA plugin (kernels/cuda/, loaded by
+ * kernels/cuda_loader.c); without it every function fails with a message saying so.
  * ==================================================================================== */
 
 typedef struct sm_cuda_dims {
