@@ -483,6 +483,38 @@ static void gptq_hf_checkpoint(void) {
     CHECK(isfinite(p) && p > p_f32 * 0.98 && p < p_f32 * 1.25);
 }
 
+/* The same bytes with 1 and 2 threads (and a k-quant recipe: its mixture of Q4_K and Q6_K). */
+static void gptq_thread_invariance(void) {
+    const char *gguf = f32_gguf();
+    if (!gguf) return;
+    char cmd[2048], *log = NULL;
+    for (int t = 1; t <= 2; t++) {
+        char out[32];
+        snprintf(out, sizeof out, "gptq-t%d.gguf", t);
+        snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 --to gguf:Q4_K_M -o %s --threads %d --quiet",
+                 gguf, tl_asset(CALIB_TEXT), tl_tmp(out), t);
+        CHECK(tl_run_smelt(cmd, &log) == 0);
+        free(log);
+    }
+    size_t n1, n2;
+    char *a = tl_slurp(tl_tmp("gptq-t1.gguf"), &n1), *b = tl_slurp(tl_tmp("gptq-t2.gguf"), &n2);
+    CHECK_MSG(a && b && n1 == n2 && !memcmp(a, b, n1), "smelt gptq output depends on the thread count");
+    free(a);
+    free(b);
+    sm_gguf *g = NULL;
+    CHECK_OK(sm_gguf_open(tl_tmp("gptq-t1.gguf"), &g));
+    if (g) { /* llama.cpp's Q4_K_M mixture for 4 layers: attn_v and ffn_down of layers 2, 3 in Q6_K */
+        const char *const names[4] = {"blk.0.attn_v.weight", "blk.2.attn_v.weight", "blk.3.ffn_down.weight",
+                                      "blk.1.ffn_down.weight"};
+        const sm_type want[4] = {SM_TYPE_Q4_K, SM_TYPE_Q6_K, SM_TYPE_Q6_K, SM_TYPE_Q4_K};
+        for (int i = 0; i < 4; i++) {
+            const sm_tensor *t = sm_gguf_find_tensor(g, names[i]);
+            CHECK_MSG(t && t->type == want[i], "%s", names[i]);
+        }
+        sm_gguf_close(g);
+    }
+}
+
 static void gptq_cli_errors(void) {
     char cmd[2048], *log = NULL;
     snprintf(cmd, sizeof cmd, "gptq %s --calib %s --to gguf:Q4_0 -o %s --device cuda", tl_asset(KJV_F32),
@@ -514,6 +546,7 @@ void run_tests(void) {
     TEST(imatrix_vs_llamacpp);
     TEST(gptq_gguf_beats_rtn);
     TEST(gptq_hf_checkpoint);
+    TEST(gptq_thread_invariance);
     TEST(gptq_cli_errors);
     sm_model_free(g_model);
     free(g_calib);
