@@ -4,10 +4,10 @@
  *   bench_gptq peak
  *       the micro-kernel in cache (1 thread and all threads) and our blocked DGEMM on
  *       2048 x 2048 x 2048, in GFLOP/s
- *   bench_gptq linear OUT IN SAMPLES [TARGET_SAMPLES]
+ *   bench_gptq linear OUT IN SAMPLES [TARGET_SAMPLES [quick]]
  *       a Linear [OUT, IN]: the Hessian from SAMPLES x 2048 tokens (time extrapolated
  *       linearly to TARGET_SAMPLES, default 128), the factorization of H^-1, GPTQ int4 g128
- *       and GPTQ Q4_K (without and with the loss report)
+ *       and GPTQ Q4_K (without and with the loss report; "quick": int4 without it only)
  * Threads: SMELT_THREADS (default: all). */
 #include "quantize/gptq_internal.h"
 
@@ -106,7 +106,7 @@ static void make_sample(float *x, int64_t in, const float *colscale) {
     }
 }
 
-static int linear(int64_t out, int64_t in, int samples, int target) {
+static int linear(int64_t out, int64_t in, int samples, int target, bool quick) {
     printf("\nLinear [%lld, %lld]: Hessian from %d x %d tokens (%d threads, isa %s)\n", (long long)out, (long long)in,
            samples, SEQ, sm_num_threads(), gq_kernels_get()->name);
     float *colscale = malloc(sizeof(float) * (size_t)in), *x = malloc(sizeof(float) * (size_t)(SEQ * in));
@@ -141,7 +141,7 @@ static int linear(int64_t out, int64_t in, int samples, int target) {
 
     const double gflops = (double)out * in * (in + o.block_size); /* trailing GEMM + in-batch updates */
     const struct { const char *name; sm_type t; } grids[] = {{"int4 g128", SM_TYPE_INVALID}, {"Q4_K", SM_TYPE_Q4_K}};
-    for (int gi = 0; gi < 2; gi++) {
+    for (int gi = 0; gi < (quick ? 1 : 2); gi++) {
         o.gguf_type = grids[gi].t;
         sm_gptq_result r;
         o.skip_loss = true;
@@ -152,6 +152,7 @@ static int linear(int64_t out, int64_t in, int samples, int target) {
         printf("  gptq %-9s %6.2f s  %s  (column loop %.2f s; the rest: copies, packing)\n", grids[gi].name, tq,
                rate(gflops, tq, cq), r.seconds);
         sm_gptq_result_free(&r);
+        if (quick) break;
         o.skip_loss = false;
         t0 = sm_now();
         if (sm_gptq_quantize(p, w, out, &o, &r)) return fprintf(stderr, "%s\n", sm_last_error()), 1;
@@ -171,7 +172,8 @@ static int linear(int64_t out, int64_t in, int samples, int target) {
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "peak")) return peak();
     if (argc >= 5 && !strcmp(argv[1], "linear"))
-        return linear(atoll(argv[2]), atoll(argv[3]), atoi(argv[4]), argc >= 6 ? atoi(argv[5]) : 128);
-    fprintf(stderr, "usage: bench_gptq peak | linear OUT IN SAMPLES [TARGET_SAMPLES]\n");
+        return linear(atoll(argv[2]), atoll(argv[3]), atoi(argv[4]), argc >= 6 ? atoi(argv[5]) : 128,
+                      argc >= 7 && !strcmp(argv[6], "quick"));
+    fprintf(stderr, "usage: bench_gptq peak | linear OUT IN SAMPLES [TARGET_SAMPLES [quick]]\n");
     return 2;
 }

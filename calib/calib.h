@@ -88,6 +88,11 @@ int sm_perplexity(const sm_model *m, const int32_t *tokens, int64_t n_tokens, co
 /* KL divergence of `m` against the log-probability file base_path; the chunks, context size
  * and tokens come from the file (o->n_ctx is ignored; o->n_chunks limits the chunks). */
 int sm_kl_divergence(const sm_model *m, const char *base_path, const sm_ppl_opts *o, sm_ppl_result *r);
+/* KL divergence of `m` against a base model evaluated on the same tokens, chunked as for
+ * perplexity (o->n_ctx): the base's log-probabilities are compressed exactly as a saved file
+ * would hold them, so the statistics equal a --save-logits / --kld run's. */
+int sm_kl_divergence_models(const sm_model *m, const sm_model *base, const int32_t *tokens, int64_t n_tokens,
+                            const sm_ppl_opts *o, sm_ppl_result *r);
 void sm_ppl_result_free(sm_ppl_result *r);
 
 /* The log-probability file, read (bounds-checked; the data stay mmapped). */

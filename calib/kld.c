@@ -97,28 +97,41 @@ static void distribution(float *v, int64_t n, sm_dist *d) {
     d->p999 = percentile(v, n, 0.999f);
 }
 
-int sm_kl_divergence(const sm_model *m, const char *base_path, const sm_ppl_opts *o, sm_ppl_result *r) {
-    memset(r, 0, sizeof *r);
-    sm_logits_file f;
-    if (sm_logits_file_open(base_path, &f)) return -1;
-    const int64_t n_vocab = sm_model_hparams(m)->n_vocab, n_ctx = f.n_ctx;
-    if (f.n_vocab != n_vocab) {
-        sm_logits_file_close(&f);
-        return sm_error("%s: saved with a vocabulary of %d tokens, the model has %lld", base_path, f.n_vocab,
-                        (long long)n_vocab);
-    }
-    int64_t n_chunks = f.n_chunk;
-    if (o->n_chunks > 0 && o->n_chunks < n_chunks) n_chunks = o->n_chunks;
-    const int64_t first = n_ctx / 2, scored = n_ctx - 1 - first, count = n_chunks * scored;
+/* Where the base log-probabilities come from: a saved file, or a base model evaluated on the
+ * same chunks (its records are made in memory exactly as --save-logits would write them). */
+typedef struct base_src {
+    const sm_logits_file *file;
+    const sm_model *model;
+    sm_context *ctx;
+    float *logits;
+    int32_t *scratch;
+    uint16_t *recs;
+} base_src;
 
+/* The scored records of chunk c (consecutive, nv uint16 each). */
+static const unsigned char *base_records(base_src *b, int64_t c, const int32_t *toks, int64_t n_ctx, int32_t bos_id) {
+    if (b->file) return sm_logits_file_record(b->file, c, 0);
+    const int64_t n_vocab = sm_model_hparams(b->model)->n_vocab, first = n_ctx / 2, scored = n_ctx - 1 - first;
+    const int64_t nv = sm_logits_record_len(n_vocab);
+    if (sm_eval_chunk(b->model, b->ctx, toks, n_ctx, bos_id, b->scratch, b->logits)) return NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < scored; j++)
+        sm_logits_record_encode(b->logits + j * n_vocab, n_vocab, toks[first + j + 1], b->recs + j * nv);
+    return (const unsigned char *)b->recs;
+}
+
+static int run(const sm_model *m, base_src *b, const int32_t *tokens, int64_t n_ctx, int64_t n_chunks,
+               const sm_ppl_opts *o, sm_ppl_result *r) {
+    const int64_t n_vocab = sm_model_hparams(m)->n_vocab, nv = sm_logits_record_len(n_vocab);
+    const int64_t first = n_ctx / 2, scored = n_ctx - 1 - first, count = n_chunks * scored;
     sm_context *ctx = NULL;
     float *logits = malloc(sizeof(float) * (size_t)(n_ctx - first) * (size_t)n_vocab);
-    int32_t *toks = malloc(sizeof(int32_t) * (size_t)n_ctx), *chunk = malloc(sizeof(int32_t) * (size_t)n_ctx);
+    int32_t *chunk = malloc(sizeof(int32_t) * (size_t)n_ctx);
     pos_stat *st = malloc(sizeof(pos_stat) * (size_t)scored);
     float *kld_v = malloc(sizeof(float) * (size_t)count), *dp_v = malloc(sizeof(float) * (size_t)count);
     r->chunk_nll = malloc(sizeof(double) * (size_t)n_chunks);
     int rc = -1;
-    if (!logits || !toks || !chunk || !st || !kld_v || !dp_v || !r->chunk_nll) {
+    if (!logits || !chunk || !st || !kld_v || !dp_v || !r->chunk_nll) {
         sm_error("out of memory");
         goto done;
     }
@@ -131,14 +144,15 @@ int sm_kl_divergence(const sm_model *m, const char *base_path, const sm_ppl_opts
     sm_progress_begin(&prog, "kl-divergence", (uint64_t)n_chunks, o->quiet);
     const double t0 = sm_now();
     for (int64_t c = 0; c < n_chunks; c++) {
-        for (int64_t i = 0; i < n_ctx; i++) toks[i] = sm_logits_file_token(&f, c * n_ctx + i);
-        if (sm_eval_chunk(m, ctx, toks, n_ctx, o->bos_id, chunk, logits)) {
+        const int32_t *toks = tokens + c * n_ctx;
+        const unsigned char *recs = base_records(b, c, toks, n_ctx, o->bos_id);
+        if (!recs || sm_eval_chunk(m, ctx, toks, n_ctx, o->bos_id, chunk, logits)) {
             sm_progress_end(&prog);
             goto done;
         }
 #pragma omp parallel for schedule(static)
         for (int64_t j = 0; j < scored; j++)
-            position(logits + j * n_vocab, n_vocab, sm_logits_file_record(&f, c, j), toks[first + j + 1], &st[j]);
+            position(logits + j * n_vocab, n_vocab, recs + (size_t)(j * nv) * 2, toks[first + j + 1], &st[j]);
         double chunk_sum = 0;
         for (int64_t j = 0; j < scored; j++) {
             const pos_stat *s = &st[j];
@@ -206,9 +220,59 @@ done:
     free(kld_v);
     free(st);
     free(chunk);
-    free(toks);
     free(logits);
     sm_context_free(ctx);
+    return rc;
+}
+
+int sm_kl_divergence(const sm_model *m, const char *base_path, const sm_ppl_opts *o, sm_ppl_result *r) {
+    memset(r, 0, sizeof *r);
+    sm_logits_file f;
+    if (sm_logits_file_open(base_path, &f)) return -1;
+    const int64_t n_vocab = sm_model_hparams(m)->n_vocab, n_ctx = f.n_ctx;
+    int64_t n_chunks = f.n_chunk;
+    if (o->n_chunks > 0 && o->n_chunks < n_chunks) n_chunks = o->n_chunks;
+    int32_t *tokens = malloc(sizeof(int32_t) * (size_t)(n_chunks * n_ctx));
+    int rc = -1;
+    if (f.n_vocab != n_vocab)
+        sm_error("%s: saved with a vocabulary of %d tokens, the model has %lld", base_path, f.n_vocab, (long long)n_vocab);
+    else if (!tokens)
+        sm_error("out of memory");
+    else {
+        for (int64_t i = 0; i < n_chunks * n_ctx; i++) tokens[i] = sm_logits_file_token(&f, i);
+        base_src b = {.file = &f};
+        rc = run(m, &b, tokens, n_ctx, n_chunks, o, r);
+    }
+    free(tokens);
     sm_logits_file_close(&f);
+    return rc;
+}
+
+int sm_kl_divergence_models(const sm_model *m, const sm_model *base, const int32_t *tokens, int64_t n_tokens,
+                            const sm_ppl_opts *o, sm_ppl_result *r) {
+    memset(r, 0, sizeof *r);
+    const int64_t n_ctx = o->n_ctx > 0 ? o->n_ctx : 512, n_vocab = sm_model_hparams(m)->n_vocab;
+    if (sm_model_hparams(base)->n_vocab != n_vocab)
+        return sm_error("the base model has a vocabulary of %lld tokens, the model %lld",
+                        (long long)sm_model_hparams(base)->n_vocab, (long long)n_vocab);
+    if (n_ctx < 4) return sm_error("KL divergence needs a context of at least 4 tokens");
+    if (n_tokens < 2 * n_ctx)
+        return sm_error("KL divergence with a context of %lld needs at least %lld tokens; the text has %lld",
+                        (long long)n_ctx, (long long)(2 * n_ctx), (long long)n_tokens);
+    int64_t n_chunks = n_tokens / n_ctx;
+    if (o->n_chunks > 0 && o->n_chunks < n_chunks) n_chunks = o->n_chunks;
+    const int64_t first = n_ctx / 2, scored = n_ctx - 1 - first;
+    base_src b = {.model = base};
+    b.logits = malloc(sizeof(float) * (size_t)(n_ctx - first) * (size_t)n_vocab);
+    b.scratch = malloc(sizeof(int32_t) * (size_t)n_ctx);
+    b.recs = malloc(sizeof(uint16_t) * (size_t)(scored * sm_logits_record_len(n_vocab)));
+    int rc = -1;
+    if (!b.logits || !b.scratch || !b.recs) sm_error("out of memory");
+    else if (sm_context_new_on(base, o->device, n_ctx, o->n_batch, &b.ctx) == 0)
+        rc = run(m, &b, tokens, n_ctx, n_chunks, o, r);
+    sm_context_free(b.ctx);
+    free(b.recs);
+    free(b.scratch);
+    free(b.logits);
     return rc;
 }

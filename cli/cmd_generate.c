@@ -30,7 +30,8 @@ static const char USAGE[] =
     "  --ids               print token ids (one per line) instead of text\n"
     "  --vocab FILE        tokenizer to use (SentencePiece .model), e.g. for llama2.c models\n"
     "  --threads N         threads (default: all cores, or SMELT_THREADS)\n"
-    "  --device cpu|cuda   where to compute (default cpu; cuda fails if no device is usable)\n";
+    "  --device cpu|cuda   where to compute (default cpu). cuda needs a build with CUDA and a\n"
+    "                      usable GPU, and exits with status 1 otherwise (no silent fallback)\n";
 
 /* splitmix64: a small, well-mixed generator; the same seed gives the same text */
 static uint64_t next_u64(uint64_t *s) {
@@ -114,10 +115,11 @@ static int run(int argc, char **argv) {
         return cli_usage_error(&sm_cmd_generate, "--temp must be >= 0 and --top-p in (0, 1]");
     if (strcmp(device, "cpu") && strcmp(device, "cuda"))
         return cli_usage_error(&sm_cmd_generate, "--device expects cpu or cuda, got '%s'", device);
-    if (!strcmp(device, "cuda")) {
+    sm_device dev = SM_DEVICE_CPU;
+    if (!strcmp(device, "cuda")) { /* no silent fallback to the CPU */
         const char *why = NULL;
         if (!sm_cuda_available(&why)) return cli_fail("generate", "--device cuda: no usable CUDA device (%s)", why);
-        return cli_fail("generate", "--device cuda: generation runs on the CPU only");
+        dev = SM_DEVICE_CUDA;
     }
 #ifdef _OPENMP
     omp_set_num_threads(threads);
@@ -156,7 +158,7 @@ static int run(int argc, char **argv) {
     toks = malloc(sizeof(int32_t) * (n_prompt + (size_t)n_gen + 1));
     logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
     cands = malloc(sizeof(cand) * (size_t)hp->n_vocab);
-    if (!toks || !logits || !cands || sm_context_new(m, n_ctx, 512, &ctx)) {
+    if (!toks || !logits || !cands || sm_context_new_on(m, dev, n_ctx, 512, &ctx)) {
         cli_fail("generate", "%s", toks && logits && cands ? sm_last_error() : "out of memory");
         goto out;
     }

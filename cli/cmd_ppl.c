@@ -13,7 +13,8 @@
 #endif
 
 static const char USAGE[] =
-    "usage: smelt ppl MODEL (--text FILE | --tokens FILE | --kld BASE) [options]\n"
+    "usage: smelt ppl MODEL (--text FILE | --tokens FILE) [--kld BASE_MODEL] [options]\n"
+    "       smelt ppl MODEL --kld LOGITS_FILE [options]\n"
     "\n"
     "Perplexity of MODEL (GGUF file, Hugging Face directory or llama2.c checkpoint) with\n"
     "llama.cpp's protocol: the text is tokenized whole (BOS first when the vocabulary adds\n"
@@ -22,17 +23,18 @@ static const char USAGE[] =
     "llama-perplexity -c CTX, and do not depend on --threads.\n"
     "\n"
     "options:\n"
-    "  --text FILE         text to evaluate\n"
+    "  --text FILE, -f     text to evaluate\n"
     "  --tokens FILE       pre-tokenized input: token ids separated by white space, used as is\n"
-    "  --ctx N             tokens per chunk (default 512)\n"
+    "  --ctx N, -c         tokens per chunk (default 512)\n"
     "  --chunks N          evaluate only the first N chunks\n"
-    "  --batch N           tokens per forward batch (default: --ctx)\n"
-    "  --threads N         threads (default: all cores, or SMELT_THREADS)\n"
+    "  --batch N, -b       tokens per forward batch (default: --ctx)\n"
+    "  --threads N, -t     threads (default: all cores, or SMELT_THREADS)\n"
     "  --save-logits F     also save the model's log-probabilities to F (16 bits each, the\n"
     "                      format of llama-perplexity --kl-divergence-base) for a later --kld\n"
-    "  --kld F             KL divergence against log-probabilities saved in F (by --save-logits\n"
-    "                      or by llama-perplexity --kl-divergence-base); the tokens and --ctx\n"
-    "                      come from F\n"
+    "  --kld BASE          KL divergence of MODEL against BASE, which is either a file saved by\n"
+    "                      --save-logits (or by llama-perplexity --kl-divergence-base; the\n"
+    "                      tokens and --ctx then come from the file), or a model evaluated on\n"
+    "                      the same text (e.g. the F16 GGUF a quantization was made from)\n"
     "  --vocab FILE        tokenizer to use (SentencePiece .model), e.g. for llama2.c models\n"
     "  --json              print one JSON object on stdout\n"
     "  --quiet             no progress bar\n"
@@ -82,6 +84,16 @@ static int tokenize_file(const sm_tokenizer *t, const char *path, int32_t **out,
     if (rc) return sm_error_ctx("%s", path);
     *n_out = (int64_t)n;
     return 0;
+}
+
+/* A saved log-probability file starts with "_logits_"; anything else is taken for a model. */
+static bool is_logits_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char magic[8] = {0};
+    const bool yes = fread(magic, 1, 8, f) == 8 && !memcmp(magic, "_logits_", 8);
+    fclose(f);
+    return yes;
 }
 
 static void add_dist(cJSON *j, const char *prefix, const sm_dist *d) {
@@ -168,7 +180,9 @@ static void print_text(const sm_ppl_result *r, int threads) {
            100 * d->max, 100 * d->p999, 100 * d->p99, 100 * d->p95, 100 * d->p90, 100 * d->p75, 100 * d->median,
            100 * d->p25, 100 * d->p10, 100 * d->p5, 100 * d->p1, 100 * d->p01, 100 * d->min);
     printf("RMS dp    : %6.3f +/- %5.3f %%\n", 100.0 * r->rms_dp, 100.0 * r->rms_dp_stderr);
-    printf("Same top p: %6.3f +/- %5.3f %%\n", 100.0 * r->top1_agreement, 100.0 * r->top1_stderr);
+    printf("Same top p: %6.3f +/- %5.3f %%\n\n", 100.0 * r->top1_agreement, 100.0 * r->top1_stderr);
+    printf("summary: PPL = %.4f (base %.4f, %+.3f%%), mean KLD = %.6f, p99 KLD = %.6f, same top token %.2f%%\n",
+           r->ppl, r->ppl_base, 100.0 * (r->ppl / r->ppl_base - 1), r->kld_mean, r->kld.p99, 100.0 * r->top1_agreement);
 }
 
 static int run(int argc, char **argv) {
@@ -178,12 +192,15 @@ static int run(int argc, char **argv) {
     int threads = sm_num_threads();
     const char *v;
     for (int i = 1; i < argc; i++) {
-        if (cli_opt(argc, argv, &i, "--text", &v)) text = v;
+        if (cli_opt(argc, argv, &i, "--text", &v) || cli_opt(argc, argv, &i, "-f", &v)) text = v;
         else if (cli_opt(argc, argv, &i, "--tokens", &v)) tokens_path = v;
-        else if (cli_opt(argc, argv, &i, "--ctx", &v)) o.n_ctx = cli_long("--ctx", v, 4, 1 << 20);
+        else if (cli_opt(argc, argv, &i, "--ctx", &v) || cli_opt(argc, argv, &i, "-c", &v))
+            o.n_ctx = cli_long("--ctx", v, 4, 1 << 20);
         else if (cli_opt(argc, argv, &i, "--chunks", &v)) o.n_chunks = cli_long("--chunks", v, 1, 1L << 30);
-        else if (cli_opt(argc, argv, &i, "--batch", &v)) o.n_batch = cli_long("--batch", v, 1, 1 << 20);
-        else if (cli_opt(argc, argv, &i, "--threads", &v)) threads = (int)cli_long("--threads", v, 1, 4096);
+        else if (cli_opt(argc, argv, &i, "--batch", &v) || cli_opt(argc, argv, &i, "-b", &v))
+            o.n_batch = cli_long("--batch", v, 1, 1 << 20);
+        else if (cli_opt(argc, argv, &i, "--threads", &v) || cli_opt(argc, argv, &i, "-t", &v))
+            threads = (int)cli_long("--threads", v, 1, 4096);
         else if (cli_opt(argc, argv, &i, "--save-logits", &v)) o.save_logits = v;
         else if (cli_opt(argc, argv, &i, "--kld", &v)) kld = v;
         else if (cli_opt(argc, argv, &i, "--vocab", &v)) vocab = v;
@@ -195,8 +212,11 @@ static int run(int argc, char **argv) {
         else return cli_usage_error(&sm_cmd_ppl, "unexpected argument %s", argv[i]);
     }
     if (!model) return cli_usage_error(&sm_cmd_ppl, "expected MODEL");
-    if (!!text + !!tokens_path + !!kld != 1)
-        return cli_usage_error(&sm_cmd_ppl, "give exactly one of --text, --tokens and --kld");
+    const bool kld_file = kld && is_logits_file(kld);
+    if (text && tokens_path) return cli_usage_error(&sm_cmd_ppl, "give --text or --tokens, not both");
+    if (kld_file && (text || tokens_path))
+        return cli_usage_error(&sm_cmd_ppl, "%s holds its own tokens: drop --text / --tokens", kld);
+    if (!kld_file && !text && !tokens_path) return cli_usage_error(&sm_cmd_ppl, "give --text FILE or --tokens FILE");
     if (kld && o.save_logits) return cli_usage_error(&sm_cmd_ppl, "--save-logits and --kld cannot be combined");
     if (strcmp(device, "cpu") && strcmp(device, "cuda"))
         return cli_usage_error(&sm_cmd_ppl, "--device expects cpu or cuda, got '%s'", device);
@@ -223,14 +243,21 @@ static int run(int argc, char **argv) {
     int32_t *ids = NULL;
     int64_t n_ids = 0;
     sm_ppl_result r;
-    if (rc == 0 && kld) {
+    sm_model *base = NULL;
+    if (rc == 0 && kld_file) {
         rc = sm_kl_divergence(m, kld, &o, &r);
     } else if (rc == 0) {
         if (tokens_path) rc = read_token_file(tokens_path, &ids, &n_ids);
         else rc = tokenize_file(tok, text, &ids, &n_ids);
-        if (rc == 0) rc = sm_perplexity(m, ids, n_ids, &o, &r);
+        if (rc == 0 && kld) {
+            rc = sm_model_load(kld, vocab, &base);
+            if (rc == 0) rc = sm_kl_divergence_models(m, base, ids, n_ids, &o, &r);
+        } else if (rc == 0) {
+            rc = sm_perplexity(m, ids, n_ids, &o, &r);
+        }
     }
     free(ids);
+    sm_model_free(base);
     sm_model_free(m);
     if (rc) return cli_fail_last("ppl");
     if (json) print_json(&r, kld ? r.n_chunks * r.n_ctx : n_ids, threads, device);

@@ -142,6 +142,10 @@ int sm_outfile_write(sm_outfile *o, const void *buf, size_t n);
 int sm_outfile_pad_to(sm_outfile *o, uint64_t alignment); /* zero bytes up to a multiple */
 uint64_t sm_outfile_tell(const sm_outfile *o);
 int sm_outfile_commit(sm_outfile *o); /* flush, fsync, rename; frees o */
+/* Durability of committed files (default on): when off, commit skips the fsync. The file still
+ * appears only complete (rename), but a power loss soon after may lose it. `--no-sync` and
+ * SMELT_NO_SYNC=1 turn it off. */
+void sm_outfile_set_durable(bool on);
 void sm_outfile_abort(sm_outfile *o); /* removes the temporary; frees o; NULL is fine */
 
 /* ---- progress ---- */

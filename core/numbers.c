@@ -15,7 +15,7 @@ float sm_f16_to_f32(uint16_t h) {
         float v = (float)man * 0x1p-24f;
         return sign ? -v : v;
     }
-    if (exp == 31) return u2f(sign | 0x7f800000u | (man << 13));
+    if (exp == 31) return u2f(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0)); /* NaN comes out quiet, as in ggml */
     return u2f(sign | ((exp + 112) << 23) | (man << 13));
 }
 

@@ -19,6 +19,17 @@ struct sm_outfile {
 
 #define MAX_OPEN 16
 static char *volatile g_tmp_paths[MAX_OPEN];
+static int g_durable = -1; /* -1: from SMELT_NO_SYNC */
+
+void sm_outfile_set_durable(bool on) { g_durable = on; }
+
+static bool durable(void) {
+    if (g_durable < 0) {
+        const char *e = getenv("SMELT_NO_SYNC");
+        g_durable = !(e && *e && strcmp(e, "0") != 0);
+    }
+    return g_durable;
+}
 static volatile sig_atomic_t g_handlers_installed;
 
 static void on_signal(int sig) {
@@ -94,7 +105,7 @@ int sm_outfile_commit(sm_outfile *o) {
     int rc = 0;
     if (o->failed) rc = -1;
     if (!rc && fflush(o->f) != 0) rc = sm_error("%s: flush failed: %s", o->path, strerror(errno));
-    if (!rc && fsync(fileno(o->f)) != 0 && errno != EINVAL)
+    if (!rc && durable() && fsync(fileno(o->f)) != 0 && errno != EINVAL)
         rc = sm_error("%s: fsync failed: %s", o->path, strerror(errno));
     if (fclose(o->f) != 0 && !rc) rc = sm_error("%s: close failed: %s", o->path, strerror(errno));
     if (!rc && rename(o->tmp, o->path) != 0)

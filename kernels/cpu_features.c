@@ -27,10 +27,3 @@ sm_isa sm_cpu_isa(void) {
 const char *sm_isa_name(sm_isa isa) {
     return isa == SM_ISA_AVX512 ? "avx512" : isa == SM_ISA_AVX2 ? "avx2" : "scalar";
 }
-
-#ifndef SMELT_HAVE_CUDA
-int sm_cuda_available(const char **why) {
-    if (why) *why = "smelt was built without CUDA (-DSMELT_CUDA=OFF or no nvcc)";
-    return 0;
-}
-#endif

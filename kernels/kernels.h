@@ -1,6 +1,6 @@
 /* kernels.h - compute kernels: CPU feature detection and run-time dispatch, the matrix
  * products the runtime is built on, and the optional CUDA backend (present when built with
- * SMELT_HAVE_CUDA; every entry point has a CPU path). */
+ * CUDA: a dlopen'ed plugin built beside smelt; every entry point has a CPU path). */
 #ifndef SMELT_KERNELS_H
 #define SMELT_KERNELS_H
 
@@ -53,6 +53,21 @@ int sm_matmul(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int6
 int sm_matmul_serial(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int64_t n_in,
                      const float *x, int64_t ldx, int64_t n_tok, float *y, int64_t ldy);
 
+/* Several products of the same activations in one pass of the threads (the rows of all of
+ * them are shared out together: one synchronisation instead of one per product), each
+ * either storing (y = W·X) or accumulating (y += W·X, e.g. a residual connection). The
+ * outputs must not overlap x or each other. */
+typedef struct sm_matmul_op {
+    sm_type wtype;
+    const void *w;
+    size_t w_stride;
+    int64_t n_out;
+    float *y;
+    int64_t ldy;
+    bool accumulate;
+} sm_matmul_op;
+int sm_matmul_many(const sm_matmul_op *ops, int n_ops, int64_t n_in, const float *x, int64_t ldx, int64_t n_tok);
+
 /* Element-wise math with the same ISA dispatch (results may differ between ISAs by an ulp
  * or two, never between threads): x[i] = exp(x[i]); g[i] = g[i] / (1 + exp(-g[i])) * u[i]. */
 void sm_vec_exp(float *x, int64_t n);
@@ -63,8 +78,8 @@ void sm_vec_silu_mul(float *g, const float *u, int64_t n);
  *
  * A Llama-family decoder held on the device in float (the simple first version: weights are
  * dequantized on the host and uploaded as F32; products are cuBLAS SGEMMs). Activations are
- * token-major on the device. Built only with SMELT_HAVE_CUDA; otherwise every function
- * fails with a message saying so.
+ * token-major on the device. The code lives in the CUDA plugin (kernels/cuda/, loaded by
+ * kernels/cuda_loader.c); without it every function fails with a message saying so.
  * ==================================================================================== */
 
 typedef struct sm_cuda_dims {

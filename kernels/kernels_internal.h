@@ -16,8 +16,11 @@ typedef struct sm_gemm_isa {
     int tpw; /* tokens per panel */
     void (*tile)(int mr, const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t kb, int valid, float *y,
                  int64_t ldy, bool first);
-    /* sum of a[i]*b[i] in a fixed order */
+    /* sum of a[i]*b[i] in a fixed order; the _f16/_bf16 forms read a as stored halves
+     * (possibly unaligned) and convert on the fly */
     float (*dot)(const float *a, const float *b, int64_t n);
+    float (*dot_f16)(const void *a, const float *b, int64_t n);
+    float (*dot_bf16)(const void *a, const float *b, int64_t n);
     /* plain conversions (src may be unaligned) */
     void (*f16_to_f32)(const void *src, float *dst, int64_t n);
     void (*bf16_to_f32)(const void *src, float *dst, int64_t n);

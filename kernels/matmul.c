@@ -130,36 +130,40 @@ static float *scratch_get(scratch *s, size_t n) {
 
 typedef struct job {
     const sm_gemm_isa *isa;
-    sm_type type;
-    const char *w;
-    size_t stride;
-    int64_t n_out, n_in, n_tok, ldx, ldy;
+    const sm_matmul_op *ops;
+    int n_ops;
+    int64_t n_rows;     /* sum of the products' rows */
+    int64_t n_in, n_tok, ldx;
     const float *x;     /* feature-major activations (gemm) */
     const float *cols;  /* token-major copy of the activations (dot products) */
-    float *y;
-    bool direct;        /* F32 weights read in place */
 } job;
 
-/* Rows [r0, r1) of a batched product. Returns -1 only if a dequantizer fails. */
-static int gemm_rows(const job *J, int64_t r0, int64_t r1) {
+/* F32 weights aligned for float loads are read in place. */
+static bool direct(const sm_matmul_op *op) {
+    return op->wtype == SM_TYPE_F32 && ((uintptr_t)op->w % sizeof(float)) == 0 && op->w_stride % sizeof(float) == 0;
+}
+
+/* Rows [r0, r1) of product `op`, batched. Returns -1 only if a dequantizer fails. */
+static int gemm_rows(const job *J, const sm_matmul_op *op, int64_t r0, int64_t r1) {
     const sm_gemm_isa *isa = J->isa;
     const int mr = isa->mr, tpw = isa->tpw;
+    const bool in_place = direct(op);
     thread_scratch *ts = my_scratch();
-    float *wbuf = J->direct || !ts ? NULL : scratch_get(&ts->row, (size_t)CHUNK_ROWS * KB);
-    if (!J->direct && !wbuf) return sm_error("out of memory for matrix product scratch");
+    float *wbuf = in_place || !ts ? NULL : scratch_get(&ts->row, (size_t)CHUNK_ROWS * KB);
+    if (!in_place && !wbuf) return sm_error("out of memory for matrix product scratch");
     for (int64_t c0 = r0; c0 < r1; c0 += CHUNK_ROWS) {
         const int64_t cn = r1 - c0 < CHUNK_ROWS ? r1 - c0 : CHUNK_ROWS;
         for (int64_t k0 = 0; k0 < J->n_in; k0 += KB) {
             const int64_t kb = J->n_in - k0 < KB ? J->n_in - k0 : KB;
-            const char *wr = J->w + (size_t)c0 * J->stride + (size_t)sm_type_row_bytes(J->type, k0);
+            const char *wr = (const char *)op->w + (size_t)c0 * op->w_stride + (size_t)sm_type_row_bytes(op->wtype, k0);
             const float *wp;
             int64_t ldw;
-            if (J->direct) {
+            if (in_place) {
                 wp = (const float *)(const void *)wr;
-                ldw = (int64_t)(J->stride / sizeof(float));
+                ldw = (int64_t)(op->w_stride / sizeof(float));
             } else {
                 for (int64_t r = 0; r < cn; r++)
-                    if (convert(isa, J->type, wr + (size_t)r * J->stride, wbuf + (size_t)r * KB, kb)) return -1;
+                    if (convert(isa, op->wtype, wr + (size_t)r * op->w_stride, wbuf + (size_t)r * KB, kb)) return -1;
                 wp = wbuf;
                 ldw = KB;
             }
@@ -167,13 +171,14 @@ static int gemm_rows(const job *J, int64_t r0, int64_t r1) {
              * the chunk passes over them */
             for (int64_t s0 = 0; s0 < kb; s0 += KSUB) {
                 const int64_t ks = kb - s0 < KSUB ? kb - s0 : KSUB;
+                const bool first = k0 + s0 == 0 && !op->accumulate;
                 for (int64_t t0 = 0; t0 < J->n_tok; t0 += tpw) {
                     const int valid = (int)(J->n_tok - t0 < tpw ? J->n_tok - t0 : tpw);
                     const float *xp = J->x + (k0 + s0) * J->ldx + t0;
                     for (int64_t b0 = 0; b0 < cn; b0 += mr) {
                         const int m = (int)(cn - b0 < mr ? cn - b0 : mr);
-                        isa->tile(m, wp + b0 * ldw + s0, ldw, xp, J->ldx, ks, valid, J->y + (c0 + b0) * J->ldy + t0,
-                                  J->ldy, k0 + s0 == 0);
+                        isa->tile(m, wp + b0 * ldw + s0, ldw, xp, J->ldx, ks, valid, op->y + (c0 + b0) * op->ldy + t0,
+                                  op->ldy, first);
                     }
                 }
             }
@@ -182,46 +187,73 @@ static int gemm_rows(const job *J, int64_t r0, int64_t r1) {
     return 0;
 }
 
-/* Rows [r0, r1) as dot products with the token-major columns. */
-static int gemv_rows(const job *J, int64_t r0, int64_t r1) {
+/* Rows [r0, r1) of product `op` as dot products with the token-major columns. F16 and BF16
+ * rows are converted inside the dot product; block types a row at a time into L1. */
+static int gemv_rows(const job *J, const sm_matmul_op *op, int64_t r0, int64_t r1) {
+    if (op->wtype == SM_TYPE_F16 || op->wtype == SM_TYPE_BF16) {
+        float (*dot)(const void *, const float *, int64_t) = op->wtype == SM_TYPE_F16 ? J->isa->dot_f16 : J->isa->dot_bf16;
+        for (int64_t r = r0; r < r1; r++) {
+            const void *wr = (const char *)op->w + (size_t)r * op->w_stride;
+            for (int64_t t = 0; t < J->n_tok; t++) {
+                const float d = dot(wr, J->cols + t * J->n_in, J->n_in);
+                op->y[r * op->ldy + t] = op->accumulate ? op->y[r * op->ldy + t] + d : d;
+            }
+        }
+        return 0;
+    }
+    const bool in_place = direct(op);
     thread_scratch *ts = my_scratch();
-    float *row = J->direct || !ts ? NULL : scratch_get(&ts->row, (size_t)J->n_in);
-    if (!J->direct && !row) return sm_error("out of memory for matrix product scratch");
+    float *row = in_place || !ts ? NULL : scratch_get(&ts->row, (size_t)J->n_in);
+    if (!in_place && !row) return sm_error("out of memory for matrix product scratch");
     for (int64_t r = r0; r < r1; r++) {
-        const char *wr = J->w + (size_t)r * J->stride;
+        const char *wr = (const char *)op->w + (size_t)r * op->w_stride;
         const float *wf;
-        if (J->direct) {
+        if (in_place) {
             wf = (const float *)(const void *)wr;
         } else {
-            if (convert(J->isa, J->type, wr, row, J->n_in)) return -1;
+            if (convert(J->isa, op->wtype, wr, row, J->n_in)) return -1;
             wf = row;
         }
-        for (int64_t t = 0; t < J->n_tok; t++) J->y[r * J->ldy + t] = J->isa->dot(wf, J->cols + t * J->n_in, J->n_in);
+        for (int64_t t = 0; t < J->n_tok; t++) {
+            const float d = J->isa->dot(wf, J->cols + t * J->n_in, J->n_in);
+            op->y[r * op->ldy + t] = op->accumulate ? op->y[r * op->ldy + t] + d : d;
+        }
     }
     return 0;
 }
 
-/* Thread i of n gets rows [lo, hi), split in whole register tiles. */
-static void share(const job *J, int i, int n, int64_t *lo, int64_t *hi) {
-    const int64_t unit = J->isa->mr;
-    const int64_t units = (J->n_out + unit - 1) / unit;
-    *lo = units * i / n * unit;
-    *hi = units * (i + 1) / n * unit;
-    if (*hi > J->n_out) *hi = J->n_out;
-    if (*lo > J->n_out) *lo = J->n_out;
+/* Rows [lo, hi) of all products together (row r of op i is global row offset_i + r). */
+static int rows(const job *J, int64_t lo, int64_t hi) {
+    int64_t off = 0;
+    for (int i = 0; i < J->n_ops; off += J->ops[i++].n_out) {
+        const int64_t a = lo > off ? lo - off : 0, b = hi - off < J->ops[i].n_out ? hi - off : J->ops[i].n_out;
+        if (a >= b) continue;
+        if ((J->n_tok >= GEMM_MIN_TOKENS ? gemm_rows(J, &J->ops[i], a, b) : gemv_rows(J, &J->ops[i], a, b))) return -1;
+    }
+    return 0;
 }
 
-static int run(sm_type type, const void *w, size_t stride, int64_t n_out, int64_t n_in, const float *x,
-               int64_t ldx, int64_t n_tok, float *y, int64_t ldy, bool parallel) {
-    if (!sm_matmul_supported(type, n_in))
-        return sm_error("matrix product: weights of type %s with rows of %lld are not supported",
-                        sm_type_name(type), (long long)n_in);
-    if (n_out <= 0 || n_tok <= 0) return 0;
-    job J = {.isa = sm_gemm_current(), .type = type, .w = w, .stride = stride, .n_out = n_out, .n_in = n_in,
-             .n_tok = n_tok, .ldx = ldx, .ldy = ldy, .x = x, .y = y};
-    J.direct = type == SM_TYPE_F32 && ((uintptr_t)w % sizeof(float)) == 0 && stride % sizeof(float) == 0;
-    const bool gemm = n_tok >= GEMM_MIN_TOKENS;
-    if (!gemm) { /* a few tokens: gather each token's features contiguously */
+/* Thread i of n gets global rows [lo, hi), split in whole register tiles. */
+static void share(const job *J, int i, int n, int64_t *lo, int64_t *hi) {
+    const int64_t unit = J->isa->mr;
+    const int64_t units = (J->n_rows + unit - 1) / unit;
+    *lo = units * i / n * unit;
+    *hi = units * (i + 1) / n * unit;
+    if (*hi > J->n_rows) *hi = J->n_rows;
+    if (*lo > J->n_rows) *lo = J->n_rows;
+}
+
+static int run(const sm_matmul_op *ops, int n_ops, int64_t n_in, const float *x, int64_t ldx, int64_t n_tok,
+               bool parallel) {
+    job J = {.isa = sm_gemm_current(), .ops = ops, .n_ops = n_ops, .n_in = n_in, .n_tok = n_tok, .ldx = ldx, .x = x};
+    for (int i = 0; i < n_ops; i++) {
+        if (!sm_matmul_supported(ops[i].wtype, n_in))
+            return sm_error("matrix product: weights of type %s with rows of %lld are not supported",
+                            sm_type_name(ops[i].wtype), (long long)n_in);
+        if (ops[i].n_out > 0) J.n_rows += ops[i].n_out;
+    }
+    if (J.n_rows <= 0 || n_tok <= 0) return 0;
+    if (n_tok < GEMM_MIN_TOKENS) { /* a few tokens: gather each token's features contiguously */
         thread_scratch *ts = my_scratch();
         float *cols = ts ? scratch_get(&ts->cols, (size_t)(n_tok * n_in)) : NULL;
         if (!cols) return sm_error("out of memory for matrix product scratch");
@@ -232,11 +264,11 @@ static int run(sm_type type, const void *w, size_t stride, int64_t n_out, int64_
     int n_threads = 1;
 #ifdef _OPENMP
     if (parallel && !omp_in_parallel()) n_threads = omp_get_max_threads();
-    if (n_threads > (n_out + J.isa->mr - 1) / J.isa->mr) n_threads = (int)((n_out + J.isa->mr - 1) / J.isa->mr);
-    const double work = (double)n_out * (double)n_in * (double)n_tok;
+    if (n_threads > (J.n_rows + J.isa->mr - 1) / J.isa->mr) n_threads = (int)((J.n_rows + J.isa->mr - 1) / J.isa->mr);
+    const double work = (double)J.n_rows * (double)n_in * (double)n_tok;
     if (n_threads > work / MIN_WORK_PER_THREAD) n_threads = (int)(work / MIN_WORK_PER_THREAD);
 #endif
-    if (n_threads <= 1) return gemm ? gemm_rows(&J, 0, n_out) : gemv_rows(&J, 0, n_out);
+    if (n_threads <= 1) return rows(&J, 0, J.n_rows);
     int failed = 0;
 #pragma omp parallel num_threads(n_threads) reduction(| : failed)
     {
@@ -247,7 +279,7 @@ static int run(sm_type type, const void *w, size_t stride, int64_t n_out, int64_
 #endif
         int64_t lo, hi;
         share(&J, i, n, &lo, &hi);
-        if (lo < hi) failed |= (gemm ? gemm_rows(&J, lo, hi) : gemv_rows(&J, lo, hi)) != 0;
+        if (lo < hi) failed |= rows(&J, lo, hi) != 0;
     }
     return failed ? -1 : 0;
 }
@@ -257,10 +289,16 @@ void sm_vec_silu_mul(float *g, const float *u, int64_t n) { sm_gemm_current()->s
 
 int sm_matmul(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int64_t n_in, const float *x,
               int64_t ldx, int64_t n_tok, float *y, int64_t ldy) {
-    return run(wtype, w, w_stride, n_out, n_in, x, ldx, n_tok, y, ldy, true);
+    const sm_matmul_op op = {wtype, w, w_stride, n_out, y, ldy, false};
+    return run(&op, 1, n_in, x, ldx, n_tok, true);
 }
 
 int sm_matmul_serial(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int64_t n_in, const float *x,
                      int64_t ldx, int64_t n_tok, float *y, int64_t ldy) {
-    return run(wtype, w, w_stride, n_out, n_in, x, ldx, n_tok, y, ldy, false);
+    const sm_matmul_op op = {wtype, w, w_stride, n_out, y, ldy, false};
+    return run(&op, 1, n_in, x, ldx, n_tok, false);
+}
+
+int sm_matmul_many(const sm_matmul_op *ops, int n_ops, int64_t n_in, const float *x, int64_t ldx, int64_t n_tok) {
+    return run(ops, n_ops, n_in, x, ldx, n_tok, true);
 }

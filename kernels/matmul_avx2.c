@@ -82,6 +82,32 @@ static float dot(const float *a, const float *b, int64_t n) {
     return hsum(_mm256_add_ps(s0, s1)) + tail;
 }
 
+static inline __m256 ld_f16(const unsigned char *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m256 ld_bf16(const unsigned char *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+#define DOT_HALF(name, load, scalar)                                                       \
+    static float name(const void *a, const float *b, int64_t n) {                         \
+        const unsigned char *p = a;                                                        \
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();                         \
+        int64_t i = 0;                                                                     \
+        for (; i + 16 <= n; i += 16) {                                                     \
+            s0 = _mm256_fmadd_ps(load(p + 2 * i), _mm256_loadu_ps(b + i), s0);             \
+            s1 = _mm256_fmadd_ps(load(p + 2 * i + 16), _mm256_loadu_ps(b + i + 8), s1);    \
+        }                                                                                  \
+        if (i + 8 <= n) {                                                                  \
+            s0 = _mm256_fmadd_ps(load(p + 2 * i), _mm256_loadu_ps(b + i), s0);             \
+            i += 8;                                                                        \
+        }                                                                                  \
+        float tail = 0.0f;                                                                 \
+        for (; i < n; i++) tail = __builtin_fmaf(scalar((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)), b[i], tail); \
+        return hsum(_mm256_add_ps(s0, s1)) + tail;                                         \
+    }
+DOT_HALF(dot_f16, ld_f16, sm_f16_to_f32)
+DOT_HALF(dot_bf16, ld_bf16, sm_bf16_to_f32)
+#undef DOT_HALF
+
 static void f16_to_f32(const void *src, float *dst, int64_t n) {
     const unsigned char *s = src;
     int64_t i = 0;
@@ -138,4 +164,4 @@ static void silu_mul(float *g, const float *u, int64_t n) {
     for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-const sm_gemm_isa sm_gemm_avx2 = {MR, TPW, tile, dot, f16_to_f32, bf16_to_f32, vexp, silu_mul};
+const sm_gemm_isa sm_gemm_avx2 = {MR, TPW, tile, dot, dot_f16, dot_bf16, f16_to_f32, bf16_to_f32, vexp, silu_mul};

@@ -73,6 +73,40 @@ static float dot(const float *a, const float *b, int64_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+static inline __m512 ld_f16(const unsigned char *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+static inline __m512 ld_bf16(const unsigned char *p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+static inline __m512 ld_f16_m(const unsigned char *p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+static inline __m512 ld_bf16_m(const unsigned char *p, __mmask16 m) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+#define DOT_HALF(name, load, load_m)                                                        \
+    static float name(const void *a, const float *b, int64_t n) {                           \
+        const unsigned char *p = a;                                                         \
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();                          \
+        int64_t i = 0;                                                                      \
+        for (; i + 32 <= n; i += 32) {                                                      \
+            s0 = _mm512_fmadd_ps(load(p + 2 * i), _mm512_loadu_ps(b + i), s0);              \
+            s1 = _mm512_fmadd_ps(load(p + 2 * i + 32), _mm512_loadu_ps(b + i + 16), s1);    \
+        }                                                                                   \
+        if (i + 16 <= n) {                                                                  \
+            s0 = _mm512_fmadd_ps(load(p + 2 * i), _mm512_loadu_ps(b + i), s0);              \
+            i += 16;                                                                        \
+        }                                                                                   \
+        if (i < n) {                                                                        \
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                           \
+            s1 = _mm512_fmadd_ps(load_m(p + 2 * i, m), _mm512_maskz_loadu_ps(m, b + i), s1); \
+        }                                                                                   \
+        return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));                                 \
+    }
+DOT_HALF(dot_f16, ld_f16, ld_f16_m)
+DOT_HALF(dot_bf16, ld_bf16, ld_bf16_m)
+#undef DOT_HALF
+
 static void f16_to_f32(const void *src, float *dst, int64_t n) {
     const unsigned char *s = src;
     int64_t i = 0;
@@ -133,4 +167,4 @@ static void silu_mul(float *g, const float *u, int64_t n) {
     }
 }
 
-const sm_gemm_isa sm_gemm_avx512 = {MR, TPW, tile, dot, f16_to_f32, bf16_to_f32, vexp, silu_mul};
+const sm_gemm_isa sm_gemm_avx512 = {MR, TPW, tile, dot, dot_f16, dot_bf16, f16_to_f32, bf16_to_f32, vexp, silu_mul};

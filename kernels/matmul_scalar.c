@@ -32,6 +32,21 @@ static float dot(const float *a, const float *b, int64_t n) {
     return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
+static float dot_half(const void *a, const float *b, int64_t n, bool bf16) {
+    const unsigned char *p = a;
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        s[i % 8] += (bf16 ? sm_bf16_to_f32(h) : sm_f16_to_f32(h)) * b[i];
+    }
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+static float dot_f16(const void *a, const float *b, int64_t n) { return dot_half(a, b, n, false); }
+static float dot_bf16(const void *a, const float *b, int64_t n) { return dot_half(a, b, n, true); }
+
 static void f16_to_f32(const void *src, float *dst, int64_t n) {
     const unsigned char *s = src;
     for (int64_t i = 0; i < n; i++) {
@@ -58,4 +73,4 @@ static void silu_mul(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-const sm_gemm_isa sm_gemm_scalar = {MR, TPW, tile, dot, f16_to_f32, bf16_to_f32, vexp, silu_mul};
+const sm_gemm_isa sm_gemm_scalar = {MR, TPW, tile, dot, dot_f16, dot_bf16, f16_to_f32, bf16_to_f32, vexp, silu_mul};

@@ -114,12 +114,14 @@ static void rms_norm(sm_context *c, const float *x, const float *w, float *y, in
         for (int64_t t = 0; t < n; t++) y[f * ld + t] = (x[f * ld + t] * (float)ss[t]) * w[f];
 }
 
-/* Rotate n_heads heads of the batch's n tokens at positions pos0... */
-static void rope(const sm_context *c, float *v, int64_t n_heads, int64_t n, int64_t pos0) {
-    const int64_t hd = c->m->head_dim, half = hd / 2, ld = c->ld;
-#pragma omp parallel for schedule(static) if (n_heads * hd * n >= PAR_MIN)
-    for (int64_t hi = 0; hi < n_heads * half; hi++) {
-        const int64_t h = hi / half, i = hi % half;
+/* Rotate the batch's q and k heads (n tokens at positions pos0...). */
+static void rope(const sm_context *c, float *q, float *k, int64_t n, int64_t pos0) {
+    const int64_t hd = c->m->head_dim, half = hd / 2, ld = c->ld, nq = c->m->hp.n_head * half;
+    const int64_t pairs = (c->m->hp.n_head + c->m->hp.n_head_kv) * half;
+#pragma omp parallel for schedule(static) if (pairs * 2 * n >= PAR_MIN)
+    for (int64_t hi = 0; hi < pairs; hi++) {
+        float *v = hi < nq ? q : k;
+        const int64_t h = (hi < nq ? hi : hi - nq) / half, i = hi % half;
         const int64_t fa = h * hd + (c->m->rope == SM_ROPE_NORM ? 2 * i : i);
         const int64_t fb = fa + (c->m->rope == SM_ROPE_NORM ? 1 : half);
         float *a = v + fa * ld, *b = v + fb * ld;
@@ -138,14 +140,13 @@ static void add_bias(const sm_context *c, float *v, const float *b, int64_t rows
         for (int64_t t = 0; t < n; t++) v[f * c->ld + t] += b[f];
 }
 
-static void add(const sm_context *c, float *x, const float *d, int64_t rows, int64_t n) {
-#pragma omp parallel for schedule(static) if (rows * n >= PAR_MIN)
-    for (int64_t f = 0; f < rows; f++)
-        for (int64_t t = 0; t < n; t++) x[f * c->ld + t] += d[f * c->ld + t];
-}
-
-static int matmul(const sm_context *c, const sm_weight *w, const float *x, int64_t n, float *y) {
-    return sm_matmul(w->type, w->data, w->stride, w->rows, w->cols, x, c->ld, n, y, c->ld);
+/* y = W·X (or y += W·X) for each of up to 3 weights, one pass of the threads. */
+static int matmuls(const sm_context *c, const float *x, int64_t n, int n_ops, const sm_weight *const *w,
+                   float *const *y, bool accumulate) {
+    sm_matmul_op ops[3];
+    for (int i = 0; i < n_ops; i++)
+        ops[i] = (sm_matmul_op){w[i]->type, w[i]->data, w[i]->stride, w[i]->rows, y[i], c->ld, accumulate};
+    return sm_matmul_many(ops, n_ops, w[0]->cols, x, c->ld, n);
 }
 
 /* ---- one batch ---- */
@@ -156,8 +157,11 @@ static int observe(const sm_context *c, int64_t l, sm_linear_input which, const 
     return c->obs(c->obs_user, l, which, x, c->ld, cols, n);
 }
 
-/* One decoder block over the batch in c->x, with the weights L (layer l's, or overrides). */
-int sm_layer_forward(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0) {
+/* One decoder block over the batch in c->x, with the weights L (layer l's, or overrides). Every
+ * token's keys and values go to the cache, but only tokens [from, n) are carried through
+ * attention and the FFN (the last layer needs no more than the tokens whose logits are
+ * wanted; with an observer, from is 0). */
+static int block(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0, int64_t from) {
     const sm_model *m = c->m;
     const sm_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd, KV = m->kv_dim, F = hp->n_ff, hd = m->head_dim, ld = c->ld;
@@ -165,13 +169,13 @@ int sm_layer_forward(sm_context *c, const sm_layer_weights *L, int64_t l, int64_
 
     rms_norm(c, c->x, L->attn_norm, c->xn, n);
     if ((rc = observe(c, l, SM_IN_ATTN, c->xn, E, n))) return rc;
-    if (matmul(c, &L->wq, c->xn, n, c->q) || matmul(c, &L->wk, c->xn, n, c->k) || matmul(c, &L->wv, c->xn, n, c->v))
+    if (matmuls(c, c->xn, n, 3, (const sm_weight *const[]){&L->wq, &L->wk, &L->wv}, (float *const[]){c->q, c->k, c->v},
+                false))
         return -1;
     add_bias(c, c->q, L->bq, m->q_dim, n);
     add_bias(c, c->k, L->bk, KV, n);
     add_bias(c, c->v, L->bv, KV, n);
-    rope(c, c->q, hp->n_head, n, pos0);
-    rope(c, c->k, hp->n_head_kv, n, pos0);
+    rope(c, c->q, c->k, n, pos0);
 
     float *kc = c->k_cache + (size_t)l * KV * c->n_ctx, *vc = c->v_cache + (size_t)l * KV * c->n_ctx;
     for (int64_t h = 0; h < hp->n_head_kv; h++)
@@ -181,24 +185,30 @@ int sm_layer_forward(sm_context *c, const sm_layer_weights *L, int64_t l, int64_
             for (int64_t t = 0; t < n; t++) kd[t * hd] = ks[t];
             memcpy(vc + ((size_t)h * hd + (size_t)d) * c->n_ctx + pos0, c->v + (h * hd + d) * ld, sizeof(float) * (size_t)n);
         }
-    if (sm_attention(c, l, c->q, n, pos0, c->att)) return -1;
-    if ((rc = observe(c, l, SM_IN_ATTN_OUT, c->att, m->q_dim, n))) return rc;
-    if (matmul(c, &L->wo, c->att, n, c->tmp)) return -1;
-    add_bias(c, c->tmp, L->bo, E, n);
-    add(c, c->x, c->tmp, E, n);
+    /* from here on only columns [from, n) */
+    const int64_t k = n - from;
+    float *x = c->x + from, *xn = c->xn + from, *att = c->att + from, *gate = c->gate + from, *up = c->up + from;
+    if (sm_attention(c, l, c->q + from, k, pos0 + from, att)) return -1;
+    if ((rc = observe(c, l, SM_IN_ATTN_OUT, att, m->q_dim, k))) return rc;
+    /* residual connections: the output projections accumulate into x */
+    if (matmuls(c, att, k, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){x}, true)) return -1;
+    add_bias(c, x, L->bo, E, k);
 
-    rms_norm(c, c->x, L->ffn_norm, c->xn, n);
-    if ((rc = observe(c, l, SM_IN_FFN, c->xn, E, n))) return rc;
-    if (matmul(c, &L->gate, c->xn, n, c->gate) || matmul(c, &L->up, c->xn, n, c->up)) return -1;
-    add_bias(c, c->gate, L->bgate, F, n);
-    add_bias(c, c->up, L->bup, F, n);
-#pragma omp parallel for schedule(static) if (F * n >= PAR_MIN)
-    for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(c->gate + f * ld, c->up + f * ld, n);
-    if ((rc = observe(c, l, SM_IN_FFN_DOWN, c->gate, F, n))) return rc;
-    if (matmul(c, &L->down, c->gate, n, c->tmp)) return -1;
-    add_bias(c, c->tmp, L->bdown, E, n);
-    add(c, c->x, c->tmp, E, n);
+    rms_norm(c, x, L->ffn_norm, xn, k);
+    if ((rc = observe(c, l, SM_IN_FFN, xn, E, k))) return rc;
+    if (matmuls(c, xn, k, 2, (const sm_weight *const[]){&L->gate, &L->up}, (float *const[]){gate, up}, false)) return -1;
+    add_bias(c, gate, L->bgate, F, k);
+    add_bias(c, up, L->bup, F, k);
+#pragma omp parallel for schedule(static) if (F * k >= PAR_MIN)
+    for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(gate + f * ld, up + f * ld, k);
+    if ((rc = observe(c, l, SM_IN_FFN_DOWN, gate, F, k))) return rc;
+    if (matmuls(c, gate, k, 1, (const sm_weight *const[]){&L->down}, (float *const[]){x}, true)) return -1;
+    add_bias(c, x, L->bdown, E, k);
     return 0;
+}
+
+int sm_layer_forward(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0) {
+    return block(c, L, l, n, pos0, 0);
 }
 
 /* logits[t][v] for tokens [out_first, n) of the batch */
@@ -234,8 +244,10 @@ static int batch(sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0, 
             return -1;
         for (int64_t f = 0; f < E; f++) c->x[f * ld + t] = row[f];
     }
+    /* without an observer the last layer carries only the tokens whose logits are wanted */
+    const int64_t last_from = c->obs ? 0 : !logits ? n : out_first < n ? out_first : n;
     for (int64_t l = 0; l < hp->n_layer; l++) {
-        const int rc = sm_layer_forward(c, &m->layers[l], l, n, pos0);
+        const int rc = block(c, &m->layers[l], l, n, pos0, l == hp->n_layer - 1 ? last_from : 0);
         if (rc) return rc;
     }
     if (!logits || out_first >= n) return 0;

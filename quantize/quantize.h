@@ -33,7 +33,9 @@ int sm_dequantize_row(sm_type type, const void *src, float *dst, int64_t n);
  * attention input, gate/up the MLP input); add every calibration token's input row to it;
  * sm_gptq_prepare once per Hessian (it factors H^-1); sm_gptq_quantize each weight that reads
  * that input. Everything is double precision, multi-threaded, and bit-identical for any
- * thread count and any ISA (scalar / AVX2 / AVX-512).
+ * thread count and any ISA (scalar / AVX2 / AVX-512). Memory: the Hessian cols^2 doubles;
+ * sm_gptq_prepare 2 x cols^2 doubles more while it runs (1 x after); sm_gptq_quantize about
+ * 2 x rows x cols doubles.
  * ==================================================================================== */
 
 /* Hessian accumulator: S = sum over tokens of x x^T in double (each product of two floats is

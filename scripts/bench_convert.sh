@@ -3,7 +3,8 @@
 # (>= 2 GB; TinyLlama-1.1B layer shapes) against `cp` of the same bytes: seconds, GB/s of
 # input, the ratio, and peak RSS (GNU time). The page cache is dropped before each run when
 # this process may do so; otherwise every command runs twice and the second (warm) run counts.
-# smelt makes its output durable (fsync before the rename), so `cp` is also timed with an fsync.
+# smelt makes its output durable (fsync before the rename), so `cp` is also timed with an fsync,
+# and smelt is also timed with --no-sync (no fsync, like plain cp).
 #
 # usage: scripts/bench_convert.sh   (env: BENCH_DIR=/tmp/smelt-bench-convert BENCH_LAYERS=24
 #        SMELT_BUILD_DIR=build SMELT_ASSETS=../shared; the tokenizer comes from tiny-llama-kjv)
@@ -48,15 +49,17 @@ run() {
 read -r t_cp rss_cp < <(run cp cp "$model/model.safetensors" "$work/out.bin")
 read -r t_cps rss_cps < <(run cp+fsync sh -c "cp '$model/model.safetensors' '$work/out.bin' && sync '$work/out.bin'")
 read -r t_cv rss_cv < <(run smelt "$build/smelt" convert "$model" -o "$work/out.gguf" --outtype f16 --quiet)
+read -r t_ns rss_ns < <(run smelt-no-sync "$build/smelt" convert "$model" -o "$work/out.gguf" --outtype f16 --quiet --no-sync)
 out_bytes=$(stat -c %s "$work/out.gguf")
 rm -f "$work/out.bin" "$work/out.gguf"
 
-awk -v b="$in_bytes" -v ob="$out_bytes" -v cp="$t_cp" -v cps="$t_cps" -v cv="$t_cv" -v rcp="$rss_cp" \
+awk -v b="$in_bytes" -v ob="$out_bytes" -v cp="$t_cp" -v cps="$t_cps" -v cv="$t_cv" -v ns="$t_ns" -v rcp="$rss_cp" \
     -v rcv="$rss_cv" -v warm="$can_drop" -v th="$(nproc)" 'BEGIN {
   printf "input %.2f GB (bf16 safetensors), output %.2f GB (f16 gguf), %d threads, %s caches\n", b/1e9, ob/1e9, th,
          warm ? "cold (dropped)" : "warm (second of two runs; caches cannot be dropped here)";
   printf "cp             %6.2f s  %6.2f GB/s  peak RSS %6.1f MB\n", cp, b/1e9/cp, rcp/1024;
   printf "cp + fsync     %6.2f s  %6.2f GB/s\n", cps, b/1e9/cps;
   printf "smelt convert  %6.2f s  %6.2f GB/s  peak RSS %6.1f MB\n", cv, b/1e9/cv, rcv/1024;
-  printf "ratio smelt/cp %.2fx, smelt/(cp + fsync) %.2fx (target >= 0.7x)\n", cp/cv, cps/cv;
+  printf "smelt --no-sync %5.2f s  %6.2f GB/s\n", ns, b/1e9/ns;
+  printf "ratio smelt/(cp + fsync) %.2fx, smelt --no-sync/cp %.2fx (target >= 0.7x)\n", cps/cv, cp/ns;
 }'

@@ -7,6 +7,7 @@
 # usage: scripts/bench_gptq.sh [SAMPLES]     (default 2 samples of 2048 tokens)
 #   The Hessian's time is linear in the tokens and is extrapolated to 128 x 2048 = 262144
 #   tokens; run with SAMPLES=128 on a machine that has the time to measure it directly.
+#   SMELT_BENCH_QUICK=1 skips the loss reports and Q4_K of the 11008-input linear.
 #   SMELT_THREADS sets the threads (default: all cores). GFLOP per CPU-second is printed next
 #   to wall-clock GFLOP/s: on a shared machine it shows what a core does when it runs.
 # The program is build/bench_gptq (bench/bench_gptq.c; built with the project, not a ctest).
@@ -20,4 +21,4 @@ echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(
 "$build"/bench_gptq peak
 "$build"/bench_gptq linear 4096 4096 "$samples" 128
 "$build"/bench_gptq linear 11008 4096 "$samples" 128
-"$build"/bench_gptq linear 4096 11008 "$samples" 128
+"$build"/bench_gptq linear 4096 11008 "$samples" 128 ${SMELT_BENCH_QUICK:+quick}

@@ -5,8 +5,8 @@
 # 2048, intermediate 5632, 32 heads, 4 KV heads; BENCH_LAYERS layers, vocab 2048 with
 # tiny-llama-kjv's tokenizer). The GGUFs are made with our own tools (smelt convert, smelt
 # quantize). Each tool evaluates the same chunks of kjv-eval.txt; the table shows tokens/s
-# (llama.cpp: its "prompt eval" rate) and the perplexities, which must agree closely (the
-# weights are random, so the values themselves mean nothing).
+# of the evaluation (model loading and tokenization excluded on both sides) and the
+# perplexities, which must agree closely (the weights are random: the values mean nothing).
 #
 # usage: scripts/bench_ppl.sh
 # env: BENCH_DIR=/tmp/smelt-bench-ppl BENCH_LAYERS=4 BENCH_THREADS=$(nproc) BENCH_CTX=512
@@ -53,7 +53,12 @@ for t in f16 q8_0 q4_k_m; do
     # shellcheck disable=SC2086
     if "$LLAMA_CPP_BIN/llama-perplexity" -m "$g" -f "$text" -c "$ctx" -b "$ctx" --chunks "$chunks" -t "$threads" \
          ${LLAMA_PPL_ARGS:-} > "$work/llama-$t.txt" 2>&1; then
-      l_tps=$(sed -nE 's/.*prompt eval time = .* ([0-9.]+) tokens per second.*/\1/p' "$work/llama-$t.txt" | tail -1)
+      # evaluation time from its log timestamps (M.SS.mmm.uuu): "calculating perplexity" to
+      # "Final estimate", the same span smelt's tokens_per_second covers
+      l_tps=$(awk -v toks=$((ctx * chunks)) '
+        function t(s, a) { split(s, a, "."); return a[1] * 60 + a[2] + a[3] / 1e3 + a[4] / 1e6 }
+        /calculating perplexity/ { t0 = t($1) } /Final estimate/ { t1 = t($1) }
+        END { if (t1 > t0) printf "%.1f", toks / (t1 - t0); else print "?" }' "$work/llama-$t.txt")
       l_ppl=$(sed -nE 's/.*Final estimate: PPL = ([0-9.]+).*/\1/p' "$work/llama-$t.txt")
       ratio=$(awk -v a="$s_tps" -v b="$l_tps" 'BEGIN { printf "%.2f", a / b }')
     else

@@ -95,6 +95,49 @@ static void plain_types(void) {
     check_product(SM_TYPE_F32, 13, 1, 9, 2); /* odd: n_in 1, unaligned rows */
 }
 
+/* sm_matmul_many: stored outputs equal single products bit for bit; an accumulating one is
+ * the old values plus the product; any thread count gives the same bits. */
+static void many(void) {
+    const int64_t n_in = 256, toks[2] = {5, 40};
+    float *wf[3];
+    const sm_type types[3] = {SM_TYPE_F32, SM_TYPE_Q8_0, SM_TYPE_BF16};
+    const int64_t rows[3] = {13, 64, 7};
+    void *w[3];
+    for (int i = 0; i < 3; i++) w[i] = make_weights(types[i], rows[i], n_in, (size_t)sm_type_row_bytes(types[i], n_in), &wf[i]);
+    for (int ti = 0; ti < 2; ti++) {
+        const int64_t n = toks[ti];
+        float *x = malloc(sizeof(float) * (size_t)(n_in * n)), *y[3], *single[3], *again = malloc(sizeof(float) * 64 * (size_t)n);
+        for (int64_t i = 0; i < n_in * n; i++) x[i] = frand();
+        sm_matmul_op ops[3];
+        for (int i = 0; i < 3; i++) {
+            y[i] = malloc(sizeof(float) * (size_t)(rows[i] * n));
+            single[i] = malloc(sizeof(float) * (size_t)(rows[i] * n));
+            for (int64_t j = 0; j < rows[i] * n; j++) y[i][j] = i == 1 ? 0.5f : NAN;
+            CHECK_OK(sm_matmul(types[i], w[i], (size_t)sm_type_row_bytes(types[i], n_in), rows[i], n_in, x, n, n,
+                               single[i], n));
+            ops[i] = (sm_matmul_op){types[i], w[i], (size_t)sm_type_row_bytes(types[i], n_in), rows[i], y[i], n, i == 1};
+        }
+        omp_set_num_threads(3);
+        CHECK_OK(sm_matmul_many(ops, 3, n_in, x, n, n));
+        CHECK(!memcmp(y[0], single[0], sizeof(float) * (size_t)(rows[0] * n)));
+        CHECK(!memcmp(y[2], single[2], sizeof(float) * (size_t)(rows[2] * n)));
+        double worst = 0;
+        for (int64_t j = 0; j < rows[1] * n; j++) worst = fmax(worst, fabs(y[1][j] - (0.5 + single[1][j])));
+        CHECK_MSG(worst < 1e-4, "accumulate: %g", worst);
+        /* one thread: the same bits */
+        memcpy(again, y[1], sizeof(float) * 64 * (size_t)n);
+        for (int64_t j = 0; j < rows[1] * n; j++) y[1][j] = 0.5f;
+        omp_set_num_threads(1);
+        CHECK_OK(sm_matmul_many(ops, 3, n_in, x, n, n));
+        CHECK(!memcmp(again, y[1], sizeof(float) * 64 * (size_t)n));
+        omp_set_num_threads(2);
+        for (int i = 0; i < 3; i++) free(y[i]), free(single[i]);
+        free(x);
+        free(again);
+    }
+    for (int i = 0; i < 3; i++) free(w[i]), free(wf[i]);
+}
+
 /* sm_vec_exp and sm_vec_silu_mul against libm, every ISA, odd lengths (masked tails) */
 static void vector_math(void) {
     enum { N = 1003 };
@@ -144,6 +187,7 @@ static void unsupported(void) {
 void run_tests(void) {
     TEST(plain_types);
     TEST(block_types);
+    TEST(many);
     TEST(vector_math);
     TEST(unsupported);
 }

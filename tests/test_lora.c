@@ -350,22 +350,6 @@ static void export_gguf(void) {
     sm_gguf_close(g);
 }
 
-/* tensors of two GGUFs byte-identical */
-static void same_tensors(const char *a, const char *b) {
-    sm_gguf *x, *y;
-    CHECK_OK(sm_gguf_open(a, &x));
-    CHECK_OK(sm_gguf_open(b, &y));
-    if (!x || !y) return;
-    CHECK(sm_gguf_n_tensors(x) == sm_gguf_n_tensors(y));
-    for (size_t i = 0; i < sm_gguf_n_tensors(x); i++) {
-        const sm_tensor *t = sm_gguf_tensor(x, i), *u = sm_gguf_find_tensor(y, t->name);
-        CHECK_MSG(u && u->type == t->type && u->nbytes == t->nbytes && !memcmp(u->data, t->data, t->nbytes), "%s",
-                  t->name);
-    }
-    sm_gguf_close(x);
-    sm_gguf_close(y);
-}
-
 /* convert / quantize --lora merge on the fly: the same tensors as converting the merged copy */
 static void on_the_fly(void) {
     char args[4096];
@@ -378,13 +362,13 @@ static void on_the_fly(void) {
     snprintf(args, sizeof args, "convert '%s' --lora '%s' -o '%s' --outtype f16 --quiet",
              tl_asset("models/tiny-llama-kjv"), tl_asset("models/tiny-llama-kjv-lora-fortunes"), tl_tmp("b.gguf"));
     CHECK(tl_run_smelt(args, NULL) == 0);
-    same_tensors(tl_tmp("a.gguf"), tl_tmp("b.gguf"));
+    tl_check_same_gguf_tensors(tl_tmp("a.gguf"), tl_tmp("b.gguf"));
     snprintf(args, sizeof args, "quantize '%s' '%s' Q4_K_M --quiet", tl_tmp("fly32"), tl_tmp("c.gguf"));
     CHECK(tl_run_smelt(args, NULL) == 0);
     snprintf(args, sizeof args, "quantize '%s' '%s' Q4_K_M --lora '%s' --quiet", tl_asset("models/tiny-llama-kjv"),
              tl_tmp("d.gguf"), tl_asset("models/tiny-llama-kjv-lora-fortunes"));
     CHECK(tl_run_smelt(args, NULL) == 0);
-    same_tensors(tl_tmp("c.gguf"), tl_tmp("d.gguf"));
+    tl_check_same_gguf_tensors(tl_tmp("c.gguf"), tl_tmp("d.gguf"));
     /* --lora with a GGUF input is refused */
     char *out;
     snprintf(args, sizeof args, "quantize '%s' '%s' Q8_0 --lora '%s'", tl_tmp("a.gguf"), tl_tmp("e.gguf"),

@@ -2,8 +2,8 @@
 # test_ppl.sh - `smelt ppl` and `smelt generate` from the command line on the shared models:
 # JSON fields, the --save-logits / --kld round trip, thread-count invariance of the printed
 # numbers, --text tokenization, argument errors, --device cuda without a device, stories260K's
-# greedy sample; and, when LLAMA_CPP_BIN and SMELT_PPL_GGUF are set, smelt ppl next to
-# llama-perplexity on the same GGUF (within 0.5%).
+# greedy sample, --kld against a model; and, when LLAMA_CPP_BIN is set, smelt ppl next to
+# llama-perplexity on the same GGUF (within 0.5%; LLAMA_PPL_ARGS adds llama-perplexity options).
 set -uo pipefail
 SMELT=${SMELT_BIN:-./smelt}
 ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
@@ -82,6 +82,12 @@ expect_grep "$TMP/e.txt" 'short.bin: 100 bytes, expected'
   > "$TMP/story.txt" 2> "$TMP/err" || fail "generate text exited $?"
 cmp -s "$TMP/story.txt" "$ASSETS/models/stories260k/expected_greedy_t0_256steps.txt" ||
   { fail "greedy story differs from expected_greedy_t0_256steps.txt"; head -c 300 "$TMP/story.txt" >&2; }
+# ... and from its GGUF (smelt convert; rope pairs in ggml's order, tokenizer inside)
+"$SMELT" convert "$ASSETS/models/stories260k/stories260K.bin" -o "$TMP/stories.gguf" > /dev/null 2>&1 ||
+  fail "convert stories260K exited $?"
+"$SMELT" generate "$TMP/stories.gguf" -n 256 > "$TMP/story2.txt" 2> "$TMP/err" || fail "generate from GGUF exited $?"
+cmp -s "$TMP/story2.txt" "$ASSETS/models/stories260k/expected_greedy_t0_256steps.txt" ||
+  fail "greedy story from the GGUF differs from expected_greedy_t0_256steps.txt"
 "$SMELT" generate "$KJV" --prompt "And God said" -n 8 > "$TMP/kjv.txt" 2>/dev/null || fail "generate --prompt exited $?"
 expect_grep "$TMP/kjv.txt" '^And God said'
 "$SMELT" generate "$ASSETS/models/stories260k/stories260K.bin" -n 5 > "$TMP/e.txt" 2>&1; [ $? = 1 ] || fail "text generation without a tokenizer should exit 1"
@@ -97,16 +103,27 @@ expect_grep "$TMP/e.txt" 'no tokenizer'
 "$SMELT" generate "$ASSETS/models/stories260k/stories260K.bin" --ids -n 20 --temp 0.8 --seed 7 --threads 1 > "$TMP/s2.txt" 2>/dev/null
 cmp -s "$TMP/s1.txt" "$TMP/s2.txt" && [ -s "$TMP/s1.txt" ] || fail "seeded sampling not reproducible"
 
-# ---- llama.cpp next to us (optional)
-if [ -n "${LLAMA_CPP_BIN:-}" ] && [ -n "${SMELT_PPL_GGUF:-}" ]; then
-  "$LLAMA_CPP_BIN/llama-perplexity" -m "$SMELT_PPL_GGUF" -f "$ASSETS/text/kjv-eval.txt" -c 256 -t 2 > "$TMP/l.txt" 2>&1
+# ---- KL divergence against a base model given directly (bf16 vs f32 copies: the same values),
+# with llama-perplexity's short option names
+"$SMELT" ppl "$KJV/f32" -f "$ASSETS/text/kjv-eval.txt" -c 128 --chunks 2 -t 1 --kld "$KJV" --json > "$TMP/km.json" 2>&1 ||
+  fail "ppl --kld MODEL exited $?"
+[ "$(json_num "$TMP/km.json" top1_agreement)" = 1 ] || fail "--kld MODEL: top-1 agreement $(json_num "$TMP/km.json" top1_agreement)"
+[ "$(json_num "$TMP/km.json" n_scored)" = 126 ] || fail "--kld MODEL: n_scored"
+
+# ---- llama.cpp next to us (optional): the same F32 GGUF (made by smelt convert), 20 chunks of 256
+if [ -n "${LLAMA_CPP_BIN:-}" ]; then
+  "$SMELT" convert "$KJV" -o "$TMP/kjv-f32.gguf" --outtype f32 > /dev/null 2>&1 || fail "convert for llama.cpp exited $?"
+  # shellcheck disable=SC2086
+  "$LLAMA_CPP_BIN/llama-perplexity" -m "$TMP/kjv-f32.gguf" -f "$ASSETS/text/kjv-eval.txt" -c 256 --chunks 20 -t 2 \
+    ${LLAMA_PPL_ARGS:-} > "$TMP/l.txt" 2>&1 || fail "llama-perplexity exited $? (LLAMA_PPL_ARGS=-nr helps where its AMX kernels cannot run)"
   want=$(sed -nE 's/.*Final estimate: PPL = ([0-9.]+).*/\1/p' "$TMP/l.txt")
-  "$SMELT" ppl "$SMELT_PPL_GGUF" --text "$ASSETS/text/kjv-eval.txt" --ctx 256 --json > "$TMP/o.json" 2>&1
+  "$SMELT" ppl "$TMP/kjv-f32.gguf" --text "$ASSETS/text/kjv-eval.txt" --ctx 256 --chunks 20 --json > "$TMP/o.json" 2>&1
   got=$(json_num "$TMP/o.json" ppl)
   awk -v a="$got" -v b="$want" 'BEGIN { exit !(b > 0 && a / b < 1.005 && a / b > 0.995) }' ||
-    fail "smelt ppl $got vs llama-perplexity $want on $SMELT_PPL_GGUF"
+    fail "smelt ppl $got vs llama-perplexity $want"
+  echo "llama-perplexity $want, smelt ppl $got (F32 GGUF, 20 chunks of 256)"
 else
-  echo "note: LLAMA_CPP_BIN / SMELT_PPL_GGUF not set: skipped the comparison with llama-perplexity"
+  echo "note: LLAMA_CPP_BIN not set: skipped the comparison with llama-perplexity"
 fi
 
 [ $fails = 0 ] && echo "test_ppl: all passed" || echo "test_ppl: $fails failures"

@@ -5,6 +5,7 @@
 #include "testlib.h"
 
 #include "calib/calib.h"
+#include "convert/convert.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 
@@ -55,10 +56,10 @@ static double first64_diff(const sm_model *m, int64_t n_batch, float *logits) {
     return worst;
 }
 
-static void check_first64(const char *rel) {
+static void check_first64_path(const char *path, const char *rel) {
     load_tokens();
     sm_model *m = NULL;
-    CHECK_OK(sm_model_load(tl_asset(rel), NULL, &m));
+    CHECK_OK(sm_model_load(path, NULL, &m));
     if (!m) return;
     CHECK(sm_model_hparams(m)->n_vocab == 2048);
     float *logits = malloc(sizeof(float) * 64 * 2048);
@@ -68,6 +69,8 @@ static void check_first64(const char *rel) {
     free(logits);
     sm_model_free(m);
 }
+
+static void check_first64(const char *rel) { check_first64_path(tl_asset(rel), rel); }
 
 static void hf_bf16_logits(void) { check_first64(KJV); }
 static void hf_f32_logits(void) { check_first64(KJV "/f32"); }
@@ -88,6 +91,15 @@ static void invariance(void) {
     CHECK_MSG(!memcmp(a, b, sizeof(float) * 64 * 2048), "logits differ between 1 and 2 threads");
     first64_diff(m, 16, b);
     CHECK_MSG(!memcmp(a, b, sizeof(float) * 64 * 2048), "logits differ between batches of 64 and of 16");
+    /* asking for the logits of the last tokens only (the last layer then skips the others)
+     * gives the same bits */
+    sm_context *c2 = NULL;
+    CHECK_OK(sm_context_new(m, 256, 64, &c2));
+    if (c2) {
+        CHECK_OK(sm_model_eval(m, c2, g_tokens, 64, 0, 40, b));
+        CHECK_MSG(!memcmp(a + 40 * 2048, b, sizeof(float) * 24 * 2048), "logits of the last 24 tokens differ");
+        sm_context_free(c2);
+    }
     /* incremental evaluation (cache reuse) agrees with one pass */
     sm_context *c = NULL;
     CHECK_OK(sm_context_new(m, 256, 64, &c));
@@ -153,6 +165,176 @@ static void perplexity(void) {
     CHECK_FAILS_WITH(sm_perplexity(m, g_tokens, 300, &o, &r), "at least 512 tokens");
     cJSON_Delete(ref);
     sm_model_free(m);
+}
+
+/* Chunk scores of the first n chunks against reference/perplexity.json. */
+static void check_chunks(const sm_model *m, int64_t n_chunks, double tol) {
+    size_t len;
+    char *js = tl_slurp(tl_asset(KJV "/reference/perplexity.json"), &len);
+    cJSON *ref = js ? cJSON_Parse(js) : NULL;
+    free(js);
+    const cJSON *per = ref ? cJSON_GetObjectItem(ref, "per_chunk_mean_nll") : NULL;
+    sm_ppl_opts o = {.n_ctx = 256, .n_chunks = n_chunks, .bos_id = 1, .quiet = true};
+    sm_ppl_result r;
+    CHECK_OK(sm_perplexity(m, g_tokens, g_n_tokens, &o, &r));
+    double worst = 0, sum = 0;
+    for (int64_t c = 0; per && c < r.n_chunks; c++) {
+        const double want = cJSON_GetArrayItem(per, (int)c)->valuedouble;
+        worst = fmax(worst, fabs(r.chunk_nll[c] - want));
+        sum += want;
+    }
+    const double want_ppl = exp(sum / (double)n_chunks);
+    fprintf(stderr, "  ppl of %lld chunks %.6f (reference %.6f), worst chunk NLL diff %.2g\n", (long long)n_chunks, r.ppl,
+            want_ppl, worst);
+    CHECK(ref && r.n_chunks == n_chunks);
+    CHECK_MSG(fabs(r.ppl / want_ppl - 1) < tol, "ppl %f vs reference %f", r.ppl, want_ppl);
+    sm_ppl_result_free(&r);
+    cJSON_Delete(ref);
+}
+
+/* The F32 GGUF that smelt convert makes (q/k permuted to ggml's rope order, which the runtime
+ * then rotates in adjacent pairs): the same logits and chunk scores as the torch reference.
+ * Its Q8_0 quantization: close to it in KL divergence. */
+static void gguf_f32_and_q8(void) {
+    load_tokens();
+    const char *f32 = tl_tmp("kjv-f32.gguf"), *q8 = tl_tmp("kjv-q8_0.gguf");
+    sm_convert_opts co = {.outtype = "f32", .quiet = true};
+    CHECK_OK(sm_convert(tl_asset(KJV), f32, &co, NULL));
+    check_first64_path(f32, "kjv-f32.gguf");
+    sm_model *m = NULL, *q = NULL;
+    CHECK_OK(sm_model_load(f32, NULL, &m));
+    if (!m) return;
+    CHECK(sm_model_rope(m) == SM_ROPE_NORM);
+#if defined(__SANITIZE_ADDRESS__)
+    check_chunks(m, 3, 1e-3);
+#else
+    check_chunks(m, 20, 1e-3);
+#endif
+    sm_quantize_opts qo = {.recipe = "Q8_0", .quiet = true};
+    sm_quantize_report qr;
+    CHECK_OK(sm_quantize_gguf(f32, q8, &qo, &qr));
+    CHECK_OK(sm_model_load(q8, NULL, &q));
+    if (q) {
+        sm_ppl_opts o = {.n_ctx = 256, .n_chunks = 3, .bos_id = 1, .quiet = true};
+        sm_ppl_result r;
+        CHECK_OK(sm_kl_divergence_models(q, m, g_tokens, g_n_tokens, &o, &r));
+        fprintf(stderr, "  Q8_0 vs F32: ppl %.4f vs %.4f, KLD %.2g (p99 %.2g), same top %.4f\n", r.ppl, r.ppl_base,
+                r.kld_mean, r.kld.p99, r.top1_agreement);
+        CHECK(r.kld_mean > 0 && r.kld_mean < 1e-3 && r.top1_agreement > 0.97 && fabs(r.ppl / r.ppl_base - 1) < 5e-3);
+        sm_ppl_result_free(&r);
+    }
+    sm_model_free(q);
+    sm_model_free(m);
+}
+
+/* ---- a tiny Qwen2 (q/k/v biases, rotate_half rope with theta 1e6, tied output) against
+ * torch: weights from the integer recipe of scripts/make_qwen2_reference.py, reference
+ * logits (24 positions x the first 128 ids) in tests/data/qwen2-tiny/ ---- */
+enum { QW_HIDDEN = 64, QW_HEADS = 4, QW_KV = 2, QW_FF = 96, QW_LAYERS = 2, QW_VOCAB = 2048, QW_HD = 16 };
+
+static void qwen2_tensor(int i, const char *name, int64_t n, float *out) {
+    uint64_t st = 1000 + (uint64_t)i;
+    const size_t len = strlen(name);
+    const bool norm = strstr(name, "norm") != NULL, bias = len > 5 && !strcmp(name + len - 5, ".bias");
+    for (int64_t e = 0; e < n; e++) {
+        st = (st * 1103515245u + 12345u) % (1u << 31);
+        const float v = (float)((int)((st >> 8) % 255) - 127);
+        out[e] = norm ? 1.0f + v / 1024 : bias ? v / 256 : v / 512;
+    }
+}
+
+static char *make_qwen2(void) {
+    static char dir[1024];
+    snprintf(dir, sizeof dir, "%s", tl_tmp("qwen2"));
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s' '%s' '%s'/", dir, tl_asset(KJV "/tokenizer.model"),
+             tl_asset(KJV "/tokenizer_config.json"), tl_asset(KJV "/special_tokens_map.json"), dir);
+    if (system(cmd)) return NULL;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    const char *cfg = "{\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\", \"hidden_size\": 64, "
+                      "\"intermediate_size\": 96, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+                      "\"num_key_value_heads\": 2, \"vocab_size\": 2048, \"max_position_embeddings\": 256, "
+                      "\"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0, \"tie_word_embeddings\": true, "
+                      "\"torch_dtype\": \"float32\"}\n";
+    if (tl_write_file(path, cfg, strlen(cfg))) return NULL;
+    struct { char name[96]; int64_t shape[2]; int nd; } t[3 + 12 * QW_LAYERS];
+    int n = 0;
+#define ADD(nm, r, c) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].shape[0] = r, t[n].shape[1] = c, t[n].nd = c ? 2 : 1, n++)
+    ADD("model.embed_tokens.weight", QW_VOCAB, QW_HIDDEN);
+    for (int l = 0; l < QW_LAYERS; l++) {
+        char b[96];
+#define L(s, r, c) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), ADD(b, r, c))
+        L("input_layernorm.weight", QW_HIDDEN, 0);
+        L("self_attn.q_proj.weight", QW_HEADS * QW_HD, QW_HIDDEN);
+        L("self_attn.q_proj.bias", QW_HEADS * QW_HD, 0);
+        L("self_attn.k_proj.weight", QW_KV * QW_HD, QW_HIDDEN);
+        L("self_attn.k_proj.bias", QW_KV * QW_HD, 0);
+        L("self_attn.v_proj.weight", QW_KV * QW_HD, QW_HIDDEN);
+        L("self_attn.v_proj.bias", QW_KV * QW_HD, 0);
+        L("self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW_HD);
+        L("post_attention_layernorm.weight", QW_HIDDEN, 0);
+        L("mlp.gate_proj.weight", QW_FF, QW_HIDDEN);
+        L("mlp.up_proj.weight", QW_FF, QW_HIDDEN);
+        L("mlp.down_proj.weight", QW_HIDDEN, QW_FF);
+#undef L
+    }
+    ADD("model.norm.weight", QW_HIDDEN, 0);
+#undef ADD
+    sm_st_writer *w = sm_st_writer_new();
+    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = sm_st_writer_begin(w, path);
+    float *buf = malloc(sizeof(float) * QW_VOCAB * QW_HIDDEN);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
+        qwen2_tensor(i, t[i].name, cnt, buf);
+        rc = sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt);
+    }
+    free(buf);
+    if (rc || sm_st_writer_finish(w)) return NULL;
+    return dir;
+}
+
+static void check_qwen2_logits(const char *path, sm_rope_kind want_rope) {
+    sm_model *m = NULL;
+    CHECK_OK(sm_model_load(path, NULL, &m));
+    if (!m) return;
+    CHECK(sm_model_rope(m) == want_rope);
+    int32_t toks[24] = {1};
+    for (int i = 1; i < 24; i++) toks[i] = (i * 37 + 11) % QW_VOCAB;
+    float *logits = malloc(sizeof(float) * 24 * QW_VOCAB);
+    sm_context *c = NULL;
+    CHECK_OK(sm_context_new(m, 64, 24, &c));
+    if (c) CHECK_OK(sm_model_eval(m, c, toks, 24, 0, 0, logits));
+    size_t len = 0;
+    char ref_path[1024];
+    snprintf(ref_path, sizeof ref_path, "%s/tests/data/qwen2-tiny/logits_24x128.f32",
+             getenv("SMELT_SOURCE_DIR") ? getenv("SMELT_SOURCE_DIR") : "..");
+    float *ref = (float *)tl_slurp(ref_path, &len);
+    CHECK(ref && len == 24 * 128 * sizeof(float));
+    double worst = 0;
+    for (int i = 0; ref && c && i < 24; i++)
+        for (int v = 0; v < 128; v++) worst = fmax(worst, fabs(logits[i * QW_VOCAB + v] - ref[i * 128 + v]));
+    fprintf(stderr, "  qwen2 %s: max |logit - torch| = %.3g\n", path, worst);
+    CHECK_MSG(ref && worst < 1e-4, "qwen2 logits differ from torch by %g", worst);
+    free(ref);
+    free(logits);
+    sm_context_free(c);
+    sm_model_free(m);
+}
+
+/* HF directory (rotate_half rope on unpermuted weights) and its GGUF (llama.cpp's qwen2 uses
+ * NEOX rope; the converter leaves q/k alone) both agree with torch. */
+static void qwen2_tiny(void) {
+    const char *dir = make_qwen2();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    check_qwen2_logits(dir, SM_ROPE_NEOX);
+    const char *gguf = tl_tmp("qwen2.gguf");
+    sm_convert_opts co = {.outtype = "f32", .quiet = true};
+    CHECK_OK(sm_convert(dir, gguf, &co, NULL));
+    check_qwen2_logits(gguf, SM_ROPE_NEOX);
 }
 
 /* Saved log-probabilities of a model against itself: KLD ~ 0, same argmax everywhere. */
@@ -266,6 +448,8 @@ void run_tests(void) {
     TEST(hf_sharded_logits);
     TEST(hf_pytorch_logits);
     TEST(invariance);
+    TEST(gguf_f32_and_q8);
+    TEST(qwen2_tiny);
     TEST(perplexity);
     TEST(kl_divergence);
     TEST(stories_greedy);

@@ -1,6 +1,8 @@
 /* testlib.c - the harness behind testlib.h. */
 #include "testlib.h"
 
+#include "formats/formats.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -77,6 +79,22 @@ char *tl_slurp(const char *path, size_t *len) {
     if (sm_read_file(path, (size_t)1 << 32, &buf, &n)) return NULL;
     if (len) *len = n;
     return buf;
+}
+
+void tl_check_same_gguf_tensors(const char *a, const char *b) {
+    sm_gguf *x = NULL, *y = NULL;
+    CHECK_OK(sm_gguf_open(a, &x));
+    CHECK_OK(sm_gguf_open(b, &y));
+    if (x && y) {
+        CHECK(sm_gguf_n_tensors(x) == sm_gguf_n_tensors(y));
+        for (size_t i = 0; i < sm_gguf_n_tensors(x); i++) {
+            const sm_tensor *t = sm_gguf_tensor(x, i), *u = sm_gguf_find_tensor(y, t->name);
+            CHECK_MSG(u && u->type == t->type && u->nbytes == t->nbytes && !memcmp(u->data, t->data, t->nbytes),
+                      "%s differs between %s and %s", t->name, a, b);
+        }
+    }
+    if (x) sm_gguf_close(x);
+    if (y) sm_gguf_close(y);
 }
 
 int tl_write_file(const char *path, const void *data, size_t len) {

@@ -87,6 +87,8 @@ int tl_run_smelt(const char *args, char **out);
 const char *tl_smelt_bin(void);
 /* Read a whole file (malloc'ed); NULL on failure. */
 char *tl_slurp(const char *path, size_t *len);
+/* Two GGUF files hold the same tensors (names, types, bytes); failures are recorded. */
+void tl_check_same_gguf_tensors(const char *a, const char *b);
 /* Write bytes to a file; 0 on success. */
 int tl_write_file(const char *path, const void *data, size_t len);
 

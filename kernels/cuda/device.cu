@@ -1,4 +1,5 @@
 // device.cu - CUDA device discovery; a missing driver or device means "use the CPU".
+#include "plugin.h"
 #include <cuda_runtime.h>
 
 extern "C" int sm_cuda_available(const char **why) {

@@ -2,6 +2,7 @@
 // activations, cuBLAS SGEMM for every projection, small kernels for the rest (RMSNorm, RoPE,
 // SiLU gate, residuals) and one block per (head, query) for causal attention over the KV
 // cache. A simple first version: correctness and agreement with the CPU path come first.
+#include "plugin.h"
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
