@@ -56,6 +56,7 @@ static const char USAGE[] =
     "  --block N           lazy-batch width in columns (default 128)\n"
     "  --no-importance     gguf: fit block scales with ggml's plain rule, not weighted by diag(H)\n"
     "  --no-true-sequential  all Hessians of a block from the unquantized block\n"
+    "  --no-loss           skip the loss report (saves a round-to-nearest pass per linear)\n"
     "\n"
     "  --device cpu|cuda   cuda is refused: this build has no GPU path for GPTQ\n"
     "  --threads N         threads (default: all cores, or SMELT_THREADS)\n"
@@ -159,6 +160,7 @@ static int run(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--block", &v)) ro.q.block_size = (int)cli_long("--block", v, 1, 1 << 16);
         else if (cli_flag(argv, &i, "--no-importance")) ro.q.use_importance = false;
         else if (cli_flag(argv, &i, "--no-true-sequential")) ro.no_true_sequential = true;
+        else if (cli_flag(argv, &i, "--no-loss")) ro.q.skip_loss = true;
         else if (cli_opt(argc, argv, &i, "--device", &v)) device = v;
         else if (cli_opt(argc, argv, &i, "--threads", &v)) threads = (int)cli_long("--threads", v, 1, 4096);
         else if (cli_flag(argv, &i, "--json")) json = true;

@@ -449,8 +449,8 @@ static void gptq_gguf_beats_rtn(void) {
 static void gptq_hf_checkpoint(void) {
     char cmd[2048], *log = NULL;
     const char *dir = tl_tmp("gptq-hf");
-    snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 8 --seqlen 64 --bits 4 --group 64 --act-order --to hf -o %s "
-             "--quiet", tl_asset(KJV_F32), tl_asset(CALIB_TEXT), dir);
+    snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 8 --seqlen 64 --bits 4 --group 64 --act-order --asym --to hf "
+             "-o %s --quiet --no-loss", tl_asset(KJV_F32), tl_asset(CALIB_TEXT), dir);
     CHECK(tl_run_smelt(cmd, &log) == 0);
     free(log);
     char path[600];
@@ -461,7 +461,7 @@ static void gptq_hf_checkpoint(void) {
     const cJSON *qc = cJSON_GetObjectItem(cfg, "quantization_config");
     sm_gptq_hf_config c;
     CHECK_OK(sm_gptq_hf_config_parse(qc, "config.json", &c));
-    CHECK(c.bits == 4 && c.group_size == 64 && c.desc_act && c.sym && !c.v2);
+    CHECK(c.bits == 4 && c.group_size == 64 && c.desc_act && !c.sym && !c.v2);
     cJSON_Delete(cfg);
     free(txt);
     snprintf(path, sizeof path, "%s/tokenizer.model", dir);
@@ -480,7 +480,7 @@ static void gptq_hf_checkpoint(void) {
     }
     /* the runtime reads it back (dequantized at load) */
     const double p = ppl_of(dir, 6), p_f32 = ppl_of(tl_asset(KJV_F32), 6);
-    fprintf(stderr, "  ppl (6 chunks of 128): f32 %.4f, HF GPTQ 4-bit g64 act-order %.4f\n", p_f32, p);
+    fprintf(stderr, "  ppl (6 chunks of 128): f32 %.4f, HF GPTQ 4-bit g64 act-order asym %.4f\n", p_f32, p);
     CHECK(isfinite(p) && p > p_f32 * 0.98 && p < p_f32 * 1.25);
 }
 
@@ -506,17 +506,20 @@ static double linear_diff(const sm_model *a, const sm_model *b, int64_t l, sm_li
 }
 
 /* smelt convert of HF GPTQ checkpoints: symmetric 4-bit groups of 32 become Q4_0 blocks with
- * exactly the same values; act-order / asymmetric ones are dequantized (F32 here: exact too). */
+ * exactly the same values; act-order / asymmetric ones (gptq_hf_checkpoint's) are dequantized
+ * (F32 here: exact too). */
 static void gptq_hf_to_gguf(void) {
-    const char *const variants[2][2] = {{"--group 32", "q4_0"}, {"--group 64 --act-order --asym", "f32"}};
+    const char *const variants[2][2] = {{"--group 32", "q4_0"}, {"", "f32"}};
     for (int v = 0; v < 2; v++) {
         char cmd[2048], *log = NULL, dir[64], gguf[64];
-        snprintf(dir, sizeof dir, "hf-%d", v);
+        snprintf(dir, sizeof dir, v == 0 ? "hf-g32" : "gptq-hf");
         snprintf(gguf, sizeof gguf, "hf-%d.gguf", v);
-        snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 %s --to hf -o %s --quiet",
-                 tl_asset(KJV_F32), tl_asset(CALIB_TEXT), variants[v][0], tl_tmp(dir));
-        CHECK(tl_run_smelt(cmd, &log) == 0);
-        free(log);
+        if (v == 0) {
+            snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 %s --to hf -o %s --quiet --no-loss",
+                     tl_asset(KJV_F32), tl_asset(CALIB_TEXT), variants[v][0], tl_tmp(dir));
+            CHECK(tl_run_smelt(cmd, &log) == 0);
+            free(log);
+        }
         snprintf(cmd, sizeof cmd, "convert %s -o %s --outtype %s --quiet", tl_tmp(dir), tl_tmp(gguf),
                  v == 0 ? "f16" : "f32");
         CHECK(tl_run_smelt(cmd, &log) == 0);
@@ -525,7 +528,7 @@ static void gptq_hf_to_gguf(void) {
         CHECK_OK(sm_gguf_open(tl_tmp(gguf), &g));
         if (g) {
             const sm_tensor *t = sm_gguf_find_tensor(g, "blk.1.ffn_down.weight");
-            CHECK_MSG(t && !strcmp(sm_type_name(t->type), variants[v][1]), "%s: %s", variants[v][0],
+            CHECK_MSG(t && !strcmp(sm_type_name(t->type), variants[v][1]), "%s: %s", dir,
                       t ? sm_type_name(t->type) : "missing");
             uint64_t ft = 99;
             CHECK(sm_gguf_get_u64(g, "general.file_type", &ft) == 0 && ft == (v == 0 ? 2u : 0u));
@@ -545,7 +548,7 @@ static void gptq_hf_to_gguf(void) {
                 const int64_t heads = i == SM_LIN_Q ? 8 : i == SM_LIN_K ? 4 : 0;
                 worst = fmax(worst, linear_diff(hf, gg, l, (sm_linear)i, heads));
             }
-        CHECK_MSG(worst == 0, "%s: converted weights differ from the checkpoint's by %g", variants[v][0], worst);
+        CHECK_MSG(worst == 0, "%s: converted weights differ from the checkpoint's by %g", dir, worst);
         sm_model_free(hf);
         sm_model_free(gg);
     }
@@ -559,7 +562,7 @@ static void gptq_thread_invariance(void) {
     for (int t = 1; t <= 2; t++) {
         char out[32];
         snprintf(out, sizeof out, "gptq-t%d.gguf", t);
-        snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 --to gguf:Q4_K_M -o %s --threads %d --quiet",
+        snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 --to gguf:Q4_K_M -o %s --threads %d --quiet --no-loss",
                  gguf, tl_asset(CALIB_TEXT), tl_tmp(out), t);
         CHECK(tl_run_smelt(cmd, &log) == 0);
         free(log);
