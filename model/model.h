@@ -170,7 +170,8 @@ void sm_context_clear(sm_context *c);
  * cached positions are dropped; pos0 + n <= n_ctx). Any n works; the context splits it into
  * batches of n_batch. If logits is non-NULL it receives the logits of tokens
  * out_first..n-1, (n - out_first) rows of n_vocab floats. On the CPU, results are
- * bit-identical for any thread count. */
+ * bit-identical for any thread count. Returns 0, -1 on error, or the positive value an
+ * activation observer (sm_context_set_observer) stopped the evaluation with. */
 int sm_model_eval(const sm_model *m, sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0,
                   int64_t out_first, float *logits);
 
