@@ -189,6 +189,9 @@ typedef struct sm_gptq_linear {
 
 typedef struct sm_gptq_layer_report {
     double seconds;                  /* the whole block: passes, Hessians, quantization */
+    double seconds_forward;          /* of which: the block's forward passes over the samples */
+    double seconds_hessian;          /*   accumulating the Hessians (on opts.q.device) */
+    double seconds_quantize;         /*   factorizations and GPTQ (and the loss reports) */
     sm_type type[SM_LIN_COUNT];
     bool gptq[SM_LIN_COUNT];
     double loss_rtn[SM_LIN_COUNT];   /* tr((W - W-hat) H (W - W-hat)^T) with round-to-nearest */

@@ -37,6 +37,7 @@ typedef struct capture {
     sm_hessian *h[SM_IN_COUNT]; /* NULL: not wanted in this pass */
     sm_linear_input stop_at;
     float *buf;                 /* seqlen x max cols, token-major */
+    double seconds;             /* spent accumulating */
 } capture;
 
 static int observe(void *user, int64_t layer, sm_linear_input which, const float *x, int64_t ld, int64_t cols,
@@ -44,11 +45,13 @@ static int observe(void *user, int64_t layer, sm_linear_input which, const float
     capture *c = user;
     if (layer != c->layer || which >= SM_IN_COUNT) return 0;
     if (c->h[which]) {
+        const double t0 = sm_now();
         if (sm_hessian_cols(c->h[which]) != cols) return sm_error("gptq: unexpected activation width %lld", (long long)cols);
 #pragma omp parallel for schedule(static) if (cols * n_tok >= (1 << 16))
         for (int64_t t = 0; t < n_tok; t++)
             for (int64_t f = 0; f < cols; f++) c->buf[t * cols + f] = x[f * ld + t];
         if (sm_hessian_add(c->h[which], c->buf, n_tok, cols)) return -1;
+        c->seconds += sm_now() - t0;
     }
     return which == c->stop_at ? 1 : 0;
 }
@@ -125,20 +128,35 @@ static int round_to_nearest(sm_type type, const double *H, const float *W, int64
 /* Run layer l over every sample (x: n_samples x seqlen x n_embd), stopped by the observer
  * (stop_at < SM_IN_COUNT) or to the end (x is then replaced by the block's outputs). */
 static int pass(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, const sm_block_override *ov, float *x,
-                const sm_calib_set *cs) {
+                const sm_calib_set *cs, sm_gptq_layer_report *lr) {
     const int64_t E = sm_model_hparams(m)->n_embd, L = cs->seqlen;
+    const double t0 = sm_now(), h0 = cap->seconds;
     for (int64_t s = 0; s < cs->n_samples; s++) {
         const int rc = sm_model_eval_block(m, ctx, l, ov, x + s * L * E, L, 0);
         if (rc < 0) return -1;
         if (rc == 0 && cap->stop_at < SM_IN_COUNT) return sm_error("gptq: the block ended before its input was seen");
     }
+    lr->seconds_hessian += cap->seconds - h0;
+    lr->seconds_forward += sm_now() - t0 - (cap->seconds - h0);
     return 0;
 }
 
+static int quantize_linears(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
+                                float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr);
+
 static int quantize_group(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
                           float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr) {
+    const double t0 = sm_now();
+    const int rc = quantize_linears(m, l, g, h, o, W, lin, lr);
+    lr->seconds_quantize += sm_now() - t0;
+    return rc;
+}
+
+static int quantize_linears(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
+                                float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr) {
     const int64_t cols = sm_hessian_cols(h);
     const double *H = sm_hessian_matrix(h);
+    if (!H) return sm_error_ctx("layer %lld", (long long)l);
     sm_gptq_hinv *hinv = NULL;
     for (int k = 0; k < GROUPS[g].n; k++) {
         const sm_linear i = GROUPS[g].lin[k];
@@ -231,18 +249,18 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
             for (int g = 0; g < N_GROUPS && !lrc; g++) {
                 int64_t rows, cols;
                 lrc = sm_model_linear_shape(m, l, GROUPS[g].lin[0], &rows, &cols);
-                if (!lrc && !(h[g] = cap.h[GROUPS[g].in] = sm_hessian_new(cols))) lrc = -1;
+                if (!lrc && !(h[g] = cap.h[GROUPS[g].in] = sm_hessian_new_on(cols, o->q.device))) lrc = -1;
             }
             cap.stop_at = SM_IN_FFN_DOWN;
-            if (!lrc) lrc = pass(m, ctx, &cap, l, NULL, x, cs);
+            if (!lrc) lrc = pass(m, ctx, &cap, l, NULL, x, cs, lr);
             for (int g = 0; g < N_GROUPS && !lrc; g++) lrc = quantize_group(m, l, g, h[g], o, W, lin, lr);
         } else {
             for (int g = 0; g < N_GROUPS && !lrc; g++) {
                 int64_t rows, cols;
                 lrc = sm_model_linear_shape(m, l, GROUPS[g].lin[0], &rows, &cols);
-                if (!lrc && !(h[g] = cap.h[GROUPS[g].in] = sm_hessian_new(cols))) lrc = -1;
+                if (!lrc && !(h[g] = cap.h[GROUPS[g].in] = sm_hessian_new_on(cols, o->q.device))) lrc = -1;
                 cap.stop_at = GROUPS[g].in;
-                if (!lrc) lrc = pass(m, ctx, &cap, l, &ov, x, cs);
+                if (!lrc) lrc = pass(m, ctx, &cap, l, &ov, x, cs, lr);
                 cap.h[GROUPS[g].in] = NULL;
                 if (!lrc) lrc = quantize_group(m, l, g, h[g], o, W, lin, lr);
                 for (int k = 0; k < GROUPS[g].n && !lrc; k++) ov.w[GROUPS[g].lin[k]] = lin[GROUPS[g].lin[k]].res.deq;
@@ -256,7 +274,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
         /* the quantized block's outputs are the next block's inputs */
         for (int i = 0; i < SM_LIN_COUNT; i++) ov.w[i] = lin[i].res.deq;
         cap.stop_at = SM_IN_COUNT;
-        if (pass(m, ctx, &cap, l, &ov, x, cs)) goto done;
+        if (pass(m, ctx, &cap, l, &ov, x, cs, lr)) goto done;
         if (o->sink && o->sink(o->sink_user, l, lin)) goto done;
         for (int i = 0; i < SM_LIN_COUNT; i++) sm_gptq_result_free(&lin[i].res);
         lr->seconds = sm_now() - t0;

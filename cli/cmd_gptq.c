@@ -58,7 +58,10 @@ static const char USAGE[] =
     "  --no-true-sequential  all Hessians of a block from the unquantized block\n"
     "  --no-loss           skip the loss report (saves a round-to-nearest pass per linear)\n"
     "\n"
-    "  --device cpu|cuda   cuda is refused: this build has no GPU path for GPTQ\n"
+    "  --device cpu|cuda   where GPTQ's linear algebra runs (default cpu): cuda accumulates the\n"
+    "                      Hessians, factors H^-1 and applies the lazy-batch updates on the GPU\n"
+    "                      (needs a build with CUDA and a device; the block forward passes and\n"
+    "                      the grids stay on the CPU). Results equal the CPU's up to rounding.\n"
     "  --threads N         threads (default: all cores, or SMELT_THREADS)\n"
     "  --json              print one JSON report on stdout (time per layer, per-linear proxy\n"
     "                      loss tr(E H E^T) of round-to-nearest and of GPTQ)\n"
@@ -95,7 +98,7 @@ static int convert_source(const char *dir, const char *path, bool quiet) {
     return sm_convert(dir, path, &co, NULL);
 }
 
-static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const char *target, double total_s,
+static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const char *target, sm_device device, double total_s,
                           int threads) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "output", out);
@@ -107,6 +110,7 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const 
     cJSON_AddNumberToObject(j, "gptq_seconds", rep->seconds);
     cJSON_AddNumberToObject(j, "threads", threads);
     cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
+    cJSON_AddStringToObject(j, "device", device == SM_DEVICE_CUDA ? "cuda" : "cpu");
     cJSON *layers = cJSON_AddArrayToObject(j, "layers");
     double tot_rtn = 0, tot_gptq = 0;
     for (int64_t l = 0; l < rep->n_layer; l++) {
@@ -114,6 +118,9 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const 
         cJSON *lj = cJSON_CreateObject();
         cJSON_AddNumberToObject(lj, "layer", (double)l);
         cJSON_AddNumberToObject(lj, "seconds", r->seconds);
+        cJSON_AddNumberToObject(lj, "forward_seconds", r->seconds_forward);
+        cJSON_AddNumberToObject(lj, "hessian_seconds", r->seconds_hessian);
+        cJSON_AddNumberToObject(lj, "quantize_seconds", r->seconds_quantize);
         cJSON *lins = cJSON_AddArrayToObject(lj, "linears");
         for (int i = 0; i < SM_LIN_COUNT; i++) {
             cJSON *x = cJSON_CreateObject();
@@ -184,8 +191,11 @@ static int run(int argc, char **argv) {
         return cli_usage_error(&sm_cmd_gptq, "--act-order needs --to hf: GGUF blocks hold consecutive columns");
     if (strcmp(device, "cpu") && strcmp(device, "cuda"))
         return cli_usage_error(&sm_cmd_gptq, "--device expects cpu or cuda, got '%s'", device);
-    if (!strcmp(device, "cuda"))
-        return cli_fail("gptq", "--device cuda: GPTQ has no GPU path in this build (use --device cpu)");
+    if (!strcmp(device, "cuda")) { /* no silent fallback to the CPU */
+        const char *why = "";
+        if (!sm_cuda_available(&why)) return cli_fail("gptq", "--device cuda: no usable CUDA device (%s)", why);
+        ro.q.device = SM_DEVICE_CUDA;
+    }
     const bool model_is_dir = sm_is_dir(model);
     if (to_hf && !model_is_dir) return cli_fail("gptq", "--to hf needs a Hugging Face model directory as MODEL");
 #ifdef _OPENMP
@@ -222,7 +232,7 @@ static int run(int argc, char **argv) {
                : sm_gptq_write_gguf(m, model, &cs, target + 5, out, &ro, &rep);
 done:
     if (rc) cli_fail_last("gptq");
-    else if (json) cli_print_json(report_json(&rep, out, target, sm_now() - t0, threads));
+    else if (json) cli_print_json(report_json(&rep, out, target, ro.q.device, sm_now() - t0, threads));
     else if (!quiet) fprintf(stderr, "gptq: wrote %s in %.2f s\n", out, sm_now() - t0);
     sm_gptq_run_report_free(&rep);
     sm_calib_set_free(&cs);

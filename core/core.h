@@ -160,6 +160,9 @@ void sm_progress_begin(sm_progress *p, const char *label, uint64_t total, bool q
 void sm_progress_update(sm_progress *p, uint64_t done);
 void sm_progress_end(sm_progress *p);
 
+/* Where work runs: the CPU, or a CUDA GPU through the optional plugin (kernels.h). */
+typedef enum sm_device { SM_DEVICE_CPU, SM_DEVICE_CUDA } sm_device;
+
 double sm_now(void);      /* monotonic seconds */
 int sm_num_threads(void); /* SMELT_THREADS / OMP default */
 

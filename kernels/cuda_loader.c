@@ -1,7 +1,8 @@
 /* cuda_loader.c - the CUDA entry points of kernels.h, forwarded to the CUDA plugin
  * (libsmelt_cuda.so, built beside the smelt binary when CUDA is found; $SMELT_CUDA_PLUGIN
  * names another path). The plugin is loaded with dlopen on first use, so the CPU paths never
- * map the CUDA libraries, and a machine without them runs everything else. */
+ * map the CUDA libraries, and a machine without them runs everything else. A plugin must
+ * have smcu_available and smcu_last_error; an entry point it lacks fails when called. */
 #include "kernels.h"
 
 #include <dlfcn.h>
@@ -15,14 +16,27 @@ static struct {
     void *h;
     const char *why;
     int (*available)(const char **);
+    const char *(*last_error)(void);
     int (*net_new)(const sm_cuda_dims *, sm_cuda_net **);
     int (*net_upload)(sm_cuda_net *, sm_cuda_tensor, int64_t, const float *, int64_t);
     int (*net_eval)(sm_cuda_net *, const int32_t *, int64_t, int64_t, int64_t, float *);
     void (*net_free)(sm_cuda_net *);
-    const char *(*last_error)(void);
+    int (*syrk_new)(int64_t, sm_cuda_syrk **);
+    int (*syrk_add)(sm_cuda_syrk *, const float *, int64_t, int64_t);
+    int (*syrk_read)(sm_cuda_syrk *, double *);
+    void (*syrk_free)(sm_cuda_syrk *);
+    int (*cholesky_inverse)(const double *, int64_t, double *, int64_t *);
+    int (*gptq_new)(int64_t, const double *, const double *, sm_cuda_gptq **);
+    int (*gptq_load)(sm_cuda_gptq *, const double *, int64_t);
+    int (*gptq_fetch)(sm_cuda_gptq *, int64_t, int64_t, double *);
+    int (*gptq_update)(sm_cuda_gptq *, int64_t, int64_t, const double *, int64_t);
+    int (*gptq_loss)(sm_cuda_gptq *, const double *, int64_t, double *);
+    void (*gptq_free)(sm_cuda_gptq *);
 } P;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static char g_why[PATH_MAX + 256];
+
+#define SYM(field) (*(void **)&P.field = dlsym(P.h, "smcu_" #field))
 
 static void load(void) {
     char path[PATH_MAX];
@@ -42,18 +56,30 @@ static void load(void) {
         P.why = g_why;
         return;
     }
-    *(void **)&P.available = dlsym(P.h, "smcu_available");
-    *(void **)&P.net_new = dlsym(P.h, "smcu_net_new");
-    *(void **)&P.net_upload = dlsym(P.h, "smcu_net_upload");
-    *(void **)&P.net_eval = dlsym(P.h, "smcu_net_eval");
-    *(void **)&P.net_free = dlsym(P.h, "smcu_net_free");
-    *(void **)&P.last_error = dlsym(P.h, "smcu_last_error");
-    if (!P.available || !P.net_new || !P.net_upload || !P.net_eval || !P.net_free || !P.last_error) {
-        snprintf(g_why, sizeof g_why, "%s is not a smelt CUDA plugin of this version", path);
+    SYM(available);
+    SYM(last_error);
+    if (!P.available || !P.last_error) {
+        snprintf(g_why, sizeof g_why, "%s is not a smelt CUDA plugin", path);
         P.why = g_why;
         dlclose(P.h);
         P.h = NULL;
+        return;
     }
+    SYM(net_new);
+    SYM(net_upload);
+    SYM(net_eval);
+    SYM(net_free);
+    SYM(syrk_new);
+    SYM(syrk_add);
+    SYM(syrk_read);
+    SYM(syrk_free);
+    SYM(cholesky_inverse);
+    SYM(gptq_new);
+    SYM(gptq_load);
+    SYM(gptq_fetch);
+    SYM(gptq_update);
+    SYM(gptq_loss);
+    SYM(gptq_free);
 }
 
 static bool loaded(void) {
@@ -62,6 +88,14 @@ static bool loaded(void) {
 }
 
 static int fail(void) { return sm_error("CUDA: %s", P.h ? P.last_error() : P.why); }
+
+/* Forward a call returning 0 / -1 to the plugin's entry point `field`. */
+#define FORWARD(field, ...)                                                                          \
+    do {                                                                                             \
+        if (!loaded()) return fail();                                                                \
+        if (!P.field) return sm_error("CUDA: the plugin has no smcu_" #field " (rebuild smelt)");   \
+        return P.field(__VA_ARGS__) ? fail() : 0;                                                    \
+    } while (0)
 
 int sm_cuda_available(const char **why) {
     if (!loaded()) {
@@ -73,21 +107,55 @@ int sm_cuda_available(const char **why) {
 
 int sm_cuda_net_new(const sm_cuda_dims *d, sm_cuda_net **out) {
     *out = NULL;
-    if (!loaded()) return fail();
-    return P.net_new(d, out) ? fail() : 0;
+    FORWARD(net_new, d, out);
 }
 
 int sm_cuda_net_upload(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const float *host, int64_t n) {
-    if (!loaded()) return fail();
-    return P.net_upload(net, which, layer, host, n) ? fail() : 0;
+    FORWARD(net_upload, net, which, layer, host, n);
 }
 
 int sm_cuda_net_eval(sm_cuda_net *net, const int32_t *tokens, int64_t n, int64_t pos0, int64_t out_first,
                      float *logits) {
-    if (!loaded()) return fail();
-    return P.net_eval(net, tokens, n, pos0, out_first, logits) ? fail() : 0;
+    FORWARD(net_eval, net, tokens, n, pos0, out_first, logits);
 }
 
 void sm_cuda_net_free(sm_cuda_net *net) {
-    if (net && loaded()) P.net_free(net);
+    if (net && loaded() && P.net_free) P.net_free(net);
+}
+
+int sm_cuda_syrk_new(int64_t n, sm_cuda_syrk **out) {
+    *out = NULL;
+    FORWARD(syrk_new, n, out);
+}
+
+int sm_cuda_syrk_add(sm_cuda_syrk *s, const float *x, int64_t n_tok, int64_t ld) { FORWARD(syrk_add, s, x, n_tok, ld); }
+
+int sm_cuda_syrk_read(sm_cuda_syrk *s, double *host) { FORWARD(syrk_read, s, host); }
+
+void sm_cuda_syrk_free(sm_cuda_syrk *s) {
+    if (s && loaded() && P.syrk_free) P.syrk_free(s);
+}
+
+int sm_cuda_cholesky_inverse(const double *a, int64_t n, double *linv, int64_t *bad) {
+    *bad = -1;
+    FORWARD(cholesky_inverse, a, n, linv, bad);
+}
+
+int sm_cuda_gptq_new(int64_t n, const double *U, const double *H, sm_cuda_gptq **out) {
+    *out = NULL;
+    FORWARD(gptq_new, n, U, H, out);
+}
+
+int sm_cuda_gptq_load(sm_cuda_gptq *g, const double *W, int64_t rows) { FORWARD(gptq_load, g, W, rows); }
+
+int sm_cuda_gptq_fetch(sm_cuda_gptq *g, int64_t c0, int64_t c1, double *W) { FORWARD(gptq_fetch, g, c0, c1, W); }
+
+int sm_cuda_gptq_update(sm_cuda_gptq *g, int64_t i1, int64_t i2, const double *E, int64_t lde) {
+    FORWARD(gptq_update, g, i1, i2, E, lde);
+}
+
+int sm_cuda_gptq_loss(sm_cuda_gptq *g, const double *D, int64_t m, double *out) { FORWARD(gptq_loss, g, D, m, out); }
+
+void sm_cuda_gptq_free(sm_cuda_gptq *g) {
+    if (g && loaded() && P.gptq_free) P.gptq_free(g);
 }

@@ -108,4 +108,44 @@ int sm_cuda_net_eval(sm_cuda_net *net, const int32_t *tokens, int64_t n, int64_t
                      float *logits);
 void sm_cuda_net_free(sm_cuda_net *net);
 
+/* ======================================================================================
+ * CUDA GPTQ (kernels/cuda/gptq.cu; quantize section)
+ *
+ * The double-precision linear algebra of GPTQ on the device: cuBLAS DSYRK for the Hessian,
+ * cuSOLVER's Cholesky and a triangular solve for the inverse factor, DGEMMs for the lazy-batch
+ * updates and the loss report. The per-column quantization (the grids) stays on the host:
+ * each lazy batch fetches its columns, the host quantizes them, and the device applies the
+ * batch's error to the columns beyond it. Matrices are row-major on the host side of every
+ * call. Results agree with the CPU path to rounding (different summation order), and are
+ * repeatable on a given GPU (cuBLAS is deterministic for a fixed device and stream).
+ * ==================================================================================== */
+
+/* S = sum over tokens of x x^T, n x n, in device memory. */
+typedef struct sm_cuda_syrk sm_cuda_syrk;
+int sm_cuda_syrk_new(int64_t n, sm_cuda_syrk **out);
+/* Add n_tok rows (row t at x + t*ld, n floats; finite: the caller checks). */
+int sm_cuda_syrk_add(sm_cuda_syrk *s, const float *x, int64_t n_tok, int64_t ld);
+/* Copy S to host (n x n row-major, both triangles). */
+int sm_cuda_syrk_read(sm_cuda_syrk *s, double *host);
+void sm_cuda_syrk_free(sm_cuda_syrk *s);
+
+/* Lower Cholesky factor of a (n x n row-major, symmetric positive definite) and its inverse:
+ * linv = L^-1 (row-major, upper part zero) with a = L L^T. On a failed pivot, *bad gets the
+ * 0-based column and -1 is returned (else *bad = -1). */
+int sm_cuda_cholesky_inverse(const double *a, int64_t n, double *linv, int64_t *bad);
+
+/* One factored inverse Hessian on the device: U (n x n upper factor, quantization order) and,
+ * when a loss report is wanted, H (n x n, original order; may be NULL). */
+typedef struct sm_cuda_gptq sm_cuda_gptq;
+int sm_cuda_gptq_new(int64_t n, const double *U, const double *H, sm_cuda_gptq **out);
+/* Upload the working weights W (rows x n row-major) for one quantization pass. */
+int sm_cuda_gptq_load(sm_cuda_gptq *g, const double *W, int64_t rows);
+/* Copy columns [c0, c1) of the device's working weights into W (rows x n row-major host). */
+int sm_cuda_gptq_fetch(sm_cuda_gptq *g, int64_t c0, int64_t c1, double *W);
+/* W[:, i2:] -= E U[i1:i2, i2:], E rows x (i2 - i1) with row stride lde (host). */
+int sm_cuda_gptq_update(sm_cuda_gptq *g, int64_t i1, int64_t i2, const double *E, int64_t lde);
+/* *out = sum of (D H) .* D for D (m x n row-major host), i.e. tr(D H D^T). Needs H. */
+int sm_cuda_gptq_loss(sm_cuda_gptq *g, const double *D, int64_t m, double *out);
+void sm_cuda_gptq_free(sm_cuda_gptq *g);
+
 #endif

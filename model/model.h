@@ -156,7 +156,6 @@ uint64_t sm_model_weight_bytes(const sm_model *m);
 typedef struct sm_context sm_context;
 int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context **out);
 
-typedef enum sm_device { SM_DEVICE_CPU, SM_DEVICE_CUDA } sm_device;
 /* A context on `device`. SM_DEVICE_CUDA copies the weights to the GPU as float (dequantized
  * on the host, one tensor at a time) and fails with a message when no device is usable or
  * smelt was built without CUDA; the caller decides whether to fall back to the CPU. */

@@ -11,8 +11,14 @@
  * one GEMM W[:, i2:] -= Err * U[i1:i2, i2:]. A group that starts inside a batch and reaches
  * past its end is fitted on values that include the pending updates of the batch (computed on
  * the spot), so the result equals the column-by-column algorithm exactly; the reference
- * implementation's stale slice is not reproduced. Everything is double precision. */
+ * implementation's stale slice is not reproduced. Everything is double precision.
+ *
+ * With SM_DEVICE_CUDA the working weights live on the GPU between batches: each batch fetches
+ * its columns (and those of a group that reaches past it), the host quantizes them as above,
+ * and the GPU applies the batch's errors to the columns beyond it (and computes the loss). */
 #include "quantize/gptq_internal.h"
+
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -28,6 +34,8 @@ struct sm_gptq_hinv {
     int32_t *perm;   /* permuted position -> original column; NULL without act-order */
     int32_t *iperm;  /* original column -> permuted position */
     uint8_t *dead;   /* original order */
+    sm_cuda_gptq *dev; /* SM_DEVICE_CUDA: U (and H for the loss report) on the GPU */
+    bool dev_has_h;    /* H was uploaded (prepared without skip_loss) */
 };
 
 void sm_gptq_opts_default(sm_gptq_opts *o) {
@@ -47,6 +55,7 @@ void sm_gptq_hinv_free(sm_gptq_hinv *p) {
     free(p->perm);
     free(p->iperm);
     free(p->dead);
+    sm_cuda_gptq_free(p->dev);
     free(p);
 }
 
@@ -66,6 +75,10 @@ int sm_gptq_prepare(const double *H, int64_t n, const sm_gptq_opts *o, sm_gptq_h
     *out = NULL;
     if (n <= 0 || n > GQ_MAX_COLS) return sm_error("gptq: %lld columns is out of range", (long long)n);
     if (!isfinite(o->damp) || o->damp < 0) return sm_error("gptq: dampening %g (must be >= 0)", o->damp);
+    if (o->device == SM_DEVICE_CUDA) {
+        const char *why = "";
+        if (!sm_cuda_available(&why)) return sm_error("gptq: no usable CUDA device (%s)", why);
+    }
     for (int64_t i = 0; i < n * n; i++)
         if (!isfinite(H[i]))
             return sm_error("gptq: Hessian element (%lld, %lld) is not finite", (long long)(i / n), (long long)(i % n));
@@ -114,12 +127,17 @@ int sm_gptq_prepare(const double *H, int64_t n, const sm_gptq_opts *o, sm_gptq_h
     }
     free(diag);
     diag = NULL;
-    if (gq_inverse_cholesky_upper(a, n, p->U)) {
+    if (gq_inverse_cholesky_upper(a, n, p->U, o->device)) {
         free(a);
         sm_gptq_hinv_free(p);
         return -1;
     }
     free(a);
+    if (o->device == SM_DEVICE_CUDA && sm_cuda_gptq_new(n, p->U, o->skip_loss ? NULL : H, &p->dev)) {
+        sm_gptq_hinv_free(p);
+        return sm_error_ctx("gptq");
+    }
+    p->dev_has_h = p->dev && !o->skip_loss;
     *out = p;
     return 0;
 oom:
@@ -196,12 +214,23 @@ static void row_batch(gq_run *R, const gq_kernels *kr, int64_t r, int64_t i1, in
     }
 }
 
+/* The columns a batch [i1, i2) reads: its own, and those of a group starting in it. */
+static int64_t batch_reach(const gq_run *R, int64_t i1, int64_t i2) {
+    const int64_t group = R->g->group, last_start = (i2 - 1) / group * group;
+    int64_t hi = i2;
+    if (!R->static_groups && last_start >= i1 && last_start + group > hi) hi = last_start + group;
+    return hi < R->n ? hi : R->n;
+}
+
 static int run_pass(gq_run *R) {
     const int64_t n = R->n, B = R->B;
     const gq_kernels *kr = gq_kernels_get();
+    sm_cuda_gptq *dev = R->feedback ? R->p->dev : NULL;
     R->bad_row = INT64_MAX;
+    if (dev && sm_cuda_gptq_load(dev, R->W, R->rows)) return sm_error_ctx("gptq");
     for (int64_t i1 = 0; i1 < n; i1 += B) {
         const int64_t i2 = n - i1 < B ? n : i1 + B;
+        if (dev && i1 > 0 && sm_cuda_gptq_fetch(dev, i1, batch_reach(R, i1, i2), R->W)) return sm_error_ctx("gptq");
         int oom = 0;
 #pragma omp parallel num_threads(sm_num_threads())
         {
@@ -217,7 +246,9 @@ static int run_pass(gq_run *R) {
         }
         if (oom) return sm_error("gptq: out of memory");
         if (R->bad_row != INT64_MAX) return sm_error("%s", R->bad_msg);
-        if (R->feedback && i2 < n) {
+        if (dev) {
+            if (sm_cuda_gptq_update(dev, i1, i2, R->E, B)) return sm_error_ctx("gptq");
+        } else if (R->feedback && i2 < n) {
             gq_gemm_args g = {.m = R->rows, .n = n - i2, .k = i2 - i1, .sign = -1.0, .a = R->E, .a_rs = B, .a_cs = 1,
                               .b = R->p->U + i1 * n + i2, .b_rs = n, .b_cs = 1, .c = R->W + i2, .ldc = n,
                               .parallel = true};
@@ -273,6 +304,16 @@ static int proxy_loss(const sm_gptq_hinv *p, const float *W, const double *wq, i
         const int64_t m = rows - r0 < chunk ? rows - r0 : chunk;
         for (int64_t r = 0; r < m; r++)
             for (int64_t c = 0; c < n; c++) d[r * n + c] = (double)W[(r0 + r) * n + c] - wq[(r0 + r) * n + p->iperm[c]];
+        if (p->dev_has_h) {
+            double part;
+            if (sm_cuda_gptq_loss(p->dev, d, m, &part)) {
+                free(d);
+                free(t);
+                return sm_error_ctx("gptq: loss report");
+            }
+            total += part;
+            continue;
+        }
         memset(t, 0, sizeof(double) * (size_t)(m * n));
         gq_gemm_args g = {.m = m, .n = n, .k = n, .sign = 1.0, .a = d, .a_rs = n, .a_cs = 1, .b = p->H, .b_rs = n,
                           .b_cs = 1, .c = t, .ldc = n, .parallel = true};

@@ -4,8 +4,14 @@
  * Each batch of rows is widened to double (a product of two floats is exact in double) and
  * added with the symmetric rank-k update S += X^T X on the lower triangle (gq_gemm: cache-
  * blocked, OpenMP, each element summed by one thread in token order), so S does not depend on
- * the thread count, the ISA or how the tokens were split into batches. */
+ * the thread count, the ISA or how the tokens were split into batches.
+ *
+ * On the GPU (sm_hessian_new_on with SM_DEVICE_CUDA) S lives in device memory and each batch
+ * is a cuBLAS DSYRK; the host matrix is allocated and filled when S is first read back, and
+ * any tokens added after that are accumulated on the CPU. */
 #include "quantize/gptq_internal.h"
+
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,26 +23,57 @@
 struct sm_hessian {
     int64_t cols, n;
     double *s;       /* cols x cols; lower triangle accumulates; H in place once finalized */
+    sm_cuda_syrk *dev; /* the device accumulator (s is NULL until it is read back) */
     bool finalized;
 };
 
-sm_hessian *sm_hessian_new(int64_t cols) {
+sm_hessian *sm_hessian_new_on(int64_t cols, sm_device device) {
     if (cols <= 0 || cols > HESS_MAX_COLS)
         return sm_error("hessian: %lld columns is out of range (1..%d)", (long long)cols, HESS_MAX_COLS), NULL;
     sm_hessian *h = calloc(1, sizeof *h);
-    if (h) h->s = calloc((size_t)(cols * cols), sizeof(double));
-    if (!h || !h->s) {
+    if (!h) return sm_error("hessian: out of memory"), NULL;
+    h->cols = cols;
+    if (device == SM_DEVICE_CUDA) {
+        const char *why = "";
+        if (!sm_cuda_available(&why)) {
+            free(h);
+            return sm_error("hessian: no usable CUDA device (%s)", why), NULL;
+        }
+        if (sm_cuda_syrk_new(cols, &h->dev)) {
+            free(h);
+            return sm_error_ctx("hessian"), NULL;
+        }
+        return h;
+    }
+    if (!(h->s = calloc((size_t)(cols * cols), sizeof(double)))) {
         free(h);
         return sm_error("hessian: out of memory for %lld x %lld doubles", (long long)cols, (long long)cols), NULL;
     }
-    h->cols = cols;
     return h;
 }
 
+sm_hessian *sm_hessian_new(int64_t cols) { return sm_hessian_new_on(cols, SM_DEVICE_CPU); }
+
 void sm_hessian_free(sm_hessian *h) {
     if (!h) return;
+    sm_cuda_syrk_free(h->dev);
     free(h->s);
     free(h);
+}
+
+/* Bring a device accumulator's S to the host (later tokens are added on the CPU). */
+static int to_host(sm_hessian *h) {
+    if (!h->dev) return 0;
+    if (!(h->s = malloc(sizeof(double) * (size_t)(h->cols * h->cols))))
+        return sm_error("hessian: out of memory for %lld x %lld doubles", (long long)h->cols, (long long)h->cols);
+    if (sm_cuda_syrk_read(h->dev, h->s)) {
+        free(h->s);
+        h->s = NULL;
+        return sm_error_ctx("hessian");
+    }
+    sm_cuda_syrk_free(h->dev);
+    h->dev = NULL;
+    return 0;
 }
 
 int64_t sm_hessian_cols(const sm_hessian *h) { return h->cols; }
@@ -50,6 +87,16 @@ int sm_hessian_add(sm_hessian *h, const float *x, int64_t n_tok, int64_t ld) {
     if (chunk < 1) chunk = 1;
     if (chunk > n_tok) chunk = n_tok;
     if (n_tok == 0) return 0;
+    if (h->dev) {
+        for (int64_t t = 0; t < n_tok; t++)
+            for (int64_t j = 0; j < cols; j++)
+                if (!isfinite(x[t * ld + j]))
+                    return sm_error("hessian: input row %lld, column %lld is %g (must be finite)", (long long)t,
+                                    (long long)j, (double)x[t * ld + j]);
+        if (sm_cuda_syrk_add(h->dev, x, n_tok, ld)) return sm_error_ctx("hessian");
+        h->n += n_tok;
+        return 0;
+    }
     double *xd = malloc(sizeof(double) * (size_t)(chunk * cols));
     if (!xd) return sm_error("hessian: out of memory for a batch of %lld rows", (long long)chunk);
     for (int64_t t0 = 0; t0 < n_tok; t0 += chunk) {
@@ -81,6 +128,7 @@ int sm_hessian_merge(sm_hessian *h, const sm_hessian *o) {
     if (h->finalized || o->finalized) return sm_error("hessian: merge after the matrix was taken");
     if (h->cols != o->cols)
         return sm_error("hessian: merging %lld columns into %lld", (long long)o->cols, (long long)h->cols);
+    if (to_host(h) || to_host((sm_hessian *)o)) return -1; /* o's content is unchanged */
     const int64_t n = h->cols;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j <= i; j++) h->s[i * n + j] += o->s[i * n + j];
@@ -90,6 +138,7 @@ int sm_hessian_merge(sm_hessian *h, const sm_hessian *o) {
 
 const double *sm_hessian_matrix(sm_hessian *h) {
     if (h->finalized) return h->s;
+    if (to_host(h)) return NULL;
     const int64_t n = h->cols;
     const double scale = h->n ? 2.0 / (double)h->n : 0.0;
     for (int64_t i = 0; i < n; i++) {

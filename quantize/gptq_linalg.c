@@ -12,6 +12,8 @@
  * the factors are bit-identical for any thread count and ISA. */
 #include "quantize/gptq_internal.h"
 
+#include "kernels/kernels.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,21 +121,43 @@ int gq_tri_inverse_lower(const double *l, double *x, int64_t n) {
     return 0;
 }
 
-int gq_inverse_cholesky_upper(double *a, int64_t n, double *u) {
+/* The GPU's factor, held to the CPU path's pivot rule: L_jj^2 > 1e-12 * a_jj. */
+static int cholesky_inverse_cuda(const double *a, int64_t n, double *linv, int64_t *bad) {
+    if (sm_cuda_cholesky_inverse(a, n, linv, bad)) return -1;
+    for (int64_t j = 0; j < n; j++) {
+        const double d = 1.0 / (linv[j * n + j] * linv[j * n + j]);
+        if (!(d > 1e-12 * a[j * n + j]) || !isfinite(d)) {
+            *bad = j;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int gq_inverse_cholesky_upper(double *a, int64_t n, double *u, sm_device device) {
     const size_t nn = (size_t)(n * n);
     for (size_t k = 0; k < nn / 2; k++) { /* a = P A P, in place */
         const double t = a[k];
         a[k] = a[nn - 1 - k];
         a[nn - 1 - k] = t;
     }
-    int64_t bad;
-    if (cholesky_lower(a, n, &bad)) {
-        if (bad >= 0)
-            return sm_error("gptq: the Hessian is not positive definite (column %lld of the factorization); "
-                            "raise the dampening", (long long)(n - 1 - bad));
-        return -1;
+    int64_t bad = -1;
+    if (device == SM_DEVICE_CUDA) {
+        if (cholesky_inverse_cuda(a, n, u, &bad)) {
+            if (bad >= 0)
+                return sm_error("gptq: the Hessian is not positive definite (column %lld of the factorization); "
+                                "raise the dampening", (long long)(n - 1 - bad));
+            return -1;
+        }
+    } else {
+        if (cholesky_lower(a, n, &bad)) {
+            if (bad >= 0)
+                return sm_error("gptq: the Hessian is not positive definite (column %lld of the factorization); "
+                                "raise the dampening", (long long)(n - 1 - bad));
+            return -1;
+        }
+        if (gq_tri_inverse_lower(a, u, n)) return -1;
     }
-    if (gq_tri_inverse_lower(a, u, n)) return -1;
     for (size_t k = 0; k < nn / 2; k++) { /* u = P L^-1 P */
         const double t = u[k];
         u[k] = u[nn - 1 - k];

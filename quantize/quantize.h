@@ -43,6 +43,10 @@ int sm_dequantize_row(sm_type type, const void *src, float *dst, int64_t n);
 typedef struct sm_hessian sm_hessian;
 /* NULL (sm_error) if cols is out of range or memory is short. */
 sm_hessian *sm_hessian_new(int64_t cols);
+/* The same, accumulating on `device`: SM_DEVICE_CUDA keeps S in GPU memory (cuBLAS DSYRK; the
+ * sums then follow cuBLAS's order, equal to the CPU's up to rounding) until the matrix is taken
+ * or merged. NULL (sm_error) when no CUDA device is usable: no silent fallback. */
+sm_hessian *sm_hessian_new_on(int64_t cols, sm_device device);
 /* Add n_tok input rows; row t is x[t*ld .. t*ld+cols) (ld >= cols). Non-finite values are
  * refused. */
 int sm_hessian_add(sm_hessian *h, const float *x, int64_t n_tok, int64_t ld);
@@ -53,7 +57,8 @@ int64_t sm_hessian_cols(const sm_hessian *h);
 int64_t sm_hessian_tokens(const sm_hessian *h);
 /* Finalize: H = 2/n S as a full symmetric cols x cols row-major matrix, computed in place
  * (no second cols^2 buffer), owned by h and valid until sm_hessian_free. Tokens can no longer
- * be added or merged afterwards. All zeros when no token was added. */
+ * be added or merged afterwards. All zeros when no token was added. NULL (sm_error) only if
+ * a device accumulator cannot be read back. */
 const double *sm_hessian_matrix(sm_hessian *h);
 void sm_hessian_free(sm_hessian *h);
 
@@ -75,6 +80,9 @@ typedef struct sm_gptq_opts {
     bool use_importance; /* GGUF grids: fit block scales with ggml's importance-weighted
                             rule, importance = diag H (else ggml's reference rule) */
     bool skip_loss;      /* do not compute the loss report (saves two GEMMs) */
+    sm_device device;    /* SM_DEVICE_CUDA: the factorization, the lazy-batch updates and the
+                            loss report run on the GPU (the grids stay on the CPU); results
+                            equal the CPU's up to rounding. Fails if no device is usable. */
 } sm_gptq_opts;
 
 /* Defaults: HF grid, 4 bits, group 128, sym, damp 0.01, block 128, use_importance. */

@@ -222,7 +222,7 @@ static void inverse_cholesky(void) {
     for (int i = 0; i < n; i++) h[i * n + i] += 0.01;
     double *a = malloc(sizeof(double) * n * n), *u = malloc(sizeof(double) * n * n);
     memcpy(a, h, sizeof(double) * n * n);
-    CHECK_OK(gq_inverse_cholesky_upper(a, n, u));
+    CHECK_OK(gq_inverse_cholesky_upper(a, n, u, SM_DEVICE_CPU));
     bool upper = true;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++) upper &= u[i * n + j] == 0;
@@ -246,7 +246,7 @@ static void inverse_cholesky(void) {
     /* not positive definite */
     memcpy(a, h, sizeof(double) * n * n);
     a[17 * n + 17] = -1;
-    CHECK_FAILS_WITH(gq_inverse_cholesky_upper(a, n, u), "not positive definite");
+    CHECK_FAILS_WITH(gq_inverse_cholesky_upper(a, n, u, SM_DEVICE_CPU), "not positive definite");
     free(x);
     free(h);
     free(a);

@@ -10,6 +10,17 @@
 #define sm_cuda_net_upload smcu_net_upload
 #define sm_cuda_net_eval smcu_net_eval
 #define sm_cuda_net_free smcu_net_free
+#define sm_cuda_syrk_new smcu_syrk_new
+#define sm_cuda_syrk_add smcu_syrk_add
+#define sm_cuda_syrk_read smcu_syrk_read
+#define sm_cuda_syrk_free smcu_syrk_free
+#define sm_cuda_cholesky_inverse smcu_cholesky_inverse
+#define sm_cuda_gptq_new smcu_gptq_new
+#define sm_cuda_gptq_load smcu_gptq_load
+#define sm_cuda_gptq_fetch smcu_gptq_fetch
+#define sm_cuda_gptq_update smcu_gptq_update
+#define sm_cuda_gptq_loss smcu_gptq_loss
+#define sm_cuda_gptq_free smcu_gptq_free
 #define sm_error smcu_error
 
 #endif
