@@ -2,8 +2,9 @@
  * (config.json + model.safetensors) for scripts/bench_convert.sh. Weights are deterministic
  * pseudo-random values in [-0.05, 0.05); vocab 2048 so that a 2048-piece tokenizer fits.
  *
- * usage: bench_gen_checkpoint OUT_DIR N_LAYERS   (hidden 2048, intermediate 5632, 32 heads,
- * 4 KV heads: TinyLlama-1.1B's layer shape; 24 layers = 2.1 GB) */
+ * usage: bench_gen_checkpoint OUT_DIR N_LAYERS [HIDDEN FF HEADS KV_HEADS]
+ *   default hidden 2048, intermediate 5632, 32 heads, 4 KV heads: TinyLlama-1.1B's layer shape
+ *   (24 layers = 2.1 GB); "4096 11008 32 32" gives Llama-2-7B's (scripts/bench_gptq.sh). */
 #include "formats/formats.h"
 
 #include <stdio.h>
@@ -12,10 +13,7 @@
 #include <sys/stat.h>
 
 #define VOCAB 2048
-#define HIDDEN 2048
-#define FF 5632
-#define HEADS 32
-#define KV_HEADS 4
+static int g_hidden = 2048, g_ff = 5632, g_heads = 32, g_kv_heads = 4;
 
 static uint64_t g_state = 0x9e3779b97f4a7c15ull;
 
@@ -28,9 +26,15 @@ static void fill_bf16(uint16_t *dst, size_t n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s OUT_DIR N_LAYERS\n", argv[0]);
+    if (argc != 3 && argc != 7) {
+        fprintf(stderr, "usage: %s OUT_DIR N_LAYERS [HIDDEN FF HEADS KV_HEADS]\n", argv[0]);
         return 2;
+    }
+    if (argc == 7) {
+        g_hidden = atoi(argv[3]), g_ff = atoi(argv[4]), g_heads = atoi(argv[5]), g_kv_heads = atoi(argv[6]);
+        if (g_hidden < 64 || g_hidden > 65536 || g_ff < 64 || g_ff > 262144 || g_heads < 1 || g_kv_heads < 1 ||
+            g_hidden % g_heads || g_heads % g_kv_heads)
+            return fprintf(stderr, "bad shape\n"), 2;
     }
     const char *dir = argv[1];
     int layers = atoi(argv[2]);
@@ -45,24 +49,24 @@ int main(int argc, char **argv) {
             "\"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, "
             "\"vocab_size\": %d, \"max_position_embeddings\": 2048, \"rms_norm_eps\": 1e-05, "
             "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false, \"torch_dtype\": \"bfloat16\"}\n",
-            HIDDEN, FF, layers, HEADS, KV_HEADS, VOCAB);
+            g_hidden, g_ff, layers, g_heads, g_kv_heads, VOCAB);
     fclose(f);
 
-    const int kv = HIDDEN / HEADS * KV_HEADS;
+    const int kv = g_hidden / g_heads * g_kv_heads;
     struct { const char *fmt; int64_t r, c; } per[] = {
-        {"model.layers.%d.input_layernorm.weight", HIDDEN, 0},
-        {"model.layers.%d.self_attn.q_proj.weight", HIDDEN, HIDDEN},
-        {"model.layers.%d.self_attn.k_proj.weight", kv, HIDDEN},
-        {"model.layers.%d.self_attn.v_proj.weight", kv, HIDDEN},
-        {"model.layers.%d.self_attn.o_proj.weight", HIDDEN, HIDDEN},
-        {"model.layers.%d.post_attention_layernorm.weight", HIDDEN, 0},
-        {"model.layers.%d.mlp.gate_proj.weight", FF, HIDDEN},
-        {"model.layers.%d.mlp.up_proj.weight", FF, HIDDEN},
-        {"model.layers.%d.mlp.down_proj.weight", HIDDEN, FF},
+        {"model.layers.%d.input_layernorm.weight", g_hidden, 0},
+        {"model.layers.%d.self_attn.q_proj.weight", g_hidden, g_hidden},
+        {"model.layers.%d.self_attn.k_proj.weight", kv, g_hidden},
+        {"model.layers.%d.self_attn.v_proj.weight", kv, g_hidden},
+        {"model.layers.%d.self_attn.o_proj.weight", g_hidden, g_hidden},
+        {"model.layers.%d.post_attention_layernorm.weight", g_hidden, 0},
+        {"model.layers.%d.mlp.gate_proj.weight", g_ff, g_hidden},
+        {"model.layers.%d.mlp.up_proj.weight", g_ff, g_hidden},
+        {"model.layers.%d.mlp.down_proj.weight", g_hidden, g_ff},
     };
     const int n_per = (int)(sizeof per / sizeof per[0]);
     sm_st_writer *w = sm_st_writer_new();
-    int64_t emb[2] = {VOCAB, HIDDEN}, norm[1] = {HIDDEN};
+    int64_t emb[2] = {VOCAB, g_hidden}, norm[1] = {g_hidden};
     sm_st_writer_add(w, "model.embed_tokens.weight", SM_TYPE_BF16, 2, emb);
     for (int l = 0; l < layers; l++)
         for (int k = 0; k < n_per; k++) {
@@ -76,16 +80,16 @@ int main(int argc, char **argv) {
     sm_st_writer_set_metadata(w, "format", "pt");
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (sm_st_writer_begin(w, path)) return fprintf(stderr, "%s\n", sm_last_error()), 1;
-    size_t cap = (size_t)FF * HIDDEN;
+    size_t cap = (size_t)g_ff * g_hidden;
     uint16_t *buf = malloc(cap * 2);
     if (!buf) return 1;
     int rc = 0;
 #define EMIT(n) (fill_bf16(buf, (n)), rc = rc ? rc : sm_st_writer_write(w, buf, (uint64_t)(n) * 2))
-    EMIT((size_t)VOCAB * HIDDEN);
+    EMIT((size_t)VOCAB * g_hidden);
     for (int l = 0; l < layers; l++)
         for (int k = 0; k < n_per; k++) EMIT((size_t)per[k].r * (size_t)(per[k].c ? per[k].c : 1));
-    EMIT((size_t)HIDDEN);
-    EMIT((size_t)VOCAB * HIDDEN);
+    EMIT((size_t)g_hidden);
+    EMIT((size_t)VOCAB * g_hidden);
     free(buf);
     if (rc || sm_st_writer_finish(w)) return fprintf(stderr, "%s\n", sm_last_error()), 1;
     return 0;

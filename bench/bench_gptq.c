@@ -8,8 +8,11 @@
  *       a Linear [OUT, IN]: the Hessian from SAMPLES x 2048 tokens (time extrapolated
  *       linearly to TARGET_SAMPLES, default 128), the factorization of H^-1, GPTQ int4 g128
  *       and GPTQ Q4_K (without and with the loss report; "quick": int4 without it only)
- * Threads: SMELT_THREADS (default: all). */
+ * Threads: SMELT_THREADS (default: all). BENCH_DEVICE=cuda: the Hessian, the factorization and
+ * GPTQ's updates on the GPU (the peak then includes cuBLAS DGEMM's measured rate). */
 #include "quantize/gptq_internal.h"
+
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +26,8 @@
 #endif
 
 #define SEQ 2048
+
+static sm_device g_dev = SM_DEVICE_CPU;
 
 static uint64_t g_s = 12345;
 static double unif(void) {
@@ -89,6 +94,11 @@ static int peak(void) {
         if (c1 < dc) dc = c1;
     }
     printf("DGEMM 2048^3 (ours, %d threads, best of 5): %s (%.3f s)\n", nth, rate(2.0 * n * n * n, dt, dc), dt);
+    if (g_dev == SM_DEVICE_CUDA) {
+        double gf = 0;
+        if (sm_cuda_dgemm_rate(8192, 5, &gf)) return fprintf(stderr, "%s\n", sm_last_error()), 1;
+        printf("DGEMM 8192^3 on the GPU (cuBLAS): %.1f GFLOP/s\n", gf);
+    }
     free(a);
     free(b);
     free(c);
@@ -107,11 +117,12 @@ static void make_sample(float *x, int64_t in, const float *colscale) {
 }
 
 static int linear(int64_t out, int64_t in, int samples, int target, bool quick) {
-    printf("\nLinear [%lld, %lld]: Hessian from %d x %d tokens (%d threads, isa %s)\n", (long long)out, (long long)in,
-           samples, SEQ, sm_num_threads(), gq_kernels_get()->name);
+    printf("\nLinear [%lld, %lld]: Hessian from %d x %d tokens (%s; %d threads, isa %s)\n", (long long)out,
+           (long long)in, samples, SEQ, g_dev == SM_DEVICE_CUDA ? "GPU" : "CPU", sm_num_threads(),
+           gq_kernels_get()->name);
     float *colscale = malloc(sizeof(float) * (size_t)in), *x = malloc(sizeof(float) * (size_t)(SEQ * in));
     for (int64_t j = 0; j < in; j++) colscale[j] = (float)exp(3.0 * (unif() - 0.5));
-    sm_hessian *h = sm_hessian_new(in);
+    sm_hessian *h = sm_hessian_new_on(in, g_dev);
     if (!h || !x) return fprintf(stderr, "%s\n", sm_last_error()), 1;
     double th = 0, ch = 0;
     for (int s = 0; s < samples; s++) {
@@ -122,18 +133,23 @@ static int linear(int64_t out, int64_t in, int samples, int target, bool quick) 
         ch += cpu_now() - c0;
     }
     free(x);
+    double t0 = sm_now(), c0 = cpu_now();
+    const double *H = sm_hessian_matrix(h); /* the GPU's last DSYRK finishes here */
+    if (!H) return fprintf(stderr, "%s\n", sm_last_error()), 1;
+    th += sm_now() - t0;
+    ch += cpu_now() - c0;
     const double tok = (double)samples * SEQ;
     const double hflops = (double)in * (double)(in + 1) * tok; /* 2 flops x in(in+1)/2 x tokens */
     printf("  hessian      %8.2f s  %s  (-> %d x %d = %d tokens: %.1f s extrapolated)\n", th, rate(hflops, th, ch),
            target, SEQ, target * SEQ, th * target / samples);
-    const double *H = sm_hessian_matrix(h);
 
     float *w = malloc(sizeof(float) * (size_t)(out * in));
     for (int64_t i = 0; i < out * in; i++) w[i] = (float)(0.04 * (unif() + unif() + unif() - 1.5));
     sm_gptq_opts o;
     sm_gptq_opts_default(&o);
+    o.device = g_dev;
     sm_gptq_hinv *p;
-    double t0 = sm_now(), c0 = cpu_now();
+    t0 = sm_now(), c0 = cpu_now();
     if (sm_gptq_prepare(H, in, &o, &p)) return fprintf(stderr, "%s\n", sm_last_error()), 1;
     double tp = sm_now() - t0, cp = cpu_now() - c0;
     const double n3 = (double)in * in * in;
@@ -170,6 +186,12 @@ static int linear(int64_t out, int64_t in, int samples, int target, bool quick) 
 }
 
 int main(int argc, char **argv) {
+    const char *dev = getenv("BENCH_DEVICE");
+    if (dev && !strcmp(dev, "cuda")) {
+        const char *why = "";
+        if (!sm_cuda_available(&why)) return fprintf(stderr, "BENCH_DEVICE=cuda: %s\n", why), 1;
+        g_dev = SM_DEVICE_CUDA;
+    }
     if (argc >= 2 && !strcmp(argv[1], "peak")) return peak();
     if (argc >= 5 && !strcmp(argv[1], "linear"))
         return linear(atoll(argv[2]), atoll(argv[3]), atoi(argv[4]), argc >= 6 ? atoi(argv[5]) : 128,

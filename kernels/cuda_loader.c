@@ -32,6 +32,7 @@ static struct {
     int (*gptq_update)(sm_cuda_gptq *, int64_t, int64_t, const double *, int64_t);
     int (*gptq_loss)(sm_cuda_gptq *, const double *, int64_t, double *);
     void (*gptq_free)(sm_cuda_gptq *);
+    int (*dgemm_rate)(int64_t, int, double *);
 } P;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static char g_why[PATH_MAX + 256];
@@ -80,6 +81,7 @@ static void load(void) {
     SYM(gptq_update);
     SYM(gptq_loss);
     SYM(gptq_free);
+    SYM(dgemm_rate);
 }
 
 static bool loaded(void) {
@@ -158,4 +160,9 @@ int sm_cuda_gptq_loss(sm_cuda_gptq *g, const double *D, int64_t m, double *out) 
 
 void sm_cuda_gptq_free(sm_cuda_gptq *g) {
     if (g && loaded() && P.gptq_free) P.gptq_free(g);
+}
+
+int sm_cuda_dgemm_rate(int64_t n, int reps, double *gflops) {
+    *gflops = 0;
+    FORWARD(dgemm_rate, n, reps, gflops);
 }

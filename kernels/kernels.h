@@ -148,4 +148,8 @@ int sm_cuda_gptq_update(sm_cuda_gptq *g, int64_t i1, int64_t i2, const double *E
 int sm_cuda_gptq_loss(sm_cuda_gptq *g, const double *D, int64_t m, double *out);
 void sm_cuda_gptq_free(sm_cuda_gptq *g);
 
+/* cuBLAS DGEMM's rate on n x n x n products (reps of them after a warm-up), in GFLOP/s: the
+ * device's double-precision peak that benchmarks report GPTQ's speed against. */
+int sm_cuda_dgemm_rate(int64_t n, int reps, double *gflops);
+
 #endif

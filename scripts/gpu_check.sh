@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# gpu_check.sh - build smelt with CUDA and compare the GPU forward pass with the CPU one on
-# the shared tiny-llama-kjv model: perplexity (n_ctx 256) and every chunk's mean score must
-# agree to 1e-4 relative, and the GPU run must agree with the torch reference too.
+# gpu_check.sh - build smelt with CUDA and compare the GPU paths with the CPU ones:
+#  - the forward pass on the shared tiny-llama-kjv model: perplexity (n_ctx 256) and every
+#    chunk's mean score must agree to 1e-4 relative, and the GPU run must agree with the torch
+#    reference too;
+#  - GPTQ: tests/test_gptq_cuda.c run against the real plugin (Hessian, inverse factor, every
+#    grid, and whole `smelt gptq --device cuda` runs, each against the CPU path).
 # Needs nvcc and a CUDA device. usage: scripts/gpu_check.sh [CHUNKS]   (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +14,7 @@ model=$assets/models/tiny-llama-kjv
 tokens=$model/reference/tokens_eval.txt
 build=${SMELT_BUILD_DIR:-build-cuda}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSMELT_CUDA=ON >/dev/null
-cmake --build "$build" -j"$(nproc)" --target smelt >/dev/null
+cmake --build "$build" -j"$(nproc)" --target smelt test_gptq_cuda >/dev/null
 smelt=$build/smelt
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -38,5 +41,8 @@ if [ "$chunks" -ge 171 ]; then
   awk -v a="$gpu" 'BEGIN { d = a / 16.094474 - 1; if (d < 0) d = -d; exit !(d < 1e-3) }' ||
     { echo "FAIL: GPU ppl $gpu vs torch reference 16.094474"; status=1; }
 fi
+echo "== GPTQ: GPU vs CPU (test_gptq_cuda with $build/libsmelt_cuda.so)"
+(cd "$build" && SMELT_CUDA_PLUGIN=$PWD/libsmelt_cuda.so SMELT_ASSETS=$assets SMELT_BIN=$PWD/smelt SMELT_NO_PROGRESS=1 \
+  ./test_gptq_cuda) || { echo "FAIL: GPTQ on the GPU"; status=1; }
 [ $status = 0 ] && echo "gpu_check: OK" || echo "gpu_check: FAILED"
 exit $status

@@ -16,6 +16,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KJV_F32 "models/tiny-llama-kjv/f32"
 #define CALIB_TEXT "text/kjv-calib.txt"
@@ -588,9 +589,16 @@ static void gptq_thread_invariance(void) {
 
 static void gptq_cli_errors(void) {
     char cmd[2048], *log = NULL;
+    /* no silent fallback to the CPU when the GPU cannot be used (test_gptq_cuda runs the GPU path) */
     snprintf(cmd, sizeof cmd, "gptq %s --calib %s --to gguf:Q4_0 -o %s --device cuda", tl_asset(KJV_F32),
              tl_asset(CALIB_TEXT), tl_tmp("x.gguf"));
-    CHECK(tl_run_smelt(cmd, &log) == 1 && strstr(log, "no GPU path"));
+    const char *saved = getenv("SMELT_CUDA_PLUGIN");
+    char keep[4096];
+    snprintf(keep, sizeof keep, "%s", saved ? saved : "");
+    setenv("SMELT_CUDA_PLUGIN", "/nonexistent/libsmelt_cuda.so", 1);
+    CHECK(tl_run_smelt(cmd, &log) == 1 && strstr(log, "no usable CUDA device") && access(tl_tmp("x.gguf"), F_OK) != 0);
+    if (saved) setenv("SMELT_CUDA_PLUGIN", keep, 1);
+    else unsetenv("SMELT_CUDA_PLUGIN");
     free(log);
     snprintf(cmd, sizeof cmd, "gptq %s --calib %s --to gguf:Q4_K_M --act-order -o %s", tl_asset(KJV_F32),
              tl_asset(CALIB_TEXT), tl_tmp("x.gguf"));

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SYRK_CHUNK_BYTES ((size_t)128 << 20) // widened tokens per DSYRK
 #define LOSS_ROWS 256                          // rows of D per loss DGEMM
@@ -288,4 +289,45 @@ extern "C" int sm_cuda_gptq_loss(sm_cuda_gptq *g, const double *D, int64_t m, do
     }
     *out = total;
     return 0;
+}
+
+// ---- the device's measured DGEMM rate (benchmarks report GPTQ's speed next to it) ----
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int dgemm_time(cublasHandle_t blas, double *a, double *c, int64_t n, int reps, double *seconds) {
+    const double one = 1.0, zero = 0.0;
+    CU(cudaMemset(a, 0, sizeof(double) * (size_t)(n * n)), "clear");
+    BLAS(cublasDgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)n, (int)n, (int)n, &one, a, (int)n, a, (int)n, &zero, c,
+                     (int)n),
+         "DGEMM (warm-up)");
+    CU(cudaDeviceSynchronize(), "synchronize");
+    const double t0 = wall_now();
+    for (int r = 0; r < reps; r++)
+        BLAS(cublasDgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)n, (int)n, (int)n, &one, a, (int)n, a, (int)n, &zero, c,
+                         (int)n),
+             "DGEMM");
+    CU(cudaDeviceSynchronize(), "synchronize");
+    *seconds = wall_now() - t0;
+    return 0;
+}
+
+extern "C" int sm_cuda_dgemm_rate(int64_t n, int reps, double *gflops) {
+    *gflops = 0;
+    if (n <= 0 || n > 32768 || reps < 1) return sm_error("CUDA: bad DGEMM benchmark size");
+    cublasHandle_t blas = NULL;
+    double *a = NULL, *c = NULL, seconds = 0;
+    int rc = cublasCreate(&blas) ? sm_error("cuBLAS: create handle failed") : 0;
+    if (!rc) rc = dev_alloc((void **)&a, sizeof(double) * (size_t)(n * n));
+    if (!rc) rc = dev_alloc((void **)&c, sizeof(double) * (size_t)(n * n));
+    if (!rc) rc = dgemm_time(blas, a, c, n, reps, &seconds);
+    cudaFree(a);
+    cudaFree(c);
+    if (blas) cublasDestroy(blas);
+    if (!rc) *gflops = 2.0 * (double)n * (double)n * (double)n * reps / seconds * 1e-9;
+    return rc;
 }

@@ -21,6 +21,7 @@
 #define sm_cuda_gptq_update smcu_gptq_update
 #define sm_cuda_gptq_loss smcu_gptq_loss
 #define sm_cuda_gptq_free smcu_gptq_free
+#define sm_cuda_dgemm_rate smcu_dgemm_rate
 #define sm_error smcu_error
 
 #endif
