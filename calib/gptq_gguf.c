@@ -150,9 +150,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
         sm_error("out of memory");
         goto done;
     }
-    for (size_t i = 0; i < sm_gguf_n_kv(j.g); i++) sm_gguf_set_val(j.w, sm_gguf_key(j.g, i), sm_gguf_val(j.g, i));
-    sm_gguf_set_u32(j.w, "general.quantization_version", 2);
-    sm_gguf_set_u32(j.w, "general.file_type", (uint32_t)recipe->ftype);
+    sm_gguf_set_quantized_metadata(j.w, j.g, (uint32_t)recipe->ftype);
     for (int64_t l = -1; l < hp->n_layer; l++)
         for (size_t i = 0; i < j.nt; i++) {
             if (j.layer[i] != l) continue;

@@ -13,7 +13,7 @@
 
 #define GGML_QUANT_VERSION 2
 
-static void set_metadata(const cv_source *s, const cv_plan *p, sm_gguf_writer *w) {
+static void set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts *o, sm_gguf_writer *w) {
     char label[32];
     sm_gguf_set_str(w, "general.architecture", s->hp.arch);
     sm_gguf_set_str(w, "general.type", "model");
@@ -23,13 +23,14 @@ static void set_metadata(const cv_source *s, const cv_plan *p, sm_gguf_writer *w
     sm_hparams_to_gguf_ftype(&s->hp, p->ftype, w);
     sm_gguf_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
     sm_vocab_to_gguf(&s->vocab, w);
+    if (p->im) cv_set_imatrix_keys(w, o->quant->imatrix_path, p->im);
 }
 
 static int write_all(const cv_source *s, const cv_plan *p, const char *out_path, const sm_convert_opts *o,
                      sm_convert_report *rep) {
     sm_gguf_writer *w = sm_gguf_writer_new();
     if (!w) return sm_error("out of memory");
-    set_metadata(s, p, w);
+    set_metadata(s, p, o, w);
     for (size_t i = 0; i < p->n; i++)
         if (sm_gguf_add_tensor(w, p->items[i].name, p->items[i].type, p->items[i].n_dims, p->items[i].shape)) {
             sm_gguf_writer_abort(w);

@@ -79,6 +79,12 @@ int cv_cast_row(sm_type from, const void *src, sm_type to, void *dst, int64_t n)
 struct sm_recipe_plan;
 int cv_recipe_configure(struct sm_recipe_plan *plan, const sm_quantize_opts *o);
 
+/* The keys llama-quantize adds when it quantizes with an importance matrix (after the
+ * source's metadata): quantize.imatrix.file (the path as given), .dataset (the first dataset),
+ * .entries_count and, when known, .chunks_count (u32); strings cut to 127 bytes as it does. */
+struct sm_imatrix;
+void cv_set_imatrix_keys(sm_gguf_writer *w, const char *path, const struct sm_imatrix *im);
+
 /* HF GPTQ checkpoints (gptq_source.c). cv_gptq_part: 1 for a GPTQ linear's qweight (it
  * becomes the linear's item), 2 for its qzeros / scales / g_idx (consumed with it), 0 for any
  * other tensor. cv_gptq_plan_item fills the item of the linear whose qweight is t: GGUF name,

@@ -62,6 +62,30 @@ static int convert_rows(const sm_tensor *t, sm_type to, int64_t r0, int64_t n, f
     return 0;
 }
 
+void cv_set_imatrix_keys(sm_gguf_writer *w, const char *path, const sm_imatrix *im) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    sm_gguf_set_str(w, "quantize.imatrix.file", buf);
+    if (im->n_datasets > 0) {
+        snprintf(buf, sizeof buf, "%s", im->datasets[0]);
+        sm_gguf_set_str(w, "quantize.imatrix.dataset", buf);
+    }
+    sm_gguf_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im->n_entries);
+    if (im->chunk_count > 0) sm_gguf_set_u32(w, "quantize.imatrix.chunks_count", (uint32_t)im->chunk_count);
+}
+
+/* llama-quantize writes the tensors in the order of llama_model_loader's weights map: by block
+ * number ("blk.%d.", -1 for the others), then by name. */
+static const char *const *g_sort_names;
+static int by_block_then_name(const void *a, const void *b) {
+    const char *x = g_sort_names[*(const size_t *)a], *y = g_sort_names[*(const size_t *)b];
+    int lx = -1, ly = -1;
+    if (sscanf(x, "blk.%d.", &lx) != 1) lx = -1;
+    if (sscanf(y, "blk.%d.", &ly) != 1) ly = -1;
+    if (lx != ly) return lx < ly ? -1 : 1;
+    return strcmp(x, y);
+}
+
 int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantize_opts *o, sm_quantize_report *rep) {
     double t0 = sm_now();
     memset(rep, 0, sizeof *rep);
@@ -78,6 +102,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
     sm_recipe_plan plan = {0};
     sm_type *types = NULL;
     const char **names = NULL;
+    size_t *order = NULL;
     float *f32 = NULL;
     void *qbuf = NULL;
     int rc = -1;
@@ -137,12 +162,16 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         rep->n_params += sm_tensor_nelements(t);
     }
 
+    order = malloc(sizeof *order * (nt ? nt : 1));
     w = sm_gguf_writer_new();
-    if (!w) { sm_error("out of memory"); goto done; }
-    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_gguf_set_val(w, sm_gguf_key(g, i), sm_gguf_val(g, i));
-    sm_gguf_set_u32(w, "general.quantization_version", 2);
-    sm_gguf_set_u32(w, "general.file_type", (uint32_t)recipe->ftype);
-    for (size_t i = 0; i < nt; i++) {
+    if (!w || !order) { sm_error("out of memory"); goto done; }
+    for (size_t k = 0; k < nt; k++) order[k] = k;
+    g_sort_names = names; /* names are unique: the order is total, and qsort's instability moot */
+    qsort(order, nt, sizeof *order, by_block_then_name);
+    sm_gguf_set_quantized_metadata(w, g, (uint32_t)recipe->ftype);
+    if (have_im) cv_set_imatrix_keys(w, o->imatrix_path, &im);
+    for (size_t k = 0; k < nt; k++) {
+        const size_t i = order[k];
         const sm_tensor *t = sm_gguf_tensor(g, i);
         if (sm_gguf_add_tensor(w, t->name, types[i], t->n_dims, t->shape)) goto done;
     }
@@ -151,7 +180,8 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
     sm_progress prog;
     sm_progress_begin(&prog, "quantize", total, o->quiet);
     uint64_t done_bytes = 0;
-    for (size_t i = 0; i < nt; i++) {
+    for (size_t k = 0; k < nt; k++) {
+        const size_t i = order[k];
         const sm_tensor *t = sm_gguf_tensor(g, i);
         sm_type to = types[i];
         rep->n_tensors++;
@@ -199,6 +229,7 @@ done:
     if (have_im) sm_imatrix_free(&im);
     free(names);
     free(types);
+    free(order);
     free(f32);
     free(qbuf);
     rep->seconds = sm_now() - t0;

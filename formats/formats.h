@@ -155,6 +155,10 @@ void sm_gguf_set_arr(sm_gguf_writer *w, const char *key, sm_gguf_vtype elem_type
 /* Deep copy of any value (e.g. from a reader). */
 void sm_gguf_set_val(sm_gguf_writer *w, const char *key, const sm_gguf_value *v);
 void sm_gguf_remove(sm_gguf_writer *w, const char *key);
+/* The metadata of a file quantized from src, in llama-quantize's order: every key of src
+ * (split.* dropped), then general.quantization_version (2) and general.file_type last (ggml
+ * moves a key it sets again to the end). */
+void sm_gguf_set_quantized_metadata(sm_gguf_writer *w, const sm_gguf *src, uint32_t file_type);
 /* Shape outermost-first. Returns -1 if the name repeats or the row does not fit the type. */
 int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, sm_type type, int n_dims, const int64_t *shape);
 int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path);

@@ -355,6 +355,20 @@ static void imatrix_vs_llamacpp(void) {
     CHECK(worst < 2e-3);
     sm_imatrix_free(&a);
     sm_imatrix_free(&b);
+
+    /* quantized with llama-imatrix's file, llama-quantize and smelt quantize write the same
+     * file, byte for byte: tensor data and metadata, quantize.imatrix.* keys included */
+    snprintf(cmd, sizeof cmd, "%s/llama-quantize --imatrix %s %s %s Q4_K_M 2 > %s 2>&1", bin, tl_tmp("lc.gguf"), gguf,
+             tl_tmp("lq.gguf"), tl_tmp("lq.log"));
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "quantize %s %s Q4_K_M --imatrix %s --quiet", gguf, tl_tmp("sq.gguf"), tl_tmp("lc.gguf"));
+    CHECK(tl_run_smelt(cmd, &log) == 0);
+    free(log);
+    size_t la = 0, lb = 0;
+    char *fa = tl_slurp(tl_tmp("lq.gguf"), &la), *fb = tl_slurp(tl_tmp("sq.gguf"), &lb);
+    CHECK_MSG(fa && fb && la == lb && !memcmp(fa, fb, la), "llama-quantize --imatrix and smelt quantize --imatrix differ");
+    free(fa);
+    free(fb);
 }
 
 static void imatrix_cli(void) {
@@ -369,6 +383,32 @@ static void imatrix_cli(void) {
     CHECK_OK(sm_imatrix_load(tl_tmp("im.dat"), &im));
     CHECK(im.legacy && im.n_entries == 28 && im.chunk_count == 2);
     sm_imatrix_free(&im);
+    /* quantizing with it records it as llama-quantize does (its keys, u32 counts) */
+    snprintf(cmd, sizeof cmd, "quantize %s %s Q4_K_M --imatrix %s --quiet", gguf, tl_tmp("im-q4km.gguf"),
+             tl_tmp("im.dat"));
+    CHECK(tl_run_smelt(cmd, &log) == 0);
+    free(log);
+    sm_gguf *g = NULL;
+    CHECK_OK(sm_gguf_open(tl_tmp("im-q4km.gguf"), &g));
+    if (g) {
+        const char *file = sm_gguf_get_str(g, "quantize.imatrix.file");
+        const char *dataset = sm_gguf_get_str(g, "quantize.imatrix.dataset");
+        uint64_t entries = 0, chunks = 0;
+        CHECK(file && !strcmp(file, tl_tmp("im.dat")));
+        CHECK(dataset && strstr(dataset, "kjv-calib.txt"));
+        CHECK(sm_gguf_get_u64(g, "quantize.imatrix.entries_count", &entries) == 0 && entries == 28);
+        CHECK(sm_gguf_get_u64(g, "quantize.imatrix.chunks_count", &chunks) == 0 && chunks == 2);
+        sm_gguf_close(g);
+    }
+    /* and without one, none of them */
+    snprintf(cmd, sizeof cmd, "quantize %s %s Q4_0 --quiet", gguf, tl_tmp("plain.gguf"));
+    CHECK(tl_run_smelt(cmd, &log) == 0);
+    free(log);
+    CHECK_OK(sm_gguf_open(tl_tmp("plain.gguf"), &g));
+    if (g) {
+        CHECK(!sm_gguf_find(g, "quantize.imatrix.file"));
+        sm_gguf_close(g);
+    }
     snprintf(cmd, sizeof cmd, "imatrix %s --text %s --format xyz -o %s", gguf, tl_asset(CALIB_TEXT), tl_tmp("x"));
     CHECK(tl_run_smelt(cmd, &log) == 2 && strstr(log, "--format"));
     free(log);

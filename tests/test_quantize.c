@@ -236,8 +236,56 @@ static void hf_input(void) {
     sm_gguf_close(y);
 }
 
+/* llama-quantize's file layout (llama.cpp's behaviour): the source's keys, then
+ * general.quantization_version and general.file_type moved last; tensors by block number
+ * (-1 first: the model-wide ones), then by name. With LLAMA_CPP_BIN, every recipe's file is
+ * byte-for-byte llama-quantize's. */
+static void same_file_as_llama_quantize(void) {
+    char src[1024], args[4096];
+    snprintf(src, sizeof src, "%s", tl_tmp("kjv-f32.gguf")); /* from hf_input */
+    snprintf(args, sizeof args, "quantize '%s' '%s' Q4_K_M --quiet", src, tl_tmp("layout.gguf"));
+    CHECK(tl_run_smelt(args, NULL) == 0);
+    sm_gguf *g = NULL;
+    CHECK_OK(sm_gguf_open(tl_tmp("layout.gguf"), &g));
+    if (g) {
+        const size_t nk = sm_gguf_n_kv(g), nt = sm_gguf_n_tensors(g);
+        CHECK(nk >= 2 && !strcmp(sm_gguf_key(g, nk - 2), "general.quantization_version") &&
+              !strcmp(sm_gguf_key(g, nk - 1), "general.file_type"));
+        CHECK(nt == 39 && !strcmp(sm_gguf_tensor(g, 0)->name, "output.weight") &&
+              !strcmp(sm_gguf_tensor(g, 1)->name, "output_norm.weight") &&
+              !strcmp(sm_gguf_tensor(g, 2)->name, "token_embd.weight") &&
+              !strcmp(sm_gguf_tensor(g, 3)->name, "blk.0.attn_k.weight") &&
+              !strcmp(sm_gguf_tensor(g, nt - 1)->name, "blk.3.ffn_up.weight"));
+        sm_gguf_close(g);
+    }
+    const char *bin = getenv("LLAMA_CPP_BIN");
+    if (!bin || !*bin) {
+        fprintf(stderr, "  (LLAMA_CPP_BIN not set: byte comparison with llama-quantize skipped)\n");
+        return;
+    }
+    static const char *const recipes[] = {"Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+                                          "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "IQ4_NL", "IQ4_XS"};
+    int same = 0;
+    for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++) {
+        snprintf(args, sizeof args, "%s/llama-quantize '%s' '%s' %s 2 > '%s' 2>&1", bin, src, tl_tmp("lq.gguf"),
+                 recipes[i], tl_tmp("lq.log"));
+        CHECK(system(args) == 0);
+        snprintf(args, sizeof args, "quantize '%s' '%s' %s --quiet", src, tl_tmp("sq.gguf"), recipes[i]);
+        CHECK(tl_run_smelt(args, NULL) == 0);
+        size_t la = 0, lb = 0;
+        char *a = tl_slurp(tl_tmp("lq.gguf"), &la), *b = tl_slurp(tl_tmp("sq.gguf"), &lb);
+        const bool eq = a && b && la == lb && !memcmp(a, b, la);
+        CHECK_MSG(eq, "%s: smelt quantize's file differs from llama-quantize's", recipes[i]);
+        same += eq;
+        free(a);
+        free(b);
+    }
+    fprintf(stderr, "  %d of 16 recipes byte-identical to llama-quantize\n", same);
+}
+
 void run_tests(void) {
     TEST(hf_input);
+    TEST(same_file_as_llama_quantize);
     TEST(q4_k_m);
     TEST(threads_do_not_matter);
     TEST(imatrix_and_overrides);
