@@ -23,7 +23,17 @@ static void set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_
     sm_hparams_to_gguf_ftype(&s->hp, p->ftype, w);
     sm_gguf_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
     sm_vocab_to_gguf(&s->vocab, w);
+    if (o->quant) { /* what llama-quantize makes of the converted file: these two keys move last */
+        sm_gguf_remove(w, "general.quantization_version");
+        sm_gguf_remove(w, "general.file_type");
+        sm_gguf_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
+        sm_gguf_set_u32(w, "general.file_type", (uint32_t)p->ftype);
+    }
     if (p->im) cv_set_imatrix_keys(w, o->quant->imatrix_path, p->im);
+}
+
+static int by_llama_quantize_order(const void *a, const void *b) {
+    return cv_llama_quantize_order(((const cv_item *)a)->name, ((const cv_item *)b)->name);
 }
 
 static int write_all(const cv_source *s, const cv_plan *p, const char *out_path, const sm_convert_opts *o,
@@ -78,6 +88,8 @@ int sm_convert(const char *model_path, const char *out_path, const sm_convert_op
         cv_source_close(&s);
         return -1;
     }
+    /* quantizing in one pass: the tensors in llama-quantize's order, as after convert + quantize */
+    if (o->quant) qsort(p.items, p.n, sizeof *p.items, by_llama_quantize_order);
     int rc = write_all(&s, &p, out_path, o, rep);
     if (!rc && rep) {
         rep->n_tensors = (int64_t)p.n;

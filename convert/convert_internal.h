@@ -84,6 +84,9 @@ int cv_recipe_configure(struct sm_recipe_plan *plan, const sm_quantize_opts *o);
  * .entries_count and, when known, .chunks_count (u32); strings cut to 127 bytes as it does. */
 struct sm_imatrix;
 void cv_set_imatrix_keys(sm_gguf_writer *w, const char *path, const struct sm_imatrix *im);
+/* The order llama-quantize writes tensors in (llama_model_loader's weights map): by block
+ * number ("blk.%d.", -1 for the others), then by name; strcmp-like. */
+int cv_llama_quantize_order(const char *a, const char *b);
 
 /* HF GPTQ checkpoints (gptq_source.c). cv_gptq_part: 1 for a GPTQ linear's qweight (it
  * becomes the linear's item), 2 for its qzeros / scales / g_idx (consumed with it), 0 for any

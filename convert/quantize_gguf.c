@@ -74,16 +74,17 @@ void cv_set_imatrix_keys(sm_gguf_writer *w, const char *path, const sm_imatrix *
     if (im->chunk_count > 0) sm_gguf_set_u32(w, "quantize.imatrix.chunks_count", (uint32_t)im->chunk_count);
 }
 
-/* llama-quantize writes the tensors in the order of llama_model_loader's weights map: by block
- * number ("blk.%d.", -1 for the others), then by name. */
-static const char *const *g_sort_names;
-static int by_block_then_name(const void *a, const void *b) {
-    const char *x = g_sort_names[*(const size_t *)a], *y = g_sort_names[*(const size_t *)b];
+int cv_llama_quantize_order(const char *x, const char *y) {
     int lx = -1, ly = -1;
     if (sscanf(x, "blk.%d.", &lx) != 1) lx = -1;
     if (sscanf(y, "blk.%d.", &ly) != 1) ly = -1;
     if (lx != ly) return lx < ly ? -1 : 1;
     return strcmp(x, y);
+}
+
+static const char *const *g_sort_names;
+static int by_block_then_name(const void *a, const void *b) {
+    return cv_llama_quantize_order(g_sort_names[*(const size_t *)a], g_sort_names[*(const size_t *)b]);
 }
 
 int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantize_opts *o, sm_quantize_report *rep) {

@@ -215,7 +215,7 @@ static void refusals(void) {
     CHECK(access(tl_tmp("x.gguf"), F_OK) != 0);
 }
 
-/* An HF directory quantized in one pass gives the tensors of convert-then-quantize. */
+/* An HF directory quantized in one pass gives the file of convert-then-quantize, byte for byte. */
 static void hf_input(void) {
     char args[4096];
     snprintf(args, sizeof args, "convert '%s' -o '%s' --outtype f32 --quiet", tl_asset("models/tiny-llama-kjv"),
@@ -227,6 +227,11 @@ static void hf_input(void) {
              tl_tmp("one-pass.gguf"));
     CHECK(tl_run_smelt(args, NULL) == 0);
     tl_check_same_gguf_tensors(tl_tmp("two-step.gguf"), tl_tmp("one-pass.gguf"));
+    size_t la = 0, lb = 0;
+    char *a = tl_slurp(tl_tmp("two-step.gguf"), &la), *b = tl_slurp(tl_tmp("one-pass.gguf"), &lb);
+    CHECK(a && b && la == lb && !memcmp(a, b, la));
+    free(a);
+    free(b);
     sm_gguf *y;
     CHECK_OK(sm_gguf_open(tl_tmp("one-pass.gguf"), &y));
     if (!y) return;
