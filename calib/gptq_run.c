@@ -225,7 +225,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
     }
     for (int64_t s = 0; s < S; s++)
         if (sm_model_embed(m, cs->tokens + s * L, L, x + s * L * E)) goto done;
-    if (sm_context_new(m, L, L, &ctx) || sm_context_set_observer(ctx, observe, &cap)) goto done;
+    if (sm_context_new_block(m, L, L, &ctx) || sm_context_set_observer(ctx, observe, &cap)) goto done;
 
     for (int64_t l = 0; l < n_layer; l++) {
         const double t0 = sm_now();

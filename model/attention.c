@@ -44,8 +44,8 @@ int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, 
     const int64_t hd = m->head_dim, n_head = m->hp.n_head, ld = c->ld;
     const int64_t group = n_head / m->hp.n_head_kv;
     const int64_t n_blocks = (n + QBLOCK - 1) / QBLOCK;
-    const float *kc = c->k_cache + (size_t)layer * m->kv_dim * c->n_ctx;
-    const float *vc = c->v_cache + (size_t)layer * m->kv_dim * c->n_ctx;
+    const float *kc = c->k_cache + (size_t)SM_KV_SLOT(c, layer) * m->kv_dim * c->n_ctx;
+    const float *vc = c->v_cache + (size_t)SM_KV_SLOT(c, layer) * m->kv_dim * c->n_ctx;
     const float scale = 1.0f / sqrtf((float)hd);
     /* multiply-adds of the two products: small ones are not worth waking threads for */
     const double work = 2.0 * (double)n_head * (double)n * (double)(pos0 + n) * (double)hd;

@@ -24,7 +24,7 @@ static void *xalloc(size_t n, size_t size) {
     return p;
 }
 
-int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context **out) {
+static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_t kv_layers, sm_context **out) {
     *out = NULL;
     if (n_ctx <= 0 || n_ctx > MAX_CTX) return sm_error("context size %lld is out of range", (long long)n_ctx);
     if (n_batch <= 0 || n_batch > n_ctx) n_batch = n_ctx;
@@ -34,8 +34,9 @@ int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->ld = (n_batch + 15) & ~(int64_t)15;
+    c->kv_layers = kv_layers;
     const sm_hparams *hp = &m->hp;
-    const size_t cache = (size_t)hp->n_layer * (size_t)m->kv_dim * (size_t)n_ctx;
+    const size_t cache = (size_t)kv_layers * (size_t)m->kv_dim * (size_t)n_ctx;
     const size_t half = (size_t)m->head_dim / 2, ld = (size_t)c->ld;
     const size_t logit_rows = hp->n_vocab < SM_LOGIT_ROWS ? (size_t)hp->n_vocab : SM_LOGIT_ROWS;
     c->k_cache = xalloc(cache, sizeof(float));
@@ -68,6 +69,14 @@ int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context
         }
     *out = c;
     return 0;
+}
+
+int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context **out) {
+    return context_new(m, n_ctx, n_batch, m->hp.n_layer, out);
+}
+
+int sm_context_new_block(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context **out) {
+    return context_new(m, n_ctx, n_batch, 1, out);
 }
 
 int sm_context_new_on(const sm_model *m, sm_device device, int64_t n_ctx, int64_t n_batch, sm_context **out) {
@@ -177,7 +186,8 @@ static int block(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n,
     add_bias(c, c->v, L->bv, KV, n);
     rope(c, c->q, c->k, n, pos0);
 
-    float *kc = c->k_cache + (size_t)l * KV * c->n_ctx, *vc = c->v_cache + (size_t)l * KV * c->n_ctx;
+    float *kc = c->k_cache + (size_t)SM_KV_SLOT(c, l) * KV * c->n_ctx;
+    float *vc = c->v_cache + (size_t)SM_KV_SLOT(c, l) * KV * c->n_ctx;
     for (int64_t h = 0; h < hp->n_head_kv; h++)
         for (int64_t d = 0; d < hd; d++) {
             const float *ks = c->k + (h * hd + d) * ld;
@@ -257,6 +267,8 @@ static int batch(sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0, 
 int sm_model_eval(const sm_model *m, sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0,
                   int64_t out_first, float *logits) {
     if (c->m != m) return sm_error("evaluation context belongs to another model");
+    if (!c->cuda && c->kv_layers != m->hp.n_layer)
+        return sm_error("a block context (one layer of KV cache) cannot evaluate the whole model");
     if (n < 0 || pos0 < 0 || pos0 > c->n_past || pos0 + n > c->n_ctx)
         return sm_error("cannot evaluate %lld tokens at position %lld: the context holds %lld of %lld positions",
                         (long long)n, (long long)pos0, (long long)c->n_past, (long long)c->n_ctx);

@@ -155,6 +155,10 @@ uint64_t sm_model_weight_bytes(const sm_model *m);
  * batches of up to n_batch tokens. One context serves one sequence at a time. */
 typedef struct sm_context sm_context;
 int sm_context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context **out);
+/* A context for sm_model_eval_block only, with the KV cache of one layer: blocks evaluated one
+ * after another (layer-by-layer calibration) share it, so its memory does not grow with the
+ * number of layers. sm_model_eval refuses it. */
+int sm_context_new_block(const sm_model *m, int64_t n_ctx, int64_t n_batch, sm_context **out);
 
 /* A context on `device`. SM_DEVICE_CUDA copies the weights to the GPU as float (dequantized
  * on the host, one tensor at a time) and fails with a message when no device is usable or

@@ -45,10 +45,15 @@ struct sm_model {
 
 /* Activations are feature-major (see kernels.h): row f of a batch buffer holds feature f of
  * every token of the batch, `ld` floats apart. */
+/* The KV cache slot of a layer: its own, or slot 0 in a block context (sm_context_new_block),
+ * where one block at a time is evaluated. */
+#define SM_KV_SLOT(c, layer) ((c)->kv_layers == 1 ? 0 : (layer))
+
 struct sm_context {
     const sm_model *m;
     int64_t n_ctx, n_batch, n_past, ld;
     struct sm_cuda_net *cuda;   /* a CUDA context: everything below is unused */
+    int64_t kv_layers;          /* KV cache slots: n_layer, or 1 for a block context */
     float *k_cache;             /* per layer [n_head_kv][n_ctx][head_dim] */
     float *v_cache;             /* per layer [n_head_kv][head_dim][n_ctx] (transposed) */
     float *rope_cos, *rope_sin; /* [head_dim/2][n_ctx] */

@@ -95,9 +95,8 @@ int sm_gptq_prepare(const double *H, int64_t n, const sm_gptq_opts *o, sm_gptq_h
     p->H = H;
     p->dead = malloc((size_t)n);
     p->iperm = malloc(sizeof(int32_t) * (size_t)n);
-    p->U = malloc(sizeof(double) * (size_t)(n * n));
-    a = malloc(sizeof(double) * (size_t)(n * n));
-    if (!p->dead || !p->iperm || !p->U || !a) goto oom;
+    a = malloc(sizeof(double) * (size_t)(n * n)); /* factored in place: it becomes U */
+    if (!p->dead || !p->iperm || !a) goto oom;
 
     double mean = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -127,12 +126,12 @@ int sm_gptq_prepare(const double *H, int64_t n, const sm_gptq_opts *o, sm_gptq_h
     }
     free(diag);
     diag = NULL;
-    if (gq_inverse_cholesky_upper(a, n, p->U, o->device)) {
+    if (gq_inverse_cholesky_upper(a, n, a, o->device)) {
         free(a);
         sm_gptq_hinv_free(p);
         return -1;
     }
-    free(a);
+    p->U = a;
     if (o->device == SM_DEVICE_CUDA && sm_cuda_gptq_new(n, p->U, o->skip_loss ? NULL : H, &p->dev)) {
         sm_gptq_hinv_free(p);
         return sm_error_ctx("gptq");

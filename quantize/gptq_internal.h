@@ -61,10 +61,9 @@ int gq_gemm(const gq_gemm_args *g);
 
 /* ---- dense linear algebra (gptq_linalg.c), row-major n x n ---- */
 
-/* x = L^-1 for lower-triangular L (x's upper part is set to zero). */
-int gq_tri_inverse_lower(const double *l, double *x, int64_t n);
 /* u = the upper Cholesky factor of A^-1 (A^-1 = U^T U), A symmetric positive definite; a is
- * used as workspace (destroyed). u gets n*n doubles (strictly lower part zero). On
+ * used as workspace (destroyed; u == a computes in place). u gets n*n doubles (strictly lower
+ * part zero). On
  * SM_DEVICE_CUDA the factorization and the inverse run on the GPU (cuSOLVER, cuBLAS). */
 int gq_inverse_cholesky_upper(double *a, int64_t n, double *u, sm_device device);
 

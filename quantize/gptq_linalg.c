@@ -94,44 +94,60 @@ done:
     return rc;
 }
 
-int gq_tri_inverse_lower(const double *l, double *x, int64_t n) {
-    /* right to left over diagonal blocks (LAPACK's dtrtri order): with X's trailing part
-     * known, X[j1:, j0:j1] = -(X[j1:, j1:] L[j1:, j0:j1]) L_jj^-1 */
-    for (int64_t i = 0; i < n; i++) memset(x + i * n, 0, sizeof(double) * (size_t)n);
-    double *t = malloc(sizeof(double) * (size_t)(n * NBI));
-    if (!t) return sm_error("gptq: out of memory in the triangular inverse (n = %lld)", (long long)n);
+/* In place: a's lower triangle L becomes L^-1 (its strict upper part is zeroed). Right to left
+ * over diagonal blocks (LAPACK's dtrtri order): with X's trailing part known,
+ * X[j1:, j0:j1] = -(X[j1:, j1:] L[j1:, j0:j1]) L_jj^-1, which overwrites the panel of L it was
+ * computed from. */
+static int tri_inverse_lower_inplace(double *a, int64_t n) {
+    double *t = malloc(sizeof(double) * (size_t)(n * NBI)), *xjj = malloc(sizeof(double) * NBI * NBI);
+    if (!t || !xjj) {
+        free(t);
+        free(xjj);
+        return sm_error("gptq: out of memory in the triangular inverse (n = %lld)", (long long)n);
+    }
+    /* the strict upper part (what the Cholesky left of A) must read as zero in the products */
+    for (int64_t i = 0; i < n; i++) memset(a + i * n + i + 1, 0, sizeof(double) * (size_t)(n - i - 1));
     const int64_t last = (n - 1) / NBI * NBI;
     for (int64_t j0 = last; j0 >= 0; j0 -= NBI) {
         const int64_t nb = n - j0 < NBI ? n - j0 : NBI, j1 = j0 + nb, m = n - j1;
-        small_tri_inverse(l + j0 * n + j0, n, x + j0 * n + j0, n, nb);
-        if (m == 0) continue;
-        memset(t, 0, sizeof(double) * (size_t)(m * nb));
-        gq_gemm_args g1 = {.m = m, .n = nb, .k = m, .sign = 1.0, .a = x + j1 * n + j1, .a_rs = n, .a_cs = 1,
-                           .b = l + j1 * n + j0, .b_rs = n, .b_cs = 1, .c = t, .ldc = nb, .a_lower = true,
-                           .parallel = true};
-        gq_gemm_args g2 = {.m = m, .n = nb, .k = nb, .sign = -1.0, .a = t, .a_rs = nb, .a_cs = 1,
-                           .b = x + j0 * n + j0, .b_rs = n, .b_cs = 1, .c = x + j1 * n + j0, .ldc = n,
-                           .parallel = true};
-        if (gq_gemm(&g1) || gq_gemm(&g2)) {
-            free(t);
-            return -1;
+        small_tri_inverse(a + j0 * n + j0, n, xjj, NBI, nb);
+        if (m > 0) {
+            memset(t, 0, sizeof(double) * (size_t)(m * nb));
+            gq_gemm_args g1 = {.m = m, .n = nb, .k = m, .sign = 1.0, .a = a + j1 * n + j1, .a_rs = n, .a_cs = 1,
+                               .b = a + j1 * n + j0, .b_rs = n, .b_cs = 1, .c = t, .ldc = nb, .a_lower = true,
+                               .parallel = true};
+            if (gq_gemm(&g1)) goto fail;
+            for (int64_t i = 0; i < m; i++) memset(a + (j1 + i) * n + j0, 0, sizeof(double) * (size_t)nb);
+            gq_gemm_args g2 = {.m = m, .n = nb, .k = nb, .sign = -1.0, .a = t, .a_rs = nb, .a_cs = 1, .b = xjj,
+                               .b_rs = NBI, .b_cs = 1, .c = a + j1 * n + j0, .ldc = n, .parallel = true};
+            if (gq_gemm(&g2)) goto fail;
         }
+        for (int64_t i = 0; i < nb; i++) memcpy(a + (j0 + i) * n + j0, xjj + i * NBI, sizeof(double) * (size_t)nb);
     }
     free(t);
+    free(xjj);
     return 0;
+fail:
+    free(t);
+    free(xjj);
+    return -1;
 }
 
-/* The GPU's factor, held to the CPU path's pivot rule: L_jj^2 > 1e-12 * a_jj. */
-static int cholesky_inverse_cuda(const double *a, int64_t n, double *linv, int64_t *bad) {
-    if (sm_cuda_cholesky_inverse(a, n, linv, bad)) return -1;
-    for (int64_t j = 0; j < n; j++) {
-        const double d = 1.0 / (linv[j * n + j] * linv[j * n + j]);
-        if (!(d > 1e-12 * a[j * n + j]) || !isfinite(d)) {
+/* In place on the GPU: a becomes L^-1, held to the CPU path's pivot rule L_jj^2 > 1e-12 a_jj. */
+static int cholesky_inverse_cuda(double *a, int64_t n, int64_t *bad) {
+    double *diag = malloc(sizeof(double) * (size_t)n);
+    if (!diag) return sm_error("gptq: out of memory");
+    for (int64_t j = 0; j < n; j++) diag[j] = a[j * n + j];
+    int rc = sm_cuda_cholesky_inverse(a, n, a, bad);
+    for (int64_t j = 0; !rc && j < n; j++) {
+        const double d = 1.0 / (a[j * n + j] * a[j * n + j]);
+        if (!(d > 1e-12 * diag[j]) || !isfinite(d)) {
             *bad = j;
-            return -1;
+            rc = -1;
         }
     }
-    return 0;
+    free(diag);
+    return rc;
 }
 
 int gq_inverse_cholesky_upper(double *a, int64_t n, double *u, sm_device device) {
@@ -143,7 +159,7 @@ int gq_inverse_cholesky_upper(double *a, int64_t n, double *u, sm_device device)
     }
     int64_t bad = -1;
     if (device == SM_DEVICE_CUDA) {
-        if (cholesky_inverse_cuda(a, n, u, &bad)) {
+        if (cholesky_inverse_cuda(a, n, &bad)) {
             if (bad >= 0)
                 return sm_error("gptq: the Hessian is not positive definite (column %lld of the factorization); "
                                 "raise the dampening", (long long)(n - 1 - bad));
@@ -156,12 +172,13 @@ int gq_inverse_cholesky_upper(double *a, int64_t n, double *u, sm_device device)
                                 "raise the dampening", (long long)(n - 1 - bad));
             return -1;
         }
-        if (gq_tri_inverse_lower(a, u, n)) return -1;
+        if (tri_inverse_lower_inplace(a, n)) return -1;
     }
-    for (size_t k = 0; k < nn / 2; k++) { /* u = P L^-1 P */
-        const double t = u[k];
-        u[k] = u[nn - 1 - k];
-        u[nn - 1 - k] = t;
+    for (size_t k = 0; k < nn / 2; k++) { /* U = P L^-1 P */
+        const double t = a[k];
+        a[k] = a[nn - 1 - k];
+        a[nn - 1 - k] = t;
     }
+    if (u != a) memcpy(u, a, sizeof(double) * nn);
     return 0;
 }

@@ -34,7 +34,7 @@ int sm_dequantize_row(sm_type type, const void *src, float *dst, int64_t n);
  * sm_gptq_prepare once per Hessian (it factors H^-1); sm_gptq_quantize each weight that reads
  * that input. Everything is double precision, multi-threaded, and bit-identical for any
  * thread count and any ISA (scalar / AVX2 / AVX-512). Memory: the Hessian cols^2 doubles;
- * sm_gptq_prepare 2 x cols^2 doubles more while it runs (1 x after); sm_gptq_quantize about
+ * sm_gptq_prepare cols^2 doubles more (factored in place into the kept factor); sm_gptq_quantize about
  * 2 x rows x cols doubles.
  * ==================================================================================== */
 

@@ -161,9 +161,14 @@ static void block_eval_matches_forward(void) {
     memcpy(y, x, sizeof(float) * N_TOK * (size_t)E);
     CHECK_OK(sm_context_set_observer(c, capture, &blocks));
     for (int64_t l = 0; l < 4; l++) CHECK_OK(sm_model_eval_block(g_model, c, l, NULL, x, N_TOK, 0));
-    /* and with every linear replaced by its own float weights */
+    /* and with every linear replaced by its own float weights, in a block context (one layer of
+     * KV cache, shared by the blocks as layer-by-layer calibration uses it) */
     float *w[4][SM_LIN_COUNT];
-    CHECK_OK(sm_context_set_observer(c, capture, &own));
+    sm_context *cb = NULL;
+    CHECK_OK(sm_context_new_block(g_model, 64, 64, &cb));
+    if (!cb) return;
+    CHECK_FAILS_WITH(sm_model_eval(g_model, cb, g_calib, N_TOK, 0, 0, NULL), "block context");
+    CHECK_OK(sm_context_set_observer(cb, capture, &own));
     for (int64_t l = 0; l < 4; l++) {
         sm_block_override ov;
         for (int i = 0; i < SM_LIN_COUNT; i++) {
@@ -173,8 +178,9 @@ static void block_eval_matches_forward(void) {
             CHECK_OK(sm_model_linear_f32(g_model, l, (sm_linear)i, w[l][i]));
             ov.w[i] = w[l][i];
         }
-        CHECK_OK(sm_model_eval_block(g_model, c, l, &ov, y, N_TOK, 0));
+        CHECK_OK(sm_model_eval_block(g_model, cb, l, &ov, y, N_TOK, 0));
     }
+    sm_context_free(cb);
     bool same = true, same_own = true;
     const int64_t cols[SM_IN_OUTPUT] = {E, E, E, 768};
     for (int l = 0; l < 4; l++)
