@@ -1,4 +1,4 @@
-/* gptq_gguf.c - GPTQ into an ordinary GGUF: the recipe (quantize/recipe.h, llama.cpp's
+/* gptq_gguf.c - GPTQ into an ordinary GGUF: the recipe (quantize.h recipes, llama.cpp's
  * rules) picks every tensor's type exactly as `smelt quantize` would; the block linears are
  * quantized by layer-by-layer GPTQ on that type's grid (round-to-nearest with diag H as
  * importance where GPTQ has no grid), every other tensor (embedding, output head, norms) is
@@ -11,7 +11,7 @@
 #include "calib/calib.h"
 
 #include "formats/formats.h"
-#include "quantize/recipe.h"
+#include "quantize/quantize.h"
 
 #include <stdlib.h>
 #include <string.h>

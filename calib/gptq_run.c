@@ -144,10 +144,15 @@ static int pass(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, con
 static int quantize_linears(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
                                 float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr);
 
+/* Quantize group g's linears; their float weights are freed once quantized (memory). */
 static int quantize_group(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
-                          float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr) {
+                          float **W, sm_gptq_linear *lin, sm_gptq_layer_report *lr) {
     const double t0 = sm_now();
     const int rc = quantize_linears(m, l, g, h, o, W, lin, lr);
+    for (int k = 0; k < GROUPS[g].n; k++) {
+        free(W[GROUPS[g].lin[k]]);
+        W[GROUPS[g].lin[k]] = NULL;
+    }
     lr->seconds_quantize += sm_now() - t0;
     return rc;
 }

@@ -1,5 +1,5 @@
 /* imatrix_file.c - read and write llama.cpp importance-matrix files (GGUF and legacy .dat). */
-#include "calib/imatrix.h"
+#include "calib/calib.h"
 
 #include "formats/formats.h"
 

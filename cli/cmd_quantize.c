@@ -2,7 +2,7 @@
 #include "cli.h"
 
 #include "convert/convert.h"
-#include "quantize/recipe.h"
+#include "quantize/quantize.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,9 +9,8 @@
  * tensor with two or more dimensions, bf16 -> bf16, f16 -> f16, anything else -> f16. */
 #include "convert_internal.h"
 
-#include "calib/imatrix.h"
+#include "calib/calib.h"
 #include "quantize/quantize.h"
-#include "quantize/recipe.h"
 
 #include <stdlib.h>
 #include <string.h>

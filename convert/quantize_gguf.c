@@ -3,10 +3,9 @@
  * in float plus its quantized bytes, whatever the model size. */
 #include "convert/convert_internal.h"
 
-#include "calib/imatrix.h"
+#include "calib/calib.h"
 #include "formats/formats.h"
 #include "quantize/quantize.h"
-#include "quantize/recipe.h"
 
 #include <math.h>
 #include <stdlib.h>

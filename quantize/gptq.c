@@ -360,13 +360,16 @@ int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const 
     if (gq_grid_init(&g, o, rows, n)) return -1;
     gq_run R = {.p = p, .g = &g, .rows = rows, .n = n, .B = o->block_size > n ? n : o->block_size};
     R.static_groups = o->static_groups && g.kind == GQ_GRID_INT;
-    double *w0 = malloc(sizeof(double) * (size_t)(rows * n));
+    /* the starting weights (quantization order, dead columns zeroed) are kept apart only when
+     * a round-to-nearest pass for the report runs first */
+    const bool keep_start = !o->skip_loss;
+    double *w0 = keep_start ? malloc(sizeof(double) * (size_t)(rows * n)) : NULL;
     R.W = malloc(sizeof(double) * (size_t)(rows * n));
     R.codes = malloc((size_t)(rows * n));
     R.E = malloc(sizeof(double) * (size_t)(rows * R.B));
     float *imp = NULL;
     int rc = -1;
-    if (!w0 || !R.W || !R.codes || !R.E) {
+    if ((keep_start && !w0) || !R.W || !R.codes || !R.E) {
         sm_error("gptq: out of memory for a %lld x %lld weight", (long long)rows, (long long)n);
         goto done;
     }
@@ -378,21 +381,23 @@ int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const 
         for (int64_t c = 0; c < n; c++) imp[c] = (float)p->H[c * n + c];
         R.imp = imp;
     }
-    /* the starting weights in quantization order, dead columns zeroed */
+    double *start = keep_start ? w0 : R.W;
 #pragma omp parallel for schedule(static) num_threads(sm_num_threads())
     for (int64_t r = 0; r < rows; r++)
         for (int64_t k = 0; k < n; k++) {
             const int64_t c = p->perm ? p->perm[k] : k;
-            w0[r * n + k] = p->dead[c] ? 0.0 : (double)W[r * n + c];
+            start[r * n + k] = p->dead[c] ? 0.0 : (double)W[r * n + c];
         }
-    if (R.static_groups && fit_static(&R, w0)) goto done;
+    if (R.static_groups && fit_static(&R, start)) goto done;
 
-    if (!o->skip_loss) { /* round-to-nearest on the same grid, for the report */
+    if (keep_start) { /* round-to-nearest on the same grid, for the report */
         memcpy(R.W, w0, sizeof(double) * (size_t)(rows * n));
         R.feedback = false;
         if (run_pass(&R) || proxy_loss(p, W, R.W, rows, &res->loss_rtn)) goto done;
+        memcpy(R.W, w0, sizeof(double) * (size_t)(rows * n));
+        free(w0);
+        w0 = NULL;
     }
-    memcpy(R.W, w0, sizeof(double) * (size_t)(rows * n));
     R.feedback = true;
     const double t0 = sm_now();
     if (run_pass(&R)) goto done;

@@ -1,6 +1,6 @@
 /* recipe.c - per-tensor type selection for quantization mixtures, following llama.cpp's
  * llama-quant.cpp (llama_tensor_get_type and its helpers) for the recipes smelt supports. */
-#include "quantize/recipe.h"
+#include "quantize/quantize.h"
 
 #include <ctype.h>
 #include <stdlib.h>

@@ -30,15 +30,17 @@ while IFS='|' read -r _ path bytes sum _; do
 done <<<"$table"
 
 # nothing unlisted, and the files a Llama checkpoint folder needs are among the listed ones
+# (a here-string, not a pipe: `grep -q` stopping early would make printf fail under pipefail)
+is_listed() { grep -qxF "$1" <<<"$(printf '%s\n' "${listed[@]}")"; }
 while IFS= read -r f; do
   rel=${f#"$dir"/}
   [ "$rel" = README.md ] && continue
-  printf '%s\n' "${listed[@]}" | grep -qxF "$rel" && ok || bad "$rel: present but not in README.md's table"
+  is_listed "$rel" && ok || bad "$rel: present but not in README.md's table"
 done < <(find "$dir" -type f | sort)
 for need in config.json generation_config.json model.safetensors tokenizer.model tokenizer_config.json \
   special_tokens_map.json reference/eval.txt reference/tokens_eval.txt reference/logits_first64.f32 \
   reference/perplexity.json reference/README.md; do
-  printf '%s\n' "${listed[@]}" | grep -qxF "$need" && ok || bad "$need: not in the bundle"
+  is_listed "$need" && ok || bad "$need: not in the bundle"
 done
 
 # the reference files agree with each other and with config.json

@@ -2,7 +2,7 @@
  * llama.cpp's documented format, GGUF and .dat round trips, and malformed files. */
 #include "testlib.h"
 
-#include "calib/imatrix.h"
+#include "calib/calib.h"
 #include "formats/formats.h"
 
 #include <string.h>

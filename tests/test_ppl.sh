@@ -68,7 +68,8 @@ head -c 100 "$TMP/base.bin" > "$TMP/short.bin"
 expect_grep "$TMP/e.txt" 'short.bin: 100 bytes, expected'
 "$SMELT" ppl "$KJV" --tokens "$TOKENS" --ctx 128 --chunks 1 --save-logits "$TMP/nodir/x.bin" > "$TMP/e.txt" 2>&1
 [ $? = 1 ] || fail "unwritable --save-logits should exit 1"
-"$SMELT" ppl "$KJV" --tokens "$TOKENS" --device cuda > "$TMP/e.txt" 2>&1
+# (no usable device, on any machine: the plugin is pointed at nothing)
+SMELT_CUDA_PLUGIN=/nonexistent/libsmelt_cuda.so "$SMELT" ppl "$KJV" --tokens "$TOKENS" --device cuda > "$TMP/e.txt" 2>&1
 [ $? = 1 ] && grep -q 'cuda' "$TMP/e.txt" || fail "--device cuda without a usable device should exit 1 with a message"
 
 # ---- the text path: kjv-eval.txt tokenized whole gives the reference token count and the same ppl

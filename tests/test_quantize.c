@@ -3,7 +3,7 @@
  * metadata, thread-count independence, imatrix use, overrides, refusals, atomic output. */
 #include "testlib.h"
 
-#include "calib/imatrix.h"
+#include "calib/calib.h"
 #include "formats/formats.h"
 #include "quantize/quantize.h"
 

@@ -2,7 +2,7 @@
  * (llama-quant.cpp): expectations are worked out by hand from those rules. */
 #include "testlib.h"
 
-#include "quantize/recipe.h"
+#include "quantize/quantize.h"
 
 #include <string.h>
 
