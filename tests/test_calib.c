@@ -638,13 +638,8 @@ static void gptq_cli_errors(void) {
     /* no silent fallback to the CPU when the GPU cannot be used (test_gptq_cuda runs the GPU path) */
     snprintf(cmd, sizeof cmd, "gptq %s --calib %s --to gguf:Q4_0 -o %s --device cuda", tl_asset(KJV_F32),
              tl_asset(CALIB_TEXT), tl_tmp("x.gguf"));
-    const char *saved = getenv("SMELT_CUDA_PLUGIN");
-    char keep[4096];
-    snprintf(keep, sizeof keep, "%s", saved ? saved : "");
-    setenv("SMELT_CUDA_PLUGIN", "/nonexistent/libsmelt_cuda.so", 1);
-    CHECK(tl_run_smelt(cmd, &log) == 1 && strstr(log, "no usable CUDA device") && access(tl_tmp("x.gguf"), F_OK) != 0);
-    if (saved) setenv("SMELT_CUDA_PLUGIN", keep, 1);
-    else unsetenv("SMELT_CUDA_PLUGIN");
+    CHECK(tl_run_smelt_env(TL_NO_GPU, cmd, &log) == 1 && strstr(log, "no usable CUDA device") &&
+          access(tl_tmp("x.gguf"), F_OK) != 0);
     free(log);
     snprintf(cmd, sizeof cmd, "gptq %s --calib %s --to gguf:Q4_K_M --act-order -o %s", tl_asset(KJV_F32),
              tl_asset(CALIB_TEXT), tl_tmp("x.gguf"));

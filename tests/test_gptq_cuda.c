@@ -264,12 +264,7 @@ static void refusals(void) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "gptq %s --calib %s --to hf -o %s --device cuda --quiet", tl_asset(KJV_F32),
              tl_asset(CALIB_TEXT), tl_tmp("refused"));
-    const char *saved = getenv("SMELT_CUDA_PLUGIN");
-    char keep[4096];
-    snprintf(keep, sizeof keep, "%s", saved ? saved : "");
-    setenv("SMELT_CUDA_PLUGIN", "/nonexistent/libsmelt_cuda.so", 1);
-    CHECK(tl_run_smelt(cmd, &log) == 1 && log && strstr(log, "no usable CUDA device"));
-    setenv("SMELT_CUDA_PLUGIN", keep, 1);
+    CHECK(tl_run_smelt_env(TL_NO_GPU, cmd, &log) == 1 && log && strstr(log, "no usable CUDA device"));
     free(log);
     log = NULL;
     snprintf(cmd, sizeof cmd, "gptq %s --calib %s --to hf -o %s --device tpu", tl_asset(KJV_F32), tl_asset(CALIB_TEXT),

@@ -105,11 +105,13 @@ int tl_write_file(const char *path, const void *data, size_t len) {
     return w == len ? 0 : -1;
 }
 
-int tl_run_smelt(const char *args, char **out) {
-    size_t n = strlen(args) + 1024;
+int tl_run_smelt(const char *args, char **out) { return tl_run_smelt_env("", args, out); }
+
+int tl_run_smelt_env(const char *env, const char *args, char **out) {
+    size_t n = strlen(env) + strlen(args) + 1024;
     char *cmd = malloc(n);
     const char *log = tl_tmp("last-run.log");
-    snprintf(cmd, n, "SMELT_NO_PROGRESS=1 '%s' %s > '%s' 2>&1", tl_smelt_bin(), args, log);
+    snprintf(cmd, n, "SMELT_NO_PROGRESS=1 %s '%s' %s > '%s' 2>&1", env, tl_smelt_bin(), args, log);
     int st = system(cmd);
     free(cmd);
     if (out) *out = tl_slurp(log, NULL);

@@ -83,6 +83,11 @@ const char *tl_tmp(const char *name);
 /* Run `$SMELT_BIN <args>` through the shell; returns the exit status; output to *out if non-NULL
  * (malloc'ed, stdout and stderr together). */
 int tl_run_smelt(const char *args, char **out);
+/* The same with environment assignments ("VAR=value ...") for that command only. */
+int tl_run_smelt_env(const char *env, const char *args, char **out);
+/* For tl_run_smelt_env: a CUDA plugin that does not exist, i.e. no usable GPU on any machine. */
+#define TL_NO_GPU "SMELT_CUDA_PLUGIN=/nonexistent/libsmelt_cuda.so"
+
 /* Path of the smelt binary. */
 const char *tl_smelt_bin(void);
 /* Read a whole file (malloc'ed); NULL on failure. */
