@@ -234,7 +234,8 @@ typedef struct sm_gptq_linear {
 typedef struct sm_gptq_layer_report {
     double seconds;                  /* the whole block: passes, Hessians, quantization */
     double seconds_forward;          /* of which: the block's forward passes over the samples */
-    double seconds_hessian;          /*   accumulating the Hessians (on opts.q.device) */
+    double seconds_hessian;          /*   accumulating the Hessians (on the CUDA device this is
+                                        part of the passes, and 0 here) */
     double seconds_quantize;         /*   factorizations and GPTQ (and the loss reports) */
     sm_type type[SM_LIN_COUNT];
     bool gptq[SM_LIN_COUNT];

@@ -4,6 +4,8 @@
  * there; the group is quantized; the next pass sees its quantized weights. */
 #include "calib/calib.h"
 
+#include "kernels/kernels.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +33,24 @@ bool sm_gptq_has_grid(sm_type t) {
     }
 }
 
-/* The observer: feeds the wanted inputs of one layer to their Hessians, stops at `stop_at`. */
+_Static_assert((int)SM_CUDA_IN_ATTN == (int)SM_IN_ATTN && (int)SM_CUDA_IN_ATTN_OUT == (int)SM_IN_ATTN_OUT &&
+                   (int)SM_CUDA_IN_FFN == (int)SM_IN_FFN && (int)SM_CUDA_IN_FFN_DOWN == (int)SM_IN_FFN_DOWN,
+               "kernels.h's observed inputs follow model.h's");
+
+/* the device tensor of each sm_linear */
+static const sm_cuda_tensor CUDA_TENSOR[SM_LIN_COUNT] = {
+    [SM_LIN_Q] = SM_CT_WQ, [SM_LIN_K] = SM_CT_WK, [SM_LIN_V] = SM_CT_WV, [SM_LIN_O] = SM_CT_WO,
+    [SM_LIN_GATE] = SM_CT_GATE, [SM_LIN_UP] = SM_CT_UP, [SM_LIN_DOWN] = SM_CT_DOWN};
+
+/* The observer: feeds the wanted inputs of one layer to their Hessians, stops at `stop_at`.
+ * With a GPU block, the passes run there and feed device Hessians directly. */
 typedef struct capture {
     int64_t layer;
     sm_hessian *h[SM_IN_COUNT]; /* NULL: not wanted in this pass */
     sm_linear_input stop_at;
     float *buf;                 /* seqlen x max cols, token-major */
     double seconds;             /* spent accumulating */
+    sm_cuda_block *gpu;         /* --device cuda: the block on the GPU */
 } capture;
 
 static int observe(void *user, int64_t layer, sm_linear_input which, const float *x, int64_t ld, int64_t cols,
@@ -127,9 +140,30 @@ static int round_to_nearest(sm_type type, const double *H, const float *W, int64
 
 /* Run layer l over every sample (x: n_samples x seqlen x n_embd), stopped by the observer
  * (stop_at < SM_IN_COUNT) or to the end (x is then replaced by the block's outputs). */
+/* The same pass on the GPU block (its weights are the current ones: quantized linears are
+ * uploaded as they are done); the Hessian accumulation is part of the pass there. */
+static int pass_gpu(const sm_model *m, capture *cap, float *x, const sm_calib_set *cs, sm_gptq_layer_report *lr) {
+    const int64_t E = sm_model_hparams(m)->n_embd, L = cs->seqlen;
+    const int stop = cap->stop_at < SM_IN_COUNT ? (int)cap->stop_at : -1;
+    sm_cuda_syrk *dh[SM_CUDA_IN_COUNT] = {0};
+    for (int i = 0; i < SM_CUDA_IN_COUNT; i++)
+        if (cap->h[i] && !(dh[i] = sm_hessian_device(cap->h[i]))) return sm_error("gptq: a Hessian is not on the GPU");
+    const double t0 = sm_now();
+    for (int64_t s = 0; s < cs->n_samples; s++) {
+        const int rc = sm_cuda_block_run(cap->gpu, x + s * L * E, L, stop, dh);
+        if (rc < 0) return sm_error_ctx("gptq: layer %lld on the GPU", (long long)cap->layer);
+        if (rc == 0 && stop >= 0) return sm_error("gptq: the block ended before its input was seen");
+        for (int i = 0; i < SM_CUDA_IN_COUNT; i++)
+            if (dh[i] && (stop < 0 || i <= stop)) sm_hessian_count(cap->h[i], L);
+    }
+    lr->seconds_forward += sm_now() - t0;
+    return 0;
+}
+
 static int pass(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, const sm_block_override *ov, float *x,
                 const sm_calib_set *cs, sm_gptq_layer_report *lr) {
     const int64_t E = sm_model_hparams(m)->n_embd, L = cs->seqlen;
+    if (cap->gpu) return pass_gpu(m, cap, x, cs, lr);
     const double t0 = sm_now(), h0 = cap->seconds;
     for (int64_t s = 0; s < cs->n_samples; s++) {
         const int rc = sm_model_eval_block(m, ctx, l, ov, x + s * L * E, L, 0);
@@ -143,6 +177,15 @@ static int pass(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, con
 
 static int quantize_linears(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
                                 float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr);
+
+/* Linear i of the block is quantized: later passes use its quantized weights (on the GPU, they
+ * replace the float ones in the device block). */
+static int use_quantized(capture *cap, sm_block_override *ov, const sm_gptq_linear *lin, sm_linear i) {
+    ov->w[i] = lin[i].res.deq;
+    if (cap->gpu && sm_cuda_block_set(cap->gpu, CUDA_TENSOR[i], lin[i].res.deq, lin[i].res.rows * lin[i].res.cols))
+        return sm_error_ctx("gptq: uploading the quantized %s", sm_linear_gguf_name(i));
+    return 0;
+}
 
 /* Quantize group g's linears; their float weights are freed once quantized (memory). */
 static int quantize_group(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
@@ -230,7 +273,11 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
     }
     for (int64_t s = 0; s < S; s++)
         if (sm_model_embed(m, cs->tokens + s * L, L, x + s * L * E)) goto done;
-    if (sm_context_new_block(m, L, L, &ctx) || sm_context_set_observer(ctx, observe, &cap)) goto done;
+    if (o->q.device == SM_DEVICE_CUDA) {
+        if (sm_model_cuda_block_new(m, L, &cap.gpu)) goto done;
+    } else if (sm_context_new_block(m, L, L, &ctx) || sm_context_set_observer(ctx, observe, &cap)) {
+        goto done;
+    }
 
     for (int64_t l = 0; l < n_layer; l++) {
         const double t0 = sm_now();
@@ -246,6 +293,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
             }
             if (sm_model_linear_f32(m, l, (sm_linear)i, W[i])) goto done;
         }
+        if (cap.gpu && sm_model_cuda_block_load(m, l, cap.gpu)) goto done;
         cap.layer = l;
         sm_hessian *h[N_GROUPS] = {0};
         int lrc = 0;
@@ -259,6 +307,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
             cap.stop_at = SM_IN_FFN_DOWN;
             if (!lrc) lrc = pass(m, ctx, &cap, l, NULL, x, cs, lr);
             for (int g = 0; g < N_GROUPS && !lrc; g++) lrc = quantize_group(m, l, g, h[g], o, W, lin, lr);
+            for (int i = 0; i < SM_LIN_COUNT && !lrc; i++) lrc = use_quantized(&cap, &ov, lin, (sm_linear)i);
         } else {
             for (int g = 0; g < N_GROUPS && !lrc; g++) {
                 int64_t rows, cols;
@@ -268,7 +317,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
                 if (!lrc) lrc = pass(m, ctx, &cap, l, &ov, x, cs, lr);
                 cap.h[GROUPS[g].in] = NULL;
                 if (!lrc) lrc = quantize_group(m, l, g, h[g], o, W, lin, lr);
-                for (int k = 0; k < GROUPS[g].n && !lrc; k++) ov.w[GROUPS[g].lin[k]] = lin[GROUPS[g].lin[k]].res.deq;
+                for (int k = 0; k < GROUPS[g].n && !lrc; k++) lrc = use_quantized(&cap, &ov, lin, GROUPS[g].lin[k]);
                 sm_hessian_free(h[g]);
                 h[g] = NULL;
             }
@@ -277,7 +326,6 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
         memset(cap.h, 0, sizeof cap.h);
         if (lrc) goto done;
         /* the quantized block's outputs are the next block's inputs */
-        for (int i = 0; i < SM_LIN_COUNT; i++) ov.w[i] = lin[i].res.deq;
         cap.stop_at = SM_IN_COUNT;
         if (pass(m, ctx, &cap, l, &ov, x, cs, lr)) goto done;
         if (o->sink && o->sink(o->sink_user, l, lin)) goto done;
@@ -292,6 +340,7 @@ done:
         free(W[i]);
     }
     sm_context_free(ctx);
+    sm_cuda_block_free(cap.gpu);
     free(cap.buf);
     free(x);
     rep->seconds = sm_now() - t_start;

@@ -33,6 +33,10 @@ static struct {
     int (*gptq_loss)(sm_cuda_gptq *, const double *, int64_t, double *);
     void (*gptq_free)(sm_cuda_gptq *);
     int (*dgemm_rate)(int64_t, int, double *);
+    int (*block_new)(const sm_cuda_dims *, sm_cuda_block **);
+    int (*block_set)(sm_cuda_block *, sm_cuda_tensor, const float *, int64_t);
+    int (*block_run)(sm_cuda_block *, float *, int64_t, int, sm_cuda_syrk *const *);
+    void (*block_free)(sm_cuda_block *);
 } P;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static char g_why[PATH_MAX + 256];
@@ -82,6 +86,10 @@ static void load(void) {
     SYM(gptq_loss);
     SYM(gptq_free);
     SYM(dgemm_rate);
+    SYM(block_new);
+    SYM(block_set);
+    SYM(block_run);
+    SYM(block_free);
 }
 
 static bool loaded(void) {
@@ -165,4 +173,24 @@ void sm_cuda_gptq_free(sm_cuda_gptq *g) {
 int sm_cuda_dgemm_rate(int64_t n, int reps, double *gflops) {
     *gflops = 0;
     FORWARD(dgemm_rate, n, reps, gflops);
+}
+
+int sm_cuda_block_new(const sm_cuda_dims *d, sm_cuda_block **out) {
+    *out = NULL;
+    FORWARD(block_new, d, out);
+}
+
+int sm_cuda_block_set(sm_cuda_block *b, sm_cuda_tensor which, const float *host, int64_t n) {
+    FORWARD(block_set, b, which, host, n);
+}
+
+int sm_cuda_block_run(sm_cuda_block *b, float *x, int64_t n_tok, int stop_at, sm_cuda_syrk *const *h) {
+    if (!loaded()) return fail();
+    if (!P.block_run) return sm_error("CUDA: the plugin has no smcu_block_run (rebuild smelt)");
+    const int rc = P.block_run(b, x, n_tok, stop_at, h);
+    return rc < 0 ? fail() : rc;
+}
+
+void sm_cuda_block_free(sm_cuda_block *b) {
+    if (b && loaded() && P.block_free) P.block_free(b);
 }

@@ -148,6 +148,32 @@ int sm_cuda_gptq_update(sm_cuda_gptq *g, int64_t i1, int64_t i2, const double *E
 int sm_cuda_gptq_loss(sm_cuda_gptq *g, const double *D, int64_t m, double *out);
 void sm_cuda_gptq_free(sm_cuda_gptq *g);
 
+/* ======================================================================================
+ * CUDA calibration block (kernels/cuda/calib_block.cu; calibration section)
+ *
+ * One decoder block at a time on the device, for layer-by-layer calibration (smelt gptq
+ * --device cuda): the block's float weights are uploaded (and replaced by their quantized
+ * versions as GPTQ proceeds); each sample's residual stream (n_tok x n_embd floats, token-
+ * major, host) is uploaded, run through the block at positions 0.. up to a stop point while
+ * the observed linear inputs are added to device Hessians, and a full pass writes the block's
+ * output back to the host. The same arithmetic as the CPU block in float (sums in another
+ * order: equal to rounding).
+ * ==================================================================================== */
+
+/* The observed inputs, in the order of model.h's sm_linear_input. */
+enum { SM_CUDA_IN_ATTN, SM_CUDA_IN_ATTN_OUT, SM_CUDA_IN_FFN, SM_CUDA_IN_FFN_DOWN, SM_CUDA_IN_COUNT };
+
+typedef struct sm_cuda_block sm_cuda_block;
+/* d->n_ctx is the most tokens a sample has; n_vocab and n_layer are not used. */
+int sm_cuda_block_new(const sm_cuda_dims *d, sm_cuda_block **out);
+/* Upload a block tensor (norms, weights row-major [out][in], biases; host NULL removes a bias). */
+int sm_cuda_block_set(sm_cuda_block *b, sm_cuda_tensor which, const float *host, int64_t n);
+/* Run one sample: h[SM_CUDA_IN_*] (NULL entries, or h NULL: not observed) accumulate the
+ * observed inputs; stop_at (an SM_CUDA_IN_* index) ends the pass once that input is fed and
+ * returns 1, leaving x unchanged; -1 runs the whole block and writes its output to x (0). */
+int sm_cuda_block_run(sm_cuda_block *b, float *x, int64_t n_tok, int stop_at, sm_cuda_syrk *const *h);
+void sm_cuda_block_free(sm_cuda_block *b);
+
 /* cuBLAS DGEMM's rate on n x n x n products (reps of them after a warm-up), in GFLOP/s: the
  * device's double-precision peak that benchmarks report GPTQ's speed against. */
 int sm_cuda_dgemm_rate(int64_t n, int reps, double *gflops);

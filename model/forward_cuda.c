@@ -54,3 +54,41 @@ int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, sm_cuda_net **out) {
     *out = net;
     return 0;
 }
+
+/* ---- the calibration block ---- */
+
+int sm_model_cuda_block_new(const sm_model *m, int64_t n_tok, sm_cuda_block **out) {
+    const sm_hparams *hp = &m->hp;
+    const sm_cuda_dims d = {.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_ff = hp->n_ff, .n_layer = 1,
+                            .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = m->head_dim, .n_ctx = n_tok,
+                            .rms_eps = hp->rms_eps, .rope_neox = m->rope == SM_ROPE_NEOX, .rope_freq = m->rope_freq};
+    return sm_cuda_block_new(&d, out);
+}
+
+static int block_matrix(sm_cuda_block *b, sm_cuda_tensor which, const sm_weight *w) {
+    float *buf = malloc(sizeof(float) * (size_t)w->rows * (size_t)w->cols);
+    if (!buf) return sm_error("out of memory converting a %lld x %lld tensor for the GPU", (long long)w->rows,
+                              (long long)w->cols);
+    int rc = 0;
+    for (int64_t r = 0; r < w->rows && rc == 0; r++)
+        rc = sm_row_to_f32(w->type, (const char *)w->data + (size_t)r * w->stride, buf + r * w->cols, w->cols);
+    if (rc == 0) rc = sm_cuda_block_set(b, which, buf, w->rows * w->cols);
+    free(buf);
+    return rc;
+}
+
+int sm_model_cuda_block_load(const sm_model *m, int64_t layer, sm_cuda_block *b) {
+    if (layer < 0 || layer >= m->hp.n_layer) return sm_error("layer %lld out of range", (long long)layer);
+    const sm_layer_weights *L = &m->layers[layer];
+    const int64_t E = m->hp.n_embd, F = m->hp.n_ff, Q = m->q_dim, KV = m->kv_dim;
+    return sm_cuda_block_set(b, SM_CT_ATTN_NORM, L->attn_norm, E) || sm_cuda_block_set(b, SM_CT_FFN_NORM, L->ffn_norm, E) ||
+                   block_matrix(b, SM_CT_WQ, &L->wq) || block_matrix(b, SM_CT_WK, &L->wk) ||
+                   block_matrix(b, SM_CT_WV, &L->wv) || block_matrix(b, SM_CT_WO, &L->wo) ||
+                   block_matrix(b, SM_CT_GATE, &L->gate) || block_matrix(b, SM_CT_UP, &L->up) ||
+                   block_matrix(b, SM_CT_DOWN, &L->down) || sm_cuda_block_set(b, SM_CT_BQ, L->bq, Q) ||
+                   sm_cuda_block_set(b, SM_CT_BK, L->bk, KV) || sm_cuda_block_set(b, SM_CT_BV, L->bv, KV) ||
+                   sm_cuda_block_set(b, SM_CT_BO, L->bo, E) || sm_cuda_block_set(b, SM_CT_BGATE, L->bgate, F) ||
+                   sm_cuda_block_set(b, SM_CT_BUP, L->bup, F) || sm_cuda_block_set(b, SM_CT_BDOWN, L->bdown, E)
+               ? -1
+               : 0;
+}

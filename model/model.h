@@ -239,4 +239,11 @@ typedef struct sm_block_override {
 int sm_model_eval_block(const sm_model *m, sm_context *c, int64_t layer, const sm_block_override *ov, float *x,
                         int64_t n, int64_t pos0);
 
+/* The same on a GPU (kernels.h's sm_cuda_block): a device block for samples of up to n_tok
+ * tokens, and the upload of layer `layer`'s weights into it (as float, one tensor at a time;
+ * Llama-family blocks). -1 (sm_error) without a usable device. */
+struct sm_cuda_block;
+int sm_model_cuda_block_new(const sm_model *m, int64_t n_tok, struct sm_cuda_block **out);
+int sm_model_cuda_block_load(const sm_model *m, int64_t layer, struct sm_cuda_block *b);
+
 #endif

@@ -77,6 +77,8 @@ static int to_host(sm_hessian *h) {
 }
 
 int64_t sm_hessian_cols(const sm_hessian *h) { return h->cols; }
+sm_cuda_syrk *sm_hessian_device(sm_hessian *h) { return h->finalized ? NULL : h->dev; }
+void sm_hessian_count(sm_hessian *h, int64_t n_tok) { h->n += n_tok; }
 int64_t sm_hessian_tokens(const sm_hessian *h) { return h->n; }
 
 int sm_hessian_add(sm_hessian *h, const float *x, int64_t n_tok, int64_t ld) {

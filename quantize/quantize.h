@@ -63,6 +63,11 @@ int64_t sm_hessian_tokens(const sm_hessian *h);
  * a device accumulator cannot be read back. */
 const double *sm_hessian_matrix(sm_hessian *h);
 void sm_hessian_free(sm_hessian *h);
+/* A CUDA Hessian's device accumulator (NULL on the CPU, or once read back), for device code
+ * that adds activations already in GPU memory (sm_cuda_block_run); it reports the tokens it
+ * added with sm_hessian_count. */
+struct sm_cuda_syrk *sm_hessian_device(sm_hessian *h);
+void sm_hessian_count(sm_hessian *h, int64_t n_tok);
 
 typedef struct sm_gptq_opts {
     /* The grid. SM_TYPE_INVALID: the integer grid of HF GPTQ checkpoints (bits, group_size,

@@ -6,6 +6,7 @@
 // matrix is the column-major c x r matrix of its transpose, so each call below is written on
 // the transposes (the comments give the row-major meaning).
 #include "check.h"
+#include "syrk.h"
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
@@ -21,6 +22,15 @@
 __global__ void k_widen(const float *x, double *y, int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         y[i] = (double)x[i];
+}
+
+// rows x cols floats (row stride ld) widened into y (rows x cols); *bad set if any is not finite
+__global__ void k_widen_rows(const float *x, int64_t ld, int64_t rows, int64_t cols, double *y, int *bad) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < rows * cols; i += (int64_t)gridDim.x * blockDim.x) {
+        const float v = x[i / cols * ld + i % cols];
+        if (!isfinite(v)) *bad = 1;
+        y[i] = (double)v;
+    }
 }
 
 __global__ void k_set_diagonal(double *x, int64_t n, double v) {
@@ -45,6 +55,7 @@ struct sm_cuda_syrk {
     int64_t n, chunk;
     double *S, *xd; // S: n x n (lower triangle, column-major); xd: chunk x n widened tokens
     float *xf;
+    int *bad;       // set by k_widen_rows when an activation is not finite
     cublasHandle_t blas;
 };
 
@@ -53,6 +64,7 @@ extern "C" void sm_cuda_syrk_free(sm_cuda_syrk *s) {
     cudaFree(s->S);
     cudaFree(s->xd);
     cudaFree(s->xf);
+    cudaFree(s->bad);
     if (s->blas) cublasDestroy(s->blas);
     free(s);
 }
@@ -64,9 +76,10 @@ static int syrk_init(sm_cuda_syrk *s, int64_t n) {
     BLAS(cublasCreate(&s->blas), "create handle");
     if (dev_alloc((void **)&s->S, sizeof(double) * (size_t)(n * n)) ||
         dev_alloc((void **)&s->xd, sizeof(double) * (size_t)(s->chunk * n)) ||
-        dev_alloc((void **)&s->xf, sizeof(float) * (size_t)(s->chunk * n)))
+        dev_alloc((void **)&s->xf, sizeof(float) * (size_t)(s->chunk * n)) || dev_alloc((void **)&s->bad, sizeof(int)))
         return -1;
     CU(cudaMemset(s->S, 0, sizeof(double) * (size_t)(n * n)), "clear the Hessian");
+    CU(cudaMemset(s->bad, 0, sizeof(int)), "clear");
     return 0;
 }
 
@@ -99,6 +112,23 @@ extern "C" int sm_cuda_syrk_add(sm_cuda_syrk *s, const float *x, int64_t n_tok, 
                          s->S, (int)n),
              "DSYRK");
     }
+    return 0;
+}
+
+int smcu_syrk_add_device(sm_cuda_syrk *s, const float *x, int64_t n_tok, int64_t ld) {
+    const int64_t n = s->n;
+    const double one = 1.0;
+    for (int64_t t0 = 0; t0 < n_tok; t0 += s->chunk) {
+        const int64_t nt = n_tok - t0 < s->chunk ? n_tok - t0 : s->chunk;
+        SM_LAUNCH(k_widen_rows, grid_for(nt * n), 256, x + t0 * ld, ld, nt, n, s->xd, s->bad);
+        CU(cudaGetLastError(), "widen activations");
+        BLAS(cublasDsyrk(s->blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, (int)n, (int)nt, &one, s->xd, (int)n, &one,
+                         s->S, (int)n),
+             "DSYRK");
+    }
+    int bad = 0;
+    CU(cudaMemcpy(&bad, s->bad, sizeof(int), cudaMemcpyDeviceToHost), "read the finiteness flag");
+    if (bad) return sm_error("hessian: an input activation is not finite (must be finite)");
     return 0;
 }
 

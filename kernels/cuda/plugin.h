@@ -22,6 +22,10 @@
 #define sm_cuda_gptq_loss smcu_gptq_loss
 #define sm_cuda_gptq_free smcu_gptq_free
 #define sm_cuda_dgemm_rate smcu_dgemm_rate
+#define sm_cuda_block_new smcu_block_new
+#define sm_cuda_block_set smcu_block_set
+#define sm_cuda_block_run smcu_block_run
+#define sm_cuda_block_free smcu_block_free
 #define sm_error smcu_error
 
 #endif

@@ -28,7 +28,27 @@ static inline double emu_op(const double *x, int ld, cublasOperation_t op, int i
     return op == CUBLAS_OP_N ? x[i + (int64_t)j * ld] : x[j + (int64_t)i * ld];
 }
 
-// C = alpha op(A) op(B) + beta C; C m x n, op(A) m x k, op(B) k x n
+// C = alpha op(A) op(B) + beta C; C m x n, op(A) m x k, op(B) k x n (SGEMM: products summed in
+// double here, which a GPU does not do: results equal to rounding)
+static inline float emu_opf(const float *x, int ld, cublasOperation_t op, int i, int j) {
+    return op == CUBLAS_OP_N ? x[i + (int64_t)j * ld] : x[j + (int64_t)i * ld];
+}
+static inline cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                         int k, const float *alpha, const float *A, int lda, const float *B, int ldb,
+                                         const float *beta, float *C, int ldc) {
+    if (m < 0 || n < 0 || k < 0 || ldc < m || lda < (ta == CUBLAS_OP_N ? m : k) || ldb < (tb == CUBLAS_OP_N ? k : n))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            double s = 0;
+            for (int p = 0; p < k; p++) s += (double)emu_opf(A, lda, ta, i, p) * emu_opf(B, ldb, tb, p, j);
+            float *c = C + i + (int64_t)j * ldc;
+            *c = *beta == 0.0f ? (float)(*alpha * s) : (float)(*alpha * s) + *beta * *c;
+        }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+// DGEMM: the same in double
 static inline cublasStatus_t cublasDgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                          int k, const double *alpha, const double *A, int lda, const double *B,
                                          int ldb, const double *beta, double *C, int ldc) {

@@ -5,3 +5,4 @@
 #include "kernels/cuda/plugin_error.cu"
 #include "kernels/cuda/device.cu"
 #include "kernels/cuda/gptq.cu"
+#include "kernels/cuda/calib_block.cu"
