@@ -1,20 +1,28 @@
-/* forward_cuda.c - hand a loaded model to the CUDA decoder: every tensor is converted to
- * float on the host one at a time (so host memory holds at most one tensor's floats) and
- * copied to the device. */
+/* forward_cuda.c - hand a loaded model to the CUDA decoder, or one block of it to the CUDA
+ * calibration block: every tensor is converted to float on the host one at a time (so host
+ * memory holds at most one tensor's floats) and copied to the device. */
 #include "runtime_internal.h"
 
 #include "kernels/kernels.h"
 
 #include <stdlib.h>
 
-static int upload_matrix(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const sm_weight *w) {
+/* A weight as float (malloc'ed), or NULL (sm_error). */
+static float *weight_f32(const sm_weight *w) {
     float *buf = malloc(sizeof(float) * (size_t)w->rows * (size_t)w->cols);
     if (!buf) return sm_error("out of memory converting a %lld x %lld tensor for the GPU", (long long)w->rows,
-                              (long long)w->cols);
-    int rc = 0;
-    for (int64_t r = 0; r < w->rows && rc == 0; r++)
-        rc = sm_row_to_f32(w->type, (const char *)w->data + (size_t)r * w->stride, buf + r * w->cols, w->cols);
-    if (rc == 0) rc = sm_cuda_net_upload(net, which, layer, buf, w->rows * w->cols);
+                              (long long)w->cols), NULL;
+    for (int64_t r = 0; r < w->rows; r++)
+        if (sm_row_to_f32(w->type, (const char *)w->data + (size_t)r * w->stride, buf + r * w->cols, w->cols)) {
+            free(buf);
+            return NULL;
+        }
+    return buf;
+}
+
+static int upload_matrix(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const sm_weight *w) {
+    float *buf = weight_f32(w);
+    const int rc = buf ? sm_cuda_net_upload(net, which, layer, buf, w->rows * w->cols) : -1;
     free(buf);
     return rc;
 }
@@ -66,13 +74,8 @@ int sm_model_cuda_block_new(const sm_model *m, int64_t n_tok, sm_cuda_block **ou
 }
 
 static int block_matrix(sm_cuda_block *b, sm_cuda_tensor which, const sm_weight *w) {
-    float *buf = malloc(sizeof(float) * (size_t)w->rows * (size_t)w->cols);
-    if (!buf) return sm_error("out of memory converting a %lld x %lld tensor for the GPU", (long long)w->rows,
-                              (long long)w->cols);
-    int rc = 0;
-    for (int64_t r = 0; r < w->rows && rc == 0; r++)
-        rc = sm_row_to_f32(w->type, (const char *)w->data + (size_t)r * w->stride, buf + r * w->cols, w->cols);
-    if (rc == 0) rc = sm_cuda_block_set(b, which, buf, w->rows * w->cols);
+    float *buf = weight_f32(w);
+    const int rc = buf ? sm_cuda_block_set(b, which, buf, w->rows * w->cols) : -1;
     free(buf);
     return rc;
 }
