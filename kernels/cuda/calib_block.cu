@@ -23,7 +23,7 @@ struct sm_cuda_block {
     float *w[SM_CT_COUNT];          // this block's tensors (layer ones only); biases may be NULL
     int64_t w_n[SM_CT_COUNT];
     float *rope_cos, *rope_sin;     // [head_dim/2][n_ctx]
-    float *x, *xn, *q, *k, *v, *att, *s, *tmp, *gate, *up;
+    float *x, *xn, *q, *k, *v, *att, *s, *tmp, *gate, *up, *scale;
 };
 
 // ---- kernels: grid-stride loops, one thread per independent output ----
@@ -31,15 +31,19 @@ struct sm_cuda_block {
 #define GRID_STRIDE(i, n) \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
-// y = x / rms(x) * w per token, the sum of squares in double in feature order (as on the CPU)
-__global__ void kb_rmsnorm(const float *x, const float *w, float *y, int64_t n, int64_t E, float eps) {
+// scale[t] = 1 / rms(x_t), the sum of squares in double in feature order (as on the CPU)
+__global__ void kb_rms_scale(const float *x, float *scale, int64_t n, int64_t E, float eps) {
     GRID_STRIDE(t, n) {
         const float *xr = x + t * E;
         double ss = 0;
         for (int64_t f = 0; f < E; f++) ss += (double)xr[f] * xr[f];
-        const float scale = (float)(1.0 / sqrt(ss / (double)E + (double)eps));
-        for (int64_t f = 0; f < E; f++) y[t * E + f] = (xr[f] * scale) * w[f];
+        scale[t] = (float)(1.0 / sqrt(ss / (double)E + (double)eps));
     }
+}
+
+// y = (x * scale[t]) * w, one thread per element (coalesced)
+__global__ void kb_scale_mul(const float *x, const float *scale, const float *w, float *y, int64_t n, int64_t E) {
+    GRID_STRIDE(i, n * E) y[i] = (x[i] * scale[i / E]) * w[i % E];
 }
 
 __global__ void kb_add_bias(float *y, const float *b, int64_t n, int64_t cols) {
@@ -69,21 +73,22 @@ __global__ void kb_rope(float *v, int64_t n, int64_t heads, int64_t hd, int64_t 
     }
 }
 
-// column i of s (n keys x n queries, column-major) becomes the causal softmax of query i's
-// scaled scores: keys 0..i, zero beyond
+// s holds the scores of query i and key j at s[i + j*n] (queries x keys, column-major: a
+// warp's threads, one query each, read consecutive addresses); each query's row becomes the
+// causal softmax of its scaled scores: keys 0..i, zero beyond
 __global__ void kb_causal_softmax(float *s, int64_t n, float scale) {
     GRID_STRIDE(i, n) {
-        float *col = s + i * n;
         float mx = -INFINITY;
-        for (int64_t j = 0; j <= i; j++) mx = fmaxf(mx, col[j] * scale);
+        for (int64_t j = 0; j <= i; j++) mx = fmaxf(mx, s[i + j * n] * scale);
         float sum = 0;
         for (int64_t j = 0; j <= i; j++) {
-            col[j] = expf(col[j] * scale - mx);
-            sum += col[j];
+            const float e = expf(s[i + j * n] * scale - mx);
+            s[i + j * n] = e;
+            sum += e;
         }
         const float inv = 1.0f / sum;
-        for (int64_t j = 0; j <= i; j++) col[j] *= inv;
-        for (int64_t j = i + 1; j < n; j++) col[j] = 0;
+        for (int64_t j = 0; j <= i; j++) s[i + j * n] *= inv;
+        for (int64_t j = i + 1; j < n; j++) s[i + j * n] = 0;
     }
 }
 
@@ -103,7 +108,7 @@ static int alloc_f(float **p, int64_t n) {
 extern "C" void sm_cuda_block_free(sm_cuda_block *b) {
     if (!b) return;
     for (int i = 0; i < SM_CT_COUNT; i++) cudaFree(b->w[i]);
-    float *bufs[] = {b->rope_cos, b->rope_sin, b->x, b->xn, b->q, b->k, b->v, b->att, b->s, b->tmp, b->gate, b->up};
+    float *bufs[] = {b->rope_cos, b->rope_sin, b->x, b->xn, b->q, b->k, b->v, b->att, b->s, b->tmp, b->gate, b->up, b->scale};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     if (b->blas) cublasDestroy(b->blas);
     free(b);
@@ -119,7 +124,7 @@ static int block_init(sm_cuda_block *b, const sm_cuda_dims *d) {
     if (alloc_f(&b->rope_cos, half * n) || alloc_f(&b->rope_sin, half * n) || alloc_f(&b->x, n * E) ||
         alloc_f(&b->xn, n * E) || alloc_f(&b->q, n * b->q_dim) || alloc_f(&b->k, n * b->kv_dim) ||
         alloc_f(&b->v, n * b->kv_dim) || alloc_f(&b->att, n * b->q_dim) || alloc_f(&b->s, n * n) ||
-        alloc_f(&b->tmp, n * E) || alloc_f(&b->gate, n * F) || alloc_f(&b->up, n * F))
+        alloc_f(&b->tmp, n * E) || alloc_f(&b->gate, n * F) || alloc_f(&b->up, n * F) || alloc_f(&b->scale, n))
         return -1;
     // the CPU's tables: angles in double, then float
     float *cs = (float *)malloc(sizeof(float) * (size_t)(half * n)), *sn = (float *)malloc(sizeof(float) * (size_t)(half * n));
@@ -202,18 +207,22 @@ static int linear(sm_cuda_block *b, const float *x, int64_t n, int64_t cols, sm_
     return 0;
 }
 
-// causal attention of every head over the block's n tokens: per head, scores S = K_h Q_h^T
-// (keys x queries), the causal softmax of each query's column, then att_h = V_h S
+// causal attention of every head over the block's n tokens: per head, the scores
+// S = Q_h K_h^T (queries x keys), each query's causal softmax, then att_h = S V_h
 static int attention(sm_cuda_block *b, int64_t n) {
     const int64_t hd = b->d.head_dim, Q = b->q_dim, KV = b->kv_dim, group = b->d.n_head / b->d.n_head_kv;
     const float one = 1.0f, zero = 0.0f, scale = 1.0f / sqrtf((float)hd);
     for (int64_t h = 0; h < b->d.n_head; h++) {
         const int64_t kvh = h / group;
-        BLAS(cublasSgemm(b->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)n, (int)hd, &one, b->k + kvh * hd, (int)KV,
-                         b->q + h * hd, (int)Q, &zero, b->s, (int)n),
+        // S[i + j*n] = q_i . k_j: q_h and k_h read column-major as hd x n (ld Q, ld KV), the
+        // first transposed
+        BLAS(cublasSgemm(b->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)n, (int)hd, &one, b->q + h * hd, (int)Q,
+                         b->k + kvh * hd, (int)KV, &zero, b->s, (int)n),
              "SGEMM (scores)");
         SM_LAUNCH(kb_causal_softmax, grid_of(n), 256, b->s, n, scale);
-        BLAS(cublasSgemm(b->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)hd, (int)n, (int)n, &one, b->v + kvh * hd, (int)KV,
+        // att_i (hd floats at att + i*Q + h*hd) = sum over keys j of P[i + j*n] v_j: column-major
+        // (hd x n queries, ld Q) = V_h (hd x n keys, ld KV) times S transposed
+        BLAS(cublasSgemm(b->blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)hd, (int)n, (int)n, &one, b->v + kvh * hd, (int)KV,
                          b->s, (int)n, &zero, b->att + h * hd, (int)Q),
              "SGEMM (values)");
     }
@@ -231,7 +240,8 @@ static int run(sm_cuda_block *b, float *x_host, int64_t n, int stop_at, sm_cuda_
     const int64_t E = d->n_embd, F = d->n_ff, Q = b->q_dim, KV = b->kv_dim;
     CU(cudaMemcpy(b->x, x_host, sizeof(float) * (size_t)(n * E), cudaMemcpyHostToDevice), "upload activations");
     int rc;
-    SM_LAUNCH(kb_rmsnorm, grid_of(n), 256, b->x, b->w[SM_CT_ATTN_NORM], b->xn, n, E, d->rms_eps);
+    SM_LAUNCH(kb_rms_scale, grid_of(n), 256, b->x, b->scale, n, E, d->rms_eps);
+    SM_LAUNCH(kb_scale_mul, grid_of(n * E), 256, b->x, b->scale, b->w[SM_CT_ATTN_NORM], b->xn, n, E);
     if ((rc = observe(h, SM_CUDA_IN_ATTN, stop_at, b->xn, n, E))) return rc;
     if (linear(b, b->xn, n, E, SM_CT_WQ, Q, SM_CT_BQ, b->q) || linear(b, b->xn, n, E, SM_CT_WK, KV, SM_CT_BK, b->k) ||
         linear(b, b->xn, n, E, SM_CT_WV, KV, SM_CT_BV, b->v))
@@ -244,7 +254,8 @@ static int run(sm_cuda_block *b, float *x_host, int64_t n, int stop_at, sm_cuda_
     if ((rc = observe(h, SM_CUDA_IN_ATTN_OUT, stop_at, b->att, n, Q))) return rc;
     if (linear(b, b->att, n, Q, SM_CT_WO, E, SM_CT_BO, b->tmp)) return -1;
     SM_LAUNCH(kb_add, grid_of(n * E), 256, b->x, b->tmp, n * E);
-    SM_LAUNCH(kb_rmsnorm, grid_of(n), 256, b->x, b->w[SM_CT_FFN_NORM], b->xn, n, E, d->rms_eps);
+    SM_LAUNCH(kb_rms_scale, grid_of(n), 256, b->x, b->scale, n, E, d->rms_eps);
+    SM_LAUNCH(kb_scale_mul, grid_of(n * E), 256, b->x, b->scale, b->w[SM_CT_FFN_NORM], b->xn, n, E);
     if ((rc = observe(h, SM_CUDA_IN_FFN, stop_at, b->xn, n, E))) return rc;
     if (linear(b, b->xn, n, E, SM_CT_GATE, F, SM_CT_BGATE, b->gate) || linear(b, b->xn, n, E, SM_CT_UP, F, SM_CT_BUP, b->up))
         return -1;
