@@ -238,15 +238,15 @@ static int cpu_observe(void *user, int64_t layer, sm_linear_input which, const f
     return sm_hessian_add(o->h[which], o->buf, n_tok, cols);
 }
 
-/* Every block of tiny-llama-kjv, full passes over calibration samples on the CPU (block
- * context + observer) and on the GPU block: the four Hessians of every layer agree to float
- * rounding, and so do the block outputs. */
-static void calib_block(void) {
+/* Every block of a model, full passes over calibration samples on the CPU (block context +
+ * observer) and on the GPU block: the four Hessians of every layer agree to float rounding,
+ * and so do the block outputs. */
+static void calib_block_of(const char *path) {
     sm_model *m = NULL;
     const sm_tokenizer *tok = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    CHECK_OK(sm_model_load(tl_asset(KJV_F32), NULL, &m));
+    CHECK_OK(sm_model_load(path, NULL, &m));
     if (!m || sm_model_tokenizer(m, &tok) || sm_calib_tokenize_file(tok, tl_asset(CALIB_TEXT), false, &ids, &n_ids)) {
         CHECK_MSG(0, "model: %s", sm_last_error());
         sm_model_free(m);
@@ -269,7 +269,9 @@ static void calib_block(void) {
         sm_hessian *hg[SM_IN_COUNT] = {0};
         sm_cuda_syrk *dh[SM_CUDA_IN_COUNT] = {0};
         for (int i = 0; i < SM_CUDA_IN_COUNT; i++) {
-            const int64_t cols = i == SM_IN_FFN_DOWN ? hp->n_ff : i == SM_IN_ATTN_OUT ? hp->n_head * (E / hp->n_head) : E;
+            int64_t rows = 0, cols = 0;
+            sm_model_linear_shape(m, l, i == SM_IN_ATTN ? SM_LIN_Q : i == SM_IN_ATTN_OUT ? SM_LIN_O
+                                        : i == SM_IN_FFN ? SM_LIN_GATE : SM_LIN_DOWN, &rows, &cols);
             obs.h[i] = sm_hessian_new(cols);
             hg[i] = sm_hessian_new_on(cols, SM_DEVICE_CUDA);
             dh[i] = hg[i] ? sm_hessian_device(hg[i]) : NULL;
@@ -296,8 +298,9 @@ static void calib_block(void) {
         }
         worst_x = fmax(worst_x, d / mx);
     }
-    fprintf(stderr, "  %lld blocks x %d samples: Hessians agree to %.3g, block outputs to %.3g (relative to the largest)\n",
-            (long long)hp->n_layer, BLK_SAMPLES, worst_h, worst_x);
+    fprintf(stderr, "  %s, %lld blocks x %d samples: Hessians agree to %.3g, block outputs to %.3g (of the largest)\n",
+            strstr(path, "qwen2") ? "qwen2 (biases, neox rope, GQA)" : "tiny-llama-kjv", (long long)hp->n_layer,
+            BLK_SAMPLES, worst_h, worst_x);
     CHECK(worst_h <= 1e-4 && worst_x <= 1e-4);
     /* a stop point: the pass ends after feeding that input and leaves x alone */
     if (gb) {
@@ -319,6 +322,13 @@ static void calib_block(void) {
     free(xg);
     free(ids);
     sm_model_free(m);
+}
+
+static void calib_block(void) {
+    calib_block_of(tl_asset(KJV_F32));
+    const char *qwen2 = tl_make_qwen2_tiny();
+    CHECK(qwen2 != NULL);
+    if (qwen2) calib_block_of(qwen2);
 }
 
 static cJSON *run_json(const char *device, char **log) {

@@ -230,72 +230,6 @@ static void gguf_f32_and_q8(void) {
 /* ---- a tiny Qwen2 (q/k/v biases, rotate_half rope with theta 1e6, tied output) against
  * torch: weights from the integer recipe of scripts/make_qwen2_reference.py, reference
  * logits (24 positions x the first 128 ids) in tests/data/qwen2-tiny/ ---- */
-enum { QW_HIDDEN = 64, QW_HEADS = 4, QW_KV = 2, QW_FF = 96, QW_LAYERS = 2, QW_VOCAB = 2048, QW_HD = 16 };
-
-static void qwen2_tensor(int i, const char *name, int64_t n, float *out) {
-    uint64_t st = 1000 + (uint64_t)i;
-    const size_t len = strlen(name);
-    const bool norm = strstr(name, "norm") != NULL, bias = len > 5 && !strcmp(name + len - 5, ".bias");
-    for (int64_t e = 0; e < n; e++) {
-        st = (st * 1103515245u + 12345u) % (1u << 31);
-        const float v = (float)((int)((st >> 8) % 255) - 127);
-        out[e] = norm ? 1.0f + v / 1024 : bias ? v / 256 : v / 512;
-    }
-}
-
-static char *make_qwen2(void) {
-    static char dir[1024];
-    snprintf(dir, sizeof dir, "%s", tl_tmp("qwen2"));
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s' '%s' '%s'/", dir, tl_asset(KJV "/tokenizer.model"),
-             tl_asset(KJV "/tokenizer_config.json"), tl_asset(KJV "/special_tokens_map.json"), dir);
-    if (system(cmd)) return NULL;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    const char *cfg = "{\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\", \"hidden_size\": 64, "
-                      "\"intermediate_size\": 96, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
-                      "\"num_key_value_heads\": 2, \"vocab_size\": 2048, \"max_position_embeddings\": 256, "
-                      "\"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0, \"tie_word_embeddings\": true, "
-                      "\"torch_dtype\": \"float32\"}\n";
-    if (tl_write_file(path, cfg, strlen(cfg))) return NULL;
-    struct { char name[96]; int64_t shape[2]; int nd; } t[3 + 12 * QW_LAYERS];
-    int n = 0;
-#define ADD(nm, r, c) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].shape[0] = r, t[n].shape[1] = c, t[n].nd = c ? 2 : 1, n++)
-    ADD("model.embed_tokens.weight", QW_VOCAB, QW_HIDDEN);
-    for (int l = 0; l < QW_LAYERS; l++) {
-        char b[96];
-#define L(s, r, c) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), ADD(b, r, c))
-        L("input_layernorm.weight", QW_HIDDEN, 0);
-        L("self_attn.q_proj.weight", QW_HEADS * QW_HD, QW_HIDDEN);
-        L("self_attn.q_proj.bias", QW_HEADS * QW_HD, 0);
-        L("self_attn.k_proj.weight", QW_KV * QW_HD, QW_HIDDEN);
-        L("self_attn.k_proj.bias", QW_KV * QW_HD, 0);
-        L("self_attn.v_proj.weight", QW_KV * QW_HD, QW_HIDDEN);
-        L("self_attn.v_proj.bias", QW_KV * QW_HD, 0);
-        L("self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW_HD);
-        L("post_attention_layernorm.weight", QW_HIDDEN, 0);
-        L("mlp.gate_proj.weight", QW_FF, QW_HIDDEN);
-        L("mlp.up_proj.weight", QW_FF, QW_HIDDEN);
-        L("mlp.down_proj.weight", QW_HIDDEN, QW_FF);
-#undef L
-    }
-    ADD("model.norm.weight", QW_HIDDEN, 0);
-#undef ADD
-    sm_st_writer *w = sm_st_writer_new();
-    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    int rc = sm_st_writer_begin(w, path);
-    float *buf = malloc(sizeof(float) * QW_VOCAB * QW_HIDDEN);
-    for (int i = 0; i < n && rc == 0; i++) {
-        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
-        qwen2_tensor(i, t[i].name, cnt, buf);
-        rc = sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt);
-    }
-    free(buf);
-    if (rc || sm_st_writer_finish(w)) return NULL;
-    return dir;
-}
-
 static void check_qwen2_logits(const char *path, sm_rope_kind want_rope) {
     sm_model *m = NULL;
     CHECK_OK(sm_model_load(path, NULL, &m));
@@ -327,7 +261,7 @@ static void check_qwen2_logits(const char *path, sm_rope_kind want_rope) {
 /* HF directory (rotate_half rope on unpermuted weights) and its GGUF (llama.cpp's qwen2 uses
  * NEOX rope; the converter leaves q/k alone) both agree with torch. */
 static void qwen2_tiny(void) {
-    const char *dir = make_qwen2();
+    const char *dir = tl_make_qwen2_tiny();
     CHECK(dir != NULL);
     if (!dir) return;
     check_qwen2_logits(dir, SM_ROPE_NEOX);

@@ -120,6 +120,72 @@ int tl_run_smelt_env(const char *env, const char *args, char **out) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
+/* ---- the tiny Qwen2 fixture (see testlib.h) ---- */
+
+static void qwen2_tensor(int i, const char *name, int64_t n, float *out) {
+    uint64_t st = 1000 + (uint64_t)i;
+    const size_t len = strlen(name);
+    const bool norm = strstr(name, "norm") != NULL, bias = len > 5 && !strcmp(name + len - 5, ".bias");
+    for (int64_t e = 0; e < n; e++) {
+        st = (st * 1103515245u + 12345u) % (1u << 31);
+        const float v = (float)((int)((st >> 8) % 255) - 127);
+        out[e] = norm ? 1.0f + v / 1024 : bias ? v / 256 : v / 512;
+    }
+}
+
+const char *tl_make_qwen2_tiny(void) {
+    static char dir[1024];
+    snprintf(dir, sizeof dir, "%s", tl_tmp("qwen2"));
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s' '%s' '%s'/", dir, tl_asset("models/tiny-llama-kjv/tokenizer.model"),
+             tl_asset("models/tiny-llama-kjv/tokenizer_config.json"), tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), dir);
+    if (system(cmd)) return NULL;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    const char *cfg = "{\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\", \"hidden_size\": 64, "
+                      "\"intermediate_size\": 96, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+                      "\"num_key_value_heads\": 2, \"vocab_size\": 2048, \"max_position_embeddings\": 256, "
+                      "\"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0, \"tie_word_embeddings\": true, "
+                      "\"torch_dtype\": \"float32\"}\n";
+    if (tl_write_file(path, cfg, strlen(cfg))) return NULL;
+    struct { char name[96]; int64_t shape[2]; int nd; } t[3 + 12 * QW_LAYERS];
+    int n = 0;
+#define ADD(nm, r, c) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].shape[0] = r, t[n].shape[1] = c, t[n].nd = c ? 2 : 1, n++)
+    ADD("model.embed_tokens.weight", QW_VOCAB, QW_HIDDEN);
+    for (int l = 0; l < QW_LAYERS; l++) {
+        char b[96];
+#define L(s, r, c) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), ADD(b, r, c))
+        L("input_layernorm.weight", QW_HIDDEN, 0);
+        L("self_attn.q_proj.weight", QW_HEADS * QW_HD, QW_HIDDEN);
+        L("self_attn.q_proj.bias", QW_HEADS * QW_HD, 0);
+        L("self_attn.k_proj.weight", QW_KV * QW_HD, QW_HIDDEN);
+        L("self_attn.k_proj.bias", QW_KV * QW_HD, 0);
+        L("self_attn.v_proj.weight", QW_KV * QW_HD, QW_HIDDEN);
+        L("self_attn.v_proj.bias", QW_KV * QW_HD, 0);
+        L("self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW_HD);
+        L("post_attention_layernorm.weight", QW_HIDDEN, 0);
+        L("mlp.gate_proj.weight", QW_FF, QW_HIDDEN);
+        L("mlp.up_proj.weight", QW_FF, QW_HIDDEN);
+        L("mlp.down_proj.weight", QW_HIDDEN, QW_FF);
+#undef L
+    }
+    ADD("model.norm.weight", QW_HIDDEN, 0);
+#undef ADD
+    sm_st_writer *w = sm_st_writer_new();
+    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = sm_st_writer_begin(w, path);
+    float *buf = malloc(sizeof(float) * QW_VOCAB * QW_HIDDEN);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
+        qwen2_tensor(i, t[i].name, cnt, buf);
+        rc = sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt);
+    }
+    free(buf);
+    if (rc || sm_st_writer_finish(w)) return NULL;
+    return dir;
+}
+
 int main(void) {
     run_tests();
     fprintf(stderr, "%d checks, %d failed\n", tl_checks, tl_failures);

@@ -94,6 +94,11 @@ const char *tl_smelt_bin(void);
 char *tl_slurp(const char *path, size_t *len);
 /* Two GGUF files hold the same tensors (names, types, bytes); failures are recorded. */
 void tl_check_same_gguf_tensors(const char *a, const char *b);
+/* A tiny Qwen2 HF directory in tl_tmpdir() (q/k/v biases, rotate_half rope with theta 1e6, GQA,
+ * tied output; weights from the integer recipe of scripts/make_qwen2_reference.py, whose torch
+ * logits are in tests/data/qwen2-tiny/), or NULL. */
+enum { QW_HIDDEN = 64, QW_HEADS = 4, QW_KV = 2, QW_FF = 96, QW_LAYERS = 2, QW_VOCAB = 2048, QW_HD = 16 };
+const char *tl_make_qwen2_tiny(void);
 /* Write bytes to a file; 0 on success. */
 int tl_write_file(const char *path, const void *data, size_t len);
 
