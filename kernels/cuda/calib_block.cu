@@ -92,18 +92,7 @@ __global__ void kb_causal_softmax(float *s, int64_t n, float scale) {
     }
 }
 
-static unsigned grid_of(int64_t n) {
-    const int64_t b = (n + 255) / 256;
-    return (unsigned)(b < 8192 ? (b > 0 ? b : 1) : 8192);
-}
-
 // ---- host side ----
-
-static int alloc_f(float **p, int64_t n) {
-    *p = NULL;
-    CU(cudaMalloc((void **)p, sizeof(float) * (size_t)(n > 0 ? n : 1)), "out of device memory");
-    return 0;
-}
 
 extern "C" void sm_cuda_block_free(sm_cuda_block *b) {
     if (!b) return;
@@ -121,10 +110,10 @@ static int block_init(sm_cuda_block *b, const sm_cuda_dims *d) {
     b->q_dim = d->n_head * d->head_dim;
     b->kv_dim = d->n_head_kv * d->head_dim;
     BLAS(cublasCreate(&b->blas), "create handle");
-    if (alloc_f(&b->rope_cos, half * n) || alloc_f(&b->rope_sin, half * n) || alloc_f(&b->x, n * E) ||
-        alloc_f(&b->xn, n * E) || alloc_f(&b->q, n * b->q_dim) || alloc_f(&b->k, n * b->kv_dim) ||
-        alloc_f(&b->v, n * b->kv_dim) || alloc_f(&b->att, n * b->q_dim) || alloc_f(&b->s, n * n) ||
-        alloc_f(&b->tmp, n * E) || alloc_f(&b->gate, n * F) || alloc_f(&b->up, n * F) || alloc_f(&b->scale, n))
+    if (dev_alloc_floats(&b->rope_cos, half * n) || dev_alloc_floats(&b->rope_sin, half * n) || dev_alloc_floats(&b->x, n * E) ||
+        dev_alloc_floats(&b->xn, n * E) || dev_alloc_floats(&b->q, n * b->q_dim) || dev_alloc_floats(&b->k, n * b->kv_dim) ||
+        dev_alloc_floats(&b->v, n * b->kv_dim) || dev_alloc_floats(&b->att, n * b->q_dim) || dev_alloc_floats(&b->s, n * n) ||
+        dev_alloc_floats(&b->tmp, n * E) || dev_alloc_floats(&b->gate, n * F) || dev_alloc_floats(&b->up, n * F) || dev_alloc_floats(&b->scale, n))
         return -1;
     // the CPU's tables: angles in double, then float
     float *cs = (float *)malloc(sizeof(float) * (size_t)(half * n)), *sn = (float *)malloc(sizeof(float) * (size_t)(half * n));
@@ -190,7 +179,7 @@ extern "C" int sm_cuda_block_set(sm_cuda_block *b, sm_cuda_tensor which, const f
     if (n != expected(b, which))
         return sm_error("CUDA: tensor %d has %lld values, expected %lld", (int)which, (long long)n,
                         (long long)expected(b, which));
-    if (!b->w[which] && alloc_f(&b->w[which], n)) return -1;
+    if (!b->w[which] && dev_alloc_floats(&b->w[which], n)) return -1;
     CU(cudaMemcpy(b->w[which], host, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice), "upload weights");
     return 0;
 }
@@ -203,7 +192,7 @@ static int linear(sm_cuda_block *b, const float *x, int64_t n, int64_t cols, sm_
     BLAS(cublasSgemm(b->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows, (int)n, (int)cols, &one, b->w[w], (int)cols, x,
                      (int)cols, &zero, y, (int)rows),
          "SGEMM (linear)");
-    if (b->w[bias]) SM_LAUNCH(kb_add_bias, grid_of(n * rows), 256, y, b->w[bias], n, rows);
+    if (b->w[bias]) SM_LAUNCH(kb_add_bias, grid_stride_blocks(n * rows), 256, y, b->w[bias], n, rows);
     return 0;
 }
 
@@ -219,7 +208,7 @@ static int attention(sm_cuda_block *b, int64_t n) {
         BLAS(cublasSgemm(b->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)n, (int)hd, &one, b->q + h * hd, (int)Q,
                          b->k + kvh * hd, (int)KV, &zero, b->s, (int)n),
              "SGEMM (scores)");
-        SM_LAUNCH(kb_causal_softmax, grid_of(n), 256, b->s, n, scale);
+        SM_LAUNCH(kb_causal_softmax, grid_stride_blocks(n), 256, b->s, n, scale);
         // att_i (hd floats at att + i*Q + h*hd) = sum over keys j of P[i + j*n] v_j: column-major
         // (hd x n queries, ld Q) = V_h (hd x n keys, ld KV) times S transposed
         BLAS(cublasSgemm(b->blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)hd, (int)n, (int)n, &one, b->v + kvh * hd, (int)KV,
@@ -240,29 +229,29 @@ static int run(sm_cuda_block *b, float *x_host, int64_t n, int stop_at, sm_cuda_
     const int64_t E = d->n_embd, F = d->n_ff, Q = b->q_dim, KV = b->kv_dim;
     CU(cudaMemcpy(b->x, x_host, sizeof(float) * (size_t)(n * E), cudaMemcpyHostToDevice), "upload activations");
     int rc;
-    SM_LAUNCH(kb_rms_scale, grid_of(n), 256, b->x, b->scale, n, E, d->rms_eps);
-    SM_LAUNCH(kb_scale_mul, grid_of(n * E), 256, b->x, b->scale, b->w[SM_CT_ATTN_NORM], b->xn, n, E);
+    SM_LAUNCH(kb_rms_scale, grid_stride_blocks(n), 256, b->x, b->scale, n, E, d->rms_eps);
+    SM_LAUNCH(kb_scale_mul, grid_stride_blocks(n * E), 256, b->x, b->scale, b->w[SM_CT_ATTN_NORM], b->xn, n, E);
     if ((rc = observe(h, SM_CUDA_IN_ATTN, stop_at, b->xn, n, E))) return rc;
     if (linear(b, b->xn, n, E, SM_CT_WQ, Q, SM_CT_BQ, b->q) || linear(b, b->xn, n, E, SM_CT_WK, KV, SM_CT_BK, b->k) ||
         linear(b, b->xn, n, E, SM_CT_WV, KV, SM_CT_BV, b->v))
         return -1;
-    SM_LAUNCH(kb_rope, grid_of(n * d->n_head * (d->head_dim / 2)), 256, b->q, n, d->n_head, d->head_dim, Q,
+    SM_LAUNCH(kb_rope, grid_stride_blocks(n * d->n_head * (d->head_dim / 2)), 256, b->q, n, d->n_head, d->head_dim, Q,
               b->rope_cos, b->rope_sin, d->n_ctx, d->rope_neox);
-    SM_LAUNCH(kb_rope, grid_of(n * d->n_head_kv * (d->head_dim / 2)), 256, b->k, n, d->n_head_kv, d->head_dim, KV,
+    SM_LAUNCH(kb_rope, grid_stride_blocks(n * d->n_head_kv * (d->head_dim / 2)), 256, b->k, n, d->n_head_kv, d->head_dim, KV,
               b->rope_cos, b->rope_sin, d->n_ctx, d->rope_neox);
     if (attention(b, n)) return -1;
     if ((rc = observe(h, SM_CUDA_IN_ATTN_OUT, stop_at, b->att, n, Q))) return rc;
     if (linear(b, b->att, n, Q, SM_CT_WO, E, SM_CT_BO, b->tmp)) return -1;
-    SM_LAUNCH(kb_add, grid_of(n * E), 256, b->x, b->tmp, n * E);
-    SM_LAUNCH(kb_rms_scale, grid_of(n), 256, b->x, b->scale, n, E, d->rms_eps);
-    SM_LAUNCH(kb_scale_mul, grid_of(n * E), 256, b->x, b->scale, b->w[SM_CT_FFN_NORM], b->xn, n, E);
+    SM_LAUNCH(kb_add, grid_stride_blocks(n * E), 256, b->x, b->tmp, n * E);
+    SM_LAUNCH(kb_rms_scale, grid_stride_blocks(n), 256, b->x, b->scale, n, E, d->rms_eps);
+    SM_LAUNCH(kb_scale_mul, grid_stride_blocks(n * E), 256, b->x, b->scale, b->w[SM_CT_FFN_NORM], b->xn, n, E);
     if ((rc = observe(h, SM_CUDA_IN_FFN, stop_at, b->xn, n, E))) return rc;
     if (linear(b, b->xn, n, E, SM_CT_GATE, F, SM_CT_BGATE, b->gate) || linear(b, b->xn, n, E, SM_CT_UP, F, SM_CT_BUP, b->up))
         return -1;
-    SM_LAUNCH(kb_silu_mul, grid_of(n * F), 256, b->gate, b->up, n * F);
+    SM_LAUNCH(kb_silu_mul, grid_stride_blocks(n * F), 256, b->gate, b->up, n * F);
     if ((rc = observe(h, SM_CUDA_IN_FFN_DOWN, stop_at, b->gate, n, F))) return rc;
     if (linear(b, b->gate, n, F, SM_CT_DOWN, E, SM_CT_BDOWN, b->tmp)) return -1;
-    SM_LAUNCH(kb_add, grid_of(n * E), 256, b->x, b->tmp, n * E);
+    SM_LAUNCH(kb_add, grid_stride_blocks(n * E), 256, b->x, b->tmp, n * E);
     CU(cudaGetLastError(), "kernel launch");
     CU(cudaMemcpy(x_host, b->x, sizeof(float) * (size_t)(n * E), cudaMemcpyDeviceToHost), "download activations");
     return 0;

@@ -26,6 +26,22 @@ extern "C" {
         if (_s != 0) return sm_error("cuSOLVER: %s failed (status %d)", what, _s);              \
     } while (0)
 
+// device buffers: bytes, or floats (at least one element, so a size of 0 is not an error)
+static inline int dev_alloc(void **p, size_t bytes) {
+    *p = NULL;
+    CU(cudaMalloc(p, bytes ? bytes : 1), "out of device memory");
+    return 0;
+}
+static inline int dev_alloc_floats(float **p, int64_t n) {
+    return dev_alloc((void **)p, sizeof(float) * (size_t)(n > 0 ? n : 1));
+}
+
+// blocks of 256 threads for a grid-stride kernel over n items (capped: each thread loops)
+static inline unsigned grid_stride_blocks(int64_t n) {
+    const int64_t b = (n + 255) / 256;
+    return (unsigned)(b < 8192 ? (b > 0 ? b : 1) : 8192);
+}
+
 // kernel<<<blocks, threads>>>(args...), spelled so that the host-side emulation used by the
 // tests (tests/cuda_emu/) can run the same source
 #ifndef SM_LAUNCH

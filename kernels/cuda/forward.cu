@@ -2,17 +2,13 @@
 // activations, cuBLAS SGEMM for every projection, small kernels for the rest (RMSNorm, RoPE,
 // SiLU gate, residuals) and one block per (head, query) for causal attention over the KV
 // cache. A simple first version: correctness and agreement with the CPU path come first.
-#include "plugin.h"
+#include "check.h"
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-extern "C" {
-#include "kernels/kernels.h"
-}
 
 #define MAX_BATCH 512
 
@@ -28,24 +24,6 @@ struct sm_cuda_net {
     int32_t *tokens;
 };
 
-static int cuda_fail(const char *what, cudaError_t e) {
-    return sm_error("CUDA: %s: %s", what, cudaGetErrorString(e));
-}
-#define CU(call, what)                                   \
-    do {                                                 \
-        cudaError_t _e = (call);                         \
-        if (_e != cudaSuccess) return cuda_fail(what, _e); \
-    } while (0)
-#define BLAS(call, what)                                                          \
-    do {                                                                          \
-        cublasStatus_t _s = (call);                                               \
-        if (_s != CUBLAS_STATUS_SUCCESS) return sm_error("cuBLAS: %s failed (status %d)", what, (int)_s); \
-    } while (0)
-
-static int dev_alloc(float **p, size_t n) {
-    CU(cudaMalloc((void **)p, (n ? n : 1) * sizeof(float)), "out of device memory");
-    return 0;
-}
 
 // ---- kernels ----
 
@@ -178,12 +156,12 @@ extern "C" int sm_cuda_net_new(const sm_cuda_dims *d, sm_cuda_net **out) {
         if (!n->layer[w]) return sm_error("out of memory");
     }
     const size_t cache = (size_t)d->n_layer * (size_t)n->kv_dim * (size_t)d->n_ctx;
-    if (dev_alloc(&n->k_cache, cache) || dev_alloc(&n->v_cache, cache) ||
-        dev_alloc(&n->rope_cos, (size_t)d->n_ctx * half) || dev_alloc(&n->rope_sin, (size_t)d->n_ctx * half) ||
-        dev_alloc(&n->x, B * d->n_embd) || dev_alloc(&n->xn, B * d->n_embd) || dev_alloc(&n->tmp, B * d->n_embd) ||
-        dev_alloc(&n->q, B * n->q_dim) || dev_alloc(&n->att, B * n->q_dim) || dev_alloc(&n->k, B * n->kv_dim) ||
-        dev_alloc(&n->v, B * n->kv_dim) || dev_alloc(&n->gate, B * d->n_ff) || dev_alloc(&n->up, B * d->n_ff) ||
-        dev_alloc(&n->logits, B * d->n_vocab))
+    if (dev_alloc_floats(&n->k_cache, cache) || dev_alloc_floats(&n->v_cache, cache) ||
+        dev_alloc_floats(&n->rope_cos, (size_t)d->n_ctx * half) || dev_alloc_floats(&n->rope_sin, (size_t)d->n_ctx * half) ||
+        dev_alloc_floats(&n->x, B * d->n_embd) || dev_alloc_floats(&n->xn, B * d->n_embd) || dev_alloc_floats(&n->tmp, B * d->n_embd) ||
+        dev_alloc_floats(&n->q, B * n->q_dim) || dev_alloc_floats(&n->att, B * n->q_dim) || dev_alloc_floats(&n->k, B * n->kv_dim) ||
+        dev_alloc_floats(&n->v, B * n->kv_dim) || dev_alloc_floats(&n->gate, B * d->n_ff) || dev_alloc_floats(&n->up, B * d->n_ff) ||
+        dev_alloc_floats(&n->logits, B * d->n_vocab))
         return -1;
     CU(cudaMalloc((void **)&n->tokens, B * sizeof(int32_t)), "out of device memory");
     // rope tables: angles in double on the host, like the CPU path
@@ -236,7 +214,7 @@ extern "C" int sm_cuda_net_upload(sm_cuda_net *n, sm_cuda_tensor which, int64_t 
     }
     if (*slot) cudaFree(*slot);
     *slot = NULL;
-    if (dev_alloc(slot, (size_t)count)) return -1;
+    if (dev_alloc_floats(slot, count)) return -1;
     CU(cudaMemcpy(*slot, host, sizeof(float) * (size_t)count, cudaMemcpyHostToDevice), "upload weights");
     return 0;
 }
@@ -291,7 +269,7 @@ static int batch(sm_cuda_net *net, const int32_t *tokens, int64_t n, int64_t pos
 #undef W
     }
     CU(cudaGetLastError(), "kernel launch");
-    if (!logits || out_first >= n) return cudaDeviceSynchronize() == cudaSuccess ? 0 : cuda_fail("forward", cudaGetLastError());
+    if (!logits || out_first >= n) return cudaDeviceSynchronize() == cudaSuccess ? 0 : sm_error("CUDA: forward: %s", cudaGetErrorString(cudaGetLastError()));
     const int64_t n_out = n - out_first;
     k_rmsnorm<<<(unsigned)n_out, 256>>>(net->x + out_first * E, net->global[SM_CT_OUTPUT_NORM], net->xn, E, d->rms_eps);
     if (gemm(net, net->global[SM_CT_OUTPUT], d->n_vocab, E, net->xn, n_out, net->logits)) return -1;

@@ -19,11 +19,6 @@
 #define SYRK_CHUNK_BYTES ((size_t)128 << 20) // widened tokens per DSYRK
 #define LOSS_ROWS 256                          // rows of D per loss DGEMM
 
-__global__ void k_widen(const float *x, double *y, int64_t n) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = (double)x[i];
-}
-
 // rows x cols floats (row stride ld) widened into y (rows x cols); *bad set if any is not finite
 __global__ void k_widen_rows(const float *x, int64_t ld, int64_t rows, int64_t cols, double *y, int *bad) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < rows * cols; i += (int64_t)gridDim.x * blockDim.x) {
@@ -36,17 +31,6 @@ __global__ void k_widen_rows(const float *x, int64_t ld, int64_t rows, int64_t c
 __global__ void k_set_diagonal(double *x, int64_t n, double v) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         x[i * n + i] = v;
-}
-
-static unsigned grid_for(int64_t n) {
-    const int64_t b = (n + 255) / 256;
-    return (unsigned)(b < 4096 ? (b > 0 ? b : 1) : 4096);
-}
-
-static int dev_alloc(void **p, size_t bytes) {
-    *p = NULL;
-    CU(cudaMalloc(p, bytes ? bytes : 1), "out of device memory");
-    return 0;
 }
 
 // ---- Hessian: S += X^T X ----
@@ -98,19 +82,12 @@ extern "C" int sm_cuda_syrk_new(int64_t n, sm_cuda_syrk **out) {
 
 extern "C" int sm_cuda_syrk_add(sm_cuda_syrk *s, const float *x, int64_t n_tok, int64_t ld) {
     const int64_t n = s->n;
-    const double one = 1.0;
     for (int64_t t0 = 0; t0 < n_tok; t0 += s->chunk) {
         const int64_t nt = n_tok - t0 < s->chunk ? n_tok - t0 : s->chunk;
         CU(cudaMemcpy2D(s->xf, sizeof(float) * (size_t)n, x + t0 * ld, sizeof(float) * (size_t)ld,
                         sizeof(float) * (size_t)n, (size_t)nt, cudaMemcpyHostToDevice),
            "upload activations");
-        SM_LAUNCH(k_widen, grid_for(nt * n), 256, s->xf, s->xd, nt * n);
-        CU(cudaGetLastError(), "widen activations");
-        // xd is row-major nt x n = column-major A (n x nt) whose column t is token t:
-        // S += A A^T, lower triangle (column-major)
-        BLAS(cublasDsyrk(s->blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, (int)n, (int)nt, &one, s->xd, (int)n, &one,
-                         s->S, (int)n),
-             "DSYRK");
+        if (smcu_syrk_add_device(s, s->xf, nt, n)) return -1;
     }
     return 0;
 }
@@ -120,7 +97,7 @@ int smcu_syrk_add_device(sm_cuda_syrk *s, const float *x, int64_t n_tok, int64_t
     const double one = 1.0;
     for (int64_t t0 = 0; t0 < n_tok; t0 += s->chunk) {
         const int64_t nt = n_tok - t0 < s->chunk ? n_tok - t0 : s->chunk;
-        SM_LAUNCH(k_widen_rows, grid_for(nt * n), 256, x + t0 * ld, ld, nt, n, s->xd, s->bad);
+        SM_LAUNCH(k_widen_rows, grid_stride_blocks(nt * n), 256, x + t0 * ld, ld, nt, n, s->xd, s->bad);
         CU(cudaGetLastError(), "widen activations");
         BLAS(cublasDsyrk(s->blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, (int)n, (int)nt, &one, s->xd, (int)n, &one,
                          s->S, (int)n),
@@ -183,7 +160,7 @@ static int chol_run(chol_bufs *b, const double *a, int64_t n, double *linv, int6
     if (info < 0) return sm_error("cuSOLVER: DPOTRF rejected argument %d", -info);
     // X = L^-1: solve L X = I (column-major; only a's lower triangle is read)
     CU(cudaMemset(b->x, 0, bytes), "clear");
-    SM_LAUNCH(k_set_diagonal, grid_for(n), 256, b->x, n, 1.0);
+    SM_LAUNCH(k_set_diagonal, grid_stride_blocks(n), 256, b->x, n, 1.0);
     CU(cudaGetLastError(), "identity");
     const double one = 1.0;
     BLAS(cublasDtrsm(b->blas, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT, (int)n,
