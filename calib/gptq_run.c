@@ -48,7 +48,6 @@ typedef struct capture {
     int64_t layer;
     sm_hessian *h[SM_IN_COUNT]; /* NULL: not wanted in this pass */
     sm_linear_input stop_at;
-    float *buf;                 /* seqlen x max cols, token-major */
     double seconds;             /* spent accumulating */
     sm_cuda_block *gpu;         /* --device cuda: the block on the GPU */
 } capture;
@@ -60,10 +59,7 @@ static int observe(void *user, int64_t layer, sm_linear_input which, const float
     if (c->h[which]) {
         const double t0 = sm_now();
         if (sm_hessian_cols(c->h[which]) != cols) return sm_error("gptq: unexpected activation width %lld", (long long)cols);
-#pragma omp parallel for schedule(static) if (cols * n_tok >= (1 << 16))
-        for (int64_t t = 0; t < n_tok; t++)
-            for (int64_t f = 0; f < cols; f++) c->buf[t * cols + f] = x[f * ld + t];
-        if (sm_hessian_add(c->h[which], c->buf, n_tok, cols)) return -1;
+        if (sm_hessian_add_feature_major(c->h[which], x, n_tok, ld)) return -1;
         c->seconds += sm_now() - t0;
     }
     return which == c->stop_at ? 1 : 0;
@@ -260,17 +256,6 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
                  (long long)L, (double)rep->activation_bytes / 1048576.0);
         goto done;
     }
-    int64_t max_cols = 0;
-    for (int i = 0; i < SM_LIN_COUNT; i++) {
-        int64_t rows, cols;
-        if (sm_model_linear_shape(m, 0, (sm_linear)i, &rows, &cols)) goto done;
-        if (cols > max_cols) max_cols = cols;
-    }
-    cap.buf = malloc(sizeof(float) * (size_t)(L * max_cols));
-    if (!cap.buf) {
-        sm_error("out of memory");
-        goto done;
-    }
     for (int64_t s = 0; s < S; s++)
         if (sm_model_embed(m, cs->tokens + s * L, L, x + s * L * E)) goto done;
     if (o->q.device == SM_DEVICE_CUDA) {
@@ -341,7 +326,6 @@ done:
     }
     sm_context_free(ctx);
     sm_cuda_block_free(cap.gpu);
-    free(cap.buf);
     free(x);
     rep->seconds = sm_now() - t_start;
     if (rc) sm_gptq_run_report_free(rep);

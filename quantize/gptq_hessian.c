@@ -81,44 +81,57 @@ sm_cuda_syrk *sm_hessian_device(sm_hessian *h) { return h->finalized ? NULL : h-
 void sm_hessian_count(sm_hessian *h, int64_t n_tok) { h->n += n_tok; }
 int64_t sm_hessian_tokens(const sm_hessian *h) { return h->n; }
 
-int sm_hessian_add(sm_hessian *h, const float *x, int64_t n_tok, int64_t ld) {
+/* Element (t, j) of a batch is x[t*ts + j*cs]: token-major (ts = ld, cs = 1) or feature-major
+ * (ts = 1, cs = ld). The widened rows are the same either way, so is S. */
+static int add_strided(sm_hessian *h, const float *x, int64_t n_tok, int64_t ts, int64_t cs) {
     if (h->finalized) return sm_error("hessian: tokens added after the matrix was taken");
-    if (n_tok < 0 || ld < h->cols) return sm_error("hessian: bad batch (%lld rows, stride %lld)", (long long)n_tok, (long long)ld);
     const int64_t cols = h->cols;
+    if (n_tok == 0) return 0;
     int64_t chunk = (int64_t)(HESS_CHUNK_BYTES / sizeof(double)) / cols;
     if (chunk < 1) chunk = 1;
     if (chunk > n_tok) chunk = n_tok;
-    if (n_tok == 0) return 0;
     if (h->dev) { /* the device refuses non-finite values as it widens them */
-        if (sm_cuda_syrk_add(h->dev, x, n_tok, ld)) return sm_error_ctx("hessian");
+        if (cs != 1) return sm_error("hessian: a GPU accumulator takes token-major rows");
+        if (sm_cuda_syrk_add(h->dev, x, n_tok, ts)) return sm_error_ctx("hessian");
         h->n += n_tok;
         return 0;
     }
     double *xd = malloc(sizeof(double) * (size_t)(chunk * cols));
     if (!xd) return sm_error("hessian: out of memory for a batch of %lld rows", (long long)chunk);
-    for (int64_t t0 = 0; t0 < n_tok; t0 += chunk) {
+    int rc = 0;
+    for (int64_t t0 = 0; t0 < n_tok && !rc; t0 += chunk) {
         const int64_t nt = n_tok - t0 < chunk ? n_tok - t0 : chunk;
-        for (int64_t t = 0; t < nt; t++) {
-            const float *row = x + (t0 + t) * ld;
-            for (int64_t j = 0; j < cols; j++) {
-                if (!isfinite(row[j])) {
-                    free(xd);
-                    return sm_error("hessian: input row %lld, column %lld is %g (must be finite)", (long long)(t0 + t),
-                                    (long long)j, (double)row[j]);
+        /* feature-major input is read along its rows (contiguous tokens) */
+        for (int64_t a = 0; a < (cs == 1 ? nt : cols) && !rc; a++)
+            for (int64_t b = 0; b < (cs == 1 ? cols : nt); b++) {
+                const int64_t t = cs == 1 ? a : b, j = cs == 1 ? b : a;
+                const float v = x[(t0 + t) * ts + j * cs];
+                if (!isfinite(v)) {
+                    rc = sm_error("hessian: input row %lld, column %lld is %g (must be finite)", (long long)(t0 + t),
+                                  (long long)j, (double)v);
+                    break;
                 }
-                xd[t * cols + j] = row[j];
+                xd[t * cols + j] = v;
             }
-        }
+        if (rc) break;
         gq_gemm_args g = {.m = cols, .n = cols, .k = nt, .sign = 1.0, .a = xd, .a_rs = 1, .a_cs = cols,
                           .b = xd, .b_rs = cols, .b_cs = 1, .c = h->s, .ldc = cols, .lower = true, .parallel = true};
-        if (gq_gemm(&g)) {
-            free(xd);
-            return -1;
-        }
+        rc = gq_gemm(&g);
     }
     free(xd);
+    if (rc) return -1;
     h->n += n_tok;
     return 0;
+}
+
+int sm_hessian_add(sm_hessian *h, const float *x, int64_t n_tok, int64_t ld) {
+    if (n_tok < 0 || ld < h->cols) return sm_error("hessian: bad batch (%lld rows, stride %lld)", (long long)n_tok, (long long)ld);
+    return add_strided(h, x, n_tok, ld, 1);
+}
+
+int sm_hessian_add_feature_major(sm_hessian *h, const float *x, int64_t n_tok, int64_t ld) {
+    if (n_tok < 0 || ld < n_tok) return sm_error("hessian: bad batch (%lld tokens, stride %lld)", (long long)n_tok, (long long)ld);
+    return add_strided(h, x, n_tok, 1, ld);
 }
 
 int sm_hessian_merge(sm_hessian *h, const sm_hessian *o) {

@@ -52,6 +52,9 @@ sm_hessian *sm_hessian_new_on(int64_t cols, sm_device device);
 /* Add n_tok input rows; row t is x[t*ld .. t*ld+cols) (ld >= cols). Non-finite values are
  * refused. */
 int sm_hessian_add(sm_hessian *h, const float *x, int64_t n_tok, int64_t ld);
+/* The same for feature-major input (the CPU runtime's activations): token t's column j is
+ * x[j*ld + t] (ld >= n_tok). S is the same as from the token-major rows. CPU accumulators only. */
+int sm_hessian_add_feature_major(sm_hessian *h, const float *x, int64_t n_tok, int64_t ld);
 /* Add another accumulator's tokens (same cols), e.g. one collected on another device. The
  * sum is S_h + S_other: equal to one accumulator over all tokens up to rounding. */
 int sm_hessian_merge(sm_hessian *h, const sm_hessian *other);
