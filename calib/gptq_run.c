@@ -37,11 +37,6 @@ _Static_assert((int)SM_CUDA_IN_ATTN == (int)SM_IN_ATTN && (int)SM_CUDA_IN_ATTN_O
                    (int)SM_CUDA_IN_FFN == (int)SM_IN_FFN && (int)SM_CUDA_IN_FFN_DOWN == (int)SM_IN_FFN_DOWN,
                "kernels.h's observed inputs follow model.h's");
 
-/* the device tensor of each sm_linear */
-static const sm_cuda_tensor CUDA_TENSOR[SM_LIN_COUNT] = {
-    [SM_LIN_Q] = SM_CT_WQ, [SM_LIN_K] = SM_CT_WK, [SM_LIN_V] = SM_CT_WV, [SM_LIN_O] = SM_CT_WO,
-    [SM_LIN_GATE] = SM_CT_GATE, [SM_LIN_UP] = SM_CT_UP, [SM_LIN_DOWN] = SM_CT_DOWN};
-
 /* The observer: feeds the wanted inputs of one layer to their Hessians, stops at `stop_at`.
  * With a GPU block, the passes run there and feed device Hessians directly. */
 typedef struct capture {
@@ -176,9 +171,10 @@ static int quantize_linears(const sm_model *m, int64_t l, int g, sm_hessian *h, 
 
 /* Linear i of the block is quantized: later passes use its quantized weights (on the GPU, they
  * replace the float ones in the device block). */
-static int use_quantized(capture *cap, sm_block_override *ov, const sm_gptq_linear *lin, sm_linear i) {
+static int use_quantized(const sm_model *m, capture *cap, sm_block_override *ov, const sm_gptq_linear *lin,
+                         sm_linear i) {
     ov->w[i] = lin[i].res.deq;
-    if (cap->gpu && sm_cuda_block_set(cap->gpu, CUDA_TENSOR[i], lin[i].res.deq, lin[i].res.rows * lin[i].res.cols))
+    if (cap->gpu && sm_model_cuda_block_set_linear(m, cap->layer, i, lin[i].res.deq, cap->gpu))
         return sm_error_ctx("gptq: uploading the quantized %s", sm_linear_gguf_name(i));
     return 0;
 }
@@ -278,7 +274,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
             }
             if (sm_model_linear_f32(m, l, (sm_linear)i, W[i])) goto done;
         }
-        if (cap.gpu && sm_model_cuda_block_load(m, l, cap.gpu)) goto done;
+        if (cap.gpu && sm_model_cuda_block_load(m, l, cap.gpu, (const float *const *)W)) goto done;
         cap.layer = l;
         sm_hessian *h[N_GROUPS] = {0};
         int lrc = 0;
@@ -292,7 +288,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
             cap.stop_at = SM_IN_FFN_DOWN;
             if (!lrc) lrc = pass(m, ctx, &cap, l, NULL, x, cs, lr);
             for (int g = 0; g < N_GROUPS && !lrc; g++) lrc = quantize_group(m, l, g, h[g], o, W, lin, lr);
-            for (int i = 0; i < SM_LIN_COUNT && !lrc; i++) lrc = use_quantized(&cap, &ov, lin, (sm_linear)i);
+            for (int i = 0; i < SM_LIN_COUNT && !lrc; i++) lrc = use_quantized(m, &cap, &ov, lin, (sm_linear)i);
         } else {
             for (int g = 0; g < N_GROUPS && !lrc; g++) {
                 int64_t rows, cols;
@@ -302,7 +298,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
                 if (!lrc) lrc = pass(m, ctx, &cap, l, &ov, x, cs, lr);
                 cap.h[GROUPS[g].in] = NULL;
                 if (!lrc) lrc = quantize_group(m, l, g, h[g], o, W, lin, lr);
-                for (int k = 0; k < GROUPS[g].n && !lrc; k++) lrc = use_quantized(&cap, &ov, lin, GROUPS[g].lin[k]);
+                for (int k = 0; k < GROUPS[g].n && !lrc; k++) lrc = use_quantized(m, &cap, &ov, lin, GROUPS[g].lin[k]);
                 sm_hessian_free(h[g]);
                 h[g] = NULL;
             }

@@ -73,25 +73,31 @@ int sm_model_cuda_block_new(const sm_model *m, int64_t n_tok, sm_cuda_block **ou
     return sm_cuda_block_new(&d, out);
 }
 
-static int block_matrix(sm_cuda_block *b, sm_cuda_tensor which, const sm_weight *w) {
-    float *buf = weight_f32(w);
-    const int rc = buf ? sm_cuda_block_set(b, which, buf, w->rows * w->cols) : -1;
+int sm_model_cuda_block_set_linear(const sm_model *m, int64_t layer, sm_linear i, const float *w, sm_cuda_block *b) {
+    static const sm_cuda_tensor CT[SM_LIN_COUNT] = {
+        [SM_LIN_Q] = SM_CT_WQ, [SM_LIN_K] = SM_CT_WK, [SM_LIN_V] = SM_CT_WV, [SM_LIN_O] = SM_CT_WO,
+        [SM_LIN_GATE] = SM_CT_GATE, [SM_LIN_UP] = SM_CT_UP, [SM_LIN_DOWN] = SM_CT_DOWN};
+    int64_t rows, cols;
+    if ((int)i < 0 || i >= SM_LIN_COUNT || sm_model_linear_shape(m, layer, i, &rows, &cols)) return -1;
+    if (w) return sm_cuda_block_set(b, CT[i], w, rows * cols);
+    float *buf = malloc(sizeof(float) * (size_t)(rows * cols));
+    if (!buf) return sm_error("out of memory converting a %lld x %lld tensor for the GPU", (long long)rows, (long long)cols);
+    const int rc = sm_model_linear_f32(m, layer, i, buf) ? -1 : sm_cuda_block_set(b, CT[i], buf, rows * cols);
     free(buf);
     return rc;
 }
 
-int sm_model_cuda_block_load(const sm_model *m, int64_t layer, sm_cuda_block *b) {
+int sm_model_cuda_block_load(const sm_model *m, int64_t layer, sm_cuda_block *b, const float *const *lin) {
     if (layer < 0 || layer >= m->hp.n_layer) return sm_error("layer %lld out of range", (long long)layer);
     const sm_layer_weights *L = &m->layers[layer];
     const int64_t E = m->hp.n_embd, F = m->hp.n_ff, Q = m->q_dim, KV = m->kv_dim;
-    return sm_cuda_block_set(b, SM_CT_ATTN_NORM, L->attn_norm, E) || sm_cuda_block_set(b, SM_CT_FFN_NORM, L->ffn_norm, E) ||
-                   block_matrix(b, SM_CT_WQ, &L->wq) || block_matrix(b, SM_CT_WK, &L->wk) ||
-                   block_matrix(b, SM_CT_WV, &L->wv) || block_matrix(b, SM_CT_WO, &L->wo) ||
-                   block_matrix(b, SM_CT_GATE, &L->gate) || block_matrix(b, SM_CT_UP, &L->up) ||
-                   block_matrix(b, SM_CT_DOWN, &L->down) || sm_cuda_block_set(b, SM_CT_BQ, L->bq, Q) ||
-                   sm_cuda_block_set(b, SM_CT_BK, L->bk, KV) || sm_cuda_block_set(b, SM_CT_BV, L->bv, KV) ||
-                   sm_cuda_block_set(b, SM_CT_BO, L->bo, E) || sm_cuda_block_set(b, SM_CT_BGATE, L->bgate, F) ||
-                   sm_cuda_block_set(b, SM_CT_BUP, L->bup, F) || sm_cuda_block_set(b, SM_CT_BDOWN, L->bdown, E)
-               ? -1
-               : 0;
+    if (sm_cuda_block_set(b, SM_CT_ATTN_NORM, L->attn_norm, E) || sm_cuda_block_set(b, SM_CT_FFN_NORM, L->ffn_norm, E) ||
+        sm_cuda_block_set(b, SM_CT_BQ, L->bq, Q) || sm_cuda_block_set(b, SM_CT_BK, L->bk, KV) ||
+        sm_cuda_block_set(b, SM_CT_BV, L->bv, KV) || sm_cuda_block_set(b, SM_CT_BO, L->bo, E) ||
+        sm_cuda_block_set(b, SM_CT_BGATE, L->bgate, F) || sm_cuda_block_set(b, SM_CT_BUP, L->bup, F) ||
+        sm_cuda_block_set(b, SM_CT_BDOWN, L->bdown, E))
+        return -1;
+    for (int i = 0; i < SM_LIN_COUNT; i++)
+        if (sm_model_cuda_block_set_linear(m, layer, (sm_linear)i, lin ? lin[i] : NULL, b)) return -1;
+    return 0;
 }

@@ -240,10 +240,15 @@ int sm_model_eval_block(const sm_model *m, sm_context *c, int64_t layer, const s
                         int64_t n, int64_t pos0);
 
 /* The same on a GPU (kernels.h's sm_cuda_block): a device block for samples of up to n_tok
- * tokens, and the upload of layer `layer`'s weights into it (as float, one tensor at a time;
- * Llama-family blocks). -1 (sm_error) without a usable device. */
+ * tokens, and the upload of layer `layer`'s norms, biases and linears into it (as float, one
+ * tensor at a time; Llama-family blocks). lin[i] (sm_linear i), when lin and lin[i] are not
+ * NULL, is that linear's weight already in float (as sm_model_linear_f32 gives it), uploaded
+ * as is instead of being converted again. -1 (sm_error) without a usable device. */
 struct sm_cuda_block;
 int sm_model_cuda_block_new(const sm_model *m, int64_t n_tok, struct sm_cuda_block **out);
-int sm_model_cuda_block_load(const sm_model *m, int64_t layer, struct sm_cuda_block *b);
+int sm_model_cuda_block_load(const sm_model *m, int64_t layer, struct sm_cuda_block *b, const float *const *lin);
+/* Upload one linear of layer `layer` (float, [out][in]; w NULL: the model's own, converted). */
+int sm_model_cuda_block_set_linear(const sm_model *m, int64_t layer, sm_linear i, const float *w,
+                                   struct sm_cuda_block *b);
 
 #endif

@@ -276,7 +276,7 @@ static void calib_block_of(const char *path) {
             hg[i] = sm_hessian_new_on(cols, SM_DEVICE_CUDA);
             dh[i] = hg[i] ? sm_hessian_device(hg[i]) : NULL;
         }
-        CHECK_OK(sm_model_cuda_block_load(m, l, gb));
+        CHECK_OK(sm_model_cuda_block_load(m, l, gb, NULL));
         for (int64_t s = 0; s < S; s++) {
             CHECK_OK(sm_model_eval_block(m, ctx, l, NULL, xc + s * L * E, L, 0));
             CHECK(sm_cuda_block_run(gb, xg + s * L * E, L, -1, dh) == 0);
