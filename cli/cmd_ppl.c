@@ -74,18 +74,6 @@ static int read_token_file(const char *path, int32_t **out, int64_t *n_out) {
     return 0;
 }
 
-/* The whole file as one string, BOS first when the vocabulary adds it (llama.cpp). */
-static int tokenize_file(const sm_tokenizer *t, const char *path, int32_t **out, int64_t *n_out) {
-    char *txt;
-    size_t len, n = 0;
-    if (sm_read_file(path, (size_t)1 << 31, &txt, &len)) return -1;
-    int rc = sm_tokenize(t, txt, len, SM_TOK_ADD_SPECIAL, out, &n);
-    free(txt);
-    if (rc) return sm_error_ctx("%s", path);
-    *n_out = (int64_t)n;
-    return 0;
-}
-
 /* A saved log-probability file starts with "_logits_"; anything else is taken for a model. */
 static bool is_logits_file(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -248,7 +236,11 @@ static int run(int argc, char **argv) {
         rc = sm_kl_divergence(m, kld, &o, &r);
     } else if (rc == 0) {
         if (tokens_path) rc = read_token_file(tokens_path, &ids, &n_ids);
-        else rc = tokenize_file(tok, text, &ids, &n_ids);
+        else { /* the whole file as one string, BOS first when the vocabulary adds it (llama.cpp) */
+            size_t n = 0;
+            rc = sm_calib_tokenize_file(tok, text, false, &ids, &n);
+            n_ids = (int64_t)n;
+        }
         if (rc == 0 && kld) {
             rc = sm_model_load(kld, vocab, &base);
             if (rc == 0) rc = sm_kl_divergence_models(m, base, ids, n_ids, &o, &r);

@@ -55,10 +55,11 @@ static int from_checkpoint(const char *in, const char *out, const sm_quantize_op
     rep->n_tensors = cr.n_tensors;
     rep->n_params = cr.n_params;
     rep->bytes_in = cr.bytes_in;
-    rep->bytes_out = cr.bytes_out;
+    rep->bytes_out = cr.tensor_bytes; /* as sm_quantize_gguf counts it */
     rep->seconds = cr.seconds;
     rep->n_quantized = cr.n_quantized;
     rep->n_fallback = cr.n_fallback;
+    memcpy(rep->n_by_type, cr.n_by_type, sizeof rep->n_by_type);
     return 0;
 }
 

@@ -24,10 +24,7 @@ static void set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_
     sm_gguf_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
     sm_vocab_to_gguf(&s->vocab, w);
     if (o->quant) { /* what llama-quantize makes of the converted file: these two keys move last */
-        sm_gguf_remove(w, "general.quantization_version");
-        sm_gguf_remove(w, "general.file_type");
-        sm_gguf_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
-        sm_gguf_set_u32(w, "general.file_type", (uint32_t)p->ftype);
+        sm_gguf_set_quantization_keys(w, (uint32_t)p->ftype);
     }
     if (p->im) cv_set_imatrix_keys(w, o->quant->imatrix_path, p->im);
 }
@@ -76,6 +73,7 @@ static int write_all(const cv_source *s, const cv_plan *p, const char *out_path,
 
 int sm_convert(const char *model_path, const char *out_path, const sm_convert_opts *opts, sm_convert_report *rep) {
     double t0 = sm_now();
+    if (rep) memset(rep, 0, sizeof *rep);
     sm_convert_opts def = {0};
     const sm_convert_opts *o = opts ? opts : &def;
     cv_source s;
@@ -97,7 +95,12 @@ int sm_convert(const char *model_path, const char *out_path, const sm_convert_op
         rep->bytes_in = p.bytes_in;
         rep->outtype = p.outtype;
         rep->n_fallback = p.n_fallback;
-        for (size_t i = 0; i < p.n; i++) rep->n_quantized += sm_type_get(p.items[i].type)->quantized;
+        for (size_t i = 0; i < p.n; i++) {
+            const sm_type t = p.items[i].type;
+            rep->n_quantized += sm_type_get(t)->quantized;
+            rep->tensor_bytes += p.items[i].nbytes;
+            if ((int)t >= 0 && t < SM_TYPE_GGML_COUNT) rep->n_by_type[t]++;
+        }
         rep->seconds = sm_now() - t0;
     }
     cv_plan_free(&p);

@@ -29,6 +29,8 @@ typedef struct sm_convert_report {
     sm_type outtype;      /* what "auto" resolved to (f32, f16, bf16 or q8_0) */
     int64_t n_quantized;  /* tensors written in a block-quantized type */
     int64_t n_fallback;   /* recipe fallbacks (rows not a multiple of the block) */
+    uint64_t tensor_bytes;                 /* of bytes_out (the file), the tensors' data */
+    int64_t n_by_type[SM_TYPE_GGML_COUNT]; /* tensors written per type */
 } sm_convert_report;
 
 /* Convert a Hugging Face model directory (config.json + safetensors / PyTorch weights +

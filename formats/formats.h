@@ -159,6 +159,8 @@ void sm_gguf_remove(sm_gguf_writer *w, const char *key);
  * (split.* dropped), then general.quantization_version (2) and general.file_type last (ggml
  * moves a key it sets again to the end). */
 void sm_gguf_set_quantized_metadata(sm_gguf_writer *w, const sm_gguf *src, uint32_t file_type);
+/* Its last step: general.quantization_version (2) and general.file_type set as the last keys. */
+void sm_gguf_set_quantization_keys(sm_gguf_writer *w, uint32_t file_type);
 /* Shape outermost-first. Returns -1 if the name repeats or the row does not fit the type. */
 int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, sm_type type, int n_dims, const int64_t *shape);
 int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path);

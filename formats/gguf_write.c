@@ -225,15 +225,19 @@ void sm_gguf_remove(sm_gguf_writer *w, const char *key) {
     w->n_kv--;
 }
 
-void sm_gguf_set_quantized_metadata(sm_gguf_writer *w, const sm_gguf *src, uint32_t file_type) {
-    for (size_t i = 0; i < sm_gguf_n_kv(src); i++) sm_gguf_set_val(w, sm_gguf_key(src, i), sm_gguf_val(src, i));
+void sm_gguf_set_quantization_keys(sm_gguf_writer *w, uint32_t file_type) {
     sm_gguf_remove(w, "general.quantization_version");
     sm_gguf_remove(w, "general.file_type");
+    sm_gguf_set_u32(w, "general.quantization_version", 2);
+    sm_gguf_set_u32(w, "general.file_type", file_type);
+}
+
+void sm_gguf_set_quantized_metadata(sm_gguf_writer *w, const sm_gguf *src, uint32_t file_type) {
+    for (size_t i = 0; i < sm_gguf_n_kv(src); i++) sm_gguf_set_val(w, sm_gguf_key(src, i), sm_gguf_val(src, i));
     sm_gguf_remove(w, "split.no");
     sm_gguf_remove(w, "split.count");
     sm_gguf_remove(w, "split.tensors.count");
-    sm_gguf_set_u32(w, "general.quantization_version", 2);
-    sm_gguf_set_u32(w, "general.file_type", file_type);
+    sm_gguf_set_quantization_keys(w, file_type);
 }
 
 int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, sm_type type, int n_dims, const int64_t *shape) {

@@ -221,11 +221,24 @@ static void hf_input(void) {
     snprintf(args, sizeof args, "convert '%s' -o '%s' --outtype f32 --quiet", tl_asset("models/tiny-llama-kjv"),
              tl_tmp("kjv-f32.gguf"));
     CHECK(tl_run_smelt(args, NULL) == 0);
-    snprintf(args, sizeof args, "quantize '%s' '%s' Q4_K_M --quiet", tl_tmp("kjv-f32.gguf"), tl_tmp("two-step.gguf"));
-    CHECK(tl_run_smelt(args, NULL) == 0);
+    char *j2 = NULL, *j1 = NULL;
+    snprintf(args, sizeof args, "quantize '%s' '%s' Q4_K_M --quiet --json", tl_tmp("kjv-f32.gguf"),
+             tl_tmp("two-step.gguf"));
+    CHECK(tl_run_smelt(args, &j2) == 0);
     snprintf(args, sizeof args, "quantize '%s' '%s' Q4_K_M --quiet --json", tl_asset("models/tiny-llama-kjv"),
              tl_tmp("one-pass.gguf"));
-    CHECK(tl_run_smelt(args, NULL) == 0);
+    CHECK(tl_run_smelt(args, &j1) == 0);
+    /* and the same report: tensor types and output bytes */
+    cJSON *r2 = j2 ? cJSON_Parse(j2) : NULL, *r1 = j1 ? cJSON_Parse(j1) : NULL;
+    CHECK(r1 && r2);
+    if (r1 && r2) {
+        CHECK(cJSON_Compare(cJSON_GetObjectItem(r1, "tensor_types"), cJSON_GetObjectItem(r2, "tensor_types"), true));
+        CHECK(cJSON_GetObjectItem(r1, "bytes_out")->valuedouble == cJSON_GetObjectItem(r2, "bytes_out")->valuedouble);
+    }
+    cJSON_Delete(r1);
+    cJSON_Delete(r2);
+    free(j1);
+    free(j2);
     tl_check_same_gguf_tensors(tl_tmp("two-step.gguf"), tl_tmp("one-pass.gguf"));
     size_t la = 0, lb = 0;
     char *a = tl_slurp(tl_tmp("two-step.gguf"), &la), *b = tl_slurp(tl_tmp("one-pass.gguf"), &lb);
