@@ -437,16 +437,6 @@ static int inspect_ckpt(const char *path, bool json) {
 
 /* ---- dispatch ---- */
 
-static bool is_gguf_file(const char *path) {
-    if (!sm_is_file(path)) return false;
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    char magic[4];
-    bool yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    fclose(f);
-    return yes;
-}
-
 static int run(int argc, char **argv) {
     const char *path = NULL;
     bool json = false, all = false;
@@ -459,7 +449,7 @@ static int run(int argc, char **argv) {
     }
     if (!path) return cli_usage_error(&sm_cmd_inspect, "missing PATH");
     if (!sm_is_file(path) && !sm_is_dir(path)) return cli_fail("inspect", "%s: no such file or directory", path);
-    if (is_gguf_file(path)) return inspect_gguf(path, json, all);
+    if (sm_gguf_is_file(path)) return inspect_gguf(path, json, all);
     return inspect_ckpt(path, json);
 }
 

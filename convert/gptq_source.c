@@ -89,15 +89,10 @@ static int repack(const cv_item *it, void *dst) {
     const sm_gptq_hf_config *c = it->gptq_cfg;
     const int64_t out_f = it->shape[0], in_f = it->shape[1], ng = in_f / 32, zero = c->bits == 4 ? 8 : 128;
     const sm_tensor *qw = it->gptq[0], *qz = it->gptq[1], *sc = it->gptq[2];
-    int32_t *w32 = malloc((size_t)qw->nbytes), *z32 = malloc((size_t)qz->nbytes);
     uint8_t *codes = malloc((size_t)(out_f * in_f));
     int32_t *zeros = malloc(sizeof(int32_t) * (size_t)(ng * out_f));
-    int rc = (!w32 || !z32 || !codes || !zeros) ? sm_error("out of memory") : 0;
-    if (!rc) { /* aligned copies of the packed words */
-        memcpy(w32, qw->data, (size_t)qw->nbytes);
-        memcpy(z32, qz->data, (size_t)qz->nbytes);
-        rc = sm_gptq_hf_unpack(c, out_f, in_f, w32, z32, codes, zeros);
-    }
+    int rc = (!codes || !zeros) ? sm_error("out of memory") : 0;
+    if (!rc) rc = sm_gptq_hf_unpack(c, out_f, in_f, qw->data, qz->data, codes, zeros);
     const size_t block = sm_type_get(it->type)->block_bytes;
     for (int64_t r = 0; r < out_f && !rc; r++) {
         const int64_t sr = source_row(r, out_f, it->permute_heads);
@@ -117,8 +112,6 @@ static int repack(const cv_item *it, void *dst) {
                 for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)(q[j] - 128);
         }
     }
-    free(w32);
-    free(z32);
     free(codes);
     free(zeros);
     return rc;

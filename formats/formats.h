@@ -104,6 +104,9 @@ typedef struct sm_gguf_value {
 
 typedef struct sm_gguf sm_gguf; /* a GGUF file opened for reading */
 
+/* True if path is a regular file that starts with the GGUF magic (false for directories and
+ * files that cannot be read). */
+bool sm_gguf_is_file(const char *path);
 /* Open a GGUF file (mmapped; everything is validated before it is used). */
 int sm_gguf_open(const char *path, sm_gguf **out);
 /* Parse a GGUF image already in memory (`name` appears in errors). Does not take ownership:
@@ -275,9 +278,10 @@ int sm_gptq_hf_shapes(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, i
  * qweight and qzeros in the shapes above. */
 int sm_gptq_hf_pack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, const uint8_t *codes,
                     const int32_t *zeros, int32_t *qweight, int32_t *qzeros);
-/* The inverse: codes [out, in] and real zero points [n_groups, out]. */
-int sm_gptq_hf_unpack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, const int32_t *qweight,
-                      const int32_t *qzeros, uint8_t *codes, int32_t *zeros);
+/* The inverse: codes [out, in] and real zero points [n_groups, out]. qweight and qzeros are
+ * the packed little-endian int32 words, read byte-wise (they need not be aligned). */
+int sm_gptq_hf_unpack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, const void *qweight,
+                      const void *qzeros, uint8_t *codes, int32_t *zeros);
 /* The float weight [out, in] of a GPTQ linear from its checkpoint tensors (g_idx may be NULL:
  * i / group_size). Shapes, dtypes, sizes and g_idx values are checked against each other and
  * the config. *out_f, *in_f get the dimensions; dst (out*in floats) may be NULL to only check

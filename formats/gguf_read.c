@@ -11,6 +11,7 @@
 #include "gguf_internal.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -406,6 +407,16 @@ static int open_common(sm_gguf *g, sm_gguf **out) {
     }
     *out = g;
     return 0;
+}
+
+bool sm_gguf_is_file(const char *path) {
+    if (!sm_is_file(path)) return false;
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char magic[4];
+    const bool yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, GGUF_MAGIC, 4) == 0;
+    fclose(f);
+    return yes;
 }
 
 int sm_gguf_open(const char *path, sm_gguf **out) {

@@ -185,16 +185,15 @@ int sm_gptq_hf_pack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, con
     return 0;
 }
 
-int sm_gptq_hf_unpack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, const int32_t *qweight,
-                      const int32_t *qzeros, uint8_t *codes, int32_t *zeros) {
+int sm_gptq_hf_unpack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, const void *qweight,
+                      const void *qzeros, uint8_t *codes, int32_t *zeros) {
     int64_t ng, qws[2], qzs[2];
     if (sm_gptq_hf_shapes(c, out_f, in_f, &ng, qws, qzs)) return -1;
+    const uint8_t *qw = qweight, *qz = qzeros;
     for (int64_t o = 0; o < out_f; o++)
-        for (int64_t i = 0; i < in_f; i++)
-            codes[o * in_f + i] = (uint8_t)get_code((const uint8_t *)(qweight + o), out_f, i, c->bits);
+        for (int64_t i = 0; i < in_f; i++) codes[o * in_f + i] = (uint8_t)get_code(qw + 4 * o, out_f, i, c->bits);
     for (int64_t g = 0; g < ng; g++)
-        for (int64_t o = 0; o < out_f; o++)
-            zeros[g * out_f + o] = get_zero(c, (const uint8_t *)(qzeros + g * qzs[1]), o);
+        for (int64_t o = 0; o < out_f; o++) zeros[g * out_f + o] = get_zero(c, qz + 4 * g * qzs[1], o);
     return 0;
 }
 
@@ -245,10 +244,10 @@ int sm_gptq_hf_dequantize(const sm_gptq_hf_config *c, const sm_tensor *qweight, 
                         sm_type_name(g_idx->type));
 
     int32_t *gi = malloc(sizeof(int32_t) * (size_t)in);
-    float *sc = malloc(sizeof(float) * (size_t)(ng * out));
-    int32_t *zr = malloc(sizeof(int32_t) * (size_t)(ng * out));
+    float *sc = NULL;
+    int32_t *zr = NULL;
     int rc = -1;
-    if (!gi || !sc || !zr) {
+    if (!gi) {
         sm_error("gptq: %s: out of memory", qwn);
         goto done;
     }
@@ -270,21 +269,29 @@ int sm_gptq_hf_dequantize(const sm_gptq_hf_config *c, const sm_tensor *qweight, 
         }
         gi[i] = (int32_t)g;
     }
+    *out_f = out;
+    *in_f = in;
+    if (!dst) { /* only check and get the shapes */
+        rc = 0;
+        goto done;
+    }
+    sc = malloc(sizeof(float) * (size_t)(ng * out));
+    zr = malloc(sizeof(int32_t) * (size_t)(ng * out));
+    if (!sc || !zr) {
+        sm_error("gptq: %s: out of memory", qwn);
+        goto done;
+    }
     if (sm_plain_to_f32(scales->type, scales->data, sc, ng * out)) goto done;
     for (int64_t g = 0; g < ng; g++)
         for (int64_t o = 0; o < out; o++) zr[g * out + o] = get_zero(c, (const uint8_t *)qzeros->data + g * qzs[1] * 4, o);
-    *out_f = out;
-    *in_f = in;
-    if (dst) {
-        const uint8_t *qw = qweight->data;
+    const uint8_t *qw = qweight->data;
 #pragma omp parallel for schedule(static) num_threads(sm_num_threads())
-        for (int64_t o = 0; o < out; o++)
-            for (int64_t i = 0; i < in; i++) {
-                const int64_t g = gi[i];
-                const int32_t q = (int32_t)get_code(qw + 4 * o, out, i, c->bits);
-                dst[o * in + i] = sc[g * out + o] * (float)(q - zr[g * out + o]);
-            }
-    }
+    for (int64_t o = 0; o < out; o++)
+        for (int64_t i = 0; i < in; i++) {
+            const int64_t g = gi[i];
+            const int32_t q = (int32_t)get_code(qw + 4 * o, out, i, c->bits);
+            dst[o * in + i] = sc[g * out + o] * (float)(q - zr[g * out + o]);
+        }
     rc = 0;
 done:
     free(gi);

@@ -1,8 +1,6 @@
 /* vocab.c - sm_vocab allocation and release, and loading by what a path is. */
 #include "vocab_internal.h"
 
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,12 +52,7 @@ void sm_vocab_free(sm_vocab *v) {
 int sm_vocab_load(const char *path, sm_vocab *out) {
     memset(out, 0, sizeof *out);
     if (sm_is_dir(path)) return sm_vocab_load_hf(path, out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return sm_error("%s: cannot open: %s", path, strerror(errno));
-    char magic[4] = {0};
-    size_t got = fread(magic, 1, 4, f);
-    fclose(f);
-    if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+    if (sm_gguf_is_file(path)) {
         sm_gguf *g;
         if (sm_gguf_open(path, &g)) return -1;
         int rc = sm_vocab_from_gguf(g, out);

@@ -84,25 +84,15 @@ int sm_vocab_from_gguf(const sm_gguf *g, sm_vocab *out) {
     if (!rc && sc) {
         if (sc->type != SM_GGUF_ARRAY || sc->v.arr.type != SM_GGUF_FLOAT32 || sc->v.arr.n < (uint64_t)n)
             rc = sm_error("%s: %s: expected an array of at least %d float32", path, KEY("scores"), n);
-        else
-            for (int32_t i = 0; i < n; i++) {
-                uint32_t u = 0;
-                const uint8_t *p = (const uint8_t *)sc->v.arr.data + 4 * (size_t)i;
-                for (int b = 3; b >= 0; b--) u = u << 8 | p[b];
-                memcpy(&out->scores[i], &u, 4);
-            }
+        else /* the reader keeps arrays in host order */
+            memcpy(out->scores, sc->v.arr.data, 4 * (size_t)n);
     }
     const sm_gguf_value *ty = sm_gguf_find(g, KEY("token_type"));
     if (!rc && ty) {
         if (ty->type != SM_GGUF_ARRAY || (ty->v.arr.type != SM_GGUF_INT32 && ty->v.arr.type != SM_GGUF_UINT32) || ty->v.arr.n < (uint64_t)n)
             rc = sm_error("%s: %s: expected an array of at least %d int32", path, KEY("token_type"), n);
         else
-            for (int32_t i = 0; i < n; i++) {
-                uint32_t u = 0;
-                const uint8_t *p = (const uint8_t *)ty->v.arr.data + 4 * (size_t)i;
-                for (int b = 3; b >= 0; b--) u = u << 8 | p[b];
-                out->types[i] = (int32_t)u;
-            }
+            memcpy(out->types, ty->v.arr.data, 4 * (size_t)n);
     }
     if (!rc && kind == SM_VOCAB_BPE) {
         const sm_gguf_value *mg = str_array(g, KEY("merges"));

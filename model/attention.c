@@ -40,10 +40,11 @@ static void causal_softmax(float *s, int64_t n_keys, int64_t qn, int64_t base, f
 }
 
 int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, int64_t pos0, float *out) {
+    if (n <= 0) return 0; /* no queries (the last layer when no logits are wanted) */
     const sm_model *m = c->m;
     const int64_t hd = m->head_dim, n_head = m->hp.n_head, ld = c->ld;
     const int64_t group = n_head / m->hp.n_head_kv;
-    const int64_t n_blocks = (n + QBLOCK - 1) / QBLOCK;
+    const int64_t n_blocks = (n + QBLOCK - 1) / QBLOCK, max_qn = n < QBLOCK ? n : QBLOCK;
     const float *kc = c->k_cache + (size_t)SM_KV_SLOT(c, layer) * m->kv_dim * c->n_ctx;
     const float *vc = c->v_cache + (size_t)SM_KV_SLOT(c, layer) * m->kv_dim * c->n_ctx;
     const float scale = 1.0f / sqrtf((float)hd);
@@ -52,7 +53,7 @@ int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, 
     int failed = 0;
 #pragma omp parallel reduction(| : failed) if (work >= (1 << 21))
     {
-        float *s = malloc(sizeof(float) * (size_t)QBLOCK * (size_t)(pos0 + n));
+        float *s = malloc(sizeof(float) * (size_t)max_qn * (size_t)(pos0 + n)); /* a block's scores */
         if (!s) failed = 1;
 #pragma omp for schedule(dynamic)
         for (int64_t item = 0; item < n_head * n_blocks; item++) {

@@ -45,7 +45,7 @@ static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_
     c->rope_sin = xalloc((size_t)n_ctx * half, sizeof(float));
     c->x = xalloc(ld * (size_t)hp->n_embd, sizeof(float));
     c->xn = xalloc(ld * (size_t)hp->n_embd, sizeof(float));
-    c->tmp = xalloc(ld * (size_t)hp->n_embd, sizeof(float));
+    c->tmp = xalloc((size_t)hp->n_embd, sizeof(float));
     c->q = xalloc(ld * (size_t)m->q_dim, sizeof(float));
     c->att = xalloc(ld * (size_t)m->q_dim, sizeof(float));
     c->k = xalloc(ld * (size_t)m->kv_dim, sizeof(float));
@@ -226,8 +226,7 @@ static int logits_out(sm_context *c, int64_t n, int64_t out_first, float *logits
     const sm_model *m = c->m;
     const int64_t E = m->hp.n_embd, V = m->hp.n_vocab, n_out = n - out_first, ld = c->ld;
     /* normalise the wanted tokens into columns [0, n_out) */
-    for (int64_t f = 0; f < E; f++) memmove(c->tmp + f * ld, c->x + f * ld + out_first, sizeof(float) * (size_t)n_out);
-    rms_norm(c, c->tmp, m->output_norm, c->xn, n_out);
+    rms_norm(c, c->x + out_first, m->output_norm, c->xn, n_out);
     int rc = observe(c, -1, SM_IN_OUTPUT, c->xn, E, n_out);
     if (rc) return rc;
     const sm_weight *w = &m->output;

@@ -57,7 +57,8 @@ struct sm_context {
     float *k_cache;             /* per layer [n_head_kv][n_ctx][head_dim] */
     float *v_cache;             /* per layer [n_head_kv][head_dim][n_ctx] (transposed) */
     float *rope_cos, *rope_sin; /* [head_dim/2][n_ctx] */
-    float *x, *xn, *tmp;        /* [n_embd][ld] */
+    float *x, *xn;              /* [n_embd][ld] */
+    float *tmp;                 /* [n_embd]: one token's embedding row */
     float *q, *att;             /* [n_head*head_dim][ld] */
     float *k, *v;               /* [n_head_kv*head_dim][ld] */
     float *gate, *up;           /* [n_ff][ld] */

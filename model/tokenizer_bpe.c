@@ -103,6 +103,7 @@ typedef struct sym {
 
 typedef struct bigram {
     int32_t rank, left, right;
+    int32_t result; /* the merged token */
     uint32_t size;
 } bigram;
 
@@ -155,7 +156,7 @@ static int add_bigram(const sm_tokenizer *t, work *w, int32_t l, int32_t r) {
     if (l < 0 || r < 0 || w->s[l].id < 0 || w->s[r].id < 0) return 0;
     const sm_merge *m = pair_find(&t->merges, w->s[l].id, w->s[r].id);
     if (!m) return 0;
-    return q_push(w, (bigram){m->rank, l, r, w->s[l].n + w->s[r].n});
+    return q_push(w, (bigram){m->rank, l, r, m->result, w->s[l].n + w->s[r].n});
 }
 
 static int merge_word(const sm_tokenizer *t, work *w, const char *word, size_t n, sm_i32vec *out) {
@@ -185,7 +186,7 @@ static int merge_word(const sm_tokenizer *t, work *w, const char *word, size_t n
         bigram b = q_pop(w);
         sym *l = &w->s[b.left], *r = &w->s[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
-        l->id = pair_find(&t->merges, l->id, r->id)->result;
+        l->id = b.result; /* not stale: l and r hold the ids the pair was queued with */
         l->n += r->n;
         r->n = 0;
         l->next = r->next;

@@ -217,15 +217,6 @@ static int load_tensors(sm_model *m) {
 
 /* ---- the three sources ---- */
 
-static bool is_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    char magic[4] = {0};
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    return n == 4 && !memcmp(magic, "GGUF", 4);
-}
-
 static int open_gguf(sm_model *m, const char *path) {
     if (sm_gguf_open(path, &m->gguf)) return -1;
     if (sm_hparams_from_gguf(m->gguf, &m->hp)) return -1;
@@ -296,7 +287,7 @@ int sm_model_load(const char *path, const char *vocab_path, sm_model **out) {
     int rc;
     bool llama2c = false;
     if (sm_is_dir(path)) rc = open_hf(m, path);
-    else if (is_gguf(path)) rc = open_gguf(m, path);
+    else if (sm_gguf_is_file(path)) rc = open_gguf(m, path);
     else if (sm_is_file(path)) {
         rc = open_llama2c(m, path);
         llama2c = true;
