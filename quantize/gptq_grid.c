@@ -250,66 +250,22 @@ double gq_grid_quant(const gq_grid *g, int64_t r, int64_t c, double x, uint8_t *
     }
 }
 
-static void pack_nibbles(const uint8_t *L, uint8_t *qs) {
-    for (int j = 0; j < QK32 / 2; j++) qs[j] = (uint8_t)(L[j] | (L[j + QK32 / 2] << 4));
-}
-
-static void pack_q5(const uint8_t *L, uint8_t *qs, uint8_t qh_out[4]) {
-    uint32_t qh = 0;
-    for (int j = 0; j < QK32 / 2; ++j) {
-        qs[j] = (uint8_t)((L[j] & 0x0F) | ((L[j + QK32 / 2] & 0x0F) << 4));
-        qh |= (uint32_t)((L[j] >> 4) & 1) << j;
-        qh |= (uint32_t)((L[j + QK32 / 2] >> 4) & 1) << (j + QK32 / 2);
-    }
-    for (int k = 0; k < 4; k++) qh_out[k] = (uint8_t)(qh >> (8 * k));
-}
-
 void gq_grid_pack_row(gq_grid *g, int64_t r, const uint8_t *codes) {
     for (int64_t gi = 0; gi < g->n_groups; gi++) {
         uint8_t *blk = block_at(g, r, gi);
         const uint8_t *L = codes + gi * g->group;
         switch (g->type) {
-        case SM_TYPE_Q4_0: pack_nibbles(L, ((block_q4_0 *)blk)->qs); break;
-        case SM_TYPE_Q4_1: pack_nibbles(L, ((block_q4_1 *)blk)->qs); break;
-        case SM_TYPE_Q5_0: pack_q5(L, ((block_q5_0 *)blk)->qs, ((block_q5_0 *)blk)->qh); break;
-        case SM_TYPE_Q5_1: pack_q5(L, ((block_q5_1 *)blk)->qs, ((block_q5_1 *)blk)->qh); break;
+        case SM_TYPE_Q4_0: q_pack_nibbles(L, ((block_q4_0 *)blk)->qs, QK32); break;
+        case SM_TYPE_Q4_1: q_pack_nibbles(L, ((block_q4_1 *)blk)->qs, QK32); break;
+        case SM_TYPE_Q5_0: q_pack_q5(L, ((block_q5_0 *)blk)->qs, ((block_q5_0 *)blk)->qh); break;
+        case SM_TYPE_Q5_1: q_pack_q5(L, ((block_q5_1 *)blk)->qs, ((block_q5_1 *)blk)->qh); break;
         case SM_TYPE_Q8_0:
             for (int j = 0; j < QK32; j++) ((block_q8_0 *)blk)->qs[j] = (int8_t)(L[j] - 128);
             break;
-        case SM_TYPE_Q4_K: {
-            uint8_t *q = ((block_q4_K *)blk)->qs;
-            for (int j = 0; j < QK_K; j += 64, q += 32)
-                for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
-            break;
-        }
-        case SM_TYPE_Q5_K: {
-            block_q5_K *b = (block_q5_K *)blk;
-            uint8_t *ql = b->qs;
-            memset(b->qh, 0, sizeof b->qh);
-            for (int k = 0, sh = 0; k < QK_K; k += 64, ql += 32, sh += 2) {
-                for (int j = 0; j < 32; ++j) {
-                    const int l1 = L[k + j], l2 = L[k + j + 32];
-                    b->qh[j] |= (uint8_t)(((l1 >> 4) << sh) | ((l2 >> 4) << (sh + 1)));
-                    ql[j] = (uint8_t)((l1 & 0xF) | ((l2 & 0xF) << 4));
-                }
-            }
-            break;
-        }
-        case SM_TYPE_Q6_K: {
-            block_q6_K *b = (block_q6_K *)blk;
-            uint8_t *ql = b->ql, *qh = b->qh;
-            for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
-                for (int l = 0; l < 32; ++l) {
-                    const uint8_t q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF;
-                    const uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
-                    ql[l] = (uint8_t)(q1 | (q3 << 4));
-                    ql[l + 32] = (uint8_t)(q2 | (q4 << 4));
-                    qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
-                                      ((L[j + l + 96] >> 4) << 6));
-                }
-            }
-            break;
-        }
+        case SM_TYPE_Q4_K: q_pack_q4_K(L, ((block_q4_K *)blk)->qs); break;
+        case SM_TYPE_Q5_K: q_pack_q5_K(L, ((block_q5_K *)blk)->qh, ((block_q5_K *)blk)->qs); break;
+        /* codes 0..63: the same values as int8_t */
+        case SM_TYPE_Q6_K: q_pack_q6_K((const int8_t *)L, (block_q6_K *)blk); break;
         default: break;
         }
     }
