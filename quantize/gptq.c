@@ -359,7 +359,7 @@ int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const 
     gq_grid g;
     if (gq_grid_init(&g, o, rows, n)) return -1;
     gq_run R = {.p = p, .g = &g, .rows = rows, .n = n, .B = o->block_size > n ? n : o->block_size};
-    R.static_groups = o->static_groups && g.kind == GQ_GRID_INT;
+    R.static_groups = o->static_groups && g.is_int;
     /* the starting weights (quantization order, dead columns zeroed) are kept apart only when
      * a round-to-nearest pass for the report runs first */
     const bool keep_start = !o->skip_loss;
@@ -373,7 +373,7 @@ int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const 
         sm_error("gptq: out of memory for a %lld x %lld weight", (long long)rows, (long long)n);
         goto done;
     }
-    if (g.kind != GQ_GRID_INT) {
+    if (!g.is_int) {
         if (!(imp = malloc(sizeof(float) * (size_t)n))) {
             sm_error("gptq: out of memory");
             goto done;
@@ -410,7 +410,7 @@ int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const 
     if (!(res->deq = malloc(sizeof(float) * (size_t)(rows * n)))) goto oom;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t k = 0; k < n; k++) res->deq[r * n + (p->perm ? p->perm[k] : k)] = (float)R.W[r * n + k];
-    if (g.kind == GQ_GRID_INT) {
+    if (g.is_int) {
         res->codes = malloc((size_t)(rows * n));
         res->g_idx = malloc(sizeof(int32_t) * (size_t)n);
         if (!res->codes || !res->g_idx) goto oom;

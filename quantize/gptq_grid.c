@@ -30,15 +30,13 @@ static bool is_kquant(sm_type t) { return t == SM_TYPE_Q4_K || t == SM_TYPE_Q5_K
 int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) {
     memset(g, 0, sizeof *g);
     g->rows = rows;
-    g->cols = cols;
     g->use_importance = o->use_importance;
     if (o->gguf_type == SM_TYPE_INVALID) {
         if (o->bits != 2 && o->bits != 3 && o->bits != 4 && o->bits != 8)
             return sm_error("gptq: %d bits is not supported (2, 3, 4 or 8)", o->bits);
         if (o->group_size != -1 && o->group_size <= 0)
             return sm_error("gptq: group size %d (must be positive, or -1 for one group per row)", o->group_size);
-        g->kind = GQ_GRID_INT;
-        g->bits = o->bits;
+        g->is_int = true;
         g->maxq = (1 << o->bits) - 1;
         g->sym = o->sym;
         g->zero_min1 = o->v1_zero && !o->sym;
@@ -51,7 +49,6 @@ int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) 
         if (o->act_order)
             return sm_error("gptq: act-order cannot be used with GGUF type %s: its blocks hold consecutive columns, "
                             "so the columns must be quantized in order", sm_type_name(t));
-        g->kind = is_legacy(t) ? GQ_GRID_LEGACY : GQ_GRID_KQUANT;
         g->type = t;
         g->group = sm_type_get(t)->block_size;
         if (cols % g->group)
@@ -61,7 +58,7 @@ int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) 
     }
     g->n_groups = (cols + g->group - 1) / g->group;
     g->act = calloc((size_t)rows * GQ_ACT, sizeof(float));
-    if (g->kind == GQ_GRID_INT) {
+    if (g->is_int) {
         g->scale_h = calloc((size_t)(g->n_groups * rows), sizeof(uint16_t));
         g->zero = calloc((size_t)(g->n_groups * rows), sizeof(int32_t));
         if (!g->act || !g->scale_h || !g->zero) goto oom;
@@ -206,7 +203,7 @@ overflow:
 }
 
 int gq_grid_fit(gq_grid *g, int64_t r, int64_t gi, const double *x, const float *imp, int n) {
-    return g->kind == GQ_GRID_INT ? fit_int(g, r, gi, x, n) : fit_gguf(g, r, gi, x, imp, n);
+    return g->is_int ? fit_int(g, r, gi, x, n) : fit_gguf(g, r, gi, x, imp, n);
 }
 
 /* The nearest level round(x / d) + off, clamped to [lo, hi]; `dflt` when the scale is 0. */
@@ -219,7 +216,7 @@ static int level(double x, double d, int off, int lo, int hi, int dflt) {
 double gq_grid_quant(const gq_grid *g, int64_t r, int64_t c, double x, uint8_t *code) {
     const float *a = g->act + r * GQ_ACT;
     int L;
-    switch (g->kind == GQ_GRID_INT ? SM_TYPE_INVALID : g->type) {
+    switch (g->is_int ? SM_TYPE_INVALID : g->type) {
     case SM_TYPE_INVALID: {
         const double s = a[0];
         const int z = (int)a[1];

@@ -70,16 +70,14 @@ int gq_inverse_cholesky_upper(double *a, int64_t n, double *u, sm_device device)
 /* ---- quantizer grids (gptq_grid.c) ----
  * A grid gives every (row, group of columns) a set of parameters fitted on the current
  * weights of that group, then maps a weight to its nearest representable value and code. */
-typedef enum gq_grid_kind { GQ_GRID_INT, GQ_GRID_LEGACY, GQ_GRID_KQUANT } gq_grid_kind;
-
 typedef struct gq_grid {
-    gq_grid_kind kind;
-    sm_type type;       /* GGUF block type (LEGACY / KQUANT) */
-    int bits, maxq;     /* INT */
+    bool is_int;        /* the INT grid of HF GPTQ checkpoints; else a GGUF block type */
+    sm_type type;       /* GGUF block type */
+    int maxq;           /* INT */
     bool sym, zero_min1;
     bool use_importance;
     int group;          /* columns per group (INT: group size; GGUF: the block size) */
-    int64_t rows, cols, n_groups;
+    int64_t rows, n_groups;
     /* INT: per (group, row) parameters, [n_groups][rows] */
     uint16_t *scale_h;
     int32_t *zero;
