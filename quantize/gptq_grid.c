@@ -46,9 +46,6 @@ int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) 
         if (!is_legacy(t) && !is_kquant(t))
             return sm_error("gptq: GGUF type %s is not supported (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)",
                             sm_type_name(t));
-        if (o->act_order)
-            return sm_error("gptq: act-order cannot be used with GGUF type %s: its blocks hold consecutive columns, "
-                            "so the columns must be quantized in order", sm_type_name(t));
         g->type = t;
         g->group = sm_type_get(t)->block_size;
         if (cols % g->group)
