@@ -30,7 +30,6 @@ static bool is_kquant(sm_type t) { return t == SM_TYPE_Q4_K || t == SM_TYPE_Q5_K
 int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) {
     memset(g, 0, sizeof *g);
     g->rows = rows;
-    g->use_importance = o->use_importance;
     if (o->gguf_type == SM_TYPE_INVALID) {
         if (o->bits != 2 && o->bits != 3 && o->bits != 4 && o->bits != 8)
             return sm_error("gptq: %d bits is not supported (2, 3, 4 or 8)", o->bits);
@@ -142,14 +141,8 @@ static void run_codec(sm_type t, const float *xf, void *blk, int n, const float 
 static int fit_gguf(gq_grid *g, int64_t r, int64_t gi, const double *x, const float *imp, int n) {
     float xf[QK_K];
     for (int i = 0; i < n; i++) xf[i] = (float)x[i];
-    const float *w = NULL;
-    if (g->use_importance && imp) {
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += imp[i];
-        if (sum > 0) w = imp; /* all-zero importance: ggml's weighted rule would give scale 0 */
-    }
     uint8_t *blk = block_at(g, r, gi);
-    run_codec(g->type, xf, blk, n, w);
+    run_codec(g->type, xf, blk, n, imp);
     float *a = g->act + r * GQ_ACT;
     switch (g->type) {
     case SM_TYPE_Q4_0:
