@@ -156,7 +156,9 @@ typedef struct gq_run {
     double *W;          /* working weights, rows x n, quantization order */
     uint8_t *codes;     /* rows x n, quantization order */
     double *E;          /* rows x B: scaled errors of the current batch */
-    const float *imp;   /* importance per column (GGUF grids), quantization order */
+    const float *imp;   /* importance per column (GGUF grids, use_importance), quantization order */
+    const bool *imp_ok; /* per group: its importance has a positive sum (else the group is
+                           fitted without: ggml's weighted rule would give scale 0) */
     bool feedback;      /* GPTQ (true) or round-to-nearest (false) */
     bool static_groups;
     int64_t bad_row;    /* lowest failing row, INT64_MAX if none */
@@ -195,7 +197,7 @@ static void row_batch(gq_run *R, const gq_kernels *kr, int64_t r, int64_t i1, in
                     for (int64_t t = i1; t < k; t++) v = fma(-e[t - i1], U[t * n + col], v);
                 x[j] = v;
             }
-            if (gq_grid_fit(R->g, r, k / group, x, R->imp ? R->imp + k : NULL, len)) {
+            if (gq_grid_fit(R->g, r, k / group, x, R->imp && R->imp_ok[k / group] ? R->imp + k : NULL, len)) {
                 record_failure(R, r);
                 return;
             }
@@ -359,7 +361,7 @@ int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const 
     gq_grid g;
     if (gq_grid_init(&g, o, rows, n)) return -1;
     gq_run R = {.p = p, .g = &g, .rows = rows, .n = n, .B = o->block_size > n ? n : o->block_size};
-    R.static_groups = o->static_groups && g.kind == GQ_GRID_INT;
+    R.static_groups = o->static_groups && g.is_int;
     /* the starting weights (quantization order, dead columns zeroed) are kept apart only when
      * a round-to-nearest pass for the report runs first */
     const bool keep_start = !o->skip_loss;
@@ -368,18 +370,27 @@ int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const 
     R.codes = malloc((size_t)(rows * n));
     R.E = malloc(sizeof(double) * (size_t)(rows * R.B));
     float *imp = NULL;
+    bool *imp_ok = NULL;
     int rc = -1;
     if ((keep_start && !w0) || !R.W || !R.codes || !R.E) {
         sm_error("gptq: out of memory for a %lld x %lld weight", (long long)rows, (long long)n);
         goto done;
     }
-    if (g.kind != GQ_GRID_INT) {
-        if (!(imp = malloc(sizeof(float) * (size_t)n))) {
+    if (!g.is_int && o->use_importance) {
+        imp = malloc(sizeof(float) * (size_t)n);
+        imp_ok = malloc(sizeof(bool) * (size_t)g.n_groups);
+        if (!imp || !imp_ok) {
             sm_error("gptq: out of memory");
             goto done;
         }
         for (int64_t c = 0; c < n; c++) imp[c] = (float)p->H[c * n + c];
+        for (int64_t gi = 0; gi < g.n_groups; gi++) { /* GGUF: n is a multiple of the group */
+            double sum = 0;
+            for (int64_t c = gi * g.group; c < (gi + 1) * g.group; c++) sum += imp[c];
+            imp_ok[gi] = sum > 0;
+        }
         R.imp = imp;
+        R.imp_ok = imp_ok;
     }
     double *start = keep_start ? w0 : R.W;
 #pragma omp parallel for schedule(static) num_threads(sm_num_threads())
@@ -410,7 +421,7 @@ int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const 
     if (!(res->deq = malloc(sizeof(float) * (size_t)(rows * n)))) goto oom;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t k = 0; k < n; k++) res->deq[r * n + (p->perm ? p->perm[k] : k)] = (float)R.W[r * n + k];
-    if (g.kind == GQ_GRID_INT) {
+    if (g.is_int) {
         res->codes = malloc((size_t)(rows * n));
         res->g_idx = malloc(sizeof(int32_t) * (size_t)n);
         if (!res->codes || !res->g_idx) goto oom;
@@ -444,5 +455,6 @@ done:
     free(R.codes);
     free(R.E);
     free(imp);
+    free(imp_ok);
     return rc;
 }

@@ -30,15 +30,12 @@ static bool is_kquant(sm_type t) { return t == SM_TYPE_Q4_K || t == SM_TYPE_Q5_K
 int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) {
     memset(g, 0, sizeof *g);
     g->rows = rows;
-    g->cols = cols;
-    g->use_importance = o->use_importance;
     if (o->gguf_type == SM_TYPE_INVALID) {
         if (o->bits != 2 && o->bits != 3 && o->bits != 4 && o->bits != 8)
             return sm_error("gptq: %d bits is not supported (2, 3, 4 or 8)", o->bits);
         if (o->group_size != -1 && o->group_size <= 0)
             return sm_error("gptq: group size %d (must be positive, or -1 for one group per row)", o->group_size);
-        g->kind = GQ_GRID_INT;
-        g->bits = o->bits;
+        g->is_int = true;
         g->maxq = (1 << o->bits) - 1;
         g->sym = o->sym;
         g->zero_min1 = o->v1_zero && !o->sym;
@@ -48,10 +45,6 @@ int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) 
         if (!is_legacy(t) && !is_kquant(t))
             return sm_error("gptq: GGUF type %s is not supported (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)",
                             sm_type_name(t));
-        if (o->act_order)
-            return sm_error("gptq: act-order cannot be used with GGUF type %s: its blocks hold consecutive columns, "
-                            "so the columns must be quantized in order", sm_type_name(t));
-        g->kind = is_legacy(t) ? GQ_GRID_LEGACY : GQ_GRID_KQUANT;
         g->type = t;
         g->group = sm_type_get(t)->block_size;
         if (cols % g->group)
@@ -61,7 +54,7 @@ int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) 
     }
     g->n_groups = (cols + g->group - 1) / g->group;
     g->act = calloc((size_t)rows * GQ_ACT, sizeof(float));
-    if (g->kind == GQ_GRID_INT) {
+    if (g->is_int) {
         g->scale_h = calloc((size_t)(g->n_groups * rows), sizeof(uint16_t));
         g->zero = calloc((size_t)(g->n_groups * rows), sizeof(int32_t));
         if (!g->act || !g->scale_h || !g->zero) goto oom;
@@ -148,14 +141,8 @@ static void run_codec(sm_type t, const float *xf, void *blk, int n, const float 
 static int fit_gguf(gq_grid *g, int64_t r, int64_t gi, const double *x, const float *imp, int n) {
     float xf[QK_K];
     for (int i = 0; i < n; i++) xf[i] = (float)x[i];
-    const float *w = NULL;
-    if (g->use_importance && imp) {
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += imp[i];
-        if (sum > 0) w = imp; /* all-zero importance: ggml's weighted rule would give scale 0 */
-    }
     uint8_t *blk = block_at(g, r, gi);
-    run_codec(g->type, xf, blk, n, w);
+    run_codec(g->type, xf, blk, n, imp);
     float *a = g->act + r * GQ_ACT;
     switch (g->type) {
     case SM_TYPE_Q4_0:
@@ -206,7 +193,7 @@ overflow:
 }
 
 int gq_grid_fit(gq_grid *g, int64_t r, int64_t gi, const double *x, const float *imp, int n) {
-    return g->kind == GQ_GRID_INT ? fit_int(g, r, gi, x, n) : fit_gguf(g, r, gi, x, imp, n);
+    return g->is_int ? fit_int(g, r, gi, x, n) : fit_gguf(g, r, gi, x, imp, n);
 }
 
 /* The nearest level round(x / d) + off, clamped to [lo, hi]; `dflt` when the scale is 0. */
@@ -219,7 +206,7 @@ static int level(double x, double d, int off, int lo, int hi, int dflt) {
 double gq_grid_quant(const gq_grid *g, int64_t r, int64_t c, double x, uint8_t *code) {
     const float *a = g->act + r * GQ_ACT;
     int L;
-    switch (g->kind == GQ_GRID_INT ? SM_TYPE_INVALID : g->type) {
+    switch (g->is_int ? SM_TYPE_INVALID : g->type) {
     case SM_TYPE_INVALID: {
         const double s = a[0];
         const int z = (int)a[1];
@@ -250,66 +237,22 @@ double gq_grid_quant(const gq_grid *g, int64_t r, int64_t c, double x, uint8_t *
     }
 }
 
-static void pack_nibbles(const uint8_t *L, uint8_t *qs) {
-    for (int j = 0; j < QK32 / 2; j++) qs[j] = (uint8_t)(L[j] | (L[j + QK32 / 2] << 4));
-}
-
-static void pack_q5(const uint8_t *L, uint8_t *qs, uint8_t qh_out[4]) {
-    uint32_t qh = 0;
-    for (int j = 0; j < QK32 / 2; ++j) {
-        qs[j] = (uint8_t)((L[j] & 0x0F) | ((L[j + QK32 / 2] & 0x0F) << 4));
-        qh |= (uint32_t)((L[j] >> 4) & 1) << j;
-        qh |= (uint32_t)((L[j + QK32 / 2] >> 4) & 1) << (j + QK32 / 2);
-    }
-    for (int k = 0; k < 4; k++) qh_out[k] = (uint8_t)(qh >> (8 * k));
-}
-
 void gq_grid_pack_row(gq_grid *g, int64_t r, const uint8_t *codes) {
     for (int64_t gi = 0; gi < g->n_groups; gi++) {
         uint8_t *blk = block_at(g, r, gi);
         const uint8_t *L = codes + gi * g->group;
         switch (g->type) {
-        case SM_TYPE_Q4_0: pack_nibbles(L, ((block_q4_0 *)blk)->qs); break;
-        case SM_TYPE_Q4_1: pack_nibbles(L, ((block_q4_1 *)blk)->qs); break;
-        case SM_TYPE_Q5_0: pack_q5(L, ((block_q5_0 *)blk)->qs, ((block_q5_0 *)blk)->qh); break;
-        case SM_TYPE_Q5_1: pack_q5(L, ((block_q5_1 *)blk)->qs, ((block_q5_1 *)blk)->qh); break;
+        case SM_TYPE_Q4_0: q_pack_nibbles(L, ((block_q4_0 *)blk)->qs, QK32); break;
+        case SM_TYPE_Q4_1: q_pack_nibbles(L, ((block_q4_1 *)blk)->qs, QK32); break;
+        case SM_TYPE_Q5_0: q_pack_q5(L, ((block_q5_0 *)blk)->qs, ((block_q5_0 *)blk)->qh); break;
+        case SM_TYPE_Q5_1: q_pack_q5(L, ((block_q5_1 *)blk)->qs, ((block_q5_1 *)blk)->qh); break;
         case SM_TYPE_Q8_0:
             for (int j = 0; j < QK32; j++) ((block_q8_0 *)blk)->qs[j] = (int8_t)(L[j] - 128);
             break;
-        case SM_TYPE_Q4_K: {
-            uint8_t *q = ((block_q4_K *)blk)->qs;
-            for (int j = 0; j < QK_K; j += 64, q += 32)
-                for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
-            break;
-        }
-        case SM_TYPE_Q5_K: {
-            block_q5_K *b = (block_q5_K *)blk;
-            uint8_t *ql = b->qs;
-            memset(b->qh, 0, sizeof b->qh);
-            for (int k = 0, sh = 0; k < QK_K; k += 64, ql += 32, sh += 2) {
-                for (int j = 0; j < 32; ++j) {
-                    const int l1 = L[k + j], l2 = L[k + j + 32];
-                    b->qh[j] |= (uint8_t)(((l1 >> 4) << sh) | ((l2 >> 4) << (sh + 1)));
-                    ql[j] = (uint8_t)((l1 & 0xF) | ((l2 & 0xF) << 4));
-                }
-            }
-            break;
-        }
-        case SM_TYPE_Q6_K: {
-            block_q6_K *b = (block_q6_K *)blk;
-            uint8_t *ql = b->ql, *qh = b->qh;
-            for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
-                for (int l = 0; l < 32; ++l) {
-                    const uint8_t q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF;
-                    const uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
-                    ql[l] = (uint8_t)(q1 | (q3 << 4));
-                    ql[l + 32] = (uint8_t)(q2 | (q4 << 4));
-                    qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
-                                      ((L[j + l + 96] >> 4) << 6));
-                }
-            }
-            break;
-        }
+        case SM_TYPE_Q4_K: q_pack_q4_K(L, ((block_q4_K *)blk)->qs); break;
+        case SM_TYPE_Q5_K: q_pack_q5_K(L, ((block_q5_K *)blk)->qh, ((block_q5_K *)blk)->qs); break;
+        /* codes 0..63: the same values as int8_t */
+        case SM_TYPE_Q6_K: q_pack_q6_K((const int8_t *)L, (block_q6_K *)blk); break;
         default: break;
         }
     }

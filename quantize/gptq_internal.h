@@ -70,16 +70,13 @@ int gq_inverse_cholesky_upper(double *a, int64_t n, double *u, sm_device device)
 /* ---- quantizer grids (gptq_grid.c) ----
  * A grid gives every (row, group of columns) a set of parameters fitted on the current
  * weights of that group, then maps a weight to its nearest representable value and code. */
-typedef enum gq_grid_kind { GQ_GRID_INT, GQ_GRID_LEGACY, GQ_GRID_KQUANT } gq_grid_kind;
-
 typedef struct gq_grid {
-    gq_grid_kind kind;
-    sm_type type;       /* GGUF block type (LEGACY / KQUANT) */
-    int bits, maxq;     /* INT */
+    bool is_int;        /* the INT grid of HF GPTQ checkpoints; else a GGUF block type */
+    sm_type type;       /* GGUF block type */
+    int maxq;           /* INT */
     bool sym, zero_min1;
-    bool use_importance;
     int group;          /* columns per group (INT: group size; GGUF: the block size) */
-    int64_t rows, cols, n_groups;
+    int64_t rows, n_groups;
     /* INT: per (group, row) parameters, [n_groups][rows] */
     uint16_t *scale_h;
     int32_t *zero;
@@ -96,8 +93,8 @@ typedef struct gq_grid {
  * option (sm_error). */
 int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols);
 void gq_grid_free(gq_grid *g);
-/* Fit row r's group gi from the n current weights x (n <= group) and importance imp (NULL or
- * n weights), and make it row r's active group. -1 (sm_error) if a scale overflows f16. */
+/* Fit row r's group gi from the n current weights x (n <= group) and importance imp (NULL, or
+ * n weights with a positive sum: GGUF grids only), and make it row r's active group. -1 (sm_error) if a scale overflows f16. */
 int gq_grid_fit(gq_grid *g, int64_t r, int64_t gi, const double *x, const float *imp, int n);
 /* Make group gi (already fitted) row r's active group (static groups). */
 void gq_grid_activate(gq_grid *g, int64_t r, int64_t gi);

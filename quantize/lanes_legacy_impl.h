@@ -66,14 +66,14 @@ static void legacy_weighted_rows(sm_type t, const float *x, void *vy, int64_t nr
             case SM_TYPE_Q4_0: {
                 block_q4_0 *y = (block_q4_0 *)blk;
                 y->d = dh;
-                for (int j = 0; j < 16; ++j) y->qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+                q_pack_nibbles(L, y->qs, QK32);
                 break;
             }
             case SM_TYPE_Q4_1: {
                 block_q4_1 *y = (block_q4_1 *)blk;
                 y->d = dh;
                 y->m = f2h(m[g]);
-                for (int j = 0; j < 16; ++j) y->qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+                q_pack_nibbles(L, y->qs, QK32);
                 break;
             }
             case SM_TYPE_Q5_0: {
