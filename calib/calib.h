@@ -267,8 +267,6 @@ typedef struct sm_gptq_run_report {
 
 int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opts *o, sm_gptq_run_report *rep);
 void sm_gptq_run_report_free(sm_gptq_run_report *r);
-/* True if GPTQ has a grid for this GGUF type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K). */
-bool sm_gptq_has_grid(sm_type t);
 
 /* GPTQ into an ordinary GGUF (calib/gptq_gguf.c). m was loaded from the F32/F16/BF16 GGUF
  * src_path. The recipe ("Q4_K_M", "Q4_0", ...) gives every tensor its type by llama.cpp's

@@ -23,16 +23,6 @@ static const struct {
 };
 #define N_GROUPS 4
 
-bool sm_gptq_has_grid(sm_type t) {
-    switch (t) {
-    case SM_TYPE_Q4_0: case SM_TYPE_Q4_1: case SM_TYPE_Q5_0: case SM_TYPE_Q5_1: case SM_TYPE_Q8_0:
-    case SM_TYPE_Q4_K: case SM_TYPE_Q5_K: case SM_TYPE_Q6_K:
-        return true;
-    default:
-        return false;
-    }
-}
-
 _Static_assert((int)SM_CUDA_IN_ATTN == (int)SM_IN_ATTN && (int)SM_CUDA_IN_ATTN_OUT == (int)SM_IN_ATTN_OUT &&
                    (int)SM_CUDA_IN_FFN == (int)SM_IN_FFN && (int)SM_CUDA_IN_FFN_DOWN == (int)SM_IN_FFN_DOWN,
                "kernels.h's observed inputs follow model.h's");
@@ -58,37 +48,6 @@ static int observe(void *user, int64_t layer, sm_linear_input which, const float
         c->seconds += sm_now() - t0;
     }
     return which == c->stop_at ? 1 : 0;
-}
-
-/* tr((W - Q) H (W - Q)^T), in double; rows summed in order (the same for any thread count). */
-static int proxy_loss(const double *H, const float *W, const float *Q, int64_t rows, int64_t cols, double *out) {
-    double *per_row = calloc((size_t)rows, sizeof(double));
-    if (!per_row) return sm_error("out of memory");
-    int failed = 0;
-#pragma omp parallel reduction(| : failed)
-    {
-        double *d = malloc(sizeof(double) * (size_t)cols);
-        if (!d) failed = 1;
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            if (!d) continue;
-            for (int64_t c = 0; c < cols; c++) d[c] = (double)W[r * cols + c] - (double)Q[r * cols + c];
-            double s = 0.0;
-            for (int64_t i = 0; i < cols; i++) {
-                if (d[i] == 0.0) continue;
-                double hi = 0.0;
-                for (int64_t j = 0; j < cols; j++) hi += H[i * cols + j] * d[j];
-                s += d[i] * hi;
-            }
-            per_row[r] = s;
-        }
-        free(d);
-    }
-    double total = 0.0;
-    for (int64_t r = 0; r < rows; r++) total += per_row[r];
-    free(per_row);
-    *out = total;
-    return failed ? sm_error("out of memory") : 0;
 }
 
 /* Round-to-nearest (with diag H as importance) into a result that looks like GPTQ's. */
@@ -120,7 +79,7 @@ static int round_to_nearest(sm_type type, const double *H, const float *W, int64
     res->cols = cols;
     res->packed_bytes = (size_t)(row_bytes * (uint64_t)rows);
     if (!skip_loss) {
-        if (proxy_loss(H, W, res->deq, rows, cols, &res->loss_rtn)) {
+        if (sm_gptq_proxy_loss(H, cols, W, res->deq, rows, &res->loss_rtn)) {
             sm_gptq_result_free(res);
             return -1;
         }

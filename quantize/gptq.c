@@ -290,39 +290,29 @@ static int fit_static(gq_run *R, const double *w0) {
     return 0;
 }
 
-/* tr((W - Wq) H (W - Wq)^T), W original order, Wq quantization order. */
-static int proxy_loss(const sm_gptq_hinv *p, const float *W, const double *wq, int64_t rows, double *out) {
-    const int64_t n = p->n;
+/* tr(D H D^T) for the rows - quantized rows D of a rows x n weight, LOSS_ROWS rows at a time:
+ * diff(user, r0, m, d) writes rows r0..r0+m of D into d; dev (H on the GPU) or H on the CPU. */
+typedef void (*loss_diff_fn)(const void *user, int64_t r0, int64_t m, int64_t n, double *d);
+
+static int loss_of(const double *H, sm_cuda_gptq *dev, int64_t n, int64_t rows, loss_diff_fn diff, const void *user,
+                   double *out) {
     const int64_t chunk = rows < LOSS_ROWS ? rows : LOSS_ROWS;
     double *d = malloc(sizeof(double) * (size_t)(chunk * n)), *t = malloc(sizeof(double) * (size_t)(chunk * n));
-    if (!d || !t) {
-        free(d);
-        free(t);
-        return sm_error("gptq: out of memory for the loss report");
-    }
+    int rc = !d || !t ? sm_error("gptq: out of memory for the loss report") : 0;
     double total = 0;
-    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    for (int64_t r0 = 0; r0 < rows && !rc; r0 += chunk) {
         const int64_t m = rows - r0 < chunk ? rows - r0 : chunk;
-        for (int64_t r = 0; r < m; r++)
-            for (int64_t c = 0; c < n; c++) d[r * n + c] = (double)W[(r0 + r) * n + c] - wq[(r0 + r) * n + p->iperm[c]];
-        if (p->dev_has_h) {
+        diff(user, r0, m, n, d);
+        if (dev) {
             double part;
-            if (sm_cuda_gptq_loss(p->dev, d, m, &part)) {
-                free(d);
-                free(t);
-                return sm_error_ctx("gptq: loss report");
-            }
-            total += part;
+            if (sm_cuda_gptq_loss(dev, d, m, &part)) rc = sm_error_ctx("gptq: loss report");
+            else total += part;
             continue;
         }
         memset(t, 0, sizeof(double) * (size_t)(m * n));
-        gq_gemm_args g = {.m = m, .n = n, .k = n, .sign = 1.0, .a = d, .a_rs = n, .a_cs = 1, .b = p->H, .b_rs = n,
+        gq_gemm_args g = {.m = m, .n = n, .k = n, .sign = 1.0, .a = d, .a_rs = n, .a_cs = 1, .b = H, .b_rs = n,
                           .b_cs = 1, .c = t, .ldc = n, .parallel = true};
-        if (gq_gemm(&g)) {
-            free(d);
-            free(t);
-            return -1;
-        }
+        if ((rc = gq_gemm(&g))) break;
         for (int64_t r = 0; r < m; r++) {
             double s = 0;
             for (int64_t c = 0; c < n; c++) s = fma(t[r * n + c], d[r * n + c], s);
@@ -332,7 +322,40 @@ static int proxy_loss(const sm_gptq_hinv *p, const float *W, const double *wq, i
     free(d);
     free(t);
     *out = total;
-    return 0;
+    return rc ? -1 : 0;
+}
+
+/* W original order, Wq (double) in quantization order */
+typedef struct perm_diff {
+    const float *W;
+    const double *wq;
+    const int32_t *iperm;
+} perm_diff;
+
+static void diff_permuted(const void *user, int64_t r0, int64_t m, int64_t n, double *d) {
+    const perm_diff *u = user;
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t c = 0; c < n; c++) d[r * n + c] = (double)u->W[(r0 + r) * n + c] - u->wq[(r0 + r) * n + u->iperm[c]];
+}
+
+static int proxy_loss(const sm_gptq_hinv *p, const float *W, const double *wq, int64_t rows, double *out) {
+    const perm_diff u = {W, wq, p->iperm};
+    return loss_of(p->H, p->dev_has_h ? p->dev : NULL, p->n, rows, diff_permuted, &u, out);
+}
+
+/* both float, the same order */
+typedef struct plain_diff {
+    const float *W, *Q;
+} plain_diff;
+
+static void diff_plain(const void *user, int64_t r0, int64_t m, int64_t n, double *d) {
+    const plain_diff *u = user;
+    for (int64_t i = 0; i < m * n; i++) d[i] = (double)u->W[r0 * n + i] - (double)u->Q[r0 * n + i];
+}
+
+int sm_gptq_proxy_loss(const double *H, int64_t cols, const float *W, const float *Q, int64_t rows, double *out) {
+    const plain_diff u = {W, Q};
+    return loss_of(H, NULL, cols, rows, diff_plain, &u, out);
 }
 
 void sm_gptq_result_free(sm_gptq_result *r) {

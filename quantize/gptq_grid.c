@@ -27,6 +27,8 @@ static bool is_legacy(sm_type t) {
 }
 static bool is_kquant(sm_type t) { return t == SM_TYPE_Q4_K || t == SM_TYPE_Q5_K || t == SM_TYPE_Q6_K; }
 
+bool sm_gptq_has_grid(sm_type t) { return is_legacy(t) || is_kquant(t); }
+
 int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) {
     memset(g, 0, sizeof *g);
     g->rows = rows;
@@ -42,7 +44,7 @@ int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) 
         g->group = o->group_size == -1 || o->group_size > cols ? (int)cols : o->group_size;
     } else {
         const sm_type t = o->gguf_type;
-        if (!is_legacy(t) && !is_kquant(t))
+        if (!sm_gptq_has_grid(t))
             return sm_error("gptq: GGUF type %s is not supported (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)",
                             sm_type_name(t));
         g->type = t;

@@ -95,6 +95,9 @@ typedef struct sm_gptq_opts {
                             equal the CPU's up to rounding. Fails if no device is usable. */
 } sm_gptq_opts;
 
+/* True if GPTQ has a grid for this GGUF type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K). */
+bool sm_gptq_has_grid(sm_type t);
+
 /* Defaults: HF grid, 4 bits, group 128, sym, damp 0.01, block 128, use_importance. */
 void sm_gptq_opts_default(sm_gptq_opts *o);
 
@@ -136,6 +139,9 @@ typedef struct sm_gptq_result {
 int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const sm_gptq_opts *o,
                      sm_gptq_result *res);
 void sm_gptq_result_free(sm_gptq_result *r);
+/* The loss report's measure for any quantized weight Q of W (both [rows, cols] float, H the
+ * full cols x cols matrix): tr((W - Q) H (W - Q)^T), blocked GEMMs on the CPU. */
+int sm_gptq_proxy_loss(const double *H, int64_t cols, const float *W, const float *Q, int64_t rows, double *out);
 
 /* ======================================================================================
  * Recipes (recipe.c): quantization mixtures, i.e. which type each tensor gets.
