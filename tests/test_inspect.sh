@@ -94,14 +94,10 @@ expect_grep "$TMP/l2c.txt" '^format: +llama2c$'
 expect_grep "$TMP/l2c.txt" '^ +n_kv_heads +4$'
 expect_grep "$TMP/l2c.txt" '^ +blk\.4\.ffn_down\.weight +f32 +\[64, 172\] +44032$'
 expect_grep "$TMP/l2c.txt" '47 tensors, 260032 parameters .*, 1040128 bytes .*, 32\.0000 bits per weight'
-# PyTorch: checked once the PyTorch reader is in the build
-"$SMELT" inspect "$M/pytorch" > "$TMP/pt.txt" 2>&1
-if grep -q 'PyTorch reader not built yet' "$TMP/pt.txt"; then
-  echo "note: PyTorch reader not built yet; skipping the pytorch_model.bin check"
-else
-  expect_grep "$TMP/pt.txt" '^format: +pytorch$'
-  expect_grep "$TMP/pt.txt" '39 tensors, 4196608 parameters .*, 16786432 bytes .*, 32\.0000 bits per weight'
-fi
+# PyTorch
+"$SMELT" inspect "$M/pytorch" > "$TMP/pt.txt" 2>&1 || fail "inspect $M/pytorch exited $?"
+expect_grep "$TMP/pt.txt" '^format: +pytorch$'
+expect_grep "$TMP/pt.txt" '39 tensors, 4196608 parameters .*, 16786432 bytes .*, 32\.0000 bits per weight'
 
 # ---- errors: exit 1 with a message naming the file; usage errors exit 2
 head -c 100 "$SEEDS/tiny.gguf" > "$TMP/cut.gguf"

@@ -240,11 +240,7 @@ static void hf_input(void) {
     free(j1);
     free(j2);
     tl_check_same_gguf_tensors(tl_tmp("two-step.gguf"), tl_tmp("one-pass.gguf"));
-    size_t la = 0, lb = 0;
-    char *a = tl_slurp(tl_tmp("two-step.gguf"), &la), *b = tl_slurp(tl_tmp("one-pass.gguf"), &lb);
-    CHECK(a && b && la == lb && !memcmp(a, b, la));
-    free(a);
-    free(b);
+    CHECK(tl_same_file(tl_tmp("two-step.gguf"), tl_tmp("one-pass.gguf")));
     sm_gguf *y;
     CHECK_OK(sm_gguf_open(tl_tmp("one-pass.gguf"), &y));
     if (!y) return;
@@ -290,13 +286,9 @@ static void same_file_as_llama_quantize(void) {
         CHECK(system(args) == 0);
         snprintf(args, sizeof args, "quantize '%s' '%s' %s --quiet", src, tl_tmp("sq.gguf"), recipes[i]);
         CHECK(tl_run_smelt(args, NULL) == 0);
-        size_t la = 0, lb = 0;
-        char *a = tl_slurp(tl_tmp("lq.gguf"), &la), *b = tl_slurp(tl_tmp("sq.gguf"), &lb);
-        const bool eq = a && b && la == lb && !memcmp(a, b, la);
+        const bool eq = tl_same_file(tl_tmp("lq.gguf"), tl_tmp("sq.gguf"));
         CHECK_MSG(eq, "%s: smelt quantize's file differs from llama-quantize's", recipes[i]);
         same += eq;
-        free(a);
-        free(b);
     }
     fprintf(stderr, "  %d of 16 recipes byte-identical to llama-quantize\n", same);
 }

@@ -81,6 +81,15 @@ char *tl_slurp(const char *path, size_t *len) {
     return buf;
 }
 
+bool tl_same_file(const char *a, const char *b) {
+    size_t la = 0, lb = 0;
+    char *x = tl_slurp(a, &la), *y = tl_slurp(b, &lb);
+    const bool same = x && y && la == lb && !memcmp(x, y, la);
+    free(x);
+    free(y);
+    return same;
+}
+
 void tl_check_same_gguf_tensors(const char *a, const char *b) {
     sm_gguf *x = NULL, *y = NULL;
     CHECK_OK(sm_gguf_open(a, &x));

@@ -92,6 +92,8 @@ int tl_run_smelt_env(const char *env, const char *args, char **out);
 const char *tl_smelt_bin(void);
 /* Read a whole file (malloc'ed); NULL on failure. */
 char *tl_slurp(const char *path, size_t *len);
+/* Two files have the same bytes (false if either cannot be read). */
+bool tl_same_file(const char *a, const char *b);
 /* Two GGUF files hold the same tensors (names, types, bytes); failures are recorded. */
 void tl_check_same_gguf_tensors(const char *a, const char *b);
 /* A tiny Qwen2 HF directory in tl_tmpdir() (q/k/v biases, rotate_half rope with theta 1e6, GQA,
