@@ -1,10 +1,15 @@
 /* args.c - argument helpers shared by the subcommands. */
 #include "cli.h"
 
+#include "kernels/kernels.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 bool cli_flag(char **argv, int *i, const char *name) { return strcmp(argv[*i], name) == 0; }
 
@@ -67,6 +72,24 @@ int cli_usage_error(const sm_command *c, const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, "\n\n%s", c->usage);
     return 2;
+}
+
+int cli_device(const sm_command *c, const char *val, sm_device *out) {
+    *out = SM_DEVICE_CPU;
+    if (!strcmp(val, "cpu")) return 0;
+    if (strcmp(val, "cuda")) return cli_usage_error(c, "--device expects cpu or cuda, got '%s'", val);
+    const char *why = NULL;
+    if (!sm_cuda_available(&why)) return cli_fail(c->name, "--device cuda: no usable CUDA device (%s)", why ? why : "");
+    *out = SM_DEVICE_CUDA;
+    return 0;
+}
+
+void cli_set_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
 }
 
 void cli_print_json(cJSON *obj) {

@@ -36,5 +36,10 @@ int cli_usage_error(const sm_command *c, const char *fmt, ...) __attribute__((fo
 
 /* Print a cJSON object on stdout (one line) and delete it. */
 void cli_print_json(cJSON *obj);
+/* --device VALUE: "cpu", or "cuda" with a usable CUDA device (no silent fallback to the CPU).
+ * 0 with *out set; else the exit code, the message printed (2: bad value, 1: no device). */
+int cli_device(const sm_command *c, const char *val, sm_device *out);
+/* --threads N for the OpenMP regions that follow. */
+void cli_set_threads(int n);
 
 #endif

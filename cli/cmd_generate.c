@@ -8,9 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static const char USAGE[] =
     "usage: smelt generate MODEL [--prompt TEXT] [options]\n"
@@ -113,17 +110,10 @@ static int run(int argc, char **argv) {
     if (!model) return cli_usage_error(&sm_cmd_generate, "expected MODEL");
     if (!(temp >= 0) || !(top_p > 0 && top_p <= 1))
         return cli_usage_error(&sm_cmd_generate, "--temp must be >= 0 and --top-p in (0, 1]");
-    if (strcmp(device, "cpu") && strcmp(device, "cuda"))
-        return cli_usage_error(&sm_cmd_generate, "--device expects cpu or cuda, got '%s'", device);
-    sm_device dev = SM_DEVICE_CPU;
-    if (!strcmp(device, "cuda")) { /* no silent fallback to the CPU */
-        const char *why = NULL;
-        if (!sm_cuda_available(&why)) return cli_fail("generate", "--device cuda: no usable CUDA device (%s)", why);
-        dev = SM_DEVICE_CUDA;
-    }
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#endif
+    sm_device dev;
+    const int drc = cli_device(&sm_cmd_generate, device, &dev);
+    if (drc) return drc;
+    cli_set_threads(threads);
     sm_model *m = NULL;
     if (sm_model_load(model, vocab, &m)) return cli_fail_last("generate");
     const sm_hparams *hp = sm_model_hparams(m);

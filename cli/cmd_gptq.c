@@ -11,9 +11,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static const char USAGE[] =
     "usage: smelt gptq MODEL --calib FILE --to TARGET -o OUT [options]\n"
@@ -189,18 +186,11 @@ static int run(int argc, char **argv) {
     if (!(ro.q.damp >= 0.0 && ro.q.damp < 1e6)) return cli_usage_error(&sm_cmd_gptq, "--damp expects a number >= 0");
     if (!to_hf && ro.q.act_order)
         return cli_usage_error(&sm_cmd_gptq, "--act-order needs --to hf: GGUF blocks hold consecutive columns");
-    if (strcmp(device, "cpu") && strcmp(device, "cuda"))
-        return cli_usage_error(&sm_cmd_gptq, "--device expects cpu or cuda, got '%s'", device);
-    if (!strcmp(device, "cuda")) { /* no silent fallback to the CPU */
-        const char *why = "";
-        if (!sm_cuda_available(&why)) return cli_fail("gptq", "--device cuda: no usable CUDA device (%s)", why);
-        ro.q.device = SM_DEVICE_CUDA;
-    }
+    const int drc = cli_device(&sm_cmd_gptq, device, &ro.q.device);
+    if (drc) return drc;
     const bool model_is_dir = sm_is_dir(model);
     if (to_hf && !model_is_dir) return cli_fail("gptq", "--to hf needs a Hugging Face model directory as MODEL");
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#endif
+    cli_set_threads(threads);
     if (json) quiet = true;
     if (!quiet) ro.on_layer = on_layer;
 

@@ -8,9 +8,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static const char USAGE[] =
     "usage: smelt imatrix MODEL --text FILE -o OUT [options]\n"
@@ -61,9 +58,7 @@ static int run(int argc, char **argv) {
     if (!out) return cli_usage_error(&sm_cmd_imatrix, "expected -o FILE");
     if (strcmp(format, "gguf") && strcmp(format, "dat"))
         return cli_usage_error(&sm_cmd_imatrix, "--format expects gguf or dat, got '%s'", format);
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#endif
+    cli_set_threads(threads);
     if (json) o.quiet = true;
     o.dataset = text;
 

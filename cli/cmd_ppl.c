@@ -8,9 +8,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static const char USAGE[] =
     "usage: smelt ppl MODEL (--text FILE | --tokens FILE) [--kld BASE_MODEL] [options]\n"
@@ -206,16 +203,9 @@ static int run(int argc, char **argv) {
         return cli_usage_error(&sm_cmd_ppl, "%s holds its own tokens: drop --text / --tokens", kld);
     if (!kld_file && !text && !tokens_path) return cli_usage_error(&sm_cmd_ppl, "give --text FILE or --tokens FILE");
     if (kld && o.save_logits) return cli_usage_error(&sm_cmd_ppl, "--save-logits and --kld cannot be combined");
-    if (strcmp(device, "cpu") && strcmp(device, "cuda"))
-        return cli_usage_error(&sm_cmd_ppl, "--device expects cpu or cuda, got '%s'", device);
-    if (!strcmp(device, "cuda")) { /* no silent fallback: a GPU run that ran on the CPU would mislead */
-        const char *why = NULL;
-        if (!sm_cuda_available(&why)) return cli_fail("ppl", "--device cuda: no usable CUDA device (%s)", why);
-        o.device = SM_DEVICE_CUDA;
-    }
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#endif
+    const int drc = cli_device(&sm_cmd_ppl, device, &o.device);
+    if (drc) return drc;
+    cli_set_threads(threads);
     if (json) o.quiet = true;
 
     sm_model *m = NULL;

@@ -6,9 +6,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static const char USAGE[] =
     "usage: smelt quantize IN OUT.gguf TYPE [options]\n"
@@ -81,9 +78,7 @@ static int quantize(int argc, char **argv, const char **tt, const char **keep, s
         else if (cli_opt(argc, argv, &i, "--output-tensor-type", &v)) o.output_type = v;
         else if (cli_opt(argc, argv, &i, "--token-embedding-type", &v)) o.token_embd_type = v;
         else if (cli_opt(argc, argv, &i, "--threads", &v)) {
-#ifdef _OPENMP
-            omp_set_num_threads((int)cli_long("--threads", v, 1, 4096));
-#endif
+            cli_set_threads((int)cli_long("--threads", v, 1, 4096));
         } else if (cli_flag(argv, &i, "--pure")) o.pure = true;
         else if (cli_flag(argv, &i, "--allow-requantize")) o.allow_requantize = true;
         else if (cli_flag(argv, &i, "--json")) json = true;
