@@ -95,7 +95,7 @@ int cv_llama_quantize_order(const char *a, const char *b);
  * scales, Q8_0 for the same in 8 bits: the same values, block for block; else outtype, from
  * the dequantized weights), and the name map's flags. cv_gptq_fill writes the item's bytes
  * (it->nbytes, rope permutation applied). */
-int cv_gptq_part(const cv_source *s, const char *name);
+int cv_gptq_part(const char *name);
 int cv_gptq_plan_item(const cv_source *s, const sm_tensor *t, sm_type outtype, cv_item *it, int *map_flags);
 int cv_gptq_fill(const cv_item *it, void *dst);
 

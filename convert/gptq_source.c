@@ -25,8 +25,7 @@ static int suffix_of(const char *name) {
     return -1;
 }
 
-int cv_gptq_part(const cv_source *s, const char *name) {
-    (void)s;
+int cv_gptq_part(const char *name) {
     const int k = suffix_of(name);
     return k < 0 ? 0 : k == 0 ? 1 : 2;
 }
@@ -120,22 +119,19 @@ static int repack(const cv_item *it, void *dst) {
 int cv_gptq_fill(const cv_item *it, void *dst) {
     if (lossless_type(it->gptq_cfg, it) == it->type) return repack(it, dst);
     const int64_t out_f = it->shape[0], in_f = it->shape[1];
-    float *w = malloc(sizeof(float) * (size_t)(out_f * in_f)), *row = malloc(sizeof(float) * (size_t)in_f);
+    float *w = malloc(sizeof(float) * (size_t)(out_f * in_f));
     int64_t o, i;
-    int rc = (!w || !row) ? sm_error("out of memory") : 0;
+    int rc = !w ? sm_error("out of memory") : 0;
     if (!rc) rc = sm_gptq_hf_dequantize(it->gptq_cfg, it->gptq[0], it->gptq[1], it->gptq[2], it->gptq[3], w, &o, &i);
     const uint64_t row_bytes = sm_type_row_bytes(it->type, in_f);
-    for (int64_t r = 0; r < out_f && !rc; r++) {
+    /* sm_quantize_rows writes plain types too; rows in place unless the rope rows move */
+    const int64_t per_call = it->permute_heads ? 1 : out_f;
+    for (int64_t r = 0; r < out_f && !rc; r += per_call) {
         const float *src = w + source_row(r, out_f, it->permute_heads) * in_f;
-        void *d = (uint8_t *)dst + (uint64_t)r * row_bytes;
-        if (sm_type_get(it->type)->quantized) {
-            memcpy(row, src, sizeof(float) * (size_t)in_f);
-            if (sm_quantize_rows(it->type, row, d, 1, in_f, NULL) != row_bytes) rc = -1;
-        } else {
-            rc = sm_f32_to_plain(it->type, src, d, in_f);
-        }
+        if (sm_quantize_rows(it->type, src, (uint8_t *)dst + (uint64_t)r * row_bytes, per_call, in_f, NULL) !=
+            row_bytes * (uint64_t)per_call)
+            rc = -1;
     }
     free(w);
-    free(row);
     return rc;
 }

@@ -182,7 +182,7 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
         const sm_tensor *t = &c->tensors[i];
         cv_item *it = &p->items[p->n];
         int flags = 0;
-        const int gq = s->gptq ? cv_gptq_part(s, t->name) : 0;
+        const int gq = s->gptq ? cv_gptq_part(t->name) : 0;
         if (gq == 2) continue; /* written with its qweight */
         if (gq == 1) {
             if (o->quant || o->n_loras) {
