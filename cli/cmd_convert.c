@@ -27,7 +27,7 @@ static const char USAGE[] =
     "                       complete, but a power loss right after may lose it)\n"
     "  --json               print a JSON summary on stdout\n"
     "  --quiet              no progress bar\n"
-    "Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM; llama2.c.\n";
+    "Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM; llama2.c.\n";
 
 static int convert(int argc, char **argv, sm_lora **loras);
 

@@ -95,13 +95,15 @@ typedef enum sm_cuda_tensor {
     SM_CT_ATTN_NORM, SM_CT_FFN_NORM,                                 /* per layer */
     SM_CT_WQ, SM_CT_WK, SM_CT_WV, SM_CT_WO, SM_CT_GATE, SM_CT_UP, SM_CT_DOWN,
     SM_CT_BQ, SM_CT_BK, SM_CT_BV, SM_CT_BO, SM_CT_BGATE, SM_CT_BUP, SM_CT_BDOWN,
+    SM_CT_Q_NORM, SM_CT_K_NORM,                                      /* per-head q/k RMSNorm weights [head_dim] */
     SM_CT_COUNT
 } sm_cuda_tensor;
 
 typedef struct sm_cuda_net sm_cuda_net;
 int sm_cuda_net_new(const sm_cuda_dims *d, sm_cuda_net **out);
 /* Copy n floats (a matrix row-major [out][in], or a vector) to the device as tensor `which`
- * of `layer` (-1 for the model-wide ones). Biases are optional; everything else is required. */
+ * of `layer` (-1 for the model-wide ones). Biases and q/k norms are optional (the block applies
+ * what was uploaded); everything else is required. */
 int sm_cuda_net_upload(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const float *host, int64_t n);
 /* Like sm_model_eval (the caller checks positions and token ids). */
 int sm_cuda_net_eval(sm_cuda_net *net, const int32_t *tokens, int64_t n, int64_t pos0, int64_t out_first,
@@ -166,7 +168,8 @@ enum { SM_CUDA_IN_ATTN, SM_CUDA_IN_ATTN_OUT, SM_CUDA_IN_FFN, SM_CUDA_IN_FFN_DOWN
 typedef struct sm_cuda_block sm_cuda_block;
 /* d->n_ctx is the most tokens a sample has; n_vocab and n_layer are not used. */
 int sm_cuda_block_new(const sm_cuda_dims *d, sm_cuda_block **out);
-/* Upload a block tensor (norms, weights row-major [out][in], biases; host NULL removes a bias). */
+/* Upload a block tensor (norms, weights row-major [out][in], biases, q/k norms; host NULL removes
+ * an optional one: a bias or a q/k norm). */
 int sm_cuda_block_set(sm_cuda_block *b, sm_cuda_tensor which, const float *host, int64_t n);
 /* Run one sample: h[SM_CUDA_IN_*] (NULL entries, or h NULL: not observed) accumulate the
  * observed inputs; stop_at (an SM_CUDA_IN_* index) ends the pass once that input is fed and

@@ -5,7 +5,7 @@
  * function for the architecture's own config fields. The shared fields (sizes, rope, norms)
  * are read once for all rows, with the defaults transformers' config classes use. Values and
  * rope-scaling rules follow llama.cpp's convert_hf_to_gguf.py (conversion/base.py TextModel,
- * conversion/llama.py LlamaModel, conversion/qwen.py Qwen2Model). */
+ * conversion/llama.py LlamaModel, conversion/qwen.py Qwen2Model and Qwen3Model). */
 #include "model.h"
 
 #include <math.h>
@@ -17,32 +17,52 @@
 #define CONFIG_MAX_BYTES (4u << 20)
 #define MAX_DIM ((int64_t)1 << 24)
 
-typedef struct arch_def {
-    const char *hf_name;
-    const char *gguf_arch;
-    bool permute_qk;      /* HF rotate_half q/k rows -> ggml interleaved rope (llama.cpp's undo_permute) */
-    bool llama_keys;      /* LlamaModel writes <arch>.vocab_size and <arch>.rope.dimension_count */
-    bool qkv_bias;        /* q/k/v projections always carry biases */
-    int64_t default_ctx;  /* transformers' default max_position_embeddings */
-    int (*extras)(const cJSON *cfg, const char *path, sm_hparams *hp);
-} arch_def;
-
-static int llama_extras(const cJSON *cfg, const char *path, sm_hparams *hp);
 static int sliding_window_extras(const cJSON *cfg, const char *path, sm_hparams *hp);
 
-static const arch_def ARCHS[] = {
-    {"LlamaForCausalLM", "llama", true, true, false, 2048, llama_extras},
-    {"MistralForCausalLM", "llama", true, true, false, 131072, sliding_window_extras},
-    {"Qwen2ForCausalLM", "qwen2", false, false, true, 32768, sliding_window_extras},
+/* The architecture table. Columns: HF class, GGUF architecture, GGUF rope, permute q/k at
+ * convert, LlamaModel keys, q/k/v biases always, bias config key, mlp_bias key, sliding-window
+ * keys, default context, BPE pre-tokenizer, block features. Rows with hf_name NULL only name a
+ * GGUF architecture the runtime reads (llama.cpp's older Mistral files). */
+static const sm_arch_info ARCHS[] = {
+    {"LlamaForCausalLM", "llama", SM_ROPE_NORM, true, true, false, "attention_bias", true, false, 2048, "llama-bpe", 0},
+    {"MistralForCausalLM", "llama", SM_ROPE_NORM, true, true, false, NULL, false, true, 131072, "llama-bpe", 0},
+    {"Qwen2ForCausalLM", "qwen2", SM_ROPE_NEOX, false, false, true, NULL, false, true, 32768, "qwen2", 0},
+    {"Qwen3ForCausalLM", "qwen3", SM_ROPE_NEOX, false, false, false, "attention_bias", false, true, 32768, "qwen2",
+     SM_FEAT_QK_NORM},
+    {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, 0},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
+
+const sm_arch_info *sm_arch_by_hf(const char *hf_name) {
+    for (size_t i = 0; i < N_ARCHS; i++)
+        if (ARCHS[i].hf_name && !strcmp(ARCHS[i].hf_name, hf_name)) return &ARCHS[i];
+    return NULL;
+}
+
+const sm_arch_info *sm_arch_by_gguf(const char *gguf_arch) {
+    for (size_t i = 0; i < N_ARCHS; i++)
+        if (!strcmp(ARCHS[i].gguf_arch, gguf_arch)) return &ARCHS[i];
+    return NULL;
+}
 
 const char *sm_supported_archs(void) {
     static char buf[256];
     if (!buf[0]) {
         size_t k = 0;
         for (size_t i = 0; i < N_ARCHS && k < sizeof buf; i++)
-            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", ARCHS[i].hf_name);
+            if (ARCHS[i].hf_name)
+                k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", k ? ", " : "", ARCHS[i].hf_name);
+    }
+    return buf;
+}
+
+const char *sm_supported_gguf_archs(void) {
+    static char buf[256];
+    if (!buf[0]) {
+        size_t k = 0;
+        for (size_t i = 0; i < N_ARCHS && k < sizeof buf; i++)
+            if (sm_arch_by_gguf(ARCHS[i].gguf_arch) == &ARCHS[i])
+                k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", k ? ", " : "", ARCHS[i].gguf_arch);
     }
     return buf;
 }
@@ -86,12 +106,16 @@ static int get_bool(const cJSON *cfg, const char *path, const char *key, bool *o
 
 /* ---- architecture-specific fields ---- */
 
-static int llama_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
+/* Biases switched on by config keys (Llama's attention_bias / mlp_bias, Qwen3's attention_bias). */
+static int bias_keys(const sm_arch_info *a, const cJSON *cfg, const char *path, sm_hparams *hp) {
     bool b = false;
-    if (get_bool(cfg, path, "attention_bias", &b) < 0) return -1;
-    hp->qkv_bias = hp->attn_out_bias = b;
+    if (a->bias_key) {
+        if (get_bool(cfg, path, a->bias_key, &b) < 0) return -1;
+        hp->qkv_bias |= b;
+        hp->attn_out_bias = b;
+    }
     b = false;
-    if (get_bool(cfg, path, "mlp_bias", &b) < 0) return -1;
+    if (a->mlp_bias_key && get_bool(cfg, path, "mlp_bias", &b) < 0) return -1;
     hp->mlp_bias = b;
     return 0;
 }
@@ -183,28 +207,29 @@ static int parse_rope(const cJSON *cfg, const char *path, sm_hparams *hp) {
 
 /* ---- config.json ---- */
 
-static const arch_def *find_arch(const cJSON *cfg, const char *path) {
+static const sm_arch_info *find_arch(const cJSON *cfg, const char *path) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
     if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) < 1 || !cJSON_IsString(cJSON_GetArrayItem(a, 0))) {
         sm_error("%s: missing \"architectures\" (supported: %s)", path, sm_supported_archs());
         return NULL;
     }
     const char *name = cJSON_GetArrayItem(a, 0)->valuestring;
-    for (size_t i = 0; i < N_ARCHS; i++)
-        if (!strcmp(ARCHS[i].hf_name, name)) return &ARCHS[i];
+    const sm_arch_info *row = sm_arch_by_hf(name);
+    if (row) return row;
     sm_error("%s: architecture \"%.64s\" is not supported (supported: %s)", path, name, sm_supported_archs());
     return NULL;
 }
 
 static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (!cJSON_IsObject(cfg)) return sm_error("%s: expected a JSON object", path);
-    const arch_def *a = find_arch(cfg, path);
+    const sm_arch_info *a = find_arch(cfg, path);
     if (!a) return -1;
     snprintf(hp->hf_arch, sizeof hp->hf_arch, "%s", a->hf_name);
     snprintf(hp->arch, sizeof hp->arch, "%s", a->gguf_arch);
     hp->rope_hf_layout = a->permute_qk;
     hp->llama_keys = a->llama_keys;
     hp->qkv_bias = a->qkv_bias;
+    hp->features = a->features;
 
     if (need_int(cfg, path, "vocab_size", 1, MAX_DIM, &hp->n_vocab) ||
         need_int(cfg, path, "hidden_size", 1, MAX_DIM, &hp->n_embd) ||
@@ -235,7 +260,8 @@ static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (get_pos_float(cfg, path, "rms_norm_eps", &hp->rms_eps) < 0) return -1;
     if (get_bool(cfg, path, "tie_word_embeddings", &hp->tied_embeddings) < 0) return -1;
     if (parse_rope(cfg, path, hp)) return -1;
-    return a->extras ? a->extras(cfg, path, hp) : 0;
+    if (bias_keys(a, cfg, path, hp)) return -1;
+    return a->sliding_window_key ? sliding_window_extras(cfg, path, hp) : 0;
 }
 
 int sm_hparams_from_hf_config(const char *config_json_path, sm_hparams *hp) {

@@ -1,5 +1,5 @@
 /* forward.c - evaluation contexts (KV cache, scratch) and the decoder forward pass:
- * embedding, then per layer RMSNorm -> q/k/v (+bias) -> RoPE -> attention -> output
+ * embedding, then per layer RMSNorm -> q/k/v (+bias) (-> per-head q/k RMSNorm) -> RoPE -> attention -> output
  * projection + residual -> RMSNorm -> SiLU-gated FFN + residual, then the final norm and
  * the logits. Tokens are processed in batches with feature-major activations, so every
  * projection is one matrix product that reads and writes the batch buffers in place.
@@ -123,6 +123,24 @@ static void rms_norm(sm_context *c, const float *x, const float *w, float *y, in
         for (int64_t t = 0; t < n; t++) y[f * ld + t] = (x[f * ld + t] * (float)ss[t]) * w[f];
 }
 
+/* Per-head RMSNorm (SM_FEAT_QK_NORM): each head_dim slice of each token of v (n_heads heads)
+ * divided by its rms and multiplied by w [head_dim], in place; sums in double in feature
+ * order, as rms_norm does. */
+static void head_norm(const sm_context *c, float *v, int64_t n_heads, const float *w, int64_t n) {
+    const int64_t hd = c->m->head_dim, ld = c->ld;
+    const double eps = (double)c->m->hp.rms_eps;
+#pragma omp parallel for schedule(static) if (n_heads * hd * n >= PAR_MIN)
+    for (int64_t h = 0; h < n_heads; h++) {
+        float *vh = v + h * hd * ld;
+        for (int64_t t = 0; t < n; t++) {
+            double ss = 0;
+            for (int64_t d = 0; d < hd; d++) ss += (double)vh[d * ld + t] * vh[d * ld + t];
+            const float s = (float)(1.0 / sqrt(ss / (double)hd + eps));
+            for (int64_t d = 0; d < hd; d++) vh[d * ld + t] = (vh[d * ld + t] * s) * w[d];
+        }
+    }
+}
+
 /* Rotate the batch's q and k heads (n tokens at positions pos0...). */
 static void rope(const sm_context *c, float *q, float *k, int64_t n, int64_t pos0) {
     const int64_t hd = c->m->head_dim, half = hd / 2, ld = c->ld, nq = c->m->hp.n_head * half;
@@ -184,6 +202,8 @@ static int block(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n,
     add_bias(c, c->q, L->bq, m->q_dim, n);
     add_bias(c, c->k, L->bk, KV, n);
     add_bias(c, c->v, L->bv, KV, n);
+    if (L->q_norm) head_norm(c, c->q, hp->n_head, L->q_norm, n);
+    if (L->k_norm) head_norm(c, c->k, hp->n_head_kv, L->k_norm, n);
     rope(c, c->q, c->k, n, pos0);
 
     float *kc = c->k_cache + (size_t)SM_KV_SLOT(c, l) * KV * c->n_ctx;

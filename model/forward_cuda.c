@@ -1,7 +1,7 @@
 /* forward_cuda.c - hand a loaded model to the CUDA decoder, or one block of it to the CUDA
  * calibration block: every tensor is converted to float on the host one at a time (so host
  * memory holds at most one tensor's floats) and copied to the device. */
-#include "runtime_internal.h"
+#include "arch_internal.h"
 
 #include "kernels/kernels.h"
 
@@ -41,19 +41,18 @@ int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, sm_cuda_net **out) {
         sm_cuda_net_free(net);
         return -1;
     }
-    const int64_t E = hp->n_embd, F = hp->n_ff, Q = m->q_dim, KV = m->kv_dim;
     int rc = upload_matrix(net, SM_CT_TOK_EMBD, -1, &m->tok_embd) || upload_matrix(net, SM_CT_OUTPUT, -1, &m->output) ||
-             upload_vector(net, SM_CT_OUTPUT_NORM, -1, m->output_norm, E);
+             upload_vector(net, SM_CT_OUTPUT_NORM, -1, m->output_norm, hp->n_embd);
+    /* the block's tensors from the table: each to its role; absent vectors stay absent */
     for (int64_t l = 0; l < hp->n_layer && !rc; l++) {
         const sm_layer_weights *L = &m->layers[l];
-        rc = upload_vector(net, SM_CT_ATTN_NORM, l, L->attn_norm, E) || upload_vector(net, SM_CT_FFN_NORM, l, L->ffn_norm, E) ||
-             upload_matrix(net, SM_CT_WQ, l, &L->wq) || upload_matrix(net, SM_CT_WK, l, &L->wk) ||
-             upload_matrix(net, SM_CT_WV, l, &L->wv) || upload_matrix(net, SM_CT_WO, l, &L->wo) ||
-             upload_matrix(net, SM_CT_GATE, l, &L->gate) || upload_matrix(net, SM_CT_UP, l, &L->up) ||
-             upload_matrix(net, SM_CT_DOWN, l, &L->down) || upload_vector(net, SM_CT_BQ, l, L->bq, Q) ||
-             upload_vector(net, SM_CT_BK, l, L->bk, KV) || upload_vector(net, SM_CT_BV, l, L->bv, KV) ||
-             upload_vector(net, SM_CT_BO, l, L->bo, E) || upload_vector(net, SM_CT_BGATE, l, L->bgate, F) ||
-             upload_vector(net, SM_CT_BUP, l, L->bup, F) || upload_vector(net, SM_CT_BDOWN, l, L->bdown, E);
+        for (size_t i = 0; i < SM_N_BLOCK_TENSORS && !rc; i++) {
+            const sm_block_tensor *t = &SM_BLOCK_TENSORS[i];
+            const void *field = (const char *)L + t->off;
+            rc = t->cols == SM_DIM_NONE
+                     ? upload_vector(net, t->slot, l, *(float *const *)field, sm_dim_size(hp, t->rows))
+                     : (sm_block_tensor_present(hp, t) ? upload_matrix(net, t->slot, l, (const sm_weight *)field) : 0);
+        }
     }
     if (rc) {
         sm_cuda_net_free(net);
@@ -90,13 +89,13 @@ int sm_model_cuda_block_set_linear(const sm_model *m, int64_t layer, sm_linear i
 int sm_model_cuda_block_load(const sm_model *m, int64_t layer, sm_cuda_block *b, const float *const *lin) {
     if (layer < 0 || layer >= m->hp.n_layer) return sm_error("layer %lld out of range", (long long)layer);
     const sm_layer_weights *L = &m->layers[layer];
-    const int64_t E = m->hp.n_embd, F = m->hp.n_ff, Q = m->q_dim, KV = m->kv_dim;
-    if (sm_cuda_block_set(b, SM_CT_ATTN_NORM, L->attn_norm, E) || sm_cuda_block_set(b, SM_CT_FFN_NORM, L->ffn_norm, E) ||
-        sm_cuda_block_set(b, SM_CT_BQ, L->bq, Q) || sm_cuda_block_set(b, SM_CT_BK, L->bk, KV) ||
-        sm_cuda_block_set(b, SM_CT_BV, L->bv, KV) || sm_cuda_block_set(b, SM_CT_BO, L->bo, E) ||
-        sm_cuda_block_set(b, SM_CT_BGATE, L->bgate, F) || sm_cuda_block_set(b, SM_CT_BUP, L->bup, F) ||
-        sm_cuda_block_set(b, SM_CT_BDOWN, L->bdown, E))
-        return -1;
+    /* the block's vectors from the table (NULL removes an absent bias or norm) */
+    for (size_t i = 0; i < SM_N_BLOCK_TENSORS; i++) {
+        const sm_block_tensor *t = &SM_BLOCK_TENSORS[i];
+        if (t->cols == SM_DIM_NONE &&
+            sm_cuda_block_set(b, t->slot, *(float *const *)((const char *)L + t->off), sm_dim_size(&m->hp, t->rows)))
+            return -1;
+    }
     for (int i = 0; i < SM_LIN_COUNT; i++)
         if (sm_model_cuda_block_set_linear(m, layer, (sm_linear)i, lin ? lin[i] : NULL, b)) return -1;
     return 0;

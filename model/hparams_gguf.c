@@ -134,7 +134,9 @@ int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp) {
     hp->qkv_bias = sm_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
     hp->attn_out_bias = sm_gguf_find_tensor(g, "blk.0.attn_output.bias") != NULL;
     hp->mlp_bias = sm_gguf_find_tensor(g, "blk.0.ffn_up.bias") != NULL;
-    hp->llama_keys = !strcmp(a, "llama");
+    const sm_arch_info *ai = sm_arch_by_gguf(a); /* unknown: the runtime refuses it */
+    hp->llama_keys = ai && ai->llama_keys;
+    hp->features = ai ? ai->features : 0;
     if (hp->n_head % hp->n_head_kv) return sm_error("%s: head_count is not a multiple of head_count_kv", sm_gguf_path(g));
     return 0;
 }

@@ -1,8 +1,12 @@
 /* model.h - architecture knowledge: hyperparameters from config.json / GGUF, the HF -> GGUF
- * tensor name map, and tokenization. (The forward pass is added here by the runtime work.)
+ * tensor name map, tokenization, and the runtime (forward pass, calibration hooks).
  *
- * Adding an architecture = one row in the architecture table (model/arch.c) plus its
- * hyperparameter mapping. */
+ * Adding an architecture = one row in the architecture table (model/arch.c: names, rope,
+ * hyperparameter keys, block feature flags). The decoder block's tensors (HF and GGUF names,
+ * shapes, convert-time transforms, when each is present) are one table for every
+ * architecture (model/tensor_names.c); a new block operation adds a feature flag, its rows in
+ * that table, and its step in each backend's one block (CPU model/forward.c, CUDA
+ * kernels/cuda/block_ops.cuh used by both CUDA block copies). */
 #ifndef SMELT_MODEL_H
 #define SMELT_MODEL_H
 
@@ -32,10 +36,46 @@ typedef struct sm_hparams {
     /* yarn extras, each written only when its bit in rope_yarn_set is on (1 ext, 2 attn, 4 fast, 8 slow) */
     unsigned rope_yarn_set;
     float rope_yarn_ext_factor, rope_yarn_attn_factor, rope_yarn_beta_fast, rope_yarn_beta_slow;
+    unsigned features;     /* SM_FEAT_*: the decoder block's operations beyond Llama's (from the table) */
 } sm_hparams;
+
+/* Decoder-block features beyond Llama's (RMSNorm, GQA attention with rope, SiLU-gated FFN),
+ * set per architecture in model/arch.c's table and read by every backend's block. */
+enum {
+    SM_FEAT_QK_NORM = 1u << 0, /* per-head RMSNorm of q and k (weights [head_dim]) before rope: Qwen3 */
+};
+
+typedef enum sm_rope_kind {
+    SM_ROPE_NORM, /* ggml "normal": rotates adjacent pairs (2i, 2i+1) - GGUF llama, llama2.c */
+    SM_ROPE_NEOX, /* rotate_half: pairs (i, i + head_dim/2) - HF checkpoints, GGUF qwen2/qwen3 */
+} sm_rope_kind;
+
+/* One row of the architecture table (model/arch.c). Nothing outside arch.c compares
+ * architecture names: everything else reads these fields (through sm_hparams or a lookup). */
+typedef struct sm_arch_info {
+    const char *hf_name;       /* config.json "architectures"[0]; NULL: a GGUF-only name */
+    const char *gguf_arch;     /* general.architecture */
+    sm_rope_kind gguf_rope;    /* the rope llama.cpp applies to this GGUF architecture */
+    bool permute_qk;           /* convert: q/k rows rotate_half -> ggml's interleaved layout */
+    bool llama_keys;           /* GGUF carries <arch>.vocab_size and .rope.dimension_count */
+    bool qkv_bias;             /* q/k/v projections always have biases */
+    const char *bias_key;      /* config key switching q/k/v/o biases on ("attention_bias"), or NULL */
+    bool mlp_bias_key;         /* config "mlp_bias" switches FFN biases on */
+    bool sliding_window_key;   /* config sliding_window / use_sliding_window recorded (no GGUF key) */
+    int64_t default_ctx;       /* transformers' default max_position_embeddings */
+    const char *tokenizer_pre; /* tokenizer.ggml.pre llama.cpp gives the family's BPE tokenizer
+                                  (smelt recognises it from tokenizer.json's structure) */
+    unsigned features;         /* SM_FEAT_* */
+} sm_arch_info;
+
+/* The row for a config.json architecture / a GGUF general.architecture, or NULL. */
+const sm_arch_info *sm_arch_by_hf(const char *hf_name);
+const sm_arch_info *sm_arch_by_gguf(const char *gguf_arch);
 
 /* Supported HF architectures, comma-separated, for error messages. */
 const char *sm_supported_archs(void);
+/* The GGUF architectures the runtime reads, comma-separated. */
+const char *sm_supported_gguf_archs(void);
 int sm_hparams_from_hf_config(const char *config_json_path, sm_hparams *hp);
 int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp);
 /* Writes general.architecture and the <arch>.* keys llama.cpp reads. */
@@ -123,16 +163,12 @@ int sm_detokenize(const sm_tokenizer *t, const int32_t *ids, size_t n, char **te
  * Runtime: load a model and run its forward pass (model/weights.c, model/forward.c)
  * ==================================================================================== */
 
-/* A decoder-only transformer ready to evaluate: Llama / Mistral / Qwen2 (RMSNorm, GQA
- * attention with RoPE, SiLU-gated FFN, optional q/k/v biases, optional tied output).
+/* A decoder-only transformer ready to evaluate: Llama / Mistral / Qwen2 / Qwen3 (RMSNorm, GQA
+ * attention with RoPE, SiLU-gated FFN, optional q/k/v biases, optional per-head q/k norms,
+ * optional tied output).
  * Weights stay where they are (mmapped GGUF / safetensors / llama2.c file) in their stored
  * type; only 1-D tensors (norms, biases) are copied to float. */
 typedef struct sm_model sm_model;
-
-typedef enum sm_rope_kind {
-    SM_ROPE_NORM, /* ggml "normal": rotates adjacent pairs (2i, 2i+1) - GGUF llama, llama2.c */
-    SM_ROPE_NEOX, /* rotate_half: pairs (i, i + head_dim/2) - HF checkpoints, GGUF qwen2 */
-} sm_rope_kind;
 
 /* Open `path`: a GGUF file, a Hugging Face model directory (config.json + weights +
  * tokenizer files; a GPTQ checkpoint's qweight/qzeros/scales/g_idx linears are dequantized
@@ -241,7 +277,7 @@ int sm_model_eval_block(const sm_model *m, sm_context *c, int64_t layer, const s
 
 /* The same on a GPU (kernels.h's sm_cuda_block): a device block for samples of up to n_tok
  * tokens, and the upload of layer `layer`'s norms, biases and linears into it (as float, one
- * tensor at a time; Llama-family blocks). lin[i] (sm_linear i), when lin and lin[i] are not
+ * tensor at a time; the tensors of model/tensor_names.c's block table). lin[i] (sm_linear i), when lin and lin[i] are not
  * NULL, is that linear's weight already in float (as sm_model_linear_f32 gives it), uploaded
  * as is instead of being converted again. -1 (sm_error) without a usable device. */
 struct sm_cuda_block;

@@ -17,6 +17,7 @@ typedef struct sm_layer_weights {
     float *attn_norm, *ffn_norm; /* n_embd */
     float *bq, *bk, *bv, *bo;    /* biases: NULL when the model has none */
     float *bgate, *bup, *bdown;
+    float *q_norm, *k_norm;      /* per-head q/k RMSNorm [head_dim]: NULL when the architecture has none */
     sm_weight wq, wk, wv, wo, gate, up, down;
 } sm_layer_weights;
 

@@ -1,35 +1,70 @@
-/* tensor_names.c - Hugging Face <-> GGUF tensor names for the Llama-family layout, and the
- * list of tensors (with shapes) a model with given hyperparameters must have.
+/* tensor_names.c - the decoder block's tensor table (arch_internal.h), Hugging Face <-> GGUF
+ * tensor names, and the list of tensors (with shapes) a model with given hyperparameters must
+ * have.
  *
  * Names follow gguf-py's tensor_mapping.py for LLAMA / QWEN2: model.embed_tokens ->
  * token_embd, model.layers.N.self_attn.{q,k,v,o}_proj -> blk.N.attn_{q,k,v,output},
  * mlp.{gate,up,down}_proj -> blk.N.ffn_{gate,up,down}, input_layernorm -> attn_norm,
- * post_attention_layernorm -> ffn_norm, model.norm -> output_norm, lm_head -> output. */
-#include "model.h"
+ * post_attention_layernorm -> ffn_norm, self_attn.{q,k}_norm -> attn_{q,k}_norm (Qwen3),
+ * model.norm -> output_norm, lm_head -> output. */
+#include "arch_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct layer_name {
-    const char *hf;    /* after "model.layers.N." and before ".weight"/".bias" */
-    const char *gguf;  /* after "blk.N." */
-    int permute;       /* SM_MAP_PERMUTE_Q / _K when the architecture stores rotate_half rows */
-    bool norm;
-} layer_name;
+#define MAT(field) offsetof(sm_layer_weights, field)
+#define VEC(field) offsetof(sm_layer_weights, field)
 
-static const layer_name LAYER[] = {
-    {"input_layernorm", "attn_norm", 0, true},
-    {"self_attn.q_proj", "attn_q", SM_MAP_PERMUTE_Q, false},
-    {"self_attn.k_proj", "attn_k", SM_MAP_PERMUTE_K, false},
-    {"self_attn.v_proj", "attn_v", 0, false},
-    {"self_attn.o_proj", "attn_output", 0, false},
-    {"post_attention_layernorm", "ffn_norm", 0, true},
-    {"mlp.gate_proj", "ffn_gate", 0, false},
-    {"mlp.up_proj", "ffn_up", 0, false},
-    {"mlp.down_proj", "ffn_down", 0, false},
+/* The decoder block's tensors, for every architecture (presence by hyperparameters and the
+ * architecture's features). Stems are looked up in order: a stem's first row gives the GGUF
+ * name of both its ".weight" and ".bias". */
+const sm_block_tensor SM_BLOCK_TENSORS[] = {
+    {"input_layernorm", "attn_norm", false, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_ALWAYS, 0, SM_CT_ATTN_NORM, VEC(attn_norm)},
+    {"self_attn.q_proj", "attn_q", false, SM_DIM_Q, SM_DIM_EMBD, SM_WHEN_ALWAYS, SM_MAP_PERMUTE_Q, SM_CT_WQ, MAT(wq)},
+    {"self_attn.k_proj", "attn_k", false, SM_DIM_KV, SM_DIM_EMBD, SM_WHEN_ALWAYS, SM_MAP_PERMUTE_K, SM_CT_WK, MAT(wk)},
+    {"self_attn.v_proj", "attn_v", false, SM_DIM_KV, SM_DIM_EMBD, SM_WHEN_ALWAYS, 0, SM_CT_WV, MAT(wv)},
+    {"self_attn.o_proj", "attn_output", false, SM_DIM_EMBD, SM_DIM_Q, SM_WHEN_ALWAYS, 0, SM_CT_WO, MAT(wo)},
+    {"self_attn.q_proj", "attn_q", true, SM_DIM_Q, SM_DIM_NONE, SM_WHEN_QKV_BIAS, SM_MAP_PERMUTE_Q, SM_CT_BQ, VEC(bq)},
+    {"self_attn.k_proj", "attn_k", true, SM_DIM_KV, SM_DIM_NONE, SM_WHEN_QKV_BIAS, SM_MAP_PERMUTE_K, SM_CT_BK, VEC(bk)},
+    {"self_attn.v_proj", "attn_v", true, SM_DIM_KV, SM_DIM_NONE, SM_WHEN_QKV_BIAS, 0, SM_CT_BV, VEC(bv)},
+    {"self_attn.o_proj", "attn_output", true, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_OUT_BIAS, 0, SM_CT_BO, VEC(bo)},
+    {"self_attn.q_norm", "attn_q_norm", false, SM_DIM_HEAD, SM_DIM_NONE, SM_WHEN_QK_NORM, 0, SM_CT_Q_NORM, VEC(q_norm)},
+    {"self_attn.k_norm", "attn_k_norm", false, SM_DIM_HEAD, SM_DIM_NONE, SM_WHEN_QK_NORM, 0, SM_CT_K_NORM, VEC(k_norm)},
+    {"post_attention_layernorm", "ffn_norm", false, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_ALWAYS, 0, SM_CT_FFN_NORM, VEC(ffn_norm)},
+    {"mlp.gate_proj", "ffn_gate", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_ALWAYS, 0, SM_CT_GATE, MAT(gate)},
+    {"mlp.up_proj", "ffn_up", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_ALWAYS, 0, SM_CT_UP, MAT(up)},
+    {"mlp.down_proj", "ffn_down", false, SM_DIM_EMBD, SM_DIM_FF, SM_WHEN_ALWAYS, 0, SM_CT_DOWN, MAT(down)},
+    {"mlp.gate_proj", "ffn_gate", true, SM_DIM_FF, SM_DIM_NONE, SM_WHEN_MLP_BIAS, 0, SM_CT_BGATE, VEC(bgate)},
+    {"mlp.up_proj", "ffn_up", true, SM_DIM_FF, SM_DIM_NONE, SM_WHEN_MLP_BIAS, 0, SM_CT_BUP, VEC(bup)},
+    {"mlp.down_proj", "ffn_down", true, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_MLP_BIAS, 0, SM_CT_BDOWN, VEC(bdown)},
 };
-#define N_LAYER (sizeof LAYER / sizeof LAYER[0])
+const size_t SM_N_BLOCK_TENSORS = sizeof SM_BLOCK_TENSORS / sizeof SM_BLOCK_TENSORS[0];
+#define N_LAYER SM_N_BLOCK_TENSORS
+#define LAYER SM_BLOCK_TENSORS
+
+bool sm_block_tensor_present(const sm_hparams *hp, const sm_block_tensor *t) {
+    switch (t->when) {
+    case SM_WHEN_ALWAYS: return true;
+    case SM_WHEN_QKV_BIAS: return hp->qkv_bias;
+    case SM_WHEN_OUT_BIAS: return hp->attn_out_bias;
+    case SM_WHEN_MLP_BIAS: return hp->mlp_bias;
+    case SM_WHEN_QK_NORM: return (hp->features & SM_FEAT_QK_NORM) != 0;
+    }
+    return false;
+}
+
+int64_t sm_dim_size(const sm_hparams *hp, sm_dim d) {
+    switch (d) {
+    case SM_DIM_NONE: return 0;
+    case SM_DIM_EMBD: return hp->n_embd;
+    case SM_DIM_FF: return hp->n_ff;
+    case SM_DIM_Q: return hp->n_head * hp->head_dim;
+    case SM_DIM_KV: return hp->n_head_kv * hp->head_dim;
+    case SM_DIM_HEAD: return hp->head_dim;
+    }
+    return 0;
+}
 
 static const struct { const char *hf, *gguf; bool norm; } GLOBAL[] = {
     {"model.embed_tokens", "token_embd", false},
@@ -96,7 +131,7 @@ int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, s
                                             (long long)hp->n_layer);
                         if (fits(snprintf(gguf_name, cap, "blk.%ld.%s%s", n, LAYER[i].gguf, suf), cap)) return -1;
                         if (hp->rope_hf_layout) *flags |= LAYER[i].permute;
-                        if (LAYER[i].norm || bias) *flags |= SM_MAP_KEEP_F32;
+                        if (LAYER[i].cols == SM_DIM_NONE || bias) *flags |= SM_MAP_KEEP_F32;
                         return 1;
                     }
             }
@@ -134,34 +169,6 @@ typedef struct expect {
     int64_t shape[2];
 } expect;
 
-/* The per-layer tensors present with these hyperparameters, into out (capacity 16). */
-static size_t layer_tensors(const sm_hparams *hp, expect *out) {
-    const int64_t E = hp->n_embd, F = hp->n_ff;
-    const int64_t Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
-    const struct { expect e; bool on; } all[] = {
-        {{"attn_norm.weight", 1, {E, 0}}, true},
-        {{"attn_q.weight", 2, {Q, E}}, true},
-        {{"attn_k.weight", 2, {KV, E}}, true},
-        {{"attn_v.weight", 2, {KV, E}}, true},
-        {{"attn_output.weight", 2, {E, Q}}, true},
-        {{"attn_q.bias", 1, {Q, 0}}, hp->qkv_bias},
-        {{"attn_k.bias", 1, {KV, 0}}, hp->qkv_bias},
-        {{"attn_v.bias", 1, {KV, 0}}, hp->qkv_bias},
-        {{"attn_output.bias", 1, {E, 0}}, hp->attn_out_bias},
-        {{"ffn_norm.weight", 1, {E, 0}}, true},
-        {{"ffn_gate.weight", 2, {F, E}}, true},
-        {{"ffn_up.weight", 2, {F, E}}, true},
-        {{"ffn_down.weight", 2, {E, F}}, true},
-        {{"ffn_gate.bias", 1, {F, 0}}, hp->mlp_bias},
-        {{"ffn_up.bias", 1, {F, 0}}, hp->mlp_bias},
-        {{"ffn_down.bias", 1, {E, 0}}, hp->mlp_bias},
-    };
-    size_t n = 0;
-    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
-        if (all[k].on) out[n++] = all[k].e;
-    return n;
-}
-
 int sm_arch_tensor(const sm_hparams *hp, size_t i, char *name, size_t cap, int *n_dims, int64_t shape[SM_MAX_DIMS]) {
     const expect global[] = {
         {"token_embd.weight", 2, {hp->n_vocab, hp->n_embd}},
@@ -169,8 +176,10 @@ int sm_arch_tensor(const sm_hparams *hp, size_t i, char *name, size_t cap, int *
         {"output.weight", 2, {hp->n_vocab, hp->n_embd}},
     };
     const size_t n_global = hp->tied_embeddings ? 2 : 3;
-    expect per[16];
-    const size_t n_per = layer_tensors(hp, per);
+    const sm_block_tensor *per[sizeof SM_BLOCK_TENSORS / sizeof SM_BLOCK_TENSORS[0]];
+    size_t n_per = 0;
+    for (size_t r = 0; r < N_LAYER; r++)
+        if (sm_block_tensor_present(hp, &LAYER[r])) per[n_per++] = &LAYER[r];
     expect e;
     int k;
     if (i < n_global) {
@@ -179,8 +188,9 @@ int sm_arch_tensor(const sm_hparams *hp, size_t i, char *name, size_t cap, int *
     } else {
         size_t j = i - n_global;
         if (j / n_per >= (size_t)hp->n_layer) return 0;
-        e = per[j % n_per];
-        k = snprintf(name, cap, "blk.%zu.%s", j / n_per, e.name);
+        const sm_block_tensor *t = per[j % n_per];
+        e = (expect){NULL, t->cols == SM_DIM_NONE ? 1 : 2, {sm_dim_size(hp, t->rows), sm_dim_size(hp, t->cols)}};
+        k = snprintf(name, cap, "blk.%zu.%s%s", j / n_per, t->gguf, t->bias ? ".bias" : ".weight");
     }
     if (k < 0 || (size_t)k >= cap) return sm_error("tensor name too long for the buffer");
     *n_dims = e.n_dims;

@@ -2,7 +2,7 @@
  * directory or a llama2.c checkpoint, check every shape and type, and keep pointers into
  * the mapped files (norms and biases are copied to float; matrices never are, except the
  * linears of an HF GPTQ checkpoint, which are dequantized to float once at load). */
-#include "runtime_internal.h"
+#include "arch_internal.h"
 
 #include "kernels/kernels.h"
 
@@ -120,9 +120,9 @@ static int get_vector(sm_model *m, const char *name, int64_t n, bool optional, f
 
 static int check_hparams(sm_model *m) {
     sm_hparams *hp = &m->hp;
-    if (strcmp(hp->arch, "llama") && strcmp(hp->arch, "qwen2") && strcmp(hp->arch, "mistral"))
-        return sm_error("%s: architecture '%s' is not supported by the runtime (llama, mistral, qwen2)", source(m),
-                        hp->arch);
+    if (!sm_arch_by_gguf(hp->arch))
+        return sm_error("%s: architecture '%s' is not supported by the runtime (%s)", source(m), hp->arch,
+                        sm_supported_gguf_archs());
     if (hp->head_dim <= 0 && hp->n_head > 0) hp->head_dim = hp->n_embd / hp->n_head;
     if (hp->n_vocab <= 0 || hp->n_vocab > (1 << 24) || hp->n_embd <= 0 || hp->n_embd > MAX_DIM || hp->n_ff <= 0 ||
         hp->n_ff > MAX_DIM || hp->n_layer <= 0 || hp->n_layer > MAX_LAYERS || hp->n_head <= 0 ||
@@ -191,26 +191,20 @@ static int load_tensors(sm_model *m) {
     if (!m->layers) return sm_error("out of memory");
     for (int64_t l = 0; l < hp->n_layer; l++) {
         sm_layer_weights *L = &m->layers[l];
-        char n[96];
-#define NAME(s) (snprintf(n, sizeof n, "blk.%lld.%s", (long long)l, s), n)
-        if (get_vector(m, NAME("attn_norm.weight"), E, false, &L->attn_norm) ||
-            get_vector(m, NAME("ffn_norm.weight"), E, false, &L->ffn_norm) ||
-            get_matrix(m, NAME("attn_q.weight"), m->q_dim, E, &L->wq) ||
-            get_matrix(m, NAME("attn_k.weight"), m->kv_dim, E, &L->wk) ||
-            get_matrix(m, NAME("attn_v.weight"), m->kv_dim, E, &L->wv) ||
-            get_matrix(m, NAME("attn_output.weight"), E, m->q_dim, &L->wo) ||
-            get_matrix(m, NAME("ffn_gate.weight"), hp->n_ff, E, &L->gate) ||
-            get_matrix(m, NAME("ffn_up.weight"), hp->n_ff, E, &L->up) ||
-            get_matrix(m, NAME("ffn_down.weight"), E, hp->n_ff, &L->down) ||
-            get_vector(m, NAME("attn_q.bias"), m->q_dim, true, &L->bq) ||
-            get_vector(m, NAME("attn_k.bias"), m->kv_dim, true, &L->bk) ||
-            get_vector(m, NAME("attn_v.bias"), m->kv_dim, true, &L->bv) ||
-            get_vector(m, NAME("attn_output.bias"), E, true, &L->bo) ||
-            get_vector(m, NAME("ffn_gate.bias"), hp->n_ff, true, &L->bgate) ||
-            get_vector(m, NAME("ffn_up.bias"), hp->n_ff, true, &L->bup) ||
-            get_vector(m, NAME("ffn_down.bias"), E, true, &L->bdown))
-            return -1;
-#undef NAME
+        /* every block tensor of the table: matrices and the norms of the architecture are
+         * required, biases are taken where present */
+        for (size_t i = 0; i < SM_N_BLOCK_TENSORS; i++) {
+            const sm_block_tensor *t = &SM_BLOCK_TENSORS[i];
+            if (!t->bias && !sm_block_tensor_present(hp, t)) continue;
+            char n[96];
+            snprintf(n, sizeof n, "blk.%lld.%s%s", (long long)l, t->gguf, t->bias ? ".bias" : ".weight");
+            const int64_t rows = sm_dim_size(hp, t->rows);
+            if (t->cols == SM_DIM_NONE) {
+                if (get_vector(m, n, rows, t->bias, (float **)((char *)L + t->off))) return -1;
+            } else if (get_matrix(m, n, rows, sm_dim_size(hp, t->cols), (sm_weight *)((char *)L + t->off))) {
+                return -1;
+            }
+        }
     }
     return 0;
 }
@@ -220,7 +214,8 @@ static int load_tensors(sm_model *m) {
 static int open_gguf(sm_model *m, const char *path) {
     if (sm_gguf_open(path, &m->gguf)) return -1;
     if (sm_hparams_from_gguf(m->gguf, &m->hp)) return -1;
-    m->rope = !strcmp(m->hp.arch, "qwen2") ? SM_ROPE_NEOX : SM_ROPE_NORM;
+    const sm_arch_info *ai = sm_arch_by_gguf(m->hp.arch);
+    m->rope = ai ? ai->gguf_rope : SM_ROPE_NORM; /* unknown: check_hparams refuses it */
     if (sm_gguf_find(m->gguf, "tokenizer.ggml.model")) {
         if (sm_vocab_from_gguf(m->gguf, &m->vocab)) return -1;
         m->has_vocab = true;

@@ -6,6 +6,7 @@
 //
 // Activations are token-major (row t = token t). A row-major r x c matrix is the column-major
 // c x r matrix of its transpose; the SGEMMs below are written on the transposes.
+#include "block_ops.cuh"
 #include "check.h"
 #include "syrk.h"
 #include <cublas_v2.h>
@@ -164,6 +165,7 @@ static int64_t expected(const sm_cuda_block *b, sm_cuda_tensor which) {
     case SM_CT_BQ: return Q;
     case SM_CT_BK: case SM_CT_BV: return KV;
     case SM_CT_BGATE: case SM_CT_BUP: return F;
+    case SM_CT_Q_NORM: case SM_CT_K_NORM: return b->d.head_dim;
     default: return 0;
     }
 }
@@ -235,6 +237,7 @@ static int run(sm_cuda_block *b, float *x_host, int64_t n, int stop_at, sm_cuda_
     if (linear(b, b->xn, n, E, SM_CT_WQ, Q, SM_CT_BQ, b->q) || linear(b, b->xn, n, E, SM_CT_WK, KV, SM_CT_BK, b->k) ||
         linear(b, b->xn, n, E, SM_CT_WV, KV, SM_CT_BV, b->v))
         return -1;
+    block_qk_norm(b->q, b->k, b->w[SM_CT_Q_NORM], b->w[SM_CT_K_NORM], n, d->n_head, d->n_head_kv, d->head_dim, d->rms_eps);
     SM_LAUNCH(kb_rope, grid_stride_blocks(n * d->n_head * (d->head_dim / 2)), 256, b->q, n, d->n_head, d->head_dim, Q,
               b->rope_cos, b->rope_sin, d->n_ctx, d->rope_neox);
     SM_LAUNCH(kb_rope, grid_stride_blocks(n * d->n_head_kv * (d->head_dim / 2)), 256, b->k, n, d->n_head_kv, d->head_dim, KV,

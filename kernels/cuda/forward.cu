@@ -2,6 +2,7 @@
 // activations, cuBLAS SGEMM for every projection, small kernels for the rest (RMSNorm, RoPE,
 // SiLU gate, residuals) and one block per (head, query) for causal attention over the KV
 // cache. A simple first version: correctness and agreement with the CPU path come first.
+#include "block_ops.cuh"
 #include "check.h"
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -248,6 +249,7 @@ static int batch(sm_cuda_net *net, const int32_t *tokens, int64_t n, int64_t pos
         bias(net->q, W(SM_CT_BQ), n, Q);
         bias(net->k, W(SM_CT_BK), n, KV);
         bias(net->v, W(SM_CT_BV), n, KV);
+        block_qk_norm(net->q, net->k, W(SM_CT_Q_NORM), W(SM_CT_K_NORM), n, d->n_head, d->n_head_kv, hd, d->rms_eps);
         k_rope<<<dim3((unsigned)n, (unsigned)d->n_head), 64>>>(net->q, Q, hd, pos0, net->rope_cos, net->rope_sin, d->rope_neox);
         k_rope<<<dim3((unsigned)n, (unsigned)d->n_head_kv), 64>>>(net->k, KV, hd, pos0, net->rope_cos, net->rope_sin, d->rope_neox);
         float *kc = net->k_cache + (size_t)l * KV * d->n_ctx, *vc = net->v_cache + (size_t)l * KV * d->n_ctx;

@@ -1,0 +1,43 @@
+/* arch_internal.h - the decoder block's tensor table (model/tensor_names.c): one row per block
+ * tensor, shared by every architecture of model/arch.c's table. It drives the HF <-> GGUF
+ * name maps, the converter's expected tensor list, the runtime's loader (model/weights.c) and
+ * the upload to the CUDA block (model/forward_cuda.c): a tensor is described once. */
+#ifndef SMELT_ARCH_INTERNAL_H
+#define SMELT_ARCH_INTERNAL_H
+
+#include "runtime_internal.h"
+
+#include "kernels/kernels.h"
+
+#include <stddef.h>
+
+/* A dimension in units of the hyperparameters. */
+typedef enum sm_dim { SM_DIM_NONE, SM_DIM_EMBD, SM_DIM_FF, SM_DIM_Q, SM_DIM_KV, SM_DIM_HEAD } sm_dim;
+
+/* When a block tensor is present. */
+typedef enum sm_when {
+    SM_WHEN_ALWAYS,
+    SM_WHEN_QKV_BIAS, /* hp->qkv_bias */
+    SM_WHEN_OUT_BIAS, /* hp->attn_out_bias */
+    SM_WHEN_MLP_BIAS, /* hp->mlp_bias */
+    SM_WHEN_QK_NORM,  /* hp->features & SM_FEAT_QK_NORM */
+} sm_when;
+
+typedef struct sm_block_tensor {
+    const char *hf;      /* between "model.layers.N." and ".weight" / ".bias" */
+    const char *gguf;    /* between "blk.N." and ".weight" / ".bias" */
+    bool bias;           /* the ".bias" of the stem (else ".weight") */
+    sm_dim rows, cols;   /* outermost first; cols SM_DIM_NONE: a vector (kept F32) */
+    sm_when when;
+    int permute;         /* SM_MAP_PERMUTE_Q / _K where the architecture stores rotate_half rows */
+    sm_cuda_tensor slot; /* its role in the CUDA block (kernels.h) */
+    size_t off;          /* its field in sm_layer_weights (an sm_weight for a matrix, a float * for a vector) */
+} sm_block_tensor;
+
+extern const sm_block_tensor SM_BLOCK_TENSORS[];
+extern const size_t SM_N_BLOCK_TENSORS;
+
+bool sm_block_tensor_present(const sm_hparams *hp, const sm_block_tensor *t);
+int64_t sm_dim_size(const sm_hparams *hp, sm_dim d);
+
+#endif
