@@ -299,7 +299,8 @@ static void calib_block_of(const char *path) {
         worst_x = fmax(worst_x, d / mx);
     }
     fprintf(stderr, "  %s, %lld blocks x %d samples: Hessians agree to %.3g, block outputs to %.3g (of the largest)\n",
-            strstr(path, "qwen2") ? "qwen2 (biases, neox rope, GQA)" : "tiny-llama-kjv", (long long)hp->n_layer,
+            strstr(path, "qwen3") ? "qwen3 (q/k norms, head_dim 32, neox rope, GQA)"
+            : strstr(path, "qwen2") ? "qwen2 (biases, neox rope, GQA)" : "tiny-llama-kjv", (long long)hp->n_layer,
             BLK_SAMPLES, worst_h, worst_x);
     CHECK(worst_h <= 1e-4 && worst_x <= 1e-4);
     /* a stop point: the pass ends after feeding that input and leaves x alone */
@@ -329,6 +330,9 @@ static void calib_block(void) {
     const char *qwen2 = tl_make_qwen2_tiny();
     CHECK(qwen2 != NULL);
     if (qwen2) calib_block_of(qwen2);
+    const char *qwen3 = tl_make_qwen3_tiny(false);
+    CHECK(qwen3 != NULL);
+    if (qwen3) calib_block_of(qwen3);
 }
 
 static cJSON *run_json(const char *device, char **log) {

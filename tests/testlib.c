@@ -195,6 +195,80 @@ const char *tl_make_qwen2_tiny(void) {
     return dir;
 }
 
+/* ---- the tiny Qwen3 fixture (see testlib.h) ---- */
+
+const char *tl_make_qwen3_tiny(bool tied) {
+    static char dirs[2][1024];
+    char *dir = dirs[tied];
+    snprintf(dir, sizeof dirs[0], "%s", tl_tmp(tied ? "qwen3-tied" : "qwen3-untied"));
+    const char *src = getenv("SMELT_SOURCE_DIR") ? getenv("SMELT_SOURCE_DIR") : "..";
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/tests/data/bpe-qwen2/tokenizer.json' '%s'/", dir, src, dir);
+    if (system(cmd)) return NULL;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    const char *tcfg =
+        "{\"add_bos_token\": false, \"add_prefix_space\": false, \"bos_token\": null, "
+        "\"chat_template\": \"{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+        "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+        "{{ '<|im_start|>assistant\\n' }}{% endif %}\", \"eos_token\": \"<|im_end|>\", "
+        "\"errors\": \"replace\", \"model_max_length\": 131072, \"pad_token\": \"<|endoftext|>\", "
+        "\"split_special_tokens\": false, \"tokenizer_class\": \"Qwen2Tokenizer\", \"unk_token\": null}\n";
+    if (tl_write_file(path, tcfg, strlen(tcfg))) return NULL;
+    /* Qwen3-0.6B's config.json keys, sizes shrunk */
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "{\n  \"architectures\": [\"Qwen3ForCausalLM\"],\n  \"attention_bias\": false,\n"
+             "  \"attention_dropout\": 0.0,\n  \"bos_token_id\": 676,\n  \"eos_token_id\": 678,\n"
+             "  \"head_dim\": %d,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n"
+             "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %d,\n  \"max_position_embeddings\": 256,\n"
+             "  \"max_window_layers\": %d,\n  \"model_type\": \"qwen3\",\n  \"num_attention_heads\": %d,\n"
+             "  \"num_hidden_layers\": %d,\n  \"num_key_value_heads\": %d,\n  \"rms_norm_eps\": 1e-06,\n"
+             "  \"rope_scaling\": null,\n  \"rope_theta\": 1000000,\n  \"sliding_window\": null,\n"
+             "  \"tie_word_embeddings\": %s,\n  \"torch_dtype\": \"float32\",\n"
+             "  \"transformers_version\": \"4.51.0\",\n  \"use_cache\": true,\n  \"use_sliding_window\": false,\n"
+             "  \"vocab_size\": %d\n}\n",
+             QW3_HD, QW_HIDDEN, QW_FF, QW_LAYERS, QW_HEADS, QW_LAYERS, QW_KV, tied ? "true" : "false", QW3_VOCAB);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (tl_write_file(path, cfg, strlen(cfg))) return NULL;
+    struct { char name[96]; int64_t shape[2]; int nd; } t[4 + 11 * QW_LAYERS];
+    int n = 0;
+#define ADD(nm, r, c) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].shape[0] = r, t[n].shape[1] = c, t[n].nd = c ? 2 : 1, n++)
+    ADD("model.embed_tokens.weight", QW3_VOCAB, QW_HIDDEN);
+    for (int l = 0; l < QW_LAYERS; l++) {
+        char b[96];
+#define L(s, r, c) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), ADD(b, r, c))
+        L("input_layernorm.weight", QW_HIDDEN, 0);
+        L("self_attn.q_proj.weight", QW_HEADS * QW3_HD, QW_HIDDEN);
+        L("self_attn.k_proj.weight", QW_KV * QW3_HD, QW_HIDDEN);
+        L("self_attn.v_proj.weight", QW_KV * QW3_HD, QW_HIDDEN);
+        L("self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW3_HD);
+        L("self_attn.q_norm.weight", QW3_HD, 0);
+        L("self_attn.k_norm.weight", QW3_HD, 0);
+        L("post_attention_layernorm.weight", QW_HIDDEN, 0);
+        L("mlp.gate_proj.weight", QW_FF, QW_HIDDEN);
+        L("mlp.up_proj.weight", QW_FF, QW_HIDDEN);
+        L("mlp.down_proj.weight", QW_HIDDEN, QW_FF);
+#undef L
+    }
+    ADD("model.norm.weight", QW_HIDDEN, 0);
+    if (!tied) ADD("lm_head.weight", QW3_VOCAB, QW_HIDDEN);
+#undef ADD
+    sm_st_writer *w = sm_st_writer_new();
+    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = sm_st_writer_begin(w, path);
+    float *buf = malloc(sizeof(float) * QW3_VOCAB * QW_HIDDEN);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
+        qwen2_tensor(i, t[i].name, cnt, buf); /* the same recipe */
+        rc = sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt);
+    }
+    free(buf);
+    if (rc || sm_st_writer_finish(w)) return NULL;
+    return dir;
+}
+
 int main(void) {
     run_tests();
     fprintf(stderr, "%d checks, %d failed\n", tl_checks, tl_failures);

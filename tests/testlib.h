@@ -101,6 +101,14 @@ void tl_check_same_gguf_tensors(const char *a, const char *b);
  * logits are in tests/data/qwen2-tiny/), or NULL. */
 enum { QW_HIDDEN = 64, QW_HEADS = 4, QW_KV = 2, QW_FF = 96, QW_LAYERS = 2, QW_VOCAB = 2048, QW_HD = 16 };
 const char *tl_make_qwen2_tiny(void);
+/* A tiny Qwen3 HF directory (Qwen3ForCausalLM config keys and tensor names as transformers
+ * saves them: per-head q/k RMSNorm, no biases, head_dim 32 given explicitly so that the
+ * attention width (128) differs from hidden_size (64), tied or untied lm_head) with the Qwen2-
+ * style BPE tokenizer of tests/data/bpe-qwen2 and a ChatML chat template; weights from the
+ * integer recipe of scripts/make_qwen3_reference.py, whose torch logits are in
+ * tests/data/qwen3-tiny/. NULL on failure. */
+enum { QW3_VOCAB = 679, QW3_HD = 32 };
+const char *tl_make_qwen3_tiny(bool tied);
 /* Write bytes to a file; 0 on success. */
 int tl_write_file(const char *path, const void *data, size_t len);
 
