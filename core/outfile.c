@@ -123,7 +123,8 @@ static int sync_parent(const char *path) {
 struct sm_outfile {
     FILE *f;
     char *tmp;
-    char *path;
+    char *path; /* as errors name it: inside an sm_outdir, the path the file will have */
+    char *target;
     uint64_t pos;
     int slot;
     bool failed;
@@ -131,13 +132,20 @@ struct sm_outfile {
     mode_t mode;
 };
 
+static char *shown_name(const char *path);
+
 sm_outfile *sm_outfile_open(const char *path) {
     sm_outfile *o = calloc(1, sizeof *o);
     if (!o) { sm_error("%s: out of memory", path); return NULL; }
-    o->path = strdup(path);
+    o->target = strdup(path);
+    o->path = shown_name(path);
     size_t n = strlen(path) + 32;
     o->tmp = malloc(n);
-    if (!o->path || !o->tmp) { free(o->path); free(o->tmp); free(o); sm_error("out of memory"); return NULL; }
+    if (!o->target || !o->path || !o->tmp) {
+        free(o->target); free(o->path); free(o->tmp); free(o);
+        sm_error("out of memory");
+        return NULL;
+    }
     snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
     struct stat st;
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -151,10 +159,10 @@ sm_outfile *sm_outfile_open(const char *path) {
         fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     o->f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!o->f) {
-        sm_error("%s: cannot create the file (temporary %s): %s", path, o->tmp, strerror(errno));
+        sm_error("%s: cannot create: %s", o->path, strerror(errno));
         if (fd >= 0) { close(fd); unlink(o->tmp); }
         sm_tmp_forget(o->slot);
-        free(o->path); free(o->tmp); free(o);
+        free(o->target); free(o->path); free(o->tmp); free(o);
         return NULL;
     }
     return o;
@@ -189,6 +197,7 @@ static void release(sm_outfile *o) {
     sm_tmp_forget(o->slot);
     free(o->tmp);
     free(o->path);
+    free(o->target);
     free(o);
 }
 
@@ -202,10 +211,10 @@ int sm_outfile_commit(sm_outfile *o) {
     if (!rc && durable() && fsync(fileno(o->f)) != 0 && errno != EINVAL)
         rc = sm_error("%s: fsync failed: %s", o->path, strerror(errno));
     if (fclose(o->f) != 0 && !rc) rc = sm_error("%s: close failed: %s", o->path, strerror(errno));
-    if (!rc && rename(o->tmp, o->path) != 0)
+    if (!rc && rename(o->tmp, o->target) != 0)
         rc = sm_error("%s: cannot rename the temporary into place: %s", o->path, strerror(errno));
     if (rc) unlink(o->tmp);
-    else rc = sync_parent(o->path);
+    else rc = sync_parent(o->target);
     release(o);
     return rc;
 }
@@ -285,7 +294,27 @@ int sm_outdir_check(const char *path) {
     return rc < 0 ? -1 : 0;
 }
 
+/* Output directories being built, so that errors about their files name the user's path. */
+#define MAX_OUTDIRS 8
+static sm_outdir *g_outdirs[MAX_OUTDIRS];
+
+static char *shown_name(const char *path) {
+    for (int i = 0; i < MAX_OUTDIRS; i++) {
+        const sm_outdir *d = g_outdirs[i];
+        size_t n = d ? strlen(d->tmp) : 0;
+        if (d && !strncmp(path, d->tmp, n) && path[n] == '/') {
+            size_t len = strlen(d->path) + strlen(path + n) + 1;
+            char *s = malloc(len);
+            if (s) snprintf(s, len, "%s%s", d->path, path + n);
+            return s;
+        }
+    }
+    return strdup(path);
+}
+
 static void outdir_free(sm_outdir *d) {
+    for (int i = 0; i < MAX_OUTDIRS; i++)
+        if (g_outdirs[i] == d) g_outdirs[i] = NULL;
     for (size_t i = 0; i < d->n_files; i++) {
         sm_tmp_forget(d->files[i].slot);
         free(d->files[i].path);
@@ -315,12 +344,17 @@ sm_outdir *sm_outdir_open(const char *path) {
     d->replace = st == 1;
     d->slot = sm_tmp_register(d->tmp, true);
     if (mkdir(d->tmp, 0777) != 0) { /* 0777 & ~umask, as mkdir(1) */
-        sm_error("%s: cannot create the directory (temporary %s): %s", d->path, d->tmp, strerror(errno));
+        sm_error("%s: cannot create the directory: %s", d->path, strerror(errno));
         sm_tmp_forget(d->slot);
         d->slot = -1;
         outdir_free(d);
         return NULL;
     }
+    for (int i = 0; i < MAX_OUTDIRS; i++)
+        if (!g_outdirs[i]) {
+            g_outdirs[i] = d;
+            break;
+        }
     return d;
 }
 

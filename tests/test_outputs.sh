@@ -35,6 +35,9 @@ snapshot() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum; 
 
 # a writable copy of the model (the shared one is read-only), and an F16 GGUF of it
 mkdir m && cp "$BASE"/*.json "$BASE"/tokenizer.model "$BASE"/model.safetensors m/ || exit 1
+# the adapter too: a smelt that lets an output land in an input must not hurt the shared copy
+mkdir ad && cp "$ADAPTER"/adapter_config.json "$ADAPTER"/adapter_model.safetensors ad/ || exit 1
+ADAPTER=$TMP/ad
 "$SMELT" convert m -o a.gguf --outtype f16 --quiet || { fail "convert to F16 failed"; exit 1; }
 cp a.gguf a.ref
 snapshot m m.snap
