@@ -12,7 +12,9 @@ static const char USAGE[] =
     "\n"
     "merge:  W' = W + weight * scale * B A for every adapted module (PEFT: r, lora_alpha, use_rslora,\n"
     "        rank_pattern/alpha_pattern, fan_in_fan_out, use_dora, modules_to_save), written as an\n"
-    "        HF directory (safetensors in the base dtype or --dtype; config and tokenizer copied).\n"
+    "        HF directory (safetensors in the base dtype or --dtype; config and tokenizer copied),\n"
+    "        built beside OUT_DIR and renamed into place; an existing OUT_DIR is replaced only if it\n"
+    "        holds nothing but files smelt writes there. OUT_DIR must not be or hold an input.\n"
     "export: llama.cpp's GGUF LoRA adapter (load with llama.cpp's --lora); rsLoRA and patterns are\n"
     "        folded into lora_b; DoRA and modules_to_save cannot be expressed there and are refused.\n";
 

@@ -87,7 +87,9 @@ no_temps . "refusals: "
 [ -f merged/model.safetensors ] && [ -f merged/config.json ] || fail "merged/ lacks its files"
 [ "$(stat -c %a merged)" = 755 ] || fail "merged/ has mode $(stat -c %a merged), expected 755 (0777 & ~umask)"
 snapshot merged merged.snap
-# a second merge with a different weight replaces it whole (same bytes as a fresh merge elsewhere)
+# a second merge with a different weight replaces it whole (same bytes as a fresh merge elsewhere;
+# a file of the previous output that the new one lacks does not survive)
+echo '{}' > merged/tokenizer.json
 "$SMELT" lora merge m --adapter "$ADAPTER:0.5" --dtype f32 -o merged --quiet || fail "lora merge over a previous output failed"
 "$SMELT" lora merge m --adapter "$ADAPTER:0.5" --dtype f32 -o fresh --quiet || fail "lora merge into fresh/ failed"
 snapshot merged merged.snap2
