@@ -95,7 +95,11 @@ static int convert_source(const char *dir, const char *path, bool quiet) {
     sm_ckpt_close(ck);
     if (!quiet) fprintf(stderr, "gptq: converting %s to %s (%s)\n", dir, path, outtype);
     sm_convert_opts co = {.outtype = outtype, .quiet = true};
-    return sm_convert(dir, path, &co, NULL);
+    const bool was_durable = sm_outfile_durable();
+    sm_outfile_set_durable(false); /* a temporary: no fsync */
+    const int rc = sm_convert(dir, path, &co, NULL);
+    sm_outfile_set_durable(was_durable);
+    return rc;
 }
 
 static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const char *target, sm_device device, double total_s,

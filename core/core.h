@@ -148,6 +148,7 @@ int sm_outfile_commit(sm_outfile *o); /* flush, fsync, rename; frees o */
  * appears only complete (rename), but a power loss soon after may lose it. `--no-sync` and
  * SMELT_NO_SYNC=1 turn it off. */
 void sm_outfile_set_durable(bool on);
+bool sm_outfile_durable(void);
 void sm_outfile_abort(sm_outfile *o); /* removes the temporary; frees o; NULL is fine */
 
 /* Atomic output directory: built in "<path>.tmp.<pid>" (files created through sm_outdir_file)

@@ -37,6 +37,8 @@ static bool durable(void) {
     return g_durable;
 }
 
+bool sm_outfile_durable(void) { return durable(); }
+
 /* Async-signal-safe: unlink and rmdir only, files first, then directories (newest first). */
 static void on_signal(int sig) {
     for (int i = 0; i < MAX_TMP; i++) {
