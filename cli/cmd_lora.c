@@ -12,7 +12,9 @@ static const char USAGE[] =
     "\n"
     "merge:  W' = W + weight * scale * B A for every adapted module (PEFT: r, lora_alpha, use_rslora,\n"
     "        rank_pattern/alpha_pattern, fan_in_fan_out, use_dora, modules_to_save), written as an\n"
-    "        HF directory (safetensors in the base dtype or --dtype; config and tokenizer copied).\n"
+    "        HF directory (safetensors in the base dtype or --dtype; config and tokenizer copied),\n"
+    "        built beside OUT_DIR and renamed into place; an existing OUT_DIR is replaced only if it\n"
+    "        holds nothing but files smelt writes there. OUT_DIR must not be or hold an input.\n"
     "export: llama.cpp's GGUF LoRA adapter (load with llama.cpp's --lora); rsLoRA and patterns are\n"
     "        folded into lora_b; DoRA and modules_to_save cannot be expressed there and are refused.\n";
 
@@ -40,6 +42,13 @@ static int merge(int argc, char **argv) {
         else { rc = cli_usage_error(&sm_cmd_lora, "unexpected argument %s", argv[i]); goto done; }
     }
     if (!base || !out || !n) { rc = cli_usage_error(&sm_cmd_lora, "merge needs BASE_DIR, at least one --adapter and -o OUT_DIR"); goto done; }
+    const char **inputs = calloc(n + 1, sizeof *inputs);
+    if (!inputs) { rc = cli_fail("lora merge", "out of memory"); goto done; }
+    inputs[0] = base;
+    for (size_t k = 0; k < n; k++) inputs[1 + k] = sm_lora_path(ads[k]);
+    const int irc = sm_check_output_not_input(out, inputs, n + 1);
+    free(inputs);
+    if (irc || sm_outdir_check(out)) { rc = cli_fail_last("lora merge"); goto done; }
     if (sm_lora_merge_hf(base, ads, n, out, dtype, quiet)) { rc = cli_fail_last("lora merge"); goto done; }
     if (!quiet) fprintf(stderr, "smelt lora merge: %zu adapter(s) merged into %s\n", n, out);
     rc = 0;
@@ -61,6 +70,11 @@ static int export_gguf(int argc, char **argv) {
     if (!adapter || !base || !out) return cli_usage_error(&sm_cmd_lora, "export needs ADAPTER_DIR, --base BASE_DIR and -o OUT.gguf");
     sm_lora *l;
     if (sm_lora_open(adapter, &l)) return cli_fail_last("lora export");
+    const char *inputs[] = {sm_lora_path(l), base};
+    if (sm_check_output_not_input(out, inputs, 2)) {
+        sm_lora_close(l);
+        return cli_fail_last("lora export");
+    }
     int rc = sm_lora_export_gguf(base, l, out);
     sm_lora_close(l);
     return rc ? cli_fail_last("lora export") : 0;

@@ -203,6 +203,10 @@ static int run(int argc, char **argv) {
         return cli_usage_error(&sm_cmd_ppl, "%s holds its own tokens: drop --text / --tokens", kld);
     if (!kld_file && !text && !tokens_path) return cli_usage_error(&sm_cmd_ppl, "give --text FILE or --tokens FILE");
     if (kld && o.save_logits) return cli_usage_error(&sm_cmd_ppl, "--save-logits and --kld cannot be combined");
+    if (o.save_logits) {
+        const char *inputs[] = {model, text, tokens_path, vocab, kld};
+        if (sm_check_output_not_input(o.save_logits, inputs, 5)) return cli_fail_last("ppl");
+    }
     const int drc = cli_device(&sm_cmd_ppl, device, &o.device);
     if (drc) return drc;
     cli_set_threads(threads);

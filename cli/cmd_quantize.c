@@ -94,6 +94,14 @@ static int quantize(int argc, char **argv, const char **tt, const char **keep, s
     o.keep = keep;
     if (!sm_recipe_find(o.recipe))
         return cli_usage_error(&sm_cmd_quantize, "unknown quantization '%s'", o.recipe);
+    const char **inputs = calloc(n_loras + 2, sizeof *inputs);
+    if (!inputs) return cli_fail("quantize", "out of memory");
+    inputs[0] = pos[0];
+    inputs[1] = o.imatrix_path;
+    for (size_t k = 0; k < n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
+    const int irc = sm_check_output_not_input(pos[1], inputs, n_loras + 2);
+    free(inputs);
+    if (irc) return cli_fail_last("quantize");
     if (json) o.quiet = true;
     sm_quantize_report rep;
     if (sm_is_dir(pos[0])) {

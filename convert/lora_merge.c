@@ -2,10 +2,8 @@
  * streamed tensor by tensor (one tensor in float at a time). */
 #include "convert/convert.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *const AUX_FILES[] = {"config.json", "generation_config.json", "tokenizer.model", "tokenizer.json",
                                         "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"};
@@ -48,12 +46,10 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
     float *f = NULL;
     void *obuf = NULL;
     char *path = NULL;
+    sm_outdir *od = NULL;
     int rc = -1;
     if (sm_lora_check(ads, n_ads, ck)) goto done;
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-        sm_error("%s: cannot create directory: %s", out_dir, strerror(errno));
-        goto done;
-    }
+    if (!(od = sm_outdir_open(out_dir))) goto done;
     w = sm_st_writer_new();
     if (!w) { sm_error("out of memory"); goto done; }
     sm_type *types = calloc(ck->n_tensors ? ck->n_tensors : 1, sizeof *types);
@@ -71,8 +67,8 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
         if (sm_st_writer_add(w, t->name, types[i], t->n_dims, t->shape)) { free(types); goto done; }
         total += t->nbytes;
     }
-    path = sm_path_join(out_dir, "model.safetensors");
-    if (sm_st_writer_set_metadata(w, "format", "pt") || sm_st_writer_begin(w, path)) { free(types); goto done; }
+    path = sm_outdir_file(od, "model.safetensors");
+    if (!path || sm_st_writer_set_metadata(w, "format", "pt") || sm_st_writer_begin(w, path)) { free(types); goto done; }
     sm_progress prog;
     sm_progress_begin(&prog, "merge", total, quiet);
     uint64_t done_bytes = 0;
@@ -108,14 +104,19 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
     rc = sm_st_writer_finish(w);
     w = NULL;
     for (size_t k = 0; !rc && k < sizeof AUX_FILES / sizeof AUX_FILES[0]; k++) {
-        char *s = sm_path_join(base_dir, AUX_FILES[k]), *d = sm_path_join(out_dir, AUX_FILES[k]);
+        char *s = sm_path_join(base_dir, AUX_FILES[k]), *d = sm_is_file(s) ? sm_outdir_file(od, AUX_FILES[k]) : NULL;
         if (sm_is_file(s))
-            rc = copy_file(s, d, k == 0 && out_type != SM_TYPE_INVALID ? dtype_name(out_type) : NULL);
+            rc = !d ? -1 : copy_file(s, d, k == 0 && out_type != SM_TYPE_INVALID ? dtype_name(out_type) : NULL);
         free(s);
         free(d);
     }
+    if (!rc) {
+        rc = sm_outdir_commit(od);
+        od = NULL;
+    }
 done:
     if (w) sm_st_writer_abort(w);
+    sm_outdir_abort(od);
     sm_ckpt_close(ck);
     free(f);
     free(obuf);
