@@ -9,7 +9,8 @@
  * spaces allowed), every tensor's byte count equal to its element count times the dtype
  * size, and the tensors, ordered by offset, covering the data section exactly: no overlap,
  * no gap, nothing after the last one. Tensor data is not copied (it points into the mmap)
- * and is only as aligned as the file makes it.
+ * and is only as aligned as the file makes it. The tensors are listed in name order (as the
+ * safetensors library lists them).
  */
 #include "formats/safetensors_internal.h"
 
@@ -106,6 +107,10 @@ static int cmp_offsets(const void *a, const void *b) {
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end) return x->end < y->end ? -1 : 1;
     return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int cmp_entry_names(const void *a, const void *b) {
+    return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
 }
 
 static int cmp_names(const void *a, const void *b) {
@@ -224,6 +229,10 @@ int sm_safetensors_parse(const uint8_t *buf, size_t len, const char *file, sm_ck
     if (!rc) {
         qsort(es, ne, sizeof *es, cmp_offsets);
         rc = check_coverage(es, ne, file, data_off, data_len);
+        /* the tensors in name order, as the safetensors library (and so llama.cpp's converter,
+         * which writes them in that order) lists a file's tensors, whatever the header's or the
+         * data's order (a mixed-dtype file stores its data grouped by dtype) */
+        if (!rc) qsort(es, ne, sizeof *es, cmp_entry_names);
     }
     for (size_t i = 0; i < ne && !rc; i++) {
         sm_tensor *t = sm_ckpt_add_tensor(c);
