@@ -41,6 +41,54 @@ static void kjv_config(void) {
     CHECK(n == 39);
 }
 
+/* Qwen3 (Qwen3-8B's config.json): the table row gives arch qwen3, NEOX rope, no permute, no
+ * LlamaModel keys, the q/k-norm feature; attention_bias switches q/k/v/o biases on; the
+ * expected tensors add attn_q_norm / attn_k_norm [head_dim] per layer (gguf-py QWEN3). */
+static void qwen3_table(void) {
+    sm_hparams hp;
+    CHECK_OK(write_config("qwen3.json",
+                          "{\"architectures\":[\"Qwen3ForCausalLM\"],\"attention_bias\":false,\"attention_dropout\":0.0,"
+                          "\"bos_token_id\":151643,\"eos_token_id\":151645,\"head_dim\":128,\"hidden_act\":\"silu\","
+                          "\"hidden_size\":4096,\"initializer_range\":0.02,\"intermediate_size\":12288,"
+                          "\"max_position_embeddings\":40960,\"max_window_layers\":36,\"model_type\":\"qwen3\","
+                          "\"num_attention_heads\":32,\"num_hidden_layers\":36,\"num_key_value_heads\":8,"
+                          "\"rms_norm_eps\":1e-06,\"rope_scaling\":null,\"rope_theta\":1000000,\"sliding_window\":null,"
+                          "\"tie_word_embeddings\":false,\"torch_dtype\":\"bfloat16\",\"use_cache\":true,"
+                          "\"use_sliding_window\":false,\"vocab_size\":151936}",
+                          &hp));
+    CHECK(!strcmp(hp.arch, "qwen3") && !hp.qkv_bias && !hp.attn_out_bias && !hp.rope_hf_layout && !hp.llama_keys);
+    CHECK(hp.head_dim == 128 && hp.explicit_head_dim && (hp.features & SM_FEAT_QK_NORM) && !hp.tied_embeddings);
+    const sm_arch_info *a = sm_arch_by_gguf("qwen3");
+    CHECK(a && a->gguf_rope == SM_ROPE_NEOX && a->features == SM_FEAT_QK_NORM && !strcmp(a->tokenizer_pre, "qwen2"));
+    CHECK(sm_arch_by_gguf("qwen2")->gguf_rope == SM_ROPE_NEOX && sm_arch_by_gguf("llama")->gguf_rope == SM_ROPE_NORM);
+    CHECK(sm_arch_by_gguf("gemma2") == NULL && sm_arch_by_hf("Gemma2ForCausalLM") == NULL);
+    size_t n = 0;
+    char name[64];
+    int nd;
+    int64_t shape[SM_MAX_DIMS];
+    int qk_norms = 0;
+    while (sm_arch_tensor(&hp, n, name, sizeof name, &nd, shape) == 1) {
+        if (strstr(name, "_norm.weight") && (strstr(name, "attn_q_norm") || strstr(name, "attn_k_norm")))
+            qk_norms += nd == 1 && shape[0] == 128;
+        if (!strcmp(name, "blk.35.attn_q.weight")) CHECK(nd == 2 && shape[0] == 4096 && shape[1] == 4096);
+        if (!strcmp(name, "blk.35.attn_output.weight")) CHECK(nd == 2 && shape[0] == 4096 && shape[1] == 4096);
+        n++;
+    }
+    CHECK(qk_norms == 2 * 36 && n == 3 + 36 * 11);
+    char g[96];
+    int flags = 0;
+    CHECK(sm_map_hf_name(&hp, "model.layers.7.self_attn.k_norm.weight", g, sizeof g, &flags) == 1);
+    CHECK(!strcmp(g, "blk.7.attn_k_norm.weight") && flags == SM_MAP_KEEP_F32);
+    CHECK(sm_map_gguf_name(&hp, "blk.7.attn_q_norm.weight", g, sizeof g) == 1 &&
+          !strcmp(g, "model.layers.7.self_attn.q_norm.weight"));
+    /* attention_bias: true gives q/k/v and o biases */
+    CHECK_OK(write_config("qwen3b.json",
+                          "{\"architectures\":[\"Qwen3ForCausalLM\"],\"attention_bias\":true,\"hidden_size\":64,"
+                          "\"intermediate_size\":96,\"num_hidden_layers\":1,\"num_attention_heads\":4,\"vocab_size\":10}",
+                          &hp));
+    CHECK(hp.qkv_bias && hp.attn_out_bias && !hp.mlp_bias && hp.n_ctx_train == 32768);
+}
+
 static void qwen2_mistral_defaults(void) {
     sm_hparams hp;
     /* Qwen2: q/k/v biases always, NEOX rope in llama.cpp (no permute), tied embeddings here */
@@ -218,6 +266,7 @@ static void permute(void) {
 void run_tests(void) {
     TEST(kjv_config);
     TEST(qwen2_mistral_defaults);
+    TEST(qwen3_table);
     TEST(rope_scaling);
     TEST(config_errors);
     TEST(names);
