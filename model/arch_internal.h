@@ -34,6 +34,11 @@ typedef struct sm_block_tensor {
     size_t off;          /* its field in sm_layer_weights (an sm_weight for a matrix, a float * for a vector) */
 } sm_block_tensor;
 
+/* The block features each backend implements: a model whose architecture needs another is
+ * refused there with a message, never run without it. */
+#define SM_FEAT_CPU (SM_FEAT_QK_NORM)
+#define SM_FEAT_CUDA (SM_FEAT_QK_NORM) /* kernels/cuda/block_ops.cuh */
+
 extern const sm_block_tensor SM_BLOCK_TENSORS[];
 extern const size_t SM_N_BLOCK_TENSORS;
 

@@ -31,8 +31,17 @@ static int upload_vector(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, 
     return v ? sm_cuda_net_upload(net, which, layer, v, n) : 0;
 }
 
+/* 0, or an error naming the architecture whose block the CUDA code cannot run yet. */
+static int cuda_features(const sm_model *m) {
+    if (m->hp.features & ~(unsigned)SM_FEAT_CUDA)
+        return sm_error("CUDA: the %s block (features 0x%x) is not implemented on the GPU; use --device cpu", m->hp.arch,
+                        m->hp.features & ~(unsigned)SM_FEAT_CUDA);
+    return 0;
+}
+
 int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, sm_cuda_net **out) {
     const sm_hparams *hp = &m->hp;
+    if (cuda_features(m)) return -1;
     const sm_cuda_dims d = {.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_ff = hp->n_ff, .n_layer = hp->n_layer,
                             .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = m->head_dim, .n_ctx = n_ctx,
                             .rms_eps = hp->rms_eps, .rope_neox = m->rope == SM_ROPE_NEOX, .rope_freq = m->rope_freq};
@@ -66,6 +75,8 @@ int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, sm_cuda_net **out) {
 
 int sm_model_cuda_block_new(const sm_model *m, int64_t n_tok, sm_cuda_block **out) {
     const sm_hparams *hp = &m->hp;
+    *out = NULL;
+    if (cuda_features(m)) return -1;
     const sm_cuda_dims d = {.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_ff = hp->n_ff, .n_layer = 1,
                             .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = m->head_dim, .n_ctx = n_tok,
                             .rms_eps = hp->rms_eps, .rope_neox = m->rope == SM_ROPE_NEOX, .rope_freq = m->rope_freq};

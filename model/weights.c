@@ -133,6 +133,9 @@ static int check_hparams(sm_model *m) {
                         source(m), (long long)hp->n_vocab, (long long)hp->n_embd, (long long)hp->n_ff,
                         (long long)hp->n_layer, (long long)hp->n_head, (long long)hp->n_head_kv,
                         (long long)hp->head_dim);
+    if (hp->features & ~(unsigned)SM_FEAT_CPU)
+        return sm_error("%s: the %s block (features 0x%x) is not implemented by the runtime", source(m), hp->arch,
+                        hp->features & ~(unsigned)SM_FEAT_CPU);
     if (!(hp->rms_eps > 0) || !(hp->rope_theta > 0))
         return sm_error("%s: rms_eps and rope_theta must be positive", source(m));
     m->head_dim = hp->head_dim;
