@@ -12,6 +12,7 @@
 #include "formats/zip_internal.h"
 
 #include <cjson/cJSON.h>
+#include <zlib.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,147 @@ static void nonfinite_weights(void) {
     free(log);
 }
 
+/* ---- 2. PyTorch archives: CRC-32 of every entry read; deflated entries ---- */
+
+typedef struct buf { uint8_t *b; size_t n, cap; } buf;
+static void put(buf *o, const void *p, size_t n) {
+    if (o->n + n > o->cap) {
+        o->cap = (o->n + n) * 2;
+        o->b = realloc(o->b, o->cap);
+    }
+    memcpy(o->b + o->n, p, n);
+    o->n += n;
+}
+static void put16(buf *o, uint32_t v) { uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)}; put(o, b, 2); }
+static void put32(buf *o, uint32_t v) { put16(o, v & 0xffff); put16(o, v >> 16); }
+
+/* The archive's entries re-written as a plain zip (no zip64), each deflated (raw deflate by
+ * zlib, level 6) when `deflated`, else stored: an independent writer, not smelt's reader. */
+static buf rezip(const sm_zip *z, bool deflated) {
+    buf o = {0}, cd = {0};
+    for (size_t i = 0; i < z->n_entries; i++) {
+        const sm_zip_entry *e = &z->entries[i];
+        const uint8_t *d = sm_zip_entry_data(z, e);
+        uint8_t *c = NULL;
+        size_t cn = e->size;
+        if (deflated) {
+            z_stream st;
+            memset(&st, 0, sizeof st);
+            CHECK(deflateInit2(&st, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+            cn = deflateBound(&st, (uLong)e->size);
+            c = malloc(cn);
+            st.next_in = (Bytef *)(uintptr_t)d;
+            st.avail_in = (uInt)e->size;
+            st.next_out = c;
+            st.avail_out = (uInt)cn;
+            CHECK(deflate(&st, Z_FINISH) == Z_STREAM_END);
+            cn = st.total_out;
+            deflateEnd(&st);
+        }
+        uint32_t crc = (uint32_t)crc32(0, d, (uInt)e->size), lho = (uint32_t)o.n, nlen = (uint32_t)strlen(e->name);
+        uint16_t method = deflated ? 8 : 0;
+        put32(&o, 0x04034b50), put16(&o, 20), put16(&o, 0), put16(&o, method), put16(&o, 0), put16(&o, 0x21);
+        put32(&o, crc), put32(&o, (uint32_t)cn), put32(&o, (uint32_t)e->size), put16(&o, nlen), put16(&o, 0);
+        put(&o, e->name, nlen);
+        put(&o, c ? c : d, cn);
+        put32(&cd, 0x02014b50), put16(&cd, 20), put16(&cd, 20), put16(&cd, 0), put16(&cd, method), put16(&cd, 0);
+        put16(&cd, 0x21), put32(&cd, crc), put32(&cd, (uint32_t)cn), put32(&cd, (uint32_t)e->size), put16(&cd, nlen);
+        put16(&cd, 0), put16(&cd, 0), put16(&cd, 0), put16(&cd, 0), put32(&cd, 0), put32(&cd, lho);
+        put(&cd, e->name, nlen);
+        free(c);
+    }
+    uint32_t cd_off = (uint32_t)o.n;
+    put(&o, cd.b, cd.n);
+    put32(&o, 0x06054b50), put16(&o, 0), put16(&o, 0), put16(&o, (uint32_t)z->n_entries), put16(&o, (uint32_t)z->n_entries);
+    put32(&o, (uint32_t)cd.n), put32(&o, cd_off), put16(&o, 0);
+    free(cd.b);
+    return o;
+}
+
+static void pytorch_archives(void) {
+    char dir[1024], args[4096], *log = NULL;
+    snprintf(dir, sizeof dir, "%s", copy_dir(KJV "/pytorch", "pt-model"));
+    const char *bin = join(dir, "pytorch_model.bin");
+    size_t n;
+    uint8_t *orig = (uint8_t *)slurp_or_fail(bin, &n);
+    if (!orig) return;
+    sm_zip z;
+    CHECK_OK(sm_zip_open(&z, orig, n, bin));
+    /* the reference: the original (stored) archive converted */
+    char ref[1024];
+    snprintf(ref, sizeof ref, "%s", tl_tmp("pt-ref.gguf"));
+    snprintf(args, sizeof args, "convert '%s' -o '%s' --quiet", dir, ref);
+    CHECK_MSG(tl_run_smelt(args, &log) == 0, "%s", log);
+    free(log);
+
+    /* a flipped byte in the middle of the largest storage: a CRC-32 error naming the entry */
+    const sm_zip_entry *big = NULL;
+    for (size_t i = 0; i < z.n_entries; i++)
+        if (strstr(z.entries[i].name, "/data/") && (!big || z.entries[i].size > big->size)) big = &z.entries[i];
+    CHECK(big != NULL && big->size > 1000);
+    if (big) {
+        uint8_t v = orig[big->offset + big->size / 2] ^ 0x10;
+        patch(bin, (long)(big->offset + big->size / 2), &v, 1);
+        const char *out = tl_tmp("pt-flip.gguf");
+        snprintf(args, sizeof args, "convert '%s' -o '%s' --quiet", dir, out);
+        int rc = tl_run_smelt(args, &log);
+        CHECK_MSG(rc != 0 && strstr(log, big->name) && strstr(log, "CRC-32"), "rc %d: %s", rc, log);
+        CHECK(!exists(out));
+        free(log);
+    }
+
+    /* re-zipped with every entry deflated: the same GGUF as from the stored original */
+    buf d = rezip(&z, true);
+    CHECK(d.n < n); /* it did compress */
+    CHECK(tl_write_file(bin, d.b, d.n) == 0);
+    const char *out = tl_tmp("pt-deflate.gguf");
+    snprintf(args, sizeof args, "convert '%s' -o '%s' --quiet", dir, out);
+    CHECK_MSG(tl_run_smelt(args, &log) == 0, "%s", log);
+    free(log);
+    CHECK(tl_same_file(ref, out));
+    /* and stored by this writer: the same again (the writer itself is sound) */
+    buf st = rezip(&z, false);
+    CHECK(tl_write_file(bin, st.b, st.n) == 0);
+    snprintf(args, sizeof args, "convert '%s' -o '%s' --quiet", dir, out);
+    CHECK_MSG(tl_run_smelt(args, &log) == 0, "%s", log);
+    free(log);
+    CHECK(tl_same_file(ref, out));
+    free(st.b);
+
+    /* a deflated storage corrupted: a deflate error or a CRC-32 error, never a silent success */
+    sm_zip dz;
+    CHECK_OK(sm_zip_open(&dz, d.b, d.n, "deflated.bin"));
+    const sm_zip_entry *dbig = big ? sm_zip_find(&dz, big->name) : NULL;
+    CHECK(dbig && dbig->method == 8);
+    if (dbig) {
+        d.b[dbig->offset + dbig->csize / 2] ^= 0x10;
+        const uint8_t *p;
+        uint8_t *owned = NULL;
+        CHECK_FAILS_WITH(sm_zip_read(&dz, dbig, &p, &owned), dbig->name);
+        free(owned);
+        d.b[dbig->offset + dbig->csize / 2] ^= 0x10;
+        /* an inflated size larger than recorded, and a recorded size larger than the stream */
+        sm_zip_entry e = *dbig;
+        e.size--;
+        CHECK_FAILS_WITH(sm_zip_read(&dz, &e, &p, &owned), "inflates to more than");
+        e.size += 2;
+        CHECK_FAILS_WITH(sm_zip_read(&dz, &e, &p, &owned), "the central directory records");
+        /* the limit on what one entry may inflate to */
+        uint64_t lim = sm_zip_max_inflate;
+        sm_zip_max_inflate = dbig->size - 1;
+        CHECK_FAILS_WITH(sm_zip_read(&dz, dbig, &p, &owned), "more than the");
+        sm_zip_max_inflate = lim;
+        CHECK_OK(sm_zip_read(&dz, dbig, &p, &owned));
+        CHECK(owned && p == owned && memcmp(p, orig + big->offset, big->size) == 0);
+        free(owned);
+        sm_zip_close(&dz);
+    }
+    free(d.b);
+    sm_zip_close(&z);
+    free(orig);
+}
+
 void run_tests(void) {
     TEST(nonfinite_weights);
+    TEST(pytorch_archives);
 }
