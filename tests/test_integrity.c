@@ -302,7 +302,61 @@ static void pytorch_archives(void) {
     free(orig);
 }
 
+/* ---- 3. LoRA: the config's r against the tensors' rank ---- */
+
+/* Rewrite a JSON file with key set to the JSON text `value` (NULL: removed). */
+static void set_json(const char *path, const char *key, const char *value) {
+    size_t n;
+    char *b = slurp_or_fail(path, &n);
+    cJSON *j = b ? cJSON_ParseWithLength(b, n) : NULL;
+    CHECK(j != NULL);
+    if (!j) { free(b); return; }
+    cJSON_DeleteItemFromObjectCaseSensitive(j, key);
+    if (value) cJSON_AddItemToObject(j, key, cJSON_Parse(value));
+    char *out = cJSON_Print(j);
+    CHECK(tl_write_file(path, out, strlen(out)) == 0);
+    free(out);
+    cJSON_Delete(j);
+    free(b);
+}
+
+static void lora_rank(void) {
+    char ad[1024], args[4096], ref[1024], out[1024], *log = NULL;
+    snprintf(ad, sizeof ad, "%s", copy_dir(LORA, "lora-r16"));
+    snprintf(ref, sizeof ref, "%s", tl_tmp("lora-ref.gguf"));
+    snprintf(out, sizeof out, "%s", tl_tmp("lora-r.gguf"));
+    snprintf(args, sizeof args, "convert '%s' --lora '%s' -o '%s' --quiet", tl_asset(KJV), ad, ref);
+    CHECK_MSG(tl_run_smelt(args, &log) == 0, "%s", log);
+    free(log);
+    /* r = 16 for tensors of rank 8: refused (by lora merge and by convert --lora) */
+    const char *cfg = join(ad, "adapter_config.json");
+    set_json(cfg, "r", "16");
+    snprintf(args, sizeof args, "lora merge '%s' --adapter '%s' -o '%s' --quiet", tl_asset(KJV), ad, tl_tmp("lora-r-merged"));
+    CHECK_MSG(tl_run_smelt(args, &log) != 0 && strstr(log, "lora_A") && strstr(log, "rank 8") && strstr(log, "r = 16"), "%s",
+              log);
+    free(log);
+    CHECK(!exists(tl_tmp("lora-r-merged")) || !exists(join(tl_tmp("lora-r-merged"), "model.safetensors")));
+    snprintf(args, sizeof args, "convert '%s' --lora '%s' -o '%s' --quiet", tl_asset(KJV), ad, out);
+    CHECK_MSG(tl_run_smelt(args, &log) != 0 && strstr(log, "rank 8"), "%s", log);
+    free(log);
+    CHECK(!exists(out));
+    /* rank_pattern giving one module another rank: refused naming that module's pattern */
+    set_json(cfg, "r", "8");
+    set_json(cfg, "rank_pattern", "{\"q_proj\": 4}");
+    CHECK_MSG(tl_run_smelt(args, &log) != 0 && strstr(log, "q_proj.lora_A") && strstr(log, "r = 4 (from rank_pattern)"), "%s",
+              log);
+    free(log);
+    /* r = 16 but a rank_pattern of 8 for every target module: the same merge as the original */
+    set_json(cfg, "r", "16");
+    set_json(cfg, "rank_pattern", "{\"q_proj\": 8, \"k_proj\": 8, \"v_proj\": 8, \"o_proj\": 8, \"gate_proj\": 8, "
+                                  "\"up_proj\": 8, \"down_proj\": 8}");
+    CHECK_MSG(tl_run_smelt(args, &log) == 0, "%s", log);
+    free(log);
+    CHECK(tl_same_file(ref, out));
+}
+
 void run_tests(void) {
     TEST(nonfinite_weights);
     TEST(pytorch_archives);
+    TEST(lora_rank);
 }
