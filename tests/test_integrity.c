@@ -355,8 +355,145 @@ static void lora_rank(void) {
     CHECK(tl_same_file(ref, out));
 }
 
+/* ---- 4. tokenizers: merges, token count against embedding rows, rope dimension count ---- */
+
+static void tokenizer_merges(void) {
+    const char *model = tl_make_qwen2_tiny();
+    CHECK(model != NULL);
+    if (!model) return;
+    char tok[1024], args[4096], *log = NULL;
+    snprintf(tok, sizeof tok, "%s", tl_tmp("tok-json"));
+    char src[1024];
+    snprintf(src, sizeof src, "%s/tests/data/bpe-qwen2", getenv("SMELT_SOURCE_DIR") ? getenv("SMELT_SOURCE_DIR") : "..");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && chmod -R u+w '%s'", tok, src, tok, tok);
+    CHECK(system(cmd) == 0);
+    /* the fixture's tokens padded to the tiny model's 2048 (the converter wants them equal) */
+    size_t n;
+    char *b = slurp_or_fail(join(tok, "tokenizer.json"), &n);
+    cJSON *j = b ? cJSON_ParseWithLength(b, n) : NULL;
+    cJSON *vocab = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "model"), "vocab");
+    CHECK(cJSON_IsObject(vocab));
+    int n_vocab = cJSON_GetArraySize(vocab);
+    CHECK(n_vocab == 679 - 3); /* and 3 added tokens */
+    for (int id = 679; id < QW_VOCAB; id++) {
+        char name[32];
+        snprintf(name, sizeof name, "<fill%d>", id);
+        cJSON_AddNumberToObject(vocab, name, id);
+    }
+    char *text = cJSON_Print(j);
+    CHECK(tl_write_file(join(tok, "tokenizer.json"), text, strlen(text)) == 0);
+    free(text);
+    set_json(join(tok, "config.json"), "vocab_size", "2048");
+    /* the fixture as it is converts */
+    const char *out = tl_tmp("tok.gguf");
+    snprintf(args, sizeof args, "convert '%s' --tokenizer '%s' -o '%s' --quiet", model, tok, out);
+    CHECK_MSG(tl_run_smelt(args, &log) == 0, "%s", log);
+    free(log);
+    unlink(out);
+    /* a merge naming a token model.vocab does not have */
+    cJSON *merges = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "model"), "merges");
+    CHECK(cJSON_IsArray(merges) && cJSON_GetArraySize(merges) > 10);
+    if (!cJSON_IsArray(merges)) { cJSON_Delete(j); free(b); return; }
+    int at = cJSON_GetArraySize(merges);
+    bool pairs = cJSON_IsArray(cJSON_GetArrayItem(merges, 0));
+    cJSON_AddItemToArray(merges, pairs ? cJSON_Parse("[\"zq\", \"xw\"]") : cJSON_CreateString("zq xw"));
+    text = cJSON_Print(j);
+    CHECK(tl_write_file(join(tok, "tokenizer.json"), text, strlen(text)) == 0);
+    free(text);
+    cJSON_Delete(j);
+    free(b);
+    char want[64];
+    snprintf(want, sizeof want, "model.merges[%d] \"zq xw\"", at);
+    CHECK_MSG(tl_run_smelt(args, &log) != 0 && strstr(log, want) && strstr(log, "is not a token"), "%s", log);
+    free(log);
+    CHECK(!exists(out));
+}
+
+/* Copy a GGUF file, changing its metadata with edit(w, src). */
+static void rewrite_gguf(const char *from, const char *to, void (*edit)(sm_gguf_writer *w, const sm_gguf *g, int arg), int arg) {
+    sm_gguf *g;
+    CHECK_OK(sm_gguf_open(from, &g));
+    if (!g) return;
+    sm_gguf_writer *w = sm_gguf_writer_new();
+    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_gguf_set_val(w, sm_gguf_key(g, i), sm_gguf_val(g, i));
+    edit(w, g, arg);
+    for (size_t i = 0; i < sm_gguf_n_tensors(g); i++) {
+        const sm_tensor *t = sm_gguf_tensor(g, i);
+        CHECK_OK(sm_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->shape));
+    }
+    CHECK_OK(sm_gguf_writer_begin(w, to));
+    for (size_t i = 0; i < sm_gguf_n_tensors(g); i++)
+        CHECK_OK(sm_gguf_writer_write(w, sm_gguf_tensor(g, i)->data, sm_gguf_tensor(g, i)->nbytes));
+    CHECK_OK(sm_gguf_writer_finish(w));
+    sm_gguf_close(g);
+}
+
+static void edit_none(sm_gguf_writer *w, const sm_gguf *g, int arg) { (void)w, (void)g, (void)arg; }
+
+/* arg extra tokens at the end of the token list (with scores and types) */
+static void edit_tokens(sm_gguf_writer *w, const sm_gguf *g, int arg) {
+    const sm_gguf_value *t = sm_gguf_find(g, "tokenizer.ggml.tokens"), *sc = sm_gguf_find(g, "tokenizer.ggml.scores"),
+                        *ty = sm_gguf_find(g, "tokenizer.ggml.token_type");
+    CHECK(t && sc && ty);
+    if (!t || !sc || !ty) return;
+    size_t n = (size_t)t->v.arr.n, m = n + (size_t)arg;
+    const char **s = calloc(m, sizeof *s);
+    float *f = calloc(m, sizeof *f);
+    int32_t *k = calloc(m, sizeof *k);
+    char extra[16][16];
+    for (size_t i = 0; i < m; i++) {
+        if (i < n) s[i] = t->v.arr.items[i].v.str.ptr;
+        else snprintf(extra[i - n], 16, "<x%zu>", i - n), s[i] = extra[i - n];
+        if (i < n) memcpy(&f[i], (const char *)sc->v.arr.data + 4 * i, 4), memcpy(&k[i], (const char *)ty->v.arr.data + 4 * i, 4);
+        else k[i] = 1;
+    }
+    sm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", s, m);
+    sm_gguf_set_arr(w, "tokenizer.ggml.scores", SM_GGUF_FLOAT32, f, m);
+    sm_gguf_set_arr(w, "tokenizer.ggml.token_type", SM_GGUF_INT32, k, m);
+    free(s), free(f), free(k);
+}
+
+static void edit_rope(sm_gguf_writer *w, const sm_gguf *g, int arg) { (void)g, sm_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)arg); }
+
+static void gguf_vocab_and_rope(void) {
+    char base[1024], args[4096], *log = NULL, bad[1024];
+    snprintf(base, sizeof base, "%s", tl_tmp("kjv-f32.gguf"));
+    snprintf(bad, sizeof bad, "%s", tl_tmp("kjv-bad.gguf"));
+    snprintf(args, sizeof args, "convert '%s' --outtype f32 -o '%s' --quiet", tl_asset(KJV), base);
+    CHECK_MSG(tl_run_smelt(args, &log) == 0, "%s", log);
+    free(log);
+    const char *text = tl_asset("text/kjv-eval.txt");
+    /* the control: a plain copy evaluates */
+    rewrite_gguf(base, bad, edit_none, 0);
+    snprintf(args, sizeof args, "ppl '%s' --text '%s' --ctx 64 --chunks 1 --threads 1", bad, text);
+    CHECK_MSG(tl_run_smelt(args, &log) == 0, "%s", log);
+    free(log);
+    /* 2049 tokens for 2048 embedding rows */
+    rewrite_gguf(base, bad, edit_tokens, 1);
+    CHECK_MSG(tl_run_smelt(args, &log) != 0 && strstr(log, "2049 tokens") && strstr(log, "2048 rows"), "%s", log);
+    free(log);
+    /* a tokenizer from elsewhere with more tokens than the model has rows: stories260k (512) */
+    snprintf(args, sizeof args, "ppl '%s' --vocab '%s' --text '%s' --ctx 64 --chunks 1 --threads 1",
+             tl_asset("models/stories260k/stories260K.bin"), tl_asset(KJV "/tokenizer.model"), text);
+    CHECK_MSG(tl_run_smelt(args, &log) != 0 && strstr(log, "2048 tokens") && strstr(log, "512 rows"), "%s", log);
+    free(log);
+    /* rope.dimension_count: the head size (32) passes; half of it, more, or odd are refused */
+    const int dims[] = {32, 16, 34, 31};
+    for (int i = 0; i < 4; i++) {
+        rewrite_gguf(base, bad, edit_rope, dims[i]);
+        snprintf(args, sizeof args, "ppl '%s' --text '%s' --ctx 64 --chunks 1 --threads 1", bad, text);
+        int rc = tl_run_smelt(args, &log);
+        if (i == 0) CHECK_MSG(rc == 0, "%s", log);
+        else CHECK_MSG(rc != 0 && strstr(log, "rope.dimension_count") && strstr(log, "head size is 32"), "%d: %s", dims[i], log);
+        free(log);
+    }
+}
+
 void run_tests(void) {
     TEST(nonfinite_weights);
     TEST(pytorch_archives);
     TEST(lora_rank);
+    TEST(tokenizer_merges);
+    TEST(gguf_vocab_and_rope);
 }
