@@ -25,6 +25,8 @@ static const char USAGE[] =
     "                       written; see smelt help lora)\n"
     "  --no-sync            skip the final fsync (faster; the file still appears only when\n"
     "                       complete, but a power loss right after may lose it)\n"
+    "  --allow-nonfinite    write NaN/Inf weights as they are (default: refused, naming the\n"
+    "                       tensor, row and column)\n"
     "  --json               print a JSON summary on stdout\n"
     "  --quiet              no progress bar\n"
     "Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM; llama2.c.\n";
@@ -54,6 +56,7 @@ static int convert(int argc, char **argv, sm_lora **loras) {
         else if (cli_opt(argc, argv, &i, "--name", &val)) o.name = val;
         else if (cli_flag(argv, &i, "--json")) json = true;
         else if (cli_flag(argv, &i, "--no-sync")) sm_outfile_set_durable(false);
+        else if (cli_flag(argv, &i, "--allow-nonfinite")) sm_set_allow_nonfinite(true);
         else if (cli_flag(argv, &i, "--quiet") || cli_flag(argv, &i, "-q")) o.quiet = true;
         else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_convert, "unknown option %s", argv[i]);
         else if (!model) model = argv[i];

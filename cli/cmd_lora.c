@@ -7,7 +7,7 @@
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: smelt lora merge BASE_DIR --adapter DIR[:WEIGHT] [--adapter ...] -o OUT_DIR [--dtype f32|f16|bf16] [--quiet]\n"
+    "usage: smelt lora merge BASE_DIR --adapter DIR[:WEIGHT] [--adapter ...] -o OUT_DIR [--dtype f32|f16|bf16] [--allow-nonfinite] [--quiet]\n"
     "       smelt lora export ADAPTER_DIR --base BASE_DIR -o ADAPTER.gguf\n"
     "\n"
     "merge:  W' = W + weight * scale * B A for every adapted module (PEFT: r, lora_alpha, use_rslora,\n"
@@ -15,6 +15,8 @@ static const char USAGE[] =
     "        HF directory (safetensors in the base dtype or --dtype; config and tokenizer copied),\n"
     "        built beside OUT_DIR and renamed into place; an existing OUT_DIR is replaced only if it\n"
     "        holds nothing but files smelt writes there. OUT_DIR must not be or hold an input.\n"
+    "        NaN/Inf in a base weight or in a merged one is refused (naming tensor, row, column)\n"
+    "        unless --allow-nonfinite.\n"
     "export: llama.cpp's GGUF LoRA adapter (load with llama.cpp's --lora); rsLoRA and patterns are\n"
     "        folded into lora_b; DoRA and modules_to_save cannot be expressed there and are refused.\n";
 
@@ -37,6 +39,7 @@ static int merge(int argc, char **argv) {
                 goto done;
             }
         } else if (cli_flag(argv, &i, "--quiet")) quiet = true;
+        else if (cli_flag(argv, &i, "--allow-nonfinite")) sm_set_allow_nonfinite(true);
         else if (argv[i][0] == '-') { rc = cli_usage_error(&sm_cmd_lora, "unknown option %s", argv[i]); goto done; }
         else if (!base) base = argv[i];
         else { rc = cli_usage_error(&sm_cmd_lora, "unexpected argument %s", argv[i]); goto done; }

@@ -6,6 +6,7 @@
 #include "model/model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -248,7 +249,11 @@ static int run(int argc, char **argv) {
     if (rc) return cli_fail_last("ppl");
     if (json) print_json(&r, kld ? r.n_chunks * r.n_ctx : n_ids, threads, device);
     else print_text(&r, threads);
+    /* a NaN/Inf result is a failure (a CI step must not pass on "PPL = nan") */
+    const bool finite = isfinite(r.ppl) && (!kld || (isfinite(r.kld_mean) && isfinite(r.ppl_base)));
     sm_ppl_result_free(&r);
+    if (!finite)
+        return cli_fail("ppl", "%s: the result is not finite (NaN/Inf logits: non-finite weights or an overflow)", model);
     return 0;
 }
 

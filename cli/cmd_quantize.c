@@ -26,6 +26,8 @@ static const char USAGE[] =
     "  --lora DIR[:WEIGHT]         merge a PEFT LoRA adapter on the fly (HF input; repeatable)\n"
     "  --threads N                 worker threads (output is identical for any N)\n"
     "  --no-sync                   skip the final fsync (the file still appears only complete)\n"
+    "  --allow-nonfinite           keep NaN/Inf weights in tensors left in a float type (default:\n"
+    "                              refused, naming tensor, row and column; codecs always refuse them)\n"
     "  --json                      print a JSON summary on stdout\n"
     "  --quiet                     no progress bar\n";
 
@@ -83,6 +85,7 @@ static int quantize(int argc, char **argv, const char **tt, const char **keep, s
         else if (cli_flag(argv, &i, "--allow-requantize")) o.allow_requantize = true;
         else if (cli_flag(argv, &i, "--json")) json = true;
         else if (cli_flag(argv, &i, "--no-sync")) sm_outfile_set_durable(false);
+        else if (cli_flag(argv, &i, "--allow-nonfinite")) sm_set_allow_nonfinite(true);
         else if (cli_flag(argv, &i, "--quiet")) o.quiet = true;
         else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_quantize, "unknown option %s", argv[i]);
         else if (npos < 3) pos[npos++] = argv[i];

@@ -116,6 +116,16 @@ float sm_f8e5m2_to_f32(uint8_t v);
 int sm_plain_to_f32(sm_type t, const void *src, float *dst, int64_t n);
 /* Convert n floats to F32, F16 or BF16. -1 for other types. */
 int sm_f32_to_plain(sm_type t, const float *src, void *dst, int64_t n);
+/* Index of the first NaN or infinity among n values of a plain float type (F32, F16, BF16,
+ * F64, F8), or -1 (also for other types). */
+int64_t sm_first_nonfinite(sm_type t, const void *p, int64_t n);
+/* sm_error for the value at elem (of type t), element `index` of its tensor: "row R, column C
+ * holds nan (...)" with row_len > 0, else "element I holds ...". Returns -1. */
+int sm_nonfinite_error(sm_type t, const void *elem, int64_t index, int64_t row_len);
+/* --allow-nonfinite: convert, quantize and lora merge pass NaN/Inf weights through instead of
+ * refusing them (process-wide; off by default). */
+void sm_set_allow_nonfinite(bool on);
+bool sm_allow_nonfinite(void);
 
 /* ---- files ---- */
 typedef struct sm_mmap {
