@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-${SMELT_BUILD_DIR:-build}}
-pattern=${SMELT_ISA_TESTS:-'^(test_runtime|test_kernels|test_codecs|test_gptq|test_quantize|test_convert_cast|test_calib|test_ppl_sh|test_default_model_sh)$'}
+pattern=${SMELT_ISA_TESTS:-'^(test_runtime|test_kernels|test_codecs|test_gptq|test_quantize|test_convert_cast|test_ppl_sh|test_default_model_sh)$'}
 # the level the full suite ran on (SMELT_ISA, if set, caps it: e.g. SMELT_ISA=avx2 plays an
 # AVX2-only machine) and the CPU's best
 ver=$("$build/smelt" --version)
