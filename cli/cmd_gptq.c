@@ -113,7 +113,7 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const 
     cJSON_AddNumberToObject(j, "seconds", total_s);
     cJSON_AddNumberToObject(j, "gptq_seconds", rep->seconds);
     cJSON_AddNumberToObject(j, "threads", threads);
-    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
+    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_isa_active()));
     cJSON_AddStringToObject(j, "device", device == SM_DEVICE_CUDA ? "cuda" : "cpu");
     cJSON *layers = cJSON_AddArrayToObject(j, "layers");
     double tot_rtn = 0, tot_gptq = 0;

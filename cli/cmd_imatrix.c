@@ -90,7 +90,7 @@ done:
         cJSON_AddNumberToObject(j, "seconds", rep.seconds);
         cJSON_AddNumberToObject(j, "tokens_per_second", rep.tokens_per_second);
         cJSON_AddNumberToObject(j, "threads", threads);
-        cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
+        cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_isa_active()));
         cli_print_json(j);
     } else {
         printf("imatrix: %zu entries from %lld chunks x %lld tokens (%.2f s, %.1f tokens/s) -> %s (%s)\n",

@@ -106,7 +106,7 @@ static void print_json(const sm_ppl_result *r, int64_t n_tokens, int threads, co
     cJSON_AddNumberToObject(j, "seconds", r->seconds);
     cJSON_AddNumberToObject(j, "tokens_per_second", r->tokens_per_second);
     cJSON_AddNumberToObject(j, "threads", threads);
-    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
+    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_isa_active()));
     cJSON_AddStringToObject(j, "device", device);
     cJSON *chunks = cJSON_AddArrayToObject(j, "chunk_mean_nll");
     for (int64_t c = 0; c < r->n_chunks; c++) cJSON_AddItemToArray(chunks, cJSON_CreateNumber(r->chunk_nll[c]));
@@ -137,7 +137,7 @@ static void print_json(const sm_ppl_result *r, int64_t n_tokens, int threads, co
 static void print_text(const sm_ppl_result *r, int threads) {
     printf("chunks %lld x %lld tokens, %lld scored, %.2f s, %.1f tokens/s (%d threads, %s)\n",
            (long long)r->n_chunks, (long long)r->n_ctx, (long long)r->n_scored, r->seconds, r->tokens_per_second,
-           threads, sm_isa_name(sm_kernels_isa()));
+           threads, sm_isa_name(sm_isa_active()));
     if (!r->has_kld) {
         printf("PPL = %.4f +/- %.5f\n", r->ppl, r->ppl_stderr);
         return;

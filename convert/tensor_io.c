@@ -150,7 +150,7 @@ cv_io *cv_io_new(sm_gguf_writer *w, sm_progress *prog) {
     io->prog = prog;
     long ps = sysconf(_SC_PAGESIZE);
     io->page = ps > 0 ? (uintptr_t)ps : 4096;
-    (void)sm_cpu_isa(); /* settle the cached answer before other threads ask */
+    (void)sm_isa_active(); /* settle the cached answer before other threads ask */
     load_file_mappings(io);
     pthread_mutex_init(&io->mu, NULL);
     pthread_cond_init(&io->cv, NULL);
