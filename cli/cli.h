@@ -39,7 +39,13 @@ void cli_print_json(cJSON *obj);
 /* --device VALUE: "cpu", or "cuda" with a usable CUDA device (no silent fallback to the CPU).
  * 0 with *out set; else the exit code, the message printed (2: bad value, 1: no device). */
 int cli_device(const sm_command *c, const char *val, sm_device *out);
-/* --threads N for the OpenMP regions that follow. */
+/* --threads N for the OpenMP regions that follow. N above SM_MAX_THREADS is a usage error
+ * (exit 2): libgomp aborts when it cannot create that many threads. */
 void cli_set_threads(int n);
+/* Before any work: can `path` (given as `opt`) become the command's output (a file, or a
+ * directory when dir_output)? 0, else the message printed and the exit code (1) returned. */
+int cli_check_output(const char *cmd, const char *opt, const char *path, bool dir_output);
+/* A context of n_ctx tokens beyond the model's training context gets llama.cpp's warning. */
+void cli_warn_ctx(const char *cmd, const char *opt, int64_t n_ctx, int64_t n_ctx_train);
 
 #endif

@@ -64,6 +64,8 @@ static int convert(int argc, char **argv, sm_lora **loras) {
     if (o.outtype && strcmp(o.outtype, "auto") && strcmp(o.outtype, "f32") && strcmp(o.outtype, "f16") &&
         strcmp(o.outtype, "bf16") && strcmp(o.outtype, "q8_0"))
         return cli_usage_error(&sm_cmd_convert, "--outtype %s: expected f32, f16, bf16, q8_0 or auto", o.outtype);
+    const int orc = cli_check_output("convert", "-o", out, false);
+    if (orc) return orc;
 
     o.loras = loras;
     sm_convert_report rep = {0};

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "convert/convert.h"
+#include "formats/formats.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,12 @@ static int merge(int argc, char **argv) {
         else { rc = cli_usage_error(&sm_cmd_lora, "unexpected argument %s", argv[i]); goto done; }
     }
     if (!base || !out || !n) { rc = cli_usage_error(&sm_cmd_lora, "merge needs BASE_DIR, at least one --adapter and -o OUT_DIR"); goto done; }
+    if ((rc = cli_check_output("lora merge", "-o", out, true))) goto done;
+    if (sm_sniff_expect(base, SM_FILE_BIT(SM_FILE_HF_DIR), "the base model's Hugging Face directory", NULL)) {
+        rc = cli_fail_last("lora merge");
+        goto done;
+    }
+    rc = 1;
     if (sm_lora_merge_hf(base, ads, n, out, dtype, quiet)) { rc = cli_fail_last("lora merge"); goto done; }
     if (!quiet) fprintf(stderr, "smelt lora merge: %zu adapter(s) merged into %s\n", n, out);
     rc = 0;
@@ -59,6 +66,10 @@ static int export_gguf(int argc, char **argv) {
         else return cli_usage_error(&sm_cmd_lora, "unexpected argument %s", argv[i]);
     }
     if (!adapter || !base || !out) return cli_usage_error(&sm_cmd_lora, "export needs ADAPTER_DIR, --base BASE_DIR and -o OUT.gguf");
+    const int orc = cli_check_output("lora export", "-o", out, false);
+    if (orc) return orc;
+    if (sm_sniff_expect(base, SM_FILE_BIT(SM_FILE_HF_DIR), "the base model's Hugging Face directory", NULL))
+        return cli_fail_last("lora export");
     sm_lora *l;
     if (sm_lora_open(adapter, &l)) return cli_fail_last("lora export");
     int rc = sm_lora_export_gguf(base, l, out);

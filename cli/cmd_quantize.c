@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "convert/convert.h"
+#include "formats/formats.h"
 #include "quantize/quantize.h"
 
 #include <stdlib.h>
@@ -93,7 +94,12 @@ static int quantize(int argc, char **argv, const char **tt, const char **keep, s
     o.tensor_types = tt;
     o.keep = keep;
     if (!sm_recipe_find(o.recipe))
-        return cli_usage_error(&sm_cmd_quantize, "unknown quantization '%s'", o.recipe);
+        return cli_usage_error(&sm_cmd_quantize, "unknown quantization '%s' (one of: %s)", o.recipe, sm_recipe_names());
+    if (sm_sniff_expect(pos[0], SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_HF_DIR),
+                        "an F32/F16/BF16 GGUF or a Hugging Face model directory", NULL))
+        return cli_fail_last("quantize");
+    const int orc = cli_check_output("quantize", "OUT", pos[1], false);
+    if (orc) return orc;
     if (json) o.quiet = true;
     sm_quantize_report rep;
     if (sm_is_dir(pos[0])) {

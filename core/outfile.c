@@ -61,7 +61,7 @@ sm_outfile *sm_outfile_open(const char *path) {
     snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
     o->f = fopen(o->tmp, "wb");
     if (!o->f) {
-        sm_error("%s: cannot create: %s", o->tmp, strerror(errno));
+        sm_error("%s: cannot create: %s", o->path, strerror(errno));
         free(o->path); free(o->tmp); free(o);
         return NULL;
     }
