@@ -125,8 +125,8 @@ int sm_sniff_expect(const char *path, unsigned accept, const char *wanted, sm_fi
     if (k == SM_FILE_MISSING) return sm_error("%s: no such file or directory", path);
     if (k == SM_FILE_UNREADABLE) return sm_error("%s: cannot read: %s", path, strerror(errno));
     if (k == SM_FILE_LLAMA2C_AK42)
-        return sm_error("%s: this is a llama2.c version %d export (magic \"ak42\"); smelt reads llama2.c's legacy "
-                        "version-0 export (export.py --version 0); expected %s",
+        return sm_error("%s: this is a llama2.c version %d export (magic \"ak42\"), which smelt does not read; "
+                        "expected %s (of llama2.c checkpoints, the legacy version-0 export: export.py --version 0)",
                         path, version, wanted);
     if (k == SM_FILE_GGUF && version != 3 && (accept & SM_FILE_BIT(SM_FILE_GGUF)))
         return 0; /* the GGUF reader names the version it wants */
