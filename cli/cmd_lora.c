@@ -46,7 +46,6 @@ static int merge(int argc, char **argv) {
         rc = cli_fail_last("lora merge");
         goto done;
     }
-    rc = 1;
     if (sm_lora_merge_hf(base, ads, n, out, dtype, quiet)) { rc = cli_fail_last("lora merge"); goto done; }
     if (!quiet) fprintf(stderr, "smelt lora merge: %zu adapter(s) merged into %s\n", n, out);
     rc = 0;

@@ -38,11 +38,12 @@ static bool imatrix_dat(const unsigned char *h, size_t n) {
     return true;
 }
 
-/* safetensors: u64 header length, then a JSON object that fits in the file. */
-static bool safetensors_header(const unsigned char *h, size_t n, uint64_t size) {
+/* safetensors: u64 header length, then a JSON object (a length beyond the file is the
+ * reader's to report, as a truncated safetensors file). */
+static bool safetensors_header(const unsigned char *h, size_t n) {
     if (n < 9) return false;
     const uint64_t len = (uint64_t)le32(h) | (uint64_t)le32(h + 4) << 32;
-    return h[8] == '{' && len >= 2 && len <= size - 8;
+    return h[8] == '{' && len >= 2;
 }
 
 sm_file_kind sm_sniff(const char *path, int *version) {
@@ -76,9 +77,11 @@ sm_file_kind sm_sniff(const char *path, int *version) {
     }
     if (n >= 8 && !memcmp(h, "_logits_", 8)) return SM_FILE_LOGITS;
     if (n >= 4 && (!memcmp(h, "PK\x03\x04", 4) || !memcmp(h, "PK\x05\x06", 4))) return SM_FILE_ZIP;
-    if (safetensors_header(h, n, (uint64_t)st.st_size)) return SM_FILE_SAFETENSORS;
-    if (n >= 2 && h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) return SM_FILE_PICKLE;
+    /* llama2.c has no magic: its header first (a dim of 640 starts with the bytes 80 02, as a
+     * pickle does; the other kinds' first words are far beyond any plausible dim) */
     if (llama2c_header(h, n)) return SM_FILE_LLAMA2C;
+    if (safetensors_header(h, n)) return SM_FILE_SAFETENSORS;
+    if (n >= 2 && h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) return SM_FILE_PICKLE;
     if (imatrix_dat(h, n)) return SM_FILE_IMATRIX_DAT;
     size_t i = 0;
     while (i < n && (h[i] == ' ' || h[i] == '\t' || h[i] == '\n' || h[i] == '\r')) i++;

@@ -216,6 +216,9 @@ static void sniff_kinds(void) {
     static const unsigned char dat[] = {1, 0, 0, 0, 19, 0, 0, 0, 'b', 'l', 'k', '.', '0', '.', 'a', 't', 't', 'n',
                                         '_', 'q', '.', 'w', 'e', 'i', 'g', 'h', 't', 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 128, 63};
     CHECK(tl_write_file(TMP("im.dat"), dat, sizeof dat) == 0);
+    /* a llama2.c header whose dim (640) starts with the bytes of a pickle's protocol 2 */
+    static const int32_t l2c[7] = {640, 1728, 2, 10, 10, 32000, 256};
+    CHECK(tl_write_file(TMP("l2c.bin"), l2c, sizeof l2c) == 0);
     CHECK(tl_write_file(TMP("text.txt"), "In the beginning God created the heaven and the earth.\n", 56) == 0);
     const struct { const char *path; sm_file_kind kind; } cases[] = {
         {model_gguf(), SM_FILE_GGUF},
@@ -232,6 +235,7 @@ static void sniff_kinds(void) {
         {TMP("im.dat"), SM_FILE_IMATRIX_DAT},
         {TMP("empty"), SM_FILE_EMPTY},
         {TMP("text.txt"), SM_FILE_UNKNOWN},
+        {TMP("l2c.bin"), SM_FILE_LLAMA2C},
         {TMP("nothing-here"), SM_FILE_MISSING},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
