@@ -67,15 +67,14 @@ static int convert(int argc, char **argv, sm_lora **loras) {
     if (o.outtype && strcmp(o.outtype, "auto") && strcmp(o.outtype, "f32") && strcmp(o.outtype, "f16") &&
         strcmp(o.outtype, "bf16") && strcmp(o.outtype, "q8_0"))
         return cli_usage_error(&sm_cmd_convert, "--outtype %s: expected f32, f16, bf16, q8_0 or auto", o.outtype);
-
     const char **inputs = calloc(o.n_loras + 2, sizeof *inputs);
     if (!inputs) return cli_fail("convert", "out of memory");
     inputs[0] = model;
     inputs[1] = o.tokenizer;
     for (size_t k = 0; k < o.n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
-    const int irc = sm_check_output_not_input(out, inputs, o.n_loras + 2);
+    const int orc = cli_check_output("convert", "-o", out, false, inputs, o.n_loras + 2);
     free(inputs);
-    if (irc) return cli_fail_last("convert");
+    if (orc) return orc;
     o.loras = loras;
     sm_convert_report rep = {0};
     if (sm_convert(model, out, &o, &rep)) return cli_fail_last("convert");

@@ -3,6 +3,7 @@
 
 #include "calib/calib.h"
 #include "kernels/kernels.h"
+#include "formats/formats.h"
 #include "model/model.h"
 
 #include <errno.h>
@@ -70,16 +71,6 @@ static int read_token_file(const char *path, int32_t **out, int64_t *n_out) {
     *out = ids;
     *n_out = n;
     return 0;
-}
-
-/* A saved log-probability file starts with "_logits_"; anything else is taken for a model. */
-static bool is_logits_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    char magic[8] = {0};
-    const bool yes = fread(magic, 1, 8, f) == 8 && !memcmp(magic, "_logits_", 8);
-    fclose(f);
-    return yes;
 }
 
 static void add_dist(cJSON *j, const char *prefix, const sm_dist *d) {
@@ -198,7 +189,8 @@ static int run(int argc, char **argv) {
         else return cli_usage_error(&sm_cmd_ppl, "unexpected argument %s", argv[i]);
     }
     if (!model) return cli_usage_error(&sm_cmd_ppl, "expected MODEL");
-    const bool kld_file = kld && is_logits_file(kld);
+    /* a saved log-probability file starts with "_logits_"; anything else is taken for a model */
+    const bool kld_file = kld && sm_sniff(kld, NULL) == SM_FILE_LOGITS;
     if (text && tokens_path) return cli_usage_error(&sm_cmd_ppl, "give --text or --tokens, not both");
     if (kld_file && (text || tokens_path))
         return cli_usage_error(&sm_cmd_ppl, "%s holds its own tokens: drop --text / --tokens", kld);
@@ -206,7 +198,8 @@ static int run(int argc, char **argv) {
     if (kld && o.save_logits) return cli_usage_error(&sm_cmd_ppl, "--save-logits and --kld cannot be combined");
     if (o.save_logits) {
         const char *inputs[] = {model, text, tokens_path, vocab, kld};
-        if (sm_check_output_not_input(o.save_logits, inputs, 5)) return cli_fail_last("ppl");
+        const int orc = cli_check_output("ppl", "--save-logits", o.save_logits, false, inputs, 5);
+        if (orc) return orc;
     }
     const int drc = cli_device(&sm_cmd_ppl, device, &o.device);
     if (drc) return drc;
@@ -215,6 +208,7 @@ static int run(int argc, char **argv) {
 
     sm_model *m = NULL;
     if (sm_model_load(model, vocab, &m)) return cli_fail_last("ppl");
+    if (!kld_file) cli_warn_ctx("ppl", "--ctx", o.n_ctx, sm_model_hparams(m)->n_ctx_train);
     /* BOS replaces each chunk's first token when the vocabulary adds BOS (llama.cpp); token
      * ids given to a model without a tokenizer (llama2.c) follow the Llama convention, id 1 */
     const sm_tokenizer *tok = NULL;

@@ -152,9 +152,13 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
                 sm_error("tensor %s: type %s is not supported by this build", t->name, sm_type_name(types[i]));
                 goto done;
             }
-            if (sm_recipe_requires_imatrix(&plan, t->name, types[i]) && !have_im) {
-                sm_error("tensor %s: %s in %s needs an importance matrix (--imatrix)", t->name,
-                         sm_type_name(types[i]), recipe->name);
+            const float *imw = NULL;
+            if (have_im && sm_type_get(types[i])->quantized &&
+                sm_imatrix_for_tensor(&im, o->imatrix_path, t->name, sm_tensor_row_len(t), &imw))
+                goto done;
+            if (sm_recipe_requires_imatrix(&plan, t->name, types[i]) && !imw) {
+                sm_error("tensor %s: %s in %s needs an importance matrix (%s)", t->name, sm_type_name(types[i]),
+                         recipe->name, have_im ? "the one given has no entry for it" : "--imatrix");
                 goto done;
             }
         }

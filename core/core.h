@@ -144,6 +144,11 @@ bool sm_is_file(const char *path);
 /* malloc'ed "a/b". */
 char *sm_path_join(const char *a, const char *b);
 
+/* Before any work: can `path` become an output? Its parent directory must exist and be writable;
+ * a file output (dir_output false) must not be a directory or a special file, a directory output
+ * must not be an existing non-directory. -1 with an error naming the path as given. */
+int sm_check_output_path(const char *path, bool dir_output);
+
 /* Atomic output: bytes go to "<path>.tmp.<pid>" and reach `path` only on commit. On abort,
  * on error, and on SIGINT/SIGTERM/SIGHUP the temporary file is removed. A file that replaces
  * another keeps its mode (a new one gets 0666 & ~umask); the directory is fsynced after the
@@ -205,6 +210,7 @@ void sm_progress_end(sm_progress *p);
 typedef enum sm_device { SM_DEVICE_CPU, SM_DEVICE_CUDA } sm_device;
 
 double sm_now(void);      /* monotonic seconds */
-int sm_num_threads(void); /* SMELT_THREADS / OMP default */
+int sm_num_threads(void); /* SMELT_THREADS / OMP default, at most SM_MAX_THREADS */
+#define SM_MAX_THREADS 512 /* ggml's GGML_MAX_N_THREADS; more makes libgomp abort on small machines */
 
 #endif

@@ -274,7 +274,15 @@ static int open_hf(sm_model *m, const char *dir) {
     /* HF keeps q/k in rotate_half order (the GGUF converter permutes them; we do not) */
     m->rope = SM_ROPE_NEOX;
     if (sm_vocab_load_hf(dir, &m->vocab) == 0) m->has_vocab = true;
-    else sm_clear_error(); /* a model without tokenizer files still evaluates token ids */
+    else { /* a model without tokenizer files still evaluates token ids; a broken one says why */
+        static const char *const TOK_FILES[] = {"tokenizer.json", "tokenizer.model"};
+        for (int i = 0; i < 2 && !m->tok_error[0]; i++) {
+            char *p = sm_path_join(dir, TOK_FILES[i]);
+            if (p && sm_is_file(p)) snprintf(m->tok_error, sizeof m->tok_error, "%s", sm_last_error());
+            free(p);
+        }
+        sm_clear_error();
+    }
     return 0;
 }
 
@@ -291,12 +299,16 @@ int sm_model_load(const char *path, const char *vocab_path, sm_model **out) {
     if (!m) return sm_error("out of memory");
     int rc;
     bool llama2c = false;
-    if (sm_is_dir(path)) rc = open_hf(m, path);
-    else if (sm_gguf_is_file(path)) rc = open_gguf(m, path);
-    else if (sm_is_file(path)) {
+    sm_file_kind kind;
+    if (sm_sniff_expect(path, SM_FILE_BIT(SM_FILE_HF_DIR) | SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_LLAMA2C),
+                        "a model: a GGUF file, a Hugging Face model directory or a llama2.c checkpoint", &kind))
+        rc = -1;
+    else if (kind == SM_FILE_HF_DIR) rc = open_hf(m, path);
+    else if (kind == SM_FILE_GGUF) rc = open_gguf(m, path);
+    else {
         rc = open_llama2c(m, path);
         llama2c = true;
-    } else rc = sm_error("%s: no such file or directory", path);
+    }
     if (rc == 0 && (vocab_path || llama2c)) {
         char *guess = NULL;
         if (!vocab_path) { /* tokenizer.model beside the checkpoint */
@@ -352,6 +364,7 @@ int sm_model_tokenizer(const sm_model *m, const sm_tokenizer **out) {
     *out = m->tok;
     if (m->tok) return 0;
     if (m->has_vocab) return sm_error("%s: cannot tokenize with this vocabulary: %s", source(m), m->tok_error);
+    if (m->tok_error[0]) return sm_error("%s: cannot load the tokenizer: %s", source(m), m->tok_error);
     return sm_error("%s: the model has no tokenizer (give one with --vocab FILE)", source(m));
 }
 
