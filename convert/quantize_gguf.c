@@ -1,6 +1,8 @@
 /* quantize_gguf.c - GGUF -> quantized GGUF: pick each tensor's type with the recipe, convert
  * its rows to float in bounded chunks, quantize, validate, write. Memory: one chunk of rows
- * in float plus its quantized bytes, whatever the model size. */
+ * in float plus its quantized bytes, whatever the model size: the input is mapped, and the
+ * pages of each chunk are released once it is written (sm_gguf_release), so mapped pages do
+ * not pile up either (they count against a container's memory limit). */
 #include "convert/convert_internal.h"
 
 #include "calib/calib.h"
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #define CHUNK_FLOATS ((int64_t)4 << 20) /* 16 MiB of floats per chunk */
+#define COPY_BYTES ((uint64_t)16 << 20)   /* a tensor kept in its type is copied this much at a time */
 
 static int parse_type(const char *name, const char *what, sm_type *out);
 
@@ -187,7 +190,12 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         rep->n_tensors++;
         rep->bytes_in += t->nbytes;
         if (to == t->type) {
-            if (sm_gguf_writer_write(w, t->data, t->nbytes)) goto done;
+            /* copied in bounded pieces, each released once written (see the top) */
+            for (uint64_t at = 0; at < t->nbytes; at += COPY_BYTES) {
+                const uint64_t n = t->nbytes - at < COPY_BYTES ? t->nbytes - at : COPY_BYTES;
+                if (sm_gguf_writer_write(w, (const uint8_t *)t->data + at, n)) goto done;
+                sm_gguf_release(g, (const uint8_t *)t->data + at, n);
+            }
             rep->bytes_out += t->nbytes;
         } else {
             int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t);
@@ -200,7 +208,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
             int64_t chunk = CHUNK_FLOATS / row;
             if (chunk < 1) chunk = 1;
             if (chunk > nrows) chunk = nrows;
-            uint64_t out_row = sm_type_row_bytes(to, row);
+            const uint64_t out_row = sm_type_row_bytes(to, row), src_row = sm_type_row_bytes(t->type, row);
             free(f32);
             free(qbuf);
             f32 = malloc((size_t)(chunk * row) * sizeof(float));
@@ -209,6 +217,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
             for (int64_t r0 = 0; r0 < nrows; r0 += chunk) {
                 int64_t n = nrows - r0 < chunk ? nrows - r0 : chunk;
                 if (convert_rows(t, to, r0, n, f32, qbuf, imw)) goto done;
+                sm_gguf_release(g, (const uint8_t *)t->data + (uint64_t)r0 * src_row, (uint64_t)n * src_row);
                 if (sm_gguf_writer_write(w, qbuf, out_row * (uint64_t)n)) goto done;
                 sm_progress_update(&prog, done_bytes + t->nbytes * (uint64_t)(r0 + n) / (uint64_t)nrows);
             }

@@ -324,6 +324,24 @@ int sm_model_load(const char *path, const char *vocab_path, sm_model **out) {
     return 0;
 }
 
+static void release(const sm_model *m, const sm_weight *w) {
+    const uint64_t n = (uint64_t)w->stride * (uint64_t)w->rows;
+    if (m->gguf) sm_gguf_release(m->gguf, w->data, n);
+    if (m->ckpt) sm_ckpt_release(m->ckpt, w->data, n); /* owned float copies lie outside: untouched */
+}
+
+void sm_model_release_layer(const sm_model *m, int64_t layer) {
+    if (layer < 0) {
+        release(m, &m->tok_embd);
+        release(m, &m->output);
+        return;
+    }
+    if (layer >= m->hp.n_layer || !m->layers) return;
+    const sm_layer_weights *L = &m->layers[layer];
+    const sm_weight *const w[SM_LIN_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+    for (int i = 0; i < SM_LIN_COUNT; i++) release(m, w[i]);
+}
+
 void sm_model_free(sm_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
