@@ -47,15 +47,18 @@ void sm_mmap_close(sm_mmap *m) {
 
 void sm_mmap_release(const sm_mmap *m, const void *p, uint64_t n) {
     if (!m || !m->data || !p || !n) return;
-    const uintptr_t base = (uintptr_t)m->data, a = (uintptr_t)p;
-    if (a < base || a - base > m->size || n > m->size - (a - base)) return;
+    const uintptr_t base = (uintptr_t)m->data, end = base + m->size;
+    uintptr_t a = (uintptr_t)p, b = n > UINTPTR_MAX - a ? UINTPTR_MAX : a + (uintptr_t)n;
+    if (a < base) a = base; /* only the part inside the mapping */
+    if (b > end) b = end;
+    if (a >= b) return;
     static uintptr_t page;
     if (!page) {
         const long ps = sysconf(_SC_PAGESIZE);
         page = ps > 0 ? (uintptr_t)ps : 4096;
     }
     /* the mapping starts on a page and its last page is mapped whole: rounding out stays inside */
-    const uintptr_t lo = a & ~(page - 1), hi = (a + (uintptr_t)n + page - 1) & ~(page - 1);
+    const uintptr_t lo = a & ~(page - 1), hi = (b + page - 1) & ~(page - 1);
     madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
