@@ -5,9 +5,10 @@
 # (F16 GGUF -> each recipe), smelt gptq (F16 GGUF -> gguf:Q4_K_M, and HF -> hf), next to
 # llama-quantize when LLAMA_CPP_BIN points to a llama.cpp build (its bin/ directory). The model
 # has TinyLlama-1.1B's layer shapes (bench_gen_checkpoint), BENCH_LAYERS of them (default 11:
-# 1.0 GB in F16). Expected: every smelt command's peak is its working set (tens of MiB: one
-# chunk of rows, one GPTQ block), whatever the model size; see tests/test_memory.c for the
-# regression test.
+# 1.0 GB in F16). Expected: every smelt command's peak is its working set, whatever the number
+# of layers: convert ~10 MiB, quantize ~35 MiB (one chunk of rows); gptq ~950 MiB at these
+# widths, almost all of it one block's Hessians and their inverse (n_ff^2 doubles: 5632^2 x 8
+# = 254 MB each), the same for 1 layer or 11. tests/test_memory.c is the regression test.
 #
 # usage: scripts/bench_memory.sh [RECIPE...]   (default: Q4_K_M Q8_0)
 #        env: BENCH_DIR=/tmp/smelt-bench-memory BENCH_LAYERS=11 BENCH_GPTQ=1 SMELT_BUILD_DIR=build
