@@ -136,6 +136,11 @@ typedef struct sm_mmap {
 /* Map a whole file read-only (an empty file maps to data == NULL, size 0). */
 int sm_mmap_open(sm_mmap *m, const char *path);
 void sm_mmap_close(sm_mmap *m);
+/* Stop counting the mapped pages under [p, p+n) as this process's memory (MADV_DONTNEED on
+ * the whole pages it touches): the bytes stay readable, a later access faults them back in
+ * from the page cache or the file. For streaming readers, after the bytes are used. Only the
+ * part of the range inside the mapping is released (never heap memory). */
+void sm_mmap_release(const sm_mmap *m, const void *p, uint64_t n);
 
 /* Read a whole (small) file into a NUL-terminated buffer, refusing files over max_bytes. */
 int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len);

@@ -68,6 +68,9 @@ typedef struct sm_ckpt {
 int sm_ckpt_open(const char *path, sm_ckpt **out);
 const sm_tensor *sm_ckpt_find(const sm_ckpt *c, const char *name);
 void sm_ckpt_close(sm_ckpt *c);
+/* Bytes [p, p+n) (tensor data) have been used: their pages of the checkpoint's file mappings
+ * stop counting as resident memory (sm_mmap_release); they stay readable. No-op elsewhere. */
+void sm_ckpt_release(const sm_ckpt *c, const void *p, uint64_t n);
 
 /* Format-specific openers (sm_ckpt_open dispatches to these). A path may be a single file
  * or an index JSON (sharded). */
@@ -144,6 +147,8 @@ int sm_gguf_open(const char *path, sm_gguf **out);
  * `data` must outlive the sm_gguf (tensor data points into it). */
 int sm_gguf_open_mem(const void *data, size_t size, const char *name, sm_gguf **out);
 void sm_gguf_close(sm_gguf *g);
+/* The same for a GGUF's mapping (streaming readers call it after using a tensor's bytes). */
+void sm_gguf_release(const sm_gguf *g, const void *p, uint64_t n);
 uint32_t sm_gguf_version(const sm_gguf *g);
 uint64_t sm_gguf_alignment(const sm_gguf *g);
 uint64_t sm_gguf_data_offset(const sm_gguf *g);

@@ -93,6 +93,12 @@ static int get_matrix(sm_model *m, const char *name, int64_t rows, int64_t cols,
     return 0;
 }
 
+static void release(const sm_model *m, const sm_weight *w) {
+    const uint64_t n = (uint64_t)w->stride * (uint64_t)w->rows;
+    if (m->gguf) sm_gguf_release(m->gguf, w->data, n);
+    if (m->ckpt) sm_ckpt_release(m->ckpt, w->data, n); /* owned float copies lie outside: untouched */
+}
+
 /* A vector of n floats (copied); *out = NULL if absent and optional. */
 static int get_vector(sm_model *m, const char *name, int64_t n, bool optional, float **out) {
     *out = NULL;
@@ -113,6 +119,11 @@ static int get_vector(sm_model *m, const char *name, int64_t n, bool optional, f
     }
     if (rc) return sm_error_ctx("%s: tensor %s", source(m), name);
     *out = v;
+    /* copied: its pages, and those the kernel's fault-around mapped with them (64 KiB), need
+     * not stay resident (layer-at-a-time work would otherwise hold them for every block) */
+    const uintptr_t at = (uintptr_t)t->data, around = (uintptr_t)64 << 10;
+    const sm_weight span = {t->type, (const void *)(at > around ? at - around : 0), (size_t)(t->nbytes + 2 * around), 1, n};
+    release(m, &span);
     return 0;
 }
 
@@ -340,6 +351,18 @@ int sm_model_load(const char *path, const char *vocab_path, sm_model **out) {
     }
     *out = m;
     return 0;
+}
+
+void sm_model_release_layer(const sm_model *m, int64_t layer) {
+    if (layer < 0) {
+        release(m, &m->tok_embd);
+        release(m, &m->output);
+        return;
+    }
+    if (layer >= m->hp.n_layer || !m->layers) return;
+    const sm_layer_weights *L = &m->layers[layer];
+    const sm_weight *const w[SM_LIN_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+    for (int i = 0; i < SM_LIN_COUNT; i++) release(m, w[i]);
 }
 
 void sm_model_free(sm_model *m) {
