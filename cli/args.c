@@ -85,11 +85,31 @@ int cli_device(const sm_command *c, const char *val, sm_device *out) {
 }
 
 void cli_set_threads(int n) {
+    if (n < 1 || n > SM_MAX_THREADS) {
+        fprintf(stderr, "smelt: error: --threads %d: expected 1 to %d threads (ggml's GGML_MAX_N_THREADS; "
+                        "the output does not depend on the thread count)\n", n, SM_MAX_THREADS);
+        exit(2);
+    }
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #else
     (void)n;
 #endif
+}
+
+int cli_check_output(const char *cmd, const char *opt, const char *path, bool dir_output,
+                     const char *const *inputs, size_t n_inputs) {
+    if (sm_check_output_not_input(path, inputs, n_inputs)) return cli_fail_last(cmd);
+    if (sm_check_output_path(path, dir_output)) return cli_fail(cmd, "%s %s", opt, sm_last_error());
+    if (dir_output && sm_outdir_check(path)) return cli_fail_last(cmd);
+    return 0;
+}
+
+void cli_warn_ctx(const char *cmd, const char *opt, int64_t n_ctx, int64_t n_ctx_train) {
+    if (n_ctx_train > 0 && n_ctx > n_ctx_train)
+        fprintf(stderr, "smelt %s: warning: %s %lld: the model was trained on only %lld context tokens (%lld "
+                        "specified); positions beyond that are extrapolation\n",
+                cmd, opt, (long long)n_ctx, (long long)n_ctx_train, (long long)n_ctx);
 }
 
 void cli_print_json(cJSON *obj) {

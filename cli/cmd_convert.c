@@ -25,6 +25,8 @@ static const char USAGE[] =
     "                       written; see smelt help lora)\n"
     "  --no-sync            skip the final fsync (faster; the file still appears only when\n"
     "                       complete, but a power loss right after may lose it)\n"
+    "  --allow-nonfinite    write NaN/Inf weights as they are (default: refused, naming the\n"
+    "                       tensor, row and column)\n"
     "  --json               print a JSON summary on stdout\n"
     "  --quiet              no progress bar\n"
     "Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM; llama2.c.\n";
@@ -54,6 +56,7 @@ static int convert(int argc, char **argv, sm_lora **loras) {
         else if (cli_opt(argc, argv, &i, "--name", &val)) o.name = val;
         else if (cli_flag(argv, &i, "--json")) json = true;
         else if (cli_flag(argv, &i, "--no-sync")) sm_outfile_set_durable(false);
+        else if (cli_flag(argv, &i, "--allow-nonfinite")) sm_set_allow_nonfinite(true);
         else if (cli_flag(argv, &i, "--quiet") || cli_flag(argv, &i, "-q")) o.quiet = true;
         else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_convert, "unknown option %s", argv[i]);
         else if (!model) model = argv[i];
@@ -64,15 +67,14 @@ static int convert(int argc, char **argv, sm_lora **loras) {
     if (o.outtype && strcmp(o.outtype, "auto") && strcmp(o.outtype, "f32") && strcmp(o.outtype, "f16") &&
         strcmp(o.outtype, "bf16") && strcmp(o.outtype, "q8_0"))
         return cli_usage_error(&sm_cmd_convert, "--outtype %s: expected f32, f16, bf16, q8_0 or auto", o.outtype);
-
     const char **inputs = calloc(o.n_loras + 2, sizeof *inputs);
     if (!inputs) return cli_fail("convert", "out of memory");
     inputs[0] = model;
     inputs[1] = o.tokenizer;
     for (size_t k = 0; k < o.n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
-    const int irc = sm_check_output_not_input(out, inputs, o.n_loras + 2);
+    const int orc = cli_check_output("convert", "-o", out, false, inputs, o.n_loras + 2);
     free(inputs);
-    if (irc) return cli_fail_last("convert");
+    if (orc) return orc;
     o.loras = loras;
     sm_convert_report rep = {0};
     if (sm_convert(model, out, &o, &rep)) return cli_fail_last("convert");

@@ -8,6 +8,7 @@
 #include "formats/formats.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "quantize/quantize.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +114,7 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const 
     cJSON_AddNumberToObject(j, "seconds", total_s);
     cJSON_AddNumberToObject(j, "gptq_seconds", rep->seconds);
     cJSON_AddNumberToObject(j, "threads", threads);
-    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
+    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_isa_active()));
     cJSON_AddStringToObject(j, "device", device == SM_DEVICE_CUDA ? "cuda" : "cpu");
     cJSON *layers = cJSON_AddArrayToObject(j, "layers");
     double tot_rtn = 0, tot_gptq = 0;
@@ -193,12 +194,16 @@ static int run(int argc, char **argv) {
     if (!(ro.q.damp >= 0.0 && ro.q.damp < 1e6)) return cli_usage_error(&sm_cmd_gptq, "--damp expects a number >= 0");
     if (!to_hf && ro.q.act_order)
         return cli_usage_error(&sm_cmd_gptq, "--act-order needs --to hf: GGUF blocks hold consecutive columns");
+    if (!to_hf && !sm_recipe_find(target + 5))
+        return cli_usage_error(&sm_cmd_gptq, "--to %s: unknown recipe '%s' (one of: %s)", target, target + 5,
+                               sm_recipe_names());
+    const char *inputs[] = {model, calib};
+    const int orc = cli_check_output("gptq", "-o", out, to_hf, inputs, 2);
+    if (orc) return orc;
     const int drc = cli_device(&sm_cmd_gptq, device, &ro.q.device);
     if (drc) return drc;
     const bool model_is_dir = sm_is_dir(model);
     if (to_hf && !model_is_dir) return cli_fail("gptq", "--to hf needs a Hugging Face model directory as MODEL");
-    const char *inputs[] = {model, calib};
-    if (sm_check_output_not_input(out, inputs, 2) || (to_hf && sm_outdir_check(out))) return cli_fail_last("gptq");
     cli_set_threads(threads);
     if (json) quiet = true;
     if (!quiet) ro.on_layer = on_layer;
@@ -225,6 +230,7 @@ static int run(int argc, char **argv) {
         goto done;
     const int64_t n_ctx_train = sm_model_hparams(m)->n_ctx_train;
     if (!seqlen_given && n_ctx_train > 0 && co.seqlen > n_ctx_train) co.seqlen = n_ctx_train;
+    if (seqlen_given) cli_warn_ctx("gptq", "--seqlen", co.seqlen, n_ctx_train);
     if (sm_calib_cut(ids, n_ids, bos, &co, &cs)) goto done;
     if (!quiet)
         fprintf(stderr, "gptq: %lld samples x %lld tokens (%s) from %zu tokens of %s\n", (long long)cs.n_samples,

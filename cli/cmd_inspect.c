@@ -449,6 +449,11 @@ static int run(int argc, char **argv) {
     }
     if (!path) return cli_usage_error(&sm_cmd_inspect, "missing PATH");
     if (!sm_is_file(path) && !sm_is_dir(path)) return cli_fail("inspect", "%s: no such file or directory", path);
+    const unsigned models = SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_HF_DIR) | SM_FILE_BIT(SM_FILE_DIR) |
+                            SM_FILE_BIT(SM_FILE_LORA_DIR) | SM_FILE_BIT(SM_FILE_SAFETENSORS) | SM_FILE_BIT(SM_FILE_ZIP) |
+                            SM_FILE_BIT(SM_FILE_PICKLE) | SM_FILE_BIT(SM_FILE_LLAMA2C) | SM_FILE_BIT(SM_FILE_JSON);
+    if (sm_sniff_expect(path, models, "a model file (GGUF, safetensors, PyTorch, llama2.c) or directory", NULL))
+        return cli_fail_last("inspect");
     if (sm_gguf_is_file(path)) return inspect_gguf(path, json, all);
     return inspect_ckpt(path, json);
 }

@@ -2,12 +2,13 @@
 #include "cli.h"
 
 #include "convert/convert.h"
+#include "formats/formats.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: smelt lora merge BASE_DIR --adapter DIR[:WEIGHT] [--adapter ...] -o OUT_DIR [--dtype f32|f16|bf16] [--quiet]\n"
+    "usage: smelt lora merge BASE_DIR --adapter DIR[:WEIGHT] [--adapter ...] -o OUT_DIR [--dtype f32|f16|bf16] [--allow-nonfinite] [--quiet]\n"
     "       smelt lora export ADAPTER_DIR --base BASE_DIR -o ADAPTER.gguf\n"
     "\n"
     "merge:  W' = W + weight * scale * B A for every adapted module (PEFT: r, lora_alpha, use_rslora,\n"
@@ -15,6 +16,8 @@ static const char USAGE[] =
     "        HF directory (safetensors in the base dtype or --dtype; config and tokenizer copied),\n"
     "        built beside OUT_DIR and renamed into place; an existing OUT_DIR is replaced only if it\n"
     "        holds nothing but files smelt writes there. OUT_DIR must not be or hold an input.\n"
+    "        NaN/Inf in a base weight or in a merged one is refused (naming tensor, row, column)\n"
+    "        unless --allow-nonfinite.\n"
     "export: llama.cpp's GGUF LoRA adapter (load with llama.cpp's --lora); rsLoRA and patterns are\n"
     "        folded into lora_b; DoRA and modules_to_save cannot be expressed there and are refused.\n";
 
@@ -37,6 +40,7 @@ static int merge(int argc, char **argv) {
                 goto done;
             }
         } else if (cli_flag(argv, &i, "--quiet")) quiet = true;
+        else if (cli_flag(argv, &i, "--allow-nonfinite")) sm_set_allow_nonfinite(true);
         else if (argv[i][0] == '-') { rc = cli_usage_error(&sm_cmd_lora, "unknown option %s", argv[i]); goto done; }
         else if (!base) base = argv[i];
         else { rc = cli_usage_error(&sm_cmd_lora, "unexpected argument %s", argv[i]); goto done; }
@@ -46,9 +50,13 @@ static int merge(int argc, char **argv) {
     if (!inputs) { rc = cli_fail("lora merge", "out of memory"); goto done; }
     inputs[0] = base;
     for (size_t k = 0; k < n; k++) inputs[1 + k] = sm_lora_path(ads[k]);
-    const int irc = sm_check_output_not_input(out, inputs, n + 1);
+    rc = cli_check_output("lora merge", "-o", out, true, inputs, n + 1);
     free(inputs);
-    if (irc || sm_outdir_check(out)) { rc = cli_fail_last("lora merge"); goto done; }
+    if (rc) goto done;
+    if (sm_sniff_expect(base, SM_FILE_BIT(SM_FILE_HF_DIR), "the base model's Hugging Face directory", NULL)) {
+        rc = cli_fail_last("lora merge");
+        goto done;
+    }
     if (sm_lora_merge_hf(base, ads, n, out, dtype, quiet)) { rc = cli_fail_last("lora merge"); goto done; }
     if (!quiet) fprintf(stderr, "smelt lora merge: %zu adapter(s) merged into %s\n", n, out);
     rc = 0;
@@ -68,13 +76,13 @@ static int export_gguf(int argc, char **argv) {
         else return cli_usage_error(&sm_cmd_lora, "unexpected argument %s", argv[i]);
     }
     if (!adapter || !base || !out) return cli_usage_error(&sm_cmd_lora, "export needs ADAPTER_DIR, --base BASE_DIR and -o OUT.gguf");
+    const char *inputs[] = {adapter, base};
+    const int orc = cli_check_output("lora export", "-o", out, false, inputs, 2);
+    if (orc) return orc;
+    if (sm_sniff_expect(base, SM_FILE_BIT(SM_FILE_HF_DIR), "the base model's Hugging Face directory", NULL))
+        return cli_fail_last("lora export");
     sm_lora *l;
     if (sm_lora_open(adapter, &l)) return cli_fail_last("lora export");
-    const char *inputs[] = {sm_lora_path(l), base};
-    if (sm_check_output_not_input(out, inputs, 2)) {
-        sm_lora_close(l);
-        return cli_fail_last("lora export");
-    }
     int rc = sm_lora_export_gguf(base, l, out);
     sm_lora_close(l);
     return rc ? cli_fail_last("lora export") : 0;

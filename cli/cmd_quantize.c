@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "convert/convert.h"
+#include "formats/formats.h"
 #include "quantize/quantize.h"
 
 #include <stdlib.h>
@@ -26,6 +27,8 @@ static const char USAGE[] =
     "  --lora DIR[:WEIGHT]         merge a PEFT LoRA adapter on the fly (HF input; repeatable)\n"
     "  --threads N                 worker threads (output is identical for any N)\n"
     "  --no-sync                   skip the final fsync (the file still appears only complete)\n"
+    "  --allow-nonfinite           keep NaN/Inf weights in tensors left in a float type (default:\n"
+    "                              refused, naming tensor, row and column; codecs always refuse them)\n"
     "  --json                      print a JSON summary on stdout\n"
     "  --quiet                     no progress bar\n";
 
@@ -83,6 +86,7 @@ static int quantize(int argc, char **argv, const char **tt, const char **keep, s
         else if (cli_flag(argv, &i, "--allow-requantize")) o.allow_requantize = true;
         else if (cli_flag(argv, &i, "--json")) json = true;
         else if (cli_flag(argv, &i, "--no-sync")) sm_outfile_set_durable(false);
+        else if (cli_flag(argv, &i, "--allow-nonfinite")) sm_set_allow_nonfinite(true);
         else if (cli_flag(argv, &i, "--quiet")) o.quiet = true;
         else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_quantize, "unknown option %s", argv[i]);
         else if (npos < 3) pos[npos++] = argv[i];
@@ -93,15 +97,18 @@ static int quantize(int argc, char **argv, const char **tt, const char **keep, s
     o.tensor_types = tt;
     o.keep = keep;
     if (!sm_recipe_find(o.recipe))
-        return cli_usage_error(&sm_cmd_quantize, "unknown quantization '%s'", o.recipe);
+        return cli_usage_error(&sm_cmd_quantize, "unknown quantization '%s' (one of: %s)", o.recipe, sm_recipe_names());
+    if (sm_sniff_expect(pos[0], SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_HF_DIR),
+                        "an F32/F16/BF16 GGUF or a Hugging Face model directory", NULL))
+        return cli_fail_last("quantize");
     const char **inputs = calloc(n_loras + 2, sizeof *inputs);
     if (!inputs) return cli_fail("quantize", "out of memory");
     inputs[0] = pos[0];
     inputs[1] = o.imatrix_path;
     for (size_t k = 0; k < n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
-    const int irc = sm_check_output_not_input(pos[1], inputs, n_loras + 2);
+    const int orc = cli_check_output("quantize", "OUT", pos[1], false, inputs, n_loras + 2);
     free(inputs);
-    if (irc) return cli_fail_last("quantize");
+    if (orc) return orc;
     if (json) o.quiet = true;
     sm_quantize_report rep;
     if (sm_is_dir(pos[0])) {

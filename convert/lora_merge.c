@@ -38,6 +38,28 @@ static const char *dtype_name(sm_type t) {
     return t == SM_TYPE_F32 ? "float32" : t == SM_TYPE_F16 ? "float16" : t == SM_TYPE_BF16 ? "bfloat16" : NULL;
 }
 
+/* NaN/Inf in a source tensor (x: NULL) or in its merged floats x: an error naming row and
+ * column, unless --allow-nonfinite. */
+static int check_finite(const sm_tensor *t, const float *x) {
+    if (sm_allow_nonfinite()) return 0;
+    sm_type ty = x ? SM_TYPE_F32 : t->type;
+    const void *p = x ? (const void *)x : t->data;
+    int64_t i = sm_first_nonfinite(ty, p, sm_tensor_nelements(t));
+    if (i < 0) return 0;
+    sm_nonfinite_error(ty, (const uint8_t *)p + (size_t)i * sm_type_get(ty)->block_bytes, i,
+                       t->n_dims >= 2 ? sm_tensor_nelements(t) / t->shape[0] : 0);
+    return x ? sm_error_ctx("the LoRA merge gives a non-finite weight") : -1;
+}
+
+/* A merged weight, finite as a float, can still overflow the output dtype (f16). */
+static int check_output(const sm_tensor *t, sm_type ty, const void *p) {
+    int64_t i = sm_allow_nonfinite() ? -1 : sm_first_nonfinite(ty, p, sm_tensor_nelements(t));
+    if (i < 0) return 0;
+    sm_nonfinite_error(ty, (const uint8_t *)p + (size_t)i * sm_type_get(ty)->block_bytes, i,
+                       t->n_dims >= 2 ? sm_tensor_nelements(t) / t->shape[0] : 0);
+    return sm_error_ctx("the LoRA merge gives a weight beyond the range of %s", sm_type_name(ty));
+}
+
 int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, const char *out_dir, sm_type out_type,
                      bool quiet) {
     sm_ckpt *ck;
@@ -78,6 +100,11 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
         bool touched = src || sm_lora_touches(ads, n_ads, t->name);
         if (!src) src = t;
         int64_t n = sm_tensor_nelements(t);
+        if (check_finite(src, NULL)) {
+            sm_error_ctx("tensor %s%s", t->name, src == t ? "" : " (its modules_to_save replacement)");
+            free(types);
+            goto done;
+        }
         if (!touched && types[i] == t->type) {
             if (sm_st_writer_write(w, t->data, t->nbytes)) { free(types); goto done; }
         } else {
@@ -90,12 +117,14 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
             if (sm_plain_to_f32(src->type, src->data, f, n) ||
                 (touched && t->n_dims == 2 &&
                  sm_lora_apply(ads, n_ads, t->name, f, 0, t->shape[0], t->shape[0], t->shape[1])) ||
-                sm_f32_to_plain(types[i], f, obuf, n) || sm_st_writer_write(w, obuf, ob)) {
+                (touched && check_finite(t, f)) || sm_f32_to_plain(types[i], f, obuf, n) ||
+                (touched && check_output(t, types[i], obuf)) || sm_st_writer_write(w, obuf, ob)) {
                 sm_error_ctx("tensor %s", t->name);
                 free(types);
                 goto done;
             }
         }
+        sm_ckpt_release(ck, t->data, t->nbytes); /* memory: each base tensor is read once */
         done_bytes += t->nbytes;
         sm_progress_update(&prog, done_bytes);
     }

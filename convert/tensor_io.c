@@ -17,6 +17,7 @@
 #include "kernels/kernels.h"
 #include "quantize/quantize.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,7 +151,7 @@ cv_io *cv_io_new(sm_gguf_writer *w, sm_progress *prog) {
     io->prog = prog;
     long ps = sysconf(_SC_PAGESIZE);
     io->page = ps > 0 ? (uintptr_t)ps : 4096;
-    (void)sm_cpu_isa(); /* settle the cached answer before other threads ask */
+    (void)sm_isa_active(); /* settle the cached answer before other threads ask */
     load_file_mappings(io);
     pthread_mutex_init(&io->mu, NULL);
     pthread_cond_init(&io->cv, NULL);
@@ -241,10 +242,37 @@ int cv_io_finish(cv_io *io) {
 
 /* Source row (outermost index) for output row r, with the rope permutation of `heads` heads
  * over n rows: output row h*d + 2i + j comes from input row h*d + j*d/2 + i. */
+static inline int64_t source_row(int64_t r, int64_t n, int64_t heads);
+
+/* The codec refused rows [r0, r0 + n / elems): say which value of the source tensor is not
+ * finite (its row in the checkpoint, before any rope permutation), else keep the codec's
+ * reason with the rows it was given (its row numbers count from r0). */
+static int quantize_failed(const float *f, int64_t n, int64_t elems, int64_t r0, int64_t n_rows, const cv_item *it) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(f[i]))
+            return sm_error("row %lld, column %lld: value %g is not finite (quantizing to %s)",
+                            (long long)source_row(r0 + i / elems, n_rows, it->permute_heads), (long long)(i % elems),
+                            (double)f[i], sm_type_name(it->type));
+    return sm_error_ctx("rows %lld..%lld to %s", (long long)r0, (long long)(r0 + n / elems - 1),
+                        sm_type_name(it->type));
+}
+
 static inline int64_t source_row(int64_t r, int64_t n, int64_t heads) {
     if (!heads) return r;
     int64_t d = n / heads, h = r / d, k = r % d;
     return h * d + (k & 1) * (d / 2) + k / 2;
+}
+
+/* NaN/Inf in n source values at elements [first, first+n) of t (rows of row_len): an error
+ * naming row and column unless --allow-nonfinite. Runs on bytes about to be cast or written,
+ * so it costs one pass over data already in cache. */
+static int check_finite(const sm_tensor *t, int64_t first, int64_t n, int64_t row_len) {
+    if (sm_allow_nonfinite()) return 0;
+    if (t->n_dims < 2) row_len = 0; /* a vector: "element I" */
+    const size_t es = sm_type_get(t->type)->block_bytes;
+    const uint8_t *p = (const uint8_t *)t->data + (size_t)first * es;
+    int64_t i = sm_first_nonfinite(t->type, p, n);
+    return i < 0 ? 0 : sm_nonfinite_error(t->type, p + (size_t)i * es, first + i, row_len);
 }
 
 int cv_write_item(cv_io *io, const cv_item *it) {
@@ -276,6 +304,9 @@ int cv_write_item(cv_io *io, const cv_item *it) {
         for (uint64_t off = 0; off < t->nbytes; off += WRITE_BYTES) {
             uint64_t k = t->nbytes - off < WRITE_BYTES ? t->nbytes - off : WRITE_BYTES;
             read_ahead(io, base + off, k);
+            const uint64_t es = sm_type_get(t->type)->block_bytes;
+            if (!sm_type_get(t->type)->quantized && check_finite(t, (int64_t)(off / es), (int64_t)(k / es), elems))
+                return sm_error_ctx("tensor %s", t->name);
             if (push(io, (job){.data = base + off, .n = k, .src = base + off, .src_n = k, .buf = -1}))
                 return writer_error(io);
         }
@@ -314,11 +345,16 @@ int cv_write_item(cv_io *io, const cv_item *it) {
         /* plain output: cast each source row straight into the chunk; quantized output: to
          * floats first, then the codec (which runs its own threads). The casts are
          * memory-bound SIMD loops that one thread runs faster than the disk takes them. */
-        int rc = 0;
-        if (lora) { /* source rows to floats, deltas added in the checkpoint's row order */
+        int rc = sm_type_get(t->type)->quantized ? 0 : check_finite(t, r0 * elems, rows * elems, elems);
+        if (lora && !rc) { /* source rows to floats, deltas added in the checkpoint's row order */
             for (int64_t r = 0; r < rows && !rc; r++)
                 rc = cv_cast_row(t->type, src + (uint64_t)r * in_row, SM_TYPE_F32, io->lbuf + r * elems, elems);
             if (!rc) rc = sm_lora_apply(it->loras, it->n_loras, t->name, io->lbuf, r0, rows, n_rows, elems);
+            int64_t bad = rc || sm_allow_nonfinite() ? -1 : sm_first_nonfinite(SM_TYPE_F32, io->lbuf, rows * elems);
+            if (bad >= 0) {
+                sm_nonfinite_error(SM_TYPE_F32, io->lbuf + bad, r0 * elems + bad, elems);
+                rc = sm_error_ctx("the LoRA merge gives a non-finite weight");
+            }
         }
         for (int64_t r = 0; r < rows && !rc; r++) {
             int64_t sr = source_row(r0 + r, n_rows, it->permute_heads);
@@ -332,11 +368,20 @@ int cv_write_item(cv_io *io, const cv_item *it) {
             rc = quant ? cv_cast_row(t->type, sp, SM_TYPE_F32, io->fbuf + r * elems, elems)
                        : cv_cast_row(t->type, sp, it->type, out + (uint64_t)r * out_row, elems);
         }
+        if (!rc && lora && !quant && !sm_allow_nonfinite()) { /* finite floats can still overflow f16 */
+            int64_t bad = sm_first_nonfinite(it->type, out, rows * elems);
+            if (bad >= 0) {
+                int64_t sr = source_row(r0 + bad / elems, n_rows, it->permute_heads);
+                sm_nonfinite_error(it->type, out + (uint64_t)bad * sm_type_get(it->type)->block_bytes,
+                                   sr * elems + bad % elems, elems);
+                rc = sm_error_ctx("the LoRA merge gives a weight beyond the range of %s", sm_type_name(it->type));
+            }
+        }
         if (!rc && quant) {
             int64_t nq = rows * elems / row_len;
             if (sm_quantize_rows(it->type, io->fbuf, out, nq, row_len, it->imatrix) !=
                 sm_type_row_bytes(it->type, row_len) * (uint64_t)nq)
-                rc = sm_error("quantizing to %s failed", sm_type_name(it->type));
+                rc = quantize_failed(io->fbuf, rows * elems, elems, r0, n_rows, it);
         }
         if (rc) {
             give_back(io, b);

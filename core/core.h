@@ -116,6 +116,16 @@ float sm_f8e5m2_to_f32(uint8_t v);
 int sm_plain_to_f32(sm_type t, const void *src, float *dst, int64_t n);
 /* Convert n floats to F32, F16 or BF16. -1 for other types. */
 int sm_f32_to_plain(sm_type t, const float *src, void *dst, int64_t n);
+/* Index of the first NaN or infinity among n values of a plain float type (F32, F16, BF16,
+ * F64, F8), or -1 (also for other types). */
+int64_t sm_first_nonfinite(sm_type t, const void *p, int64_t n);
+/* sm_error for the value at elem (of type t), element `index` of its tensor: "row R, column C
+ * holds nan (...)" with row_len > 0, else "element I holds ...". Returns -1. */
+int sm_nonfinite_error(sm_type t, const void *elem, int64_t index, int64_t row_len);
+/* --allow-nonfinite: convert, quantize and lora merge pass NaN/Inf weights through instead of
+ * refusing them (process-wide; off by default). */
+void sm_set_allow_nonfinite(bool on);
+bool sm_allow_nonfinite(void);
 
 /* ---- files ---- */
 typedef struct sm_mmap {
@@ -126,6 +136,11 @@ typedef struct sm_mmap {
 /* Map a whole file read-only (an empty file maps to data == NULL, size 0). */
 int sm_mmap_open(sm_mmap *m, const char *path);
 void sm_mmap_close(sm_mmap *m);
+/* Stop counting the mapped pages under [p, p+n) as this process's memory (MADV_DONTNEED on
+ * the whole pages it touches): the bytes stay readable, a later access faults them back in
+ * from the page cache or the file. For streaming readers, after the bytes are used. Only the
+ * part of the range inside the mapping is released (never heap memory). */
+void sm_mmap_release(const sm_mmap *m, const void *p, uint64_t n);
 
 /* Read a whole (small) file into a NUL-terminated buffer, refusing files over max_bytes. */
 int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len);
@@ -133,6 +148,11 @@ bool sm_is_dir(const char *path);
 bool sm_is_file(const char *path);
 /* malloc'ed "a/b". */
 char *sm_path_join(const char *a, const char *b);
+
+/* Before any work: can `path` become an output? Its parent directory must exist and be writable;
+ * a file output (dir_output false) must not be a directory or a special file, a directory output
+ * must not be an existing non-directory. -1 with an error naming the path as given. */
+int sm_check_output_path(const char *path, bool dir_output);
 
 /* Atomic output: bytes go to "<path>.tmp.<pid>" and reach `path` only on commit. On abort,
  * on error, and on SIGINT/SIGTERM/SIGHUP the temporary file is removed. A file that replaces
@@ -195,6 +215,7 @@ void sm_progress_end(sm_progress *p);
 typedef enum sm_device { SM_DEVICE_CPU, SM_DEVICE_CUDA } sm_device;
 
 double sm_now(void);      /* monotonic seconds */
-int sm_num_threads(void); /* SMELT_THREADS / OMP default */
+int sm_num_threads(void); /* SMELT_THREADS / OMP default, at most SM_MAX_THREADS */
+#define SM_MAX_THREADS 512 /* ggml's GGML_MAX_N_THREADS; more makes libgomp abort on small machines */
 
 #endif
