@@ -19,6 +19,31 @@ struct sm_hf_source {
     sm_tensor *views; /* per item: name, type, shape; data NULL */
 };
 
+/* smelt convert refuses NaN/Inf weights (unless --allow-nonfinite) before it writes anything:
+ * the same check here, over every tensor before any work, in bounded pieces whose pages are
+ * handed back as they are checked. */
+static int check_finite(const sm_hf_source *h, const char *dir) {
+    if (sm_allow_nonfinite()) return 0;
+    for (size_t i = 0; i < h->p.n; i++) {
+        const cv_item *it = &h->p.items[i];
+        const sm_tensor *t = it->src;
+        if (!t || it->gptq[0] || sm_type_get(t->type)->quantized || !t->data) continue;
+        const size_t es = sm_type_get(t->type)->block_bytes;
+        const int64_t n = (int64_t)(t->nbytes / es), piece = (int64_t)(((uint64_t)16 << 20) / es);
+        for (int64_t e0 = 0; e0 < n; e0 += piece) {
+            const int64_t k = n - e0 < piece ? n - e0 : piece;
+            const uint8_t *p = (const uint8_t *)t->data + (size_t)e0 * es;
+            const int64_t bad = sm_first_nonfinite(t->type, p, k);
+            sm_ckpt_release(h->s.ckpt, p, (uint64_t)k * es);
+            if (bad >= 0) {
+                sm_nonfinite_error(t->type, p + (size_t)bad * es, e0 + bad, t->n_dims < 2 ? 0 : sm_tensor_row_len(t));
+                return sm_error_ctx("%s: tensor %s", dir, t->name);
+            }
+        }
+    }
+    return 0;
+}
+
 int sm_hf_source_open(const char *dir, sm_hf_source **out) {
     *out = NULL;
     sm_hf_source *h = calloc(1, sizeof *h);
@@ -55,6 +80,10 @@ int sm_hf_source_open(const char *dir, sm_hf_source **out) {
         v->n_dims = it->n_dims;
         memcpy(v->shape, it->shape, sizeof v->shape);
         v->nbytes = it->nbytes;
+    }
+    if (check_finite(h, dir)) {
+        sm_hf_source_close(h);
+        return -1;
     }
     *out = h;
     return 0;

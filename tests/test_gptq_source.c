@@ -6,6 +6,7 @@
  * full-size OUT.src.PID.gguf copy of the model first). */
 #include "testlib.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -130,7 +131,48 @@ static void no_source_copy_written(void) {
     printf("  %d polls, %lld bytes written for a %lld-byte output\n", polls, wchar, (long long)st.st_size);
 }
 
+/* A NaN in a linear of the directory: refused before any layer runs, naming the checkpoint's
+ * tensor, row and column (as smelt convert did when gptq converted the directory first). */
+static void nonfinite_refused_before_work(void) {
+    char m[1024], st[1100], out[1100], cal[1024], args[4096];
+    snprintf(m, sizeof m, "%s", tl_tmp("nan-model"));
+    snprintf(cal, sizeof cal, "%s", calib());
+    snprintf(args, sizeof args, "rm -rf '%s' && cp -r '%s' '%s' && chmod -R u+w '%s'", m, tl_asset("models/tiny-llama-kjv"),
+             m, m);
+    CHECK(system(args) == 0);
+    snprintf(st, sizeof st, "%s/model.safetensors", m);
+    snprintf(out, sizeof out, "%s", tl_tmp("nan-gptq.gguf"));
+    size_t n = 0;
+    char *b = tl_slurp(st, &n);
+    CHECK(b != NULL);
+    if (!b) return;
+    uint64_t hl;
+    memcpy(&hl, b, 8);
+    cJSON *h = cJSON_ParseWithLength(b + 8, (size_t)hl);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(h, "model.layers.2.self_attn.q_proj.weight");
+    CHECK(t != NULL && !strcmp(cJSON_GetObjectItem(t, "dtype")->valuestring, "BF16"));
+    if (t) {
+        const uint64_t off = 8 + hl + (uint64_t)cJSON_GetArrayItem(cJSON_GetObjectItem(t, "data_offsets"), 0)->valuedouble;
+        const int64_t cols = (int64_t)cJSON_GetArrayItem(cJSON_GetObjectItem(t, "shape"), 1)->valuedouble;
+        const uint16_t nan = 0x7fc0;
+        FILE *f = fopen(st, "r+b");
+        CHECK(f && fseek(f, (long)(off + 2 * (5 * cols + 7)), SEEK_SET) == 0 && fwrite(&nan, 2, 1, f) == 1);
+        if (f) fclose(f);
+    }
+    cJSON_Delete(h);
+    free(b);
+    char *log = NULL;
+    snprintf(args, sizeof args, "gptq '%s' --calib '%s' --to gguf:Q8_0 -o '%s' --samples 4 --seqlen 64", m, cal, out);
+    const int rc = tl_run_smelt(args, &log);
+    CHECK_MSG(rc != 0 && log && strstr(log, "model.layers.2.self_attn.q_proj.weight") && strstr(log, "row 5, column 7") &&
+                  !strstr(log, "gptq: layer"),
+              "rc %d: %s", rc, log ? log : "");
+    CHECK(access(out, F_OK) != 0);
+    free(log);
+}
+
 void run_tests(void) {
+    TEST(nonfinite_refused_before_work);
     TEST(no_source_copy_written);
     TEST(llama_dir_equals_convert_route);
     TEST(qwen2_dir_equals_convert_route);
