@@ -12,7 +12,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char USAGE[] =
     "usage: smelt gptq MODEL --calib FILE --to TARGET -o OUT [options]\n"
