@@ -19,7 +19,9 @@
 #include <stdio.h>
 
 #define SM_MAX_DIMS 8
-#define SM_VERSION "0.1.0"
+#ifndef SM_VERSION /* set by CMake from project(VERSION) and git describe */
+#define SM_VERSION "unknown"
+#endif
 
 /* Element types. Values below 64 are exactly ggml's `enum ggml_type` numbers (so GGUF files
  * carry them verbatim); values from 100 on are checkpoint dtypes ggml has no number for. */
