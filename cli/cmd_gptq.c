@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 static const char USAGE[] =
     "usage: smelt gptq MODEL --calib FILE --to TARGET -o OUT [options]\n"
@@ -233,6 +234,20 @@ static int run(int argc, char **argv) {
     const int64_t n_ctx_train = sm_model_hparams(m)->n_ctx_train;
     if (!seqlen_given && n_ctx_train > 0 && co.seqlen > n_ctx_train) co.seqlen = n_ctx_train;
     if (sm_calib_cut(ids, n_ids, bos, &co, &cs)) goto done;
+    char calib_hash[24];
+    {
+        char *bytes = NULL;
+        size_t len = 0;
+        if (sm_read_file(calib, (size_t)1 << 34, &bytes, &len)) goto done;
+        snprintf(calib_hash, sizeof calib_hash, "%016llx", (unsigned long long)XXH64(bytes, len, 0));
+        free(bytes);
+    }
+    ro.provenance.calib_file = calib;
+    ro.provenance.calib_xxh64 = calib_hash;
+    ro.provenance.samples = cs.n_samples;
+    ro.provenance.seqlen = cs.seqlen;
+    ro.provenance.seed = co.seed;
+    ro.provenance.in_order = co.in_order;
     if (!quiet)
         fprintf(stderr, "gptq: %lld samples x %lld tokens (%s) from %zu tokens of %s\n", (long long)cs.n_samples,
                 (long long)cs.seqlen, co.in_order ? "in order" : "random windows", n_ids, calib);
