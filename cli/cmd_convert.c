@@ -56,7 +56,7 @@ static int run(int argc, char **argv) {
     for (size_t i = 0; i < lora.n; i++)
         if ((rc = cli_lora_spec(&sm_cmd_convert, lora.v[i]))) goto done;
     cli_common_apply(&com);
-    o.quiet = com.quiet || com.json;
+    o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
     if (!(loras = calloc(lora.n + 1, sizeof *loras))) { rc = cli_fail("convert", "out of memory"); goto done; }
     for (; o.n_loras < lora.n; o.n_loras++)
         if (sm_lora_open(lora.v[o.n_loras], &loras[o.n_loras])) { rc = cli_fail_last("convert"); goto done; }

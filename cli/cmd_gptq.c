@@ -69,15 +69,25 @@ static const char USAGE[] =
 
 static const char *const LIN_NAMES[SM_LIN_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
 
+typedef struct layer_progress {
+    sm_progress bar; /* over the layers, on a terminal */
+    bool lines;      /* a line per layer too (not with --json) */
+} layer_progress;
+
 static void on_layer(void *user, int64_t layer, int64_t n_layer, const sm_gptq_layer_report *r) {
-    (void)user;
+    layer_progress *lp = user;
     double rtn = 0, gptq = 0;
     for (int i = 0; i < SM_LIN_COUNT; i++) {
         rtn += r->loss_rtn[i];
         gptq += r->loss_gptq[i];
     }
-    fprintf(stderr, "gptq: layer %lld/%lld  %.2f s  loss rtn %.4g -> gptq %.4g\n", (long long)layer + 1,
-            (long long)n_layer, r->seconds, rtn, gptq);
+    if (lp->lines) {
+        sm_progress_clear(&lp->bar);
+        fprintf(stderr, "gptq: layer %lld/%lld  %.2f s  loss rtn %.4g -> gptq %.4g\n", (long long)layer + 1,
+                (long long)n_layer, r->seconds, rtn, gptq);
+    }
+    lp->bar.done = (uint64_t)layer + 1;
+    sm_progress_note(&lp->bar, "layer %lld/%lld", (long long)layer + 1, (long long)n_layer);
 }
 
 /* smelt convert of an HF directory into a GGUF with the weights' own precision (F32 stays
@@ -210,8 +220,12 @@ static int run(int argc, char **argv) {
         if (rrc) return rrc;
     }
     const int threads = cli_common_apply(&com);
-    if (json) quiet = true;
-    if (!quiet) ro.on_layer = on_layer;
+    layer_progress lp = {.lines = !quiet && !json};
+    if (!quiet) {
+        ro.on_layer = on_layer;
+        ro.on_layer_user = &lp;
+    }
+    if (json) quiet = true; /* no other lines; the bar stays (on a terminal) */
 
     const double t0 = sm_now();
     char *src_gguf = NULL; /* an HF directory for a GGUF target: converted first (lossless) */
@@ -251,8 +265,11 @@ static int run(int argc, char **argv) {
     if (!quiet)
         fprintf(stderr, "gptq: %lld samples x %lld tokens (%s) from %zu tokens of %s\n", (long long)cs.n_samples,
                 (long long)cs.seqlen, co.in_order ? "in order" : "random windows", n_ids, calib);
+    sm_progress_begin(&lp.bar, "gptq", (uint64_t)sm_model_hparams(m)->n_layer, !ro.on_layer);
     rc = to_hf ? sm_gptq_write_hf(m, model, &cs, out, &ro, &rep)
                : sm_gptq_write_gguf(m, model, &cs, target + 5, out, &ro, &rep);
+    if (rc) sm_progress_clear(&lp.bar), lp.bar.enabled = false;
+    sm_progress_end(&lp.bar);
 done:
     if (rc) cli_fail_last("gptq");
     else if (json) cli_report_print(report_json(&rep, model_arg, calib, out, target, ro.q.device, sm_now() - t0, threads), out);

@@ -63,7 +63,7 @@ static int run(int argc, char **argv) {
     if (strcmp(format, "gguf") && strcmp(format, "dat"))
         return cli_usage_error(&sm_cmd_imatrix, "--format expects gguf or dat, got '%s'", format);
     const int threads = cli_common_apply(&com);
-    o.quiet = com.quiet || com.json;
+    o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
     o.dataset = text;
 
     sm_model *m = NULL;

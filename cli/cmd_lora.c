@@ -58,7 +58,7 @@ static int merge(int argc, char **argv) {
     if (!(ads = calloc(adapters.n, sizeof *ads))) { rc = cli_fail("lora merge", "out of memory"); goto done; }
     for (; n < adapters.n; n++)
         if (sm_lora_open(adapters.v[n], &ads[n])) { rc = cli_fail_last("lora merge"); goto done; }
-    if (sm_lora_merge_hf(base, ads, n, out, dtype, com.quiet || com.json)) { rc = cli_fail_last("lora merge"); goto done; }
+    if (sm_lora_merge_hf(base, ads, n, out, dtype, com.quiet)) { rc = cli_fail_last("lora merge"); goto done; }
     if (com.json) {
         const char *ins[1 + 64] = {base};
         size_t n_in = 1;

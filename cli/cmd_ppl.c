@@ -232,7 +232,7 @@ static int run(int argc, char **argv) {
     if (drc) return drc;
     const int threads = cli_common_apply(&com);
     const bool json = com.json;
-    o.quiet = com.quiet || com.json;
+    o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
 
     sm_model *m = NULL;
     if (sm_model_load(model, vocab, &m)) return cli_fail_last("ppl");

@@ -96,7 +96,7 @@ static int run(int argc, char **argv) {
     o.n_tensor_types = tt.n;
     o.keep = keep.v;
     o.n_keep = keep.n;
-    o.quiet = com.quiet || com.json;
+    o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
     if (!(loras = calloc(lora.n + 1, sizeof *loras))) { rc = cli_fail("quantize", "out of memory"); goto done; }
     for (; n_loras < lora.n; n_loras++)
         if (sm_lora_open(lora.v[n_loras], &loras[n_loras])) { rc = cli_fail_last("quantize"); goto done; }
