@@ -42,7 +42,7 @@ static void draw(sm_progress *p, bool final) {
     bar[width] = 0;
     fmt_time(el, t_el, sizeof t_el);
     if (final) snprintf(t_eta, sizeof t_eta, "done");
-    else if (frac > 0 && el > 0.5) fmt_time(el * (1 - frac) / frac, t_eta, sizeof t_eta);
+    else if (frac > 0) fmt_time(el * (1 - frac) / frac, t_eta, sizeof t_eta);
     else snprintf(t_eta, sizeof t_eta, "?");
     fprintf(stderr, "\r%-12s [%s] %5.1f%%  %7s  ETA %-7s%s%s\033[K%s", p->label, bar, 100.0 * frac, t_el, t_eta,
             p->note[0] ? "  " : "", p->note, final ? "\n" : "");

@@ -21,8 +21,10 @@ fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 on_tty() {
   local name=$1 cmd=$2
   : > "$TMP/$name.log"
-  tmux -L "$SOCK" new-session -d -s "$name" -x 200 -y 50 "sleep 0.5; cd '$TMP' && env -u SMELT_NO_PROGRESS $cmd; echo EXIT=\$? > '$TMP/$name.rc'; sleep 30"
+  # the command starts once the pane's output is being logged
+  tmux -L "$SOCK" new-session -d -s "$name" -x 200 -y 50 "while [ ! -e '$TMP/$name.go' ]; do sleep 0.05; done; cd '$TMP' && env -u SMELT_NO_PROGRESS $cmd; echo EXIT=\$? > '$TMP/$name.rc'; sleep 30"
   tmux -L "$SOCK" pipe-pane -o -t "$name" "cat >> '$TMP/$name.log'"
+  touch "$TMP/$name.go"
   for _ in $(seq 1 600); do
     [ -s "$TMP/$name.rc" ] && break
     sleep 0.2
