@@ -8,10 +8,8 @@
 #include "formats/formats.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define MAX_JSON_BYTES ((size_t)16 << 20)
 #define MAX_TOKENIZER_BYTES ((size_t)1 << 30)
@@ -62,8 +60,8 @@ static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
 }
 
 /* config.json of the source with torch_dtype float16 and the quantization_config. */
-static int write_config(const char *src_dir, const char *out_dir, const sm_gptq_hf_config *cfg) {
-    char *src = sm_path_join(src_dir, "config.json"), *dst = sm_path_join(out_dir, "config.json");
+static int write_config(const char *src_dir, sm_outdir *od, const sm_gptq_hf_config *cfg) {
+    char *src = sm_path_join(src_dir, "config.json"), *dst = sm_outdir_file(od, "config.json");
     char *text = NULL, *out = NULL;
     size_t len = 0;
     cJSON *root = NULL, *qc = NULL;
@@ -109,15 +107,16 @@ done:
 }
 
 /* Copy the tokenizer and generation files that exist in src_dir. */
-static int copy_side_files(const char *src_dir, const char *out_dir) {
+static int copy_side_files(const char *src_dir, sm_outdir *od) {
     static const char *const FILES[] = {"tokenizer.model", "tokenizer.json", "tokenizer_config.json",
                                         "special_tokens_map.json", "added_tokens.json", "generation_config.json"};
     for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
-        char *src = sm_path_join(src_dir, FILES[i]), *dst = sm_path_join(out_dir, FILES[i]);
+        char *src = sm_path_join(src_dir, FILES[i]), *dst = NULL;
         char *data = NULL;
         size_t len = 0;
-        int rc = (!src || !dst) ? sm_error("out of memory") : 0;
-        if (!rc && sm_is_file(src)) {
+        int rc = !src ? sm_error("out of memory") : 0;
+        if (!rc && sm_is_file(src) && !(dst = sm_outdir_file(od, FILES[i]))) rc = -1;
+        if (!rc && dst) {
             rc = sm_read_file(src, MAX_TOKENIZER_BYTES, &data, &len);
             sm_outfile *o = rc ? NULL : sm_outfile_open(dst);
             if (!rc && !o) rc = -1;
@@ -148,12 +147,15 @@ int sm_gptq_write_hf(const sm_model *m, const char *src_dir, const sm_calib_set 
     bool *is_linear = NULL;
     char *st_path = NULL;
     int rc = -1;
-    if (mkdir(out_dir, 0755) && errno != EEXIST) return sm_error("%s: cannot create the directory: %s", out_dir, strerror(errno));
-    if (!sm_is_dir(out_dir)) return sm_error("%s: not a directory", out_dir);
+    sm_outdir *od = NULL;
     if (sm_ckpt_open(src_dir, &ck)) return -1;
+    if (!(od = sm_outdir_open(out_dir))) {
+        sm_ckpt_close(ck);
+        return -1;
+    }
     j.prefix = calloc((size_t)(hp->n_layer * SM_LIN_COUNT), sizeof *j.prefix);
     is_linear = calloc(ck->n_tensors ? ck->n_tensors : 1, sizeof *is_linear);
-    st_path = sm_path_join(out_dir, "model.safetensors");
+    st_path = sm_outdir_file(od, "model.safetensors");
     j.w = sm_st_writer_new();
     if (!j.prefix || !is_linear || !st_path || !j.w) {
         sm_error("out of memory");
@@ -228,10 +230,15 @@ int sm_gptq_write_hf(const sm_model *m, const char *src_dir, const sm_calib_set 
     if (sm_gptq_run(m, cs, &o, rep)) goto done;
     rc = sm_st_writer_finish(j.w);
     j.w = NULL;
-    if (!rc) rc = write_config(src_dir, out_dir, &j.cfg);
-    if (!rc) rc = copy_side_files(src_dir, out_dir);
+    if (!rc) rc = write_config(src_dir, od, &j.cfg);
+    if (!rc) rc = copy_side_files(src_dir, od);
+    if (!rc) {
+        rc = sm_outdir_commit(od);
+        od = NULL;
+    }
 done:
     if (j.w) sm_st_writer_abort(j.w);
+    sm_outdir_abort(od);
     sm_ckpt_close(ck);
     free(j.prefix);
     free(is_linear);

@@ -25,6 +25,8 @@ static const char USAGE[] =
     "                       written; see smelt help lora)\n"
     "  --no-sync            skip the final fsync (faster; the file still appears only when\n"
     "                       complete, but a power loss right after may lose it)\n"
+    "  --allow-nonfinite    write NaN/Inf weights as they are (default: refused, naming the\n"
+    "                       tensor, row and column)\n"
     "  --json               print a JSON summary on stdout\n"
     "  --quiet              no progress bar\n"
     "Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM; llama2.c.\n";
@@ -33,12 +35,14 @@ static int run(int argc, char **argv) {
     cli_common com = {0};
     cli_list lora = {0};
     sm_convert_opts o = {0};
+    bool allow_nonfinite = false;
     const cli_option opts[] = {
         CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
         {"--outtype", CLI_STR, &o.outtype, 0, 0, NULL},
         {"--tokenizer", CLI_STR, &o.tokenizer, 0, 0, NULL},
         {"--name", CLI_STR, &o.name, 0, 0, NULL},
         {"--lora", CLI_LIST, &lora, 0, 0, NULL},
+        {"--allow-nonfinite", CLI_FLAG, &allow_nonfinite, 0, 0, NULL},
         {0},
     };
     const char *pos[1];
@@ -56,10 +60,21 @@ static int run(int argc, char **argv) {
     for (size_t i = 0; i < lora.n; i++)
         if ((rc = cli_lora_spec(&sm_cmd_convert, lora.v[i]))) goto done;
     cli_common_apply(&com);
+    if (allow_nonfinite) sm_set_allow_nonfinite(true);
     o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
     if (!(loras = calloc(lora.n + 1, sizeof *loras))) { rc = cli_fail("convert", "out of memory"); goto done; }
     for (; o.n_loras < lora.n; o.n_loras++)
         if (sm_lora_open(lora.v[o.n_loras], &loras[o.n_loras])) { rc = cli_fail_last("convert"); goto done; }
+    {
+        const char **inputs = calloc(o.n_loras + 2, sizeof *inputs);
+        if (!inputs) { rc = cli_fail("convert", "out of memory"); goto done; }
+        inputs[0] = model;
+        inputs[1] = o.tokenizer;
+        for (size_t k = 0; k < o.n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
+        const int irc = sm_check_output_not_input(out, inputs, o.n_loras + 2);
+        free(inputs);
+        if (irc) { rc = cli_fail_last("convert"); goto done; }
+    }
     o.loras = loras;
     sm_convert_report rep = {0};
     if (sm_convert(model, out, &o, &rep)) { rc = cli_fail_last("convert"); goto done; }

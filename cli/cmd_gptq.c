@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#include <unistd.h>
 
 static const char USAGE[] =
     "usage: smelt gptq MODEL --calib FILE --to TARGET -o OUT [options]\n"
@@ -24,7 +25,9 @@ static const char USAGE[] =
     "\n"
     "MODEL: a Hugging Face directory or (targets gguf:* only) an F32/F16/BF16 GGUF. For a GGUF\n"
     "target a directory is first converted (smelt convert, weights in their own precision) to\n"
-    "OUT.src.gguf, which is removed at the end.\n"
+    "OUT.src.PID.gguf beside OUT, which is removed at the end (also on SIGINT/SIGTERM/SIGHUP).\n"
+    "OUT must not be MODEL or the calibration file, nor lie inside MODEL. --to hf: an existing\n"
+    "OUT directory is replaced (atomically) only if it holds nothing but files smelt writes there.\n"
     "\n"
     "targets (--to):\n"
     "  gguf:RECIPE         an ordinary GGUF; RECIPE as in smelt quantize (Q4_K_M, Q4_0, Q8_0...)\n"
@@ -105,7 +108,11 @@ static int convert_source(const char *dir, const char *path, bool quiet) {
     sm_ckpt_close(ck);
     if (!quiet) fprintf(stderr, "gptq: converting %s to %s (%s)\n", dir, path, outtype);
     sm_convert_opts co = {.outtype = outtype, .quiet = true};
-    return sm_convert(dir, path, &co, NULL);
+    const bool was_durable = sm_outfile_durable();
+    sm_outfile_set_durable(false); /* a temporary: no fsync */
+    const int rc = sm_convert(dir, path, &co, NULL);
+    sm_outfile_set_durable(was_durable);
+    return rc;
 }
 
 static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, const char *calib, const char *out,
@@ -219,6 +226,8 @@ static int run(int argc, char **argv) {
         const int rrc = cli_check_recipe(&sm_cmd_gptq, "gguf:", target + 5);
         if (rrc) return rrc;
     }
+    const char *inputs[] = {model, calib};
+    if (sm_check_output_not_input(out, inputs, 2) || (to_hf && sm_outdir_check(out))) return cli_fail_last("gptq");
     const int threads = cli_common_apply(&com);
     layer_progress lp = {.lines = !quiet && !json};
     if (!quiet) {
@@ -235,10 +244,12 @@ static int run(int argc, char **argv) {
     size_t n_ids = 0;
     sm_calib_set cs = {0};
     sm_gptq_run_report rep = {0};
-    int rc = -1;
+    int rc = -1, src_slot = -1;
     if (!to_hf && model_is_dir) {
-        if (!(src_gguf = malloc(strlen(out) + 16))) goto done;
-        sprintf(src_gguf, "%s.src.gguf", out);
+        const size_t n = strlen(out) + 48;
+        if (!(src_gguf = malloc(n))) goto done;
+        snprintf(src_gguf, n, "%s.src.%ld.gguf", out, (long)getpid());
+        src_slot = sm_tmp_register(src_gguf, false); /* removed on SIGINT/SIGTERM/SIGHUP too */
         if (convert_source(model, src_gguf, quiet)) goto done;
         model = src_gguf;
     }
@@ -284,6 +295,7 @@ done:
     free(ids);
     sm_model_free(m);
     if (src_gguf) remove(src_gguf);
+    sm_tmp_forget(src_slot);
     free(src_gguf);
     return rc ? 1 : 0;
 }

@@ -62,6 +62,8 @@ static int run(int argc, char **argv) {
     if (!out) return cli_usage_error(&sm_cmd_imatrix, "expected -o FILE");
     if (strcmp(format, "gguf") && strcmp(format, "dat"))
         return cli_usage_error(&sm_cmd_imatrix, "--format expects gguf or dat, got '%s'", format);
+    const char *inputs[] = {model, text};
+    if (sm_check_output_not_input(out, inputs, 2)) return cli_fail_last("imatrix");
     const int threads = cli_common_apply(&com);
     o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
     o.dataset = text;

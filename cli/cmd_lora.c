@@ -7,18 +7,19 @@
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: smelt lora merge BASE_DIR --adapter DIR[:WEIGHT] [--adapter ...] -o OUT_DIR [--outtype f32|f16|bf16]\n"
+    "usage: smelt lora merge BASE_DIR --adapter DIR[:WEIGHT] [--adapter ...] -o OUT_DIR [--outtype f32|f16|bf16] [--allow-nonfinite]\n"
     "       smelt lora export ADAPTER_DIR --base BASE_DIR -o ADAPTER.gguf\n"
-    "\n"
-    "common options: -o/--outfile, -t/--threads N, --json (report on stdout, docs/json.md),\n"
-    "--quiet/-q (no progress, no summary), --no-sync. merge: --outtype (--dtype is an alias).\n"
     "\n"
     "common options: -o/--outfile, -t/--threads N, --json (report on stdout, docs/json.md),\n"
     "--quiet/-q (no progress, no summary), --no-sync. merge: --outtype (--dtype is an alias).\n"
     "\n"
     "merge:  W' = W + weight * scale * B A for every adapted module (PEFT: r, lora_alpha, use_rslora,\n"
     "        rank_pattern/alpha_pattern, fan_in_fan_out, use_dora, modules_to_save), written as an\n"
-    "        HF directory (safetensors in the base dtype or --dtype; config and tokenizer copied).\n"
+    "        HF directory (safetensors in the base dtype or --dtype; config and tokenizer copied),\n"
+    "        built beside OUT_DIR and renamed into place; an existing OUT_DIR is replaced only if it\n"
+    "        holds nothing but files smelt writes there. OUT_DIR must not be or hold an input.\n"
+    "        NaN/Inf in a base weight or in a merged one is refused (naming tensor, row, column)\n"
+    "        unless --allow-nonfinite.\n"
     "export: llama.cpp's GGUF LoRA adapter (load with llama.cpp's --lora); rsLoRA and patterns are\n"
     "        folded into lora_b; DoRA and modules_to_save cannot be expressed there and are refused.\n";
 
@@ -26,10 +27,12 @@ static int merge(int argc, char **argv) {
     cli_common com = {0};
     cli_list adapters = {0};
     const char *outtype = NULL;
+    bool allow_nonfinite = false;
     const cli_option opts[] = {
         CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
         {"--adapter --lora", CLI_LIST, &adapters, 0, 0, NULL},
         {"--outtype --dtype", CLI_STR, &outtype, 0, 0, NULL},
+        {"--allow-nonfinite", CLI_FLAG, &allow_nonfinite, 0, 0, NULL},
         {0},
     };
     const char *pos[1];
@@ -54,10 +57,20 @@ static int merge(int argc, char **argv) {
     for (size_t i = 0; i < adapters.n; i++)
         if ((rc = cli_lora_spec(&sm_cmd_lora, adapters.v[i]))) goto done;
     cli_common_apply(&com);
+    if (allow_nonfinite) sm_set_allow_nonfinite(true);
     const double t0 = sm_now();
     if (!(ads = calloc(adapters.n, sizeof *ads))) { rc = cli_fail("lora merge", "out of memory"); goto done; }
     for (; n < adapters.n; n++)
         if (sm_lora_open(adapters.v[n], &ads[n])) { rc = cli_fail_last("lora merge"); goto done; }
+    {
+        const char **inputs = calloc(n + 1, sizeof *inputs);
+        if (!inputs) { rc = cli_fail("lora merge", "out of memory"); goto done; }
+        inputs[0] = base;
+        for (size_t k = 0; k < n; k++) inputs[1 + k] = sm_lora_path(ads[k]);
+        const int irc = sm_check_output_not_input(out, inputs, n + 1);
+        free(inputs);
+        if (irc || sm_outdir_check(out)) { rc = cli_fail_last("lora merge"); goto done; }
+    }
     if (sm_lora_merge_hf(base, ads, n, out, dtype, com.quiet)) { rc = cli_fail_last("lora merge"); goto done; }
     if (com.json) {
         const char *ins[1 + 64] = {base};
@@ -99,6 +112,11 @@ static int export_gguf(int argc, char **argv) {
     const double t0 = sm_now();
     sm_lora *l;
     if (sm_lora_open(adapter, &l)) return cli_fail_last("lora export");
+    const char *inputs[] = {sm_lora_path(l), base};
+    if (sm_check_output_not_input(out, inputs, 2)) {
+        sm_lora_close(l);
+        return cli_fail_last("lora export");
+    }
     rc = sm_lora_export_gguf(base, l, out);
     sm_lora_close(l);
     if (rc) return cli_fail_last("lora export");

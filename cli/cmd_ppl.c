@@ -6,6 +6,7 @@
 #include "model/model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,6 +229,10 @@ static int run(int argc, char **argv) {
         return cli_usage_error(&sm_cmd_ppl, "%s holds its own tokens: drop --text / --tokens", kld);
     if (!kld_file && !text && !tokens_path) return cli_usage_error(&sm_cmd_ppl, "give --text FILE or --tokens FILE");
     if (kld && o.save_logits) return cli_usage_error(&sm_cmd_ppl, "--save-logits and --kld cannot be combined");
+    if (o.save_logits) {
+        const char *inputs[] = {model, text, tokens_path, vocab, kld};
+        if (sm_check_output_not_input(o.save_logits, inputs, 5)) return cli_fail_last("ppl");
+    }
     const int drc = cli_device(&sm_cmd_ppl, device, &o.device);
     if (drc) return drc;
     const int threads = cli_common_apply(&com);
@@ -279,7 +284,11 @@ static int run(int argc, char **argv) {
     } else {
         print_text(&r, threads, true);
     }
+    /* a NaN/Inf result is a failure (a CI step must not pass on "PPL = nan") */
+    const bool finite = isfinite(r.ppl) && (!kld || (isfinite(r.kld_mean) && isfinite(r.ppl_base)));
     sm_ppl_result_free(&r);
+    if (!finite)
+        return cli_fail("ppl", "%s: the result is not finite (NaN/Inf logits: non-finite weights or an overflow)", model);
     return 0;
 }
 

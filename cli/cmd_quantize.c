@@ -29,6 +29,8 @@ static const char USAGE[] =
     "                              NTHREADS, as llama-quantize takes it, means the same)\n"
     "  -o, --outfile PATH          the output, in place of the second argument\n"
     "  --no-sync                   skip the final fsync (the file still appears only complete)\n"
+    "  --allow-nonfinite           keep NaN/Inf weights in tensors left in a float type (default:\n"
+    "                              refused, naming tensor, row and column; codecs always refuse them)\n"
     "  --json                      print a JSON report on stdout (fields: docs/json.md)\n"
     "  --quiet, -q                 no progress bar, no summary line\n";
 
@@ -54,6 +56,7 @@ static int run(int argc, char **argv) {
     cli_common com = {0};
     cli_list lora = {0}, tt = {0}, keep = {0};
     sm_quantize_opts o = {0};
+    bool allow_nonfinite = false;
     const cli_option opts[] = {
         CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
         {"--imatrix", CLI_STR, &o.imatrix_path, 0, 0, NULL},
@@ -64,6 +67,7 @@ static int run(int argc, char **argv) {
         {"--token-embedding-type", CLI_STR, &o.token_embd_type, 0, 0, NULL},
         {"--pure", CLI_FLAG, &o.pure, 0, 0, NULL},
         {"--allow-requantize", CLI_FLAG, &o.allow_requantize, 0, 0, NULL},
+        {"--allow-nonfinite", CLI_FLAG, &allow_nonfinite, 0, 0, NULL},
         {0},
     };
     const char *pos[4] = {0};
@@ -91,6 +95,7 @@ static int run(int argc, char **argv) {
         goto done;
     }
     cli_common_apply(&com);
+    if (allow_nonfinite) sm_set_allow_nonfinite(true);
     o.recipe = recipe;
     o.tensor_types = tt.v;
     o.n_tensor_types = tt.n;
@@ -100,6 +105,16 @@ static int run(int argc, char **argv) {
     if (!(loras = calloc(lora.n + 1, sizeof *loras))) { rc = cli_fail("quantize", "out of memory"); goto done; }
     for (; n_loras < lora.n; n_loras++)
         if (sm_lora_open(lora.v[n_loras], &loras[n_loras])) { rc = cli_fail_last("quantize"); goto done; }
+    {
+        const char **inputs = calloc(n_loras + 2, sizeof *inputs);
+        if (!inputs) { rc = cli_fail("quantize", "out of memory"); goto done; }
+        inputs[0] = in;
+        inputs[1] = o.imatrix_path;
+        for (size_t k = 0; k < n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
+        const int irc = sm_check_output_not_input(out, inputs, n_loras + 2);
+        free(inputs);
+        if (irc) { rc = cli_fail_last("quantize"); goto done; }
+    }
     sm_quantize_report rep;
     if (from_dir ? from_checkpoint(in, out, &o, loras, n_loras, &rep) : sm_quantize_gguf(in, out, &o, &rep)) {
         rc = cli_fail_last("quantize");

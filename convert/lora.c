@@ -17,6 +17,8 @@ typedef struct lora_module {
     const sm_tensor *mag;      /* DoRA magnitude [out] or NULL */
     bool embedding;            /* lora_embedding_A/B: delta = (B A)^T */
     double scale;
+    double r;                  /* the rank the config gives it (r, or its rank_pattern entry) */
+    bool r_pattern;            /* from rank_pattern */
 } lora_module;
 
 typedef struct lora_saved {
@@ -238,6 +240,8 @@ int sm_lora_open(const char *spec, sm_lora **out) {
         double r = rp && cJSON_IsNumber(rp) ? rp->valuedouble : (double)l->r;
         double alpha = ap && cJSON_IsNumber(ap) ? ap->valuedouble : l->alpha;
         m->scale = l->rslora ? alpha / sqrt(r) : alpha / r;
+        m->r = r;
+        m->r_pattern = rp && cJSON_IsNumber(rp);
     }
     for (size_t i = 0; i < l->n_mod; i++) {
         lora_module *m = &l->mod[i];
@@ -246,6 +250,13 @@ int sm_lora_open(const char *spec, sm_lora **out) {
             char s1[64], s2[64];
             rc = sm_error("%s: module %s: lora_A %s and lora_B %s do not share a rank", l->dir, m->base,
                           sm_shape_str(m->a, s1, sizeof s1), sm_shape_str(m->b, s2, sizeof s2));
+            goto fail;
+        }
+        /* the scale assumes the config's rank; PEFT refuses tensors of another rank too */
+        if ((double)m->a->shape[0] != m->r) {
+            rc = sm_error("%s: adapter tensor %s has rank %lld but adapter_config.json gives module %s r = %g%s (a mismatched "
+                          "config would merge with the wrong scale)", l->dir, m->a->name, (long long)m->a->shape[0], m->base,
+                          m->r, m->r_pattern ? " (from rank_pattern)" : "");
             goto fail;
         }
         if (l->dora && !m->mag) { rc = sm_error("%s: use_dora is set but module %s has no lora_magnitude_vector", l->dir, m->base); goto fail; }

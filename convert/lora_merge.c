@@ -2,10 +2,8 @@
  * streamed tensor by tensor (one tensor in float at a time). */
 #include "convert/convert.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *const AUX_FILES[] = {"config.json", "generation_config.json", "tokenizer.model", "tokenizer.json",
                                         "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"};
@@ -40,6 +38,28 @@ static const char *dtype_name(sm_type t) {
     return t == SM_TYPE_F32 ? "float32" : t == SM_TYPE_F16 ? "float16" : t == SM_TYPE_BF16 ? "bfloat16" : NULL;
 }
 
+/* NaN/Inf in a source tensor (x: NULL) or in its merged floats x: an error naming row and
+ * column, unless --allow-nonfinite. */
+static int check_finite(const sm_tensor *t, const float *x) {
+    if (sm_allow_nonfinite()) return 0;
+    sm_type ty = x ? SM_TYPE_F32 : t->type;
+    const void *p = x ? (const void *)x : t->data;
+    int64_t i = sm_first_nonfinite(ty, p, sm_tensor_nelements(t));
+    if (i < 0) return 0;
+    sm_nonfinite_error(ty, (const uint8_t *)p + (size_t)i * sm_type_get(ty)->block_bytes, i,
+                       t->n_dims >= 2 ? sm_tensor_nelements(t) / t->shape[0] : 0);
+    return x ? sm_error_ctx("the LoRA merge gives a non-finite weight") : -1;
+}
+
+/* A merged weight, finite as a float, can still overflow the output dtype (f16). */
+static int check_output(const sm_tensor *t, sm_type ty, const void *p) {
+    int64_t i = sm_allow_nonfinite() ? -1 : sm_first_nonfinite(ty, p, sm_tensor_nelements(t));
+    if (i < 0) return 0;
+    sm_nonfinite_error(ty, (const uint8_t *)p + (size_t)i * sm_type_get(ty)->block_bytes, i,
+                       t->n_dims >= 2 ? sm_tensor_nelements(t) / t->shape[0] : 0);
+    return sm_error_ctx("the LoRA merge gives a weight beyond the range of %s", sm_type_name(ty));
+}
+
 int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, const char *out_dir, sm_type out_type,
                      bool quiet) {
     sm_ckpt *ck;
@@ -48,12 +68,10 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
     float *f = NULL;
     void *obuf = NULL;
     char *path = NULL;
+    sm_outdir *od = NULL;
     int rc = -1;
     if (sm_lora_check(ads, n_ads, ck)) goto done;
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-        sm_error("%s: cannot create directory: %s", out_dir, strerror(errno));
-        goto done;
-    }
+    if (!(od = sm_outdir_open(out_dir))) goto done;
     w = sm_st_writer_new();
     if (!w) { sm_error("out of memory"); goto done; }
     sm_type *types = calloc(ck->n_tensors ? ck->n_tensors : 1, sizeof *types);
@@ -71,8 +89,8 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
         if (sm_st_writer_add(w, t->name, types[i], t->n_dims, t->shape)) { free(types); goto done; }
         total += t->nbytes;
     }
-    path = sm_path_join(out_dir, "model.safetensors");
-    if (sm_st_writer_set_metadata(w, "format", "pt") || sm_st_writer_begin(w, path)) { free(types); goto done; }
+    path = sm_outdir_file(od, "model.safetensors");
+    if (!path || sm_st_writer_set_metadata(w, "format", "pt") || sm_st_writer_begin(w, path)) { free(types); goto done; }
     sm_progress prog;
     sm_progress_begin(&prog, "merge", total, quiet);
     uint64_t done_bytes = 0;
@@ -82,6 +100,11 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
         bool touched = src || sm_lora_touches(ads, n_ads, t->name);
         if (!src) src = t;
         int64_t n = sm_tensor_nelements(t);
+        if (check_finite(src, NULL)) {
+            sm_error_ctx("tensor %s%s", t->name, src == t ? "" : " (its modules_to_save replacement)");
+            free(types);
+            goto done;
+        }
         if (!touched && types[i] == t->type) {
             if (sm_st_writer_write(w, t->data, t->nbytes)) { free(types); goto done; }
         } else {
@@ -94,7 +117,8 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
             if (sm_plain_to_f32(src->type, src->data, f, n) ||
                 (touched && t->n_dims == 2 &&
                  sm_lora_apply(ads, n_ads, t->name, f, 0, t->shape[0], t->shape[0], t->shape[1])) ||
-                sm_f32_to_plain(types[i], f, obuf, n) || sm_st_writer_write(w, obuf, ob)) {
+                (touched && check_finite(t, f)) || sm_f32_to_plain(types[i], f, obuf, n) ||
+                (touched && check_output(t, types[i], obuf)) || sm_st_writer_write(w, obuf, ob)) {
                 sm_error_ctx("tensor %s", t->name);
                 free(types);
                 goto done;
@@ -108,14 +132,19 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
     rc = sm_st_writer_finish(w);
     w = NULL;
     for (size_t k = 0; !rc && k < sizeof AUX_FILES / sizeof AUX_FILES[0]; k++) {
-        char *s = sm_path_join(base_dir, AUX_FILES[k]), *d = sm_path_join(out_dir, AUX_FILES[k]);
+        char *s = sm_path_join(base_dir, AUX_FILES[k]), *d = sm_is_file(s) ? sm_outdir_file(od, AUX_FILES[k]) : NULL;
         if (sm_is_file(s))
-            rc = copy_file(s, d, k == 0 && out_type != SM_TYPE_INVALID ? dtype_name(out_type) : NULL);
+            rc = !d ? -1 : copy_file(s, d, k == 0 && out_type != SM_TYPE_INVALID ? dtype_name(out_type) : NULL);
         free(s);
         free(d);
     }
+    if (!rc) {
+        rc = sm_outdir_commit(od);
+        od = NULL;
+    }
 done:
     if (w) sm_st_writer_abort(w);
+    sm_outdir_abort(od);
     sm_ckpt_close(ck);
     free(f);
     free(obuf);

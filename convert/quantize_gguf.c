@@ -52,7 +52,7 @@ static int convert_rows(const sm_tensor *t, sm_type to, int64_t r0, int64_t n, f
     for (int64_t r = 0; r < n; r++)
         if (sm_dequantize_row(t->type, src + (uint64_t)r * src_row_bytes, f32 + r * row, row))
             return sm_error_ctx("tensor %s row %lld", t->name, (long long)(r0 + r));
-    for (int64_t i = 0; i < n * row; i++)
+    for (int64_t i = sm_allow_nonfinite() ? n * row : 0; i < n * row; i++)
         if (!isfinite(f32[i]))
             return sm_error("tensor %s: row %lld holds a non-finite value (column %lld)", t->name,
                             (long long)(r0 + i / row), (long long)(i % row));
@@ -187,6 +187,13 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         rep->n_tensors++;
         rep->bytes_in += t->nbytes;
         if (to == t->type) {
+            int64_t bad = sm_allow_nonfinite() ? -1 : sm_first_nonfinite(t->type, t->data, sm_tensor_nelements(t));
+            if (bad >= 0) { /* a tensor kept as it is (plain float types only; quantized ones are not decoded) */
+                sm_nonfinite_error(t->type, (const uint8_t *)t->data + (size_t)bad * sm_type_get(t->type)->block_bytes, bad,
+                                   sm_tensor_row_len(t));
+                sm_error_ctx("tensor %s", t->name);
+                goto done;
+            }
             if (sm_gguf_writer_write(w, t->data, t->nbytes)) goto done;
             rep->bytes_out += t->nbytes;
         } else {

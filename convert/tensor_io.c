@@ -247,6 +247,18 @@ static inline int64_t source_row(int64_t r, int64_t n, int64_t heads) {
     return h * d + (k & 1) * (d / 2) + k / 2;
 }
 
+/* NaN/Inf in n source values at elements [first, first+n) of t (rows of row_len): an error
+ * naming row and column unless --allow-nonfinite. Runs on bytes about to be cast or written,
+ * so it costs one pass over data already in cache. */
+static int check_finite(const sm_tensor *t, int64_t first, int64_t n, int64_t row_len) {
+    if (sm_allow_nonfinite()) return 0;
+    if (t->n_dims < 2) row_len = 0; /* a vector: "element I" */
+    const size_t es = sm_type_get(t->type)->block_bytes;
+    const uint8_t *p = (const uint8_t *)t->data + (size_t)first * es;
+    int64_t i = sm_first_nonfinite(t->type, p, n);
+    return i < 0 ? 0 : sm_nonfinite_error(t->type, p + (size_t)i * es, first + i, row_len);
+}
+
 int cv_write_item(cv_io *io, const cv_item *it) {
     if (!it->src) /* generated: F32 already */
         return push(io, (job){.data = (const uint8_t *)it->gen, .n = it->nbytes, .buf = -1}) ? writer_error(io) : 0;
@@ -276,6 +288,9 @@ int cv_write_item(cv_io *io, const cv_item *it) {
         for (uint64_t off = 0; off < t->nbytes; off += WRITE_BYTES) {
             uint64_t k = t->nbytes - off < WRITE_BYTES ? t->nbytes - off : WRITE_BYTES;
             read_ahead(io, base + off, k);
+            const uint64_t es = sm_type_get(t->type)->block_bytes;
+            if (!sm_type_get(t->type)->quantized && check_finite(t, (int64_t)(off / es), (int64_t)(k / es), elems))
+                return sm_error_ctx("tensor %s", t->name);
             if (push(io, (job){.data = base + off, .n = k, .src = base + off, .src_n = k, .buf = -1}))
                 return writer_error(io);
         }
@@ -314,11 +329,16 @@ int cv_write_item(cv_io *io, const cv_item *it) {
         /* plain output: cast each source row straight into the chunk; quantized output: to
          * floats first, then the codec (which runs its own threads). The casts are
          * memory-bound SIMD loops that one thread runs faster than the disk takes them. */
-        int rc = 0;
-        if (lora) { /* source rows to floats, deltas added in the checkpoint's row order */
+        int rc = sm_type_get(t->type)->quantized ? 0 : check_finite(t, r0 * elems, rows * elems, elems);
+        if (lora && !rc) { /* source rows to floats, deltas added in the checkpoint's row order */
             for (int64_t r = 0; r < rows && !rc; r++)
                 rc = cv_cast_row(t->type, src + (uint64_t)r * in_row, SM_TYPE_F32, io->lbuf + r * elems, elems);
             if (!rc) rc = sm_lora_apply(it->loras, it->n_loras, t->name, io->lbuf, r0, rows, n_rows, elems);
+            int64_t bad = rc || sm_allow_nonfinite() ? -1 : sm_first_nonfinite(SM_TYPE_F32, io->lbuf, rows * elems);
+            if (bad >= 0) {
+                sm_nonfinite_error(SM_TYPE_F32, io->lbuf + bad, r0 * elems + bad, elems);
+                rc = sm_error_ctx("the LoRA merge gives a non-finite weight");
+            }
         }
         for (int64_t r = 0; r < rows && !rc; r++) {
             int64_t sr = source_row(r0 + r, n_rows, it->permute_heads);
@@ -331,6 +351,15 @@ int cv_write_item(cv_io *io, const cv_item *it) {
             const uint8_t *sp = base + (uint64_t)sr * in_row;
             rc = quant ? cv_cast_row(t->type, sp, SM_TYPE_F32, io->fbuf + r * elems, elems)
                        : cv_cast_row(t->type, sp, it->type, out + (uint64_t)r * out_row, elems);
+        }
+        if (!rc && lora && !quant && !sm_allow_nonfinite()) { /* finite floats can still overflow f16 */
+            int64_t bad = sm_first_nonfinite(it->type, out, rows * elems);
+            if (bad >= 0) {
+                int64_t sr = source_row(r0 + bad / elems, n_rows, it->permute_heads);
+                sm_nonfinite_error(it->type, out + (uint64_t)bad * sm_type_get(it->type)->block_bytes,
+                                   sr * elems + bad % elems, elems);
+                rc = sm_error_ctx("the LoRA merge gives a weight beyond the range of %s", sm_type_name(it->type));
+            }
         }
         if (!rc && quant) {
             int64_t nq = rows * elems / row_len;

@@ -118,6 +118,16 @@ float sm_f8e5m2_to_f32(uint8_t v);
 int sm_plain_to_f32(sm_type t, const void *src, float *dst, int64_t n);
 /* Convert n floats to F32, F16 or BF16. -1 for other types. */
 int sm_f32_to_plain(sm_type t, const float *src, void *dst, int64_t n);
+/* Index of the first NaN or infinity among n values of a plain float type (F32, F16, BF16,
+ * F64, F8), or -1 (also for other types). */
+int64_t sm_first_nonfinite(sm_type t, const void *p, int64_t n);
+/* sm_error for the value at elem (of type t), element `index` of its tensor: "row R, column C
+ * holds nan (...)" with row_len > 0, else "element I holds ...". Returns -1. */
+int sm_nonfinite_error(sm_type t, const void *elem, int64_t index, int64_t row_len);
+/* --allow-nonfinite: convert, quantize and lora merge pass NaN/Inf weights through instead of
+ * refusing them (process-wide; off by default). */
+void sm_set_allow_nonfinite(bool on);
+bool sm_allow_nonfinite(void);
 
 /* ---- files ---- */
 typedef struct sm_mmap {
@@ -137,7 +147,9 @@ bool sm_is_file(const char *path);
 char *sm_path_join(const char *a, const char *b);
 
 /* Atomic output: bytes go to "<path>.tmp.<pid>" and reach `path` only on commit. On abort,
- * on error, and on SIGINT/SIGTERM the temporary file is removed. */
+ * on error, and on SIGINT/SIGTERM/SIGHUP the temporary file is removed. A file that replaces
+ * another keeps its mode (a new one gets 0666 & ~umask); the directory is fsynced after the
+ * rename unless durability is off. */
 typedef struct sm_outfile sm_outfile;
 sm_outfile *sm_outfile_open(const char *path);
 int sm_outfile_write(sm_outfile *o, const void *buf, size_t n);
@@ -148,7 +160,36 @@ int sm_outfile_commit(sm_outfile *o); /* flush, fsync, rename; frees o */
  * appears only complete (rename), but a power loss soon after may lose it. `--no-sync` and
  * SMELT_NO_SYNC=1 turn it off. */
 void sm_outfile_set_durable(bool on);
+bool sm_outfile_durable(void);
 void sm_outfile_abort(sm_outfile *o); /* removes the temporary; frees o; NULL is fine */
+
+/* Atomic output directory: built in "<path>.tmp.<pid>" (files created through sm_outdir_file)
+ * and renamed into place on commit. An existing `path` is replaced only if it is empty or holds
+ * nothing but files smelt writes into such a directory (model.safetensors, config.json,
+ * tokenizer and generation files): the new directory is exchanged with it in one step
+ * (renameat2 RENAME_EXCHANGE; where the file system cannot, the old one is moved aside first)
+ * and the old one removed, so the target never holds a mix of old and new files. Anything
+ * else at `path` is refused by sm_outdir_open (and by sm_outdir_check, for the checks before
+ * the work). On abort, error and SIGINT/SIGTERM/SIGHUP the temporary directory is removed. */
+typedef struct sm_outdir sm_outdir;
+int sm_outdir_check(const char *path);
+sm_outdir *sm_outdir_open(const char *path);
+char *sm_outdir_file(sm_outdir *d, const char *name); /* malloc'ed path of `name` inside the temporary */
+const char *sm_outdir_path(const sm_outdir *d);       /* the target */
+int sm_outdir_commit(sm_outdir *d);                   /* rename into place; frees d */
+void sm_outdir_abort(sm_outdir *d);                   /* removes the temporary; frees d; NULL is fine */
+
+/* Temporaries removed (unlink, or rmdir for a directory) if SIGINT/SIGTERM/SIGHUP ends the
+ * process; the handler then re-raises the signal. Returns a slot for sm_tmp_forget (-1 if the
+ * table is full: the path is then only not removed on a signal). */
+int sm_tmp_register(const char *path, bool is_dir);
+void sm_tmp_forget(int slot);
+
+/* Refuse (error naming both paths) an output that is one of the inputs (same file, by device
+ * and inode or by resolved path), lies inside an input directory (also when it does not exist
+ * yet), or is a directory holding an input. NULL inputs and inputs that do not exist are
+ * skipped. Call before any work. */
+int sm_check_output_not_input(const char *out, const char *const *inputs, size_t n_inputs);
 
 /* ---- progress ---- */
 /* Progress bar on stderr, shown only when stderr is a terminal and not quiet. */

@@ -113,3 +113,54 @@ int sm_f32_to_plain(sm_type t, const float *src, void *dst, int64_t n) {
         return sm_error("cannot convert float to %s here", sm_type_name(t));
     }
 }
+
+/* ---- non-finite values ---- */
+
+static int g_allow_nonfinite;
+
+void sm_set_allow_nonfinite(bool on) { g_allow_nonfinite = on; }
+bool sm_allow_nonfinite(void) { return g_allow_nonfinite != 0; }
+
+/* The scan for any is a branch-free OR over the exponent bits (it vectorizes, a memory-bound
+ * pass over data the caller is about to read anyway); only a run that has one is searched
+ * again for its position. */
+#define SCAN(T, MASK, EXPECT)                                                         \
+    do {                                                                              \
+        const uint8_t *s = p;                                                         \
+        T any = 0;                                                                    \
+        for (int64_t i = 0; i < n; i++) {                                             \
+            T v;                                                                      \
+            memcpy(&v, s + sizeof(T) * (size_t)i, sizeof(T));                         \
+            any |= (T)((v & (MASK)) == (EXPECT));                                     \
+        }                                                                             \
+        if (!any) return -1;                                                          \
+        for (int64_t i = 0; i < n; i++) {                                             \
+            T v;                                                                      \
+            memcpy(&v, s + sizeof(T) * (size_t)i, sizeof(T));                         \
+            if ((v & (MASK)) == (EXPECT)) return i;                                   \
+        }                                                                             \
+        return -1;                                                                    \
+    } while (0)
+
+int64_t sm_first_nonfinite(sm_type t, const void *p, int64_t n) {
+    switch (t) {
+    case SM_TYPE_F32: SCAN(uint32_t, 0x7f800000u, 0x7f800000u);
+    case SM_TYPE_F16: SCAN(uint16_t, 0x7c00u, 0x7c00u);
+    case SM_TYPE_BF16: SCAN(uint16_t, 0x7f80u, 0x7f80u);
+    case SM_TYPE_F64: SCAN(uint64_t, 0x7ff0000000000000ull, 0x7ff0000000000000ull);
+    case SM_TYPE_F8_E4M3: SCAN(uint8_t, 0x7fu, 0x7fu); /* no infinities; S.1111.111 is NaN */
+    case SM_TYPE_F8_E5M2: SCAN(uint8_t, 0x7cu, 0x7cu);
+    default: return -1; /* integers and block types: nothing to look at here */
+    }
+}
+#undef SCAN
+
+int sm_nonfinite_error(sm_type t, const void *elem, int64_t index, int64_t row_len) {
+    float v = 0;
+    sm_plain_to_f32(t, elem, &v, 1);
+    if (row_len > 0)
+        return sm_error("row %lld, column %lld holds %g (not finite; --allow-nonfinite passes such values through)",
+                        (long long)(index / row_len), (long long)(index % row_len), (double)v);
+    return sm_error("element %lld holds %g (not finite; --allow-nonfinite passes such values through)", (long long)index,
+                    (double)v);
+}

@@ -52,6 +52,11 @@ static int add_archive(sm_ckpt *c, const char *path, const char *index, const ch
     if (!m || sm_pt_archive_open(&arc, m->data, m->size, m->path))
         return index ? sm_error_ctx("%s: shard %s", index, shard) : -1;
     int rc = wm ? match_shard(index, shard, k, &arc, wm, n_wm) : 0;
+    for (size_t i = 0; i < arc.zip.n_entries && rc == 0; i++) /* inflated storages live as long as c */
+        if (arc.owned[i]) {
+            rc = sm_ckpt_own(c, arc.owned[i]) ? 0 : -1;
+            arc.owned[i] = NULL;
+        }
     for (size_t i = 0; i < arc.n_tensors && rc == 0; i++) {
         sm_tensor *t = sm_ckpt_add_tensor(c);
         if (!t) rc = -1;

@@ -4,7 +4,8 @@
  * own reader decides): <prefix>/data.pkl is the pickled state dict, <prefix>/data/<key> the
  * raw little-endian bytes of each storage, <prefix>/byteorder ("little") is written by
  * torch >= 2.1, <prefix>/version and others are ignored. The small entries (data.pkl,
- * byteorder) are CRC-checked; storages are not read here (they are used in place). Files in
+ * byteorder) and every storage a tensor refers to are CRC-checked as they are read (stored
+ * entries are used in place, deflated ones inflated into buffers the archive owns). Files in
  * the legacy pre-1.6 format (a pickle stream starting with torch's magic number, or a tar
  * archive) are refused by name. */
 #include "pytorch_internal.h"
@@ -39,7 +40,13 @@ static int resolve_storage(void *ctx, const char *key, const uint8_t **data, uin
     snprintf(rel, sizeof rel, "data/%s", key);
     const sm_zip_entry *e = find_in(a, rel);
     if (!e) return sm_error("persistent id refers to storage '%s' but the archive has no entry '%s/%s'", key, a->prefix, rel);
-    *data = sm_zip_entry_data(&a->zip, e);
+    size_t i = (size_t)(e - a->zip.entries);
+    if (!a->read[i]) {
+        uint8_t *owned = NULL;
+        if (sm_zip_read(&a->zip, e, &a->read[i], &owned)) return -1;
+        a->owned[i] = owned;
+    }
+    *data = a->read[i];
     *nbytes = e->size;
     return 0;
 }
@@ -47,11 +54,13 @@ static int resolve_storage(void *ctx, const char *key, const uint8_t **data, uin
 static int check_byteorder(const sm_pt_archive *a) {
     const sm_zip_entry *e = find_in(a, "byteorder");
     if (!e) return 0;
-    if (sm_zip_check_crc(&a->zip, e)) return -1;
-    const char *s = (const char *)sm_zip_entry_data(&a->zip, e);
-    if (e->size == 6 && memcmp(s, "little", 6) == 0) return 0;
-    if (e->size == 3 && memcmp(s, "big", 3) == 0)
-        return sm_error("%s: %s/byteorder: big-endian checkpoints are not supported", a->zip.path, a->prefix);
+    const uint8_t *d;
+    uint8_t *owned;
+    if (sm_zip_read(&a->zip, e, &d, &owned)) return -1;
+    bool little = e->size == 6 && memcmp(d, "little", 6) == 0, big = e->size == 3 && memcmp(d, "big", 3) == 0;
+    free(owned);
+    if (little) return 0;
+    if (big) return sm_error("%s: %s/byteorder: big-endian checkpoints are not supported", a->zip.path, a->prefix);
     return sm_error("%s: %s/byteorder: expected \"little\"", a->zip.path, a->prefix);
 }
 
@@ -83,10 +92,19 @@ int sm_pt_archive_open(sm_pt_archive *a, const void *data, uint64_t size, const 
             sm_error("%s: no '%s/data.pkl' in the archive; not a torch.save checkpoint", path, a->prefix);
         goto fail;
     }
-    if (sm_zip_check_crc(&a->zip, pkl) || check_byteorder(a)) goto fail;
-    if (sm_pickle_state_dict(sm_zip_entry_data(&a->zip, pkl), (size_t)pkl->size, a->pickle_name, resolve_storage, a, &a->tensors,
-                             &a->n_tensors))
+    size_t n = a->zip.n_entries;
+    a->read = calloc(n, sizeof *a->read);
+    a->owned = calloc(n, sizeof *a->owned);
+    if (!a->read || !a->owned) {
+        sm_error("%s: out of memory", path);
         goto fail;
+    }
+    const uint8_t *pk;
+    uint8_t *pk_owned;
+    if (check_byteorder(a) || sm_zip_read(&a->zip, pkl, &pk, &pk_owned)) goto fail;
+    int rc = sm_pickle_state_dict(pk, (size_t)pkl->size, a->pickle_name, resolve_storage, a, &a->tensors, &a->n_tensors);
+    free(pk_owned);
+    if (rc) goto fail;
     return 0;
 fail:
     sm_pt_archive_close(a);
@@ -96,6 +114,9 @@ fail:
 void sm_pt_archive_close(sm_pt_archive *a) {
     if (!a) return;
     sm_pickle_free_tensors(a->tensors, a->n_tensors);
+    for (size_t i = 0; a->owned && i < a->zip.n_entries; i++) free(a->owned[i]);
+    free(a->owned);
+    free(a->read);
     sm_zip_close(&a->zip);
     free(a->prefix);
     free(a->pickle_name);

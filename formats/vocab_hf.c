@@ -218,6 +218,54 @@ static int read_merges(const cJSON *merges, const char *name, sm_vocab *v) {
     return 0;
 }
 
+static int cmp_str_ptr(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static bool has_token(const char *const *sorted, int32_t n, const char *s) {
+    return bsearch(&s, sorted, (size_t)n, sizeof *sorted, cmp_str_ptr) != NULL;
+}
+
+/* Every merge "LEFT RIGHT" names two tokens and makes a third (what HF tokenizers and smelt's
+ * own tokenizer require); a tokenizer.json that breaks this is refused here rather than
+ * written into a GGUF nothing can tokenize with. */
+static int check_merges(const sm_vocab *v, const char *name) {
+    if (v->n_merges <= 0) return 0;
+    const char **sorted = malloc((size_t)v->n_tokens * sizeof *sorted);
+    char *cat = NULL;
+    size_t cap = 0;
+    if (!sorted) return sm_error("%s: out of memory", name);
+    for (int32_t i = 0; i < v->n_tokens; i++) sorted[i] = v->tokens[i];
+    qsort(sorted, (size_t)v->n_tokens, sizeof *sorted, cmp_str_ptr);
+    int rc = 0;
+    for (int32_t i = 0; i < v->n_merges && !rc; i++) {
+        const char *s = v->merges[i], *sp = *s ? strchr(s + 1, ' ') : NULL;
+        if (!sp) {
+            rc = sm_error("%s: model.merges[%d] \"%s\" is not \"LEFT RIGHT\"", name, i, s);
+            break;
+        }
+        size_t ll = (size_t)(sp - s), rl = strlen(sp + 1);
+        if (ll + rl + 1 > cap) {
+            cap = 2 * (ll + rl + 1);
+            char *c = realloc(cat, cap);
+            if (!c) { rc = sm_error("%s: out of memory", name); break; }
+            cat = c;
+        }
+        const char *what = NULL;
+        memcpy(cat, s, ll), cat[ll] = 0;
+        if (!has_token(sorted, v->n_tokens, cat)) what = "its left part";
+        else if (!has_token(sorted, v->n_tokens, sp + 1)) what = "its right part";
+        else {
+            memcpy(cat + ll, sp + 1, rl + 1);
+            if (!has_token(sorted, v->n_tokens, cat)) what = "the merged text";
+        }
+        if (what)
+            rc = sm_error("%s: model.merges[%d] \"%s\": %s is not a token of model.vocab (HF tokenizers refuses such a merge)",
+                          name, i, s, what);
+    }
+    free(cat);
+    free(sorted);
+    return rc;
+}
+
 /* vocab_size <= 0: as many tokens as the largest id needs. */
 static int bpe_from_tokenizer_json(const cJSON *root, const char *name, int64_t vocab_size, sm_vocab *out) {
     memset(out, 0, sizeof *out);
@@ -270,6 +318,7 @@ static int bpe_from_tokenizer_json(const cJSON *root, const char *name, int64_t 
         out->types[i] = SM_TOKEN_UNUSED;
     }
     if (!rc) rc = read_merges(obj_get(model, "merges"), name, out);
+    if (!rc) rc = check_merges(out, name);
     if (rc) sm_vocab_free(out);
     return rc;
 }

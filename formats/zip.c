@@ -5,11 +5,18 @@
  * the end-of-central-directory record (EOCD, with a comment of up to 64 KiB). The central
  * directory is authoritative for sizes (PyTorch's writer leaves them zero in local headers and
  * appends data descriptors); the local header is cross-checked (same name and method) and gives
- * the data offset (it may carry a different extra field than the central record). */
+ * the data offset (it may carry a different extra field than the central record).
+ *
+ * Entries are stored (method 0, used in place) or deflated (method 8, inflated by zlib into a
+ * buffer of exactly the recorded size). Every entry that is read is checked against its
+ * CRC-32 (zlib's crc32, a pass over the bytes in 1 GiB steps). */
 #include "zip_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
+
+uint64_t sm_zip_max_inflate = SM_ZIP_MAX_INFLATE;
 
 #define SIG_LOCAL 0x04034b50u
 #define SIG_CENTRAL 0x02014b50u
@@ -163,7 +170,7 @@ static int read_end_records(const sm_zip *z, uint64_t eocd, cd_info *ci) {
 
 /* Cross-check an entry's local header; returns the offset of its bytes in *data_off. */
 static int read_local(const sm_zip *z, const char *name, const uint8_t *cname, size_t nlen, uint16_t method, uint64_t lho,
-                      uint64_t size, uint64_t cd_off, uint64_t *data_off) {
+                      uint64_t csize, uint64_t usize, uint64_t cd_off, uint64_t *data_off) {
     if (lho > cd_off || cd_off - lho < LOCAL_SIZE)
         return sm_error("%s: entry '%s': local header offset %llu is outside the archive's data area", z->path, name,
                         (unsigned long long)lho);
@@ -182,16 +189,16 @@ static int read_local(const sm_zip *z, const char *name, const uint8_t *cname, s
     if (lmethod != method || (lflags & 1))
         return sm_error("%s: entry '%s': offset %llu: local header method/encryption differ from the central directory", z->path,
                         name, (unsigned long long)lho);
-    uint32_t lo32 = size < U32_MAX_MARK ? (uint32_t)size : U32_MAX_MARK;
     for (int k = 0; k < 2; k++) {
-        uint32_t v = k ? lusize : lcsize;
+        uint64_t size = k ? usize : csize;
+        uint32_t v = k ? lusize : lcsize, lo32 = size < U32_MAX_MARK ? (uint32_t)size : U32_MAX_MARK;
         if (v != lo32 && v != U32_MAX_MARK && !((lflags & 8) && v == 0))
-            return sm_error("%s: entry '%s': offset %llu: local header records %u bytes, the central directory %llu", z->path,
-                            name, (unsigned long long)lho, v, (unsigned long long)size);
+            return sm_error("%s: entry '%s': offset %llu: local header records %u %sbytes, the central directory %llu", z->path,
+                            name, (unsigned long long)lho, v, k ? "" : "compressed ", (unsigned long long)size);
     }
-    if (size > cd_off - d)
+    if (csize > cd_off - d)
         return sm_error("%s: entry '%s': its %llu bytes at offset %llu run past the data area into the central directory", z->path,
-                        name, (unsigned long long)size, (unsigned long long)d);
+                        name, (unsigned long long)csize, (unsigned long long)d);
     *data_off = d;
     return 0;
 }
@@ -222,16 +229,20 @@ static int read_central(sm_zip *z, const cd_info *ci, span *spans) {
             return -1;
         if (disk != 0) return sm_error("%s: entry '%s': multi-disk (split) zip archives are not supported", z->path, name);
         if (flags & 1) return sm_error("%s: entry '%s' is encrypted; not supported", z->path, name);
-        if (method != 0)
-            return sm_error("%s: entry '%s' is compressed (method %u%s); only stored (uncompressed) entries are supported", z->path,
-                            name, method, method == 8 ? ", deflate" : "");
-        if (csize != usize)
+        if (method != 0 && method != 8)
+            return sm_error("%s: entry '%s' is compressed with method %u; only stored (0) and deflated (8) entries are supported",
+                            z->path, name, method);
+        if (method == 0 && csize != usize)
             return sm_error("%s: entry '%s': stored entry with compressed size %llu != size %llu", z->path, name,
                             (unsigned long long)csize, (unsigned long long)usize);
+        /* deflate expands at most 1032:1; a larger recorded size is a lie (or a bomb) */
+        if (method == 8 && usize / 1032 > csize + 1)
+            return sm_error("%s: entry '%s': %llu bytes cannot inflate from %llu deflated bytes (corrupted sizes)", z->path, name,
+                            (unsigned long long)usize, (unsigned long long)csize);
         uint64_t d = 0;
-        if (read_local(z, name, cname, nlen, method, lho, usize, ci->cd_off, &d)) return -1;
-        z->entries[i] = (sm_zip_entry){name, d, usize, crc};
-        spans[i] = (span){lho, d + usize, i};
+        if (read_local(z, name, cname, nlen, method, lho, csize, usize, ci->cd_off, &d)) return -1;
+        z->entries[i] = (sm_zip_entry){name, d, usize, crc, csize, method};
+        spans[i] = (span){lho, d + csize, i};
         p += rec;
     }
     return 0;
@@ -311,23 +322,103 @@ const sm_zip_entry *sm_zip_find(const sm_zip *z, const char *name) {
     return NULL;
 }
 
-uint32_t sm_crc32(const void *data, size_t n) {
-    uint32_t table[256];
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        table[i] = c;
+uint32_t sm_crc32_update(uint32_t crc, const void *data, uint64_t n) {
+    const Bytef *p = data;
+    uLong c = crc;
+    while (n > 0) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, p, k);
+        p += k;
+        n -= k;
     }
-    const uint8_t *p = data;
-    uint32_t crc = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
-    return crc ^ 0xffffffffu;
+    return (uint32_t)c;
+}
+
+uint32_t sm_crc32(const void *data, size_t n) { return sm_crc32_update(0, data, n); }
+
+static int crc_mismatch(const sm_zip *z, const sm_zip_entry *e, uint32_t c) {
+    return sm_error("%s: entry '%s': CRC-32 %08x does not match the recorded %08x (corrupted archive)", z->path, e->name, c,
+                    e->crc32);
+}
+
+/* Inflate a deflated entry into out[e->size]: exactly that many bytes, then the end of the
+ * deflate stream, within the entry's compressed bytes. */
+static int inflate_entry(const sm_zip *z, const sm_zip_entry *e, uint8_t *out) {
+    z_stream st;
+    memset(&st, 0, sizeof st);
+    if (inflateInit2(&st, -MAX_WBITS) != Z_OK) return sm_error("%s: entry '%s': cannot start zlib", z->path, e->name);
+    const uint8_t *in = z->data + e->offset;
+    uint64_t in_left = e->csize, out_done = 0;
+    int zr = Z_OK;
+    uint8_t spill;
+    while (zr == Z_OK) {
+        if (st.avail_in == 0 && in_left > 0) {
+            st.avail_in = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
+            st.next_in = (Bytef *)(uintptr_t)in;
+            in += st.avail_in;
+            in_left -= st.avail_in;
+        }
+        /* room for one byte past the end, so that a stream longer than recorded is seen */
+        uint64_t room = e->size - out_done;
+        if (room) {
+            st.avail_out = room > (1u << 30) ? (1u << 30) : (uInt)room;
+            st.next_out = out + out_done;
+        } else {
+            st.avail_out = 1;
+            st.next_out = &spill;
+        }
+        uInt before = st.avail_out;
+        zr = inflate(&st, Z_NO_FLUSH);
+        out_done += before - st.avail_out;
+        if (zr == Z_BUF_ERROR && st.avail_in == 0 && in_left == 0) break; /* input ran out */
+        if (out_done > e->size) break;
+    }
+    inflateEnd(&st);
+    if (zr == Z_STREAM_END && out_done == e->size) return 0;
+    if (out_done > e->size || (zr == Z_STREAM_END && out_done != e->size))
+        return sm_error("%s: entry '%s': inflates to %s%llu bytes, the central directory records %llu (corrupted archive)", z->path,
+                        e->name, out_done > e->size ? "more than " : "", (unsigned long long)(out_done > e->size ? e->size : out_done),
+                        (unsigned long long)e->size);
+    if (zr == Z_DATA_ERROR || zr == Z_STREAM_ERROR || zr == Z_NEED_DICT)
+        return sm_error("%s: entry '%s': invalid deflate data after %llu bytes (%s; corrupted archive)", z->path, e->name,
+                        (unsigned long long)out_done, st.msg ? st.msg : "zlib error");
+    if (zr == Z_MEM_ERROR) return sm_error("%s: entry '%s': out of memory inflating", z->path, e->name);
+    return sm_error("%s: entry '%s': deflate data ends early, after %llu of %llu bytes (truncated archive)", z->path, e->name,
+                    (unsigned long long)out_done, (unsigned long long)e->size);
+}
+
+int sm_zip_read(const sm_zip *z, const sm_zip_entry *e, const uint8_t **data, uint8_t **owned) {
+    *data = NULL;
+    *owned = NULL;
+    if (e->method == 0) {
+        uint32_t c = sm_crc32_update(0, z->data + e->offset, e->size);
+        if (c != e->crc32) return crc_mismatch(z, e, c);
+        *data = z->data + e->offset;
+        return 0;
+    }
+    if (e->size > sm_zip_max_inflate)
+        return sm_error("%s: entry '%s': %llu bytes deflated, more than the %llu this reader inflates", z->path, e->name,
+                        (unsigned long long)e->size, (unsigned long long)sm_zip_max_inflate);
+    uint8_t *buf = malloc(e->size ? (size_t)e->size : 1);
+    if (!buf) return sm_error("%s: entry '%s': out of memory for %llu inflated bytes", z->path, e->name, (unsigned long long)e->size);
+    if (inflate_entry(z, e, buf)) {
+        free(buf);
+        return -1;
+    }
+    uint32_t c = sm_crc32_update(0, buf, e->size);
+    if (c != e->crc32) {
+        free(buf);
+        return crc_mismatch(z, e, c);
+    }
+    *data = buf;
+    *owned = buf;
+    return 0;
 }
 
 int sm_zip_check_crc(const sm_zip *z, const sm_zip_entry *e) {
-    uint32_t c = sm_crc32(sm_zip_entry_data(z, e), (size_t)e->size);
-    if (c != e->crc32)
-        return sm_error("%s: entry '%s': CRC-32 %08x does not match the recorded %08x (corrupted archive)", z->path, e->name, c,
-                        e->crc32);
-    return 0;
+    const uint8_t *d;
+    uint8_t *owned;
+    int rc = sm_zip_read(z, e, &d, &owned);
+    free(owned);
+    return rc;
 }

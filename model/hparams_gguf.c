@@ -93,6 +93,14 @@ int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp) {
         if (get_dim(g, k, &hp->head_dim, true)) return -1;
         hp->explicit_head_dim = true;
     }
+    /* the runtime rotates whole heads (as llama.cpp requires of llama models: "invalid n_rot") */
+    int64_t n_rot = hp->head_dim;
+    if (get_dim(g, key(k, sizeof k, a, "rope.dimension_count"), &n_rot, false)) return -1;
+    if (n_rot != hp->head_dim)
+        return sm_error("%s: %s = %lld but the head size is %lld: %s", sm_gguf_path(g), k, (long long)n_rot,
+                        (long long)hp->head_dim,
+                        n_rot > hp->head_dim || n_rot % 2 ? "it must be even and at most the head size"
+                                                          : "rotating part of a head is not supported (llama.cpp refuses it for llama)");
     const sm_tensor *emb = sm_gguf_find_tensor(g, "token_embd.weight");
     const sm_gguf_value *toks = sm_gguf_find(g, "tokenizer.ggml.tokens");
     if (sm_gguf_find(g, key(k, sizeof k, a, "vocab_size"))) {

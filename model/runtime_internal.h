@@ -30,6 +30,7 @@ struct sm_model {
     sm_layer_weights *layers;
     sm_vocab vocab;
     bool has_vocab;
+    bool vocab_external;   /* from --vocab FILE (or tokenizer.model beside a llama2.c file), not the model's own */
     sm_tokenizer *tok;          /* NULL: no vocabulary, or tok_error says why not */
     char tok_error[256];
     /* where the bytes live */

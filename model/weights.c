@@ -181,6 +181,11 @@ static int load_tensors(sm_model *m) {
     const sm_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd;
     if (get_matrix(m, "token_embd.weight", hp->n_vocab, E, &m->tok_embd)) return -1;
+    /* every token id the tokenizer can produce needs an embedding row; a GGUF's own token
+     * list must match the rows exactly (llama.cpp sizes token_embd by the token count) */
+    if (m->has_vocab && (m->vocab.n_tokens > hp->n_vocab || (m->gguf && !m->vocab_external && m->vocab.n_tokens != hp->n_vocab)))
+        return sm_error("%s: the vocabulary has %lld tokens but token_embd.weight has %lld rows", source(m),
+                        (long long)m->vocab.n_tokens, (long long)hp->n_vocab);
     if (get_vector(m, "output_norm.weight", E, false, &m->output_norm)) return -1;
     if (find(m, "output.weight")) {
         if (get_matrix(m, "output.weight", hp->n_vocab, E, &m->output)) return -1;
@@ -306,6 +311,7 @@ int sm_model_load(const char *path, const char *vocab_path, sm_model **out) {
             m->has_vocab = false;
             rc = sm_vocab_load_spm(vp, &m->vocab);
             m->has_vocab = rc == 0;
+            m->vocab_external = true;
         }
         free(guess);
     }

@@ -597,13 +597,22 @@ static void json_malformed(void) {
                         "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}";
     CHECK_FAILS_WITH(sm_vocab_parse_tokenizer_json(badid, strlen(badid), "i", &v), "expected an id");
 
-    /* merges: both forms; a space inside a pair part becomes U+0120; unknown parts fail at sm_tokenizer_new */
+    /* merges: both forms; a space inside a pair part becomes U+0120; merges naming unknown
+     * tokens are refused when the tokenizer.json is read (HF tokenizers refuses them too), and
+     * again by sm_tokenizer_new (a GGUF's merges) */
     const char *m = "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, "
                     "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2, \"c\": 3}, "
                     "\"merges\": [\"a b\", [\"a b\", \"c\"], [\"ab\", \"zz\"]]}}";
-    CHECK_OK(sm_vocab_parse_tokenizer_json(m, strlen(m), "m", &v));
-    CHECK(v.n_tokens == 4 && v.n_merges == 3 && !strcmp(v.merges[0], "a b") && !strcmp(v.merges[1], "a\xC4\xA0" "b c"));
+    CHECK_FAILS_WITH(sm_vocab_parse_tokenizer_json(m, strlen(m), "m", &v),
+                     "m: model.merges[1] \"a\xC4\xA0" "b c\": its left part is not a token");
+    const char *m2 = "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, "
+                     "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2, \"c\": 3}, "
+                     "\"merges\": [\"a b\", [\"a\", \"b\"], \"a b\"]}}";
+    CHECK_OK(sm_vocab_parse_tokenizer_json(m2, strlen(m2), "m2", &v));
+    CHECK(v.n_tokens == 4 && v.n_merges == 3 && !strcmp(v.merges[0], "a b") && !strcmp(v.merges[1], "a b"));
     CHECK(!strcmp(v.pre, "gpt-2") && v.bos_id == -1);
+    free(v.merges[1]);
+    v.merges[1] = strdup("a\xC4\xA0" "b c");
     sm_tokenizer *t;
     CHECK_FAILS_WITH(sm_tokenizer_new(&v, &t), "merge 1 \"a\xC4\xA0" "b c\": \"a\xC4\xA0" "b\" is not a token");
     free(v.merges[1]);

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# test_outputs_enospc.sh - a full disk (a 1 MiB tmpfs): file and directory outputs fail with a
+# clear error, leave neither the output nor a temporary, and a previous output survives.
+# Needs to mount a tmpfs (root); exits 77 where it cannot.
+set -uo pipefail
+SMELT=${SMELT_BIN:-./smelt}
+SRC=${SMELT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-$SRC/../shared}}
+BASE=$ASSETS/models/tiny-llama-kjv
+ADAPTER=$ASSETS/models/tiny-llama-kjv-lora-fortunes
+[ -f "$BASE/model.safetensors" ] && [ -f "$ADAPTER/adapter_config.json" ] ||
+  { echo "skip: the shared tiny-llama-kjv model or its adapter is missing"; exit 77; }
+TMP=$(mktemp -d)
+mkdir "$TMP/small"
+if ! mount -t tmpfs -o size=1m tmpfs "$TMP/small" 2> /dev/null; then
+  rm -rf "$TMP"
+  echo "skip: cannot mount a tmpfs (needs root)"
+  exit 77
+fi
+trap 'umount "$TMP/small"; rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 1
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+full() { # full NAME CMD...: CMD fails with "No space left" in its message
+  local name=$1
+  shift
+  if "$@" > "$name.out" 2> "$name.err"; then fail "$name: exited 0 on a full disk"; return; fi
+  grep -q 'No space left on device' "$name.err" || { fail "$name: the error does not say the disk is full"; sed 's/^/    /' "$name.err" >&2; }
+  grep -q 'tmp\.[0-9]' "$name.err" && fail "$name: the error names a temporary: $(cat "$name.err")"
+}
+
+"$SMELT" convert "$BASE" -o a.gguf --outtype f16 --quiet || { fail "convert failed"; exit 1; }
+echo previous > small/prev.gguf && chmod 600 small/prev.gguf
+full quantize "$SMELT" quantize a.gguf small/prev.gguf Q8_0 --quiet
+[ "$(cat small/prev.gguf)" = previous ] || fail "small/prev.gguf changed"
+[ "$(stat -c %a small/prev.gguf)" = 600 ] || fail "small/prev.gguf changed mode"
+full convert "$SMELT" convert "$BASE" -o small/c.gguf --quiet
+[ -e small/c.gguf ] && fail "small/c.gguf exists"
+full merge "$SMELT" lora merge "$BASE" --adapter "$ADAPTER" -o small/merged --quiet
+[ -e small/merged ] && fail "small/merged exists"
+left=$(ls -A small | grep -v '^prev\.gguf$')
+[ -z "$left" ] || fail "left on the full disk: $left"
+[ $fails -eq 0 ] && echo "test_outputs_enospc: all passed"
+exit $((fails > 0))
