@@ -27,8 +27,9 @@ static const char USAGE[] =
     "                       complete, but a power loss right after may lose it)\n"
     "  --allow-nonfinite    write NaN/Inf weights as they are (default: refused, naming the\n"
     "                       tensor, row and column)\n"
-    "  --json               print a JSON summary on stdout\n"
-    "  --quiet              no progress bar\n"
+    "  -t, --threads N      worker threads (q8_0; the output does not depend on N)\n"
+    "  --json               print a JSON report on stdout (fields: docs/json.md)\n"
+    "  --quiet, -q          no progress bar, no summary line\n"
     "Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM; llama2.c.\n";
 
 static int run(int argc, char **argv) {
