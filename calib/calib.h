@@ -78,6 +78,14 @@ int sm_imatrix_load(const char *path, sm_imatrix *out);
 /* The importance weights for a tensor with rows of n_per_row (matrix `mat` for experts),
  * or NULL (with an sm_error) if there is no entry or its size differs. */
 const float *sm_imatrix_find(const sm_imatrix *m, const char *tensor_name, int64_t n_per_row, int64_t mat);
+/* For a (dense) tensor about to be quantized: *out gets its importance weights, or NULL where
+ * the matrix need not have them (tensors outside the blocks: llama-imatrix collects
+ * output.weight only with --process-output; a wrong-sized token_embd.weight is ignored, as
+ * llama-quantize does). An entry of the wrong size is an error, as in llama-quantize, and so
+ * is a block tensor with no entry (the matrix was made for another model); the message names
+ * `path` and the tensor. */
+int sm_imatrix_for_tensor(const sm_imatrix *m, const char *path, const char *tensor_name, int64_t n_per_row,
+                          const float **out);
 /* Add an entry (copies; name must be new); used by the calibration collector and tests. */
 int sm_imatrix_add(sm_imatrix *m, const char *name, int64_t n_mat, int64_t n_per_row, const float *sums,
                    const int64_t *counts);

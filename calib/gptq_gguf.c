@@ -30,7 +30,11 @@ typedef struct gguf_job {
 
 /* Convert a tensor to `to` without importance weights, in bounded chunks of rows. */
 static int write_converted(gguf_job *j, const sm_tensor *t, sm_type to) {
-    if (to == t->type) return sm_gguf_writer_write(j->w, t->data, t->nbytes);
+    if (to == t->type) {
+        const int rc = sm_gguf_writer_write(j->w, t->data, t->nbytes);
+        sm_gguf_release(j->g, t->data, t->nbytes); /* memory: see sm_model_release_layer */
+        return rc;
+    }
     const int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t);
     int64_t chunk = CHUNK_FLOATS / row;
     if (chunk < 1) chunk = 1;
@@ -49,6 +53,7 @@ static int write_converted(gguf_job *j, const sm_tensor *t, sm_type to) {
             else if (sm_quantize_rows(to, f, q, n, row, NULL) == 0) rc = -1;
         }
         if (!rc) rc = sm_gguf_writer_write(j->w, q, out_row * (uint64_t)n);
+        sm_gguf_release(j->g, (const char *)t->data + (uint64_t)r0 * src_row, (uint64_t)n * src_row);
     }
     free(f);
     free(q);

@@ -20,7 +20,7 @@ typedef struct hf_job {
     char (*prefix)[256];      /* [n_layer * SM_LIN_COUNT] HF name of each linear without ".weight" */
 } hf_job;
 
-static int write_f16(sm_st_writer *w, const sm_tensor *t) {
+static int write_f16(sm_st_writer *w, const sm_ckpt *ck, const sm_tensor *t) {
     const int64_t n = sm_tensor_nelements(t), chunk = (int64_t)1 << 20;
     float *f = malloc(sizeof(float) * (size_t)chunk);
     uint16_t *h = malloc(sizeof(uint16_t) * (size_t)chunk);
@@ -31,6 +31,7 @@ static int write_f16(sm_st_writer *w, const sm_tensor *t) {
         rc = sm_plain_to_f32(t->type, (const char *)t->data + (size_t)i * esz, f, k);
         if (!rc) rc = sm_f32_to_plain(SM_TYPE_F16, f, h, k);
         if (!rc) rc = sm_st_writer_write(w, h, sizeof(uint16_t) * (size_t)k);
+        sm_ckpt_release(ck, (const char *)t->data + (size_t)i * esz, (uint64_t)k * esz); /* memory: read once */
     }
     free(f);
     free(h);
@@ -221,7 +222,7 @@ int sm_gptq_write_hf(const sm_model *m, const char *src_dir, const sm_calib_set 
     }
     if (sm_st_writer_set_metadata(j.w, "format", "pt") || sm_st_writer_begin(j.w, st_path)) goto done;
     for (size_t i = 0; i < ck->n_tensors; i++)
-        if (!is_linear[i] && write_f16(j.w, &ck->tensors[i])) goto done;
+        if (!is_linear[i] && write_f16(j.w, ck, &ck->tensors[i])) goto done;
     sm_gptq_run_opts o = *ro;
     o.types = NULL;
     o.q.v1_zero = !o.q.sym; /* the "gptq" (v1) format stores zero - 1 */

@@ -213,6 +213,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
     }
     for (int64_t s = 0; s < S; s++)
         if (sm_model_embed(m, cs->tokens + s * L, L, x + s * L * E)) goto done;
+    sm_model_release_layer(m, -1); /* memory: the mapped weights are resident one block at a time */
     if (o->q.device == SM_DEVICE_CUDA) {
         if (sm_model_cuda_block_new(m, L, &cap.gpu)) goto done;
     } else if (sm_context_new_block(m, L, L, &ctx) || sm_context_set_observer(ctx, observe, &cap)) {
@@ -269,6 +270,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
         cap.stop_at = SM_IN_COUNT;
         if (pass(m, ctx, &cap, l, &ov, x, cs, lr)) goto done;
         if (o->sink && o->sink(o->sink_user, l, lin)) goto done;
+        sm_model_release_layer(m, l);
         for (int i = 0; i < SM_LIN_COUNT; i++) sm_gptq_result_free(&lin[i].res);
         lr->seconds = sm_now() - t0;
         if (o->on_layer) o->on_layer(o->on_layer_user, l, n_layer, lr);

@@ -96,6 +96,26 @@ const float *sm_imatrix_find(const sm_imatrix *m, const char *tensor_name, int64
     return e->weights + mat * n_per_row;
 }
 
+int sm_imatrix_for_tensor(const sm_imatrix *m, const char *path, const char *tensor_name, int64_t n_per_row,
+                          const float **out) {
+    *out = NULL;
+    const sm_imatrix_entry *e = find_entry(m, tensor_name);
+    if (!e) {
+        if (strncmp(tensor_name, "blk.", 4)) return 0;
+        return sm_error("%s: the importance matrix has no entry for %s (%zu entries, e.g. %s): it was not made for "
+                        "this model",
+                        path, tensor_name, m->n_entries, m->n_entries ? m->entries[0].name : "none");
+    }
+    if (e->n_mat != 1 || e->n_values != n_per_row) {
+        if (!strcmp(tensor_name, "token_embd.weight")) return 0;
+        return sm_error("%s: the importance matrix entry for %s has %lld values (%lld matrices), the tensor's rows "
+                        "have %lld columns: it was not made for this model",
+                        path, tensor_name, (long long)e->n_values, (long long)e->n_mat, (long long)n_per_row);
+    }
+    *out = e->weights;
+    return 0;
+}
+
 /* ---- legacy .dat ---- */
 
 typedef struct { const uint8_t *p; size_t n, off; const char *path; } reader;
@@ -237,6 +257,11 @@ done:
 
 int sm_imatrix_load(const char *path, sm_imatrix *out) {
     memset(out, 0, sizeof *out);
+    /* a file of another kind is named as such; an unrecognised one goes to the .dat reader,
+     * whose errors say where it stopped making sense */
+    const unsigned ok = SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_IMATRIX_DAT) | SM_FILE_BIT(SM_FILE_UNKNOWN) |
+                        SM_FILE_BIT(SM_FILE_MISSING) | SM_FILE_BIT(SM_FILE_UNREADABLE);
+    if (sm_sniff_expect(path, ok, "an importance matrix (llama-imatrix's GGUF or legacy .dat)", NULL)) return -1;
     sm_mmap mm;
     if (sm_mmap_open(&mm, path)) return -1;
     bool is_gguf = mm.size >= 4 && !memcmp(mm.data, "GGUF", 4);

@@ -43,7 +43,7 @@ long cli_long(const char *opt, const char *val, long min, long max) {
     errno = 0;
     long v = strtol(val, &end, 10);
     if (errno || end == val || *end || v < min || v > max) {
-        fprintf(stderr, "smelt %s: error: %s expects an integer in [%ld, %ld], got '%s'\n", cmd_name(), opt, min, max, val);
+        fprintf(stderr, "smelt %s: error: %s %s: expected an integer from %ld to %ld\n", cmd_name(), opt, val, min, max);
         exit(2);
     }
     return v;
@@ -54,7 +54,7 @@ double cli_double(const char *opt, const char *val) {
     errno = 0;
     double v = strtod(val, &end);
     if (errno || end == val || *end) {
-        fprintf(stderr, "smelt %s: error: %s expects a number, got '%s'\n", cmd_name(), opt, val);
+        fprintf(stderr, "smelt %s: error: %s %s: expected a number\n", cmd_name(), opt, val);
         exit(2);
     }
     return v;
@@ -93,11 +93,31 @@ int cli_device(const sm_command *c, const char *val, sm_device *out) {
 }
 
 void cli_set_threads(int n) {
+    if (n < 1 || n > SM_MAX_THREADS) {
+        fprintf(stderr, "smelt: error: --threads %d: expected 1 to %d threads (ggml's GGML_MAX_N_THREADS; "
+                        "the output does not depend on the thread count)\n", n, SM_MAX_THREADS);
+        exit(2);
+    }
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #else
     (void)n;
 #endif
+}
+
+int cli_check_output(const char *cmd, const char *opt, const char *path, bool dir_output,
+                     const char *const *inputs, size_t n_inputs) {
+    if (sm_check_output_not_input(path, inputs, n_inputs)) return cli_fail_last(cmd);
+    if (sm_check_output_path(path, dir_output)) return cli_fail(cmd, "%s %s", opt, sm_last_error());
+    if (dir_output && sm_outdir_check(path)) return cli_fail_last(cmd);
+    return 0;
+}
+
+void cli_warn_ctx(const char *cmd, const char *opt, int64_t n_ctx, int64_t n_ctx_train) {
+    if (n_ctx_train > 0 && n_ctx > n_ctx_train)
+        fprintf(stderr, "smelt %s: warning: %s %lld: the model was trained on only %lld context tokens (%lld "
+                        "specified); positions beyond that are extrapolation\n",
+                cmd, opt, (long long)n_ctx, (long long)n_ctx_train, (long long)n_ctx);
 }
 
 void cli_print_json(cJSON *obj) {
@@ -286,8 +306,11 @@ int cli_check_recipe(const sm_command *c, const char *opt, const char *name) {
     for (; name[k] && k < sizeof up - 1; k++) up[k] = (char)(name[k] >= 'a' && name[k] <= 'z' ? name[k] - 32 : name[k]);
     up[k] = 0;
     const char *s = cli_closest(up, cands);
-    fprintf(stderr, "smelt %s: error: unknown quantization '%s%s'", cli_command_name ? cli_command_name : c->name,
-            opt ? opt : "", name);
+    if (opt) /* a recipe inside another option's value (gptq --to gguf:RECIPE) */
+        fprintf(stderr, "smelt %s: error: unknown recipe '%s' in --to %s%s", cli_command_name ? cli_command_name : c->name,
+                name, opt, name);
+    else
+        fprintf(stderr, "smelt %s: error: unknown quantization '%s'", cli_command_name ? cli_command_name : c->name, name);
     if (s) fprintf(stderr, " (did you mean %s%s?)", opt ? opt : "", s);
     fprintf(stderr, "\nRun 'smelt help %s' for the options (known: %s).\n", c->name, sm_recipe_names());
     return 2;

@@ -44,7 +44,7 @@ typedef struct cli_common {
     bool json, quiet, no_sync;
 } cli_common;
 #define CLI_OPT_OUT(c) {"-o --outfile --output", CLI_STR, &(c).out, 0, 0, NULL}
-#define CLI_OPT_THREADS(c) {"-t --threads", CLI_LONG, &(c).threads, 1, 4096, NULL}
+#define CLI_OPT_THREADS(c) {"-t --threads", CLI_LONG, &(c).threads, 1, SM_MAX_THREADS, NULL}
 #define CLI_OPT_JSON(c) {"--json", CLI_FLAG, &(c).json, 0, 0, NULL}, {"--quiet -q", CLI_FLAG, &(c).quiet, 0, 0, NULL}
 #define CLI_OPT_NOSYNC(c) {"--no-sync", CLI_FLAG, &(c).no_sync, 0, 0, NULL}
 
@@ -109,7 +109,17 @@ void cli_print_json(cJSON *obj);
 /* --device VALUE: "cpu", or "cuda" with a usable CUDA device (no silent fallback to the CPU).
  * 0 with *out set; else the exit code, the message printed (2: bad value, 1: no device). */
 int cli_device(const sm_command *c, const char *val, sm_device *out);
-/* --threads N for the OpenMP regions that follow. */
+/* --threads N for the OpenMP regions that follow. N above SM_MAX_THREADS is a usage error
+ * (exit 2): libgomp aborts when it cannot create that many threads. */
 void cli_set_threads(int n);
+/* Before any work: can `path` (given as `opt`) become the command's output (a file, or a
+ * directory when dir_output)? 0, else the message printed and the exit code (1) returned. */
+/* The checks on an output before any work: it is not, and does not lie inside, one of `inputs`
+ * (NULL entries skipped); its directory exists and is writable; it is not a directory (a file
+ * output) or holds only what smelt writes there (a directory output). 0, or the exit status. */
+int cli_check_output(const char *cmd, const char *opt, const char *path, bool dir_output,
+                     const char *const *inputs, size_t n_inputs);
+/* A context of n_ctx tokens beyond the model's training context gets llama.cpp's warning. */
+void cli_warn_ctx(const char *cmd, const char *opt, int64_t n_ctx, int64_t n_ctx_train);
 
 #endif

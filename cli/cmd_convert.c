@@ -72,9 +72,9 @@ static int run(int argc, char **argv) {
         inputs[0] = model;
         inputs[1] = o.tokenizer;
         for (size_t k = 0; k < o.n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
-        const int irc = sm_check_output_not_input(out, inputs, o.n_loras + 2);
+        rc = cli_check_output("convert", "-o", out, false, inputs, o.n_loras + 2);
         free(inputs);
-        if (irc) { rc = cli_fail_last("convert"); goto done; }
+        if (rc) goto done;
     }
     o.loras = loras;
     sm_convert_report rep = {0};

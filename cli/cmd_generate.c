@@ -123,6 +123,7 @@ static int run(int argc, char **argv) {
     sm_model *m = NULL;
     if (sm_model_load(model, vocab, &m)) return cli_fail_last("generate");
     const sm_hparams *hp = sm_model_hparams(m);
+    if (n_ctx > 0) cli_warn_ctx("generate", "--ctx", n_ctx, hp->n_ctx_train);
     const sm_tokenizer *tok = NULL;
     int rc = 1;
     int32_t *toks = NULL, *prompt_ids = NULL;

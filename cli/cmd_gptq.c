@@ -8,6 +8,7 @@
 #include "formats/formats.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "quantize/quantize.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +127,7 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, cons
     cJSON_AddNumberToObject(j, "seconds", total_s);
     cJSON_AddNumberToObject(j, "gptq_seconds", rep->seconds);
     cJSON_AddNumberToObject(j, "threads", threads);
-    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
+    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_isa_active()));
     cJSON_AddStringToObject(j, "device", device == SM_DEVICE_CUDA ? "cuda" : "cpu");
     cJSON *layers = cJSON_AddArrayToObject(j, "layers");
     double tot_rtn = 0, tot_gptq = 0;
@@ -218,16 +219,17 @@ static int run(int argc, char **argv) {
     if (!(ro.q.damp >= 0.0 && ro.q.damp < 1e6)) return cli_usage_error(&sm_cmd_gptq, "--damp expects a number >= 0");
     if (!to_hf && ro.q.act_order)
         return cli_usage_error(&sm_cmd_gptq, "--act-order needs --to hf: GGUF blocks hold consecutive columns");
-    const int drc = cli_device(&sm_cmd_gptq, device, &ro.q.device);
-    if (drc) return drc;
-    const bool model_is_dir = sm_is_dir(model);
-    if (to_hf && !model_is_dir) return cli_fail("gptq", "--to hf needs a Hugging Face model directory as MODEL");
     if (!to_hf) {
         const int rrc = cli_check_recipe(&sm_cmd_gptq, "gguf:", target + 5);
         if (rrc) return rrc;
     }
     const char *inputs[] = {model, calib};
-    if (sm_check_output_not_input(out, inputs, 2) || (to_hf && sm_outdir_check(out))) return cli_fail_last("gptq");
+    const int orc = cli_check_output("gptq", "-o", out, to_hf, inputs, 2);
+    if (orc) return orc;
+    const int drc = cli_device(&sm_cmd_gptq, device, &ro.q.device);
+    if (drc) return drc;
+    const bool model_is_dir = sm_is_dir(model);
+    if (to_hf && !model_is_dir) return cli_fail("gptq", "--to hf needs a Hugging Face model directory as MODEL");
     const int threads = cli_common_apply(&com);
     layer_progress lp = {.lines = !quiet && !json};
     if (!quiet) {
@@ -258,6 +260,7 @@ static int run(int argc, char **argv) {
         goto done;
     const int64_t n_ctx_train = sm_model_hparams(m)->n_ctx_train;
     if (!seqlen_given && n_ctx_train > 0 && co.seqlen > n_ctx_train) co.seqlen = n_ctx_train;
+    if (seqlen_given) cli_warn_ctx("gptq", "--seqlen", co.seqlen, n_ctx_train);
     if (sm_calib_cut(ids, n_ids, bos, &co, &cs)) goto done;
     char calib_hash[24];
     {

@@ -63,7 +63,8 @@ static int run(int argc, char **argv) {
     if (strcmp(format, "gguf") && strcmp(format, "dat"))
         return cli_usage_error(&sm_cmd_imatrix, "--format expects gguf or dat, got '%s'", format);
     const char *inputs[] = {model, text};
-    if (sm_check_output_not_input(out, inputs, 2)) return cli_fail_last("imatrix");
+    const int orc = cli_check_output("imatrix", "-o", out, false, inputs, 2);
+    if (orc) return orc;
     const int threads = cli_common_apply(&com);
     o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
     o.dataset = text;
@@ -75,7 +76,9 @@ static int run(int argc, char **argv) {
     sm_imatrix im = {0};
     sm_imatrix_report rep;
     int rc = -1;
-    if (sm_model_load(model, NULL, &m) || sm_model_tokenizer(m, &tok) || sm_ppl_chunk_bos(tok, &o.bos_id) ||
+    if (sm_model_load(model, NULL, &m)) goto done;
+    cli_warn_ctx("imatrix", "--ctx", o.n_ctx, sm_model_hparams(m)->n_ctx_train);
+    if (sm_model_tokenizer(m, &tok) || sm_ppl_chunk_bos(tok, &o.bos_id) ||
         sm_calib_tokenize_file(tok, text, parse_special, &ids, &n_ids) ||
         sm_imatrix_compute(m, ids, (int64_t)n_ids, &o, &im, &rep))
         goto done;
@@ -94,7 +97,7 @@ done:
         cJSON_AddNumberToObject(j, "seconds", rep.seconds);
         cJSON_AddNumberToObject(j, "tokens_per_second", rep.tokens_per_second);
         cJSON_AddNumberToObject(j, "threads", threads);
-        cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
+        cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_isa_active()));
         cli_report_print(j, out);
     } else if (!com.quiet) {
         char b1[32], b2[32];

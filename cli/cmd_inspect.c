@@ -729,9 +729,14 @@ static int run(int argc, char **argv) {
         }
         io.filter = &re;
     }
+    const unsigned models = SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_HF_DIR) | SM_FILE_BIT(SM_FILE_DIR) |
+                            SM_FILE_BIT(SM_FILE_LORA_DIR) | SM_FILE_BIT(SM_FILE_SAFETENSORS) | SM_FILE_BIT(SM_FILE_ZIP) |
+                            SM_FILE_BIT(SM_FILE_PICKLE) | SM_FILE_BIT(SM_FILE_LLAMA2C) | SM_FILE_BIT(SM_FILE_JSON);
     int rc = 0;
     for (int i = 0; i < npos && !rc; i++)
         if (!sm_is_file(pos[i]) && !sm_is_dir(pos[i])) rc = cli_fail("inspect", "%s: no such file or directory", pos[i]);
+        else if (sm_sniff_expect(pos[i], models, "a model file (GGUF, safetensors, PyTorch, llama2.c) or directory", NULL))
+            rc = cli_fail_last("inspect");
     if (!rc) {
         if (diff) rc = inspect_diff(pos[0], pos[1], &io);
         else if (sm_gguf_is_file(pos[0])) rc = inspect_gguf(pos[0], &io);

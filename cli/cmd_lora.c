@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "convert/convert.h"
+#include "formats/formats.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -67,9 +68,13 @@ static int merge(int argc, char **argv) {
         if (!inputs) { rc = cli_fail("lora merge", "out of memory"); goto done; }
         inputs[0] = base;
         for (size_t k = 0; k < n; k++) inputs[1 + k] = sm_lora_path(ads[k]);
-        const int irc = sm_check_output_not_input(out, inputs, n + 1);
+        rc = cli_check_output("lora merge", "-o", out, true, inputs, n + 1);
         free(inputs);
-        if (irc || sm_outdir_check(out)) { rc = cli_fail_last("lora merge"); goto done; }
+        if (rc) goto done;
+    }
+    if (sm_sniff_expect(base, SM_FILE_BIT(SM_FILE_HF_DIR), "the base model's Hugging Face directory", NULL)) {
+        rc = cli_fail_last("lora merge");
+        goto done;
     }
     if (sm_lora_merge_hf(base, ads, n, out, dtype, com.quiet)) { rc = cli_fail_last("lora merge"); goto done; }
     if (com.json) {
@@ -108,15 +113,15 @@ static int export_gguf(int argc, char **argv) {
     if (rc) return rc;
     const char *adapter = npos ? pos[0] : NULL, *out = com.out;
     if (!adapter || !base || !out) return cli_usage_error(&sm_cmd_lora, "export needs ADAPTER_DIR, --base BASE_DIR and -o OUT.gguf");
+    const char *inputs[] = {adapter, base};
+    const int orc = cli_check_output("lora export", "-o", out, false, inputs, 2);
+    if (orc) return orc;
+    if (sm_sniff_expect(base, SM_FILE_BIT(SM_FILE_HF_DIR), "the base model's Hugging Face directory", NULL))
+        return cli_fail_last("lora export");
     cli_common_apply(&com);
     const double t0 = sm_now();
     sm_lora *l;
     if (sm_lora_open(adapter, &l)) return cli_fail_last("lora export");
-    const char *inputs[] = {sm_lora_path(l), base};
-    if (sm_check_output_not_input(out, inputs, 2)) {
-        sm_lora_close(l);
-        return cli_fail_last("lora export");
-    }
     rc = sm_lora_export_gguf(base, l, out);
     sm_lora_close(l);
     if (rc) return cli_fail_last("lora export");

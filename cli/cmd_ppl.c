@@ -3,6 +3,7 @@
 
 #include "calib/calib.h"
 #include "kernels/kernels.h"
+#include "formats/formats.h"
 #include "model/model.h"
 
 #include <errno.h>
@@ -80,16 +81,6 @@ static int read_token_file(const char *path, int32_t **out, int64_t *n_out) {
     return 0;
 }
 
-/* A saved log-probability file starts with "_logits_"; anything else is taken for a model. */
-static bool is_logits_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    char magic[8] = {0};
-    const bool yes = fread(magic, 1, 8, f) == 8 && !memcmp(magic, "_logits_", 8);
-    fclose(f);
-    return yes;
-}
-
 static void add_dist(cJSON *j, const char *prefix, const sm_dist *d) {
     const struct { const char *k; double v; } F[] = {
         {"min", d->min}, {"p01", d->p01}, {"p1", d->p1}, {"p5", d->p5}, {"p10", d->p10}, {"p25", d->p25},
@@ -114,7 +105,7 @@ static void print_json(cJSON *j, const sm_ppl_result *r, int64_t n_tokens, int t
     cJSON_AddNumberToObject(j, "seconds", r->seconds);
     cJSON_AddNumberToObject(j, "tokens_per_second", r->tokens_per_second);
     cJSON_AddNumberToObject(j, "threads", threads);
-    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_kernels_isa()));
+    cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_isa_active()));
     cJSON_AddStringToObject(j, "device", device);
     cJSON *chunks = cJSON_AddArrayToObject(j, "chunk_mean_nll");
     for (int64_t c = 0; c < r->n_chunks; c++) cJSON_AddItemToArray(chunks, cJSON_CreateNumber(r->chunk_nll[c]));
@@ -145,7 +136,7 @@ static void print_json(cJSON *j, const sm_ppl_result *r, int64_t n_tokens, int t
 static void print_text(const sm_ppl_result *r, int threads, bool from_file) {
     printf("chunks %lld x %lld tokens, %lld scored, %.2f s, %.1f tokens/s (%d threads, %s)\n",
            (long long)r->n_chunks, (long long)r->n_ctx, (long long)r->n_scored, r->seconds, r->tokens_per_second,
-           threads, sm_isa_name(sm_kernels_isa()));
+           threads, sm_isa_name(sm_isa_active()));
     if (!r->has_kld) {
         printf("PPL = %.4f +/- %.5f\n", r->ppl, r->ppl_stderr);
         return;
@@ -223,7 +214,8 @@ static int run(int argc, char **argv) {
         o.save_logits = kl_base;
     }
     if (!model) return cli_usage_error(&sm_cmd_ppl, "expected MODEL");
-    const bool kld_file = kld && is_logits_file(kld);
+    /* a saved log-probability file starts with "_logits_"; anything else is taken for a model */
+    const bool kld_file = kld && sm_sniff(kld, NULL) == SM_FILE_LOGITS;
     if (text && tokens_path) return cli_usage_error(&sm_cmd_ppl, "give --text or --tokens, not both");
     if (kld_file && (text || tokens_path))
         return cli_usage_error(&sm_cmd_ppl, "%s holds its own tokens: drop --text / --tokens", kld);
@@ -231,7 +223,8 @@ static int run(int argc, char **argv) {
     if (kld && o.save_logits) return cli_usage_error(&sm_cmd_ppl, "--save-logits and --kld cannot be combined");
     if (o.save_logits) {
         const char *inputs[] = {model, text, tokens_path, vocab, kld};
-        if (sm_check_output_not_input(o.save_logits, inputs, 5)) return cli_fail_last("ppl");
+        const int orc = cli_check_output("ppl", "--save-logits", o.save_logits, false, inputs, 5);
+        if (orc) return orc;
     }
     const int drc = cli_device(&sm_cmd_ppl, device, &o.device);
     if (drc) return drc;
@@ -241,6 +234,7 @@ static int run(int argc, char **argv) {
 
     sm_model *m = NULL;
     if (sm_model_load(model, vocab, &m)) return cli_fail_last("ppl");
+    if (!kld_file) cli_warn_ctx("ppl", "--ctx", o.n_ctx, sm_model_hparams(m)->n_ctx_train);
     /* BOS replaces each chunk's first token when the vocabulary adds BOS (llama.cpp); token
      * ids given to a model without a tokenizer (llama2.c) follow the Llama convention, id 1 */
     const sm_tokenizer *tok = NULL;

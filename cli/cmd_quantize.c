@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "convert/convert.h"
+#include "formats/formats.h"
 #include "quantize/quantize.h"
 
 #include <stdlib.h>
@@ -86,6 +87,11 @@ static int run(int argc, char **argv) {
     else if (npos == 2 && com.out) out = com.out, recipe = pos[1];
     else { rc = cli_usage_error(&sm_cmd_quantize, "expected IN OUT TYPE (or IN TYPE -o OUT)"); goto done; }
     if ((rc = cli_check_recipe(&sm_cmd_quantize, NULL, recipe))) goto done;
+    if (sm_sniff_expect(in, SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_HF_DIR),
+                        "an F32/F16/BF16 GGUF or a Hugging Face model directory", NULL)) {
+        rc = cli_fail_last("quantize");
+        goto done;
+    }
     for (size_t i = 0; i < lora.n; i++)
         if ((rc = cli_lora_spec(&sm_cmd_quantize, lora.v[i]))) goto done;
     const bool from_dir = sm_is_dir(in);
@@ -111,9 +117,9 @@ static int run(int argc, char **argv) {
         inputs[0] = in;
         inputs[1] = o.imatrix_path;
         for (size_t k = 0; k < n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
-        const int irc = sm_check_output_not_input(out, inputs, n_loras + 2);
+        rc = cli_check_output("quantize", com.out ? "-o" : "OUT", out, false, inputs, n_loras + 2);
         free(inputs);
-        if (irc) { rc = cli_fail_last("quantize"); goto done; }
+        if (rc) goto done;
     }
     sm_quantize_report rep;
     if (from_dir ? from_checkpoint(in, out, &o, loras, n_loras, &rep) : sm_quantize_gguf(in, out, &o, &rep)) {

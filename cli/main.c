@@ -1,5 +1,6 @@
 /* main.c - `smelt CMD ...`: dispatch to the subcommands. */
 #include "cli.h"
+#include "kernels/kernels.h"
 
 #include <string.h>
 
@@ -68,6 +69,8 @@ int main(int argc, char **argv) {
     const char *name = argv[1];
     if (!strcmp(name, "--version") || !strcmp(name, "version")) {
         printf("smelt %s\n", SM_VERSION);
+        /* the ISA the kernels run on (SMELT_ISA caps it) and the best this CPU has */
+        printf("isa %s (cpu: %s)\n", sm_isa_name(sm_isa_active()), sm_isa_name(sm_cpu_isa_hw()));
         return 0;
     }
     if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {

@@ -15,7 +15,7 @@ int cv_cast_row(sm_type from, const void *src, sm_type to, void *dst, int64_t n)
         return 0;
     }
 #if defined(__x86_64__)
-    if (sm_cpu_isa() >= SM_ISA_AVX2 && cv_cast_row_avx2(from, src, to, dst, n) == 0) return 0;
+    if (sm_isa_active() >= SM_ISA_AVX2 && cv_cast_row_avx2(from, src, to, dst, n) == 0) return 0;
 #endif
     /* any plain dtype -> float -> output type, a block at a time */
     float tmp[512];

@@ -1,7 +1,8 @@
 /* cast_avx2.c - AVX2 + F16C kernels for cv_cast_row: {F32, F16, BF16} -> {F32, F16, BF16}.
  * vcvtps2ph with round-to-nearest-even and the integer BF16 rounding below give exactly what
  * sm_f32_to_f16 / sm_f32_to_bf16 give for every non-NaN float; a group of 8 holding a NaN
- * goes through those scalar functions, so every path writes the same bytes. */
+ * goes through those scalar functions, so every path writes the same bytes. The last n % 8
+ * values go through the same vector code, zero-padded. */
 #include "convert_internal.h"
 
 #include <immintrin.h>
@@ -15,16 +16,6 @@ static inline __m256 load8(sm_type t, const uint8_t *p) {
     case SM_TYPE_BF16:
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
     default: return _mm256_loadu_ps((const float *)p);
-    }
-}
-
-static inline float load1(sm_type t, const uint8_t *p) {
-    uint16_t h;
-    float f;
-    switch (t) {
-    case SM_TYPE_F16: memcpy(&h, p, 2); return sm_f16_to_f32(h);
-    case SM_TYPE_BF16: memcpy(&h, p, 2); return sm_bf16_to_f32(h);
-    default: memcpy(&f, p, 4); return f;
     }
 }
 
@@ -69,6 +60,11 @@ int cv_cast_row_avx2(sm_type from, const void *src, sm_type to, void *dst, int64
     uint8_t *d = dst;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) store8(to, d + (size_t)i * out, load8(from, s + (size_t)i * in));
-    for (; i < n; i++) store1(to, d + (size_t)i * out, load1(from, s + (size_t)i * in));
+    if (i < n) { /* the last n % 8 values through the same vector code, zero-padded */
+        uint8_t a[32] = {0}, b[32];
+        memcpy(a, s + (size_t)i * in, (size_t)(n - i) * in);
+        store8(to, b, load8(from, a));
+        memcpy(d + (size_t)i * out, b, (size_t)(n - i) * out);
+    }
     return 0;
 }

@@ -173,6 +173,12 @@ int sm_lora_open(const char *spec, sm_lora **out) {
         *colon = 0;
         l->weight = w;
     }
+    /* another kind of file is named as such; a missing directory is load_config's to report */
+    const unsigned ok = SM_FILE_BIT(SM_FILE_LORA_DIR) | SM_FILE_BIT(SM_FILE_HF_DIR) | SM_FILE_BIT(SM_FILE_MISSING);
+    if (sm_sniff_expect(l->dir, ok, "a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors)", NULL)) {
+        sm_lora_close(l);
+        return -1;
+    }
     cJSON *cfg = NULL;
     char *p = sm_path_join(l->dir, "adapter_config.json");
     int rc = load_config(l, p, &cfg);

@@ -124,6 +124,7 @@ int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, co
                 goto done;
             }
         }
+        sm_ckpt_release(ck, t->data, t->nbytes); /* memory: each base tensor is read once */
         done_bytes += t->nbytes;
         sm_progress_update(&prog, done_bytes);
     }

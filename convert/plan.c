@@ -109,9 +109,10 @@ static int apply_recipe(const cv_source *s, const sm_quantize_opts *q, cv_plan *
         sm_type t = sm_recipe_tensor_type(&rp, it->name, it->n_dims, it->shape, SM_TYPE_F32, &fb);
         p->n_fallback += fb;
         if (!sm_quantize_supported(t)) { rc = sm_error("tensor %s: type %s is not supported", it->name, sm_type_name(t)); break; }
-        if (p->im && sm_type_get(t)->quantized) {
-            it->imatrix = sm_imatrix_find(p->im, it->name, it->shape[it->n_dims - 1], 0);
-            sm_clear_error();
+        if (p->im && sm_type_get(t)->quantized &&
+            sm_imatrix_for_tensor(p->im, q->imatrix_path, it->name, it->shape[it->n_dims - 1], &it->imatrix)) {
+            rc = -1;
+            break;
         }
         if (!it->imatrix && sm_recipe_requires_imatrix(&rp, it->name, t)) {
             rc = sm_error("tensor %s: %s in %s needs an importance matrix (--imatrix)", it->name, sm_type_name(t), r->name);

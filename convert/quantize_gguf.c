@@ -1,6 +1,8 @@
 /* quantize_gguf.c - GGUF -> quantized GGUF: pick each tensor's type with the recipe, convert
  * its rows to float in bounded chunks, quantize, validate, write. Memory: one chunk of rows
- * in float plus its quantized bytes, whatever the model size. */
+ * in float plus its quantized bytes, whatever the model size: the input is mapped, and the
+ * pages of each chunk are released once it is written (sm_gguf_release), so mapped pages do
+ * not pile up either (they count against a container's memory limit). */
 #include "convert/convert_internal.h"
 
 #include "calib/calib.h"
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #define CHUNK_FLOATS ((int64_t)4 << 20) /* 16 MiB of floats per chunk */
+#define COPY_BYTES ((uint64_t)16 << 20)   /* a tensor kept in its type is copied this much at a time */
 
 static int parse_type(const char *name, const char *what, sm_type *out);
 
@@ -152,9 +155,13 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
                 sm_error("tensor %s: type %s is not supported by this build", t->name, sm_type_name(types[i]));
                 goto done;
             }
-            if (sm_recipe_requires_imatrix(&plan, t->name, types[i]) && !have_im) {
-                sm_error("tensor %s: %s in %s needs an importance matrix (--imatrix)", t->name,
-                         sm_type_name(types[i]), recipe->name);
+            const float *imw = NULL;
+            if (have_im && sm_type_get(types[i])->quantized &&
+                sm_imatrix_for_tensor(&im, o->imatrix_path, t->name, sm_tensor_row_len(t), &imw))
+                goto done;
+            if (sm_recipe_requires_imatrix(&plan, t->name, types[i]) && !imw) {
+                sm_error("tensor %s: %s in %s needs an importance matrix (%s)", t->name, sm_type_name(types[i]),
+                         recipe->name, have_im ? "the one given has no entry for it" : "--imatrix");
                 goto done;
             }
         }
@@ -187,14 +194,23 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         rep->n_tensors++;
         rep->bytes_in += t->nbytes;
         if (to == t->type) {
-            int64_t bad = sm_allow_nonfinite() ? -1 : sm_first_nonfinite(t->type, t->data, sm_tensor_nelements(t));
-            if (bad >= 0) { /* a tensor kept as it is (plain float types only; quantized ones are not decoded) */
-                sm_nonfinite_error(t->type, (const uint8_t *)t->data + (size_t)bad * sm_type_get(t->type)->block_bytes, bad,
-                                   sm_tensor_row_len(t));
-                sm_error_ctx("tensor %s", t->name);
-                goto done;
+            /* copied in bounded pieces, each released once written (see the top); a plain float type
+             * is scanned for NaN/Inf on the way (quantized ones are not decoded). 16 MiB is a whole
+             * number of elements of every plain type. */
+            const uint64_t esize = sm_type_get(t->type)->block_bytes;
+            const int64_t row_len = sm_tensor_row_len(t);
+            for (uint64_t at = 0; at < t->nbytes; at += COPY_BYTES) {
+                const uint64_t n = t->nbytes - at < COPY_BYTES ? t->nbytes - at : COPY_BYTES;
+                const uint8_t *piece = (const uint8_t *)t->data + at;
+                const int64_t bad = sm_allow_nonfinite() ? -1 : sm_first_nonfinite(t->type, piece, (int64_t)(n / esize));
+                if (bad >= 0) {
+                    sm_nonfinite_error(t->type, piece + (size_t)bad * esize, (int64_t)(at / esize) + bad, row_len);
+                    sm_error_ctx("tensor %s", t->name);
+                    goto done;
+                }
+                if (sm_gguf_writer_write(w, piece, n)) goto done;
+                sm_gguf_release(g, piece, n);
             }
-            if (sm_gguf_writer_write(w, t->data, t->nbytes)) goto done;
             rep->bytes_out += t->nbytes;
         } else {
             int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t);
@@ -207,7 +223,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
             int64_t chunk = CHUNK_FLOATS / row;
             if (chunk < 1) chunk = 1;
             if (chunk > nrows) chunk = nrows;
-            uint64_t out_row = sm_type_row_bytes(to, row);
+            const uint64_t out_row = sm_type_row_bytes(to, row), src_row = sm_type_row_bytes(t->type, row);
             free(f32);
             free(qbuf);
             f32 = malloc((size_t)(chunk * row) * sizeof(float));
@@ -216,6 +232,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
             for (int64_t r0 = 0; r0 < nrows; r0 += chunk) {
                 int64_t n = nrows - r0 < chunk ? nrows - r0 : chunk;
                 if (convert_rows(t, to, r0, n, f32, qbuf, imw)) goto done;
+                sm_gguf_release(g, (const uint8_t *)t->data + (uint64_t)r0 * src_row, (uint64_t)n * src_row);
                 if (sm_gguf_writer_write(w, qbuf, out_row * (uint64_t)n)) goto done;
                 sm_progress_update(&prog, done_bytes + t->nbytes * (uint64_t)(r0 + n) / (uint64_t)nrows);
             }

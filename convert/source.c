@@ -73,18 +73,6 @@ static void base_name(const char *path, char *out, size_t cap) {
     free(real);
 }
 
-static bool looks_like_hf_weights(const char *path) {
-    size_t n = strlen(path);
-    if (n >= 12 && !strcmp(path + n - 12, ".safetensors")) return true;
-    if (n >= 5 && !strcmp(path + n - 5, ".json")) return true;
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    unsigned char head[9] = {0};
-    size_t k = fread(head, 1, sizeof head, f);
-    fclose(f);
-    return (k >= 4 && !memcmp(head, "PK\x03\x04", 4)) || (k == 9 && head[8] == '{');
-}
-
 static int open_hf(const char *dir, const sm_convert_opts *o, cv_source *s) {
     char *cfg = sm_path_join(dir, "config.json");
     if (!cfg) return sm_error("out of memory");
@@ -151,15 +139,24 @@ static int open_llama2c(const char *path, const sm_convert_opts *o, cv_source *s
 int cv_source_open(const char *path, const sm_convert_opts *o, cv_source *s) {
     memset(s, 0, sizeof *s);
     int rc;
-    if (sm_is_dir(path)) {
-        rc = open_hf(path, o, s);
-    } else if (sm_is_file(path)) {
-        if (looks_like_hf_weights(path))
-            return sm_error("%s: a weights file; pass its Hugging Face model directory (with config.json) instead", path);
-        rc = open_llama2c(path, o, s);
-    } else {
-        return sm_error("%s: no such file or directory", path);
+    sm_file_kind kind;
+    if (sm_sniff_expect(path, SM_FILE_BIT(SM_FILE_HF_DIR) | SM_FILE_BIT(SM_FILE_LLAMA2C),
+                        "a Hugging Face model directory (config.json, weights, tokenizer) or a llama2.c checkpoint",
+                        &kind)) {
+        const char *hint = NULL;
+        if (kind == SM_FILE_SAFETENSORS || kind == SM_FILE_ZIP || kind == SM_FILE_PICKLE || kind == SM_FILE_JSON)
+            hint = "one file of a checkpoint: pass the Hugging Face model directory that holds it";
+        else if (kind == SM_FILE_GGUF)
+            hint = "a GGUF needs no conversion: quantize it with smelt quantize, evaluate it with smelt ppl";
+        if (hint) {
+            char *msg = strdup(sm_last_error());
+            if (msg) sm_error("%s (%s)", msg, hint);
+            free(msg);
+        }
+        return -1;
     }
+    if (kind == SM_FILE_HF_DIR) rc = open_hf(path, o, s);
+    else rc = open_llama2c(path, o, s);
     if (rc) return -1;
     if (o->name) snprintf(s->name, sizeof s->name, "%s", o->name);
     snprintf(s->hp.name, sizeof s->hp.name, "%s", s->name);

@@ -17,6 +17,7 @@
 #include "kernels/kernels.h"
 #include "quantize/quantize.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,7 +151,7 @@ cv_io *cv_io_new(sm_gguf_writer *w, sm_progress *prog) {
     io->prog = prog;
     long ps = sysconf(_SC_PAGESIZE);
     io->page = ps > 0 ? (uintptr_t)ps : 4096;
-    (void)sm_cpu_isa(); /* settle the cached answer before other threads ask */
+    (void)sm_isa_active(); /* settle the cached answer before other threads ask */
     load_file_mappings(io);
     pthread_mutex_init(&io->mu, NULL);
     pthread_cond_init(&io->cv, NULL);
@@ -241,6 +242,21 @@ int cv_io_finish(cv_io *io) {
 
 /* Source row (outermost index) for output row r, with the rope permutation of `heads` heads
  * over n rows: output row h*d + 2i + j comes from input row h*d + j*d/2 + i. */
+static inline int64_t source_row(int64_t r, int64_t n, int64_t heads);
+
+/* The codec refused rows [r0, r0 + n / elems): say which value of the source tensor is not
+ * finite (its row in the checkpoint, before any rope permutation), else keep the codec's
+ * reason with the rows it was given (its row numbers count from r0). */
+static int quantize_failed(const float *f, int64_t n, int64_t elems, int64_t r0, int64_t n_rows, const cv_item *it) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(f[i]))
+            return sm_error("row %lld, column %lld: value %g is not finite (quantizing to %s)",
+                            (long long)source_row(r0 + i / elems, n_rows, it->permute_heads), (long long)(i % elems),
+                            (double)f[i], sm_type_name(it->type));
+    return sm_error_ctx("rows %lld..%lld to %s", (long long)r0, (long long)(r0 + n / elems - 1),
+                        sm_type_name(it->type));
+}
+
 static inline int64_t source_row(int64_t r, int64_t n, int64_t heads) {
     if (!heads) return r;
     int64_t d = n / heads, h = r / d, k = r % d;
@@ -365,7 +381,7 @@ int cv_write_item(cv_io *io, const cv_item *it) {
             int64_t nq = rows * elems / row_len;
             if (sm_quantize_rows(it->type, io->fbuf, out, nq, row_len, it->imatrix) !=
                 sm_type_row_bytes(it->type, row_len) * (uint64_t)nq)
-                rc = sm_error("quantizing to %s failed", sm_type_name(it->type));
+                rc = quantize_failed(io->fbuf, rows * elems, elems, r0, n_rows, it);
         }
         if (rc) {
             give_back(io, b);

@@ -138,6 +138,11 @@ typedef struct sm_mmap {
 /* Map a whole file read-only (an empty file maps to data == NULL, size 0). */
 int sm_mmap_open(sm_mmap *m, const char *path);
 void sm_mmap_close(sm_mmap *m);
+/* Stop counting the mapped pages under [p, p+n) as this process's memory (MADV_DONTNEED on
+ * the whole pages it touches): the bytes stay readable, a later access faults them back in
+ * from the page cache or the file. For streaming readers, after the bytes are used. Only the
+ * part of the range inside the mapping is released (never heap memory). */
+void sm_mmap_release(const sm_mmap *m, const void *p, uint64_t n);
 
 /* Read a whole (small) file into a NUL-terminated buffer, refusing files over max_bytes. */
 int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len);
@@ -145,6 +150,11 @@ bool sm_is_dir(const char *path);
 bool sm_is_file(const char *path);
 /* malloc'ed "a/b". */
 char *sm_path_join(const char *a, const char *b);
+
+/* Before any work: can `path` become an output? Its parent directory must exist and be writable;
+ * a file output (dir_output false) must not be a directory or a special file, a directory output
+ * must not be an existing non-directory. -1 with an error naming the path as given. */
+int sm_check_output_path(const char *path, bool dir_output);
 
 /* Atomic output: bytes go to "<path>.tmp.<pid>" and reach `path` only on commit. On abort,
  * on error, and on SIGINT/SIGTERM/SIGHUP the temporary file is removed. A file that replaces
@@ -212,6 +222,7 @@ void sm_progress_end(sm_progress *p);
 typedef enum sm_device { SM_DEVICE_CPU, SM_DEVICE_CUDA } sm_device;
 
 double sm_now(void);      /* monotonic seconds */
-int sm_num_threads(void); /* SMELT_THREADS / OMP default */
+int sm_num_threads(void); /* SMELT_THREADS / OMP default, at most SM_MAX_THREADS */
+#define SM_MAX_THREADS 512 /* ggml's GGML_MAX_N_THREADS; more makes libgomp abort on small machines */
 
 #endif

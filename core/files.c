@@ -45,6 +45,23 @@ void sm_mmap_close(sm_mmap *m) {
     memset(m, 0, sizeof *m);
 }
 
+void sm_mmap_release(const sm_mmap *m, const void *p, uint64_t n) {
+    if (!m || !m->data || !p || !n) return;
+    const uintptr_t base = (uintptr_t)m->data, end = base + m->size;
+    uintptr_t a = (uintptr_t)p, b = n > UINTPTR_MAX - a ? UINTPTR_MAX : a + (uintptr_t)n;
+    if (a < base) a = base; /* only the part inside the mapping */
+    if (b > end) b = end;
+    if (a >= b) return;
+    static uintptr_t page;
+    if (!page) {
+        const long ps = sysconf(_SC_PAGESIZE);
+        page = ps > 0 ? (uintptr_t)ps : 4096;
+    }
+    /* the mapping starts on a page and its last page is mapped whole: rounding out stays inside */
+    const uintptr_t lo = a & ~(page - 1), hi = (b + page - 1) & ~(page - 1);
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 int sm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len) {
     *out = NULL;
     if (out_len) *out_len = 0;

@@ -17,7 +17,7 @@ double sm_now(void) {
 
 int sm_num_threads(void) {
     const char *e = getenv("SMELT_THREADS");
-    if (e && atoi(e) > 0) return atoi(e);
+    if (e && atoi(e) > 0) return atoi(e) < SM_MAX_THREADS ? atoi(e) : SM_MAX_THREADS;
 #ifdef _OPENMP
     return omp_get_max_threads();
 #else

@@ -140,6 +140,12 @@ const sm_tensor *sm_ckpt_find(const sm_ckpt *c, const char *name) {
     return NULL;
 }
 
+void sm_ckpt_release(const sm_ckpt *c, const void *p, uint64_t n) {
+    if (!c || !c->priv) return;
+    const ckpt_priv *q = priv(c);
+    for (size_t i = 0; i < q->n_maps; i++) sm_mmap_release(q->maps[i], p, n);
+}
+
 void sm_ckpt_close(sm_ckpt *c) {
     if (!c) return;
     ckpt_priv *p = priv(c);

@@ -13,6 +13,37 @@
 #include <cjson/cJSON.h>
 
 /* ======================================================================================
+ * What a path is (sniff.c), by its first bytes, before a reader parses it
+ * ==================================================================================== */
+
+typedef enum sm_file_kind {
+    SM_FILE_MISSING, SM_FILE_UNREADABLE, SM_FILE_SPECIAL, /* not a file or directory */
+    SM_FILE_HF_DIR,       /* a directory with config.json */
+    SM_FILE_LORA_DIR,     /* a directory with adapter_config.json (and no config.json) */
+    SM_FILE_DIR,          /* any other directory */
+    SM_FILE_EMPTY,
+    SM_FILE_GGUF,         /* "GGUF" */
+    SM_FILE_SAFETENSORS,  /* u64 header length + '{' */
+    SM_FILE_ZIP,          /* "PK\3\4": a PyTorch zip checkpoint */
+    SM_FILE_PICKLE,       /* 0x80 protocol: a legacy torch.save file */
+    SM_FILE_LLAMA2C,      /* a plausible legacy (version 0) llama2.c header (no magic) */
+    SM_FILE_LLAMA2C_AK42, /* llama2.c version 1/2 export, magic "ak42" */
+    SM_FILE_LOGITS,       /* "_logits_": llama-perplexity --kl-divergence-base */
+    SM_FILE_IMATRIX_DAT,  /* legacy llama-imatrix .dat */
+    SM_FILE_JSON,
+    SM_FILE_SPM,          /* a SentencePiece .model (protobuf) */
+    SM_FILE_UNKNOWN,
+} sm_file_kind;
+#define SM_FILE_BIT(k) (1u << (unsigned)(k))
+/* The kind of path (*version: GGUF's version, llama2.c's export version, else 0; may be NULL). */
+sm_file_kind sm_sniff(const char *path, int *version);
+/* "a GGUF file", "a Hugging Face model directory", ... */
+const char *sm_file_kind_name(sm_file_kind k);
+/* 0 if path is one of the kinds in `accept` (SM_FILE_BIT masks); else -1 with
+ * "PATH: this is <kind>; expected <wanted>". *kind (may be NULL) gets the kind either way. */
+int sm_sniff_expect(const char *path, unsigned accept, const char *wanted, sm_file_kind *kind);
+
+/* ======================================================================================
  * Checkpoints: a named set of tensors from one or more files (safetensors, PyTorch, llama2.c)
  * ==================================================================================== */
 
@@ -37,6 +68,9 @@ typedef struct sm_ckpt {
 int sm_ckpt_open(const char *path, sm_ckpt **out);
 const sm_tensor *sm_ckpt_find(const sm_ckpt *c, const char *name);
 void sm_ckpt_close(sm_ckpt *c);
+/* Bytes [p, p+n) (tensor data) have been used: their pages of the checkpoint's file mappings
+ * stop counting as resident memory (sm_mmap_release); they stay readable. No-op elsewhere. */
+void sm_ckpt_release(const sm_ckpt *c, const void *p, uint64_t n);
 
 /* Format-specific openers (sm_ckpt_open dispatches to these). A path may be a single file
  * or an index JSON (sharded). */
@@ -113,6 +147,8 @@ int sm_gguf_open(const char *path, sm_gguf **out);
  * `data` must outlive the sm_gguf (tensor data points into it). */
 int sm_gguf_open_mem(const void *data, size_t size, const char *name, sm_gguf **out);
 void sm_gguf_close(sm_gguf *g);
+/* The same for a GGUF's mapping (streaming readers call it after using a tensor's bytes). */
+void sm_gguf_release(const sm_gguf *g, const void *p, uint64_t n);
 uint32_t sm_gguf_version(const sm_gguf *g);
 uint64_t sm_gguf_alignment(const sm_gguf *g);
 uint64_t sm_gguf_data_offset(const sm_gguf *g);

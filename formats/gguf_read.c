@@ -467,6 +467,10 @@ void sm_gguf_close(sm_gguf *g) {
     free(g);
 }
 
+void sm_gguf_release(const sm_gguf *g, const void *p, uint64_t n) {
+    if (g) sm_mmap_release(&g->map, p, n);
+}
+
 uint32_t sm_gguf_version(const sm_gguf *g) { return g->version; }
 uint64_t sm_gguf_alignment(const sm_gguf *g) { return g->alignment; }
 uint64_t sm_gguf_data_offset(const sm_gguf *g) { return g->data_offset; }

@@ -51,6 +51,13 @@ void sm_vocab_free(sm_vocab *v) {
 
 int sm_vocab_load(const char *path, sm_vocab *out) {
     memset(out, 0, sizeof *out);
+    /* kinds that cannot hold a tokenizer are named; an unrecognised file is tried as a
+     * SentencePiece model (whose reader says what is wrong with it) */
+    if (sm_sniff_expect(path,
+                        SM_FILE_BIT(SM_FILE_HF_DIR) | SM_FILE_BIT(SM_FILE_DIR) | SM_FILE_BIT(SM_FILE_GGUF) |
+                            SM_FILE_BIT(SM_FILE_JSON) | SM_FILE_BIT(SM_FILE_SPM) | SM_FILE_BIT(SM_FILE_UNKNOWN),
+                        "a tokenizer: a model directory, a GGUF, a tokenizer.json or a SentencePiece .model", NULL))
+        return -1;
     if (sm_is_dir(path)) return sm_vocab_load_hf(path, out);
     if (sm_gguf_is_file(path)) {
         sm_gguf *g;

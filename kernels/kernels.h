@@ -7,9 +7,25 @@
 #include "core/core.h"
 
 typedef enum sm_isa { SM_ISA_SCALAR = 0, SM_ISA_AVX2 = 1, SM_ISA_AVX512 = 2 } sm_isa;
-/* The best ISA this CPU supports (SMELT_ISA=scalar|avx2|avx512 caps it, for tests). */
+/* One instruction-set selector for the whole program: the matrix kernels and vector math,
+ * the codecs, the converter's casts and GPTQ's GEMM all run on sm_isa_active().
+ *   sm_cpu_isa_hw(): the best ISA this CPU supports;
+ *   sm_cpu_isa():    that, capped by the environment variable SMELT_ISA=scalar|avx2|avx512
+ *                    (an unknown value is ignored with a warning on stderr);
+ *   sm_isa_active(): the ISA in use, sm_cpu_isa() unless sm_isa_set() chose a lower one;
+ *   sm_isa_set():    caps the request at sm_cpu_isa() and returns the ISA now in effect (for
+ *                    tests and benchmarks; not to be called while other threads compute).
+ * Every SIMD path handles a length that is not a multiple of its width with masked or
+ * zero-padded vectors, never with a different formula, so an element's bits do not depend
+ * on where it falls in a vector. Codecs, casts and GPTQ's GEMM give the same bits on every
+ * ISA; the float kernels (sums in another order, exp approximations) agree to rounding. */
+sm_isa sm_cpu_isa_hw(void);
 sm_isa sm_cpu_isa(void);
+sm_isa sm_isa_active(void);
+sm_isa sm_isa_set(sm_isa isa);
 const char *sm_isa_name(sm_isa isa);
+/* "scalar", "avx2", "avx512" -> *out (0), else -1. */
+int sm_isa_parse(const char *name, sm_isa *out);
 
 /* 1 if a CUDA device can be used (built with CUDA and a device is present), else 0.
  * *why, if non-NULL, gets a short reason when 0. */
@@ -18,12 +34,6 @@ int sm_cuda_available(const char **why);
 /* ======================================================================================
  * Matrix products (runtime section)
  * ==================================================================================== */
-
-/* The ISA the matrix kernels use: sm_cpu_isa() unless changed with sm_kernels_set_isa.
- * sm_kernels_set_isa caps the request at what the CPU supports and returns the ISA now in
- * effect (for tests and benchmarks; not thread-safe against running products). */
-sm_isa sm_kernels_isa(void);
-sm_isa sm_kernels_set_isa(sm_isa isa);
 
 /* True if weights of `type` with rows of n_in elements can be used in sm_matmul: F32, F16,
  * BF16, and the block types whose dequantizer exists, with n_in a multiple of the block. */
@@ -69,7 +79,8 @@ typedef struct sm_matmul_op {
 int sm_matmul_many(const sm_matmul_op *ops, int n_ops, int64_t n_in, const float *x, int64_t ldx, int64_t n_tok);
 
 /* Element-wise math with the same ISA dispatch (results may differ between ISAs by an ulp
- * or two, never between threads): x[i] = exp(x[i]); g[i] = g[i] / (1 + exp(-g[i])) * u[i]. */
+ * or two, never between threads, batch sizes or positions in the array: the tails are
+ * masked/padded vectors): x[i] = exp(x[i]); g[i] = g[i] / (1 + exp(-g[i])) * u[i]. */
 void sm_vec_exp(float *x, int64_t n);
 void sm_vec_silu_mul(float *g, const float *u, int64_t n);
 

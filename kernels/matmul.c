@@ -29,22 +29,9 @@
 #define GEMM_MIN_TOKENS 8
 #define MIN_WORK_PER_THREAD (1 << 20) /* multiply-adds: below this a thread costs more than it helps */
 
-static int g_isa = -1;
-
-sm_isa sm_kernels_isa(void) {
-    if (g_isa < 0) g_isa = (int)sm_cpu_isa();
-    return (sm_isa)g_isa;
-}
-
-sm_isa sm_kernels_set_isa(sm_isa isa) {
-    sm_isa cap = sm_cpu_isa();
-    g_isa = (int)(isa < cap ? isa : cap);
-    return (sm_isa)g_isa;
-}
-
 const sm_gemm_isa *sm_gemm_current(void) {
 #if defined(__x86_64__)
-    switch (sm_kernels_isa()) {
+    switch (sm_isa_active()) {
     case SM_ISA_AVX512: return &sm_gemm_avx512;
     case SM_ISA_AVX2: return &sm_gemm_avx2;
     default: break;

@@ -3,7 +3,7 @@
 #include "kernels_internal.h"
 
 #include <immintrin.h>
-#include <math.h>
+#include <string.h>
 
 #define MR 6
 #define TPW 16
@@ -66,6 +66,13 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* lanes [0, left) set (left < 8): a partial vector's loads and stores */
+static inline __m256i tail_mask(int64_t left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Group g of 8 elements goes to accumulator g % 2, a last partial group as a masked (zero-
+ * filled) vector: the sum is the one a zero-padded array gives, whatever n is. */
 static float dot(const float *a, const float *b, int64_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int64_t i = 0;
@@ -77,9 +84,13 @@ static float dot(const float *a, const float *b, int64_t n) {
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
         i += 8;
     }
-    float tail = 0.0f;
-    for (; i < n; i++) tail = __builtin_fmaf(a[i], b[i], tail);
-    return hsum(_mm256_add_ps(s0, s1)) + tail;
+    if (i < n) {
+        const __m256i m = tail_mask(n - i);
+        const __m256 p = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), (i & 8) ? s1 : s0);
+        if (i & 8) s1 = p;
+        else s0 = p;
+    }
+    return hsum(_mm256_add_ps(s0, s1));
 }
 
 static inline __m256 ld_f16(const unsigned char *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
@@ -87,43 +98,54 @@ static inline __m256 ld_bf16(const unsigned char *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 
-#define DOT_HALF(name, load, scalar)                                                       \
-    static float name(const void *a, const float *b, int64_t n) {                         \
-        const unsigned char *p = a;                                                        \
-        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();                         \
-        int64_t i = 0;                                                                     \
-        for (; i + 16 <= n; i += 16) {                                                     \
-            s0 = _mm256_fmadd_ps(load(p + 2 * i), _mm256_loadu_ps(b + i), s0);             \
-            s1 = _mm256_fmadd_ps(load(p + 2 * i + 16), _mm256_loadu_ps(b + i + 8), s1);    \
-        }                                                                                  \
-        if (i + 8 <= n) {                                                                  \
-            s0 = _mm256_fmadd_ps(load(p + 2 * i), _mm256_loadu_ps(b + i), s0);             \
-            i += 8;                                                                        \
-        }                                                                                  \
-        float tail = 0.0f;                                                                 \
-        for (; i < n; i++) tail = __builtin_fmaf(scalar((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)), b[i], tail); \
-        return hsum(_mm256_add_ps(s0, s1)) + tail;                                         \
+/* like dot; the last partial group's halves are copied into a zero-filled vector */
+#define DOT_HALF(name, load)                                                                \
+    static float name(const void *a, const float *b, int64_t n) {                          \
+        const unsigned char *p = a;                                                         \
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();                          \
+        int64_t i = 0;                                                                      \
+        for (; i + 16 <= n; i += 16) {                                                      \
+            s0 = _mm256_fmadd_ps(load(p + 2 * i), _mm256_loadu_ps(b + i), s0);              \
+            s1 = _mm256_fmadd_ps(load(p + 2 * i + 16), _mm256_loadu_ps(b + i + 8), s1);     \
+        }                                                                                   \
+        if (i + 8 <= n) {                                                                   \
+            s0 = _mm256_fmadd_ps(load(p + 2 * i), _mm256_loadu_ps(b + i), s0);              \
+            i += 8;                                                                         \
+        }                                                                                   \
+        if (i < n) {                                                                        \
+            unsigned char h[16] = {0};                                                      \
+            memcpy(h, p + 2 * i, (size_t)(2 * (n - i)));                                    \
+            const __m256 v = _mm256_fmadd_ps(load(h), _mm256_maskload_ps(b + i, tail_mask(n - i)), (i & 8) ? s1 : s0); \
+            if (i & 8) s1 = v;                                                              \
+            else s0 = v;                                                                    \
+        }                                                                                   \
+        return hsum(_mm256_add_ps(s0, s1));                                                 \
     }
-DOT_HALF(dot_f16, ld_f16, sm_f16_to_f32)
-DOT_HALF(dot_bf16, ld_bf16, sm_bf16_to_f32)
+DOT_HALF(dot_f16, ld_f16)
+DOT_HALF(dot_bf16, ld_bf16)
 #undef DOT_HALF
 
 static void f16_to_f32(const void *src, float *dst, int64_t n) {
     const unsigned char *s = src;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i))));
-    for (; i < n; i++) dst[i] = sm_f16_to_f32((uint16_t)(s[2 * i] | s[2 * i + 1] << 8));
+        _mm256_storeu_ps(dst + i, ld_f16(s + 2 * i));
+    if (i < n) {
+        unsigned char h[16] = {0};
+        memcpy(h, s + 2 * i, (size_t)(2 * (n - i)));
+        _mm256_maskstore_ps(dst + i, tail_mask(n - i), ld_f16(h));
+    }
 }
 
 static void bf16_to_f32(const void *src, float *dst, int64_t n) {
     const unsigned char *s = src;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + 2 * i)));
-        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, ld_bf16(s + 2 * i));
+    if (i < n) {
+        unsigned char h[16] = {0};
+        memcpy(h, s + 2 * i, (size_t)(2 * (n - i)));
+        _mm256_maskstore_ps(dst + i, tail_mask(n - i), ld_bf16(h));
     }
-    for (; i < n; i++) dst[i] = sm_bf16_to_f32((uint16_t)(s[2 * i] | s[2 * i + 1] << 8));
 }
 
 /* exp(x): Cephes' reduction x = n*ln2 + r (ln2 split in two), a degree-6 polynomial for
@@ -147,21 +169,29 @@ static inline __m256 exp8(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+/* The last n % 8 elements go through the same vector code, masked: an element's bits do
+ * not depend on its position or on n. */
 static void vexp(float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_loadu_ps(x + i)));
-    for (; i < n; i++) x[i] = expf(x[i]);
+    if (i < n) {
+        const __m256i m = tail_mask(n - i);
+        _mm256_maskstore_ps(x + i, m, exp8(_mm256_maskload_ps(x + i, m)));
+    }
+}
+
+static inline __m256 silu_mul8(__m256 g, __m256 u) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 
 static void silu_mul(float *g, const float *u, int64_t n) {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 gv = _mm256_loadu_ps(g + i);
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), gv));
-        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(_mm256_set1_ps(1.0f), e)),
-                                              _mm256_loadu_ps(u + i)));
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(g + i, silu_mul8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
+    if (i < n) {
+        const __m256i m = tail_mask(n - i);
+        _mm256_maskstore_ps(g + i, m, silu_mul8(_mm256_maskload_ps(g + i, m), _mm256_maskload_ps(u + i, m)));
     }
-    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 const sm_gemm_isa sm_gemm_avx2 = {MR, TPW, tile, dot, dot_f16, dot_bf16, f16_to_f32, bf16_to_f32, vexp, silu_mul};

@@ -66,9 +66,13 @@ static float dot(const float *a, const float *b, int64_t n) {
         s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
         i += 16;
     }
+    /* group g of 16 goes to accumulator g % 2, a partial one masked (zero-filled): the sum
+     * is the one a zero-padded array gives, whatever n is */
     if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        const __m512 p = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), (i & 16) ? s1 : s0);
+        if (i & 16) s1 = p;
+        else s0 = p;
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
@@ -99,7 +103,9 @@ static inline __m512 ld_bf16_m(const unsigned char *p, __mmask16 m) {
         }                                                                                   \
         if (i < n) {                                                                        \
             const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                           \
-            s1 = _mm512_fmadd_ps(load_m(p + 2 * i, m), _mm512_maskz_loadu_ps(m, b + i), s1); \
+            const __m512 v = _mm512_fmadd_ps(load_m(p + 2 * i, m), _mm512_maskz_loadu_ps(m, b + i), (i & 16) ? s1 : s0); \
+            if (i & 16) s1 = v;                                                             \
+            else s0 = v;                                                                    \
         }                                                                                   \
         return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));                                 \
     }
@@ -111,18 +117,21 @@ static void f16_to_f32(const void *src, float *dst, int64_t n) {
     const unsigned char *s = src;
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + 2 * i))));
-    for (; i < n; i++) dst[i] = sm_f16_to_f32((uint16_t)(s[2 * i] | s[2 * i + 1] << 8));
+        _mm512_storeu_ps(dst + i, ld_f16(s + 2 * i));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, m, ld_f16_m(s + 2 * i, m));
+    }
 }
 
 static void bf16_to_f32(const void *src, float *dst, int64_t n) {
     const unsigned char *s = src;
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + 2 * i)));
-        _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, ld_bf16(s + 2 * i));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, m, ld_bf16_m(s + 2 * i, m));
     }
-    for (; i < n; i++) dst[i] = sm_bf16_to_f32((uint16_t)(s[2 * i] | s[2 * i + 1] << 8));
 }
 
 /* exp(x): Cephes' reduction x = n*ln2 + r (ln2 split in two), a degree-6 polynomial for

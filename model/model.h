@@ -220,6 +220,12 @@ int sm_model_linear_shape(const sm_model *m, int64_t layer, sm_linear which, int
  * q/k; Hugging Face: rotate_half layout). */
 int sm_model_linear_f32(const sm_model *m, int64_t layer, sm_linear which, float *dst);
 
+/* Layer `layer`'s linear weights (layer -1: the token embedding and the output head) are not
+ * needed for a while: their pages of the mapped model file stop counting as this process's
+ * memory (they are read back from the file if used again). Layer-at-a-time work (GPTQ) calls
+ * it after each block, so that its resident memory is one block, not the model. */
+void sm_model_release_layer(const sm_model *m, int64_t layer);
+
 /* Token embeddings of n tokens, token-major: x[t*n_embd + f]. */
 int sm_model_embed(const sm_model *m, const int32_t *tokens, int64_t n, float *x);
 

@@ -93,6 +93,12 @@ static int get_matrix(sm_model *m, const char *name, int64_t rows, int64_t cols,
     return 0;
 }
 
+static void release(const sm_model *m, const sm_weight *w) {
+    const uint64_t n = (uint64_t)w->stride * (uint64_t)w->rows;
+    if (m->gguf) sm_gguf_release(m->gguf, w->data, n);
+    if (m->ckpt) sm_ckpt_release(m->ckpt, w->data, n); /* owned float copies lie outside: untouched */
+}
+
 /* A vector of n floats (copied); *out = NULL if absent and optional. */
 static int get_vector(sm_model *m, const char *name, int64_t n, bool optional, float **out) {
     *out = NULL;
@@ -113,6 +119,11 @@ static int get_vector(sm_model *m, const char *name, int64_t n, bool optional, f
     }
     if (rc) return sm_error_ctx("%s: tensor %s", source(m), name);
     *out = v;
+    /* copied: its pages, and those the kernel's fault-around mapped with them (64 KiB), need
+     * not stay resident (layer-at-a-time work would otherwise hold them for every block) */
+    const uintptr_t at = (uintptr_t)t->data, around = (uintptr_t)64 << 10;
+    const sm_weight span = {t->type, (const void *)(at > around ? at - around : 0), (size_t)(t->nbytes + 2 * around), 1, n};
+    release(m, &span);
     return 0;
 }
 
@@ -274,7 +285,15 @@ static int open_hf(sm_model *m, const char *dir) {
     /* HF keeps q/k in rotate_half order (the GGUF converter permutes them; we do not) */
     m->rope = SM_ROPE_NEOX;
     if (sm_vocab_load_hf(dir, &m->vocab) == 0) m->has_vocab = true;
-    else sm_clear_error(); /* a model without tokenizer files still evaluates token ids */
+    else { /* a model without tokenizer files still evaluates token ids; a broken one says why */
+        static const char *const TOK_FILES[] = {"tokenizer.json", "tokenizer.model"};
+        for (int i = 0; i < 2 && !m->tok_error[0]; i++) {
+            char *p = sm_path_join(dir, TOK_FILES[i]);
+            if (p && sm_is_file(p)) snprintf(m->tok_error, sizeof m->tok_error, "%s", sm_last_error());
+            free(p);
+        }
+        sm_clear_error();
+    }
     return 0;
 }
 
@@ -291,12 +310,16 @@ int sm_model_load(const char *path, const char *vocab_path, sm_model **out) {
     if (!m) return sm_error("out of memory");
     int rc;
     bool llama2c = false;
-    if (sm_is_dir(path)) rc = open_hf(m, path);
-    else if (sm_gguf_is_file(path)) rc = open_gguf(m, path);
-    else if (sm_is_file(path)) {
+    sm_file_kind kind;
+    if (sm_sniff_expect(path, SM_FILE_BIT(SM_FILE_HF_DIR) | SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_LLAMA2C),
+                        "a model: a GGUF file, a Hugging Face model directory or a llama2.c checkpoint", &kind))
+        rc = -1;
+    else if (kind == SM_FILE_HF_DIR) rc = open_hf(m, path);
+    else if (kind == SM_FILE_GGUF) rc = open_gguf(m, path);
+    else {
         rc = open_llama2c(m, path);
         llama2c = true;
-    } else rc = sm_error("%s: no such file or directory", path);
+    }
     if (rc == 0 && (vocab_path || llama2c)) {
         char *guess = NULL;
         if (!vocab_path) { /* tokenizer.model beside the checkpoint */
@@ -330,6 +353,18 @@ int sm_model_load(const char *path, const char *vocab_path, sm_model **out) {
     return 0;
 }
 
+void sm_model_release_layer(const sm_model *m, int64_t layer) {
+    if (layer < 0) {
+        release(m, &m->tok_embd);
+        release(m, &m->output);
+        return;
+    }
+    if (layer >= m->hp.n_layer || !m->layers) return;
+    const sm_layer_weights *L = &m->layers[layer];
+    const sm_weight *const w[SM_LIN_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+    for (int i = 0; i < SM_LIN_COUNT; i++) release(m, w[i]);
+}
+
 void sm_model_free(sm_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
@@ -352,6 +387,7 @@ int sm_model_tokenizer(const sm_model *m, const sm_tokenizer **out) {
     *out = m->tok;
     if (m->tok) return 0;
     if (m->has_vocab) return sm_error("%s: cannot tokenize with this vocabulary: %s", source(m), m->tok_error);
+    if (m->tok_error[0]) return sm_error("%s: cannot load the tokenizer: %s", source(m), m->tok_error);
     return sm_error("%s: the model has no tokenizer (give one with --vocab FILE)", source(m));
 }
 

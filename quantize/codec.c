@@ -44,25 +44,9 @@ static const q_codec *codec_of(sm_type t) {
     return NULL;
 }
 
-static int g_isa = -1;
-
-sm_isa q_active_isa(void) {
-    int isa = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
-    if (isa < 0) {
-        isa = (int)sm_cpu_isa();
-        __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
-    }
-    return (sm_isa)isa;
-}
-
-void q_force_isa(sm_isa isa) {
-    if (isa > sm_cpu_isa()) isa = sm_cpu_isa();
-    __atomic_store_n(&g_isa, (int)isa, __ATOMIC_RELAXED);
-}
-
 /* The SIMD quantizer of codec c for the active ISA, or NULL (all give the same bytes). */
 static q_rows_fn simd_quantizer(const q_codec *c) {
-    for (int isa = (int)q_active_isa(); isa > 0; isa--)
+    for (int isa = (int)sm_isa_active(); isa > 0; isa--)
         if (c->simd[isa - 1]) return c->simd[isa - 1];
     return NULL;
 }

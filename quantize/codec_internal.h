@@ -106,9 +106,4 @@ Q_DECLARE_SIMD(avx512)
 #undef Q_DECLARE_SIMD
 #undef Q_DECLARE_ISA
 
-/* The instruction set the codecs use: sm_cpu_isa() unless q_force_isa() chose a lower one
- * (tests run every available ISA against the same golden bytes). Not thread-safe to change. */
-sm_isa q_active_isa(void);
-void q_force_isa(sm_isa isa);
-
 #endif

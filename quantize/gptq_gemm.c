@@ -42,7 +42,7 @@ const gq_kernels gq_kernels_scalar = {4, 4, tile_scalar, axpy_scalar, "scalar"};
 
 const gq_kernels *gq_kernels_get(void) {
 #if defined(__x86_64__)
-    switch (q_active_isa()) {
+    switch (sm_isa_active()) {
     case SM_ISA_AVX512: return &gq_kernels_avx512;
     case SM_ISA_AVX2: return &gq_kernels_avx2;
     default: break;

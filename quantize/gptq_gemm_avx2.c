@@ -5,7 +5,6 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include <math.h>
 
 static void tile_avx2(int64_t k, const double *ap, const double *bp, double *c, int64_t ldc) {
     __m256d c00 = _mm256_loadu_pd(c), c01 = _mm256_loadu_pd(c + 4), c02 = _mm256_loadu_pd(c + 8);
@@ -35,7 +34,10 @@ static void axpy_avx2(int64_t n, double alpha, const double *x, double *y) {
     const __m256d va = _mm256_set1_pd(alpha);
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) _mm256_storeu_pd(y + i, _mm256_fmadd_pd(va, _mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i)));
-    for (; i < n; i++) y[i] = fma(alpha, x[i], y[i]);
+    if (i < n) { /* the last n % 4 elements: the same vector fma, masked */
+        const __m256i m = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n - i), _mm256_setr_epi64x(0, 1, 2, 3));
+        _mm256_maskstore_pd(y + i, m, _mm256_fmadd_pd(va, _mm256_maskload_pd(x + i, m), _mm256_maskload_pd(y + i, m)));
+    }
 }
 
 const gq_kernels gq_kernels_avx2 = {4, 12, tile_avx2, axpy_avx2, "avx2"};

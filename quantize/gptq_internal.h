@@ -27,7 +27,7 @@ typedef struct gq_kernels {
     const char *name;
 } gq_kernels;
 
-/* The kernels of the active ISA (q_active_isa(): the best this CPU has, or what a test forced). */
+/* The kernels of the active ISA (sm_isa_active(), kernels/kernels.h). */
 const gq_kernels *gq_kernels_get(void);
 extern const gq_kernels gq_kernels_scalar;
 #if defined(__x86_64__)

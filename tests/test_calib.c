@@ -330,11 +330,8 @@ static void imatrix_properties(void) {
 /* With LLAMA_CPP_BIN: llama-imatrix on the same GGUF, text and context gives the same file up to
  * float rounding (it sums in float, we in double). */
 static void imatrix_vs_llamacpp(void) {
-    const char *bin = getenv("LLAMA_CPP_BIN");
-    if (!bin || !*bin) {
-        fprintf(stderr, "  (LLAMA_CPP_BIN not set: llama-imatrix comparison skipped)\n");
-        return;
-    }
+    const char *bin = tl_llama_cpp_bin("llama-imatrix comparison");
+    if (!bin) return;
     const char *gguf = f32_gguf();
     if (!gguf) return;
     char cmd[4096], *log = NULL;

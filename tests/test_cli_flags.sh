@@ -85,7 +85,7 @@ expect 0 inspect q.gguf --quiet
 for cmd in convert quantize ppl generate imatrix gptq "lora merge"; do
   # shellcheck disable=SC2086
   expect 2 $cmd x -t 0
-  has err "^smelt $cmd: error: --threads expects an integer" "$cmd -t 0"
+  has err "^smelt $cmd: error: --threads 0: expected an integer from 1 to 512" "$cmd -t 0"
 done
 
 # ---- usage errors exit 2 everywhere, with suggestions
@@ -101,7 +101,7 @@ has err "did you mean Q4_K_M\?" "quantize Q4_KM"
 expect 2 gptq base.gguf --calib "$TEXT" --to gguf:Q4_O -o x.gguf
 has err "did you mean gguf:Q4_0\?" "gptq --to gguf:Q4_O"
 expect 2 ppl base.gguf --ctx abc -f "$TEXT"
-has err "^smelt ppl: error: --ctx expects an integer" "ppl --ctx abc"
+has err "^smelt ppl: error: --ctx abc: expected an integer" "ppl --ctx abc"
 expect 2 convert "$KJV" -o
 has err "^smelt convert: error: --outfile expects a value" "convert -o"
 [ -e x.gguf ] && fail "a usage error left x.gguf"

@@ -156,7 +156,7 @@ static void check_bytes(sm_type t, const gold_variant *v, const uint8_t *ours) {
             size_t k = 0;
             while (a[k] == b[k]) k++;
             CHECK_MSG(0, "%s%s (%s): row %d differs from ggml at byte %zu of the row (block %zu): %02x vs %02x",
-                      sm_type_name(t), v->with_imatrix ? "+imatrix" : "", sm_isa_name(q_active_isa()), r, k,
+                      sm_type_name(t), v->with_imatrix ? "+imatrix" : "", sm_isa_name(sm_isa_active()), r, k,
                       k / sm_type_get(t)->block_bytes, a[k], b[k]);
         }
     }
@@ -202,14 +202,14 @@ static void golden_types(void) {
             const gold_variant *v = &g.v[vi];
             check_dequant(t, v);
             for (int isa = SM_ISA_SCALAR; isa <= (int)sm_cpu_isa(); isa++) {
-                q_force_isa((sm_isa)isa);
+                sm_isa_set((sm_isa)isa);
                 memset(ours, 0x5a, v->nbytes);
                 size_t n = sm_quantize_rows(t, g_x, ours, GOLD_ROWS, GOLD_COLS, v->with_imatrix ? g_imat : NULL);
                 CHECK_MSG(n == v->nbytes, "%s: %s", sm_type_name(t), sm_last_error());
                 check_bytes(t, v, ours);
                 check_rmse(t, v, ours);
             }
-            q_force_isa(sm_cpu_isa());
+            sm_isa_set(sm_cpu_isa());
         }
         free(ours);
         free(g.data);
@@ -253,11 +253,11 @@ static void isa_and_thread_independence(void) {
             size_t nb = (size_t)sm_type_row_bytes(t, cols) * (size_t)rows;
             uint8_t *ref = malloc(nb), *b = malloc(nb);
             for (int wi = 0; wi < 2; wi++) {
-                q_force_isa(SM_ISA_SCALAR);
+                sm_isa_set(SM_ISA_SCALAR);
                 omp_set_num_threads(1);
                 CHECK(sm_quantize_rows(t, x, ref, rows, cols, wi ? w : NULL) == nb);
                 for (int isa = SM_ISA_SCALAR; isa <= (int)sm_cpu_isa(); isa++) {
-                    q_force_isa((sm_isa)isa);
+                    sm_isa_set((sm_isa)isa);
                     for (int nt = 1; nt <= 2; nt++) {
                         omp_set_num_threads(nt);
                         memset(b, 0x77, nb);
@@ -274,7 +274,7 @@ static void isa_and_thread_independence(void) {
         free(x);
         free(w);
     }
-    q_force_isa(sm_cpu_isa());
+    sm_isa_set(sm_cpu_isa());
     omp_set_num_threads(saved);
 }
 
@@ -297,16 +297,16 @@ static void signed_zeros(void) {
     for (size_t k = 0; k < N_QUANT_TYPES; k++) {
         sm_type t = QUANT_TYPES[k];
         size_t nb = (size_t)sm_type_row_bytes(t, COLS) * ROWS;
-        q_force_isa(SM_ISA_SCALAR);
+        sm_isa_set(SM_ISA_SCALAR);
         CHECK(sm_quantize_rows(t, x, ref, ROWS, COLS, NULL) == nb);
         for (int isa = SM_ISA_AVX2; isa <= (int)sm_cpu_isa(); isa++) {
-            q_force_isa((sm_isa)isa);
+            sm_isa_set((sm_isa)isa);
             CHECK(sm_quantize_rows(t, x, b, ROWS, COLS, NULL) == nb);
             CHECK_MSG(!memcmp(ref, b, nb), "%s: %s differs from scalar on signed zeros", sm_type_name(t),
                       sm_isa_name((sm_isa)isa));
         }
     }
-    q_force_isa(sm_cpu_isa());
+    sm_isa_set(sm_cpu_isa());
 }
 
 static void refusals(void) {

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# test_convert_llamacpp.sh - acceptance of `smelt convert` output by llama.cpp itself. Runs only
-# when LLAMA_CPP_BIN names llama.cpp's build/bin (with llama-simple and llama-perplexity);
-# passes without doing anything otherwise.
+# test_convert_llamacpp.sh - acceptance of `smelt convert` output by llama.cpp itself, and smelt
+# ppl next to llama-perplexity. Needs LLAMA_CPP_BIN naming llama.cpp's build/bin (with
+# llama-simple and llama-perplexity); without it the test exits 77 (ctest: skipped).
 #  1. stories260K.bin -> GGUF; llama-simple's greedy decoding of 256 tokens from BOS reproduces
 #     Karpathy's published sample (stories260k/expected_greedy_t0_256steps.txt, 255 tokens).
 #  2. tiny-llama-kjv (bf16 and f32 outputs): llama-perplexity -c 256 over the first 16 chunks
 #     of kjv-eval.txt equals the reference's (exp of the mean of per_chunk_mean_nll[0..15],
 #     reference/perplexity.json) within 0.5%.
+#  3. smelt ppl and llama-perplexity on the same F32 GGUF (made by smelt convert), 20 chunks of
+#     256, within 0.5% (LLAMA_PPL_ARGS adds llama-perplexity options).
 set -euo pipefail
 if [ -z "${LLAMA_CPP_BIN:-}" ]; then
-  echo "LLAMA_CPP_BIN is not set: llama.cpp acceptance checks skipped"
-  exit 0
+  echo "SKIPPED: LLAMA_CPP_BIN is not set (llama.cpp's build/bin directory)"
+  exit 77
 fi
 assets=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
 smelt=${SMELT_BIN:-./smelt}
@@ -51,4 +53,21 @@ for outtype in bf16 f32; do
     fail=1
   fi
 done
+
+# 3. smelt ppl next to llama-perplexity (the f32 GGUF converted above)
+# shellcheck disable=SC2086
+if "$LLAMA_CPP_BIN/llama-perplexity" -m "$tmp/kjv-f32.gguf" -f "$assets/text/kjv-eval.txt" -c 256 --chunks 20 -t 2 \
+    ${LLAMA_PPL_ARGS:-} > "$tmp/l.txt" 2>&1; then
+  want=$(sed -nE 's/.*Final estimate: PPL = ([0-9.]+).*/\1/p' "$tmp/l.txt")
+  "$smelt" ppl "$tmp/kjv-f32.gguf" --text "$assets/text/kjv-eval.txt" --ctx 256 --chunks 20 --json > "$tmp/o.json" 2>&1 || true
+  got=$(sed -E 's/.*"ppl":(-?[0-9.eE+-]+).*/\1/' "$tmp/o.json")
+  if awk -v a="$got" -v b="$want" 'BEGIN { exit !(b > 0 && a / b < 1.005 && a / b > 0.995) }'; then
+    echo "ok   smelt ppl $got, llama-perplexity $want (F32 GGUF, 20 chunks of 256)"
+  else
+    echo "FAIL smelt ppl $got vs llama-perplexity $want"; fail=1
+  fi
+else
+  echo "FAIL llama-perplexity exited non-zero (LLAMA_PPL_ARGS=-nr helps where its AMX kernels cannot run)"
+  tail -5 "$tmp/l.txt"; fail=1
+fi
 exit $fail

@@ -1063,11 +1063,8 @@ static void ours_reads_llama(const char *bin) {
 }
 
 static void llama_cpp_interop(void) {
-    const char *bin = getenv("LLAMA_CPP_BIN");
-    if (!bin || !*bin) {
-        fprintf(stderr, "note: LLAMA_CPP_BIN not set, skipping the llama.cpp interoperability checks\n");
-        return;
-    }
+    const char *bin = tl_llama_cpp_bin("the llama.cpp interoperability checks");
+    if (!bin) return;
     char exe[1024];
     snprintf(exe, sizeof exe, "%s/llama-gguf", bin);
     CHECK_MSG(access(exe, X_OK) == 0, "%s not found (LLAMA_CPP_BIN is set)", exe);

@@ -187,7 +187,7 @@ static void gemm_kernels(void) {
     for (int i = 0; i < m * n; i++) c0[i] = rng_gauss(&s);
     const sm_isa best = sm_cpu_isa();
     for (int isa = SM_ISA_SCALAR; isa <= (int)best; isa++) {
-        q_force_isa((sm_isa)isa);
+        sm_isa_set((sm_isa)isa);
         for (int lower = 0; lower < 2; lower++) {
             memcpy(c, c0, sizeof(double) * m * n);
             /* A given transposed (a_rs = 1): A[i][p] = a[p*m + i] */
@@ -206,7 +206,7 @@ static void gemm_kernels(void) {
             else if (!lower) CHECK(memcmp(c1, c, sizeof(double) * m * n) == 0);
         }
     }
-    q_force_isa(best);
+    sm_isa_set(best);
     free(a);
     free(b);
     free(c0);
@@ -630,7 +630,7 @@ static void threads_and_isas(void) {
     for (int i = 0; i < 3; i++) {
         sm_gptq_result ref;
         setenv("SMELT_THREADS", "1", 1);
-        q_force_isa(SM_ISA_SCALAR);
+        sm_isa_set(SM_ISA_SCALAR);
         CHECK_OK(run_gptq(g_h, NC, g_w, NR, &cases[i], &ref));
         for (int isa = SM_ISA_SCALAR; isa <= (int)best; isa++)
             for (int th = 1; th <= (isa == (int)best ? 3 : 1); th++) {
@@ -638,7 +638,7 @@ static void threads_and_isas(void) {
                 char buf[8];
                 snprintf(buf, sizeof buf, "%d", th);
                 setenv("SMELT_THREADS", buf, 1);
-                q_force_isa((sm_isa)isa);
+                sm_isa_set((sm_isa)isa);
                 CHECK_OK(run_gptq(g_h, NC, g_w, NR, &cases[i], &r));
                 CHECK_MSG(r.deq && same_result(&r, &ref), "case %d, isa %s, %d threads", i, sm_isa_name((sm_isa)isa), th);
                 sm_gptq_result_free(&r);
@@ -646,7 +646,7 @@ static void threads_and_isas(void) {
         sm_gptq_result_free(&ref);
     }
     unsetenv("SMELT_THREADS");
-    q_force_isa(best);
+    sm_isa_set(best);
 }
 
 /* (iv) */

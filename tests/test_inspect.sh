@@ -37,7 +37,7 @@ expect_grep "$TMP/tiny.txt" '1 tensors, 2 parameters .*, 8 bytes .*, 32\.0000 bi
 
 # ---- JSON of the tiny file, computed by hand from its contents
 "$SMELT" inspect "$SEEDS/tiny.gguf" --json > "$TMP/tiny.json" 2>&1 || fail "inspect --json exited $?"
-ver=$("$SMELT" --version | cut -d' ' -f2)
+ver=$("$SMELT" --version | head -1 | cut -d' ' -f2)
 want='{"schema_version":1,"command":"inspect","smelt_version":"'$ver'","inputs":["'$SEEDS'/tiny.gguf"],"output":null,"path":"'$SEEDS'/tiny.gguf","file_bytes":'$(stat -c %s "$SEEDS/tiny.gguf")',"format":"gguf","version":3,"alignment":32,"data_offset":128,"file_type":null,"file_type_name":null,"metadata":{"a":7,"s":"hi"},"n_tensors_in_file":1,"tensors":[{"name":"t","shape":[2],"type":"f32","bytes":8,"bpw":32,"offset":128}],"n_tensors":1,"n_params":2,"bytes":8,"bpw":32,"bytes_out":0}'
 [ "$(cat "$TMP/tiny.json")" = "$want" ] || fail "tiny.json: got $(cat "$TMP/tiny.json"), expected $want"
 

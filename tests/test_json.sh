@@ -53,7 +53,7 @@ run inspect - inspect q.gguf
 run inspect - inspect "$KJV"
 run "inspect --diff" - inspect a.gguf q.gguf --diff
 
-"$PY" - "$SRC/docs/json.md" "$J" "$("$SMELT" --version | cut -d' ' -f2)" <<'PYEOF' || fails=$((fails + 1))
+"$PY" - "$SRC/docs/json.md" "$J" "$("$SMELT" --version | head -1 | cut -d' ' -f2)" <<'PYEOF' || fails=$((fails + 1))
 import json, os, re, sys
 doc, jdir, version = sys.argv[1], sys.argv[2], sys.argv[3]
 # the tables: "## SECTION" then rows "| field | type | meaning |"

@@ -2,8 +2,7 @@
 # test_ppl.sh - `smelt ppl` and `smelt generate` from the command line on the shared models:
 # JSON fields, the --save-logits / --kld round trip, thread-count invariance of the printed
 # numbers, --text tokenization, argument errors, --device cuda without a device, stories260K's
-# greedy sample, --kld against a model; and, when LLAMA_CPP_BIN is set, smelt ppl next to
-# llama-perplexity on the same GGUF (within 0.5%; LLAMA_PPL_ARGS adds llama-perplexity options).
+# greedy sample, --kld against a model.
 set -uo pipefail
 SMELT=${SMELT_BIN:-./smelt}
 ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
@@ -111,21 +110,7 @@ cmp -s "$TMP/s1.txt" "$TMP/s2.txt" && [ -s "$TMP/s1.txt" ] || fail "seeded sampl
 [ "$(json_num "$TMP/km.json" top1_agreement)" = 1 ] || fail "--kld MODEL: top-1 agreement $(json_num "$TMP/km.json" top1_agreement)"
 [ "$(json_num "$TMP/km.json" n_scored)" = 126 ] || fail "--kld MODEL: n_scored"
 
-# ---- llama.cpp next to us (optional): the same F32 GGUF (made by smelt convert), 20 chunks of 256
-if [ -n "${LLAMA_CPP_BIN:-}" ]; then
-  "$SMELT" convert "$KJV" -o "$TMP/kjv-f32.gguf" --outtype f32 > /dev/null 2>&1 || fail "convert for llama.cpp exited $?"
-  # shellcheck disable=SC2086
-  "$LLAMA_CPP_BIN/llama-perplexity" -m "$TMP/kjv-f32.gguf" -f "$ASSETS/text/kjv-eval.txt" -c 256 --chunks 20 -t 2 \
-    ${LLAMA_PPL_ARGS:-} > "$TMP/l.txt" 2>&1 || fail "llama-perplexity exited $? (LLAMA_PPL_ARGS=-nr helps where its AMX kernels cannot run)"
-  want=$(sed -nE 's/.*Final estimate: PPL = ([0-9.]+).*/\1/p' "$TMP/l.txt")
-  "$SMELT" ppl "$TMP/kjv-f32.gguf" --text "$ASSETS/text/kjv-eval.txt" --ctx 256 --chunks 20 --json > "$TMP/o.json" 2>&1
-  got=$(json_num "$TMP/o.json" ppl)
-  awk -v a="$got" -v b="$want" 'BEGIN { exit !(b > 0 && a / b < 1.005 && a / b > 0.995) }' ||
-    fail "smelt ppl $got vs llama-perplexity $want"
-  echo "llama-perplexity $want, smelt ppl $got (F32 GGUF, 20 chunks of 256)"
-else
-  echo "note: LLAMA_CPP_BIN not set: skipped the comparison with llama-perplexity"
-fi
+# (smelt ppl next to llama-perplexity on the same GGUF: tests/test_convert_llamacpp.sh)
 
 [ $fails = 0 ] && echo "test_ppl: all passed" || echo "test_ppl: $fails failures"
 exit $((fails != 0))

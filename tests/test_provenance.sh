@@ -29,7 +29,7 @@ head -c 60000 "$ASSETS/text/kjv-calib.txt" > calib.txt
 "$SMELT" inspect base.gguf --json > base.json || fail "inspect --json exited $?"
 grep -Eq '^ +quantize\.gptq\.calib_file +str +"calib\.txt"$' g.txt || fail "inspect does not show quantize.gptq.calib_file"
 grep -Eq '^file type: 2 \(Q4_0\)$' g.txt || fail "inspect does not decode general.file_type 2 as Q4_0"
-"$PY" - g.json base.json calib.txt "$("$SMELT" --version | cut -d' ' -f2)" <<'PYEOF' || fails=$((fails + 1))
+"$PY" - g.json base.json calib.txt "$("$SMELT" --version | head -1 | cut -d' ' -f2)" <<'PYEOF' || fails=$((fails + 1))
 import json, sys
 M = (1 << 64) - 1
 P1, P2, P3, P4, P5 = 11400714785074694791, 14029467366897019727, 1609587929392839161, 9650029242287828579, 2870177450012600261

@@ -272,11 +272,8 @@ static void same_file_as_llama_quantize(void) {
               !strcmp(sm_gguf_tensor(g, nt - 1)->name, "blk.3.ffn_up.weight"));
         sm_gguf_close(g);
     }
-    const char *bin = getenv("LLAMA_CPP_BIN");
-    if (!bin || !*bin) {
-        fprintf(stderr, "  (LLAMA_CPP_BIN not set: byte comparison with llama-quantize skipped)\n");
-        return;
-    }
+    const char *bin = tl_llama_cpp_bin("byte comparison with llama-quantize");
+    if (!bin) return;
     static const char *const recipes[] = {"Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
                                           "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "IQ4_NL", "IQ4_XS"};
     int same = 0;

@@ -510,11 +510,8 @@ static void gguf_round_trip(void) {
 
 /* With LLAMA_CPP_BIN: llama.cpp tokenizes fortunes-eval.txt with the vocabulary GGUF we wrote. */
 static void llama_cpp_cross_check(void) {
-    const char *bin = getenv("LLAMA_CPP_BIN");
-    if (!bin || !*bin) {
-        fprintf(stderr, "  (LLAMA_CPP_BIN not set: llama.cpp cross-check not run)\n");
-        return;
-    }
+    const char *bin = tl_llama_cpp_bin("llama.cpp tokenizer cross-check");
+    if (!bin) return;
     sm_vocab v;
     REQUIRE_OK(sm_vocab_load_hf(tl_asset("models/tiny-llama-kjv"), &v));
     const char *p = tl_tmp("kjv-vocab.gguf"), *out = tl_tmp("llama-ids.txt");

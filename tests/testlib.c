@@ -195,7 +195,29 @@ const char *tl_make_qwen2_tiny(void) {
     return dir;
 }
 
-int main(void) {
+static bool g_llama_mode;
+
+const char *tl_llama_cpp_bin(const char *what) {
+    const char *bin = getenv("LLAMA_CPP_BIN");
+    if (!g_llama_mode) {
+        fprintf(stderr, "  (%s: runs with --llama-cpp, ctest entry *_llamacpp)\n", what);
+        return NULL;
+    }
+    return bin; /* set: main checked */
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--llama-cpp")) {
+        g_llama_mode = true;
+        const char *bin = getenv("LLAMA_CPP_BIN");
+        if (!bin || !*bin) {
+            fprintf(stderr, "SKIPPED: LLAMA_CPP_BIN is not set (llama.cpp's build/bin directory)\n");
+            return 77;
+        }
+    } else if (argc > 1) {
+        fprintf(stderr, "usage: %s [--llama-cpp]\n", argv[0]);
+        return 2;
+    }
     run_tests();
     fprintf(stderr, "%d checks, %d failed\n", tl_checks, tl_failures);
     return tl_failures ? 1 : 0;

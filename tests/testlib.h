@@ -88,6 +88,13 @@ int tl_run_smelt_env(const char *env, const char *args, char **out);
 /* For tl_run_smelt_env: a CUDA plugin that does not exist, i.e. no usable GPU on any machine. */
 #define TL_NO_GPU "SMELT_CUDA_PLUGIN=/nonexistent/libsmelt_cuda.so"
 
+/* llama.cpp's bin directory (LLAMA_CPP_BIN) for the comparisons that need it, or NULL (with a
+ * note naming `what`). Those comparisons run only when the test binary is started with
+ * --llama-cpp: its own ctest entry NAME_llamacpp, which exits 77 (skipped) when LLAMA_CPP_BIN
+ * is not set, so that ctest reports them as skipped, never as passed (that entry runs the
+ * whole test, the comparisons included). */
+const char *tl_llama_cpp_bin(const char *what);
+
 /* Path of the smelt binary. */
 const char *tl_smelt_bin(void);
 /* Read a whole file (malloc'ed); NULL on failure. */

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test_isa.sh - the same files on every CPU: under SMELT_ISA=scalar, avx2 and avx512 (each
+# level this CPU has; the rest are reported as skipped) smelt writes byte-identical GGUFs of
+# tiny-llama-kjv (convert bf16 -> f16 and f32 -> bf16: the casts; quantize of the HF
+# directory to Q4_K_M and of the f16 GGUF to Q5_1: the k-quant and legacy codecs), and
+# `smelt ppl` of the Q4_K_M file agrees across ISAs (the float kernels sum in other orders,
+# so agreement is to rounding: within 1e-5 relative) and is bit-identical for 1 and 2
+# threads on each ISA. Exits 77 (skipped) where the CPU has only the scalar level.
+set -uo pipefail
+SMELT=${SMELT_BIN:-./smelt}
+ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
+KJV=$ASSETS/models/tiny-llama-kjv
+TOKENS=$KJV/reference/tokens_eval.txt
+for f in "$KJV/config.json" "$KJV/f32/config.json" "$TOKENS"; do
+  [ -e "$f" ] || { echo "missing test asset: $f (set SMELT_ASSETS)" >&2; exit 1; }
+done
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+export OMP_WAIT_POLICY=passive SMELT_NO_PROGRESS=1
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+json_num() { sed -E 's/.*"'"$2"'":(-?[0-9.eE+-]+).*/\1/' "$1"; }
+
+# which levels the CPU has: `smelt --version` names the ISA in use and the CPU's best
+best=$(env -u SMELT_ISA "$SMELT" --version | sed -n 's/^isa .*(cpu: \([a-z0-9]*\))$/\1/p')
+case "$best" in
+  avx512) isas="scalar avx2 avx512" ;;
+  avx2) isas="scalar avx2"; echo "avx512: skipped (the CPU lacks it)" ;;
+  scalar) echo "avx2, avx512: skipped (the CPU lacks them); nothing to compare"; exit 77 ;;
+  *) echo "FAIL: smelt --version does not name the CPU's ISA" >&2; exit 1 ;;
+esac
+echo "ISAs compared: $isas"
+for isa in $isas; do
+  got=$(SMELT_ISA=$isa "$SMELT" --version | sed -n 's/^isa \([a-z0-9]*\) .*/\1/p')
+  [ "$got" = "$isa" ] || fail "SMELT_ISA=$isa runs on '$got'"
+done
+
+# ---- GGUF bytes
+for isa in $isas; do
+  export SMELT_ISA=$isa
+  "$SMELT" convert "$KJV" -o "$TMP/f16.$isa.gguf" --outtype f16 --quiet 2>"$TMP/err" || { fail "$isa: convert f16"; cat "$TMP/err" >&2; }
+  "$SMELT" convert "$KJV/f32" -o "$TMP/bf16.$isa.gguf" --outtype bf16 --quiet 2>"$TMP/err" || { fail "$isa: convert bf16"; cat "$TMP/err" >&2; }
+  "$SMELT" quantize "$KJV" "$TMP/q4km.$isa.gguf" Q4_K_M --quiet 2>"$TMP/err" || { fail "$isa: quantize Q4_K_M"; cat "$TMP/err" >&2; }
+  "$SMELT" quantize "$TMP/f16.$isa.gguf" "$TMP/q51.$isa.gguf" Q5_1 --quiet 2>"$TMP/err" || { fail "$isa: quantize Q5_1"; cat "$TMP/err" >&2; }
+  unset SMELT_ISA
+done
+for f in f16 bf16 q4km q51; do
+  for isa in $isas; do
+    [ "$isa" = scalar ] && continue
+    cmp -s "$TMP/$f.scalar.gguf" "$TMP/$f.$isa.gguf" && echo "$f: $isa = scalar, $(stat -c %s "$TMP/$f.scalar.gguf") bytes" ||
+      fail "$f: the $isa GGUF differs from the scalar one ($(cmp "$TMP/$f.scalar.gguf" "$TMP/$f.$isa.gguf" 2>&1 | head -1))"
+  done
+done
+
+# ---- perplexity
+ref=
+for isa in $isas; do
+  for t in 1 2; do
+    SMELT_ISA=$isa "$SMELT" ppl "$TMP/q4km.scalar.gguf" --tokens "$TOKENS" --ctx 128 --chunks 4 --threads $t --json \
+      > "$TMP/p.$isa.$t.json" 2> "$TMP/err" || { fail "$isa: ppl exited $?"; cat "$TMP/err" >&2; }
+  done
+  p1=$(json_num "$TMP/p.$isa.1.json" ppl) p2=$(json_num "$TMP/p.$isa.2.json" ppl)
+  echo "ppl $isa: $p1 (1 thread), $p2 (2 threads)"
+  [ "$p1" = "$p2" ] || fail "$isa: ppl differs between 1 and 2 threads: $p1 vs $p2"
+  [ -n "$ref" ] || ref=$p1
+  awk -v a="$p1" -v b="$ref" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; exit !(a > 0 && d < 1e-5) }' ||
+    fail "ppl on $isa $p1, on scalar $ref (more than 1e-5 apart)"
+done
+
+[ "$fails" = 0 ] && echo "test_isa: all passed" || echo "test_isa: $fails failure(s)" >&2
+exit $((fails > 0))
