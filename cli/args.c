@@ -19,25 +19,6 @@ const char *cli_command_name = NULL;
 
 static const char *cmd_name(void) { return cli_command_name ? cli_command_name : "?"; }
 
-bool cli_flag(char **argv, int *i, const char *name) { return strcmp(argv[*i], name) == 0; }
-
-bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val) {
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n) != 0) return false;
-    if (a[n] == '=') {
-        *val = a + n + 1;
-        return true;
-    }
-    if (a[n] != 0) return false;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "smelt %s: error: option %s needs a value\n", cmd_name(), name);
-        exit(2);
-    }
-    *val = argv[++*i];
-    return true;
-}
-
 long cli_long(const char *opt, const char *val, long min, long max) {
     char *end;
     errno = 0;

@@ -89,10 +89,6 @@ int cli_lora_spec(const sm_command *c, const char *spec);
 /* The command being run (for messages from the helpers below); set by main. */
 extern const char *cli_command_name;
 
-/* Argument helpers. cli_opt: argv[*i] is `name` followed by a value, or `name=value`; on a
- * match *val is set and *i advanced past the value. A missing value is reported and exits 2. */
-bool cli_flag(char **argv, int *i, const char *name);
-bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
 /* Parse an integer option value, exiting 2 with a message if it is not one. */
 long cli_long(const char *opt, const char *val, long min, long max);
 double cli_double(const char *opt, const char *val);

@@ -19,7 +19,7 @@
 #include <stdio.h>
 
 #define SM_MAX_DIMS 8
-#ifndef SM_VERSION /* set by CMake from project(VERSION) and git describe */
+#ifndef SM_VERSION /* set by CMake (project(VERSION) + git describe) for the files that use it: see CMakeLists.txt */
 #define SM_VERSION "unknown"
 #endif
 
