@@ -286,7 +286,9 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
 void sm_gptq_run_report_free(sm_gptq_run_report *r);
 
 /* GPTQ into an ordinary GGUF (calib/gptq_gguf.c). m was loaded from the F32/F16/BF16 GGUF
- * src_path. The recipe ("Q4_K_M", "Q4_0", ...) gives every tensor its type by llama.cpp's
+ * src_path, or from the Hugging Face directory src_path and put in GGUF layout
+ * (sm_model_gguf_layout): the directory is then read as the GGUF `smelt convert` writes of it
+ * with the weights' own precision (sm_hf_source), with the same result. The recipe ("Q4_K_M", "Q4_0", ...) gives every tensor its type by llama.cpp's
  * rules, as `smelt quantize` does; block linears are quantized by sm_gptq_run on that type's
  * grid (round-to-nearest where there is none), the other tensors converted without importance
  * weights. Metadata: the source's, general.file_type of the recipe, general.quantization_version

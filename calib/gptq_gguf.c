@@ -7,9 +7,13 @@
  *
  * Tensor order: the model-wide tensors first (in the source's order), then block 0's tensors,
  * block 1's, ... (each block's in the source's order), so that each block is written as soon
- * as it is quantized and nothing else has to wait in memory. */
+ * as it is quantized and nothing else has to wait in memory.
+ *
+ * The source: a GGUF, or a Hugging Face directory read as the GGUF `smelt convert` would write
+ * of it (sm_hf_source: same tensors, order, metadata and bytes, without writing that file). */
 #include "calib/calib.h"
 
+#include "convert/convert.h"
 #include "formats/formats.h"
 #include "quantize/quantize.h"
 
@@ -20,7 +24,8 @@
 #define NOT_SEEN ((sm_type)-2) /* a block linear the file lacks */
 
 typedef struct gguf_job {
-    sm_gguf *g;
+    sm_gguf *g;          /* the source: a GGUF ... */
+    sm_hf_source *hf;    /* ... or an HF directory */
     sm_gguf_writer *w;
     size_t nt;
     sm_type *types;      /* per source tensor */
@@ -60,17 +65,24 @@ static int write_converted(gguf_job *j, const sm_tensor *t, sm_type to) {
     return rc ? sm_error_ctx("tensor %s", t->name) : 0;
 }
 
+static const sm_tensor *tensor(const gguf_job *j, size_t i) {
+    return j->hf ? sm_hf_source_tensor(j->hf, i) : sm_gguf_tensor(j->g, i);
+}
+
+static int write_tensor(gguf_job *j, size_t i) {
+    return j->hf ? sm_hf_source_write(j->hf, j->w, i, j->types[i]) : write_converted(j, tensor(j, i), j->types[i]);
+}
+
 static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
     gguf_job *j = user;
     for (size_t i = 0; i < j->nt; i++) {
         if (j->layer[i] != layer) continue;
-        const sm_tensor *t = sm_gguf_tensor(j->g, i);
         int rc;
         if (j->linear[i] >= 0) {
             const sm_gptq_result *r = &lin[j->linear[i]].res;
             rc = sm_gguf_writer_write(j->w, r->packed, r->packed_bytes);
         } else {
-            rc = write_converted(j, t, j->types[i]);
+            rc = write_tensor(j, i);
         }
         if (rc) return -1;
     }
@@ -103,8 +115,8 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     const char **names = NULL;
     sm_type *lin_types = NULL;
     int rc = -1;
-    if (sm_gguf_open(src_path, &j.g)) return -1;
-    j.nt = sm_gguf_n_tensors(j.g);
+    if (sm_is_dir(src_path) ? sm_hf_source_open(src_path, &j.hf) : sm_gguf_open(src_path, &j.g)) return -1;
+    j.nt = j.hf ? sm_hf_source_n_tensors(j.hf) : sm_gguf_n_tensors(j.g);
     const size_t nt = j.nt ? j.nt : 1;
     names = calloc(nt, sizeof *names);
     j.types = calloc(nt, sizeof *j.types);
@@ -115,14 +127,14 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
         sm_error("out of memory");
         goto done;
     }
-    for (size_t i = 0; i < j.nt; i++) names[i] = sm_gguf_tensor(j.g, i)->name;
+    for (size_t i = 0; i < j.nt; i++) names[i] = tensor(&j, i)->name;
     for (int64_t i = 0; i < hp->n_layer * SM_LIN_COUNT; i++) lin_types[i] = NOT_SEEN;
     if (sm_recipe_plan_begin(&plan, recipe, names, j.nt, hp->arch, hp->n_layer, hp->n_head, hp->n_head_kv, true))
         goto done;
 
     /* plan every tensor in file order (the recipe's counters follow it), as smelt quantize */
     for (size_t i = 0; i < j.nt; i++) {
-        const sm_tensor *t = sm_gguf_tensor(j.g, i);
+        const sm_tensor *t = tensor(&j, i);
         bool fb = false;
         j.types[i] = sm_recipe_tensor_type(&plan, t->name, t->n_dims, t->shape, t->type, &fb);
         j.layer[i] = block_of(t->name, &j.linear[i]);
@@ -155,7 +167,8 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
         sm_error("out of memory");
         goto done;
     }
-    sm_gguf_set_quantized_metadata(j.w, j.g, (uint32_t)recipe->ftype);
+    if (j.hf) sm_hf_source_set_quantized_metadata(j.hf, j.w, (uint32_t)recipe->ftype);
+    else sm_gguf_set_quantized_metadata(j.w, j.g, (uint32_t)recipe->ftype);
     if (ro->provenance.calib_file) { /* how it was made */
         sm_gguf_set_str(j.w, "quantize.method", "gptq");
         sm_gguf_set_str(j.w, "quantize.smelt_version", SM_VERSION);
@@ -175,12 +188,12 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     for (int64_t l = -1; l < hp->n_layer; l++)
         for (size_t i = 0; i < j.nt; i++) {
             if (j.layer[i] != l) continue;
-            const sm_tensor *t = sm_gguf_tensor(j.g, i);
+            const sm_tensor *t = tensor(&j, i);
             if (sm_gguf_add_tensor(j.w, t->name, j.types[i], t->n_dims, t->shape)) goto done;
         }
     if (sm_gguf_writer_begin(j.w, out_path)) goto done;
     for (size_t i = 0; i < j.nt; i++)
-        if (j.layer[i] == -1 && write_converted(&j, sm_gguf_tensor(j.g, i), j.types[i])) goto done;
+        if (j.layer[i] == -1 && write_tensor(&j, i)) goto done;
     sm_gptq_run_opts o = *ro;
     o.types = lin_types;
     o.sink = sink;
@@ -191,6 +204,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
 done:
     if (j.w) sm_gguf_writer_abort(j.w);
     sm_gguf_close(j.g);
+    sm_hf_source_close(j.hf);
     sm_recipe_plan_free(&plan);
     free(names);
     free(j.types);

@@ -224,6 +224,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
         const double t0 = sm_now();
         sm_gptq_layer_report *lr = &rep->layers[l];
         sm_block_override ov = {{0}};
+        if (sm_model_prepare_layer(m, l)) goto done;
         for (int i = 0; i < SM_LIN_COUNT; i++) {
             int64_t rows, cols;
             free(W[i]);

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
-#include <unistd.h>
 
 static const char USAGE[] =
     "usage: smelt gptq MODEL --calib FILE --to TARGET -o OUT [options]\n"
@@ -25,8 +24,8 @@ static const char USAGE[] =
     "block 1, and so on. Memory: samples x seqlen x hidden floats plus one block.\n"
     "\n"
     "MODEL: a Hugging Face directory or (targets gguf:* only) an F32/F16/BF16 GGUF. For a GGUF\n"
-    "target a directory is first converted (smelt convert, weights in their own precision) to\n"
-    "OUT.src.PID.gguf beside OUT, which is removed at the end (also on SIGINT/SIGTERM/SIGHUP).\n"
+    "target a directory is read as the GGUF smelt convert writes of it (weights in their own\n"
+    "precision), with the same result, but without writing that copy.\n"
     "OUT must not be MODEL or the calibration file, nor lie inside MODEL. --to hf: an existing\n"
     "OUT directory is replaced (atomically) only if it holds nothing but files smelt writes there.\n"
     "\n"
@@ -92,28 +91,6 @@ static void on_layer(void *user, int64_t layer, int64_t n_layer, const sm_gptq_l
     }
     lp->bar.done = (uint64_t)layer + 1;
     sm_progress_note(&lp->bar, "layer %lld/%lld", (long long)layer + 1, (long long)n_layer);
-}
-
-/* smelt convert of an HF directory into a GGUF with the weights' own precision (F32 stays
- * F32, BF16 stays BF16, F16 stays F16), the source GPTQ then reads. */
-static int convert_source(const char *dir, const char *path, bool quiet) {
-    sm_ckpt *ck = NULL;
-    if (sm_ckpt_open(dir, &ck)) return -1;
-    const char *outtype = "f32";
-    for (size_t i = 0; i < ck->n_tensors; i++)
-        if (ck->tensors[i].n_dims >= 2) {
-            if (ck->tensors[i].type == SM_TYPE_BF16) outtype = "bf16";
-            else if (ck->tensors[i].type == SM_TYPE_F16) outtype = "f16";
-            break;
-        }
-    sm_ckpt_close(ck);
-    if (!quiet) fprintf(stderr, "gptq: converting %s to %s (%s)\n", dir, path, outtype);
-    sm_convert_opts co = {.outtype = outtype, .quiet = true};
-    const bool was_durable = sm_outfile_durable();
-    sm_outfile_set_durable(false); /* a temporary: no fsync */
-    const int rc = sm_convert(dir, path, &co, NULL);
-    sm_outfile_set_durable(was_durable);
-    return rc;
 }
 
 static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, const char *calib, const char *out,
@@ -239,23 +216,17 @@ static int run(int argc, char **argv) {
     if (json) quiet = true; /* no other lines; the bar stays (on a terminal) */
 
     const double t0 = sm_now();
-    char *src_gguf = NULL; /* an HF directory for a GGUF target: converted first (lossless) */
     sm_model *m = NULL;
     const sm_tokenizer *tok = NULL;
     int32_t *ids = NULL, bos = -1;
     size_t n_ids = 0;
     sm_calib_set cs = {0};
     sm_gptq_run_report rep = {0};
-    int rc = -1, src_slot = -1;
-    if (!to_hf && model_is_dir) {
-        const size_t n = strlen(out) + 48;
-        if (!(src_gguf = malloc(n))) goto done;
-        snprintf(src_gguf, n, "%s.src.%ld.gguf", out, (long)getpid());
-        src_slot = sm_tmp_register(src_gguf, false); /* removed on SIGINT/SIGTERM/SIGHUP too */
-        if (convert_source(model, src_gguf, quiet)) goto done;
-        model = src_gguf;
-    }
-    if (sm_model_load(model, NULL, &m) || sm_model_tokenizer(m, &tok) || sm_ppl_chunk_bos(tok, &bos) ||
+    int rc = -1;
+    if (sm_model_load(model, NULL, &m)) goto done;
+    /* an HF directory for a GGUF target: computed as its converted GGUF would be, read in place */
+    if (!to_hf && model_is_dir && sm_model_gguf_layout(m)) goto done;
+    if (sm_model_tokenizer(m, &tok) || sm_ppl_chunk_bos(tok, &bos) ||
         sm_calib_tokenize_file(tok, calib, false, &ids, &n_ids))
         goto done;
     const int64_t n_ctx_train = sm_model_hparams(m)->n_ctx_train;
@@ -297,9 +268,6 @@ done:
     sm_calib_set_free(&cs);
     free(ids);
     sm_model_free(m);
-    if (src_gguf) remove(src_gguf);
-    sm_tmp_forget(src_slot);
-    free(src_gguf);
     return rc ? 1 : 0;
 }
 

@@ -13,7 +13,7 @@
 
 #define GGML_QUANT_VERSION 2
 
-static void set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts *o, sm_gguf_writer *w) {
+void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts *o, sm_gguf_writer *w) {
     char label[32];
     sm_gguf_set_str(w, "general.architecture", s->hp.arch);
     sm_gguf_set_str(w, "general.type", "model");
@@ -37,7 +37,7 @@ static int write_all(const cv_source *s, const cv_plan *p, const char *out_path,
                      sm_convert_report *rep) {
     sm_gguf_writer *w = sm_gguf_writer_new();
     if (!w) return sm_error("out of memory");
-    set_metadata(s, p, o, w);
+    cv_set_metadata(s, p, o, w);
     for (size_t i = 0; i < p->n; i++)
         if (sm_gguf_add_tensor(w, p->items[i].name, p->items[i].type, p->items[i].n_dims, p->items[i].shape)) {
             sm_gguf_writer_abort(w);

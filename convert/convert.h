@@ -40,6 +40,22 @@ typedef struct sm_convert_report {
 int sm_convert(const char *model_path, const char *out_path, const sm_convert_opts *opts, sm_convert_report *rep);
 
 
+/* ---- a Hugging Face directory read as its converted GGUF, without writing one ----
+ * (hf_source.c) The tensors (in the converted file's order, data NULL), metadata and bytes of
+ * the GGUF sm_convert writes of `dir` with the weights' own precision (outtype f32, f16 or
+ * bf16 as the first matrix is stored). sm_hf_source_write writes tensor i into w (after
+ * sm_gguf_writer_begin) converted to `to` exactly as from that file (dequantized, then
+ * quantized without importance weights), in bounded chunks. */
+typedef struct sm_hf_source sm_hf_source;
+int sm_hf_source_open(const char *dir, sm_hf_source **out);
+void sm_hf_source_close(sm_hf_source *h);
+size_t sm_hf_source_n_tensors(const sm_hf_source *h);
+const sm_tensor *sm_hf_source_tensor(const sm_hf_source *h, size_t i);
+const char *sm_hf_source_outtype(const sm_hf_source *h);
+/* The converted file's metadata as llama-quantize (sm_gguf_set_quantized_metadata) keeps it. */
+void sm_hf_source_set_quantized_metadata(const sm_hf_source *h, sm_gguf_writer *w, uint32_t file_type);
+int sm_hf_source_write(sm_hf_source *h, sm_gguf_writer *w, size_t i, sm_type to);
+
 /* ---- quantization of a whole model (GGUF in, GGUF out) ---- */
 
 typedef struct sm_quantize_opts {

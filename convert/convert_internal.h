@@ -59,6 +59,8 @@ typedef struct cv_plan {
 /* Types from o->outtype ("f32", "f16", "bf16", "q8_0", "auto" or NULL = auto), or from the
  * recipe in o->quant; LoRA adapters in o->loras are checked and attached to their tensors. */
 int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p);
+/* The converted file's metadata (general.*, the architecture's keys, tokenizer) into w. */
+void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts *o, sm_gguf_writer *w);
 void cv_plan_free(cv_plan *p);
 
 /* Streams tensors into a writer (after sm_gguf_writer_begin) with bounded buffers, writing on

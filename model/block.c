@@ -50,6 +50,7 @@ int sm_model_linear_shape(const sm_model *m, int64_t layer, sm_linear which, int
 int sm_model_linear_f32(const sm_model *m, int64_t layer, sm_linear which, float *dst) {
     if (check(m, layer, which)) return -1;
     const sm_weight *w = linear(&m->layers[layer], which);
+    if (!w->data) return sm_error("layer %lld: weights not prepared (sm_model_prepare_layer)", (long long)layer);
     for (int64_t r = 0; r < w->rows; r++)
         if (sm_row_to_f32(w->type, (const char *)w->data + (size_t)r * w->stride, dst + r * w->cols, w->cols))
             return -1;
@@ -84,6 +85,8 @@ int sm_model_eval_block(const sm_model *m, sm_context *c, int64_t layer, const s
                 sm_weight *w = (sm_weight *)linear(&L, (sm_linear)i);
                 *w = (sm_weight){SM_TYPE_F32, ov->w[i], sizeof(float) * (size_t)w->cols, w->rows, w->cols};
             }
+    if (!L.wq.data || !L.wk.data) /* sm_model_gguf_layout: the layer was not prepared */
+        return sm_error("layer %lld: weights not prepared (sm_model_prepare_layer)", (long long)layer);
     const int64_t E = m->hp.n_embd, ld = c->ld;
     for (int64_t b0 = 0; b0 < n; b0 += c->n_batch) {
         const int64_t nb = n - b0 < c->n_batch ? n - b0 : c->n_batch;

@@ -266,6 +266,7 @@ static int batch(sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0, 
 int sm_model_eval(const sm_model *m, sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0,
                   int64_t out_first, float *logits) {
     if (c->m != m) return sm_error("evaluation context belongs to another model");
+    if (m->qk_perm) return sm_error("a model in GGUF layout (sm_model_gguf_layout) evaluates one block at a time only");
     if (!c->cuda && c->kv_layers != m->hp.n_layer)
         return sm_error("a block context (one layer of KV cache) cannot evaluate the whole model");
     if (n < 0 || pos0 < 0 || pos0 > c->n_past || pos0 + n > c->n_ctx)

@@ -226,6 +226,16 @@ int sm_model_linear_f32(const sm_model *m, int64_t layer, sm_linear which, float
  * it after each block, so that its resident memory is one block, not the model. */
 void sm_model_release_layer(const sm_model *m, int64_t layer);
 
+/* Make a model loaded from a Hugging Face directory compute exactly what the GGUF `smelt
+ * convert` writes of it computes (for llama / mistral: q/k rows and biases in llama.cpp's
+ * interleaved rope order, normal rope instead of rotate_half), so that layer-at-a-time work
+ * reads the directory instead of a converted copy. Any other model is left as it is. Only
+ * layer-at-a-time evaluation is then possible (sm_model_eval_block, sm_model_linear_f32):
+ * each layer must be prepared with sm_model_prepare_layer (its permuted q/k rows are made,
+ * one layer's worth) and is unprepared again by sm_model_release_layer. */
+int sm_model_gguf_layout(sm_model *m);
+int sm_model_prepare_layer(const sm_model *m, int64_t layer);
+
 /* Token embeddings of n tokens, token-major: x[t*n_embd + f]. */
 int sm_model_embed(const sm_model *m, const int32_t *tokens, int64_t n, float *x);
 

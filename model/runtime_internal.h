@@ -42,6 +42,10 @@ struct sm_model {
     sm_gptq_hf_config gptq_cfg;
     float **owned;              /* float copies of 1-D tensors */
     size_t n_owned;
+    /* sm_model_gguf_layout: each layer's q/k weights as stored (HF rotate_half row order) and
+     * their rows in llama.cpp's order while the layer is prepared (NULL otherwise); 2 per layer */
+    sm_weight *qk_src;
+    void **qk_perm;
 };
 
 /* Activations are feature-major (see kernels.h): row f of a batch buffer holds feature f of

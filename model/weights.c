@@ -360,9 +360,74 @@ void sm_model_release_layer(const sm_model *m, int64_t layer) {
         return;
     }
     if (layer >= m->hp.n_layer || !m->layers) return;
-    const sm_layer_weights *L = &m->layers[layer];
+    sm_layer_weights *L = &m->layers[layer];
+    if (m->qk_perm) { /* the permuted copies go; the stored rows' pages are handed back */
+        sm_weight *const qk[2] = {&L->wq, &L->wk};
+        for (int k = 0; k < 2; k++) {
+            release(m, &m->qk_src[2 * layer + k]);
+            free(m->qk_perm[2 * layer + k]);
+            m->qk_perm[2 * layer + k] = NULL;
+            qk[k]->data = NULL;
+        }
+    }
     const sm_weight *const w[SM_LIN_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-    for (int i = 0; i < SM_LIN_COUNT; i++) release(m, w[i]);
+    for (int i = 0; i < SM_LIN_COUNT; i++)
+        if (w[i]->data) release(m, w[i]);
+}
+
+/* Row r of llama.cpp's q/k order comes from this row of HF's rotate_half order (convert's rule). */
+static int64_t gguf_source_row(int64_t r, int64_t n, int64_t heads) {
+    const int64_t d = n / heads, h = r / d, k = r % d;
+    return h * d + (k & 1) * (d / 2) + k / 2;
+}
+
+static int permute_vector(float *v, int64_t n, int64_t heads) {
+    if (!v) return 0;
+    float *t = malloc(sizeof(float) * (size_t)n);
+    if (!t) return sm_error("out of memory");
+    for (int64_t r = 0; r < n; r++) t[r] = v[gguf_source_row(r, n, heads)];
+    memcpy(v, t, sizeof(float) * (size_t)n);
+    free(t);
+    return 0;
+}
+
+int sm_model_gguf_layout(sm_model *m) {
+    if (m->gguf || !m->ckpt_names || !m->hp.rope_hf_layout || m->rope != SM_ROPE_NEOX || m->qk_src) return 0;
+    const int64_t n_layer = m->hp.n_layer;
+    m->qk_src = calloc((size_t)(2 * n_layer), sizeof *m->qk_src);
+    m->qk_perm = calloc((size_t)(2 * n_layer), sizeof *m->qk_perm);
+    if (!m->qk_src || !m->qk_perm) return sm_error("out of memory");
+    for (int64_t l = 0; l < n_layer; l++) {
+        sm_layer_weights *L = &m->layers[l];
+        if (permute_vector(L->bq, m->q_dim, m->hp.n_head) || permute_vector(L->bk, m->kv_dim, m->hp.n_head_kv))
+            return -1;
+        m->qk_src[2 * l] = L->wq;
+        m->qk_src[2 * l + 1] = L->wk;
+        L->wq.data = NULL; /* until sm_model_prepare_layer */
+        L->wk.data = NULL;
+    }
+    m->rope = SM_ROPE_NORM;
+    return 0;
+}
+
+int sm_model_prepare_layer(const sm_model *m, int64_t layer) {
+    if (!m->qk_perm) return 0;
+    if (layer < 0 || layer >= m->hp.n_layer) return sm_error("layer %lld out of range", (long long)layer);
+    sm_layer_weights *L = &m->layers[layer];
+    sm_weight *const qk[2] = {&L->wq, &L->wk};
+    const int64_t heads[2] = {m->hp.n_head, m->hp.n_head_kv};
+    for (int k = 0; k < 2; k++) {
+        if (m->qk_perm[2 * layer + k]) continue;
+        const sm_weight *w = &m->qk_src[2 * layer + k];
+        uint8_t *p = malloc(w->stride * (size_t)w->rows);
+        if (!p) return sm_error("out of memory");
+        for (int64_t r = 0; r < w->rows; r++)
+            memcpy(p + (size_t)r * w->stride, (const uint8_t *)w->data + (size_t)gguf_source_row(r, w->rows, heads[k]) * w->stride,
+                   w->stride);
+        m->qk_perm[2 * layer + k] = p;
+        qk[k]->data = p;
+    }
+    return 0;
 }
 
 void sm_model_free(sm_model *m) {
@@ -372,6 +437,10 @@ void sm_model_free(sm_model *m) {
     free(m->layers);
     free(m->rope_freq);
     free(m->ckpt_names);
+    if (m->qk_perm)
+        for (int64_t i = 0; i < 2 * m->hp.n_layer; i++) free(m->qk_perm[i]);
+    free(m->qk_perm);
+    free(m->qk_src);
     sm_tokenizer_free(m->tok);
     if (m->has_vocab) sm_vocab_free(&m->vocab);
     if (m->gguf) sm_gguf_close(m->gguf);

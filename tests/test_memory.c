@@ -214,13 +214,14 @@ static void quantize_bounded(void) {
 
 /* GPTQ works a block at a time: its peak RSS on a model of G_LARGE blocks may exceed the one
  * on G_SMALL blocks (same widths) by a third of the extra bytes at most (every mapped block
- * stayed resident before: the whole difference). Both targets: GGUF (from an F16 GGUF) and
- * HF GPTQ (from the HF directory). Runs the small/large pair of each. */
+ * stayed resident before: the whole difference). Both targets: GGUF (from an F16 GGUF, and
+ * from the HF directory read in place) and HF GPTQ (from the HF directory). Runs the
+ * small/large pair of each. */
 static void gptq_grows_not_with_depth(void) {
     char calib[1100]; /* tl_asset's buffers are reused by make_model */
     snprintf(calib, sizeof calib, "%s", tl_asset("text/kjv-calib.txt"));
     const int depth[2] = {G_SMALL, G_LARGE};
-    long kb_gguf[2] = {0, 0}, kb_hf[2] = {0, 0};
+    long kb_gguf[2] = {0, 0}, kb_hf[2] = {0, 0}, kb_dir[2] = {0, 0};
     long long bytes_gguf[2] = {0, 0}, bytes_hf[2] = {0, 0};
     for (int k = 0; k < 2; k++) {
         char name[32], gguf[1100], out[1100], st[1100];
@@ -243,12 +244,18 @@ static void gptq_grows_not_with_depth(void) {
                            "-o", out, "--quiet", "--no-loss", NULL};
         CHECK_MSG(run_measured(b, &kb_hf[k]) == 0, "gptq --to hf on %d blocks failed", depth[k]);
         bytes_hf[k] = file_size(st);
+        snprintf(out, sizeof out, "%s-dq.gguf", dir);
+        const char *c[] = {"smelt", "gptq", dir, "--calib", calib, "--samples", "1", "--seqlen", "16", "--to", "gguf:Q8_0",
+                           "-o", out, "--quiet", "--no-loss", NULL};
+        CHECK_MSG(run_measured(c, &kb_dir[k]) == 0, "gptq DIR --to gguf:Q8_0 on %d blocks failed", depth[k]);
+        unlink(out);
     }
-    const struct { const char *what; const long *kb; const long long *bytes; } r[2] = {
-        {"gptq --to gguf:Q8_0", kb_gguf, bytes_gguf}, {"gptq --to hf", kb_hf, bytes_hf}};
-    for (int i = 0; i < 2; i++) {
+    const struct { const char *what; const long *kb; const long long *bytes; } r[3] = {
+        {"gptq --to gguf:Q8_0", kb_gguf, bytes_gguf}, {"gptq --to hf", kb_hf, bytes_hf},
+        {"gptq DIR --to gguf:Q8_0", kb_dir, bytes_hf}};
+    for (int i = 0; i < 3; i++) {
         const double grow = (double)(r[i].kb[1] - r[i].kb[0]) / 1024, extra = (double)(r[i].bytes[1] - r[i].bytes[0]) / 1048576;
-        fprintf(stderr, "  %-22s peak RSS %.1f -> %.1f MiB for %d -> %d blocks (%.1f MiB more input)\n", r[i].what,
+        fprintf(stderr, "  %-24s peak RSS %.1f -> %.1f MiB for %d -> %d blocks (%.1f MiB more input)\n", r[i].what,
                 (double)r[i].kb[0] / 1024, (double)r[i].kb[1] / 1024, G_SMALL, G_LARGE, extra);
         CHECK_MSG(r[i].kb[0] > 1024 && extra > 10, "%s: implausible measurement", r[i].what);
         CHECK_MSG(grow < extra / 3, "%s: peak RSS grew by %.1f MiB with %.1f MiB more blocks", r[i].what, grow, extra);

@@ -161,7 +161,7 @@ interrupt() {
   fi
 }
 G=(--calib "$CALIB" --samples 64 --seqlen 128 --threads 1 --quiet)
-interrupt INT 'g.gguf.src.*.gguf' g.gguf "$SMELT" gptq m "${G[@]}" --to gguf:Q8_0 -o g.gguf
+interrupt INT 'g.gguf.tmp.*' g.gguf "$SMELT" gptq m "${G[@]}" --to gguf:Q8_0 -o g.gguf
 interrupt TERM 'g.gguf.tmp.*' g.gguf "$SMELT" gptq m "${G[@]}" --to gguf:Q8_0 -o g.gguf
 interrupt HUP 'ghf.tmp.*' ghf "$SMELT" gptq m "${G[@]}" --to hf -o ghf
 interrupt INT 'ghf.tmp.*/model.safetensors.tmp.*' ghf "$SMELT" gptq m "${G[@]}" --to hf -o ghf
@@ -180,6 +180,21 @@ if wait_for 'k.gguf.tmp.*' $pid; then
   [ -e k.gguf ] && fail "KILL: k.gguf exists after SIGKILL"
 fi
 rm -f k.gguf.* 2> /dev/null
+
+# ---- gptq DIR --to gguf:* reads the directory in place: while it runs, nothing but OUT.tmp.*
+# appears beside OUT (it used to write a full-size OUT.src.PID.gguf copy of the model first)
+mkdir solo
+"$SMELT" gptq m "${G[@]}" --to gguf:Q8_0 -o solo/s.gguf > /dev/null 2> solo.err &
+pid=$!
+stray=
+while kill -0 $pid 2> /dev/null; do
+  s=$(find solo -mindepth 1 ! -name s.gguf ! -name 's.gguf.tmp.*' | head -1)
+  [ -n "$s" ] && stray=$s
+  sleep 0.02
+done
+wait $pid || fail "gptq m -o solo/s.gguf failed: $(cat solo.err)"
+[ -z "$stray" ] || fail "gptq DIR --to gguf wrote $stray beside its output"
+[ -s solo/s.gguf ] || fail "solo/s.gguf missing"
 
 # ---- a complete run leaves only its output
 "$SMELT" gptq m --calib "$CALIB" --samples 4 --seqlen 32 --quiet --to gguf:Q8_0 -o done.gguf || fail "gptq gguf failed"
