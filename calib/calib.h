@@ -264,6 +264,15 @@ typedef struct sm_gptq_run_opts {
     /* Called with each block's report when it is done (progress). May be NULL. */
     void (*on_layer)(void *user, int64_t layer, int64_t n_layer, const sm_gptq_layer_report *r);
     void *on_layer_user;
+    /* How the file was made, recorded in a GGUF output as quantize.gptq.* keys (in the spirit
+     * of llama-quantize's quantize.imatrix.*). calib_file NULL: no such keys. */
+    struct {
+        const char *calib_file;  /* the calibration text's path as given */
+        const char *calib_xxh64; /* xxHash64 of its bytes, 16 hex digits */
+        int64_t samples, seqlen;
+        uint64_t seed;
+        bool in_order;
+    } provenance;
 } sm_gptq_run_opts;
 
 typedef struct sm_gptq_run_report {

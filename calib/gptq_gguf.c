@@ -169,6 +169,22 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     }
     if (j.hf) sm_hf_source_set_quantized_metadata(j.hf, j.w, (uint32_t)recipe->ftype);
     else sm_gguf_set_quantized_metadata(j.w, j.g, (uint32_t)recipe->ftype);
+    if (ro->provenance.calib_file) { /* how it was made */
+        sm_gguf_set_str(j.w, "quantize.method", "gptq");
+        sm_gguf_set_str(j.w, "quantize.smelt_version", SM_VERSION);
+        sm_gguf_set_str(j.w, "quantize.gptq.calib_file", ro->provenance.calib_file);
+        if (ro->provenance.calib_xxh64) sm_gguf_set_str(j.w, "quantize.gptq.calib_xxh64", ro->provenance.calib_xxh64);
+        sm_gguf_set_u32(j.w, "quantize.gptq.samples", (uint32_t)ro->provenance.samples);
+        sm_gguf_set_u32(j.w, "quantize.gptq.seqlen", (uint32_t)ro->provenance.seqlen);
+        sm_gguf_set_str(j.w, "quantize.gptq.sampling", ro->provenance.in_order ? "in_order" : "random");
+        sm_gguf_set_u64(j.w, "quantize.gptq.seed", ro->provenance.seed);
+        sm_gguf_set_f32(j.w, "quantize.gptq.damp", (float)ro->q.damp);
+        sm_gguf_set_bool(j.w, "quantize.gptq.act_order", ro->q.act_order);
+        sm_gguf_set_i32(j.w, "quantize.gptq.group_size", ro->q.group_size);
+        sm_gguf_set_u32(j.w, "quantize.gptq.block_size", (uint32_t)ro->q.block_size);
+        sm_gguf_set_bool(j.w, "quantize.gptq.true_sequential", !ro->no_true_sequential);
+        sm_gguf_set_bool(j.w, "quantize.gptq.importance", ro->q.use_importance);
+    }
     for (int64_t l = -1; l < hp->n_layer; l++)
         for (size_t i = 0; i < j.nt; i++) {
             if (j.layer[i] != l) continue;

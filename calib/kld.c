@@ -173,7 +173,9 @@ static int run(const sm_model *m, base_src *b, const int32_t *tokens, int64_t n_
             chunk_sum += s->nll;
         }
         r->chunk_nll[c] = chunk_sum / (double)scored;
-        sm_progress_update(&prog, (uint64_t)c + 1);
+        prog.done = (uint64_t)c + 1;
+        sm_progress_note(&prog, "PPL %.4f  KLD %.6f", exp(s_nll / (double)((c + 1) * scored)),
+                         s_kld / (double)((c + 1) * scored));
     }
     r->seconds = sm_now() - t0;
     sm_progress_end(&prog);

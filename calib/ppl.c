@@ -102,7 +102,8 @@ int sm_perplexity(const sm_model *m, const int32_t *tokens, int64_t n_tokens, co
         }
         r->chunk_nll[c] = chunk_sum / (double)scored;
         if (out && write_all(out, recs, sizeof(uint16_t) * (size_t)(scored * nv))) goto done_prog;
-        sm_progress_update(&prog, (uint64_t)c + 1);
+        prog.done = (uint64_t)c + 1;
+        sm_progress_note(&prog, "PPL %.4f", exp(nll / (double)((c + 1) * scored))); /* llama-perplexity's running value */
     }
     r->seconds = sm_now() - t0;
     sm_progress_end(&prog);

@@ -19,10 +19,76 @@ extern const sm_command sm_cmd_convert, sm_cmd_inspect, sm_cmd_quantize, sm_cmd_
 extern const sm_command sm_cmd_ppl, sm_cmd_generate;
 extern const sm_command sm_cmd_imatrix, sm_cmd_gptq;
 
-/* Argument helpers. cli_opt: argv[*i] is `name` followed by a value, or `name=value`; on a
- * match *val is set and *i advanced past the value. A missing value is reported and exits 2. */
-bool cli_flag(char **argv, int *i, const char *name);
-bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
+/* ---- the option table every command parses its arguments with (cli_parse) ----
+ * An entry names one option in all its spellings, space-separated ("-o --outfile --output");
+ * the first long name is the canonical one used in messages. A value is given as `--name V`,
+ * `--name=V` or `-x V`; `--` ends the options. */
+typedef enum { CLI_END = 0, CLI_FLAG, CLI_STR, CLI_LONG, CLI_DOUBLE, CLI_LIST } cli_kind;
+typedef struct cli_list {
+    const char **v; /* malloc'ed; cli_list_free */
+    size_t n;
+} cli_list;
+typedef struct cli_option {
+    const char *names;
+    cli_kind kind;
+    void *dest;        /* bool *, const char **, long *, double *, cli_list * */
+    long min, max;     /* CLI_LONG: the accepted range */
+    bool *given;       /* optional: set when the option appears */
+} cli_option;
+void cli_list_free(cli_list *l);
+
+/* The options that mean the same on every command. */
+typedef struct cli_common {
+    const char *out; /* -o/--outfile (--output) */
+    long threads;    /* -t/--threads; 0: default (all cores, or SMELT_THREADS) */
+    bool json, quiet, no_sync;
+} cli_common;
+#define CLI_OPT_OUT(c) {"-o --outfile --output", CLI_STR, &(c).out, 0, 0, NULL}
+#define CLI_OPT_THREADS(c) {"-t --threads", CLI_LONG, &(c).threads, 1, SM_MAX_THREADS, NULL}
+#define CLI_OPT_JSON(c) {"--json", CLI_FLAG, &(c).json, 0, 0, NULL}, {"--quiet -q", CLI_FLAG, &(c).quiet, 0, 0, NULL}
+#define CLI_OPT_NOSYNC(c) {"--no-sync", CLI_FLAG, &(c).no_sync, 0, 0, NULL}
+
+/* Parse argv[1..argc-1] (argv[0] is the command name) against `opts` (ended by a CLI_END entry);
+ * up to max_pos positional arguments go to pos[], their count to *n_pos. `name` is the command
+ * as typed ("lora merge"; NULL: c->name). Returns 0, or 2 after printing the usage error
+ * (unknown options get a "did you mean" suggestion and a pointer to `smelt help CMD`). */
+int cli_parse(const sm_command *c, const char *name, int argc, char **argv, const cli_option *opts,
+              const char **pos, int max_pos, int *n_pos);
+/* After cli_parse: --no-sync and --threads take effect (the thread count used is returned). */
+int cli_common_apply(const cli_common *com);
+
+/* The closest of `cands` (NULL-terminated) to `word` by edit distance, or NULL if none is close. */
+const char *cli_closest(const char *word, const char *const *cands);
+/* A recipe name that sm_recipe_find knows, else a usage error (2) with a suggestion; 0 when known.
+ * prefix (may be NULL) is shown before the name ("gguf:"). */
+int cli_check_recipe(const sm_command *c, const char *opt, const char *name);
+
+/* ---- reports ----
+ * A JSON report: schema_version, command, smelt_version, inputs [paths], output (path or
+ * null); cli_report_print adds bytes_out (the output's size on disk: a file's size, the sum
+ * of a directory's files, 0 without an output) and prints it on stdout. */
+cJSON *cli_report_new(const char *command, const char *const *inputs, size_t n_inputs, const char *output);
+void cli_report_print(cJSON *report, const char *output);
+/* The size of a file, or the total of the regular files in a directory (0 if neither). */
+int64_t cli_path_bytes(const char *path);
+/* "smelt CMD: OUTPUT: WHAT in TIME" on stderr (the summary line of every command). */
+void cli_summary(const char *command, const char *output, double seconds, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* "1 tensor", "2 tensors" into buf. */
+const char *cli_count(char *buf, size_t cap, long long n, const char *singular);
+/* bytes in binary units ("1.50 MiB") into buf. */
+const char *cli_bytes(char *buf, size_t cap, double bytes);
+
+/* "q4_0 x28, f32 x9" from per-type tensor counts (SM_TYPE_GGML_COUNT entries) into buf. */
+const char *cli_type_counts(char *buf, size_t cap, const int64_t *n_by_type);
+/* The same as a "tensor_types" object {"q4_0": 28, ...} in a report. */
+void cli_add_type_counts(cJSON *report, const int64_t *n_by_type);
+/* A LoRA adapter argument DIR or DIR:WEIGHT (WEIGHT a number): 0, else a usage error (2). */
+int cli_lora_spec(const sm_command *c, const char *spec);
+
+/* The command being run (for messages from the helpers below); set by main. */
+extern const char *cli_command_name;
+
 /* Parse an integer option value, exiting 2 with a message if it is not one. */
 long cli_long(const char *opt, const char *val, long min, long max);
 double cli_double(const char *opt, const char *val);

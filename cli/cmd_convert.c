@@ -14,7 +14,7 @@ static const char USAGE[] =
     "the output appears only when complete.\n"
     "\n"
     "options:\n"
-    "  -o, --output PATH    the GGUF file to write (required)\n"
+    "  -o, --outfile PATH   the GGUF file to write (required; --output is accepted too)\n"
     "  --outtype TYPE       f32, f16, bf16, q8_0 or auto (default: auto = bf16 for a bf16\n"
     "                       checkpoint, else f16). Norms and 1-D tensors stay f32.\n"
     "  --tokenizer PATH     tokenizer to use instead of the model's own (a SentencePiece .model\n"
@@ -27,73 +27,83 @@ static const char USAGE[] =
     "                       complete, but a power loss right after may lose it)\n"
     "  --allow-nonfinite    write NaN/Inf weights as they are (default: refused, naming the\n"
     "                       tensor, row and column)\n"
-    "  --json               print a JSON summary on stdout\n"
-    "  --quiet              no progress bar\n"
+    "  -t, --threads N      worker threads (q8_0; the output does not depend on N)\n"
+    "  --json               print a JSON report on stdout (fields: docs/json.md)\n"
+    "  --quiet, -q          no progress bar, no summary line\n"
     "Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM; llama2.c.\n";
 
-static int convert(int argc, char **argv, sm_lora **loras);
-
 static int run(int argc, char **argv) {
-    sm_lora **loras = calloc((size_t)argc, sizeof *loras);
-    if (!loras) return cli_fail("convert", "out of memory");
-    int rc = convert(argc, argv, loras);
-    for (int i = 0; i < argc && loras[i]; i++) sm_lora_close(loras[i]);
-    free(loras);
-    return rc;
-}
-
-static int convert(int argc, char **argv, sm_lora **loras) {
-    const char *model = NULL, *out = NULL, *val;
+    cli_common com = {0};
+    cli_list lora = {0};
     sm_convert_opts o = {0};
-    bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_opt(argc, argv, &i, "--lora", &val)) {
-            if (sm_lora_open(val, &loras[o.n_loras])) return cli_fail_last("convert");
-            o.n_loras++;
-        } else if (cli_opt(argc, argv, &i, "-o", &val) || cli_opt(argc, argv, &i, "--output", &val)) out = val;
-        else if (cli_opt(argc, argv, &i, "--outtype", &val)) o.outtype = val;
-        else if (cli_opt(argc, argv, &i, "--tokenizer", &val)) o.tokenizer = val;
-        else if (cli_opt(argc, argv, &i, "--name", &val)) o.name = val;
-        else if (cli_flag(argv, &i, "--json")) json = true;
-        else if (cli_flag(argv, &i, "--no-sync")) sm_outfile_set_durable(false);
-        else if (cli_flag(argv, &i, "--allow-nonfinite")) sm_set_allow_nonfinite(true);
-        else if (cli_flag(argv, &i, "--quiet") || cli_flag(argv, &i, "-q")) o.quiet = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_convert, "unknown option %s", argv[i]);
-        else if (!model) model = argv[i];
-        else return cli_usage_error(&sm_cmd_convert, "unexpected argument %s", argv[i]);
-    }
-    if (!model) return cli_usage_error(&sm_cmd_convert, "no model given");
-    if (!out) return cli_usage_error(&sm_cmd_convert, "no output given (-o OUT.gguf)");
+    bool allow_nonfinite = false;
+    const cli_option opts[] = {
+        CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
+        {"--outtype", CLI_STR, &o.outtype, 0, 0, NULL},
+        {"--tokenizer", CLI_STR, &o.tokenizer, 0, 0, NULL},
+        {"--name", CLI_STR, &o.name, 0, 0, NULL},
+        {"--lora", CLI_LIST, &lora, 0, 0, NULL},
+        {"--allow-nonfinite", CLI_FLAG, &allow_nonfinite, 0, 0, NULL},
+        {0},
+    };
+    const char *pos[1];
+    int npos = 0, rc = cli_parse(&sm_cmd_convert, NULL, argc, argv, opts, pos, 1, &npos);
+    sm_lora **loras = NULL;
+    if (rc) goto done;
+    const char *model = npos ? pos[0] : NULL, *out = com.out;
+    if (!model) { rc = cli_usage_error(&sm_cmd_convert, "no model given"); goto done; }
+    if (!out) { rc = cli_usage_error(&sm_cmd_convert, "no output given (-o OUT.gguf)"); goto done; }
     if (o.outtype && strcmp(o.outtype, "auto") && strcmp(o.outtype, "f32") && strcmp(o.outtype, "f16") &&
-        strcmp(o.outtype, "bf16") && strcmp(o.outtype, "q8_0"))
-        return cli_usage_error(&sm_cmd_convert, "--outtype %s: expected f32, f16, bf16, q8_0 or auto", o.outtype);
-    const char **inputs = calloc(o.n_loras + 2, sizeof *inputs);
-    if (!inputs) return cli_fail("convert", "out of memory");
-    inputs[0] = model;
-    inputs[1] = o.tokenizer;
-    for (size_t k = 0; k < o.n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
-    const int orc = cli_check_output("convert", "-o", out, false, inputs, o.n_loras + 2);
-    free(inputs);
-    if (orc) return orc;
+        strcmp(o.outtype, "bf16") && strcmp(o.outtype, "q8_0")) {
+        rc = cli_usage_error(&sm_cmd_convert, "--outtype %s: expected f32, f16, bf16, q8_0 or auto", o.outtype);
+        goto done;
+    }
+    for (size_t i = 0; i < lora.n; i++)
+        if ((rc = cli_lora_spec(&sm_cmd_convert, lora.v[i]))) goto done;
+    cli_common_apply(&com);
+    if (allow_nonfinite) sm_set_allow_nonfinite(true);
+    o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
+    if (!(loras = calloc(lora.n + 1, sizeof *loras))) { rc = cli_fail("convert", "out of memory"); goto done; }
+    for (; o.n_loras < lora.n; o.n_loras++)
+        if (sm_lora_open(lora.v[o.n_loras], &loras[o.n_loras])) { rc = cli_fail_last("convert"); goto done; }
+    {
+        const char **inputs = calloc(o.n_loras + 2, sizeof *inputs);
+        if (!inputs) { rc = cli_fail("convert", "out of memory"); goto done; }
+        inputs[0] = model;
+        inputs[1] = o.tokenizer;
+        for (size_t k = 0; k < o.n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
+        rc = cli_check_output("convert", "-o", out, false, inputs, o.n_loras + 2);
+        free(inputs);
+        if (rc) goto done;
+    }
     o.loras = loras;
     sm_convert_report rep = {0};
-    if (sm_convert(model, out, &o, &rep)) return cli_fail_last("convert");
-    if (json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "output", out);
+    if (sm_convert(model, out, &o, &rep)) { rc = cli_fail_last("convert"); goto done; }
+    char types[512], b1[64], b2[32];
+    cli_type_counts(types, sizeof types, rep.n_by_type);
+    if (com.json) {
+        const char *in[1 + 64] = {model};
+        size_t n_in = 1;
+        for (size_t i = 0; i < lora.n && n_in < 65; i++) in[n_in++] = lora.v[i];
+        cJSON *j = cli_report_new("convert", in, n_in, out);
         cJSON_AddNumberToObject(j, "n_tensors", (double)rep.n_tensors);
         cJSON_AddNumberToObject(j, "n_params", (double)rep.n_params);
         cJSON_AddNumberToObject(j, "bytes_in", (double)rep.bytes_in);
-        cJSON_AddNumberToObject(j, "bytes_out", (double)rep.bytes_out);
+        cJSON_AddNumberToObject(j, "tensor_bytes", (double)rep.tensor_bytes);
         cJSON_AddNumberToObject(j, "seconds", rep.seconds);
         cJSON_AddStringToObject(j, "outtype", sm_type_name(rep.outtype));
-        cli_print_json(j);
-    } else if (!o.quiet) {
-        fprintf(stderr, "smelt convert: %s: %lld tensors, %lld parameters, %s, %.1f MB in %.2f s\n", out,
-                (long long)rep.n_tensors, (long long)rep.n_params, sm_type_name(rep.outtype),
-                (double)rep.bytes_out / 1e6, rep.seconds);
+        cli_add_type_counts(j, rep.n_by_type);
+        cli_report_print(j, out);
+    } else if (!com.quiet) {
+        cli_summary("convert", out, rep.seconds, "%s, %lld parameters (%s), %s", cli_count(b2, sizeof b2, rep.n_tensors, "tensor"),
+                    (long long)rep.n_params, types, cli_bytes(b1, sizeof b1, (double)cli_path_bytes(out)));
     }
-    return 0;
+    rc = 0;
+done:
+    for (size_t i = 0; loras && i < o.n_loras; i++) sm_lora_close(loras[i]);
+    free(loras);
+    cli_list_free(&lora);
+    return rc;
 }
 
 const sm_command sm_cmd_convert = {"convert", "HF checkpoint or llama2.c file -> GGUF", USAGE, run};

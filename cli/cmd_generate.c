@@ -16,17 +16,20 @@ static const char USAGE[] =
     "and print the text as it is generated. Without --prompt generation starts from BOS.\n"
     "\n"
     "options:\n"
-    "  --prompt TEXT       the prompt\n"
-    "  -n N                tokens to generate (default 128)\n"
+    "  -p, --prompt TEXT   the prompt\n"
+    "  -n, --n-predict N   tokens to generate (default 128)\n"
     "  --temp T            temperature (default 0: always the most likely token)\n"
     "  --top-k K           sample among the K most likely tokens only (default 40; 0: all)\n"
     "  --top-p P           ... and among the smallest set holding probability P (default 0.95)\n"
-    "  --seed S            random seed for sampling (default 1)\n"
-    "  --ctx N             context size (default: the model's, at most 4096)\n"
+    "  -s, --seed S        random seed for sampling (default 1)\n"
+    "  -c, --ctx N         context size (default: the model's, at most 4096)\n"
     "  --ignore-eos        do not stop at the end-of-sequence token\n"
     "  --ids               print token ids (one per line) instead of text\n"
     "  --vocab FILE        tokenizer to use (SentencePiece .model), e.g. for llama2.c models\n"
-    "  --threads N         threads (default: all cores, or SMELT_THREADS)\n"
+    "  -t, --threads N     threads (default: all cores, or SMELT_THREADS)\n"
+    "  --json              no streaming: one JSON report on stdout with the generated ids and\n"
+    "                      text (fields: docs/json.md)\n"
+    "  --quiet, -q         no summary line (the text is still printed)\n"
     "  --device cpu|cuda   where to compute (default cpu). cuda needs a build with CUDA and a\n"
     "                      usable GPU, and exits with status 1 otherwise (no silent fallback)\n";
 
@@ -83,37 +86,40 @@ static int32_t sample(const float *logits, int64_t n, double temp, int64_t top_k
 }
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *vocab = NULL, *device = "cpu";
-    long n_gen = 128, top_k = 40, n_ctx = 0;
+    const char *prompt = NULL, *vocab = NULL, *device = "cpu";
+    cli_common com = {0};
+    long n_gen = 128, top_k = 40, n_ctx = 0, seed_l = 1;
     double temp = 0, top_p = 0.95;
-    uint64_t seed = 1;
     bool ignore_eos = false, print_ids = false;
-    int threads = sm_num_threads();
-    const char *v;
-    for (int i = 1; i < argc; i++) {
-        if (cli_opt(argc, argv, &i, "--prompt", &v)) prompt = v;
-        else if (cli_opt(argc, argv, &i, "-n", &v)) n_gen = cli_long("-n", v, 0, 1 << 24);
-        else if (cli_opt(argc, argv, &i, "--temp", &v)) temp = cli_double("--temp", v);
-        else if (cli_opt(argc, argv, &i, "--top-k", &v)) top_k = cli_long("--top-k", v, 0, 1L << 30);
-        else if (cli_opt(argc, argv, &i, "--top-p", &v)) top_p = cli_double("--top-p", v);
-        else if (cli_opt(argc, argv, &i, "--seed", &v)) seed = (uint64_t)cli_long("--seed", v, 0, 0x7fffffffffffffffL);
-        else if (cli_opt(argc, argv, &i, "--ctx", &v)) n_ctx = cli_long("--ctx", v, 1, 1 << 24);
-        else if (cli_opt(argc, argv, &i, "--vocab", &v)) vocab = v;
-        else if (cli_opt(argc, argv, &i, "--threads", &v)) threads = (int)cli_long("--threads", v, 1, 4096);
-        else if (cli_opt(argc, argv, &i, "--device", &v)) device = v;
-        else if (cli_flag(argv, &i, "--ignore-eos")) ignore_eos = true;
-        else if (cli_flag(argv, &i, "--ids")) print_ids = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_generate, "unknown option %s", argv[i]);
-        else if (!model) model = argv[i];
-        else return cli_usage_error(&sm_cmd_generate, "unexpected argument %s", argv[i]);
-    }
+    const cli_option opts[] = {
+        CLI_OPT_THREADS(com), CLI_OPT_JSON(com),
+        {"-p --prompt", CLI_STR, &prompt, 0, 0, NULL},
+        {"-n --n-predict", CLI_LONG, &n_gen, 0, 1 << 24, NULL},
+        {"--temp", CLI_DOUBLE, &temp, 0, 0, NULL},
+        {"--top-k", CLI_LONG, &top_k, 0, 1L << 30, NULL},
+        {"--top-p", CLI_DOUBLE, &top_p, 0, 0, NULL},
+        {"-s --seed", CLI_LONG, &seed_l, 0, 0x7fffffffffffffffL, NULL},
+        {"-c --ctx --ctx-size", CLI_LONG, &n_ctx, 1, 1 << 24, NULL},
+        {"--vocab", CLI_STR, &vocab, 0, 0, NULL},
+        {"--device", CLI_STR, &device, 0, 0, NULL},
+        {"--ignore-eos", CLI_FLAG, &ignore_eos, 0, 0, NULL},
+        {"--ids", CLI_FLAG, &print_ids, 0, 0, NULL},
+        {0},
+    };
+    const char *args[1];
+    int nargs = 0;
+    const int prc = cli_parse(&sm_cmd_generate, NULL, argc, argv, opts, args, 1, &nargs);
+    if (prc) return prc;
+    const char *model = nargs ? args[0] : NULL;
+    const uint64_t seed = (uint64_t)seed_l;
+    const bool json = com.json;
     if (!model) return cli_usage_error(&sm_cmd_generate, "expected MODEL");
     if (!(temp >= 0) || !(top_p > 0 && top_p <= 1))
         return cli_usage_error(&sm_cmd_generate, "--temp must be >= 0 and --top-p in (0, 1]");
     sm_device dev;
     const int drc = cli_device(&sm_cmd_generate, device, &dev);
     if (drc) return drc;
-    cli_set_threads(threads);
+    cli_common_apply(&com);
     sm_model *m = NULL;
     if (sm_model_load(model, vocab, &m)) return cli_fail_last("generate");
     const sm_hparams *hp = sm_model_hparams(m);
@@ -171,7 +177,7 @@ static int run(int argc, char **argv) {
         toks[pos] = next;
         n_in = 1;
         if (print_ids) {
-            printf("%d\n", next);
+            if (!json) printf("%d\n", next);
         } else { /* the text of everything so far; print what is new */
             size_t len;
             free(text);
@@ -180,13 +186,39 @@ static int run(int argc, char **argv) {
                 cli_fail_last("generate");
                 goto out;
             }
-            if (len > shown) fwrite(text + shown, 1, len - shown, stdout);
+            if (len > shown && !json) fwrite(text + shown, 1, len - shown, stdout);
             shown = len;
         }
         fflush(stdout);
     }
-    fprintf(stderr, "\n[%lld tokens, %.1f tokens/s]\n", (long long)produced,
-            produced / (sm_now() - t0 > 0 ? sm_now() - t0 : 1));
+    const double secs = sm_now() - t0, tps = secs > 0 ? (double)produced / secs : 0;
+    if (json) {
+        const char *ins[1] = {model};
+        cJSON *j = cli_report_new("generate", ins, 1, NULL);
+        cJSON_AddNumberToObject(j, "n_prompt_tokens", (double)n_prompt);
+        cJSON_AddNumberToObject(j, "n_tokens", (double)produced);
+        cJSON *ids = cJSON_AddArrayToObject(j, "ids");
+        for (int64_t k = 0; k < produced; k++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(toks[(int64_t)n_prompt + k]));
+        if (text && !print_ids) {
+            /* the generated part of the text (without the prompt's) */
+            size_t pl = 0;
+            char *ptext = NULL;
+            if (n_prompt_ids && !sm_detokenize(tok, toks, n_prompt, &ptext, &pl) && pl <= shown)
+                cJSON_AddStringToObject(j, "text", text + pl);
+            else
+                cJSON_AddStringToObject(j, "text", text);
+            free(ptext);
+        } else {
+            cJSON_AddNullToObject(j, "text");
+        }
+        cJSON_AddNumberToObject(j, "seconds", secs);
+        cJSON_AddNumberToObject(j, "tokens_per_second", tps);
+        cli_report_print(j, NULL);
+    } else if (!com.quiet) {
+        char b[32];
+        fprintf(stderr, "\n");
+        cli_summary("generate", model, secs, "%s (%.1f tokens/s)", cli_count(b, sizeof b, (long long)produced, "token"), tps);
+    }
     rc = 0;
 out:
     sm_context_free(ctx);

@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 static const char USAGE[] =
     "usage: smelt gptq MODEL --calib FILE --to TARGET -o OUT [options]\n"
@@ -38,7 +39,7 @@ static const char USAGE[] =
     "                      format \"gptq\"; other tensors F16; config.json quantization_config)\n"
     "\n"
     "calibration:\n"
-    "  --calib FILE        calibration text (tokenized whole, BOS first when the vocabulary adds\n"
+    "  --calib FILE, -f    calibration text (tokenized whole, BOS first when the vocabulary adds\n"
     "                      one); every sample starts with BOS, as llama-imatrix's chunks do\n"
     "  --samples N         samples (default 128)\n"
     "  --seqlen N          tokens per sample (default 2048, at most the model's context length)\n"
@@ -62,28 +63,40 @@ static const char USAGE[] =
     "                      passes over the samples, accumulates the Hessians, factors H^-1 and\n"
     "                      applies the lazy-batch updates on the GPU (the grids stay on the CPU);\n"
     "                      needs a build with CUDA and a device. Equal to the CPU's up to rounding.\n"
-    "  --threads N         threads (default: all cores, or SMELT_THREADS)\n"
-    "  --json              print one JSON report on stdout (time per layer, per-linear proxy\n"
-    "                      loss tr(E H E^T) of round-to-nearest and of GPTQ)\n"
-    "  --quiet             no progress lines\n";
+    "  -o, --outfile PATH  the output (--output is accepted too)\n"
+    "  -t, --threads N     threads (default: all cores, or SMELT_THREADS)\n"
+    "  --json              one JSON report on stdout (time per layer, per-linear proxy loss\n"
+    "                      tr(E H E^T) of round-to-nearest and of GPTQ; fields: docs/json.md)\n"
+    "  --quiet, -q         no progress lines, no summary line\n"
+    "  --no-sync           skip the final fsync of the output\n";
 
 static const char *const LIN_NAMES[SM_LIN_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
 
+typedef struct layer_progress {
+    sm_progress bar; /* over the layers, on a terminal */
+    bool lines;      /* a line per layer too (not with --json) */
+} layer_progress;
+
 static void on_layer(void *user, int64_t layer, int64_t n_layer, const sm_gptq_layer_report *r) {
-    (void)user;
+    layer_progress *lp = user;
     double rtn = 0, gptq = 0;
     for (int i = 0; i < SM_LIN_COUNT; i++) {
         rtn += r->loss_rtn[i];
         gptq += r->loss_gptq[i];
     }
-    fprintf(stderr, "gptq: layer %lld/%lld  %.2f s  loss rtn %.4g -> gptq %.4g\n", (long long)layer + 1,
-            (long long)n_layer, r->seconds, rtn, gptq);
+    if (lp->lines) {
+        sm_progress_clear(&lp->bar);
+        fprintf(stderr, "gptq: layer %lld/%lld  %.2f s  loss rtn %.4g -> gptq %.4g\n", (long long)layer + 1,
+                (long long)n_layer, r->seconds, rtn, gptq);
+    }
+    lp->bar.done = (uint64_t)layer + 1;
+    sm_progress_note(&lp->bar, "layer %lld/%lld", (long long)layer + 1, (long long)n_layer);
 }
 
-static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const char *target, sm_device device, double total_s,
-                          int threads) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "output", out);
+static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, const char *calib, const char *out,
+                          const char *target, sm_device device, double total_s, int threads) {
+    const char *ins[2] = {model, calib};
+    cJSON *j = cli_report_new("gptq", ins, 2, out);
     cJSON_AddStringToObject(j, "target", target);
     cJSON_AddNumberToObject(j, "samples", (double)rep->n_samples);
     cJSON_AddNumberToObject(j, "seqlen", (double)rep->seqlen);
@@ -123,41 +136,53 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *out, const 
 }
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *calib = NULL, *target = NULL, *out = NULL, *device = "cpu";
-    bool json = false, quiet = false, seqlen_given = false;
+    const char *calib = NULL, *target = NULL, *device = "cpu";
+    cli_common com = {0};
+    bool seqlen_given = false, asym = false, no_importance = false;
     sm_calib_opts co = {.n_samples = 128, .seqlen = 2048};
     sm_gptq_run_opts ro = {0};
     sm_gptq_opts_default(&ro.q);
     ro.q.skip_loss = false;
-    int threads = sm_num_threads();
-    const char *v;
-    for (int i = 1; i < argc; i++) {
-        if (cli_opt(argc, argv, &i, "--calib", &v)) calib = v;
-        else if (cli_opt(argc, argv, &i, "--to", &v)) target = v;
-        else if (cli_opt(argc, argv, &i, "-o", &v) || cli_opt(argc, argv, &i, "--output", &v)) out = v;
-        else if (cli_opt(argc, argv, &i, "--samples", &v)) co.n_samples = cli_long("--samples", v, 1, 1L << 24);
-        else if (cli_opt(argc, argv, &i, "--seqlen", &v)) co.seqlen = cli_long("--seqlen", v, 2, 1 << 20), seqlen_given = true;
-        else if (cli_opt(argc, argv, &i, "--seed", &v)) co.seed = (uint64_t)cli_long("--seed", v, 0, INT64_MAX);
-        else if (cli_flag(argv, &i, "--in-order")) co.in_order = true;
-        else if (cli_opt(argc, argv, &i, "--bits", &v)) ro.q.bits = (int)cli_long("--bits", v, 2, 8);
-        else if (cli_opt(argc, argv, &i, "--group", &v)) ro.q.group_size = (int)cli_long("--group", v, -1, 1 << 20);
-        else if (cli_flag(argv, &i, "--act-order")) ro.q.act_order = true;
-        else if (cli_flag(argv, &i, "--sym")) ro.q.sym = true;
-        else if (cli_flag(argv, &i, "--asym")) ro.q.sym = false;
-        else if (cli_flag(argv, &i, "--static-groups")) ro.q.static_groups = true;
-        else if (cli_opt(argc, argv, &i, "--damp", &v)) ro.q.damp = cli_double("--damp", v);
-        else if (cli_opt(argc, argv, &i, "--block", &v)) ro.q.block_size = (int)cli_long("--block", v, 1, 1 << 16);
-        else if (cli_flag(argv, &i, "--no-importance")) ro.q.use_importance = false;
-        else if (cli_flag(argv, &i, "--no-true-sequential")) ro.no_true_sequential = true;
-        else if (cli_flag(argv, &i, "--no-loss")) ro.q.skip_loss = true;
-        else if (cli_opt(argc, argv, &i, "--device", &v)) device = v;
-        else if (cli_opt(argc, argv, &i, "--threads", &v)) threads = (int)cli_long("--threads", v, 1, 4096);
-        else if (cli_flag(argv, &i, "--json")) json = true;
-        else if (cli_flag(argv, &i, "--quiet")) quiet = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_gptq, "unknown option %s", argv[i]);
-        else if (!model) model = argv[i];
-        else return cli_usage_error(&sm_cmd_gptq, "unexpected argument %s", argv[i]);
-    }
+    long samples = co.n_samples, seqlen = co.seqlen, seed = 0, bits = ro.q.bits, group = ro.q.group_size,
+         block = ro.q.block_size;
+    double damp = ro.q.damp;
+    const cli_option opts[] = {
+        CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
+        {"--calib -f --text", CLI_STR, &calib, 0, 0, NULL},
+        {"--to", CLI_STR, &target, 0, 0, NULL},
+        {"--samples", CLI_LONG, &samples, 1, 1L << 24, NULL},
+        {"--seqlen", CLI_LONG, &seqlen, 2, 1 << 20, &seqlen_given},
+        {"--seed", CLI_LONG, &seed, 0, INT64_MAX, NULL},
+        {"--in-order", CLI_FLAG, &co.in_order, 0, 0, NULL},
+        {"--bits", CLI_LONG, &bits, 2, 8, NULL},
+        {"--group", CLI_LONG, &group, -1, 1 << 20, NULL},
+        {"--act-order", CLI_FLAG, &ro.q.act_order, 0, 0, NULL},
+        {"--sym", CLI_FLAG, &ro.q.sym, 0, 0, NULL},
+        {"--asym", CLI_FLAG, &asym, 0, 0, NULL},
+        {"--static-groups", CLI_FLAG, &ro.q.static_groups, 0, 0, NULL},
+        {"--damp", CLI_DOUBLE, &damp, 0, 0, NULL},
+        {"--block", CLI_LONG, &block, 1, 1 << 16, NULL},
+        {"--no-importance", CLI_FLAG, &no_importance, 0, 0, NULL},
+        {"--no-true-sequential", CLI_FLAG, &ro.no_true_sequential, 0, 0, NULL},
+        {"--no-loss", CLI_FLAG, &ro.q.skip_loss, 0, 0, NULL},
+        {"--device", CLI_STR, &device, 0, 0, NULL},
+        {0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    const int prc = cli_parse(&sm_cmd_gptq, NULL, argc, argv, opts, pos, 1, &npos);
+    if (prc) return prc;
+    const char *model = npos ? pos[0] : NULL, *out = com.out, *model_arg = model;
+    bool json = com.json, quiet = com.quiet;
+    co.n_samples = samples;
+    co.seqlen = seqlen;
+    co.seed = (uint64_t)seed;
+    ro.q.bits = (int)bits;
+    ro.q.group_size = (int)group;
+    ro.q.block_size = (int)block;
+    ro.q.damp = damp;
+    if (asym) ro.q.sym = false;
+    if (no_importance) ro.q.use_importance = false;
     if (!model) return cli_usage_error(&sm_cmd_gptq, "expected MODEL");
     if (!calib) return cli_usage_error(&sm_cmd_gptq, "expected --calib FILE");
     if (!out) return cli_usage_error(&sm_cmd_gptq, "expected -o OUT");
@@ -171,9 +196,10 @@ static int run(int argc, char **argv) {
     if (!(ro.q.damp >= 0.0 && ro.q.damp < 1e6)) return cli_usage_error(&sm_cmd_gptq, "--damp expects a number >= 0");
     if (!to_hf && ro.q.act_order)
         return cli_usage_error(&sm_cmd_gptq, "--act-order needs --to hf: GGUF blocks hold consecutive columns");
-    if (!to_hf && !sm_recipe_find(target + 5))
-        return cli_usage_error(&sm_cmd_gptq, "--to %s: unknown recipe '%s' (one of: %s)", target, target + 5,
-                               sm_recipe_names());
+    if (!to_hf) {
+        const int rrc = cli_check_recipe(&sm_cmd_gptq, "gguf:", target + 5);
+        if (rrc) return rrc;
+    }
     const char *inputs[] = {model, calib};
     const int orc = cli_check_output("gptq", "-o", out, to_hf, inputs, 2);
     if (orc) return orc;
@@ -181,9 +207,13 @@ static int run(int argc, char **argv) {
     if (drc) return drc;
     const bool model_is_dir = sm_is_dir(model);
     if (to_hf && !model_is_dir) return cli_fail("gptq", "--to hf needs a Hugging Face model directory as MODEL");
-    cli_set_threads(threads);
-    if (json) quiet = true;
-    if (!quiet) ro.on_layer = on_layer;
+    const int threads = cli_common_apply(&com);
+    layer_progress lp = {.lines = !quiet && !json};
+    if (!quiet) {
+        ro.on_layer = on_layer;
+        ro.on_layer_user = &lp;
+    }
+    if (json) quiet = true; /* no other lines; the bar stays (on a terminal) */
 
     const double t0 = sm_now();
     sm_model *m = NULL;
@@ -203,15 +233,37 @@ static int run(int argc, char **argv) {
     if (!seqlen_given && n_ctx_train > 0 && co.seqlen > n_ctx_train) co.seqlen = n_ctx_train;
     if (seqlen_given) cli_warn_ctx("gptq", "--seqlen", co.seqlen, n_ctx_train);
     if (sm_calib_cut(ids, n_ids, bos, &co, &cs)) goto done;
+    char calib_hash[24];
+    {
+        char *bytes = NULL;
+        size_t len = 0;
+        if (sm_read_file(calib, (size_t)1 << 34, &bytes, &len)) goto done;
+        snprintf(calib_hash, sizeof calib_hash, "%016llx", (unsigned long long)XXH64(bytes, len, 0));
+        free(bytes);
+    }
+    ro.provenance.calib_file = calib;
+    ro.provenance.calib_xxh64 = calib_hash;
+    ro.provenance.samples = cs.n_samples;
+    ro.provenance.seqlen = cs.seqlen;
+    ro.provenance.seed = co.seed;
+    ro.provenance.in_order = co.in_order;
     if (!quiet)
         fprintf(stderr, "gptq: %lld samples x %lld tokens (%s) from %zu tokens of %s\n", (long long)cs.n_samples,
                 (long long)cs.seqlen, co.in_order ? "in order" : "random windows", n_ids, calib);
+    sm_progress_begin(&lp.bar, "gptq", (uint64_t)sm_model_hparams(m)->n_layer, !ro.on_layer);
     rc = to_hf ? sm_gptq_write_hf(m, model, &cs, out, &ro, &rep)
                : sm_gptq_write_gguf(m, model, &cs, target + 5, out, &ro, &rep);
+    if (rc) sm_progress_clear(&lp.bar), lp.bar.enabled = false;
+    sm_progress_end(&lp.bar);
 done:
     if (rc) cli_fail_last("gptq");
-    else if (json) cli_print_json(report_json(&rep, out, target, ro.q.device, sm_now() - t0, threads));
-    else if (!quiet) fprintf(stderr, "gptq: wrote %s in %.2f s\n", out, sm_now() - t0);
+    else if (json) cli_report_print(report_json(&rep, model_arg, calib, out, target, ro.q.device, sm_now() - t0, threads), out);
+    else if (!quiet) {
+        char b1[32], b2[32];
+        cli_summary("gptq", out, sm_now() - t0, "%s, %s, %lld samples x %lld tokens, %s", target,
+                    cli_count(b1, sizeof b1, (long long)rep.n_layer, "layer"), (long long)rep.n_samples, (long long)rep.seqlen,
+                    cli_bytes(b2, sizeof b2, (double)cli_path_bytes(out)));
+    }
     sm_gptq_run_report_free(&rep);
     sm_calib_set_free(&cs);
     free(ids);

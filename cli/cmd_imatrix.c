@@ -21,38 +21,42 @@ static const char USAGE[] =
     "token count. Use it with `smelt quantize --imatrix` or llama-quantize --imatrix.\n"
     "\n"
     "options:\n"
-    "  --text FILE          calibration text\n"
-    "  -o, --output FILE    output file\n"
-    "  --ctx N              tokens per chunk (default 512)\n"
+    "  -f, --text FILE      calibration text (--calib is accepted too)\n"
+    "  -o, --outfile FILE   output file (--output is accepted too)\n"
+    "  -c, --ctx N          tokens per chunk (default 512)\n"
     "  --chunks N           evaluate only the first N chunks\n"
     "  --format gguf|dat    llama.cpp's GGUF imatrix (default) or the legacy .dat format\n"
     "  --process-output     also collect output.weight (llama-imatrix --process-output)\n"
     "  --parse-special      text equal to a control token becomes that token\n"
-    "  --threads N          threads (default: all cores, or SMELT_THREADS)\n"
-    "  --json               print one JSON object on stdout\n"
-    "  --quiet              no progress bar\n";
+    "  -t, --threads N      threads (default: all cores, or SMELT_THREADS)\n"
+    "  --json               one JSON report on stdout (fields: docs/json.md)\n"
+    "  --quiet, -q          no progress bar, no summary line\n"
+    "  --no-sync            skip the final fsync of the output\n";
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *out = NULL, *format = "gguf";
-    bool json = false, parse_special = false;
+    const char *text = NULL, *format = "gguf";
+    cli_common com = {0};
+    bool parse_special = false;
     sm_imatrix_opts o = {.n_ctx = 512, .bos_id = -1};
-    int threads = sm_num_threads();
-    const char *v;
-    for (int i = 1; i < argc; i++) {
-        if (cli_opt(argc, argv, &i, "--text", &v)) text = v;
-        else if (cli_opt(argc, argv, &i, "-o", &v) || cli_opt(argc, argv, &i, "--output", &v)) out = v;
-        else if (cli_opt(argc, argv, &i, "--ctx", &v)) o.n_ctx = cli_long("--ctx", v, 16, 1 << 20);
-        else if (cli_opt(argc, argv, &i, "--chunks", &v)) o.n_chunks = cli_long("--chunks", v, 1, 1L << 30);
-        else if (cli_opt(argc, argv, &i, "--format", &v)) format = v;
-        else if (cli_opt(argc, argv, &i, "--threads", &v)) threads = (int)cli_long("--threads", v, 1, 4096);
-        else if (cli_flag(argv, &i, "--process-output")) o.process_output = true;
-        else if (cli_flag(argv, &i, "--parse-special")) parse_special = true;
-        else if (cli_flag(argv, &i, "--json")) json = true;
-        else if (cli_flag(argv, &i, "--quiet")) o.quiet = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_imatrix, "unknown option %s", argv[i]);
-        else if (!model) model = argv[i];
-        else return cli_usage_error(&sm_cmd_imatrix, "unexpected argument %s", argv[i]);
-    }
+    long n_ctx = 512, n_chunks = 0;
+    const cli_option opts[] = {
+        CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
+        {"-f --text --calib", CLI_STR, &text, 0, 0, NULL},
+        {"-c --ctx --ctx-size", CLI_LONG, &n_ctx, 16, 1 << 20, NULL},
+        {"--chunks", CLI_LONG, &n_chunks, 1, 1L << 30, NULL},
+        {"--format", CLI_STR, &format, 0, 0, NULL},
+        {"--process-output", CLI_FLAG, &o.process_output, 0, 0, NULL},
+        {"--parse-special", CLI_FLAG, &parse_special, 0, 0, NULL},
+        {0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    const int prc = cli_parse(&sm_cmd_imatrix, NULL, argc, argv, opts, pos, 1, &npos);
+    if (prc) return prc;
+    const char *model = npos ? pos[0] : NULL, *out = com.out;
+    const bool json = com.json;
+    o.n_ctx = n_ctx;
+    o.n_chunks = n_chunks;
     if (!model) return cli_usage_error(&sm_cmd_imatrix, "expected MODEL");
     if (!text) return cli_usage_error(&sm_cmd_imatrix, "expected --text FILE");
     if (!out) return cli_usage_error(&sm_cmd_imatrix, "expected -o FILE");
@@ -61,8 +65,8 @@ static int run(int argc, char **argv) {
     const char *inputs[] = {model, text};
     const int orc = cli_check_output("imatrix", "-o", out, false, inputs, 2);
     if (orc) return orc;
-    cli_set_threads(threads);
-    if (json) o.quiet = true;
+    const int threads = cli_common_apply(&com);
+    o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
     o.dataset = text;
 
     sm_model *m = NULL;
@@ -82,8 +86,8 @@ static int run(int argc, char **argv) {
 done:
     if (rc) cli_fail_last("imatrix");
     else if (json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "output", out);
+        const char *ins[2] = {model, text};
+        cJSON *j = cli_report_new("imatrix", ins, 2, out);
         cJSON_AddStringToObject(j, "format", format);
         cJSON_AddNumberToObject(j, "entries", (double)im.n_entries);
         cJSON_AddNumberToObject(j, "n_ctx", (double)im.chunk_size);
@@ -94,11 +98,12 @@ done:
         cJSON_AddNumberToObject(j, "tokens_per_second", rep.tokens_per_second);
         cJSON_AddNumberToObject(j, "threads", threads);
         cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_isa_active()));
-        cli_print_json(j);
-    } else {
-        printf("imatrix: %zu entries from %lld chunks x %lld tokens (%.2f s, %.1f tokens/s) -> %s (%s)\n",
-               im.n_entries, (long long)rep.n_chunks, (long long)im.chunk_size, rep.seconds, rep.tokens_per_second,
-               out, format);
+        cli_report_print(j, out);
+    } else if (!com.quiet) {
+        char b1[32], b2[32];
+        cli_summary("imatrix", out, rep.seconds, "%s imatrix, %s from %s x %lld tokens (%.1f tokens/s)", format,
+                    cli_count(b1, sizeof b1, (long long)im.n_entries, "entry"), cli_count(b2, sizeof b2, (long long)rep.n_chunks, "chunk"),
+                    (long long)im.chunk_size, rep.tokens_per_second);
     }
     sm_imatrix_free(&im);
     free(ids);

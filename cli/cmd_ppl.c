@@ -22,21 +22,29 @@ static const char USAGE[] =
     "llama-perplexity -c CTX, and do not depend on --threads.\n"
     "\n"
     "options:\n"
-    "  --text FILE, -f     text to evaluate\n"
+    "  -f, --text FILE     text to evaluate\n"
     "  --tokens FILE       pre-tokenized input: token ids separated by white space, used as is\n"
-    "  --ctx N, -c         tokens per chunk (default 512)\n"
+    "  -c, --ctx N         tokens per chunk (default 512)\n"
     "  --chunks N          evaluate only the first N chunks\n"
-    "  --batch N, -b       tokens per forward batch (default: --ctx)\n"
-    "  --threads N, -t     threads (default: all cores, or SMELT_THREADS)\n"
+    "  -b, --batch N       tokens per forward batch (default: --ctx)\n"
+    "  -t, --threads N     threads (default: all cores, or SMELT_THREADS)\n"
     "  --save-logits F     also save the model's log-probabilities to F (16 bits each, the\n"
     "                      format of llama-perplexity --kl-divergence-base) for a later --kld\n"
     "  --kld BASE          KL divergence of MODEL against BASE, which is either a file saved by\n"
     "                      --save-logits (or by llama-perplexity --kl-divergence-base; the\n"
     "                      tokens and --ctx then come from the file), or a model evaluated on\n"
-    "                      the same text (e.g. the F16 GGUF a quantization was made from)\n"
+    "                      the same text (e.g. the F16 GGUF a quantization was made from).\n"
+    "                      PPL(base) is computed from the base log-probabilities as saved,\n"
+    "                      which llama.cpp's format clamps to [max - 16, max] and rounds to 16\n"
+    "                      bits (as llama-perplexity does), so it can differ slightly from the\n"
+    "                      plain run's PPL of the base\n"
+    "  --kl-divergence-base F, --kl-divergence\n"
+    "                      llama-perplexity's spellings: --kl-divergence-base F alone is\n"
+    "                      --save-logits F; with --kl-divergence it is --kld F\n"
     "  --vocab FILE        tokenizer to use (SentencePiece .model), e.g. for llama2.c models\n"
-    "  --json              print one JSON object on stdout\n"
-    "  --quiet             no progress bar\n"
+    "  --json              one JSON report on stdout (fields: docs/json.md)\n"
+    "  --quiet, -q         no progress bar (the results are still printed)\n"
+    "  --no-sync           skip the final fsync of --save-logits' file\n"
     "  --device cpu|cuda   where to compute (default cpu). cuda needs a build with CUDA and a\n"
     "                      usable GPU, and exits with status 1 otherwise (no silent fallback)\n";
 
@@ -85,8 +93,7 @@ static void add_dist(cJSON *j, const char *prefix, const sm_dist *d) {
     }
 }
 
-static void print_json(const sm_ppl_result *r, int64_t n_tokens, int threads, const char *device) {
-    cJSON *j = cJSON_CreateObject();
+static void print_json(cJSON *j, const sm_ppl_result *r, int64_t n_tokens, int threads, const char *device, const char *out) {
     cJSON_AddNumberToObject(j, "ppl", r->ppl);
     cJSON_AddNumberToObject(j, "ppl_stderr", r->ppl_stderr);
     cJSON_AddNumberToObject(j, "mean_nll", r->mean_nll);
@@ -94,6 +101,7 @@ static void print_json(const sm_ppl_result *r, int64_t n_tokens, int threads, co
     cJSON_AddNumberToObject(j, "n_chunks", (double)r->n_chunks);
     cJSON_AddNumberToObject(j, "n_scored", (double)r->n_scored);
     cJSON_AddNumberToObject(j, "n_tokens", (double)n_tokens);
+    cJSON_AddNumberToObject(j, "n_evaluated", (double)(r->n_chunks * r->n_ctx));
     cJSON_AddNumberToObject(j, "seconds", r->seconds);
     cJSON_AddNumberToObject(j, "tokens_per_second", r->tokens_per_second);
     cJSON_AddNumberToObject(j, "threads", threads);
@@ -122,10 +130,10 @@ static void print_json(const sm_ppl_result *r, int64_t n_tokens, int threads, co
         cJSON_AddNumberToObject(j, "top1_agreement", r->top1_agreement);
         cJSON_AddNumberToObject(j, "top1_agreement_stderr", r->top1_stderr);
     }
-    cli_print_json(j);
+    cli_report_print(j, out);
 }
 
-static void print_text(const sm_ppl_result *r, int threads) {
+static void print_text(const sm_ppl_result *r, int threads, bool from_file) {
     printf("chunks %lld x %lld tokens, %lld scored, %.2f s, %.1f tokens/s (%d threads, %s)\n",
            (long long)r->n_chunks, (long long)r->n_ctx, (long long)r->n_scored, r->seconds, r->tokens_per_second,
            threads, sm_isa_name(sm_isa_active()));
@@ -158,35 +166,52 @@ static void print_text(const sm_ppl_result *r, int threads) {
            100 * d->p25, 100 * d->p10, 100 * d->p5, 100 * d->p1, 100 * d->p01, 100 * d->min);
     printf("RMS dp    : %6.3f +/- %5.3f %%\n", 100.0 * r->rms_dp, 100.0 * r->rms_dp_stderr);
     printf("Same top p: %6.3f +/- %5.3f %%\n\n", 100.0 * r->top1_agreement, 100.0 * r->top1_stderr);
+    if (from_file)
+        printf("note: PPL(base) is computed from the base's log-probabilities as llama.cpp's KLD format\n"
+           "      stores them (clamped to [max - 16, max], 16 bits), so it can differ slightly from\n"
+           "      the base's plain `smelt ppl` value.\n");
     printf("summary: PPL = %.4f (base %.4f, %+.3f%%), mean KLD = %.6f, p99 KLD = %.6f, same top token %.2f%%\n",
            r->ppl, r->ppl_base, 100.0 * (r->ppl / r->ppl_base - 1), r->kld_mean, r->kld.p99, 100.0 * r->top1_agreement);
 }
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *tokens_path = NULL, *kld = NULL, *vocab = NULL, *device = "cpu";
-    bool json = false;
+    const char *text = NULL, *tokens_path = NULL, *kld = NULL, *vocab = NULL, *device = "cpu", *kl_base = NULL;
+    cli_common com = {0};
+    bool kl_flag = false;
     sm_ppl_opts o = {.n_ctx = 512, .bos_id = -1};
-    int threads = sm_num_threads();
-    const char *v;
-    for (int i = 1; i < argc; i++) {
-        if (cli_opt(argc, argv, &i, "--text", &v) || cli_opt(argc, argv, &i, "-f", &v)) text = v;
-        else if (cli_opt(argc, argv, &i, "--tokens", &v)) tokens_path = v;
-        else if (cli_opt(argc, argv, &i, "--ctx", &v) || cli_opt(argc, argv, &i, "-c", &v))
-            o.n_ctx = cli_long("--ctx", v, 4, 1 << 20);
-        else if (cli_opt(argc, argv, &i, "--chunks", &v)) o.n_chunks = cli_long("--chunks", v, 1, 1L << 30);
-        else if (cli_opt(argc, argv, &i, "--batch", &v) || cli_opt(argc, argv, &i, "-b", &v))
-            o.n_batch = cli_long("--batch", v, 1, 1 << 20);
-        else if (cli_opt(argc, argv, &i, "--threads", &v) || cli_opt(argc, argv, &i, "-t", &v))
-            threads = (int)cli_long("--threads", v, 1, 4096);
-        else if (cli_opt(argc, argv, &i, "--save-logits", &v)) o.save_logits = v;
-        else if (cli_opt(argc, argv, &i, "--kld", &v)) kld = v;
-        else if (cli_opt(argc, argv, &i, "--vocab", &v)) vocab = v;
-        else if (cli_opt(argc, argv, &i, "--device", &v)) device = v;
-        else if (cli_flag(argv, &i, "--json")) json = true;
-        else if (cli_flag(argv, &i, "--quiet")) o.quiet = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_ppl, "unknown option %s", argv[i]);
-        else if (!model) model = argv[i];
-        else return cli_usage_error(&sm_cmd_ppl, "unexpected argument %s", argv[i]);
+    long n_ctx = 512, n_chunks = 0, n_batch = 0;
+    const cli_option opts[] = {
+        CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
+        {"-f --text", CLI_STR, &text, 0, 0, NULL},
+        {"--tokens", CLI_STR, &tokens_path, 0, 0, NULL},
+        {"-c --ctx --ctx-size", CLI_LONG, &n_ctx, 4, 1 << 20, NULL},
+        {"--chunks", CLI_LONG, &n_chunks, 1, 1L << 30, NULL},
+        {"-b --batch --batch-size", CLI_LONG, &n_batch, 1, 1 << 20, NULL},
+        {"--save-logits", CLI_STR, &o.save_logits, 0, 0, NULL},
+        {"--kl-divergence-base", CLI_STR, &kl_base, 0, 0, NULL},
+        {"--kl-divergence", CLI_FLAG, &kl_flag, 0, 0, NULL},
+        {"--kld", CLI_STR, &kld, 0, 0, NULL},
+        {"--vocab", CLI_STR, &vocab, 0, 0, NULL},
+        {"--device", CLI_STR, &device, 0, 0, NULL},
+        {0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    const int prc = cli_parse(&sm_cmd_ppl, NULL, argc, argv, opts, pos, 1, &npos);
+    if (prc) return prc;
+    const char *model = npos ? pos[0] : NULL;
+    o.n_ctx = n_ctx;
+    o.n_chunks = n_chunks;
+    o.n_batch = n_batch;
+    /* llama-perplexity's spellings: --kl-divergence-base F saves (= --save-logits F); with
+     * --kl-divergence it names the base to compare against (= --kld F) */
+    if (kl_flag && !kl_base) return cli_usage_error(&sm_cmd_ppl, "--kl-divergence needs --kl-divergence-base FILE (the saved base)");
+    if (kl_base && kl_flag) {
+        if (kld) return cli_usage_error(&sm_cmd_ppl, "give --kld or --kl-divergence-base with --kl-divergence, not both");
+        kld = kl_base;
+    } else if (kl_base) {
+        if (o.save_logits) return cli_usage_error(&sm_cmd_ppl, "give --save-logits or --kl-divergence-base, not both");
+        o.save_logits = kl_base;
     }
     if (!model) return cli_usage_error(&sm_cmd_ppl, "expected MODEL");
     /* a saved log-probability file starts with "_logits_"; anything else is taken for a model */
@@ -203,8 +228,9 @@ static int run(int argc, char **argv) {
     }
     const int drc = cli_device(&sm_cmd_ppl, device, &o.device);
     if (drc) return drc;
-    cli_set_threads(threads);
-    if (json) o.quiet = true;
+    const int threads = cli_common_apply(&com);
+    const bool json = com.json;
+    o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
 
     sm_model *m = NULL;
     if (sm_model_load(model, vocab, &m)) return cli_fail_last("ppl");
@@ -241,8 +267,17 @@ static int run(int argc, char **argv) {
     sm_model_free(base);
     sm_model_free(m);
     if (rc) return cli_fail_last("ppl");
-    if (json) print_json(&r, kld ? r.n_chunks * r.n_ctx : n_ids, threads, device);
-    else print_text(&r, threads);
+    /* n_tokens: the tokens of the input (the text, the token file, or the saved base's tokens) */
+    const int64_t n_tokens = kld_file ? r.n_chunks * r.n_ctx : n_ids;
+    if (json) {
+        const char *ins[3] = {model, text ? text : tokens_path, kld};
+        size_t n_in = 1;
+        for (int k = 1; k < 3; k++)
+            if (ins[k]) ins[n_in++] = ins[k];
+        print_json(cli_report_new("ppl", ins, n_in, o.save_logits), &r, n_tokens, threads, device, o.save_logits);
+    } else {
+        print_text(&r, threads, true);
+    }
     /* a NaN/Inf result is a failure (a CI step must not pass on "PPL = nan") */
     const bool finite = isfinite(r.ppl) && (!kld || (isfinite(r.kld_mean) && isfinite(r.ppl_base)));
     sm_ppl_result_free(&r);

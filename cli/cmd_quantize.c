@@ -9,7 +9,8 @@
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: smelt quantize IN OUT.gguf TYPE [options]\n"
+    "usage: smelt quantize IN OUT.gguf TYPE [NTHREADS] [options]\n"
+    "       smelt quantize IN TYPE -o OUT.gguf [options]\n"
     "\n"
     "Quantize with ggml-compatible codecs and llama.cpp's mixtures. IN is an F32/F16/BF16 GGUF, or\n"
     "a Hugging Face model directory (converted and quantized in one streaming pass).\n"
@@ -25,25 +26,14 @@ static const char USAGE[] =
     "  --pure                      no mixture: TYPE for every quantizable tensor\n"
     "  --allow-requantize          accept an already-quantized input\n"
     "  --lora DIR[:WEIGHT]         merge a PEFT LoRA adapter on the fly (HF input; repeatable)\n"
-    "  --threads N                 worker threads (output is identical for any N)\n"
+    "  -t, --threads N             worker threads (output is identical for any N; a trailing\n"
+    "                              NTHREADS, as llama-quantize takes it, means the same)\n"
+    "  -o, --outfile PATH          the output, in place of the second argument\n"
     "  --no-sync                   skip the final fsync (the file still appears only complete)\n"
     "  --allow-nonfinite           keep NaN/Inf weights in tensors left in a float type (default:\n"
     "                              refused, naming tensor, row and column; codecs always refuse them)\n"
-    "  --json                      print a JSON summary on stdout\n"
-    "  --quiet                     no progress bar\n";
-
-static int quantize(int argc, char **argv, const char **tt, const char **keep, sm_lora **loras);
-
-static int run(int argc, char **argv) {
-    const char **tt = calloc((size_t)argc, sizeof *tt), **keep = calloc((size_t)argc, sizeof *keep);
-    sm_lora **loras = calloc((size_t)argc, sizeof *loras);
-    int rc = tt && keep && loras ? quantize(argc, argv, tt, keep, loras) : cli_fail("quantize", "out of memory");
-    for (int i = 0; loras && i < argc && loras[i]; i++) sm_lora_close(loras[i]);
-    free(loras);
-    free(tt);
-    free(keep);
-    return rc;
-}
+    "  --json                      print a JSON report on stdout (fields: docs/json.md)\n"
+    "  --quiet, -q                 no progress bar, no summary line\n";
 
 /* HF directory in: convert and quantize in one pass. */
 static int from_checkpoint(const char *in, const char *out, const sm_quantize_opts *q, sm_lora **loras, size_t n_loras,
@@ -63,85 +53,114 @@ static int from_checkpoint(const char *in, const char *out, const sm_quantize_op
     return 0;
 }
 
-static int quantize(int argc, char **argv, const char **tt, const char **keep, sm_lora **loras) {
-    size_t n_loras = 0;
-    const char *pos[3] = {0};
-    int npos = 0;
-    bool json = false;
+static int run(int argc, char **argv) {
+    cli_common com = {0};
+    cli_list lora = {0}, tt = {0}, keep = {0};
     sm_quantize_opts o = {0};
-    const char *v;
-    for (int i = 1; i < argc; i++) {
-        if (cli_opt(argc, argv, &i, "--imatrix", &v)) o.imatrix_path = v;
-        else if (cli_opt(argc, argv, &i, "--lora", &v)) {
-            if (sm_lora_open(v, &loras[n_loras])) return cli_fail_last("quantize");
-            n_loras++;
-        }
-        else if (cli_opt(argc, argv, &i, "--tensor-type", &v)) tt[o.n_tensor_types++] = v;
-        else if (cli_opt(argc, argv, &i, "--keep", &v)) keep[o.n_keep++] = v;
-        else if (cli_opt(argc, argv, &i, "--output-tensor-type", &v)) o.output_type = v;
-        else if (cli_opt(argc, argv, &i, "--token-embedding-type", &v)) o.token_embd_type = v;
-        else if (cli_opt(argc, argv, &i, "--threads", &v)) {
-            cli_set_threads((int)cli_long("--threads", v, 1, 4096));
-        } else if (cli_flag(argv, &i, "--pure")) o.pure = true;
-        else if (cli_flag(argv, &i, "--allow-requantize")) o.allow_requantize = true;
-        else if (cli_flag(argv, &i, "--json")) json = true;
-        else if (cli_flag(argv, &i, "--no-sync")) sm_outfile_set_durable(false);
-        else if (cli_flag(argv, &i, "--allow-nonfinite")) sm_set_allow_nonfinite(true);
-        else if (cli_flag(argv, &i, "--quiet")) o.quiet = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_quantize, "unknown option %s", argv[i]);
-        else if (npos < 3) pos[npos++] = argv[i];
-        else return cli_usage_error(&sm_cmd_quantize, "too many arguments");
+    bool allow_nonfinite = false;
+    const cli_option opts[] = {
+        CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
+        {"--imatrix", CLI_STR, &o.imatrix_path, 0, 0, NULL},
+        {"--lora", CLI_LIST, &lora, 0, 0, NULL},
+        {"--tensor-type", CLI_LIST, &tt, 0, 0, NULL},
+        {"--keep", CLI_LIST, &keep, 0, 0, NULL},
+        {"--output-tensor-type", CLI_STR, &o.output_type, 0, 0, NULL},
+        {"--token-embedding-type", CLI_STR, &o.token_embd_type, 0, 0, NULL},
+        {"--pure", CLI_FLAG, &o.pure, 0, 0, NULL},
+        {"--allow-requantize", CLI_FLAG, &o.allow_requantize, 0, 0, NULL},
+        {"--allow-nonfinite", CLI_FLAG, &allow_nonfinite, 0, 0, NULL},
+        {0},
+    };
+    const char *pos[4] = {0};
+    int npos = 0;
+    size_t n_loras = 0;
+    sm_lora **loras = NULL;
+    int rc = cli_parse(&sm_cmd_quantize, NULL, argc, argv, opts, pos, 4, &npos);
+    if (rc) goto done;
+    /* IN OUT TYPE, or IN TYPE with -o OUT; llama-quantize's trailing thread count accepted */
+    if (npos == 4 || (npos == 3 && com.out && pos[2][strspn(pos[2], "0123456789")] == 0)) {
+        com.threads = cli_long("--threads (the trailing thread count)", pos[npos - 1], 1, 4096);
+        npos--;
     }
-    if (npos != 3) return cli_usage_error(&sm_cmd_quantize, "expected IN OUT TYPE");
-    o.recipe = pos[2];
-    o.tensor_types = tt;
-    o.keep = keep;
-    if (!sm_recipe_find(o.recipe))
-        return cli_usage_error(&sm_cmd_quantize, "unknown quantization '%s' (one of: %s)", o.recipe, sm_recipe_names());
-    if (sm_sniff_expect(pos[0], SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_HF_DIR),
-                        "an F32/F16/BF16 GGUF or a Hugging Face model directory", NULL))
-        return cli_fail_last("quantize");
-    const char **inputs = calloc(n_loras + 2, sizeof *inputs);
-    if (!inputs) return cli_fail("quantize", "out of memory");
-    inputs[0] = pos[0];
-    inputs[1] = o.imatrix_path;
-    for (size_t k = 0; k < n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
-    const int orc = cli_check_output("quantize", "OUT", pos[1], false, inputs, n_loras + 2);
-    free(inputs);
-    if (orc) return orc;
-    if (json) o.quiet = true;
+    const char *in = pos[0], *out = NULL, *recipe = NULL;
+    if (npos == 3 && !com.out) out = pos[1], recipe = pos[2];
+    else if (npos == 2 && com.out) out = com.out, recipe = pos[1];
+    else { rc = cli_usage_error(&sm_cmd_quantize, "expected IN OUT TYPE (or IN TYPE -o OUT)"); goto done; }
+    if ((rc = cli_check_recipe(&sm_cmd_quantize, NULL, recipe))) goto done;
+    if (sm_sniff_expect(in, SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_HF_DIR),
+                        "an F32/F16/BF16 GGUF or a Hugging Face model directory", NULL)) {
+        rc = cli_fail_last("quantize");
+        goto done;
+    }
+    for (size_t i = 0; i < lora.n; i++)
+        if ((rc = cli_lora_spec(&sm_cmd_quantize, lora.v[i]))) goto done;
+    const bool from_dir = sm_is_dir(in);
+    if (lora.n && !from_dir) {
+        rc = cli_fail("quantize", "--lora needs the Hugging Face checkpoint as input (for a GGUF base, "
+                                  "export the adapter with smelt lora export and load it in llama.cpp)");
+        goto done;
+    }
+    cli_common_apply(&com);
+    if (allow_nonfinite) sm_set_allow_nonfinite(true);
+    o.recipe = recipe;
+    o.tensor_types = tt.v;
+    o.n_tensor_types = tt.n;
+    o.keep = keep.v;
+    o.n_keep = keep.n;
+    o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
+    if (!(loras = calloc(lora.n + 1, sizeof *loras))) { rc = cli_fail("quantize", "out of memory"); goto done; }
+    for (; n_loras < lora.n; n_loras++)
+        if (sm_lora_open(lora.v[n_loras], &loras[n_loras])) { rc = cli_fail_last("quantize"); goto done; }
+    {
+        const char **inputs = calloc(n_loras + 2, sizeof *inputs);
+        if (!inputs) { rc = cli_fail("quantize", "out of memory"); goto done; }
+        inputs[0] = in;
+        inputs[1] = o.imatrix_path;
+        for (size_t k = 0; k < n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
+        rc = cli_check_output("quantize", com.out ? "-o" : "OUT", out, false, inputs, n_loras + 2);
+        free(inputs);
+        if (rc) goto done;
+    }
     sm_quantize_report rep;
-    if (sm_is_dir(pos[0])) {
-        if (from_checkpoint(pos[0], pos[1], &o, loras, n_loras, &rep)) return cli_fail_last("quantize");
-    } else if (n_loras) {
-        return cli_fail("quantize", "--lora needs the Hugging Face checkpoint as input (for a GGUF base, "
-                                    "export the adapter with smelt lora export and load it in llama.cpp)");
-    } else if (sm_quantize_gguf(pos[0], pos[1], &o, &rep)) {
-        return cli_fail_last("quantize");
+    if (from_dir ? from_checkpoint(in, out, &o, loras, n_loras, &rep) : sm_quantize_gguf(in, out, &o, &rep)) {
+        rc = cli_fail_last("quantize");
+        goto done;
     }
-    double bpw = rep.n_params ? 8.0 * (double)rep.bytes_out / (double)rep.n_params : 0;
-    if (json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "output", pos[1]);
-        cJSON_AddStringToObject(j, "recipe", sm_recipe_find(o.recipe)->name);
+    const double bpw = rep.n_params ? 8.0 * (double)rep.bytes_out / (double)rep.n_params : 0;
+    if (com.json) {
+        const char *ins[1 + 64] = {in};
+        size_t n_in = 1;
+        if (o.imatrix_path) ins[n_in++] = o.imatrix_path;
+        for (size_t i = 0; i < lora.n && n_in < 65; i++) ins[n_in++] = lora.v[i];
+        cJSON *j = cli_report_new("quantize", ins, n_in, out);
+        cJSON_AddStringToObject(j, "recipe", sm_recipe_find(recipe)->name);
         cJSON_AddNumberToObject(j, "n_tensors", (double)rep.n_tensors);
         cJSON_AddNumberToObject(j, "n_quantized", (double)rep.n_quantized);
         cJSON_AddNumberToObject(j, "n_fallback", (double)rep.n_fallback);
         cJSON_AddNumberToObject(j, "n_params", (double)rep.n_params);
         cJSON_AddNumberToObject(j, "bytes_in", (double)rep.bytes_in);
-        cJSON_AddNumberToObject(j, "bytes_out", (double)rep.bytes_out);
+        cJSON_AddNumberToObject(j, "tensor_bytes", (double)rep.bytes_out);
         cJSON_AddNumberToObject(j, "bpw", bpw);
         cJSON_AddNumberToObject(j, "seconds", rep.seconds);
-        cJSON *types = cJSON_AddObjectToObject(j, "tensor_types");
-        for (int t = 0; t < SM_TYPE_GGML_COUNT; t++)
-            if (rep.n_by_type[t]) cJSON_AddNumberToObject(types, sm_type_name((sm_type)t), (double)rep.n_by_type[t]);
-        cli_print_json(j);
-    } else {
-        fprintf(stderr, "smelt quantize: %s -> %s: %lld tensors (%lld quantized, %lld fallbacks), %.2f MiB -> %.2f MiB, %.2f bpw, %.2fs\n",
-                pos[0], pos[1], (long long)rep.n_tensors, (long long)rep.n_quantized, (long long)rep.n_fallback,
-                (double)rep.bytes_in / 1048576.0, (double)rep.bytes_out / 1048576.0, bpw, rep.seconds);
+        cli_add_type_counts(j, rep.n_by_type);
+        cli_report_print(j, out);
+    } else if (!com.quiet) {
+        char b1[32], b2[32], b3[32], b4[32], b5[32];
+        cli_summary("quantize", out, rep.seconds, "%s %s (%lld quantized, %s), %s -> %s, %.2f bpw",
+                    sm_recipe_find(recipe)->name, cli_count(b1, sizeof b1, rep.n_tensors, "tensor"),
+                    (long long)rep.n_quantized, cli_count(b2, sizeof b2, rep.n_fallback, "fallback"),
+                    cli_bytes(b3, sizeof b3, (double)rep.bytes_in), cli_bytes(b4, sizeof b4, (double)cli_path_bytes(out)),
+                    bpw);
+        (void)b5;
     }
-    return 0;
+    rc = 0;
+done:
+    for (size_t i = 0; loras && i < n_loras; i++) sm_lora_close(loras[i]);
+    free(loras);
+    cli_list_free(&lora);
+    cli_list_free(&tt);
+    cli_list_free(&keep);
+    return rc;
 }
 
 const sm_command sm_cmd_quantize = {"quantize", "quantize a GGUF (k-quants, legacy, IQ4) with llama.cpp's mixtures", USAGE, run};

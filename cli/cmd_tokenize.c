@@ -20,7 +20,9 @@ static const char USAGE[] =
     "  --no-bos          do not add the BOS (and EOS) tokens the vocabulary asks for\n"
     "  --parse-special   text such as \"<s>\" or \"<|eot_id|>\" becomes that control token\n"
     "                    (default: only user-defined tokens are matched in the text)\n"
-    "  --json            one JSON object: {\"n_tokens\": N, \"ids\": [...]}\n"
+    "  -f, --text FILE   the text (required)\n"
+    "  --json            one JSON report: n_tokens, ids (fields: docs/json.md)\n"
+    "  --quiet, -q       accepted for uniformity (tokenize prints no progress or summary)\n"
     "  --pieces          one token per line: id, then the piece's bytes as a JSON string\n"
     "\n"
     "Default output: the ids on one line, separated by spaces.\n";
@@ -71,19 +73,23 @@ static void print_pieces(const sm_tokenizer *t, const int32_t *ids, size_t n) {
 }
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *text_path = NULL;
-    bool no_bos = false, parse_special = false, json = false, pieces = false;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if (cli_opt(argc, argv, &i, "--text", &v)) text_path = v;
-        else if (cli_flag(argv, &i, "--no-bos")) no_bos = true;
-        else if (cli_flag(argv, &i, "--parse-special")) parse_special = true;
-        else if (cli_flag(argv, &i, "--json")) json = true;
-        else if (cli_flag(argv, &i, "--pieces")) pieces = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(&sm_cmd_tokenize, "unknown option %s", argv[i]);
-        else if (!model) model = argv[i];
-        else return cli_usage_error(&sm_cmd_tokenize, "unexpected argument %s", argv[i]);
-    }
+    const char *text_path = NULL;
+    cli_common com = {0};
+    bool no_bos = false, parse_special = false, pieces = false;
+    const cli_option opts[] = {
+        CLI_OPT_JSON(com),
+        {"-f --text --file", CLI_STR, &text_path, 0, 0, NULL},
+        {"--no-bos", CLI_FLAG, &no_bos, 0, 0, NULL},
+        {"--parse-special", CLI_FLAG, &parse_special, 0, 0, NULL},
+        {"--pieces", CLI_FLAG, &pieces, 0, 0, NULL},
+        {0},
+    };
+    const char *args[1];
+    int nargs = 0;
+    const int prc = cli_parse(&sm_cmd_tokenize, NULL, argc, argv, opts, args, 1, &nargs);
+    if (prc) return prc;
+    const char *model = nargs ? args[0] : NULL;
+    const bool json = com.json;
     if (!model) return cli_usage_error(&sm_cmd_tokenize, "MODEL is missing");
     if (!text_path) return cli_usage_error(&sm_cmd_tokenize, "--text FILE is missing");
     if (json && pieces) return cli_usage_error(&sm_cmd_tokenize, "--json and --pieces exclude each other");
@@ -111,11 +117,12 @@ static int run(int argc, char **argv) {
         return cli_fail_last("tokenize");
     }
     if (json) {
-        cJSON *o = cJSON_CreateObject();
+        const char *ins[2] = {model, text_path};
+        cJSON *o = cli_report_new("tokenize", ins, 2, NULL);
         cJSON_AddNumberToObject(o, "n_tokens", (double)n);
         cJSON *arr = cJSON_AddArrayToObject(o, "ids");
         for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
-        cli_print_json(o);
+        cli_report_print(o, NULL);
     } else if (pieces) {
         print_pieces(t, ids, n);
     } else {

@@ -23,6 +23,37 @@ static const sm_command *find(const char *name) {
     return NULL;
 }
 
+static const char HELP_USAGE[] =
+    "usage: smelt help [COMMAND]\n"
+    "\n"
+    "Without COMMAND: the list of commands. With one: that command's usage and options\n"
+    "(the same as `smelt COMMAND --help`). `smelt --version` prints the version.\n"
+    "\n"
+    "Options that mean the same on every command:\n"
+    "  -o, --outfile PATH   the output (--output is accepted too)\n"
+    "  -t, --threads N      worker threads on every command that computes (results do not\n"
+    "                       depend on N; default: all cores, or SMELT_THREADS)\n"
+    "  -c, --ctx N          tokens per chunk / context size\n"
+    "  -f, --text FILE      a text (`--calib FILE` where it is calibration data)\n"
+    "  --outtype TYPE       the output's tensor type\n"
+    "  --json               one JSON report on stdout (fields: docs/json.md)\n"
+    "  --quiet, -q          no progress bar and no summary line; errors still go to stderr\n"
+    "  --no-sync            skip the final fsync of the output\n"
+    "Usage errors exit with status 2, other failures with 1.\n";
+
+/* "unknown command" with a suggestion; exit status 2 */
+static int unknown_command(const char *name) {
+    const char *names[N_COMMANDS + 2];
+    for (size_t i = 0; i < N_COMMANDS; i++) names[i] = COMMANDS[i]->name;
+    names[N_COMMANDS] = "help";
+    names[N_COMMANDS + 1] = NULL;
+    const char *s = cli_closest(name, names);
+    fprintf(stderr, "smelt: error: unknown command '%s'", name);
+    if (s) fprintf(stderr, " (did you mean '%s'?)", s);
+    fprintf(stderr, "\nRun 'smelt help' for the list of commands.\n");
+    return 2;
+}
+
 static void overview(FILE *f) {
     fprintf(f, "smelt %s - turn language-model checkpoints into quantized, validated artifacts\n\n"
                "usage: smelt COMMAND [ARGS...]\n\ncommands:\n", SM_VERSION);
@@ -44,11 +75,12 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
         if (argc > 2) {
-            const sm_command *c = find(argv[2]);
-            if (!c) {
-                fprintf(stderr, "smelt: unknown command '%s'\n", argv[2]);
-                return 2;
+            if (!strcmp(argv[2], "help")) {
+                fputs(HELP_USAGE, stdout);
+                return 0;
             }
+            const sm_command *c = find(argv[2]);
+            if (!c) return unknown_command(argv[2]);
             fputs(c->usage, stdout);
             return 0;
         }
@@ -56,15 +88,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     const sm_command *c = find(name);
-    if (!c) {
-        fprintf(stderr, "smelt: unknown command '%s'\n\n", name);
-        overview(stderr);
-        return 2;
-    }
+    if (!c) return unknown_command(name);
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(c->usage, stdout);
             return 0;
         }
+    cli_command_name = c->name;
     return c->run(argc - 1, argv + 1);
 }

@@ -19,7 +19,9 @@
 #include <stdio.h>
 
 #define SM_MAX_DIMS 8
-#define SM_VERSION "0.1.0"
+#ifndef SM_VERSION /* set by CMake (project(VERSION) + git describe) for the files that use it: see CMakeLists.txt */
+#define SM_VERSION "unknown"
+#endif
 
 /* Element types. Values below 64 are exactly ggml's `enum ggml_type` numbers (so GGUF files
  * carry them verbatim); values from 100 on are checkpoint dtypes ggml has no number for. */
@@ -206,9 +208,14 @@ typedef struct sm_progress {
     uint64_t total, done;
     double t_start, t_last;
     bool enabled;
+    char note[64]; /* a running value shown after the bar ("PPL 12.34") */
 } sm_progress;
 void sm_progress_begin(sm_progress *p, const char *label, uint64_t total, bool quiet);
 void sm_progress_update(sm_progress *p, uint64_t done);
+/* Set the running value shown after the bar (printf-style), and redraw. */
+void sm_progress_note(sm_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Clear the bar's line (to print a line of text above it); the next update redraws it. */
+void sm_progress_clear(sm_progress *p);
 void sm_progress_end(sm_progress *p);
 
 /* Where work runs: the CPU, or a CUDA GPU through the optional plugin (kernels.h). */

@@ -152,6 +152,8 @@ void sm_gguf_release(const sm_gguf *g, const void *p, uint64_t n);
 uint32_t sm_gguf_version(const sm_gguf *g);
 uint64_t sm_gguf_alignment(const sm_gguf *g);
 uint64_t sm_gguf_data_offset(const sm_gguf *g);
+/* Where a tensor's data starts in the file (bytes from the file's start). */
+uint64_t sm_gguf_tensor_file_offset(const sm_gguf *g, const sm_tensor *t);
 const char *sm_gguf_path(const sm_gguf *g);
 
 size_t sm_gguf_n_kv(const sm_gguf *g);

@@ -474,6 +474,9 @@ void sm_gguf_release(const sm_gguf *g, const void *p, uint64_t n) {
 uint32_t sm_gguf_version(const sm_gguf *g) { return g->version; }
 uint64_t sm_gguf_alignment(const sm_gguf *g) { return g->alignment; }
 uint64_t sm_gguf_data_offset(const sm_gguf *g) { return g->data_offset; }
+uint64_t sm_gguf_tensor_file_offset(const sm_gguf *g, const sm_tensor *t) {
+    return (uint64_t)((const uint8_t *)t->data - g->base);
+}
 const char *sm_gguf_path(const sm_gguf *g) { return g->path; }
 size_t sm_gguf_n_kv(const sm_gguf *g) { return g->n_kv; }
 const char *sm_gguf_key(const sm_gguf *g, size_t i) { return i < g->n_kv ? g->keys[i] : NULL; }

@@ -56,6 +56,19 @@ static void load(void) {
         snprintf(slash ? slash + 1 : path, sizeof path - (size_t)(slash ? slash + 1 - path : 0), "libsmelt_cuda.so");
     }
     P.h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+#ifdef SM_PLUGIN_RELDIR
+    if (!P.h && !(env && *env)) { /* installed: PREFIX/bin/smelt and PREFIX/lib/smelt/libsmelt_cuda.so */
+        char inst[PATH_MAX + 64];
+        char *slash = strrchr(path, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(inst, sizeof inst, "%.*s/../%s/libsmelt_cuda.so", PATH_MAX - 1, path, SM_PLUGIN_RELDIR);
+            P.h = dlopen(inst, RTLD_NOW | RTLD_LOCAL);
+            if (!P.h) *slash = '/'; /* the message names the first place looked */
+            else snprintf(path, sizeof path, "%.*s", PATH_MAX - 1, inst);
+        }
+    }
+#endif
     if (!P.h) {
         snprintf(g_why, sizeof g_why, "no CUDA plugin (%s); build smelt with CUDA (-DSMELT_CUDA=ON)", dlerror());
         P.why = g_why;

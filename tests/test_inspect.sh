@@ -32,12 +32,13 @@ str() { le ${#1} 8; printf '%s' "$1"; }
 expect_grep "$TMP/tiny.txt" '^format: +GGUF v3, alignment 32, tensor data at offset 128$'
 expect_grep "$TMP/tiny.txt" '^ +a +u32 +7$'
 expect_grep "$TMP/tiny.txt" '^ +s +str +"hi"$'
-expect_grep "$TMP/tiny.txt" '^ +t +f32 +\[2\] +8$'
+expect_grep "$TMP/tiny.txt" '^ +t +f32 +\[2\] +8 +32\.0000 +128$'  # bpw 8*8/2, data at the data section's start
 expect_grep "$TMP/tiny.txt" '1 tensors, 2 parameters .*, 8 bytes .*, 32\.0000 bits per weight'
 
 # ---- JSON of the tiny file, computed by hand from its contents
 "$SMELT" inspect "$SEEDS/tiny.gguf" --json > "$TMP/tiny.json" 2>&1 || fail "inspect --json exited $?"
-want='{"format":"gguf","path":"'$SEEDS'/tiny.gguf","version":3,"alignment":32,"data_offset":128,"metadata":{"a":7,"s":"hi"},"tensors":[{"name":"t","shape":[2],"type":"f32","bytes":8}],"n_tensors":1,"n_params":2,"bytes":8,"bpw":32}'
+ver=$("$SMELT" --version | head -1 | cut -d' ' -f2)
+want='{"schema_version":1,"command":"inspect","smelt_version":"'$ver'","inputs":["'$SEEDS'/tiny.gguf"],"output":null,"path":"'$SEEDS'/tiny.gguf","file_bytes":'$(stat -c %s "$SEEDS/tiny.gguf")',"format":"gguf","version":3,"alignment":32,"data_offset":128,"file_type":null,"file_type_name":null,"metadata":{"a":7,"s":"hi"},"n_tensors_in_file":1,"tensors":[{"name":"t","shape":[2],"type":"f32","bytes":8,"bpw":32,"offset":128}],"n_tensors":1,"n_params":2,"bytes":8,"bpw":32,"bytes_out":0}'
 [ "$(cat "$TMP/tiny.json")" = "$want" ] || fail "tiny.json: got $(cat "$TMP/tiny.json"), expected $want"
 
 # ---- the rich seed: every value type, 7 tensors (params 15+8+128+768+24+6+512, bytes by ggml block sizes)
@@ -46,9 +47,9 @@ expect_grep "$TMP/rich.txt" 'alignment 64'
 expect_grep "$TMP/rich.txt" '^ +v\.i64 +i64 +-9223372036854775808$'
 expect_grep "$TMP/rich.txt" '^ +v\.f32 +f32 +0\.1$'
 expect_grep "$TMP/rich.txt" '^ +a\.nested +arr\[3\] +\[i32\[2\] \[1, 2\], i32\[0\] \[\], i32\[1\] \[3\]\]$'
-expect_grep "$TMP/rich.txt" '^ +w\.q8_0 +q8_0 +\[2, 64\] +136$'
-expect_grep "$TMP/rich.txt" '^ +w\.q4_K +q4_K +\[3, 256\] +432$'
-expect_grep "$TMP/rich.txt" '^ +w\.4d +bf16 +\[1, 2, 1, 3\] +12$'
+expect_grep "$TMP/rich.txt" '^ +w\.q8_0 +q8_0 +\[2, 64\] +136 +8\.5000 +[0-9]+$'
+expect_grep "$TMP/rich.txt" '^ +w\.q4_K +q4_K +\[3, 256\] +432 +4\.5000 +[0-9]+$'
+expect_grep "$TMP/rich.txt" '^ +w\.4d +bf16 +\[1, 2, 1, 3\] +12 +16\.0000 +[0-9]+$'
 expect_grep "$TMP/rich.txt" '7 tensors, 1461 parameters .*, 1172 bytes .*, 6\.4175 bits per weight'
 
 # ---- arrays: summarized by default, in full with --all
@@ -73,12 +74,12 @@ expect_grep "$TMP/kjv.txt" '^format: +safetensors$'
 expect_grep "$TMP/kjv.txt" '^ +format +"pt"$'
 expect_grep "$TMP/kjv.txt" '^ +model_type +"llama"$'
 expect_grep "$TMP/kjv.txt" '^ +num_key_value_heads +4$'
-expect_grep "$TMP/kjv.txt" '^ +model\.layers\.0\.mlp\.down_proj\.weight +bf16 +\[256, 768\] +393216$'
+expect_grep "$TMP/kjv.txt" '^ +model\.layers\.0\.mlp\.down_proj\.weight +bf16 +\[256, 768\] +393216 +16\.0000$'
 expect_grep "$TMP/kjv.txt" '39 tensors, 4196608 parameters .*, 8393216 bytes .*, 16\.0000 bits per weight'
 "$SMELT" inspect "$M/f32/model.safetensors" --json > "$TMP/kjv_f32.json" 2>&1 || fail "inspect f32 --json exited $?"
-expect_grep "$TMP/kjv_f32.json" '^\{"format":"safetensors",.*"metadata":\{"format":"pt"\},"config":\{.*"torch_dtype":"float32".*\}'
-expect_grep "$TMP/kjv_f32.json" '\{"name":"model\.norm\.weight","shape":\[256\],"type":"f32","bytes":1024\}'
-expect_grep "$TMP/kjv_f32.json" '"n_tensors":39,"n_params":4196608,"bytes":16786432,"bpw":32\}$'
+expect_grep "$TMP/kjv_f32.json" '^\{"schema_version":1,"command":"inspect",.*"format":"safetensors",.*"metadata":\{"format":"pt"\},"config":\{.*"torch_dtype":"float32".*\}'
+expect_grep "$TMP/kjv_f32.json" '\{"name":"model\.norm\.weight","shape":\[256\],"type":"f32","bytes":1024,"bpw":32,"offset":null\}'
+expect_grep "$TMP/kjv_f32.json" '"n_tensors":39,"n_params":4196608,"bytes":16786432,"bpw":32,"bytes_out":0\}$'
 for p in "$M/sharded" "$M/sharded/model.safetensors.index.json"; do
   "$SMELT" inspect "$p" > "$TMP/sharded.txt" 2>&1 || fail "inspect $p exited $?"
   expect_grep "$TMP/sharded.txt" '39 tensors, 4196608 parameters .*, 8393216 bytes'
@@ -92,7 +93,7 @@ S=$ASSETS/models/stories260k/stories260K.bin
 "$SMELT" inspect "$S" > "$TMP/l2c.txt" 2>&1 || fail "inspect $S exited $?"
 expect_grep "$TMP/l2c.txt" '^format: +llama2c$'
 expect_grep "$TMP/l2c.txt" '^ +n_kv_heads +4$'
-expect_grep "$TMP/l2c.txt" '^ +blk\.4\.ffn_down\.weight +f32 +\[64, 172\] +44032$'
+expect_grep "$TMP/l2c.txt" '^ +blk\.4\.ffn_down\.weight +f32 +\[64, 172\] +44032 +32\.0000$'
 expect_grep "$TMP/l2c.txt" '47 tensors, 260032 parameters .*, 1040128 bytes .*, 32\.0000 bits per weight'
 # PyTorch
 "$SMELT" inspect "$M/pytorch" > "$TMP/pt.txt" 2>&1 || fail "inspect $M/pytorch exited $?"

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# test_json.sh - every command's --json report against its field table in docs/json.md: every
+# documented field is present (fields typed `T?` in at least one of the command's runs) with its
+# documented type, no field is undocumented, `command` names the command, `smelt_version` is
+# `smelt --version`'s, and `bytes_out` is the output's size on disk as measured here.
+set -uo pipefail
+SMELT=${SMELT_BIN:-./smelt}
+SRC=${SMELT_SOURCE_DIR:-$(dirname "$0")/..}
+ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
+KJV=$ASSETS/models/tiny-llama-kjv
+LORA=$ASSETS/models/tiny-llama-kjv-lora-fortunes
+TEXT=$ASSETS/text/kjv-eval.txt
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3) || { echo "no python3: cannot parse the reports" >&2; exit 77; }
+for f in "$KJV/config.json" "$LORA/adapter_config.json" "$TEXT" "$SRC/docs/json.md"; do
+  [ -e "$f" ] || { echo "missing: $f (set SMELT_ASSETS)" >&2; exit 1; }
+done
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+export OMP_WAIT_POLICY=passive SMELT_THREADS=2
+fails=0
+J=$TMP/json
+mkdir "$J"
+# run SECTION OUTPUT ARGS...: `smelt ARGS --json` into $J/SECTION.N.json, with the output path
+# (or -) beside it for the bytes_out check
+n=0
+run() {
+  local section=$1 out=$2
+  shift 2
+  n=$((n + 1))
+  if ! "$SMELT" "$@" --json > "$J/$section.$n.json" 2> "$TMP/err"; then
+    echo "FAIL: smelt $* --json exited $?" >&2
+    sed 's/^/    /' "$TMP/err" >&2
+    fails=$((fails + 1))
+    rm -f "$J/$section.$n.json"
+    return
+  fi
+  printf '%s' "$out" > "$J/$section.$n.out"
+}
+cd "$TMP" || exit 1
+run convert a.gguf convert "$KJV" -o a.gguf
+run quantize q.gguf quantize a.gguf q.gguf Q4_K_M
+run "lora merge" merged lora merge "$KJV" --adapter "$LORA" -o merged
+run "lora export" l.gguf lora export "$LORA" --base "$KJV" -o l.gguf
+run tokenize - tokenize "$KJV" --text "$TEXT"
+run ppl base.bin ppl a.gguf --text "$TEXT" --ctx 128 --chunks 2 --save-logits base.bin
+run ppl - ppl q.gguf --kld base.bin
+run generate - generate "$KJV" --prompt "In the beginning" -n 4
+run generate - generate "$KJV" -n 4 --ids
+run imatrix im.gguf imatrix a.gguf --text "$TEXT" --ctx 64 --chunks 2 -o im.gguf
+run gptq g.gguf gptq a.gguf --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32 -o g.gguf
+run inspect - inspect q.gguf
+run inspect - inspect "$KJV"
+run "inspect --diff" - inspect a.gguf q.gguf --diff
+
+"$PY" - "$SRC/docs/json.md" "$J" "$("$SMELT" --version | head -1 | cut -d' ' -f2)" <<'PYEOF' || fails=$((fails + 1))
+import json, os, re, sys
+doc, jdir, version = sys.argv[1], sys.argv[2], sys.argv[3]
+# the tables: "## SECTION" then rows "| field | type | meaning |"
+tables, cur = {}, None
+for line in open(doc, encoding="utf-8"):
+    m = re.match(r"^## (.+?)\s*$", line)
+    if m:
+        cur = tables.setdefault(m.group(1), {})
+        continue
+    m = re.match(r"^\| ([a-z0-9_]+) \| ([a-z|\\?]+) \| .+\|\s*$", line)
+    if m and cur is not None and m.group(1) != "field":
+        cur[m.group(1)] = m.group(2).replace("\\", "")
+common = tables.pop("Fields of every report")
+PYT = {"string": str, "boolean": bool, "array": list, "object": dict, "null": type(None)}
+def type_ok(v, t):
+    for alt in t.rstrip("?").split("|"):
+        if alt == "integer" and isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer():
+            return True
+        if alt == "number" and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return True
+        if alt in PYT and isinstance(v, PYT[alt]):
+            return True
+    return False
+def size(p):
+    if p == "-" or not os.path.exists(p):
+        return 0
+    if os.path.isdir(p):
+        return sum(os.path.getsize(os.path.join(p, f)) for f in os.listdir(p)
+                   if not f.startswith(".") and os.path.isfile(os.path.join(p, f)))
+    return os.path.getsize(p)
+bad = []
+seen = {}
+for f in sorted(os.listdir(jdir)):
+    if not f.endswith(".json"):
+        continue
+    section = f.rsplit(".", 2)[0]
+    if section not in tables:
+        bad.append(f"{f}: no table '## {section}' in docs/json.md"); continue
+    fields = dict(common, **tables[section])
+    text = open(os.path.join(jdir, f), encoding="utf-8").read()
+    if text.count("\n") != 1:
+        bad.append(f"{f}: not exactly one line"); continue
+    try:
+        rep = json.loads(text)
+    except ValueError as e:
+        bad.append(f"{f}: not JSON: {e}"); continue
+    for k, t in fields.items():
+        if k not in rep:
+            if not t.endswith("?"):
+                bad.append(f"{f}: lacks {k}")
+        elif not type_ok(rep[k], t):
+            bad.append(f"{f}: {k} = {rep[k]!r:.60} is not {t}")
+        else:
+            seen.setdefault(section, set()).add(k)
+    for k in rep:
+        if k not in fields:
+            bad.append(f"{f}: {k} is not documented in docs/json.md")
+    expect_cmd = section.replace(" --diff", "")
+    if rep.get("command") != expect_cmd:
+        bad.append(f"{f}: command {rep.get('command')!r}, expected {expect_cmd!r}")
+    if rep.get("smelt_version") != version:
+        bad.append(f"{f}: smelt_version {rep.get('smelt_version')!r}, smelt --version says {version!r}")
+    out = open(os.path.join(jdir, f[:-5] + ".out")).read()
+    if rep.get("bytes_out") != size(out):
+        bad.append(f"{f}: bytes_out {rep.get('bytes_out')} but {out} has {size(out)} bytes")
+    if out != "-" and rep.get("output") != out:
+        bad.append(f"{f}: output {rep.get('output')!r}, expected {out!r}")
+    if not rep.get("inputs") or not all(isinstance(x, str) for x in rep["inputs"]):
+        bad.append(f"{f}: inputs should be a non-empty array of paths")
+for section, fields in tables.items():
+    missing = [k for k in fields if k not in seen.get(section, set())]
+    if missing:
+        bad.append(f"section '{section}': no run showed {', '.join(missing)}")
+for b in bad:
+    print("FAIL:", b, file=sys.stderr)
+print(f"test_json: {len(os.listdir(jdir)) // 2} reports, {len(tables)} tables checked", file=sys.stderr)
+sys.exit(1 if bad else 0)
+PYEOF
+[ "$fails" = 0 ] || { echo "test_json: $fails failures" >&2; exit 1; }
+echo "test_json: all reports match docs/json.md"
