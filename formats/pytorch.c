@@ -49,7 +49,7 @@ static int match_shard(const char *index, const char *shard, size_t k, const sm_
 static int add_archive(sm_ckpt *c, const char *path, const char *index, const char *shard, size_t k, wm_entry *wm, size_t n_wm) {
     const sm_mmap *m = sm_ckpt_add_mmap(c, path);
     sm_pt_archive arc;
-    if (!m || sm_pt_archive_open(&arc, m->data, m->size, m->path))
+    if (!m || sm_pt_archive_open(&arc, m->data, m->size, m->path, m))
         return index ? sm_error_ctx("%s: shard %s", index, shard) : -1;
     int rc = wm ? match_shard(index, shard, k, &arc, wm, n_wm) : 0;
     for (size_t i = 0; i < arc.zip.n_entries && rc == 0; i++) /* inflated storages live as long as c */

@@ -64,9 +64,10 @@ static int check_byteorder(const sm_pt_archive *a) {
     return sm_error("%s: %s/byteorder: expected \"little\"", a->zip.path, a->prefix);
 }
 
-int sm_pt_archive_open(sm_pt_archive *a, const void *data, uint64_t size, const char *path) {
+int sm_pt_archive_open(sm_pt_archive *a, const void *data, uint64_t size, const char *path, const sm_mmap *map) {
     memset(a, 0, sizeof *a);
     if (check_magic(data, size, path) || sm_zip_open(&a->zip, data, size, path)) return -1;
+    a->zip.map = map;
     if (a->zip.n_entries == 0) {
         sm_error("%s: empty zip archive", path);
         goto fail;

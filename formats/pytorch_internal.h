@@ -22,7 +22,9 @@ typedef struct sm_pt_archive {
 } sm_pt_archive;
 
 /* Parse a torch.save archive in data[0, size); `path` names it in errors and must outlive a. */
-int sm_pt_archive_open(sm_pt_archive *a, const void *data, uint64_t size, const char *path);
+/* map: the file mapping data lies in (its pages are released as the CRC pass reads them), or
+ * NULL for an archive in memory. */
+int sm_pt_archive_open(sm_pt_archive *a, const void *data, uint64_t size, const char *path, const sm_mmap *map);
 /* Frees what is still owned: a caller keeping the tensors takes a->owned[i] (entry i) first,
  * setting it to NULL. */
 void sm_pt_archive_close(sm_pt_archive *a);

@@ -29,6 +29,8 @@ typedef struct sm_zip {
     const uint8_t *data;
     uint64_t size;
     const char *path;        /* for messages (borrowed) */
+    const sm_mmap *map;      /* the file mapping `data` lies in, or NULL (memory): the CRC pass
+                                over a stored entry releases the mapped pages it read */
     size_t n_entries;
     sm_zip_entry *entries;   /* central directory order */
     size_t *by_name;         /* entry indexes sorted by name */

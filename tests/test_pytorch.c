@@ -136,7 +136,7 @@ static buf archive(const buf *pickle, const void *storage, size_t storage_len, c
 
 static int open_mem(const buf *b) {
     sm_pt_archive a;
-    int rc = sm_pt_archive_open(&a, b->b, b->n, "mem.pt");
+    int rc = sm_pt_archive_open(&a, b->b, b->n, "mem.pt", NULL);
     if (rc == 0) sm_pt_archive_close(&a);
     return rc;
 }
@@ -395,7 +395,7 @@ static void handmade_ok(void) {
     put8(&p, 0x89), put8(&p, '}'), pk_global(&p, "torch", "float8_e4m3fn"), put8(&p, 't'), put8(&p, 'R'), put8(&p, 's'), put8(&p, '.');
     buf b = archive(&p, STORAGE6, sizeof STORAGE6, NULL);
     sm_pt_archive a;
-    CHECK_OK(sm_pt_archive_open(&a, b.b, b.n, "v3.pt"));
+    CHECK_OK(sm_pt_archive_open(&a, b.b, b.n, "v3.pt", NULL));
     if (a.n_tensors == 1) {
         CHECK(a.tensors[0].type == SM_TYPE_F8_E4M3 && shape_is(&a.tensors[0], 2, 4, 5) && a.tensors[0].nbytes == 20);
         CHECK(a.tensors[0].data == sm_zip_entry_data(&a.zip, sm_zip_find(&a.zip, "a/data/0")) + 4);
