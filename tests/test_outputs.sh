@@ -11,7 +11,7 @@ BASE=$ASSETS/models/tiny-llama-kjv
 ADAPTER=$ASSETS/models/tiny-llama-kjv-lora-fortunes
 CALIB=$ASSETS/text/kjv-calib.txt
 [ -f "$BASE/model.safetensors" ] && [ -f "$ADAPTER/adapter_config.json" ] && [ -f "$CALIB" ] ||
-  { echo "skip: the shared tiny-llama-kjv model, its adapter or kjv-calib.txt is missing"; exit 77; }
+  { echo "missing test assets: the shared tiny-llama-kjv model, its adapter or kjv-calib.txt (set SMELT_ASSETS)" >&2; exit 1; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1

@@ -9,7 +9,7 @@ ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-$SRC/../shared}}
 BASE=$ASSETS/models/tiny-llama-kjv
 ADAPTER=$ASSETS/models/tiny-llama-kjv-lora-fortunes
 [ -f "$BASE/model.safetensors" ] && [ -f "$ADAPTER/adapter_config.json" ] ||
-  { echo "skip: the shared tiny-llama-kjv model or its adapter is missing"; exit 77; }
+  { echo "missing test assets: the shared tiny-llama-kjv model or its adapter (set SMELT_ASSETS)" >&2; exit 1; }
 TMP=$(mktemp -d)
 mkdir "$TMP/small"
 if ! mount -t tmpfs -o size=1m tmpfs "$TMP/small" 2> /dev/null; then
