@@ -243,6 +243,10 @@ typedef enum sm_linear {
 sm_linear_input sm_linear_input_of(sm_linear l);
 /* GGUF base name: "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down". */
 const char *sm_linear_gguf_name(sm_linear l);
+/* The stored GGUF tensor (the stem between "blk.N." and ".weight") holding linear l of model m,
+ * and l's first row in it: a fused block (SM_FEAT_FUSED) keeps q, k, v in attn_qkv (rows in
+ * that order) and gate, up in ffn_up (gate rows first); otherwise sm_linear_gguf_name, row 0. */
+const char *sm_model_linear_tensor(const sm_model *m, sm_linear l, int64_t *row0);
 
 /* An activation observer: called during evaluation on the CPU with the input x of a group of
  * linears, n_tok tokens of `cols` features each, in the runtime's feature-major layout:

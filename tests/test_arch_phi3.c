@@ -16,6 +16,7 @@
 
 #include "convert/convert.h"
 #include "model/model.h"
+#include "calib/calib.h"
 #include "quantize/quantize.h"
 
 #include <math.h>
@@ -267,6 +268,77 @@ static void refusals(void) {
     refused_config("phi3-no-orig", "/original_max_position_embeddings/d", "missing \"original_max_position_embeddings\"");
 }
 
+/* imatrix names the fused tensors (attn_qkv, ffn_up) and quantize uses it; gptq quantizes qkv and
+ * gate_up as whole linears (their rows, one Hessian per input) into a GGUF llama.cpp reads; the
+ * HF GPTQ target is refused before writing anything */
+static void calibration(void) {
+    const char *dir = tl_make_phi3_tiny();
+    if (!dir) return;
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "imatrix %s --text %s -o %s --ctx 64 --chunks 4", dir, tl_asset(CALIB_TEXT),
+             tl_tmp("phi3.imatrix"));
+    CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
+    free(out);
+    sm_imatrix im = {0};
+    CHECK_OK(sm_imatrix_load(tl_tmp("phi3.imatrix"), &im));
+    CHECK(im.n_entries == 4 * QW_LAYERS);
+    for (size_t i = 0; i < im.n_entries; i++)
+        CHECK_MSG(!strstr(im.entries[i].name, "attn_q.") && !strstr(im.entries[i].name, "ffn_gate"), "%s",
+                  im.entries[i].name);
+    sm_imatrix_free(&im);
+    char f32[1024]; /* tl_tmp's buffers are reused */
+    snprintf(f32, sizeof f32, "%s", tl_tmp("phi3-c-src.gguf"));
+    sm_convert_opts co = {.outtype = "f32", .quiet = true};
+    CHECK_OK(sm_convert(dir, f32, &co, NULL));
+    snprintf(cmd, sizeof cmd, "quantize %s %s Q4_K_M --imatrix %s", f32, tl_tmp("phi3-imat.gguf"), tl_tmp("phi3.imatrix"));
+    out = NULL;
+    CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
+    free(out);
+    float *base = eval(f32);
+    for (int src = 0; src < 2; src++) {
+        char gq[1024];
+        snprintf(gq, sizeof gq, "%s", tl_tmp(src ? "phi3-gptq-gguf.gguf" : "phi3-gptq.gguf"));
+        snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 --to gguf:Q4_K_M -o %s", src ? f32 : dir,
+                 tl_asset(CALIB_TEXT), gq);
+        out = NULL;
+        CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
+        free(out);
+        check_gguf(gq, false);
+        float *l = eval(gq);
+        double worst = 0, big = 0;
+        for (int i = 0; l && base && i < T * V; i++) {
+            worst = fmax(worst, fabs((double)l[i] - base[i]));
+            big = fmax(big, fabs(base[i]));
+        }
+        fprintf(stderr, "  phi3 gptq Q4_K_M (%s): max |logit - f32| = %.3g of %.3g\n", src ? "GGUF" : "HF", worst, big);
+        CHECK(l && worst < 0.3 * big);
+        free(l);
+    }
+    free(base);
+    snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 --bits 4 --group 32 --to hf -o %s", dir,
+             tl_asset(CALIB_TEXT), tl_tmp("phi3-gptq-hf"));
+    out = NULL;
+    CHECK(tl_run_smelt(cmd, &out) != 0 && out && strstr(out, "fused linears"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "test ! -e '%s'", tl_tmp("phi3-gptq-hf"));
+    CHECK(system(cmd) == 0);
+}
+
+/* contexts beyond the 2047-token sliding window are refused (no window mask) */
+static void sliding_window(void) {
+    const char *dir = tl_make_phi3_tiny();
+    if (!dir) return;
+    sm_model *m = NULL;
+    CHECK_OK(sm_model_load(dir, NULL, &m));
+    if (!m) return;
+    sm_context *c = NULL;
+    CHECK_OK(sm_context_new(m, 2047, 64, &c));
+    sm_context_free(c);
+    c = NULL;
+    CHECK_FAILS_WITH(sm_context_new(m, 2048, 64, &c), "exceeds the model's sliding attention window (2047)");
+    sm_model_free(m);
+}
+
 static void help_lists_archs(void) {
     char *out = NULL;
     CHECK(tl_run_smelt("help convert", &out) == 0);
@@ -278,6 +350,8 @@ void run_tests(void) {
     TEST(logits_hf_and_gguf);
     TEST(cli_ppl);
     TEST(quantize);
+    TEST(calibration);
+    TEST(sliding_window);
     TEST(refusals);
     TEST(help_lists_archs);
 }
