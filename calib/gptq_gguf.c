@@ -30,7 +30,9 @@ typedef struct gguf_job {
     size_t nt;
     sm_type *types;      /* per source tensor */
     int64_t *layer;      /* per source tensor: its block, -1 for model-wide tensors */
-    int *linear;         /* per source tensor: its sm_linear, -1 if not a block linear */
+    int *linear;         /* per source tensor: its sm_linear, -1 if not a block linear (a fused
+                            tensor: its first linear; the others follow in it, sm_model_linear_tensor) */
+    const sm_model *m;
 } gguf_job;
 
 /* Convert a tensor to `to` without importance weights, in bounded chunks of rows. */
@@ -79,8 +81,16 @@ static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
         if (j->layer[i] != layer) continue;
         int rc;
         if (j->linear[i] >= 0) {
-            const sm_gptq_result *r = &lin[j->linear[i]].res;
-            rc = sm_gguf_writer_write(j->w, r->packed, r->packed_bytes);
+            /* the linears stored in this tensor, in row order (q, k, v of a fused attn_qkv): each
+             * row is quantized on its own, so their packed rows concatenate */
+            int64_t r0;
+            const char *stem = sm_model_linear_tensor(j->m, (sm_linear)j->linear[i], &r0);
+            rc = 0;
+            for (int k = 0; k < SM_LIN_COUNT && !rc; k++)
+                if (!strcmp(sm_model_linear_tensor(j->m, (sm_linear)k, &r0), stem)) {
+                    const sm_gptq_result *r = &lin[k].res;
+                    rc = sm_gguf_writer_write(j->w, r->packed, r->packed_bytes);
+                }
         } else {
             rc = write_tensor(j, i);
         }
@@ -90,14 +100,16 @@ static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
 }
 
 /* "blk.N.NAME.weight": N and the linear NAME is (-1 if none); -1 for a model-wide tensor. */
-static int64_t block_of(const char *name, int *linear) {
+static int64_t block_of(const sm_model *m, const char *name, int *linear) {
     *linear = -1;
     if (strncmp(name, "blk.", 4)) return -1;
     char *end;
     const long long l = strtoll(name + 4, &end, 10);
     if (end == name + 4 || *end != '.' || l < 0) return -1;
     for (int i = 0; i < SM_LIN_COUNT; i++) {
-        const char *ln = sm_linear_gguf_name((sm_linear)i);
+        int64_t r0;
+        const char *ln = sm_model_linear_tensor(m, (sm_linear)i, &r0);
+        if (r0) continue; /* a later part of a fused tensor */
         const size_t n = strlen(ln);
         if (!strncmp(end + 1, ln, n) && !strcmp(end + 1 + n, ".weight")) *linear = i;
     }
@@ -110,7 +122,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     const sm_recipe *recipe = sm_recipe_find(recipe_name ? recipe_name : "");
     if (!recipe) return sm_error("unknown quantization '%s' (one of: %s)", recipe_name ? recipe_name : "", sm_recipe_names());
     const sm_hparams *hp = sm_model_hparams(m);
-    gguf_job j = {0};
+    gguf_job j = {.m = m};
     sm_recipe_plan plan = {0};
     const char **names = NULL;
     sm_type *lin_types = NULL;
@@ -137,7 +149,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
         const sm_tensor *t = tensor(&j, i);
         bool fb = false;
         j.types[i] = sm_recipe_tensor_type(&plan, t->name, t->n_dims, t->shape, t->type, &fb);
-        j.layer[i] = block_of(t->name, &j.linear[i]);
+        j.layer[i] = block_of(m, t->name, &j.linear[i]);
         if (j.layer[i] >= hp->n_layer) {
             sm_error("%s: tensor %s: the model has %lld blocks", src_path, t->name, (long long)hp->n_layer);
             goto done;
@@ -152,13 +164,20 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
             sm_error("tensor %s: type %s is not supported by this build", t->name, sm_type_name(j.types[i]));
             goto done;
         }
-        if (j.linear[i] >= 0) lin_types[j.layer[i] * SM_LIN_COUNT + j.linear[i]] = j.types[i];
+        if (j.linear[i] >= 0) { /* every linear the tensor holds (fused: q, k, v or gate, up) */
+            int64_t r0;
+            const char *stem = sm_model_linear_tensor(m, (sm_linear)j.linear[i], &r0);
+            for (int k = 0; k < SM_LIN_COUNT; k++)
+                if (!strcmp(sm_model_linear_tensor(m, (sm_linear)k, &r0), stem))
+                    lin_types[j.layer[i] * SM_LIN_COUNT + k] = j.types[i];
+        }
     }
     for (int64_t l = 0; l < hp->n_layer; l++)
         for (int i = 0; i < SM_LIN_COUNT; i++)
             if (lin_types[l * SM_LIN_COUNT + i] == NOT_SEEN) {
+                int64_t r0;
                 sm_error("%s: tensor blk.%lld.%s.weight is missing", src_path, (long long)l,
-                         sm_linear_gguf_name((sm_linear)i));
+                         sm_model_linear_tensor(m, (sm_linear)i, &r0));
                 goto done;
             }
 

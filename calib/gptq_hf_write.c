@@ -149,6 +149,9 @@ int sm_gptq_write_hf(const sm_model *m, const char *src_dir, const sm_calib_set 
     char *st_path = NULL;
     int rc = -1;
     sm_outdir *od = NULL;
+    if (hp->features & SM_FEAT_FUSED) /* before any output exists */
+        return sm_error("gptq --to hf: the %s block stores q/k/v and gate/up as fused linears (qkv_proj, gate_up_proj); "
+                        "writing them as GPTQ tensors is not supported yet (--to gguf:TYPE is)", hp->arch);
     if (sm_ckpt_open(src_dir, &ck)) return -1;
     if (!(od = sm_outdir_open(out_dir))) {
         sm_ckpt_close(ck);

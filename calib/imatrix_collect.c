@@ -96,7 +96,10 @@ int sm_imatrix_compute(const sm_model *m, const int32_t *tokens, int64_t n_token
     for (int64_t l = 0; l < hp->n_layer; l++)
         for (int i = 0; i < SM_LIN_COUNT; i++) {
             const sm_linear_input in = sm_linear_input_of((sm_linear)i);
-            snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, sm_linear_gguf_name((sm_linear)i));
+            int64_t row0;
+            const char *stem = sm_model_linear_tensor(m, (sm_linear)i, &row0);
+            if (row0) continue; /* a later part of a fused tensor: its entry is its first part's (one input) */
+            snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, stem);
             if (store(out, name, col.sums[in] + l * col.cols[in], col.cols[in], col.count[in], tmp)) goto done;
         }
     if (want_output && store(out, "output.weight", col.sums[SM_IN_OUTPUT], hp->n_embd, col.count[SM_IN_OUTPUT], tmp))

@@ -24,12 +24,16 @@ static int sliding_window_extras(const cJSON *cfg, const char *path, sm_hparams 
  * keys, default context, BPE pre-tokenizer, block features. Rows with hf_name NULL only name a
  * GGUF architecture the runtime reads (llama.cpp's older Mistral files). */
 static const sm_arch_info ARCHS[] = {
-    {"LlamaForCausalLM", "llama", SM_ROPE_NORM, true, true, false, "attention_bias", true, false, 2048, "llama-bpe", 0},
-    {"MistralForCausalLM", "llama", SM_ROPE_NORM, true, true, false, NULL, false, true, 131072, "llama-bpe", 0},
-    {"Qwen2ForCausalLM", "qwen2", SM_ROPE_NEOX, false, false, true, NULL, false, true, 32768, "qwen2", 0},
+    {"LlamaForCausalLM", "llama", SM_ROPE_NORM, true, true, false, "attention_bias", true, false, 2048, "llama-bpe", 0, SM_KEYS_TEXT},
+    {"MistralForCausalLM", "llama", SM_ROPE_NORM, true, true, false, NULL, false, true, 131072, "llama-bpe", 0, SM_KEYS_TEXT},
+    {"Qwen2ForCausalLM", "qwen2", SM_ROPE_NEOX, false, false, true, NULL, false, true, 32768, "qwen2", 0, SM_KEYS_TEXT},
     {"Qwen3ForCausalLM", "qwen3", SM_ROPE_NEOX, false, false, false, "attention_bias", false, true, 32768, "qwen2",
-     SM_FEAT_QK_NORM},
-    {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, 0},
+     SM_FEAT_QK_NORM, SM_KEYS_TEXT},
+    /* Phi-3 / Phi-4-mini: conversion/phi.py Phi3MiniModel; fused qkv_proj and gate_up_proj kept
+     * fused (attn_qkv, ffn_up), sliding_window written; tokenizer pre "default" (SPM) */
+    {"Phi3ForCausalLM", "phi3", SM_ROPE_NEOX, false, false, false, NULL, false, true, 4096, "default", SM_FEAT_FUSED,
+     SM_KEYS_PHI3},
+    {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, 0, SM_KEYS_TEXT},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
@@ -132,6 +136,19 @@ static int sliding_window_extras(const cJSON *cfg, const char *path, sm_hparams 
     return 0;
 }
 
+/* Phi3MiniModel: original_max_position_embeddings is required (the converter writes it);
+ * a partial rotary factor (Phi-4-mini's 0.75) rotates part of each head, which the runtime
+ * does not do yet. */
+static int phi3_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
+    if (need_int(cfg, path, "original_max_position_embeddings", 1, MAX_DIM * 64, &hp->rope_scaling_orig_ctx)) return -1;
+    float prf = 1.0f;
+    if (get_pos_float(cfg, path, "partial_rotary_factor", &prf) < 0) return -1;
+    if (prf != 1.0f)
+        return sm_error("%s: \"partial_rotary_factor\": %g: rotating part of each head (Phi-4-mini) is not supported "
+                        "yet (only 1.0)", path, (double)prf);
+    return 0;
+}
+
 /* ---- rope scaling (rope_scaling / rope_parameters), as TextModel.set_gguf_parameters reads it ---- */
 
 static int parse_rope(const cJSON *cfg, const char *path, sm_hparams *hp) {
@@ -201,6 +218,9 @@ static int parse_rope(const cJSON *cfg, const char *path, sm_hparams *hp) {
             return sm_error("%s: llama3 rope scaling: low_freq_factor equals high_freq_factor", path);
         return 0;
     }
+    if (!strcmp(type, "longrope") || !strcmp(type, "su"))
+        return sm_error("%s: rope scaling \"%s\" (the long-context Phi-3 / Phi-4-mini variants, short/long factors) is "
+                        "not supported yet; Phi-3 checkpoints without rope_scaling (e.g. Phi-3-mini-4k) are", path, type);
     return sm_error("%s: rope scaling type \"%s\" is not supported (supported: linear, yarn, llama3, dynamic)",
                     path, type);
 }
@@ -230,6 +250,7 @@ static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
     hp->llama_keys = a->llama_keys;
     hp->qkv_bias = a->qkv_bias;
     hp->features = a->features;
+    hp->gguf_keys = a->gguf_keys;
 
     if (need_int(cfg, path, "vocab_size", 1, MAX_DIM, &hp->n_vocab) ||
         need_int(cfg, path, "hidden_size", 1, MAX_DIM, &hp->n_embd) ||
@@ -261,6 +282,7 @@ static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (get_bool(cfg, path, "tie_word_embeddings", &hp->tied_embeddings) < 0) return -1;
     if (parse_rope(cfg, path, hp)) return -1;
     if (bias_keys(a, cfg, path, hp)) return -1;
+    if (a->gguf_keys == SM_KEYS_PHI3 && phi3_extras(cfg, path, hp)) return -1;
     return a->sliding_window_key ? sliding_window_extras(cfg, path, hp) : 0;
 }
 

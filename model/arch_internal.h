@@ -12,7 +12,8 @@
 #include <stddef.h>
 
 /* A dimension in units of the hyperparameters. */
-typedef enum sm_dim { SM_DIM_NONE, SM_DIM_EMBD, SM_DIM_FF, SM_DIM_Q, SM_DIM_KV, SM_DIM_HEAD } sm_dim;
+typedef enum sm_dim { SM_DIM_NONE, SM_DIM_EMBD, SM_DIM_FF, SM_DIM_Q, SM_DIM_KV, SM_DIM_HEAD,
+                     SM_DIM_QKV /* q + 2 kv (fused attn_qkv) */, SM_DIM_FF2 /* 2 n_ff (fused gate_up) */ } sm_dim;
 
 /* When a block tensor is present. */
 typedef enum sm_when {
@@ -21,6 +22,8 @@ typedef enum sm_when {
     SM_WHEN_OUT_BIAS, /* hp->attn_out_bias */
     SM_WHEN_MLP_BIAS, /* hp->mlp_bias */
     SM_WHEN_QK_NORM,  /* hp->features & SM_FEAT_QK_NORM */
+    SM_WHEN_UNFUSED,  /* !(hp->features & SM_FEAT_FUSED): separate q/k/v and gate/up */
+    SM_WHEN_FUSED,    /* hp->features & SM_FEAT_FUSED: attn_qkv and the fused ffn_up */
 } sm_when;
 
 typedef struct sm_block_tensor {
@@ -30,14 +33,14 @@ typedef struct sm_block_tensor {
     sm_dim rows, cols;   /* outermost first; cols SM_DIM_NONE: a vector (kept F32) */
     sm_when when;
     int permute;         /* SM_MAP_PERMUTE_Q / _K where the architecture stores rotate_half rows */
-    sm_cuda_tensor slot; /* its role in the CUDA block (kernels.h) */
+    sm_cuda_tensor slot; /* its role in the CUDA block (kernels.h); SM_CT_COUNT: none (feature not on CUDA) */
     size_t off;          /* its field in sm_layer_weights (an sm_weight for a matrix, a float * for a vector) */
 } sm_block_tensor;
 
 /* The block features each backend implements: a model whose architecture needs another is
  * refused there with a message, never run without it. */
-#define SM_FEAT_CPU (SM_FEAT_QK_NORM)
-#define SM_FEAT_CUDA (SM_FEAT_QK_NORM) /* kernels/cuda/block_ops.cuh */
+#define SM_FEAT_CPU (SM_FEAT_QK_NORM | SM_FEAT_FUSED)
+#define SM_FEAT_CUDA (SM_FEAT_QK_NORM) /* kernels/cuda/block_ops.cuh; SM_FEAT_FUSED: not yet (refused) */
 
 extern const sm_block_tensor SM_BLOCK_TENSORS[];
 extern const size_t SM_N_BLOCK_TENSORS;

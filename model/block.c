@@ -28,6 +28,19 @@ int sm_context_set_observer(sm_context *c, sm_observer_fn fn, void *user) {
     return 0;
 }
 
+const char *sm_model_linear_tensor(const sm_model *m, sm_linear l, int64_t *row0) {
+    *row0 = 0;
+    if (!(m->hp.features & SM_FEAT_FUSED)) return sm_linear_gguf_name(l);
+    switch (l) {
+    case SM_LIN_Q: return "attn_qkv";
+    case SM_LIN_K: *row0 = m->q_dim; return "attn_qkv";
+    case SM_LIN_V: *row0 = m->q_dim + m->kv_dim; return "attn_qkv";
+    case SM_LIN_GATE: return "ffn_up";
+    case SM_LIN_UP: *row0 = m->hp.n_ff; return "ffn_up";
+    default: return sm_linear_gguf_name(l);
+    }
+}
+
 static const sm_weight *linear(const sm_layer_weights *L, sm_linear which) {
     const sm_weight *ws[SM_LIN_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
     return ws[which];

@@ -11,12 +11,35 @@ static const char *key(char *buf, size_t cap, const char *arch, const char *suff
     return buf;
 }
 
+/* conversion/phi.py Phi3MiniModel.set_gguf_parameters: its own order, the original context
+ * always, rope.dimension_count and sliding_window (0 when the config has none). */
+static void phi3_keys(const sm_hparams *hp, int file_type, sm_gguf_writer *w) {
+    char k[128];
+    const char *a = hp->arch;
+    sm_gguf_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
+    sm_gguf_set_u32(w, key(k, sizeof k, a, "rope.scaling.original_context_length"), (uint32_t)hp->rope_scaling_orig_ctx);
+    sm_gguf_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
+    sm_gguf_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
+    sm_gguf_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
+    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
+    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
+    sm_gguf_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
+    sm_gguf_set_u32(w, key(k, sizeof k, a, "rope.dimension_count"), (uint32_t)hp->head_dim);
+    sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.freq_base"), hp->rope_theta);
+    if (file_type >= 0) sm_gguf_set_u32(w, "general.file_type", (uint32_t)file_type);
+    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.sliding_window"), (uint32_t)hp->sliding_window);
+}
+
 void sm_hparams_to_gguf(const sm_hparams *hp, sm_gguf_writer *w) { sm_hparams_to_gguf_ftype(hp, -1, w); }
 
 void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_writer *w) {
     char k[128];
     const char *a = hp->arch;
     sm_gguf_set_str(w, "general.architecture", a);
+    if (hp->gguf_keys == SM_KEYS_PHI3) {
+        phi3_keys(hp, file_type, w);
+        return;
+    }
     sm_gguf_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
     sm_gguf_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
     sm_gguf_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
@@ -145,6 +168,20 @@ int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp) {
     const sm_arch_info *ai = sm_arch_by_gguf(a); /* unknown: the runtime refuses it */
     hp->llama_keys = ai && ai->llama_keys;
     hp->features = ai ? ai->features : 0;
+    hp->gguf_keys = ai ? ai->gguf_keys : SM_KEYS_TEXT;
+    if (hp->gguf_keys == SM_KEYS_PHI3) {
+        if (sm_gguf_find(g, key(k, sizeof k, a, "rope.scaling.original_context_length")) &&
+            get_dim(g, k, &hp->rope_scaling_orig_ctx, true))
+            return -1;
+        if (sm_gguf_find(g, key(k, sizeof k, a, "attention.sliding_window"))) {
+            uint64_t v;
+            if (sm_gguf_get_u64(g, k, &v)) return -1;
+            hp->sliding_window = (int64_t)(v > ((uint64_t)1 << 31) ? ((uint64_t)1 << 31) : v);
+        }
+        if (sm_gguf_find_tensor(g, "rope_factors_long.weight") || sm_gguf_find_tensor(g, "rope_factors_short.weight"))
+            return sm_error("%s: longrope (rope_factors_long/short.weight) is not supported by the runtime yet",
+                            sm_gguf_path(g));
+    }
     if (hp->n_head % hp->n_head_kv) return sm_error("%s: head_count is not a multiple of head_count_kv", sm_gguf_path(g));
     return 0;
 }

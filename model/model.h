@@ -37,12 +37,14 @@ typedef struct sm_hparams {
     unsigned rope_yarn_set;
     float rope_yarn_ext_factor, rope_yarn_attn_factor, rope_yarn_beta_fast, rope_yarn_beta_slow;
     unsigned features;     /* SM_FEAT_*: the decoder block's operations beyond Llama's (from the table) */
+    int gguf_keys;         /* SM_KEYS_* (from the table) */
 } sm_hparams;
 
 /* Decoder-block features beyond Llama's (RMSNorm, GQA attention with rope, SiLU-gated FFN),
  * set per architecture in model/arch.c's table and read by every backend's block. */
 enum {
     SM_FEAT_QK_NORM = 1u << 0, /* per-head RMSNorm of q and k (weights [head_dim]) before rope: Qwen3 */
+    SM_FEAT_FUSED = 1u << 16,  /* q/k/v in one attn_qkv and gate/up in one ffn_up ([2*n_ff], gate rows first): Phi-3 */
 };
 
 typedef enum sm_rope_kind {
@@ -66,7 +68,11 @@ typedef struct sm_arch_info {
     const char *tokenizer_pre; /* tokenizer.ggml.pre llama.cpp gives the family's BPE tokenizer
                                   (smelt recognises it from tokenizer.json's structure) */
     unsigned features;         /* SM_FEAT_* */
+    int gguf_keys;             /* SM_KEYS_*: which converter class's <arch>.* keys (and their order) */
 } sm_arch_info;
+
+/* The converter class whose set_gguf_parameters an architecture's GGUF keys follow. */
+enum { SM_KEYS_TEXT = 0, SM_KEYS_PHI3 = 1 /* Phi3MiniModel: its own order, sliding_window, orig ctx */ };
 
 /* The row for a config.json architecture / a GGUF general.architecture, or NULL. */
 const sm_arch_info *sm_arch_by_hf(const char *hf_name);
@@ -237,6 +243,10 @@ typedef enum sm_linear {
 sm_linear_input sm_linear_input_of(sm_linear l);
 /* GGUF base name: "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down". */
 const char *sm_linear_gguf_name(sm_linear l);
+/* The stored GGUF tensor (the stem between "blk.N." and ".weight") holding linear l of model m,
+ * and l's first row in it: a fused block (SM_FEAT_FUSED) keeps q, k, v in attn_qkv (rows in
+ * that order) and gate, up in ffn_up (gate rows first); otherwise sm_linear_gguf_name, row 0. */
+const char *sm_model_linear_tensor(const sm_model *m, sm_linear l, int64_t *row0);
 
 /* An activation observer: called during evaluation on the CPU with the input x of a group of
  * linears, n_tok tokens of `cols` features each, in the runtime's feature-major layout:

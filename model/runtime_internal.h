@@ -19,6 +19,8 @@ typedef struct sm_layer_weights {
     float *bgate, *bup, *bdown;
     float *q_norm, *k_norm;      /* per-head q/k RMSNorm [head_dim]: NULL when the architecture has none */
     sm_weight wq, wk, wv, wo, gate, up, down;
+    /* SM_FEAT_FUSED: the stored attn_qkv / fused ffn_up; wq, wk, wv and gate, up are row views of them */
+    sm_weight wqkv, gate_up;
 } sm_layer_weights;
 
 struct sm_model {

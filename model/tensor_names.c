@@ -6,7 +6,8 @@
  * token_embd, model.layers.N.self_attn.{q,k,v,o}_proj -> blk.N.attn_{q,k,v,output},
  * mlp.{gate,up,down}_proj -> blk.N.ffn_{gate,up,down}, input_layernorm -> attn_norm,
  * post_attention_layernorm -> ffn_norm, self_attn.{q,k}_norm -> attn_{q,k}_norm (Qwen3),
- * model.norm -> output_norm, lm_head -> output. */
+ * model.norm -> output_norm, lm_head -> output; PHI3: self_attn.qkv_proj -> attn_qkv,
+ * mlp.gate_up_proj -> ffn_up (kept fused, as llama.cpp's phi3 graph reads them). */
 #include "arch_internal.h"
 
 #include <stdio.h>
@@ -21,9 +22,9 @@
  * name of both its ".weight" and ".bias". */
 const sm_block_tensor SM_BLOCK_TENSORS[] = {
     {"input_layernorm", "attn_norm", false, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_ALWAYS, 0, SM_CT_ATTN_NORM, VEC(attn_norm)},
-    {"self_attn.q_proj", "attn_q", false, SM_DIM_Q, SM_DIM_EMBD, SM_WHEN_ALWAYS, SM_MAP_PERMUTE_Q, SM_CT_WQ, MAT(wq)},
-    {"self_attn.k_proj", "attn_k", false, SM_DIM_KV, SM_DIM_EMBD, SM_WHEN_ALWAYS, SM_MAP_PERMUTE_K, SM_CT_WK, MAT(wk)},
-    {"self_attn.v_proj", "attn_v", false, SM_DIM_KV, SM_DIM_EMBD, SM_WHEN_ALWAYS, 0, SM_CT_WV, MAT(wv)},
+    {"self_attn.q_proj", "attn_q", false, SM_DIM_Q, SM_DIM_EMBD, SM_WHEN_UNFUSED, SM_MAP_PERMUTE_Q, SM_CT_WQ, MAT(wq)},
+    {"self_attn.k_proj", "attn_k", false, SM_DIM_KV, SM_DIM_EMBD, SM_WHEN_UNFUSED, SM_MAP_PERMUTE_K, SM_CT_WK, MAT(wk)},
+    {"self_attn.v_proj", "attn_v", false, SM_DIM_KV, SM_DIM_EMBD, SM_WHEN_UNFUSED, 0, SM_CT_WV, MAT(wv)},
     {"self_attn.o_proj", "attn_output", false, SM_DIM_EMBD, SM_DIM_Q, SM_WHEN_ALWAYS, 0, SM_CT_WO, MAT(wo)},
     {"self_attn.q_proj", "attn_q", true, SM_DIM_Q, SM_DIM_NONE, SM_WHEN_QKV_BIAS, SM_MAP_PERMUTE_Q, SM_CT_BQ, VEC(bq)},
     {"self_attn.k_proj", "attn_k", true, SM_DIM_KV, SM_DIM_NONE, SM_WHEN_QKV_BIAS, SM_MAP_PERMUTE_K, SM_CT_BK, VEC(bk)},
@@ -32,9 +33,11 @@ const sm_block_tensor SM_BLOCK_TENSORS[] = {
     {"self_attn.q_norm", "attn_q_norm", false, SM_DIM_HEAD, SM_DIM_NONE, SM_WHEN_QK_NORM, 0, SM_CT_Q_NORM, VEC(q_norm)},
     {"self_attn.k_norm", "attn_k_norm", false, SM_DIM_HEAD, SM_DIM_NONE, SM_WHEN_QK_NORM, 0, SM_CT_K_NORM, VEC(k_norm)},
     {"post_attention_layernorm", "ffn_norm", false, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_ALWAYS, 0, SM_CT_FFN_NORM, VEC(ffn_norm)},
-    {"mlp.gate_proj", "ffn_gate", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_ALWAYS, 0, SM_CT_GATE, MAT(gate)},
-    {"mlp.up_proj", "ffn_up", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_ALWAYS, 0, SM_CT_UP, MAT(up)},
+    {"mlp.gate_proj", "ffn_gate", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_UNFUSED, 0, SM_CT_GATE, MAT(gate)},
+    {"mlp.up_proj", "ffn_up", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_UNFUSED, 0, SM_CT_UP, MAT(up)},
     {"mlp.down_proj", "ffn_down", false, SM_DIM_EMBD, SM_DIM_FF, SM_WHEN_ALWAYS, 0, SM_CT_DOWN, MAT(down)},
+    {"self_attn.qkv_proj", "attn_qkv", false, SM_DIM_QKV, SM_DIM_EMBD, SM_WHEN_FUSED, 0, SM_CT_COUNT, MAT(wqkv)},
+    {"mlp.gate_up_proj", "ffn_up", false, SM_DIM_FF2, SM_DIM_EMBD, SM_WHEN_FUSED, 0, SM_CT_COUNT, MAT(gate_up)},
     {"mlp.gate_proj", "ffn_gate", true, SM_DIM_FF, SM_DIM_NONE, SM_WHEN_MLP_BIAS, 0, SM_CT_BGATE, VEC(bgate)},
     {"mlp.up_proj", "ffn_up", true, SM_DIM_FF, SM_DIM_NONE, SM_WHEN_MLP_BIAS, 0, SM_CT_BUP, VEC(bup)},
     {"mlp.down_proj", "ffn_down", true, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_MLP_BIAS, 0, SM_CT_BDOWN, VEC(bdown)},
@@ -50,6 +53,8 @@ bool sm_block_tensor_present(const sm_hparams *hp, const sm_block_tensor *t) {
     case SM_WHEN_OUT_BIAS: return hp->attn_out_bias;
     case SM_WHEN_MLP_BIAS: return hp->mlp_bias;
     case SM_WHEN_QK_NORM: return (hp->features & SM_FEAT_QK_NORM) != 0;
+    case SM_WHEN_UNFUSED: return !(hp->features & SM_FEAT_FUSED);
+    case SM_WHEN_FUSED: return (hp->features & SM_FEAT_FUSED) != 0;
     }
     return false;
 }
@@ -62,6 +67,8 @@ int64_t sm_dim_size(const sm_hparams *hp, sm_dim d) {
     case SM_DIM_Q: return hp->n_head * hp->head_dim;
     case SM_DIM_KV: return hp->n_head_kv * hp->head_dim;
     case SM_DIM_HEAD: return hp->head_dim;
+    case SM_DIM_QKV: return (hp->n_head + 2 * hp->n_head_kv) * hp->head_dim;
+    case SM_DIM_FF2: return 2 * hp->n_ff;
     }
     return 0;
 }
@@ -140,6 +147,13 @@ int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, s
     return sm_error("tensor \"%s\": not a known %s tensor", hf_name, hp->hf_arch[0] ? hp->hf_arch : hp->arch);
 }
 
+/* ffn_up names mlp.up_proj, or mlp.gate_up_proj in a fused (Phi-3) block: the row that
+ * matches the model's block (without hyperparameters, the unfused one). */
+static bool fused_ok(const sm_hparams *hp, const sm_block_tensor *t) {
+    const bool fused = hp && (hp->features & SM_FEAT_FUSED);
+    return t->when == SM_WHEN_FUSED ? fused : t->when == SM_WHEN_UNFUSED ? !fused : true;
+}
+
 int sm_map_gguf_name(const sm_hparams *hp, const char *gguf_name, char *hf_name, size_t cap) {
     size_t stem;
     const char *suf = split_suffix(gguf_name, &stem);
@@ -156,7 +170,7 @@ int sm_map_gguf_name(const sm_hparams *hp, const char *gguf_name, char *hf_name,
     const char *rest = end + 1;
     size_t rest_len = (size_t)(gguf_name + stem - rest);
     for (size_t i = 0; i < N_LAYER; i++)
-        if (strlen(LAYER[i].gguf) == rest_len && !memcmp(rest, LAYER[i].gguf, rest_len))
+        if (strlen(LAYER[i].gguf) == rest_len && !memcmp(rest, LAYER[i].gguf, rest_len) && fused_ok(hp, &LAYER[i]))
             return !fits(snprintf(hf_name, cap, "model.layers.%ld.%s%s", n, LAYER[i].hf, suf), cap);
     return 0;
 }

@@ -224,6 +224,16 @@ static int load_tensors(sm_model *m) {
                 return -1;
             }
         }
+        if (hp->features & SM_FEAT_FUSED) { /* row views: q, k, v of attn_qkv; gate then up of ffn_up */
+            const sm_weight *f = &L->wqkv;
+            const int64_t q = m->q_dim, kv = m->kv_dim;
+            L->wq = (sm_weight){f->type, f->data, f->stride, q, f->cols};
+            L->wk = (sm_weight){f->type, (const char *)f->data + f->stride * (size_t)q, f->stride, kv, f->cols};
+            L->wv = (sm_weight){f->type, (const char *)f->data + f->stride * (size_t)(q + kv), f->stride, kv, f->cols};
+            f = &L->gate_up;
+            L->gate = (sm_weight){f->type, f->data, f->stride, hp->n_ff, f->cols};
+            L->up = (sm_weight){f->type, (const char *)f->data + f->stride * (size_t)hp->n_ff, f->stride, hp->n_ff, f->cols};
+        }
     }
     return 0;
 }

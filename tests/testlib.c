@@ -269,6 +269,75 @@ const char *tl_make_qwen3_tiny(bool tied) {
     return dir;
 }
 
+/* ---- the tiny Phi-3 fixture (see testlib.h) ---- */
+
+const char *tl_make_phi3_tiny(void) {
+    static char dir[1024];
+    snprintf(dir, sizeof dir, "%s", tl_tmp("phi3-tiny"));
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s'/", dir, tl_asset("models/tiny-llama-kjv/tokenizer.model"), dir);
+    if (system(cmd)) return NULL;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    const char *tcfg =
+        "{\"add_bos_token\": true, \"add_eos_token\": false, \"bos_token\": \"<s>\", "
+        "\"clean_up_tokenization_spaces\": false, \"chat_template\": \"{% for message in messages %}"
+        "{% if message['role'] == 'system' %}{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}"
+        "{% elif message['role'] == 'user' %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}"
+        "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}"
+        "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}"
+        "{% endif %}\", \"eos_token\": \"</s>\", \"legacy\": false, \"model_max_length\": 4096, "
+        "\"pad_token\": \"<unk>\", \"padding_side\": \"left\", \"sp_model_kwargs\": {}, "
+        "\"tokenizer_class\": \"LlamaTokenizer\", \"unk_token\": \"<unk>\", \"use_default_system_prompt\": false}\n";
+    if (tl_write_file(path, tcfg, strlen(tcfg))) return NULL;
+    /* Phi-3-mini-4k-instruct's config.json keys, sizes shrunk */
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "{\n  \"architectures\": [\"Phi3ForCausalLM\"],\n"
+             "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n  \"bos_token_id\": 1,\n  \"embd_pdrop\": 0.0,\n"
+             "  \"eos_token_id\": 2,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"initializer_range\": 0.02,\n"
+             "  \"intermediate_size\": %d,\n  \"max_position_embeddings\": 4096,\n  \"model_type\": \"phi3\",\n"
+             "  \"num_attention_heads\": %d,\n  \"num_hidden_layers\": %d,\n  \"num_key_value_heads\": %d,\n"
+             "  \"original_max_position_embeddings\": 4096,\n  \"pad_token_id\": 0,\n  \"resid_pdrop\": 0.0,\n"
+             "  \"rms_norm_eps\": 1e-05,\n  \"rope_scaling\": null,\n  \"rope_theta\": 10000.0,\n"
+             "  \"sliding_window\": 2047,\n  \"tie_word_embeddings\": false,\n  \"torch_dtype\": \"float32\",\n"
+             "  \"transformers_version\": \"4.40.2\",\n  \"use_cache\": true,\n  \"vocab_size\": %d\n}\n",
+             QW_HIDDEN, QW_FF, QW_HEADS, QW_LAYERS, QW_KV, QW_VOCAB);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (tl_write_file(path, cfg, strlen(cfg))) return NULL;
+    struct { char name[96]; int64_t shape[2]; int nd; } t[3 + 6 * QW_LAYERS];
+    int n = 0;
+#define ADD(nm, r, c) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].shape[0] = r, t[n].shape[1] = c, t[n].nd = c ? 2 : 1, n++)
+    ADD("model.embed_tokens.weight", QW_VOCAB, QW_HIDDEN);
+    for (int l = 0; l < QW_LAYERS; l++) {
+        char b[96];
+#define L(s, r, c) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), ADD(b, r, c))
+        L("input_layernorm.weight", QW_HIDDEN, 0);
+        L("self_attn.qkv_proj.weight", (QW_HEADS + 2 * QW_KV) * QW_HD, QW_HIDDEN);
+        L("self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW_HD);
+        L("post_attention_layernorm.weight", QW_HIDDEN, 0);
+        L("mlp.gate_up_proj.weight", 2 * QW_FF, QW_HIDDEN);
+        L("mlp.down_proj.weight", QW_HIDDEN, QW_FF);
+#undef L
+    }
+    ADD("model.norm.weight", QW_HIDDEN, 0);
+    ADD("lm_head.weight", QW_VOCAB, QW_HIDDEN);
+#undef ADD
+    sm_st_writer *w = sm_st_writer_new();
+    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = sm_st_writer_begin(w, path);
+    float *buf = malloc(sizeof(float) * QW_VOCAB * QW_HIDDEN);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
+        qwen2_tensor(i, t[i].name, cnt, buf); /* the same recipe */
+        rc = sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt);
+    }
+    free(buf);
+    if (rc || sm_st_writer_finish(w)) return NULL;
+    return dir;
+}
+
 static bool g_llama_mode;
 
 const char *tl_llama_cpp_bin(const char *what) {

@@ -116,6 +116,12 @@ const char *tl_make_qwen2_tiny(void);
  * tests/data/qwen3-tiny/. NULL on failure. */
 enum { QW3_VOCAB = 679, QW3_HD = 32 };
 const char *tl_make_qwen3_tiny(bool tied);
+/* A tiny Phi-3 HF directory (Phi3ForCausalLM, Phi-3-mini-4k's config keys, sizes QW_*: fused
+ * self_attn.qkv_proj and mlp.gate_up_proj, GQA 4/2 heads of 16, untied lm_head, sliding_window
+ * 2047) with the SPM tokenizer.model of models/tiny-llama-kjv (vocabulary 2048) and Phi-3's chat
+ * template; weights from the integer recipe of scripts/make_phi3_reference.py, whose torch
+ * logits are in tests/data/phi3-tiny/. NULL on failure. */
+const char *tl_make_phi3_tiny(void);
 /* Write bytes to a file; 0 on success. */
 int tl_write_file(const char *path, const void *data, size_t len);
 

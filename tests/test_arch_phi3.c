@@ -1,0 +1,357 @@
+/* test_arch_phi3.c - Phi-3 end to end through the architecture table: a tiny Phi3ForCausalLM
+ * (tests/testlib.c tl_make_phi3_tiny; fused self_attn.qkv_proj and mlp.gate_up_proj, GQA, no
+ * biases, rotate_half rope, untied lm_head, the SPM tokenizer.model of tiny-llama-kjv standing
+ * in for Phi-3's) against the torch reference of scripts/make_phi3_reference.py
+ * (tests/data/phi3-tiny/: logits of 24 tokens over the 2048-token vocabulary, written from
+ * transformers' modeling_phi3.py):
+ *  - logits and perplexity of the HF directory and of its F32 GGUF equal torch's;
+ *  - the GGUF is what llama.cpp's Phi3MiniModel writes: architecture phi3, its keys in its
+ *    order (original context, rope.dimension_count, sliding_window), attn_qkv and the fused
+ *    ffn_up kept fused, the SPM tokenizer (pre "default") and the chat template carried;
+ *  - smelt quantize (Q8_0, Q4_K_M) runs and the quantized model tracks the F32 one; smelt
+ *    imatrix names the fused tensors; smelt gptq quantizes qkv and gate_up as fused linears;
+ *  - longrope (rope_factors_long/short, the 128k variants) and a partial rotary factor
+ *    (Phi-4-mini) are refused with a message saying so. */
+#include "testlib.h"
+
+#include "convert/convert.h"
+#include "model/model.h"
+#include "calib/calib.h"
+#include "quantize/quantize.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define T 24
+#define V QW_VOCAB
+#define CALIB_TEXT "text/kjv-calib.txt"
+
+static void tokens(int32_t *toks) {
+    toks[0] = 1;
+    for (int i = 1; i < T; i++) toks[i] = (i * 37 + 11) % V;
+}
+
+static double ppl_of(const float *logits, const int32_t *toks) {
+    double nll = 0;
+    for (int i = 0; i + 1 < T; i++) {
+        const float *row = logits + (size_t)i * V;
+        double mx = -INFINITY, s = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, row[v]);
+        for (int v = 0; v < V; v++) s += exp((double)row[v] - mx);
+        nll += mx + log(s) - row[toks[i + 1]];
+    }
+    return exp(nll / (T - 1));
+}
+
+static float *eval(const char *path) {
+    sm_model *m = NULL;
+    CHECK_OK(sm_model_load(path, NULL, &m));
+    if (!m) return NULL;
+    int32_t toks[T];
+    tokens(toks);
+    float *logits = malloc(sizeof(float) * T * V);
+    sm_context *c = NULL;
+    CHECK_OK(sm_context_new(m, 64, 7, &c)); /* batches of 7: the cache is used across batches */
+    if (c && sm_model_eval(m, c, toks, T, 0, 0, logits)) {
+        CHECK_MSG(0, "eval %s: %s", path, sm_last_error());
+        free(logits);
+        logits = NULL;
+    }
+    CHECK(sm_model_rope(m) == SM_ROPE_NEOX);
+    sm_context_free(c);
+    sm_model_free(m);
+    return logits;
+}
+
+static float *reference(void) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tests/data/phi3-tiny/logits_24x%d.f32",
+             getenv("SMELT_SOURCE_DIR") ? getenv("SMELT_SOURCE_DIR") : "..", V);
+    size_t len = 0;
+    float *ref = (float *)tl_slurp(p, &len);
+    CHECK_MSG(ref && len == sizeof(float) * T * V, "%s: missing or wrong size", p);
+    if (ref && len != sizeof(float) * T * V) {
+        free(ref);
+        ref = NULL;
+    }
+    return ref;
+}
+
+/* logits within 1e-4 of torch's (relative to the largest logit when that is above 1),
+ * perplexity within 1e-5 relative: the Qwen2/Qwen3 fixtures' tolerances */
+static void against_torch(const char *what, const float *logits, const float *ref) {
+    if (!logits || !ref) return;
+    int32_t toks[T];
+    tokens(toks);
+    double worst = 0, big = 1;
+    for (int i = 0; i < T * V; i++) {
+        worst = fmax(worst, fabs((double)logits[i] - ref[i]));
+        big = fmax(big, fabs(ref[i]));
+    }
+    const double p = ppl_of(logits, toks), pr = ppl_of(ref, toks);
+    fprintf(stderr, "  phi3 %s: max |logit - torch| = %.3g (largest %.3g), ppl %.6f vs torch %.6f\n", what, worst, big,
+            p, pr);
+    CHECK_MSG(worst <= 1e-4 * big, "%s: logits differ from torch by %g", what, worst);
+    CHECK_MSG(fabs(p - pr) <= 1e-5 * pr, "%s: ppl %.9g vs torch %.9g", what, p, pr);
+}
+
+static void check_u32(const sm_gguf *g, const char *key, uint64_t want) {
+    uint64_t v = 0;
+    CHECK_MSG(sm_gguf_get_u64(g, key, &v) == 0 && v == want, "%s: %llu, expected %llu", key, (unsigned long long)v,
+              (unsigned long long)want);
+}
+
+/* f32: a converted F32 file (else a quantized one) */
+static void check_gguf(const char *path, bool f32) {
+    sm_gguf *g = NULL;
+    CHECK_OK(sm_gguf_open(path, &g));
+    if (!g) return;
+    const char *s = sm_gguf_get_str(g, "general.architecture");
+    CHECK(s && !strcmp(s, "phi3"));
+    /* Phi3MiniModel.set_gguf_parameters, in its order (checked against convert_hf_to_gguf.py's
+     * output for this fixture) */
+    static const char *const KEYS[] = {"phi3.context_length", "phi3.rope.scaling.original_context_length",
+                                       "phi3.embedding_length", "phi3.feed_forward_length", "phi3.block_count",
+                                       "phi3.attention.head_count", "phi3.attention.head_count_kv",
+                                       "phi3.attention.layer_norm_rms_epsilon", "phi3.rope.dimension_count",
+                                       "phi3.rope.freq_base", "general.file_type", "phi3.attention.sliding_window"};
+    const uint64_t VALS[] = {4096, 4096, QW_HIDDEN, QW_FF, QW_LAYERS, QW_HEADS, QW_KV, 0, QW_HD, 0, 0, 2047};
+    int64_t prev = -1;
+    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
+        int64_t at = -1;
+        for (size_t k = 0; k < sm_gguf_n_kv(g); k++)
+            if (!strcmp(sm_gguf_key(g, k), KEYS[i])) at = (int64_t)k;
+        /* llama-quantize moves general.file_type to the end (gguf_set_val_u32 removes, then appends) */
+        const bool moved = !f32 && !strcmp(KEYS[i], "general.file_type");
+        CHECK_MSG(moved ? at >= 0 : at > prev, "%s: missing or out of llama.cpp's order", KEYS[i]);
+        if (!moved) prev = at;
+        if (VALS[i]) check_u32(g, KEYS[i], VALS[i]);
+    }
+    CHECK(sm_gguf_find(g, "phi3.vocab_size") == NULL && sm_gguf_find(g, "phi3.rope.scaling.type") == NULL);
+    double d = 0;
+    CHECK(sm_gguf_get_f64(g, "phi3.rope.freq_base", &d) == 0 && d == 10000);
+    CHECK(sm_gguf_get_f64(g, "phi3.attention.layer_norm_rms_epsilon", &d) == 0 && (float)d == 1e-5f);
+    s = sm_gguf_get_str(g, "tokenizer.ggml.model");
+    CHECK(s && !strcmp(s, "llama"));
+    s = sm_gguf_get_str(g, "tokenizer.ggml.pre");
+    CHECK(s && !strcmp(s, "default"));
+    s = sm_gguf_get_str(g, "tokenizer.chat_template");
+    CHECK(s && strstr(s, "<|assistant|>"));
+    for (int l = 0; l < QW_LAYERS; l++) {
+        char n[64];
+        snprintf(n, sizeof n, "blk.%d.attn_qkv.weight", l);
+        const sm_tensor *t = sm_gguf_find_tensor(g, n);
+        CHECK_MSG(t && t->n_dims == 2 && t->shape[0] == (QW_HEADS + 2 * QW_KV) * QW_HD && t->shape[1] == QW_HIDDEN &&
+                      (!f32 || t->type == SM_TYPE_F32),
+                  "%s", n);
+        snprintf(n, sizeof n, "blk.%d.ffn_up.weight", l);
+        t = sm_gguf_find_tensor(g, n);
+        CHECK_MSG(t && t->n_dims == 2 && t->shape[0] == 2 * QW_FF && t->shape[1] == QW_HIDDEN, "%s", n);
+    }
+    CHECK(sm_gguf_find_tensor(g, "blk.0.attn_q.weight") == NULL && sm_gguf_find_tensor(g, "blk.0.ffn_gate.weight") == NULL);
+    CHECK(sm_gguf_find_tensor(g, "output.weight") != NULL);
+    CHECK(sm_gguf_n_tensors(g) == (size_t)(3 + QW_LAYERS * 6));
+    if (f32) {
+        /* the order convert_hf_to_gguf.py writes for this checkpoint (its safetensors reader lists a
+         * file's tensors by HF name): checked against its output for the same files */
+        static const char *const ORDER[] = {
+            "output.weight", "token_embd.weight", "blk.0.attn_norm.weight", "blk.0.ffn_down.weight",
+            "blk.0.ffn_up.weight", "blk.0.ffn_norm.weight", "blk.0.attn_output.weight", "blk.0.attn_qkv.weight",
+            "blk.1.attn_norm.weight", "blk.1.ffn_down.weight", "blk.1.ffn_up.weight", "blk.1.ffn_norm.weight",
+            "blk.1.attn_output.weight", "blk.1.attn_qkv.weight", "output_norm.weight"};
+        for (size_t i = 0; i < sizeof ORDER / sizeof ORDER[0] && i < sm_gguf_n_tensors(g); i++)
+            CHECK_MSG(!strcmp(sm_gguf_tensor(g, i)->name, ORDER[i]), "tensor %zu: %s, llama.cpp writes %s", i,
+                      sm_gguf_tensor(g, i)->name, ORDER[i]);
+    }
+    sm_gguf_close(g);
+}
+
+static void logits_hf_and_gguf(void) {
+    const char *dir = tl_make_phi3_tiny();
+    CHECK(dir != NULL);
+    float *ref = reference();
+    if (!dir || !ref) {
+        free(ref);
+        return;
+    }
+    float *a = eval(dir);
+    against_torch("HF", a, ref);
+    const char *gguf = tl_tmp("phi3.gguf");
+    sm_convert_opts co = {.outtype = "f32", .quiet = true};
+    CHECK_OK(sm_convert(dir, gguf, &co, NULL));
+    check_gguf(gguf, true);
+    float *b = eval(gguf);
+    against_torch("GGUF f32", b, ref);
+    free(a);
+    free(b);
+    free(ref);
+}
+
+/* smelt ppl on the HF directory and on its GGUF: the same numbers */
+static void cli_ppl(void) {
+    const char *dir = tl_make_phi3_tiny();
+    if (!dir) return;
+    const char *gguf = tl_tmp("phi3-cli.gguf");
+    char cmd[2048], *out = NULL;
+    snprintf(cmd, sizeof cmd, "convert %s -o %s --outtype f32 --quiet", dir, gguf);
+    CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
+    free(out);
+    double ppl[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "ppl %s --text %s --ctx 64 --chunks 4 --json", i ? gguf : dir, tl_asset(CALIB_TEXT));
+        out = NULL;
+        const int rc = tl_run_smelt(cmd, &out);
+        CHECK_MSG(rc == 0, "%s: %s", cmd, out ? out : "");
+        const char *p = out ? strstr(out, "\"ppl\":") : NULL;
+        if (p) ppl[i] = strtod(p + 6, NULL);
+        free(out);
+    }
+    fprintf(stderr, "  smelt ppl: HF %.6f, GGUF %.6f\n", ppl[0], ppl[1]);
+    CHECK(ppl[0] > 1 && fabs(ppl[0] - ppl[1]) <= 1e-6 * ppl[0]);
+}
+
+static void quantize(void) {
+    const char *dir = tl_make_phi3_tiny();
+    if (!dir) return;
+    const char *f32 = tl_tmp("phi3-q-src.gguf");
+    sm_convert_opts co = {.outtype = "f32", .quiet = true};
+    CHECK_OK(sm_convert(dir, f32, &co, NULL));
+    float *base = eval(f32);
+    static const char *const RECIPES[] = {"Q8_0", "Q4_K_M"};
+    for (size_t r = 0; r < 2 && base; r++) {
+        char name[64];
+        snprintf(name, sizeof name, "phi3-%s.gguf", RECIPES[r]);
+        const char *q = tl_tmp(name);
+        sm_quantize_opts qo = {.recipe = RECIPES[r], .quiet = true};
+        sm_quantize_report qr;
+        CHECK_OK(sm_quantize_gguf(f32, q, &qo, &qr));
+        check_gguf(q, false);
+        float *l = eval(q);
+        double worst = 0, big = 0;
+        for (int i = 0; l && i < T * V; i++) {
+            worst = fmax(worst, fabs((double)l[i] - base[i]));
+            big = fmax(big, fabs(base[i]));
+        }
+        fprintf(stderr, "  phi3 %s: max |logit - f32| = %.3g of %.3g\n", RECIPES[r], worst, big);
+        /* the files equal llama-quantize's byte for byte (checked for this fixture); random
+         * weights of this tiny model drift more than a trained one's */
+        CHECK(l && worst < (r == 0 ? 0.04 : 0.3) * big);
+        free(l);
+    }
+    free(base);
+}
+
+/* A copy of the fixture with config.json edited by a sed expression: refused, with `msg`. */
+static void refused_config(const char *name, const char *sed, const char *msg) {
+    const char *dir = tl_make_phi3_tiny();
+    if (!dir) return;
+    const char *bad = tl_tmp(name);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && sed -i '%s' '%s/config.json'", bad, dir, bad, sed, bad);
+    CHECK(system(cmd) == 0);
+    sm_convert_opts co = {.outtype = "f32", .quiet = true};
+    char out[1200];
+    snprintf(out, sizeof out, "%s.gguf", bad);
+    CHECK_FAILS_WITH(sm_convert(bad, out, &co, NULL), msg);
+    sm_model *m = NULL;
+    CHECK_FAILS_WITH(sm_model_load(bad, NULL, &m), msg);
+}
+
+static void refusals(void) {
+    refused_config("phi3-longrope",
+                   "s/\"rope_scaling\": null/\"rope_scaling\": {\"type\": \"longrope\", \"long_factor\": [1, 1, 1, 1, "
+                   "1, 1, 1, 1], \"short_factor\": [1, 1, 1, 1, 1, 1, 1, 1]}/",
+                   "rope scaling \"longrope\" (the long-context Phi-3 / Phi-4-mini variants");
+    refused_config("phi3-partial", "s/\"rope_theta\": 10000.0,/\"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.75,/",
+                   "partial_rotary_factor\": 0.75: rotating part of each head (Phi-4-mini) is not supported");
+    refused_config("phi3-no-orig", "/original_max_position_embeddings/d", "missing \"original_max_position_embeddings\"");
+}
+
+/* imatrix names the fused tensors (attn_qkv, ffn_up) and quantize uses it; gptq quantizes qkv and
+ * gate_up as whole linears (their rows, one Hessian per input) into a GGUF llama.cpp reads; the
+ * HF GPTQ target is refused before writing anything */
+static void calibration(void) {
+    const char *dir = tl_make_phi3_tiny();
+    if (!dir) return;
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "imatrix %s --text %s -o %s --ctx 64 --chunks 4", dir, tl_asset(CALIB_TEXT),
+             tl_tmp("phi3.imatrix"));
+    CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
+    free(out);
+    sm_imatrix im = {0};
+    CHECK_OK(sm_imatrix_load(tl_tmp("phi3.imatrix"), &im));
+    CHECK(im.n_entries == 4 * QW_LAYERS);
+    for (size_t i = 0; i < im.n_entries; i++)
+        CHECK_MSG(!strstr(im.entries[i].name, "attn_q.") && !strstr(im.entries[i].name, "ffn_gate"), "%s",
+                  im.entries[i].name);
+    sm_imatrix_free(&im);
+    char f32[1024]; /* tl_tmp's buffers are reused */
+    snprintf(f32, sizeof f32, "%s", tl_tmp("phi3-c-src.gguf"));
+    sm_convert_opts co = {.outtype = "f32", .quiet = true};
+    CHECK_OK(sm_convert(dir, f32, &co, NULL));
+    snprintf(cmd, sizeof cmd, "quantize %s %s Q4_K_M --imatrix %s", f32, tl_tmp("phi3-imat.gguf"), tl_tmp("phi3.imatrix"));
+    out = NULL;
+    CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
+    free(out);
+    float *base = eval(f32);
+    for (int src = 0; src < 2; src++) {
+        char gq[1024];
+        snprintf(gq, sizeof gq, "%s", tl_tmp(src ? "phi3-gptq-gguf.gguf" : "phi3-gptq.gguf"));
+        snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 --to gguf:Q4_K_M -o %s", src ? f32 : dir,
+                 tl_asset(CALIB_TEXT), gq);
+        out = NULL;
+        CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
+        free(out);
+        check_gguf(gq, false);
+        float *l = eval(gq);
+        double worst = 0, big = 0;
+        for (int i = 0; l && base && i < T * V; i++) {
+            worst = fmax(worst, fabs((double)l[i] - base[i]));
+            big = fmax(big, fabs(base[i]));
+        }
+        fprintf(stderr, "  phi3 gptq Q4_K_M (%s): max |logit - f32| = %.3g of %.3g\n", src ? "GGUF" : "HF", worst, big);
+        CHECK(l && worst < 0.3 * big);
+        free(l);
+    }
+    free(base);
+    snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 --bits 4 --group 32 --to hf -o %s", dir,
+             tl_asset(CALIB_TEXT), tl_tmp("phi3-gptq-hf"));
+    out = NULL;
+    CHECK(tl_run_smelt(cmd, &out) != 0 && out && strstr(out, "fused linears"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "test ! -e '%s'", tl_tmp("phi3-gptq-hf"));
+    CHECK(system(cmd) == 0);
+}
+
+/* contexts beyond the 2047-token sliding window are refused (no window mask) */
+static void sliding_window(void) {
+    const char *dir = tl_make_phi3_tiny();
+    if (!dir) return;
+    sm_model *m = NULL;
+    CHECK_OK(sm_model_load(dir, NULL, &m));
+    if (!m) return;
+    sm_context *c = NULL;
+    CHECK_OK(sm_context_new(m, 2047, 64, &c));
+    sm_context_free(c);
+    c = NULL;
+    CHECK_FAILS_WITH(sm_context_new(m, 2048, 64, &c), "exceeds the model's sliding attention window (2047)");
+    sm_model_free(m);
+}
+
+static void help_lists_archs(void) {
+    char *out = NULL;
+    CHECK(tl_run_smelt("help convert", &out) == 0);
+    CHECK(out && strstr(out, "Phi3ForCausalLM"));
+    free(out);
+}
+
+void run_tests(void) {
+    TEST(logits_hf_and_gguf);
+    TEST(cli_ppl);
+    TEST(quantize);
+    TEST(calibration);
+    TEST(sliding_window);
+    TEST(refusals);
+    TEST(help_lists_archs);
+}
