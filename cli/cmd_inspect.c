@@ -453,6 +453,18 @@ static void print_config(const cJSON *cfg) {
         if (txt) printf("  %-24s  %s\n", KEYS[i], txt);
         free(txt);
     }
+    /* a GPTQ checkpoint's quantization_config, one key a line; smelt's provenance object
+     * ("smelt": how `smelt gptq --to hf` made it) as quantization_config.smelt.KEY */
+    const cJSON *qc = cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config");
+    for (const cJSON *v = cJSON_IsObject(qc) ? qc->child : NULL; v; v = v->next) {
+        const bool prov = cJSON_IsObject(v) && !strcmp(v->string, "smelt");
+        for (const cJSON *p = prov ? v->child : v; p; p = prov ? p->next : NULL) {
+            char *txt = cJSON_PrintUnformatted(p), key[160];
+            snprintf(key, sizeof key, "quantization_config.%s%s", prov ? "smelt." : "", p->string);
+            if (txt) printf("  %-40s  %s\n", key, txt);
+            free(txt);
+        }
+    }
 }
 
 /* A llama2.c checkpoint has no magic: it is tried for files that are none of the other
