@@ -39,7 +39,8 @@ static const char USAGE[] =
     "  --diff          compare two GGUF files: metadata keys added, removed or changed, and per\n"
     "                  tensor: type, shape, a hash of the bytes, and the largest absolute\n"
     "                  difference of the dequantized values. Exit status 0 either way.\n"
-    "  --quiet, -q     accepted for uniformity\n";
+    "  --quiet, -q     accepted for uniformity (inspect draws no progress bar, and its output\n"
+    "                  is its result: there is no separate summary line)\n";
 
 /* llama_ftype numbers (llama.h) as recipe names */
 static const char *ftype_name(long ft) {
