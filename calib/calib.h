@@ -207,11 +207,17 @@ typedef struct sm_imatrix_opts {
     bool process_output;   /* also collect output.weight (llama-imatrix --process-output) */
     const char *dataset;   /* recorded in imatrix.datasets (NULL: none) */
     bool quiet;
+    bool no_ppl;           /* skip the perplexity (llama-imatrix --no-ppl): no output head per chunk */
 } sm_imatrix_opts;
 
+/* ppl: llama-imatrix's estimate (its "Final estimate: PPL"), the perplexity of the second half
+ * of each chunk as llama-perplexity defines it (tokens n_ctx/2+1 .. n_ctx-1 of each chunk
+ * scored from the logits of the ones before), shown running on the progress bar; 0 with
+ * no_ppl. ppl_stderr as llama.cpp computes it; n_scored the tokens scored. */
 typedef struct sm_imatrix_report {
-    int64_t n_chunks, n_tokens;
+    int64_t n_chunks, n_tokens, n_scored;
     double seconds, tokens_per_second;
+    double ppl, ppl_stderr;
 } sm_imatrix_report;
 
 /* Fills out (which must be empty: {0}); free it with sm_imatrix_free. CPU contexts only. */

@@ -18,6 +18,8 @@ const unsigned char *sm_logits_file_record(const sm_logits_file *f, int64_t c, i
 
 /* The chunk loop both runs share: evaluate chunk `c` of `tokens` (n_ctx tokens, BOS put
  * first if bos_id >= 0) and leave the logits of positions first..n_ctx-1 in `logits`. */
+/* -log softmax(logits)[tok], as llama.cpp's log_softmax (perplexity, imatrix) computes it. */
+double sm_token_nll(const float *logits, int64_t n_vocab, int32_t tok);
 int sm_eval_chunk(const sm_model *m, sm_context *ctx, const int32_t *chunk, int64_t n_ctx, int32_t bos_id,
                   int32_t *scratch, float *logits);
 

@@ -60,8 +60,41 @@ static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
     return 0;
 }
 
-/* config.json of the source with torch_dtype float16 and the quantization_config. */
-static int write_config(const char *src_dir, sm_outdir *od, const sm_gptq_hf_config *cfg) {
+/* How the checkpoint was made: the facts a gptq GGUF records as quantize.method /
+ * quantize.gptq.* keys, as quantization_config's "smelt" object (transformers and GPTQModel
+ * ignore keys they do not know; the standard keys stay as they are). NULL: out of memory. */
+static cJSON *provenance_json(const sm_gptq_run_opts *ro) {
+    cJSON *p = cJSON_CreateObject();
+    if (!p) return NULL;
+    bool ok = cJSON_AddStringToObject(p, "method", "gptq") && cJSON_AddStringToObject(p, "smelt_version", SM_VERSION) &&
+              cJSON_AddStringToObject(p, "calib_file", ro->provenance.calib_file) &&
+              (!ro->provenance.calib_xxh64 || cJSON_AddStringToObject(p, "calib_xxh64", ro->provenance.calib_xxh64)) &&
+              cJSON_AddNumberToObject(p, "samples", (double)ro->provenance.samples) &&
+              cJSON_AddNumberToObject(p, "seqlen", (double)ro->provenance.seqlen) &&
+              cJSON_AddStringToObject(p, "sampling", ro->provenance.in_order ? "in_order" : "random");
+    /* a JSON number is exact up to 2^53; a larger seed goes as its decimal string */
+    if (ok && ro->provenance.seed <= ((uint64_t)1 << 53)) {
+        ok = cJSON_AddNumberToObject(p, "seed", (double)ro->provenance.seed) != NULL;
+    } else if (ok) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)ro->provenance.seed);
+        ok = cJSON_AddStringToObject(p, "seed", buf) != NULL;
+    }
+    ok = ok && cJSON_AddNumberToObject(p, "damp", ro->q.damp) && cJSON_AddBoolToObject(p, "act_order", ro->q.act_order) &&
+         cJSON_AddNumberToObject(p, "group_size", ro->q.group_size) &&
+         cJSON_AddNumberToObject(p, "block_size", (double)ro->q.block_size) &&
+         cJSON_AddBoolToObject(p, "true_sequential", !ro->no_true_sequential) &&
+         cJSON_AddBoolToObject(p, "importance", ro->q.use_importance);
+    if (!ok) {
+        cJSON_Delete(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* config.json of the source with torch_dtype float16 and the quantization_config (with the
+ * "smelt" provenance object where ro says how it was made). */
+static int write_config(const char *src_dir, sm_outdir *od, const sm_gptq_hf_config *cfg, const sm_gptq_run_opts *ro) {
     char *src = sm_path_join(src_dir, "config.json"), *dst = sm_outdir_file(od, "config.json");
     char *text = NULL, *out = NULL;
     size_t len = 0;
@@ -78,6 +111,14 @@ static int write_config(const char *src_dir, sm_outdir *od, const sm_gptq_hf_con
         goto done;
     }
     qc = sm_gptq_hf_config_to_json(cfg);
+    if (qc && ro->provenance.calib_file) {
+        cJSON *p = provenance_json(ro);
+        if (!p || !cJSON_AddItemToObject(qc, "smelt", p)) {
+            cJSON_Delete(p);
+            cJSON_Delete(qc);
+            qc = NULL;
+        }
+    }
     if (!qc) {
         sm_error("out of memory");
         goto done;
@@ -234,7 +275,7 @@ int sm_gptq_write_hf(const sm_model *m, const char *src_dir, const sm_calib_set 
     if (sm_gptq_run(m, cs, &o, rep)) goto done;
     rc = sm_st_writer_finish(j.w);
     j.w = NULL;
-    if (!rc) rc = write_config(src_dir, od, &j.cfg);
+    if (!rc) rc = write_config(src_dir, od, &j.cfg, ro);
     if (!rc) rc = copy_side_files(src_dir, od);
     if (!rc) {
         rc = sm_outdir_commit(od);

@@ -2,8 +2,9 @@
  * an activation observer on the runtime sums, per linear input and input column, the squares
  * of the activations of every evaluated token. Linears that share an input (q/k/v, gate/up)
  * share one sum, stored under each weight's name. */
-#include "calib/calib.h"
+#include "calib_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,12 @@ int sm_imatrix_compute(const sm_model *m, const int32_t *tokens, int64_t n_token
     int64_t n_chunk = n_tokens / n_ctx;
     if (o->n_chunks > 0 && o->n_chunks < n_chunk) n_chunk = o->n_chunks;
     const bool want_output = o->process_output && !hp->tied_embeddings;
+    /* the perplexity needs the logits of the second half of each chunk (llama-imatrix's
+     * estimate); --process-output needs the output head's input for every token */
+    const bool want_ppl = !o->no_ppl;
+    const int64_t first = n_ctx / 2, scored = n_ctx - 1 - first, out_first = want_output ? 0 : first;
+    const int64_t n_vocab = hp->n_vocab;
+    double *v = NULL;
 
     collector col = {.n_layer = hp->n_layer};
     int64_t r, c;
@@ -73,23 +80,46 @@ int sm_imatrix_compute(const sm_model *m, const int32_t *tokens, int64_t n_token
         if (col.cols[i] > max_cols) max_cols = col.cols[i];
     }
     tmp = malloc(sizeof(float) * (size_t)max_cols);
-    if (want_output) logits = malloc(sizeof(float) * (size_t)n_ctx * (size_t)hp->n_vocab);
-    if (!tmp || (want_output && !logits)) goto oom;
+    if (want_output || want_ppl) logits = malloc(sizeof(float) * (size_t)(n_ctx - out_first) * (size_t)n_vocab);
+    if (want_ppl) v = malloc(sizeof(double) * (size_t)scored);
+    if (!tmp || ((want_output || want_ppl) && !logits) || (want_ppl && !v)) goto oom;
 
     if (sm_context_new(m, n_ctx, n_ctx, &ctx) || sm_context_set_observer(ctx, observe, &col)) goto done;
     sm_progress prog;
     sm_progress_begin(&prog, "imatrix", (uint64_t)n_chunk, o->quiet);
+    double nll = 0, nll2 = 0;
     for (int64_t k = 0; k < n_chunk; k++) {
-        memcpy(chunk, tokens + k * n_ctx, sizeof(int32_t) * (size_t)n_ctx);
+        const int32_t *ct = tokens + k * n_ctx;
+        memcpy(chunk, ct, sizeof(int32_t) * (size_t)n_ctx);
         if (o->bos_id >= 0) chunk[0] = o->bos_id;
         sm_context_clear(ctx);
-        if (sm_model_eval(m, ctx, chunk, n_ctx, 0, 0, want_output ? logits : NULL)) {
+        if (sm_model_eval(m, ctx, chunk, n_ctx, 0, out_first, (want_output || want_ppl) ? logits : NULL)) {
             sm_progress_end(&prog);
             goto done;
         }
-        sm_progress_update(&prog, (uint64_t)(k + 1));
+        if (!want_ppl) {
+            sm_progress_update(&prog, (uint64_t)(k + 1));
+            continue;
+        }
+        /* as llama-imatrix's process_logits: the original tokens (not the BOS) are the targets */
+        const float *lf = logits + (first - out_first) * n_vocab;
+#pragma omp parallel for schedule(static)
+        for (int64_t j = 0; j < scored; j++) v[j] = sm_token_nll(lf + j * n_vocab, n_vocab, ct[first + j + 1]);
+        for (int64_t j = 0; j < scored; j++) {
+            nll += v[j];
+            nll2 += v[j] * v[j];
+        }
+        prog.done = (uint64_t)k + 1;
+        sm_progress_note(&prog, "PPL %.4f", exp(nll / (double)((k + 1) * scored))); /* llama-imatrix's running value */
     }
     sm_progress_end(&prog);
+    if (want_ppl) {
+        const int64_t count = n_chunk * scored;
+        const double mean = nll / (double)count, var = nll2 / (double)count - mean * mean;
+        rep->n_scored = count;
+        rep->ppl = exp(mean);
+        rep->ppl_stderr = var > 0 && count > 1 ? sqrt(var / (double)(count - 1)) * rep->ppl : 0;
+    }
 
     /* entries, named as llama.cpp names the weights */
     char name[96];
@@ -121,5 +151,6 @@ done:
     free(chunk);
     free(logits);
     free(tmp);
+    free(v);
     return rc;
 }

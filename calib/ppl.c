@@ -28,7 +28,7 @@ int sm_ppl_chunk_bos(const sm_tokenizer *t, int32_t *bos) {
 }
 
 /* -log softmax(logits)[tok] as llama.cpp's log_softmax computes it */
-static double score(const float *logits, int64_t n_vocab, int32_t tok) {
+double sm_token_nll(const float *logits, int64_t n_vocab, int32_t tok) {
     float max_logit = logits[0];
     for (int64_t i = 1; i < n_vocab; i++) max_logit = fmaxf(max_logit, logits[i]);
     double sum_exp = 0.0;
@@ -92,7 +92,7 @@ int sm_perplexity(const sm_model *m, const int32_t *tokens, int64_t n_tokens, co
         for (int64_t j = 0; j < scored; j++) {
             const float *lj = logits + j * n_vocab;
             const int32_t next = ct[first + j + 1];
-            v[j] = recs ? sm_logits_record_encode(lj, n_vocab, next, recs + j * nv) : score(lj, n_vocab, next);
+            v[j] = recs ? sm_logits_record_encode(lj, n_vocab, next, recs + j * nv) : sm_token_nll(lj, n_vocab, next);
         }
         double chunk_sum = 0;
         for (int64_t j = 0; j < scored; j++) {

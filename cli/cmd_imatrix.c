@@ -28,6 +28,11 @@ static const char USAGE[] =
     "  --format gguf|dat    llama.cpp's GGUF imatrix (default) or the legacy .dat format\n"
     "  --process-output     also collect output.weight (llama-imatrix --process-output)\n"
     "  --parse-special      text equal to a control token becomes that token\n"
+    "  --no-ppl             skip the perplexity estimate (llama-imatrix --no-ppl). By default\n"
+    "                       each chunk's second half is scored as llama-imatrix scores it (its\n"
+    "                       \"Final estimate: PPL\", = smelt ppl on the same chunks): the running\n"
+    "                       value is on the progress bar, the final one in the summary and the\n"
+    "                       report; it costs the output head's matmul per chunk\n"
     "  -t, --threads N      threads (default: all cores, or SMELT_THREADS)\n"
     "  --json               one JSON report on stdout (fields: docs/json.md)\n"
     "  --quiet, -q          no progress bar, no summary line\n"
@@ -47,6 +52,7 @@ static int run(int argc, char **argv) {
         {"--format", CLI_STR, &format, 0, 0, NULL},
         {"--process-output", CLI_FLAG, &o.process_output, 0, 0, NULL},
         {"--parse-special", CLI_FLAG, &parse_special, 0, 0, NULL},
+        {"--no-ppl", CLI_FLAG, &o.no_ppl, 0, 0, NULL},
         {0},
     };
     const char *pos[1];
@@ -94,16 +100,22 @@ done:
         cJSON_AddNumberToObject(j, "chunks", (double)rep.n_chunks);
         cJSON_AddNumberToObject(j, "n_tokens_text", (double)n_ids);
         cJSON_AddNumberToObject(j, "n_tokens", (double)rep.n_tokens);
+        if (!o.no_ppl) {
+            cJSON_AddNumberToObject(j, "ppl", rep.ppl);
+            cJSON_AddNumberToObject(j, "ppl_stderr", rep.ppl_stderr);
+            cJSON_AddNumberToObject(j, "n_scored", (double)rep.n_scored);
+        }
         cJSON_AddNumberToObject(j, "seconds", rep.seconds);
         cJSON_AddNumberToObject(j, "tokens_per_second", rep.tokens_per_second);
         cJSON_AddNumberToObject(j, "threads", threads);
         cJSON_AddStringToObject(j, "isa", sm_isa_name(sm_isa_active()));
         cli_report_print(j, out);
     } else if (!com.quiet) {
-        char b1[32], b2[32];
-        cli_summary("imatrix", out, rep.seconds, "%s imatrix, %s from %s x %lld tokens (%.1f tokens/s)", format,
+        char b1[32], b2[32], b3[48] = "";
+        if (!o.no_ppl) snprintf(b3, sizeof b3, ", PPL = %.4f +/- %.5f", rep.ppl, rep.ppl_stderr);
+        cli_summary("imatrix", out, rep.seconds, "%s imatrix, %s from %s x %lld tokens%s (%.1f tokens/s)", format,
                     cli_count(b1, sizeof b1, (long long)im.n_entries, "entry"), cli_count(b2, sizeof b2, (long long)rep.n_chunks, "chunk"),
-                    (long long)im.chunk_size, rep.tokens_per_second);
+                    (long long)im.chunk_size, b3, rep.tokens_per_second);
     }
     sm_imatrix_free(&im);
     free(ids);

@@ -39,7 +39,8 @@ static const char USAGE[] =
     "  --diff          compare two GGUF files: metadata keys added, removed or changed, and per\n"
     "                  tensor: type, shape, a hash of the bytes, and the largest absolute\n"
     "                  difference of the dequantized values. Exit status 0 either way.\n"
-    "  --quiet, -q     accepted for uniformity\n";
+    "  --quiet, -q     accepted for uniformity (inspect draws no progress bar, and its output\n"
+    "                  is its result: there is no separate summary line)\n";
 
 /* llama_ftype numbers (llama.h) as recipe names */
 static const char *ftype_name(long ft) {
@@ -452,6 +453,18 @@ static void print_config(const cJSON *cfg) {
         char *txt = cJSON_PrintUnformatted(v);
         if (txt) printf("  %-24s  %s\n", KEYS[i], txt);
         free(txt);
+    }
+    /* a GPTQ checkpoint's quantization_config, one key a line; smelt's provenance object
+     * ("smelt": how `smelt gptq --to hf` made it) as quantization_config.smelt.KEY */
+    const cJSON *qc = cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config");
+    for (const cJSON *v = cJSON_IsObject(qc) ? qc->child : NULL; v; v = v->next) {
+        const bool prov = cJSON_IsObject(v) && !strcmp(v->string, "smelt");
+        for (const cJSON *p = prov ? v->child : v; p; p = prov ? p->next : NULL) {
+            char *txt = cJSON_PrintUnformatted(p), key[160];
+            snprintf(key, sizeof key, "quantization_config.%s%s", prov ? "smelt." : "", p->string);
+            if (txt) printf("  %-40s  %s\n", key, txt);
+            free(txt);
+        }
     }
 }
 

@@ -43,7 +43,7 @@ static const char USAGE[] =
     "                      --save-logits F; with --kl-divergence it is --kld F\n"
     "  --vocab FILE        tokenizer to use (SentencePiece .model), e.g. for llama2.c models\n"
     "  --json              one JSON report on stdout (fields: docs/json.md)\n"
-    "  --quiet, -q         no progress bar (the results are still printed)\n"
+    "  --quiet, -q         no progress bar and no summary line (the results are still printed)\n"
     "  --no-sync           skip the final fsync of --save-logits' file\n"
     "  --device cpu|cuda   where to compute (default cpu). cuda needs a build with CUDA and a\n"
     "                      usable GPU, and exits with status 1 otherwise (no silent fallback)\n";
@@ -231,6 +231,7 @@ static int run(int argc, char **argv) {
     const int threads = cli_common_apply(&com);
     const bool json = com.json;
     o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
+    const double t0 = sm_now();
 
     sm_model *m = NULL;
     if (sm_model_load(model, vocab, &m)) return cli_fail_last("ppl");
@@ -277,6 +278,18 @@ static int run(int argc, char **argv) {
         print_json(cli_report_new("ppl", ins, n_in, o.save_logits), &r, n_tokens, threads, device, o.save_logits);
     } else {
         print_text(&r, threads, true);
+        fflush(stdout); /* the results, then the summary line on stderr (as every command ends) */
+        if (!com.quiet) {
+            char b[32];
+            cli_count(b, sizeof b, (long long)r.n_chunks, "chunk");
+            if (r.has_kld)
+                cli_summary("ppl", o.save_logits ? o.save_logits : model, sm_now() - t0,
+                            "PPL = %.4f (base %.4f), mean KLD = %.6f, %s x %lld tokens", r.ppl, r.ppl_base, r.kld_mean, b,
+                            (long long)r.n_ctx);
+            else
+                cli_summary("ppl", o.save_logits ? o.save_logits : model, sm_now() - t0, "PPL = %.4f +/- %.5f, %s x %lld tokens",
+                            r.ppl, r.ppl_stderr, b, (long long)r.n_ctx);
+        }
     }
     /* a NaN/Inf result is a failure (a CI step must not pass on "PPL = nan") */
     const bool finite = isfinite(r.ppl) && (!kld || (isfinite(r.kld_mean) && isfinite(r.ppl_base)));

@@ -22,10 +22,11 @@ static const char USAGE[] =
     "                    (default: only user-defined tokens are matched in the text)\n"
     "  -f, --text FILE   the text (required)\n"
     "  --json            one JSON report: n_tokens, ids (fields: docs/json.md)\n"
-    "  --quiet, -q       accepted for uniformity (tokenize prints no progress or summary)\n"
+    "  --quiet, -q       no summary line on stderr (the ids are still printed)\n"
     "  --pieces          one token per line: id, then the piece's bytes as a JSON string\n"
     "\n"
-    "Default output: the ids on one line, separated by spaces.\n";
+    "Default output: the ids on one line, separated by spaces; then (without --json or --quiet)\n"
+    "the summary line on stderr: smelt tokenize: FILE: N tokens in TIME.\n";
 
 static int read_stdin(char **out, size_t *len) {
     size_t cap = 1 << 16, n = 0;
@@ -93,6 +94,7 @@ static int run(int argc, char **argv) {
     if (!model) return cli_usage_error(&sm_cmd_tokenize, "MODEL is missing");
     if (!text_path) return cli_usage_error(&sm_cmd_tokenize, "--text FILE is missing");
     if (json && pieces) return cli_usage_error(&sm_cmd_tokenize, "--json and --pieces exclude each other");
+    const double t0 = sm_now();
 
     sm_vocab v;
     if (sm_vocab_load(model, &v)) return cli_fail_last("tokenize");
@@ -131,7 +133,13 @@ static int run(int argc, char **argv) {
     }
     free(ids);
     sm_tokenizer_free(t);
-    return fflush(stdout) == 0 ? 0 : cli_fail("tokenize", "cannot write the output");
+    if (fflush(stdout)) return cli_fail("tokenize", "cannot write the output");
+    if (!json && !com.quiet) {
+        char b1[32], b2[32];
+        cli_summary("tokenize", strcmp(text_path, "-") ? text_path : "standard input", sm_now() - t0, "%s from %s",
+                    cli_count(b1, sizeof b1, (long long)n, "token"), cli_bytes(b2, sizeof b2, (double)len));
+    }
+    return 0;
 }
 
 const sm_command sm_cmd_tokenize = {"tokenize", "print a text's token ids (as llama.cpp tokenizes it)", USAGE, run};

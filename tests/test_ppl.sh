@@ -57,6 +57,30 @@ awk -v k="$(json_num "$TMP/k.json" kld_mean)" 'BEGIN { exit !(k < 1e-5 && k > -1
 expect_grep "$TMP/k.txt" '^Mean    KLD: '
 expect_grep "$TMP/k.txt" '^Same top p: 100\.000'
 
+# ---- the summary line (issue 11): the results on stdout as llama-perplexity prints them, then
+# `smelt ppl: MODEL: <what> in <time>` on stderr; --quiet drops the summary, not the results
+"$SMELT" ppl "$KJV" --tokens "$TOKENS" --ctx 128 --chunks 2 > "$TMP/so.txt" 2> "$TMP/se.txt" || fail "ppl exited $?"
+expect_grep "$TMP/so.txt" '^PPL = [0-9]+\.[0-9]{4} \+/- [0-9.]+$'
+p_out=$(sed -nE 's/^PPL = ([0-9.]+) .*/\1/p' "$TMP/so.txt")
+grep -Eq "^smelt ppl: $KJV: PPL = $p_out \\+/- [0-9.]+, 2 chunks x 128 tokens in [0-9.]+ s\$" "$TMP/se.txt" ||
+  { fail "ppl: no summary line on stderr"; cat "$TMP/se.txt" >&2; }
+grep -q '^smelt ppl:' "$TMP/so.txt" && fail "ppl: the summary line went to stdout"
+"$SMELT" ppl "$KJV" --tokens "$TOKENS" --ctx 128 --chunks 2 --quiet > "$TMP/so.txt" 2> "$TMP/se.txt" || fail "ppl --quiet exited $?"
+[ -s "$TMP/se.txt" ] && { fail "ppl --quiet wrote to stderr"; cat "$TMP/se.txt" >&2; }
+expect_grep "$TMP/so.txt" '^PPL = [0-9]+\.[0-9]{4} \+/- [0-9.]+$'
+"$SMELT" ppl "$KJV" --kld "$TMP/base.bin" > "$TMP/so.txt" 2> "$TMP/se.txt" || fail "ppl --kld exited $?"
+expect_grep "$TMP/so.txt" '^Mean    KLD: '
+expect_grep "$TMP/se.txt" "^smelt ppl: $KJV: PPL = [0-9.]+ \\(base [0-9.]+\\), mean KLD = -?[0-9.]+, 3 chunks x 128 tokens in [0-9.]+ s\$"
+"$SMELT" ppl "$KJV" --tokens "$TOKENS" --ctx 128 --chunks 2 --json > "$TMP/so.txt" 2> "$TMP/se.txt" || fail "ppl --json exited $?"
+grep -q '^smelt ppl:' "$TMP/se.txt" && fail "ppl --json: a summary line (the report is the summary)"
+# tokenize: the ids on stdout, its summary on stderr (the token count matches the ids printed)
+"$SMELT" tokenize "$KJV" -f "$ASSETS/text/kjv-eval.txt" > "$TMP/so.txt" 2> "$TMP/se.txt" || fail "tokenize exited $?"
+n_ids=$(wc -w < "$TMP/so.txt")
+expect_grep "$TMP/se.txt" "^smelt tokenize: $ASSETS/text/kjv-eval.txt: $n_ids tokens from [0-9.]+ (KiB|MiB) in [0-9.]+ s\$"
+"$SMELT" tokenize "$KJV" -f "$ASSETS/text/kjv-eval.txt" --quiet > "$TMP/so.txt" 2> "$TMP/se.txt" || fail "tokenize --quiet exited $?"
+[ -s "$TMP/se.txt" ] && fail "tokenize --quiet wrote to stderr"
+[ "$(wc -w < "$TMP/so.txt")" = "$n_ids" ] || fail "tokenize --quiet printed other ids"
+
 # ---- errors: usage (2), runtime (1), nothing written on failure
 "$SMELT" ppl "$KJV" > "$TMP/e.txt" 2>&1; [ $? = 2 ] || fail "ppl without input should exit 2"
 "$SMELT" ppl "$KJV" --tokens "$TOKENS" --kld "$TMP/base.bin" > "$TMP/e.txt" 2>&1; [ $? = 2 ] || fail "--tokens with --kld should exit 2"

@@ -3,7 +3,7 @@
 # it is logged with pipe-pane): ppl shows an ETA while it runs and llama-perplexity's running
 # PPL, whose last value is the PPL it reports; with --json on stdout (a file) the bar stays on
 # the terminal's stderr; gptq shows a bar over the layers besides its per-layer lines; --quiet
-# shows nothing. Skipped (77) without tmux.
+# shows nothing; imatrix shows llama-imatrix's running PPL. Skipped (77) without tmux.
 set -uo pipefail
 SMELT=${SMELT_BIN:-./smelt}
 ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
@@ -54,6 +54,14 @@ grep -Eq '^gptq +\[[#.]+\] +[0-9.]+% +[0-9.]+s +ETA [0-9.]+s +layer 1/4' "$TMP/g
   { fail "gptq: no layer bar with an ETA"; cat "$TMP/gptq.frames" >&2; }
 grep -Eq '^gptq: layer 4/4 ' "$TMP/gptq.frames" || fail "gptq: no per-layer lines"
 grep -Eq '^gptq +\[#+\] +100\.0% .*ETA done +layer 4/4' "$TMP/gptq.frames" || fail "gptq: the bar does not finish"
+
+# imatrix shows llama-imatrix's running PPL estimate, whose last value is the summary's
+on_tty imatrix "'$SMELT' imatrix base.gguf -f '$TEXT' -c 128 --chunks 8 -t 1 -o im.gguf"
+grep -Eq '^imatrix +\[[#.]+\] +[0-9.]+% +[0-9.]+s +ETA [0-9.]+s +PPL [0-9.]+' "$TMP/imatrix.frames" ||
+  { fail "imatrix: no frame with an ETA and a running PPL"; cat "$TMP/imatrix.frames" >&2; }
+last=$(sed -nE 's/^imatrix +\[#+\] +100\.0% .*ETA done +PPL ([0-9.]+).*/\1/p' "$TMP/imatrix.frames" | tail -1)
+final=$(sed -nE 's/^smelt imatrix: .*, PPL = ([0-9.]+) .*/\1/p' "$TMP/imatrix.frames")
+[ -n "$last" ] && [ "$last" = "$final" ] || fail "imatrix: the bar's last running PPL ($last) is not the summary's ($final)"
 
 on_tty quiet "'$SMELT' ppl base.gguf -f '$TEXT' -c 256 --chunks 2 -t 1 --quiet"
 grep -q 'ETA' "$TMP/quiet.frames" && fail "ppl --quiet drew a bar"

@@ -5,7 +5,9 @@
 # the hash is the calibration file's xxHash64 computed here by an independent implementation
 # (python, checked against the published test vector of the empty input); files not made by
 # gptq carry none of these keys. And `smelt convert` of an HF GPTQ directory reports the
-# types it wrote (q4_0 for the 4-bit group-32 linears), not the --outtype of the rest.
+# types it wrote (q4_0 for the 4-bit group-32 linears), not the --outtype of the rest. And
+# `smelt gptq --to hf` records the same facts in config.json's quantization_config.smelt,
+# which `smelt inspect DIR` shows.
 set -uo pipefail
 SMELT=${SMELT_BIN:-./smelt}
 ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
@@ -76,6 +78,35 @@ PYEOF
 
 # ---- HF GPTQ -> GGUF: the summary and the report give the types written
 "$SMELT" gptq "$KJV" --calib calib.txt --to hf --group 32 --samples 2 --seqlen 32 --no-loss -o hfq --quiet || fail "gptq --to hf exited $?"
+# ---- the HF GPTQ checkpoint carries the same facts, as quantization_config's "smelt" object
+# (the standard keys unchanged: loaders ignore keys they do not know), and inspect DIR shows them
+"$SMELT" inspect hfq > hfq.txt || fail "inspect DIR exited $?"
+"$SMELT" inspect hfq --json > hfq.json || fail "inspect DIR --json exited $?"
+grep -Eq '^ +quantization_config\.smelt\.calib_file +"calib\.txt"$' hfq.txt ||
+  { fail "inspect DIR does not show quantization_config.smelt.calib_file"; cat hfq.txt >&2; }
+grep -Eq '^ +quantization_config\.bits +4$' hfq.txt || fail "inspect DIR does not show quantization_config.bits"
+"$PY" - hfq/config.json hfq.json calib.txt "$("$SMELT" --version | head -1 | cut -d' ' -f2)" \
+  "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"]["quantize.gptq.calib_xxh64"])' g.json)" <<'PYEOF' || fails=$((fails + 1))
+import json, sys
+cfg, ins = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+qc = cfg["quantization_config"]
+bad = []
+std = {"bits": 4, "group_size": 32, "desc_act": False, "sym": True, "quant_method": "gptq", "checkpoint_format": "gptq"}
+bad += [f"quantization_config.{k} = {qc.get(k)!r}, expected {v!r}" for k, v in std.items() if qc.get(k) != v]
+p = qc.get("smelt", {})
+# the same calibration file as the GGUF run above: the hash the GGUF test checked independently
+want = {"method": "gptq", "smelt_version": sys.argv[4], "calib_file": sys.argv[3], "calib_xxh64": sys.argv[5],
+        "samples": 2, "seqlen": 32, "sampling": "random", "seed": 0, "act_order": False, "group_size": 32,
+        "true_sequential": True}
+if not isinstance(p.get("importance"), bool): bad.append(f"smelt.importance {p.get('importance')!r}")
+bad += [f"smelt.{k} = {p.get(k)!r}, expected {v!r}" for k, v in want.items() if p.get(k) != v]
+if not isinstance(p.get("damp"), (int, float)) or abs(p["damp"] - qc.get("damp_percent", -1)) > 1e-9:
+    bad.append(f"smelt.damp {p.get('damp')!r} != damp_percent {qc.get('damp_percent')!r}")
+if not isinstance(p.get("block_size"), int) or p["block_size"] <= 0: bad.append(f"smelt.block_size {p.get('block_size')!r}")
+if ins.get("config", {}).get("quantization_config", {}).get("smelt") != p: bad.append("inspect DIR --json: config.quantization_config.smelt differs from config.json")
+for b in bad: print("FAIL:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PYEOF
 "$SMELT" convert hfq -o hfq.gguf 2> conv.txt || fail "convert of the GPTQ directory exited $?"
 grep -Eq '^smelt convert: hfq\.gguf: 39 tensors, .*q4_0 x28.* in [0-9.]+ s$' conv.txt ||
   { fail "convert's summary does not give q4_0 x28"; cat conv.txt >&2; }

@@ -708,7 +708,8 @@ static void cli(void) {
     free(out);
     const char *p = tl_tmp("once.txt");
     tl_write_file(p, "Once upon a time", 16);
-    snprintf(args, sizeof args, "tokenize '%s' --text '%s' --no-bos", tl_asset("models/stories260k/tok512.model"), p);
+    /* --quiet: only the ids (the summary line goes to stderr, which tl_run_smelt captures too) */
+    snprintf(args, sizeof args, "tokenize '%s' --text '%s' --no-bos --quiet", tl_asset("models/stories260k/tok512.model"), p);
     CHECK(tl_run_smelt(args, &out) == 0);
     CHECK(out && !strcmp(out, "403 407 261 378\n"));
     free(out);
