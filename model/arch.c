@@ -29,6 +29,9 @@ static const sm_arch_info ARCHS[] = {
     {"Qwen2ForCausalLM", "qwen2", SM_ROPE_NEOX, false, false, true, NULL, false, true, 32768, "qwen2", 0},
     {"Qwen3ForCausalLM", "qwen3", SM_ROPE_NEOX, false, false, false, "attention_bias", false, true, 32768, "qwen2",
      SM_FEAT_QK_NORM},
+    {"Gemma2ForCausalLM", "gemma2", SM_ROPE_NEOX, false, false, false, NULL, false, false, 8192, NULL,
+     SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | SM_FEAT_SWA | SM_FEAT_NORM_SHIFT |
+         SM_FEAT_GEMMA2_KEYS},
     {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, 0},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
@@ -129,6 +132,38 @@ static int sliding_window_extras(const cJSON *cfg, const char *path, sm_hparams 
     bool use = true;
     if (get_bool(cfg, path, "use_sliding_window", &use) < 0) return -1;
     hp->sliding_window = use ? w : 0;
+    return 0;
+}
+
+/* Gemma 2's fields (transformers' Gemma2Config defaults; llama.cpp's Gemma2Model writes the
+ * soft-capping values and sliding_window, always ties the output to the embeddings and drops
+ * lm_head). */
+static int gemma2_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
+    hp->tied_embeddings = true;
+    hp->attn_softcap = 50.0f;
+    hp->final_softcap = 30.0f;
+    float qpas = 256.0f;
+    int64_t w = 4096;
+    const char *capkeys[2] = {"attn_logit_softcapping", "final_logit_softcapping"};
+    float *caps[2] = {&hp->attn_softcap, &hp->final_softcap};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, capkeys[i]);
+        if (v && cJSON_IsNull(v))
+            return sm_error("%s: \"%s\" is null; llama.cpp's converter needs a number (soft-capping off is not supported)",
+                            path, capkeys[i]);
+        if (get_pos_float(cfg, path, capkeys[i], caps[i]) < 0) return -1;
+    }
+    if (get_pos_float(cfg, path, "query_pre_attn_scalar", &qpas) < 0) return -1;
+    if (get_int(cfg, path, "sliding_window", 1, MAX_DIM * 64, &w) < 0) return -1;
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_activation");
+    if (!act || cJSON_IsNull(act)) act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_act");
+    if (act && !cJSON_IsNull(act) &&
+        (!cJSON_IsString(act) || (strcmp(act->valuestring, "gelu_pytorch_tanh") && strcmp(act->valuestring, "gelu"))))
+        return sm_error("%s: \"hidden_activation\": expected \"gelu_pytorch_tanh\"", path);
+    hp->attn_scale = (float)(1.0 / sqrt((double)qpas));
+    hp->sliding_window = w;
+    hp->swa_pattern = 2;
+    hp->explicit_head_dim = true;
     return 0;
 }
 
@@ -261,6 +296,7 @@ static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (get_bool(cfg, path, "tie_word_embeddings", &hp->tied_embeddings) < 0) return -1;
     if (parse_rope(cfg, path, hp)) return -1;
     if (bias_keys(a, cfg, path, hp)) return -1;
+    if ((a->features & SM_FEAT_GEMMA2_KEYS)) return gemma2_extras(cfg, path, hp);
     return a->sliding_window_key ? sliding_window_extras(cfg, path, hp) : 0;
 }
 

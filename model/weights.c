@@ -117,6 +117,11 @@ static int get_vector(sm_model *m, const char *name, int64_t n, bool optional, f
         sm_clear_error();
         rc = sm_row_to_f32(t->type, t->data, v, n);
     }
+    /* an HF checkpoint of an architecture whose RMSNorm multiplies by (1 + w): the + 1 the converter
+     * stores in the GGUF (model.h SM_FEAT_NORM_SHIFT) */
+    const size_t nl = strlen(name);
+    if (!rc && m->ckpt && (m->hp.features & SM_FEAT_NORM_SHIFT) && nl > 11 && !strcmp(name + nl - 11, "norm.weight"))
+        rc = sm_norm_shift_to_f32(t->type, t->data, v, n);
     if (rc) return sm_error_ctx("%s: tensor %s", source(m), name);
     *out = v;
     /* copied: its pages, and those the kernel's fault-around mapped with them (64 KiB), need

@@ -61,7 +61,7 @@ static void qwen3_table(void) {
     const sm_arch_info *a = sm_arch_by_gguf("qwen3");
     CHECK(a && a->gguf_rope == SM_ROPE_NEOX && a->features == SM_FEAT_QK_NORM && !strcmp(a->tokenizer_pre, "qwen2"));
     CHECK(sm_arch_by_gguf("qwen2")->gguf_rope == SM_ROPE_NEOX && sm_arch_by_gguf("llama")->gguf_rope == SM_ROPE_NORM);
-    CHECK(sm_arch_by_gguf("gemma2") == NULL && sm_arch_by_hf("Gemma2ForCausalLM") == NULL);
+    CHECK(sm_arch_by_gguf("falcon") == NULL && sm_arch_by_hf("FalconForCausalLM") == NULL);
     size_t n = 0;
     char name[64];
     int nd;
