@@ -31,7 +31,7 @@ static const sm_arch_info ARCHS[] = {
      SM_FEAT_QK_NORM},
     {"Gemma2ForCausalLM", "gemma2", SM_ROPE_NEOX, false, false, false, NULL, false, false, 8192, NULL,
      SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | SM_FEAT_SWA | SM_FEAT_NORM_SHIFT |
-         SM_FEAT_GEMMA2_KEYS},
+         SM_FEAT_GEMMA2_KEYS | SM_FEAT_SPM_NO_SPACE_PREFIX},
     {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, 0},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
@@ -68,6 +68,13 @@ const char *sm_supported_gguf_archs(void) {
                 k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", k ? ", " : "", ARCHS[i].gguf_arch);
     }
     return buf;
+}
+
+void sm_vocab_apply_arch(const sm_hparams *hp, sm_vocab *v) {
+    if ((hp->features & SM_FEAT_SPM_NO_SPACE_PREFIX) && v->kind == SM_VOCAB_SPM) {
+        v->add_space_prefix = false;
+        v->explicit_flags |= SM_VOCAB_HAS_ADD_SPACE_PREFIX;
+    }
 }
 
 /* ---- typed config fields ---- */

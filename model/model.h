@@ -59,7 +59,13 @@ enum {
                                       (llama.cpp's Gemma converters), and when the runtime reads the HF checkpoint */
     SM_FEAT_GEMMA2_KEYS = 1u << 14, /* GGUF <arch>.* keys as Gemma2Model.set_gguf_parameters writes them (no rope
                                        keys; key/value_length, soft-capping, sliding_window) instead of TextModel's */
+    SM_FEAT_SPM_NO_SPACE_PREFIX = 1u << 15, /* a SentencePiece tokenizer gets add_space_prefix false (Gemma's
+                                               converters: add_add_space_prefix(False)) */
 };
+
+/* The architecture's tokenizer rules (SM_FEAT_SPM_NO_SPACE_PREFIX) on a vocabulary read from an HF
+ * directory, for the converter and the runtime alike. */
+void sm_vocab_apply_arch(const sm_hparams *hp, sm_vocab *v);
 
 typedef enum sm_rope_kind {
     SM_ROPE_NORM, /* ggml "normal": rotates adjacent pairs (2i, 2i+1) - GGUF llama, llama2.c */

@@ -287,7 +287,10 @@ static int open_hf(sm_model *m, const char *dir) {
     }
     /* HF keeps q/k in rotate_half order (the GGUF converter permutes them; we do not) */
     m->rope = SM_ROPE_NEOX;
-    if (sm_vocab_load_hf(dir, &m->vocab) == 0) m->has_vocab = true;
+    if (sm_vocab_load_hf(dir, &m->vocab) == 0) {
+        m->has_vocab = true;
+        sm_vocab_apply_arch(&m->hp, &m->vocab);
+    }
     else { /* a model without tokenizer files still evaluates token ids; a broken one says why */
         static const char *const TOK_FILES[] = {"tokenizer.json", "tokenizer.model"};
         for (int i = 0; i < 2 && !m->tok_error[0]; i++) {

@@ -130,6 +130,9 @@ static void check_gguf(const char *path, bool f32) {
           sm_gguf_find(g, "gemma2.rope.dimension_count") == NULL);
     s = sm_gguf_get_str(g, "tokenizer.ggml.model");
     CHECK(s && !strcmp(s, "llama"));
+    /* Gemma2Model.set_vocab: add_add_space_prefix(False) */
+    const sm_gguf_value *asp = sm_gguf_find(g, "tokenizer.ggml.add_space_prefix");
+    CHECK(asp && asp->type == SM_GGUF_BOOL && asp->v.u == 0);
     CHECK(sm_gguf_find_tensor(g, "output.weight") == NULL);
     CHECK(sm_gguf_n_tensors(g) == (size_t)(2 + QW_LAYERS * 11));
     static const char *const NORMS[] = {"attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm"};
