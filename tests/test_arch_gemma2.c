@@ -302,10 +302,54 @@ static void missing_post_norm(void) {
     CHECK_FAILS_WITH(sm_model_load(bad, NULL, &m), "blk.1.post_ffw_norm.weight is missing");
 }
 
+/* With --llama-cpp: llama-quantize writes the same bytes for every recipe, and llama-perplexity
+ * on the converted GGUF gives smelt ppl's number within 0.5% */
+static void llama_cpp(void) {
+    const char *dir = tl_make_gemma2_tiny();
+    const char *bin = tl_llama_cpp_bin("llama-quantize / llama-perplexity on the Gemma 2 GGUF");
+    if (!dir || !bin) return;
+    char src[1024]; /* tl_tmp's buffers are reused */
+    snprintf(src, sizeof src, "%s", tl_tmp("gemma2-lc.gguf"));
+    sm_convert_opts co = {.outtype = "f32", .quiet = true};
+    CHECK_OK(sm_convert(dir, src, &co, NULL));
+    static const char *const recipes[] = {"Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+                                          "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "IQ4_NL", "IQ4_XS"};
+    char args[4096];
+    int same = 0;
+    for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++) {
+        snprintf(args, sizeof args, "%s/llama-quantize '%s' '%s' %s 2 > '%s' 2>&1", bin, src, tl_tmp("lq.gguf"),
+                 recipes[i], tl_tmp("lq.log"));
+        CHECK(system(args) == 0);
+        snprintf(args, sizeof args, "quantize '%s' '%s' %s --quiet", src, tl_tmp("sq.gguf"), recipes[i]);
+        CHECK(tl_run_smelt(args, NULL) == 0);
+        const bool eq = tl_same_file(tl_tmp("lq.gguf"), tl_tmp("sq.gguf"));
+        CHECK_MSG(eq, "%s: smelt quantize's file differs from llama-quantize's", recipes[i]);
+        same += eq;
+    }
+    fprintf(stderr, "  %d of 16 recipes byte-identical to llama-quantize\n", same);
+    snprintf(args, sizeof args, "%s/llama-perplexity -m '%s' -f '%s' -c 64 --chunks 4 -t 2 > '%s' 2>&1", bin, src,
+             tl_asset(CALIB_TEXT), tl_tmp("lp.log"));
+    CHECK(system(args) == 0);
+    size_t len = 0;
+    char *log = tl_slurp(tl_tmp("lp.log"), &len);
+    const char *p = log ? strstr(log, "[4]") : NULL;
+    const double lp = p ? strtod(p + 3, NULL) : 0;
+    free(log);
+    char *out = NULL;
+    snprintf(args, sizeof args, "ppl %s --text %s --ctx 64 --chunks 4 --json", src, tl_asset(CALIB_TEXT));
+    CHECK(tl_run_smelt(args, &out) == 0);
+    p = out ? strstr(out, "\"ppl\":") : NULL;
+    const double sp = p ? strtod(p + 6, NULL) : 0;
+    free(out);
+    fprintf(stderr, "  ppl: smelt %.4f, llama-perplexity %.4f\n", sp, lp);
+    CHECK(sp > 1 && lp > 1 && fabs(sp - lp) <= 0.005 * lp);
+}
+
 void run_tests(void) {
     TEST(logits_hf_and_gguf);
     TEST(cli_ppl);
     TEST(quantize);
     TEST(calibration);
     TEST(missing_post_norm);
+    TEST(llama_cpp);
 }
