@@ -42,6 +42,7 @@ typedef struct cv_item {
      * g_idx (may be NULL), dequantized, or repacked as they are into Q4_0 / Q8_0 blocks */
     const sm_tensor *gptq[4];
     const sm_gptq_hf_config *gptq_cfg;
+    float *owned_gen;       /* gen when the plan computed it for this item (a shifted norm): freed with the plan */
 } cv_item;
 
 typedef struct cv_plan {

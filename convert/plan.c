@@ -269,6 +269,29 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
                      (long long)t->shape[0], (long long)it->permute_heads);
             goto fail;
         }
+        if ((flags & SM_MAP_NORM_SHIFT) && it->src == t) {
+            /* w + 1 in the source dtype, as llama.cpp's Gemma converters compute it (torch), stored F32 */
+            const int64_t ne = sm_tensor_nelements(t);
+            if (!sm_allow_nonfinite()) {
+                const int64_t bad = sm_first_nonfinite(t->type, t->data, ne);
+                if (bad >= 0) {
+                    sm_nonfinite_error(t->type, (const uint8_t *)t->data + (size_t)bad * ti->block_bytes, bad, 0);
+                    sm_error_ctx("%s: tensor %s", c->path, t->name);
+                    goto fail;
+                }
+            }
+            it->owned_gen = malloc(sizeof(float) * (size_t)(ne ? ne : 1));
+            if (!it->owned_gen) goto oom;
+            if (sm_norm_shift_to_f32(t->type, t->data, it->owned_gen, ne)) {
+                free(it->owned_gen);
+                it->owned_gen = NULL;
+                sm_error_ctx("%s: tensor %s", c->path, t->name);
+                goto fail;
+            }
+            it->gen = it->owned_gen;
+            it->src = NULL;
+            it->type = SM_TYPE_F32;
+        }
         p->bytes_in += t->nbytes;
         finish_item(p, it);
         p->n++;
@@ -311,6 +334,7 @@ void cv_plan_free(cv_plan *p) {
         sm_imatrix_free(p->im);
         free(p->im);
     }
+    for (size_t i = 0; p->items && i < p->n; i++) free(p->items[i].owned_gen);
     free(p->items);
     free(p->rope_freqs);
     memset(p, 0, sizeof *p);

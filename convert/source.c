@@ -89,6 +89,7 @@ static int open_hf(const char *dir, const sm_convert_opts *o, cv_source *s) {
     s->gptq = rc == 0;
     if (sm_ckpt_open(dir, &s->ckpt)) return -1;
     if (o->tokenizer ? sm_vocab_load(o->tokenizer, &s->vocab) : sm_vocab_load_hf(dir, &s->vocab)) return -1;
+    if (!o->tokenizer) sm_vocab_apply_arch(&s->hp, &s->vocab);
     s->have_vocab = true;
     if (!o->name) {
         char base[256];

@@ -107,6 +107,7 @@ typedef enum sm_cuda_tensor {
     SM_CT_WQ, SM_CT_WK, SM_CT_WV, SM_CT_WO, SM_CT_GATE, SM_CT_UP, SM_CT_DOWN,
     SM_CT_BQ, SM_CT_BK, SM_CT_BV, SM_CT_BO, SM_CT_BGATE, SM_CT_BUP, SM_CT_BDOWN,
     SM_CT_Q_NORM, SM_CT_K_NORM,                                      /* per-head q/k RMSNorm weights [head_dim] */
+    SM_CT_POST_ATTN_NORM, SM_CT_POST_FFW_NORM,                       /* SM_FEAT_POST_NORMS (not on the GPU yet) */
     SM_CT_COUNT
 } sm_cuda_tensor;
 

@@ -33,6 +33,10 @@ static const sm_arch_info ARCHS[] = {
      * fused (attn_qkv, ffn_up), sliding_window written; tokenizer pre "default" (SPM) */
     {"Phi3ForCausalLM", "phi3", SM_ROPE_NEOX, false, false, false, NULL, false, true, 4096, "default", SM_FEAT_FUSED,
      SM_KEYS_PHI3},
+    {"Gemma2ForCausalLM", "gemma2", SM_ROPE_NEOX, false, false, false, NULL, false, false, 8192, NULL,
+     SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | SM_FEAT_SWA | SM_FEAT_NORM_SHIFT |
+         SM_FEAT_GEMMA2_KEYS | SM_FEAT_SPM_NO_SPACE_PREFIX,
+     SM_KEYS_TEXT},
     {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, 0, SM_KEYS_TEXT},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
@@ -69,6 +73,13 @@ const char *sm_supported_gguf_archs(void) {
                 k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", k ? ", " : "", ARCHS[i].gguf_arch);
     }
     return buf;
+}
+
+void sm_vocab_apply_arch(const sm_hparams *hp, sm_vocab *v) {
+    if ((hp->features & SM_FEAT_SPM_NO_SPACE_PREFIX) && v->kind == SM_VOCAB_SPM) {
+        v->add_space_prefix = false;
+        v->explicit_flags |= SM_VOCAB_HAS_ADD_SPACE_PREFIX;
+    }
 }
 
 /* ---- typed config fields ---- */
@@ -146,6 +157,38 @@ static int phi3_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (prf != 1.0f)
         return sm_error("%s: \"partial_rotary_factor\": %g: rotating part of each head (Phi-4-mini) is not supported "
                         "yet (only 1.0)", path, (double)prf);
+    return 0;
+}
+
+/* Gemma 2's fields (transformers' Gemma2Config defaults; llama.cpp's Gemma2Model writes the
+ * soft-capping values and sliding_window, always ties the output to the embeddings and drops
+ * lm_head). */
+static int gemma2_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
+    hp->tied_embeddings = true;
+    hp->attn_softcap = 50.0f;
+    hp->final_softcap = 30.0f;
+    float qpas = 256.0f;
+    int64_t w = 4096;
+    const char *capkeys[2] = {"attn_logit_softcapping", "final_logit_softcapping"};
+    float *caps[2] = {&hp->attn_softcap, &hp->final_softcap};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, capkeys[i]);
+        if (v && cJSON_IsNull(v))
+            return sm_error("%s: \"%s\" is null; llama.cpp's converter needs a number (soft-capping off is not supported)",
+                            path, capkeys[i]);
+        if (get_pos_float(cfg, path, capkeys[i], caps[i]) < 0) return -1;
+    }
+    if (get_pos_float(cfg, path, "query_pre_attn_scalar", &qpas) < 0) return -1;
+    if (get_int(cfg, path, "sliding_window", 1, MAX_DIM * 64, &w) < 0) return -1;
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_activation");
+    if (!act || cJSON_IsNull(act)) act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_act");
+    if (act && !cJSON_IsNull(act) &&
+        (!cJSON_IsString(act) || (strcmp(act->valuestring, "gelu_pytorch_tanh") && strcmp(act->valuestring, "gelu"))))
+        return sm_error("%s: \"hidden_activation\": expected \"gelu_pytorch_tanh\"", path);
+    hp->attn_scale = (float)(1.0 / sqrt((double)qpas));
+    hp->sliding_window = w;
+    hp->swa_pattern = 2;
+    hp->explicit_head_dim = true;
     return 0;
 }
 
@@ -283,6 +326,7 @@ static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (parse_rope(cfg, path, hp)) return -1;
     if (bias_keys(a, cfg, path, hp)) return -1;
     if (a->gguf_keys == SM_KEYS_PHI3 && phi3_extras(cfg, path, hp)) return -1;
+    if ((a->features & SM_FEAT_GEMMA2_KEYS)) return gemma2_extras(cfg, path, hp);
     return a->sliding_window_key ? sliding_window_extras(cfg, path, hp) : 0;
 }
 

@@ -24,6 +24,8 @@ typedef enum sm_when {
     SM_WHEN_QK_NORM,  /* hp->features & SM_FEAT_QK_NORM */
     SM_WHEN_UNFUSED,  /* !(hp->features & SM_FEAT_FUSED): separate q/k/v and gate/up */
     SM_WHEN_FUSED,    /* hp->features & SM_FEAT_FUSED: attn_qkv and the fused ffn_up */
+    SM_WHEN_POST_NORMS,    /* hp->features & SM_FEAT_POST_NORMS */
+    SM_WHEN_NO_POST_NORMS, /* not SM_FEAT_POST_NORMS (a stem whose GGUF name depends on it) */
 } sm_when;
 
 typedef struct sm_block_tensor {
@@ -39,13 +41,17 @@ typedef struct sm_block_tensor {
 
 /* The block features each backend implements: a model whose architecture needs another is
  * refused there with a message, never run without it. */
-#define SM_FEAT_CPU (SM_FEAT_QK_NORM | SM_FEAT_FUSED)
-#define SM_FEAT_CUDA (SM_FEAT_QK_NORM) /* kernels/cuda/block_ops.cuh; SM_FEAT_FUSED: not yet (refused) */
+#define SM_FEAT_CPU                                                                                              \
+    (SM_FEAT_QK_NORM | SM_FEAT_FUSED | SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | \
+     SM_FEAT_SWA | SM_FEAT_NORM_SHIFT | SM_FEAT_GEMMA2_KEYS | SM_FEAT_SPM_NO_SPACE_PREFIX)
+#define SM_FEAT_CUDA (SM_FEAT_QK_NORM) /* kernels/cuda/block_ops.cuh; the others: not yet (refused) */
 
 extern const sm_block_tensor SM_BLOCK_TENSORS[];
 extern const size_t SM_N_BLOCK_TENSORS;
 
 bool sm_block_tensor_present(const sm_hparams *hp, const sm_block_tensor *t);
+/* A row whose stem means this tensor only in other architectures (hp NULL: no features): skip it. */
+bool sm_block_tensor_other_arch(const sm_hparams *hp, const sm_block_tensor *t);
 int64_t sm_dim_size(const sm_hparams *hp, sm_dim d);
 
 #endif

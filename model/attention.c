@@ -39,6 +39,33 @@ static void causal_softmax(float *s, int64_t n_keys, int64_t qn, int64_t base, f
         for (int64_t i = 0; i < qn; i++) s[j * qn + i] *= sum[i];
 }
 
+/* causal_softmax with Gemma 2's extras: scores scaled, soft-capped (cap > 0: cap * tanh(s / cap)),
+ * and, with a window w > 0, key j hidden from query i unless (base + i) - j < w. */
+static void capped_window_softmax(float *s, int64_t n_keys, int64_t qn, int64_t base, float scale, float cap, int64_t w) {
+    for (int64_t i = 0; i < qn; i++) {
+        const int64_t last = base + i, first = w > 0 && last - w + 1 > 0 ? last - w + 1 : 0;
+        float mx = -INFINITY;
+        for (int64_t j = first; j <= last; j++) {
+            float v = s[j * qn + i] * scale;
+            if (cap > 0) v = tanhf(v / cap) * cap;
+            s[j * qn + i] = v;
+            if (v > mx) mx = v;
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < n_keys; j++) {
+            if (j < first || j > last) {
+                s[j * qn + i] = 0.0f;
+                continue;
+            }
+            const float e = expf(s[j * qn + i] - mx);
+            s[j * qn + i] = e;
+            sum += e;
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int64_t j = first; j <= last; j++) s[j * qn + i] *= inv;
+    }
+}
+
 int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, int64_t pos0, float *out) {
     if (n <= 0) return 0; /* no queries (the last layer when no logits are wanted) */
     const sm_model *m = c->m;
@@ -47,7 +74,14 @@ int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, 
     const int64_t n_blocks = (n + QBLOCK - 1) / QBLOCK, max_qn = n < QBLOCK ? n : QBLOCK;
     const float *kc = c->k_cache + (size_t)SM_KV_SLOT(c, layer) * m->kv_dim * c->n_ctx;
     const float *vc = c->v_cache + (size_t)SM_KV_SLOT(c, layer) * m->kv_dim * c->n_ctx;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = m->hp.attn_scale > 0 ? m->hp.attn_scale : 1.0f / sqrtf((float)hd);
+    /* Gemma 2: soft-capped scores, a sliding window on the layers of the pattern */
+    const float cap = (m->hp.features & SM_FEAT_SOFTCAP) ? m->hp.attn_softcap : 0.0f;
+    const int64_t window = (m->hp.features & SM_FEAT_SWA) && m->hp.swa_pattern > 0 &&
+                                   layer % m->hp.swa_pattern < m->hp.swa_pattern - 1
+                               ? m->hp.sliding_window
+                               : 0;
+    const bool plain = cap <= 0 && window <= 0;
     /* multiply-adds of the two products: small ones are not worth waking threads for */
     const double work = 2.0 * (double)n_head * (double)n * (double)(pos0 + n) * (double)hd;
     int failed = 0;
@@ -68,7 +102,8 @@ int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, 
                 failed = 1;
                 continue;
             }
-            causal_softmax(s, n_keys, qn, pos0 + i0, scale);
+            if (plain) causal_softmax(s, n_keys, qn, pos0 + i0, scale);
+            else capped_window_softmax(s, n_keys, qn, pos0 + i0, scale, cap, window);
             if (sm_matmul_serial(SM_TYPE_F32, vh, sizeof(float) * (size_t)c->n_ctx, hd, n_keys, s, qn, qn,
                                  out + h * hd * ld + i0, ld))
                 failed = 1;

@@ -174,6 +174,23 @@ static void add_bias(const sm_context *c, float *v, const float *b, int64_t rows
         for (int64_t t = 0; t < n; t++) v[f * c->ld + t] += b[f];
 }
 
+/* x += y over rows [0, rows) of tokens [0, n) (feature-major, c->ld apart). */
+static void add_rows(const sm_context *c, float *x, const float *y, int64_t rows, int64_t n) {
+#pragma omp parallel for schedule(static) if (rows * n >= PAR_MIN)
+    for (int64_t f = 0; f < rows; f++)
+        for (int64_t t = 0; t < n; t++) x[f * c->ld + t] += y[f * c->ld + t];
+}
+
+/* g = gelu_tanh(g) * u (SM_FEAT_GELU_TANH): transformers' gelu_pytorch_tanh,
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+static void gelu_tanh_mul(float *g, const float *u, int64_t n) {
+    const float k = 0.7978845608028654f;
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i];
+        g[i] = 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x))) * u[i];
+    }
+}
+
 /* y = W·X (or y += W·X) for each of up to 3 weights, one pass of the threads. */
 static int matmuls(const sm_context *c, const float *x, int64_t n, int n_ops, const sm_weight *const *w,
                    float *const *y, bool accumulate) {
@@ -227,18 +244,37 @@ static int block(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n,
     float *x = c->x + from, *xn = c->xn + from, *att = c->att + from, *gate = c->gate + from, *up = c->up + from;
     if (sm_attention(c, l, c->q + from, k, pos0 + from, att)) return -1;
     if ((rc = observe(c, l, SM_IN_ATTN_OUT, att, m->q_dim, k))) return rc;
-    /* residual connections: the output projections accumulate into x */
-    if (matmuls(c, att, k, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){x}, true)) return -1;
-    add_bias(c, x, L->bo, E, k);
+    if (L->post_attn_norm) { /* SM_FEAT_POST_NORMS: x += norm(o(att)) */
+        if (matmuls(c, att, k, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){xn}, false)) return -1;
+        add_bias(c, xn, L->bo, E, k);
+        rms_norm(c, xn, L->post_attn_norm, xn, k);
+        add_rows(c, x, xn, E, k);
+    } else {
+        /* residual connections: the output projections accumulate into x */
+        if (matmuls(c, att, k, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){x}, true)) return -1;
+        add_bias(c, x, L->bo, E, k);
+    }
 
     rms_norm(c, x, L->ffn_norm, xn, k);
     if ((rc = observe(c, l, SM_IN_FFN, xn, E, k))) return rc;
     if (matmuls(c, xn, k, 2, (const sm_weight *const[]){&L->gate, &L->up}, (float *const[]){gate, up}, false)) return -1;
     add_bias(c, gate, L->bgate, F, k);
     add_bias(c, up, L->bup, F, k);
+    if (hp->features & SM_FEAT_GELU_TANH) {
 #pragma omp parallel for schedule(static) if (F * k >= PAR_MIN)
-    for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(gate + f * ld, up + f * ld, k);
+        for (int64_t f = 0; f < F; f++) gelu_tanh_mul(gate + f * ld, up + f * ld, k);
+    } else {
+#pragma omp parallel for schedule(static) if (F * k >= PAR_MIN)
+        for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(gate + f * ld, up + f * ld, k);
+    }
     if ((rc = observe(c, l, SM_IN_FFN_DOWN, gate, F, k))) return rc;
+    if (L->post_ffw_norm) { /* SM_FEAT_POST_NORMS: x += norm(down(...)) */
+        if (matmuls(c, gate, k, 1, (const sm_weight *const[]){&L->down}, (float *const[]){xn}, false)) return -1;
+        add_bias(c, xn, L->bdown, E, k);
+        rms_norm(c, xn, L->post_ffw_norm, xn, k);
+        add_rows(c, x, xn, E, k);
+        return 0;
+    }
     if (matmuls(c, gate, k, 1, (const sm_weight *const[]){&L->down}, (float *const[]){x}, true)) return -1;
     add_bias(c, x, L->bdown, E, k);
     return 0;
@@ -266,6 +302,10 @@ static int logits_out(sm_context *c, int64_t n, int64_t out_first, float *logits
         for (int64_t t = 0; t < n_out; t++)
             for (int64_t r = 0; r < rows; r++) logits[t * V + v0 + r] = c->logits_t[r * ld + t];
     }
+    if ((m->hp.features & SM_FEAT_SOFTCAP) && m->hp.final_softcap > 0) { /* cap * tanh(logit / cap) */
+        const float cap = m->hp.final_softcap;
+        for (int64_t i = 0; i < n_out * V; i++) logits[i] = tanhf(logits[i] / cap) * cap;
+    }
     return 0;
 }
 
@@ -279,6 +319,10 @@ static int batch(sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0, 
                           row, E))
             return -1;
         for (int64_t f = 0; f < E; f++) c->x[f * ld + t] = row[f];
+        if (hp->features & SM_FEAT_EMBD_SCALE) { /* x * sqrt(n_embd) */
+            const float sc = sqrtf((float)E);
+            for (int64_t f = 0; f < E; f++) c->x[f * ld + t] *= sc;
+        }
     }
     /* without an observer the last layer carries only the tokens whose logits are wanted */
     const int64_t last_from = c->obs ? 0 : !logits ? n : out_first < n ? out_first : n;

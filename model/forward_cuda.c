@@ -57,6 +57,7 @@ int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, sm_cuda_net **out) {
         const sm_layer_weights *L = &m->layers[l];
         for (size_t i = 0; i < SM_N_BLOCK_TENSORS && !rc; i++) {
             const sm_block_tensor *t = &SM_BLOCK_TENSORS[i];
+            if (sm_block_tensor_other_arch(hp, t)) continue;
             const void *field = (const char *)L + t->off;
             rc = t->cols == SM_DIM_NONE
                      ? upload_vector(net, t->slot, l, *(float *const *)field, sm_dim_size(hp, t->rows))
@@ -103,6 +104,7 @@ int sm_model_cuda_block_load(const sm_model *m, int64_t layer, sm_cuda_block *b,
     /* the block's vectors from the table (NULL removes an absent bias or norm) */
     for (size_t i = 0; i < SM_N_BLOCK_TENSORS; i++) {
         const sm_block_tensor *t = &SM_BLOCK_TENSORS[i];
+        if (sm_block_tensor_other_arch(&m->hp, t)) continue;
         if (t->cols == SM_DIM_NONE &&
             sm_cuda_block_set(b, t->slot, *(float *const *)((const char *)L + t->off), sm_dim_size(&m->hp, t->rows)))
             return -1;

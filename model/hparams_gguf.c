@@ -3,6 +3,7 @@
  * LlamaModel.set_gguf_parameters; key names from gguf-py/gguf/constants.py). */
 #include "model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,6 +37,23 @@ void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_write
     char k[128];
     const char *a = hp->arch;
     sm_gguf_set_str(w, "general.architecture", a);
+    const sm_arch_info *ai = sm_arch_by_gguf(a);
+    if (ai && (ai->features & SM_FEAT_GEMMA2_KEYS)) { /* Gemma2Model.set_gguf_parameters, in its order */
+        sm_gguf_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
+        sm_gguf_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
+        sm_gguf_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
+        sm_gguf_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
+        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
+        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
+        sm_gguf_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
+        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.key_length"), (uint32_t)hp->head_dim);
+        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.value_length"), (uint32_t)hp->head_dim);
+        if (file_type >= 0) sm_gguf_set_u32(w, "general.file_type", (uint32_t)file_type);
+        sm_gguf_set_f32(w, key(k, sizeof k, a, "attn_logit_softcapping"), hp->attn_softcap);
+        sm_gguf_set_f32(w, key(k, sizeof k, a, "final_logit_softcapping"), hp->final_softcap);
+        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.sliding_window"), (uint32_t)hp->sliding_window);
+        return;
+    }
     if (hp->gguf_keys == SM_KEYS_PHI3) {
         phi3_keys(hp, file_type, w);
         return;
@@ -181,6 +199,19 @@ int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp) {
         if (sm_gguf_find_tensor(g, "rope_factors_long.weight") || sm_gguf_find_tensor(g, "rope_factors_short.weight"))
             return sm_error("%s: longrope (rope_factors_long/short.weight) is not supported by the runtime yet",
                             sm_gguf_path(g));
+    }
+    if (ai && (ai->features & SM_FEAT_GEMMA2_KEYS)) { /* llama.cpp's llama_model_gemma2::load_hparams */
+        if (get_float(g, key(k, sizeof k, a, "attn_logit_softcapping"), &hp->attn_softcap) ||
+            get_float(g, key(k, sizeof k, a, "final_logit_softcapping"), &hp->final_softcap))
+            return -1;
+        hp->sliding_window = 4096; /* llama.cpp's default when the key is absent */
+        if (sm_gguf_find(g, key(k, sizeof k, a, "attention.sliding_window")) &&
+            get_dim(g, k, &hp->sliding_window, true))
+            return -1;
+        hp->swa_pattern = 2;
+        /* query_pre_attn_scalar is not in the file: llama.cpp uses n_embd / n_head for the 46-layer
+         * (27B) model and head_dim otherwise, as the released configs do */
+        hp->attn_scale = (float)(1.0 / sqrt((double)(hp->n_layer == 46 ? hp->n_embd / hp->n_head : hp->head_dim)));
     }
     if (hp->n_head % hp->n_head_kv) return sm_error("%s: head_count is not a multiple of head_count_kv", sm_gguf_path(g));
     return 0;

@@ -38,6 +38,11 @@ typedef struct sm_hparams {
     float rope_yarn_ext_factor, rope_yarn_attn_factor, rope_yarn_beta_fast, rope_yarn_beta_slow;
     unsigned features;     /* SM_FEAT_*: the decoder block's operations beyond Llama's (from the table) */
     int gguf_keys;         /* SM_KEYS_* (from the table) */
+    /* ---- Gemma 2 (0 where the architecture has none) ---- */
+    float attn_softcap;    /* attention-logit soft-capping: s = cap * tanh(s / cap) */
+    float final_softcap;   /* final-logit soft-capping */
+    float attn_scale;      /* q scale before q.k (0: 1/sqrt(head_dim)); Gemma 2 query_pre_attn_scalar^-0.5 */
+    int swa_pattern;       /* SM_FEAT_SWA: layer l uses the sliding window when l % swa_pattern < swa_pattern - 1 */
 } sm_hparams;
 
 /* Decoder-block features beyond Llama's (RMSNorm, GQA attention with rope, SiLU-gated FFN),
@@ -45,7 +50,24 @@ typedef struct sm_hparams {
 enum {
     SM_FEAT_QK_NORM = 1u << 0, /* per-head RMSNorm of q and k (weights [head_dim]) before rope: Qwen3 */
     SM_FEAT_FUSED = 1u << 16,  /* q/k/v in one attn_qkv and gate/up in one ffn_up ([2*n_ff], gate rows first): Phi-3 */
+    /* Gemma 2: */
+    SM_FEAT_GELU_TANH = 1u << 8,   /* FFN gate activation GELU (tanh approximation) instead of SiLU */
+    SM_FEAT_EMBD_SCALE = 1u << 9,  /* embeddings multiplied by sqrt(n_embd) */
+    SM_FEAT_POST_NORMS = 1u << 10, /* RMSNorms after attention (post_attention_norm) and FFN (post_ffw_norm)
+                                      before their residual adds; the FFN's pre-norm is HF pre_feedforward_layernorm */
+    SM_FEAT_SOFTCAP = 1u << 11,    /* attention-logit and final-logit soft-capping (hp attn/final_softcap) */
+    SM_FEAT_SWA = 1u << 12,        /* sliding-window attention on the layers of hp->swa_pattern (hp->sliding_window) */
+    SM_FEAT_NORM_SHIFT = 1u << 13, /* HF RMSNorm multiplies by (1 + w): every *norm.weight gets + 1 at convert
+                                      (llama.cpp's Gemma converters), and when the runtime reads the HF checkpoint */
+    SM_FEAT_GEMMA2_KEYS = 1u << 14, /* GGUF <arch>.* keys as Gemma2Model.set_gguf_parameters writes them (no rope
+                                       keys; key/value_length, soft-capping, sliding_window) instead of TextModel's */
+    SM_FEAT_SPM_NO_SPACE_PREFIX = 1u << 15, /* a SentencePiece tokenizer gets add_space_prefix false (Gemma's
+                                               converters: add_add_space_prefix(False)) */
 };
+
+/* The architecture's tokenizer rules (SM_FEAT_SPM_NO_SPACE_PREFIX) on a vocabulary read from an HF
+ * directory, for the converter and the runtime alike. */
+void sm_vocab_apply_arch(const sm_hparams *hp, sm_vocab *v);
 
 typedef enum sm_rope_kind {
     SM_ROPE_NORM, /* ggml "normal": rotates adjacent pairs (2i, 2i+1) - GGUF llama, llama2.c */
@@ -92,6 +114,7 @@ enum {
     SM_MAP_PERMUTE_Q = 1 << 0, /* rows permuted from rotate_half to ggml rope layout, n_head */
     SM_MAP_PERMUTE_K = 1 << 1, /* same with n_head_kv */
     SM_MAP_KEEP_F32 = 1 << 2,  /* norms and 1-D tensors stay F32 */
+    SM_MAP_NORM_SHIFT = 1 << 3,/* a norm weight stored as w where the model uses 1 + w: + 1 (SM_FEAT_NORM_SHIFT) */
 };
 /* Map an HF tensor name to its GGUF name. Returns 1 and fills gguf_name/flags on a match,
  * 0 for a tensor to skip silently (e.g. rotary_emb.inv_freq), -1 (error) for an unknown name. */
@@ -115,6 +138,10 @@ int sm_rope_llama3_factors(const sm_hparams *hp, float *out, int64_t n);
 void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_writer *w);
 /* GGUF general.file_type (llama_ftype) for an output type: 0 f32, 1 f16, 7 q8_0, 32 bf16; -1 if none. */
 int sm_ftype_for_type(sm_type t);
+
+/* w + 1 of a norm weight as llama.cpp's converter computes it (torch, in the source dtype):
+ * n values of src (F32, F16 or BF16) to F32. */
+int sm_norm_shift_to_f32(sm_type src_type, const void *src, float *out, int64_t n);
 
 /* Permute rows of a [n_rows, row_len] F32 matrix from HF rotate_half order to ggml's
  * interleaved rope order (what llama.cpp's converter does), for n_heads heads. */

@@ -18,6 +18,7 @@ typedef struct sm_layer_weights {
     float *bq, *bk, *bv, *bo;    /* biases: NULL when the model has none */
     float *bgate, *bup, *bdown;
     float *q_norm, *k_norm;      /* per-head q/k RMSNorm [head_dim]: NULL when the architecture has none */
+    float *post_attn_norm, *post_ffw_norm; /* SM_FEAT_POST_NORMS [n_embd]: NULL otherwise */
     sm_weight wq, wk, wv, wo, gate, up, down;
     /* SM_FEAT_FUSED: the stored attn_qkv / fused ffn_up; wq, wk, wv and gate, up are row views of them */
     sm_weight wqkv, gate_up;

@@ -32,7 +32,14 @@ const sm_block_tensor SM_BLOCK_TENSORS[] = {
     {"self_attn.o_proj", "attn_output", true, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_OUT_BIAS, 0, SM_CT_BO, VEC(bo)},
     {"self_attn.q_norm", "attn_q_norm", false, SM_DIM_HEAD, SM_DIM_NONE, SM_WHEN_QK_NORM, 0, SM_CT_Q_NORM, VEC(q_norm)},
     {"self_attn.k_norm", "attn_k_norm", false, SM_DIM_HEAD, SM_DIM_NONE, SM_WHEN_QK_NORM, 0, SM_CT_K_NORM, VEC(k_norm)},
-    {"post_attention_layernorm", "ffn_norm", false, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_ALWAYS, 0, SM_CT_FFN_NORM, VEC(ffn_norm)},
+    {"post_attention_layernorm", "ffn_norm", false, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_NO_POST_NORMS, 0, SM_CT_FFN_NORM, VEC(ffn_norm)},
+    /* Gemma 2: norms after attention and the FFN; the FFN's own pre-norm has its own name */
+    {"post_attention_layernorm", "post_attention_norm", false, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_POST_NORMS, 0,
+     SM_CT_POST_ATTN_NORM, VEC(post_attn_norm)},
+    {"pre_feedforward_layernorm", "ffn_norm", false, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_POST_NORMS, 0, SM_CT_FFN_NORM,
+     VEC(ffn_norm)},
+    {"post_feedforward_layernorm", "post_ffw_norm", false, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_POST_NORMS, 0,
+     SM_CT_POST_FFW_NORM, VEC(post_ffw_norm)},
     {"mlp.gate_proj", "ffn_gate", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_UNFUSED, 0, SM_CT_GATE, MAT(gate)},
     {"mlp.up_proj", "ffn_up", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_UNFUSED, 0, SM_CT_UP, MAT(up)},
     {"mlp.down_proj", "ffn_down", false, SM_DIM_EMBD, SM_DIM_FF, SM_WHEN_ALWAYS, 0, SM_CT_DOWN, MAT(down)},
@@ -46,6 +53,15 @@ const size_t SM_N_BLOCK_TENSORS = sizeof SM_BLOCK_TENSORS / sizeof SM_BLOCK_TENS
 #define N_LAYER SM_N_BLOCK_TENSORS
 #define LAYER SM_BLOCK_TENSORS
 
+/* A row that names its stem only for some architectures (the same HF or GGUF stem means
+ * another tensor elsewhere) and does not apply to hp's; hp NULL: no features. */
+bool sm_block_tensor_other_arch(const sm_hparams *hp, const sm_block_tensor *t) {
+    const unsigned f = hp ? hp->features : 0;
+    return (t->when == SM_WHEN_POST_NORMS && !(f & SM_FEAT_POST_NORMS)) ||
+           (t->when == SM_WHEN_NO_POST_NORMS && (f & SM_FEAT_POST_NORMS)) ||
+           (t->when == SM_WHEN_FUSED && !(f & SM_FEAT_FUSED)) || (t->when == SM_WHEN_UNFUSED && (f & SM_FEAT_FUSED));
+}
+
 bool sm_block_tensor_present(const sm_hparams *hp, const sm_block_tensor *t) {
     switch (t->when) {
     case SM_WHEN_ALWAYS: return true;
@@ -55,6 +71,8 @@ bool sm_block_tensor_present(const sm_hparams *hp, const sm_block_tensor *t) {
     case SM_WHEN_QK_NORM: return (hp->features & SM_FEAT_QK_NORM) != 0;
     case SM_WHEN_UNFUSED: return !(hp->features & SM_FEAT_FUSED);
     case SM_WHEN_FUSED: return (hp->features & SM_FEAT_FUSED) != 0;
+    case SM_WHEN_POST_NORMS: return (hp->features & SM_FEAT_POST_NORMS) != 0;
+    case SM_WHEN_NO_POST_NORMS: return (hp->features & SM_FEAT_POST_NORMS) == 0;
     }
     return false;
 }
@@ -119,6 +137,7 @@ int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, s
             if (!strcmp(GLOBAL[i].gguf, "output") && hp->tied_embeddings) return 0; /* tied: token_embd serves */
             if (fits(snprintf(gguf_name, cap, "%s%s", GLOBAL[i].gguf, suf), cap)) return -1;
             if (GLOBAL[i].norm) *flags |= SM_MAP_KEEP_F32;
+            if (GLOBAL[i].norm && (hp->features & SM_FEAT_NORM_SHIFT)) *flags |= SM_MAP_NORM_SHIFT;
             return 1;
         }
 
@@ -132,13 +151,16 @@ int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, s
                 const char *rest = end + 1;
                 size_t rest_len = (size_t)(hf_name + stem - rest);
                 for (size_t i = 0; i < N_LAYER; i++)
-                    if (strlen(LAYER[i].hf) == rest_len && !memcmp(rest, LAYER[i].hf, rest_len)) {
+                    if (!sm_block_tensor_other_arch(hp, &LAYER[i]) && strlen(LAYER[i].hf) == rest_len &&
+                        !memcmp(rest, LAYER[i].hf, rest_len)) {
                         if (n >= hp->n_layer)
                             return sm_error("tensor \"%s\": layer %ld, but the model has %lld layers", hf_name, n,
                                             (long long)hp->n_layer);
                         if (fits(snprintf(gguf_name, cap, "blk.%ld.%s%s", n, LAYER[i].gguf, suf), cap)) return -1;
                         if (hp->rope_hf_layout) *flags |= LAYER[i].permute;
                         if (LAYER[i].cols == SM_DIM_NONE || bias) *flags |= SM_MAP_KEEP_F32;
+                        if ((hp->features & SM_FEAT_NORM_SHIFT) && !bias && ends_with(LAYER[i].hf, "norm"))
+                            *flags |= SM_MAP_NORM_SHIFT;
                         return 1;
                     }
             }
@@ -149,11 +171,6 @@ int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, s
 
 /* ffn_up names mlp.up_proj, or mlp.gate_up_proj in a fused (Phi-3) block: the row that
  * matches the model's block (without hyperparameters, the unfused one). */
-static bool fused_ok(const sm_hparams *hp, const sm_block_tensor *t) {
-    const bool fused = hp && (hp->features & SM_FEAT_FUSED);
-    return t->when == SM_WHEN_FUSED ? fused : t->when == SM_WHEN_UNFUSED ? !fused : true;
-}
-
 int sm_map_gguf_name(const sm_hparams *hp, const char *gguf_name, char *hf_name, size_t cap) {
     size_t stem;
     const char *suf = split_suffix(gguf_name, &stem);
@@ -170,8 +187,22 @@ int sm_map_gguf_name(const sm_hparams *hp, const char *gguf_name, char *hf_name,
     const char *rest = end + 1;
     size_t rest_len = (size_t)(gguf_name + stem - rest);
     for (size_t i = 0; i < N_LAYER; i++)
-        if (strlen(LAYER[i].gguf) == rest_len && !memcmp(rest, LAYER[i].gguf, rest_len) && fused_ok(hp, &LAYER[i]))
+        if (!sm_block_tensor_other_arch(hp, &LAYER[i]) && strlen(LAYER[i].gguf) == rest_len && !memcmp(rest, LAYER[i].gguf, rest_len))
             return !fits(snprintf(hf_name, cap, "model.layers.%ld.%s%s", n, LAYER[i].hf, suf), cap);
+    return 0;
+}
+
+int sm_norm_shift_to_f32(sm_type src_type, const void *src, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        switch (src_type) {
+        case SM_TYPE_F32: out[i] = ((const float *)src)[i] + 1.0f; break;
+        case SM_TYPE_F16: out[i] = sm_f16_to_f32(sm_f32_to_f16(sm_f16_to_f32(((const uint16_t *)src)[i]) + 1.0f)); break;
+        case SM_TYPE_BF16:
+            out[i] = sm_bf16_to_f32(sm_f32_to_bf16(sm_bf16_to_f32(((const uint16_t *)src)[i]) + 1.0f));
+            break;
+        default: return sm_error("norm weight of type %s: expected F32, F16 or BF16", sm_type_name(src_type));
+        }
+    }
     return 0;
 }
 

@@ -117,6 +117,11 @@ static int get_vector(sm_model *m, const char *name, int64_t n, bool optional, f
         sm_clear_error();
         rc = sm_row_to_f32(t->type, t->data, v, n);
     }
+    /* an HF checkpoint of an architecture whose RMSNorm multiplies by (1 + w): the + 1 the converter
+     * stores in the GGUF (model.h SM_FEAT_NORM_SHIFT) */
+    const size_t nl = strlen(name);
+    if (!rc && m->ckpt && (m->hp.features & SM_FEAT_NORM_SHIFT) && nl > 11 && !strcmp(name + nl - 11, "norm.weight"))
+        rc = sm_norm_shift_to_f32(t->type, t->data, v, n);
     if (rc) return sm_error_ctx("%s: tensor %s", source(m), name);
     *out = v;
     /* copied: its pages, and those the kernel's fault-around mapped with them (64 KiB), need
@@ -292,7 +297,10 @@ static int open_hf(sm_model *m, const char *dir) {
     }
     /* HF keeps q/k in rotate_half order (the GGUF converter permutes them; we do not) */
     m->rope = SM_ROPE_NEOX;
-    if (sm_vocab_load_hf(dir, &m->vocab) == 0) m->has_vocab = true;
+    if (sm_vocab_load_hf(dir, &m->vocab) == 0) {
+        m->has_vocab = true;
+        sm_vocab_apply_arch(&m->hp, &m->vocab);
+    }
     else { /* a model without tokenizer files still evaluates token ids; a broken one says why */
         static const char *const TOK_FILES[] = {"tokenizer.json", "tokenizer.model"};
         for (int i = 0; i < 2 && !m->tok_error[0]; i++) {

@@ -61,7 +61,7 @@ static void qwen3_table(void) {
     const sm_arch_info *a = sm_arch_by_gguf("qwen3");
     CHECK(a && a->gguf_rope == SM_ROPE_NEOX && a->features == SM_FEAT_QK_NORM && !strcmp(a->tokenizer_pre, "qwen2"));
     CHECK(sm_arch_by_gguf("qwen2")->gguf_rope == SM_ROPE_NEOX && sm_arch_by_gguf("llama")->gguf_rope == SM_ROPE_NORM);
-    CHECK(sm_arch_by_gguf("gemma2") == NULL && sm_arch_by_hf("Gemma2ForCausalLM") == NULL);
+    CHECK(sm_arch_by_gguf("falcon") == NULL && sm_arch_by_hf("FalconForCausalLM") == NULL);
     size_t n = 0;
     char name[64];
     int nd;
@@ -263,7 +263,54 @@ static void permute(void) {
     for (int r = 0; r < 8; r++) CHECK(d16[r] == 100 + order1[r]);
 }
 
+/* Gemma's norm + 1 in the source dtype, as torch computes w + 1 (values from torch 1.13:
+ * bf16 [0.0029296875, 0.005859375, -0.5] + 1 = [1.0, 1.0078125, 0.5]; f16 [0.0029296875,
+ * 0.00048828125] + 1 = [1.0029296875, 1.0]); and the Gemma 2 names of the HF norms */
+static void gemma2_norm_shift(void) {
+    const float bvals[3] = {0.0029296875f, 0.005859375f, -0.5f}, bwant[3] = {1.0f, 1.0078125f, 0.5f};
+    uint16_t b[3], h[2];
+    for (int i = 0; i < 3; i++) b[i] = sm_f32_to_bf16(bvals[i]);
+    h[0] = sm_f32_to_f16(0.0029296875f);
+    h[1] = sm_f32_to_f16(0.00048828125f);
+    float out[3];
+    CHECK_OK(sm_norm_shift_to_f32(SM_TYPE_BF16, b, out, 3));
+    for (int i = 0; i < 3; i++) CHECK_MSG(out[i] == bwant[i], "bf16 %g + 1 = %g, torch %g", bvals[i], out[i], bwant[i]);
+    CHECK_OK(sm_norm_shift_to_f32(SM_TYPE_F16, h, out, 2));
+    CHECK(out[0] == 1.0029296875f && out[1] == 1.0f);
+    const float f = 0.00048828125f;
+    CHECK_OK(sm_norm_shift_to_f32(SM_TYPE_F32, &f, out, 1));
+    CHECK(out[0] == 1.00048828125f);
+
+    sm_hparams hp = {0};
+    snprintf(hp.hf_arch, sizeof hp.hf_arch, "Gemma2ForCausalLM");
+    snprintf(hp.arch, sizeof hp.arch, "gemma2");
+    hp.n_layer = 4;
+    hp.features = sm_arch_by_hf("Gemma2ForCausalLM")->features;
+    static const struct { const char *hf, *gguf; } N[] = {
+        {"model.layers.1.post_attention_layernorm.weight", "blk.1.post_attention_norm.weight"},
+        {"model.layers.1.pre_feedforward_layernorm.weight", "blk.1.ffn_norm.weight"},
+        {"model.layers.1.post_feedforward_layernorm.weight", "blk.1.post_ffw_norm.weight"},
+        {"model.layers.1.input_layernorm.weight", "blk.1.attn_norm.weight"},
+        {"model.norm.weight", "output_norm.weight"},
+    };
+    for (size_t i = 0; i < sizeof N / sizeof N[0]; i++) {
+        char g[96], back[96];
+        int flags = 0;
+        CHECK(sm_map_hf_name(&hp, N[i].hf, g, sizeof g, &flags) == 1 && !strcmp(g, N[i].gguf) &&
+              flags == (SM_MAP_KEEP_F32 | SM_MAP_NORM_SHIFT));
+        CHECK(sm_map_gguf_name(&hp, N[i].gguf, back, sizeof back) == 1 && !strcmp(back, N[i].hf));
+    }
+    /* Llama's post_attention_layernorm is still its ffn_norm, without a shift */
+    hp.features = 0;
+    char g[96];
+    int flags = 0;
+    CHECK(sm_map_hf_name(&hp, "model.layers.1.post_attention_layernorm.weight", g, sizeof g, &flags) == 1 &&
+          !strcmp(g, "blk.1.ffn_norm.weight") && flags == SM_MAP_KEEP_F32);
+    CHECK(sm_map_hf_name(&hp, "model.layers.1.pre_feedforward_layernorm.weight", g, sizeof g, &flags) == -1);
+}
+
 void run_tests(void) {
+    TEST(gemma2_norm_shift);
     TEST(kjv_config);
     TEST(qwen2_mistral_defaults);
     TEST(qwen3_table);

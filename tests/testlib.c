@@ -338,6 +338,73 @@ const char *tl_make_phi3_tiny(void) {
     return dir;
 }
 
+/* ---- the tiny Gemma 2 fixture (see testlib.h) ---- */
+
+const char *tl_make_gemma2_tiny(void) {
+    static char dir[1024];
+    snprintf(dir, sizeof dir, "%s", tl_tmp("gemma2"));
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s' '%s' '%s'/ 2>/dev/null", dir,
+             tl_asset("models/tiny-llama-kjv/tokenizer.model"), tl_asset("models/tiny-llama-kjv/tokenizer_config.json"),
+             tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), dir);
+    if (system(cmd)) return NULL;
+    char path[1100];
+    /* gemma-2-2b's config.json keys, sizes shrunk */
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "{\n  \"architectures\": [\"Gemma2ForCausalLM\"],\n  \"attention_bias\": false,\n"
+             "  \"attention_dropout\": 0.0,\n  \"attn_logit_softcapping\": 2.0,\n  \"bos_token_id\": 1,\n"
+             "  \"cache_implementation\": \"hybrid\",\n  \"eos_token_id\": 2,\n"
+             "  \"final_logit_softcapping\": 3.0,\n  \"head_dim\": %d,\n  \"hidden_act\": \"gelu_pytorch_tanh\",\n"
+             "  \"hidden_activation\": \"gelu_pytorch_tanh\",\n  \"hidden_size\": %d,\n"
+             "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %d,\n  \"max_position_embeddings\": 256,\n"
+             "  \"model_type\": \"gemma2\",\n  \"num_attention_heads\": %d,\n  \"num_hidden_layers\": %d,\n"
+             "  \"num_key_value_heads\": %d,\n  \"pad_token_id\": 0,\n  \"query_pre_attn_scalar\": %d,\n"
+             "  \"rms_norm_eps\": 1e-06,\n  \"rope_theta\": 10000.0,\n  \"sliding_window\": %d,\n"
+             "  \"torch_dtype\": \"float32\",\n  \"transformers_version\": \"4.42.4\",\n  \"use_cache\": true,\n"
+             "  \"vocab_size\": %d\n}\n",
+             GM2_HD, QW_HIDDEN, QW_FF, QW_HEADS, QW_LAYERS, QW_KV, GM2_HD, GM2_WINDOW, GM2_VOCAB);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (tl_write_file(path, cfg, strlen(cfg))) return NULL;
+    struct { char name[96]; int64_t shape[2]; int nd; } t[2 + 11 * QW_LAYERS];
+    int n = 0;
+#define ADD(nm, r, c) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].shape[0] = r, t[n].shape[1] = c, t[n].nd = c ? 2 : 1, n++)
+    ADD("model.embed_tokens.weight", GM2_VOCAB, QW_HIDDEN);
+    for (int l = 0; l < QW_LAYERS; l++) {
+        char b[96];
+#define L(s, r, c) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), ADD(b, r, c))
+        L("input_layernorm.weight", QW_HIDDEN, 0);
+        L("self_attn.q_proj.weight", QW_HEADS * GM2_HD, QW_HIDDEN);
+        L("self_attn.k_proj.weight", QW_KV * GM2_HD, QW_HIDDEN);
+        L("self_attn.v_proj.weight", QW_KV * GM2_HD, QW_HIDDEN);
+        L("self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * GM2_HD);
+        L("post_attention_layernorm.weight", QW_HIDDEN, 0);
+        L("pre_feedforward_layernorm.weight", QW_HIDDEN, 0);
+        L("mlp.gate_proj.weight", QW_FF, QW_HIDDEN);
+        L("mlp.up_proj.weight", QW_FF, QW_HIDDEN);
+        L("mlp.down_proj.weight", QW_HIDDEN, QW_FF);
+        L("post_feedforward_layernorm.weight", QW_HIDDEN, 0);
+#undef L
+    }
+    ADD("model.norm.weight", QW_HIDDEN, 0);
+#undef ADD
+    sm_st_writer *w = sm_st_writer_new();
+    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = sm_st_writer_begin(w, path);
+    float *buf = malloc(sizeof(float) * GM2_VOCAB * QW_HIDDEN);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
+        qwen2_tensor(i, t[i].name, cnt, buf); /* the same recipe, but a Gemma norm stores w of (1 + w): */
+        if (strstr(t[i].name, "norm"))
+            for (int64_t e = 0; e < cnt; e++) buf[e] -= 1.0f; /* v / 1024, exactly */
+        rc = sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt);
+    }
+    free(buf);
+    if (rc || sm_st_writer_finish(w)) return NULL;
+    return dir;
+}
+
 static bool g_llama_mode;
 
 const char *tl_llama_cpp_bin(const char *what) {

@@ -122,6 +122,13 @@ const char *tl_make_qwen3_tiny(bool tied);
  * template; weights from the integer recipe of scripts/make_phi3_reference.py, whose torch
  * logits are in tests/data/phi3-tiny/. NULL on failure. */
 const char *tl_make_phi3_tiny(void);
+/* A tiny Gemma 2 HF directory (Gemma2ForCausalLM config keys and tensor names as transformers
+ * saves them: pre/post norms, soft-capping 2.0 / 3.0, sliding_window 8, head_dim 32 =
+ * query_pre_attn_scalar, vocabulary 2048 with the tiny-llama-kjv SentencePiece tokenizer as a
+ * stand-in, tied output); weights from the integer recipe of scripts/make_gemma2_reference.py,
+ * whose torch logits are in tests/data/gemma2-tiny/. NULL on failure (tokenizer asset missing). */
+enum { GM2_VOCAB = 2048, GM2_HD = 32, GM2_WINDOW = 8 };
+const char *tl_make_gemma2_tiny(void);
 /* Write bytes to a file; 0 on success. */
 int tl_write_file(const char *path, const void *data, size_t len);
 
