@@ -12,6 +12,7 @@
 #include "calib/calib.h"
 #include "quantize/quantize.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,6 +142,7 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
         if (sm_lora_check(o->loras, o->n_loras, c)) return -1;
     }
 
+    size_t n_vision = 0; /* a vision-language checkpoint's vision tower and projector, skipped */
     /* what the configuration implies */
     size_t n_exp = 0;
     for (;;) {
@@ -200,7 +202,10 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
                 sm_error_ctx("%s", c->path);
                 goto fail;
             }
-            if (r == 0) continue;
+            if (r == 0) {
+                n_vision += sm_is_vision_tensor(hp, t->name);
+                continue;
+            }
         }
         expected key;
         snprintf(key.name, sizeof key.name, "%s", it->name);
@@ -315,6 +320,9 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
         }
     if (uniform && gq_type == SM_TYPE_Q4_0) p->ftype = 2;
     if (uniform && gq_type == SM_TYPE_Q8_0) p->ftype = 7;
+    if (n_vision && !o->quiet)
+        fprintf(stderr, "note: %s: %zu vision-tower / projector tensors skipped: the GGUF holds the text model "
+                        "(llama.cpp keeps the vision part in a separate mmproj file)\n", c->path, n_vision);
     free(exp);
     if (o->quant && apply_recipe(s, o->quant, p)) {
         cv_plan_free(p);

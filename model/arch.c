@@ -23,6 +23,9 @@ static int sliding_window_extras(const cJSON *cfg, const char *path, sm_hparams 
  * convert, LlamaModel keys, q/k/v biases always, bias config key, mlp_bias key, sliding-window
  * keys, default context, BPE pre-tokenizer, block features. Rows with hf_name NULL only name a
  * GGUF architecture the runtime reads (llama.cpp's older Mistral files). */
+#define GEMMA3_FEATURES                                                                                            \
+    (SM_FEAT_QK_NORM | SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | SM_FEAT_SWA |      \
+     SM_FEAT_SWA_ROPE | SM_FEAT_NORM_SHIFT | SM_FEAT_SPM_NO_SPACE_PREFIX)
 static const sm_arch_info ARCHS[] = {
     {"LlamaForCausalLM", "llama", SM_ROPE_NORM, true, true, false, "attention_bias", true, false, 2048, "llama-bpe", 0, SM_KEYS_TEXT},
     {"MistralForCausalLM", "llama", SM_ROPE_NORM, true, true, false, NULL, false, true, 131072, "llama-bpe", 0, SM_KEYS_TEXT},
@@ -38,6 +41,13 @@ static const sm_arch_info ARCHS[] = {
      SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | SM_FEAT_SWA | SM_FEAT_NORM_SHIFT |
          SM_FEAT_SPM_NO_SPACE_PREFIX,
      SM_KEYS_GEMMA2},
+    /* Gemma 3 text models (conversion/gemma.py Gemma3Model): Gemma 2's block with q/k norms, no
+     * attention soft-capping, a local rope base on the sliding layers; the language model of a
+     * Gemma3ForConditionalGeneration checkpoint (text_config, language_model.*) likewise */
+    {"Gemma3ForCausalLM", "gemma3", SM_ROPE_NEOX, false, false, false, NULL, false, false, 131072, NULL, GEMMA3_FEATURES,
+     SM_KEYS_GEMMA3},
+    {"Gemma3ForConditionalGeneration", "gemma3", SM_ROPE_NEOX, false, false, false, NULL, false, false, 131072, NULL,
+     GEMMA3_FEATURES | SM_FEAT_VLM_TEXT, SM_KEYS_GEMMA3},
     {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, 0, SM_KEYS_TEXT},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
@@ -193,6 +203,72 @@ static int gemma2_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
     return 0;
 }
 
+/* Gemma 3's fields (transformers' Gemma3TextConfig defaults; Gemma3Model writes final soft-capping
+ * when set and asserts there is no attention soft-capping). */
+static int gemma3_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "attn_logit_softcapping");
+    if (v && !cJSON_IsNull(v))
+        return sm_error("%s: \"attn_logit_softcapping\" is set; Gemma 3 has none (llama.cpp's converter refuses it)", path);
+    if (get_pos_float(cfg, path, "final_logit_softcapping", &hp->final_softcap) < 0) return -1;
+    hp->attn_softcap = 0;
+    if (!cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings")) hp->tied_embeddings = true;
+    if (!cJSON_GetObjectItemCaseSensitive(cfg, "rope_theta")) hp->rope_theta = 1000000.0f;
+    float qpas = 256.0f;
+    if (get_pos_float(cfg, path, "query_pre_attn_scalar", &qpas) < 0) return -1;
+    hp->attn_scale = (float)(1.0 / sqrt((double)qpas));
+    hp->rope_theta_swa = 10000.0f;
+    if (get_pos_float(cfg, path, "rope_local_base_freq", &hp->rope_theta_swa) < 0) return -1;
+    int64_t w = 4096, pattern = 6;
+    if (get_int(cfg, path, "sliding_window", 1, MAX_DIM * 64, &w) < 0 ||
+        get_int(cfg, path, "sliding_window_pattern", 1, 65536, &pattern) < 0)
+        return -1;
+    /* llama.cpp's converter writes no pattern: its loader assumes 6 */
+    if (pattern != 6)
+        return sm_error("%s: \"sliding_window_pattern\": %lld; llama.cpp's GGUF keeps none and assumes 6", path,
+                        (long long)pattern);
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(cfg, "layer_types");
+    if (lt && !cJSON_IsNull(lt)) {
+        if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != (int)hp->n_layer)
+            return sm_error("%s: \"layer_types\": expected one entry per layer", path);
+        for (int l = 0; l < (int)hp->n_layer; l++) {
+            const cJSON *e = cJSON_GetArrayItem(lt, l);
+            const bool sliding = l % pattern < pattern - 1;
+            if (!cJSON_IsString(e) || strcmp(e->valuestring, sliding ? "sliding_attention" : "full_attention"))
+                return sm_error("%s: \"layer_types\"[%d]: expected \"%s\" (every 6th layer global, as llama.cpp runs it)",
+                                path, l, sliding ? "sliding_attention" : "full_attention");
+        }
+    }
+    hp->sliding_window = w;
+    hp->swa_pattern = (int)pattern;
+    hp->explicit_head_dim = true;
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_activation");
+    if (act && !cJSON_IsNull(act) && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu_pytorch_tanh")))
+        return sm_error("%s: \"hidden_activation\": expected \"gelu_pytorch_tanh\"", path);
+    return 0;
+}
+
+/* A multimodal config's text_config over its top level (TextModel.__init__), and the defaults
+ * of transformers' Gemma3TextConfig for the sizes a Gemma 3 config may leave out. */
+static cJSON *text_config(cJSON *cfg) {
+    cJSON *tc = cJSON_GetObjectItemCaseSensitive(cfg, "text_config");
+    if (cJSON_IsObject(tc))
+        for (const cJSON *e = tc->child; e; e = e->next) {
+            cJSON_DeleteItemFromObjectCaseSensitive(cfg, e->string);
+            cJSON_AddItemToObject(cfg, e->string, cJSON_Duplicate(e, 1));
+        }
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
+    const cJSON *a0 = cJSON_IsArray(a) ? cJSON_GetArrayItem(a, 0) : NULL;
+    const sm_arch_info *row = cJSON_IsString(a0) ? sm_arch_by_hf(a0->valuestring) : NULL;
+    if (row && row->gguf_keys == SM_KEYS_GEMMA3) {
+        static const struct { const char *key; double v; } DEF[] = {
+            {"vocab_size", 262208}, {"hidden_size", 2304}, {"intermediate_size", 9216}, {"num_hidden_layers", 26},
+            {"num_attention_heads", 8}, {"num_key_value_heads", 4}, {"head_dim", 256}, {"rms_norm_eps", 1e-6}};
+        for (size_t i = 0; i < sizeof DEF / sizeof DEF[0]; i++)
+            if (!cJSON_GetObjectItemCaseSensitive(cfg, DEF[i].key)) cJSON_AddNumberToObject(cfg, DEF[i].key, DEF[i].v);
+    }
+    return cfg;
+}
+
 /* ---- rope scaling (rope_scaling / rope_parameters), as TextModel.set_gguf_parameters reads it ---- */
 
 static int parse_rope(const cJSON *cfg, const char *path, sm_hparams *hp) {
@@ -327,6 +403,7 @@ static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (parse_rope(cfg, path, hp)) return -1;
     if (bias_keys(a, cfg, path, hp)) return -1;
     if (a->gguf_keys == SM_KEYS_PHI3 && phi3_extras(cfg, path, hp)) return -1;
+    if (a->gguf_keys == SM_KEYS_GEMMA3) return gemma3_extras(cfg, path, hp);
     if (a->gguf_keys == SM_KEYS_GEMMA2) return gemma2_extras(cfg, path, hp);
     return a->sliding_window_key ? sliding_window_extras(cfg, path, hp) : 0;
 }
@@ -344,7 +421,7 @@ int sm_hparams_from_hf_config(const char *config_json_path, sm_hparams *hp) {
         return sm_error("%s: offset %zu: invalid JSON", config_json_path, off);
     }
     free(text);
-    int rc = from_config(cfg, config_json_path, hp);
+    int rc = from_config(text_config(cfg), config_json_path, hp);
     cJSON_Delete(cfg);
     return rc;
 }

@@ -77,10 +77,7 @@ int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, 
     const float scale = m->hp.attn_scale > 0 ? m->hp.attn_scale : 1.0f / sqrtf((float)hd);
     /* Gemma 2: soft-capped scores, a sliding window on the layers of the pattern */
     const float cap = (m->hp.features & SM_FEAT_SOFTCAP) ? m->hp.attn_softcap : 0.0f;
-    const int64_t window = (m->hp.features & SM_FEAT_SWA) && m->hp.swa_pattern > 0 &&
-                                   layer % m->hp.swa_pattern < m->hp.swa_pattern - 1
-                               ? m->hp.sliding_window
-                               : 0;
+    const int64_t window = sm_swa_layer(&m->hp, layer) ? m->hp.sliding_window : 0;
     const bool plain = cap <= 0 && window <= 0;
     /* multiply-adds of the two products: small ones are not worth waking threads for */
     const double work = 2.0 * (double)n_head * (double)n * (double)(pos0 + n) * (double)hd;

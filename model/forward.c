@@ -51,6 +51,10 @@ static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_
     c->v_cache = xalloc(cache, sizeof(float));
     c->rope_cos = xalloc((size_t)n_ctx * half, sizeof(float));
     c->rope_sin = xalloc((size_t)n_ctx * half, sizeof(float));
+    if (m->rope_freq_swa) {
+        c->rope_cos_swa = xalloc((size_t)n_ctx * half, sizeof(float));
+        c->rope_sin_swa = xalloc((size_t)n_ctx * half, sizeof(float));
+    }
     c->x = xalloc(ld * (size_t)hp->n_embd, sizeof(float));
     c->xn = xalloc(ld * (size_t)hp->n_embd, sizeof(float));
     c->tmp = xalloc((size_t)hp->n_embd, sizeof(float));
@@ -63,7 +67,8 @@ static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_
     c->logits_t = xalloc(ld * logit_rows, sizeof(float));
     c->ss = xalloc((size_t)n_batch, sizeof(double));
     if (!c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin || !c->x || !c->xn || !c->tmp || !c->q ||
-        !c->att || !c->k || !c->v || !c->gate || !c->up || !c->logits_t || !c->ss) {
+        !c->att || !c->k || !c->v || !c->gate || !c->up || !c->logits_t || !c->ss ||
+        (m->rope_freq_swa && (!c->rope_cos_swa || !c->rope_sin_swa))) {
         sm_context_free(c);
         return sm_error("out of memory for a context of %lld positions (KV cache %.1f MiB)", (long long)n_ctx,
                         2.0 * (double)cache * sizeof(float) / 1048576.0);
@@ -74,6 +79,10 @@ static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_
             const double a = (double)p * m->rope_freq[i];
             c->rope_cos[i * (size_t)n_ctx + (size_t)p] = (float)cos(a);
             c->rope_sin[i * (size_t)n_ctx + (size_t)p] = (float)sin(a);
+            if (!m->rope_freq_swa) continue;
+            const double b = (double)p * m->rope_freq_swa[i];
+            c->rope_cos_swa[i * (size_t)n_ctx + (size_t)p] = (float)cos(b);
+            c->rope_sin_swa[i * (size_t)n_ctx + (size_t)p] = (float)sin(b);
         }
     *out = c;
     return 0;
@@ -107,7 +116,7 @@ int sm_context_new_on(const sm_model *m, sm_device device, int64_t n_ctx, int64_
 void sm_context_free(sm_context *c) {
     if (!c) return;
     sm_cuda_net_free(c->cuda);
-    void *bufs[] = {c->k_cache, c->v_cache, c->rope_cos, c->rope_sin, c->x, c->xn, c->tmp, c->q,
+    void *bufs[] = {c->k_cache, c->v_cache, c->rope_cos, c->rope_sin, c->rope_cos_swa, c->rope_sin_swa, c->x, c->xn, c->tmp, c->q,
                     c->att, c->k, c->v, c->gate, c->up, c->logits_t, c->ss};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
@@ -149,8 +158,10 @@ static void head_norm(const sm_context *c, float *v, int64_t n_heads, const floa
     }
 }
 
-/* Rotate the batch's q and k heads (n tokens at positions pos0...). */
-static void rope(const sm_context *c, float *q, float *k, int64_t n, int64_t pos0) {
+/* Rotate the batch's q and k heads (n tokens at positions pos0...) of layer l. */
+static void rope(const sm_context *c, float *q, float *k, int64_t n, int64_t pos0, int64_t l) {
+    const bool local = c->rope_cos_swa && sm_swa_layer(&c->m->hp, l); /* Gemma 3's local rope base */
+    const float *cos_t = local ? c->rope_cos_swa : c->rope_cos, *sin_t = local ? c->rope_sin_swa : c->rope_sin;
     const int64_t hd = c->m->head_dim, half = hd / 2, ld = c->ld, nq = c->m->hp.n_head * half;
     const int64_t pairs = (c->m->hp.n_head + c->m->hp.n_head_kv) * half;
 #pragma omp parallel for schedule(static) if (pairs * 2 * n >= PAR_MIN)
@@ -160,7 +171,7 @@ static void rope(const sm_context *c, float *q, float *k, int64_t n, int64_t pos
         const int64_t fa = h * hd + (c->m->rope == SM_ROPE_NORM ? 2 * i : i);
         const int64_t fb = fa + (c->m->rope == SM_ROPE_NORM ? 1 : half);
         float *a = v + fa * ld, *b = v + fb * ld;
-        const float *cs = c->rope_cos + i * c->n_ctx + pos0, *sn = c->rope_sin + i * c->n_ctx + pos0;
+        const float *cs = cos_t + i * c->n_ctx + pos0, *sn = sin_t + i * c->n_ctx + pos0;
         for (int64_t t = 0; t < n; t++) {
             const float xa = a[t], xb = b[t];
             a[t] = xa * cs[t] - xb * sn[t];
@@ -229,7 +240,7 @@ static int block(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n,
     add_bias(c, c->v, L->bv, KV, n);
     if (L->q_norm) head_norm(c, c->q, hp->n_head, L->q_norm, n);
     if (L->k_norm) head_norm(c, c->k, hp->n_head_kv, L->k_norm, n);
-    rope(c, c->q, c->k, n, pos0);
+    rope(c, c->q, c->k, n, pos0, l);
 
     float *kc = c->k_cache + (size_t)SM_KV_SLOT(c, l) * KV * c->n_ctx;
     float *vc = c->v_cache + (size_t)SM_KV_SLOT(c, l) * KV * c->n_ctx;

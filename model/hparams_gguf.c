@@ -21,7 +21,7 @@ typedef struct gguf_key { const char *suffix; key_type type; size_t off; } gguf_
 
 enum { K_CTX, K_EMBD, K_FF, K_LAYERS, K_HEADS, K_HEADS_KV, K_EPS, K_KEY_LEN, K_VALUE_LEN, K_ROPE_DIM, K_ROPE_BASE,
        K_SCALING_TYPE, K_SCALING_FACTOR, K_ORIG_CTX, K_YARN_EXT, K_YARN_ATTN, K_YARN_FAST, K_YARN_SLOW, K_VOCAB,
-       K_ATTN_CAP, K_FINAL_CAP, K_SWA, K_FILE_TYPE /* general.file_type, where the converter class writes it */ };
+       K_ATTN_CAP, K_FINAL_CAP, K_SWA, K_ROPE_BASE_SWA, K_FILE_TYPE /* general.file_type, where the converter class writes it */ };
 
 static const gguf_key KEYS[] = {
     [K_CTX] = U32("context_length", n_ctx_train),
@@ -46,12 +46,14 @@ static const gguf_key KEYS[] = {
     [K_ATTN_CAP] = F32("attn_logit_softcapping", attn_softcap),
     [K_FINAL_CAP] = F32("final_logit_softcapping", final_softcap),
     [K_SWA] = U32("attention.sliding_window", sliding_window),
+    [K_ROPE_BASE_SWA] = F32("rope.freq_base_swa", rope_theta_swa),
     [K_FILE_TYPE] = {"general.file_type", KT_U32, 0},
 };
 
 /* When a key of a key set is written. */
 typedef enum { W_ALWAYS, W_SCALED /* linear or yarn rope scaling */, W_YARN, W_YARN_EXT, W_YARN_ATTN, W_YARN_FAST,
                W_YARN_SLOW, W_HEAD_DIM /* head_dim given or not n_embd / n_head */, W_LLAMA /* LlamaModel keys */,
+               W_FINAL_CAP /* final soft-capping set */, W_SWA_ROPE /* a local rope base */,
                W_END } key_when;
 typedef struct key_use { int key; key_when when; } key_use;
 
@@ -70,8 +72,14 @@ static const key_use GEMMA2_KEYS[] = { /* Gemma2Model */
     {K_CTX, W_ALWAYS}, {K_EMBD, W_ALWAYS}, {K_LAYERS, W_ALWAYS}, {K_FF, W_ALWAYS}, {K_HEADS, W_ALWAYS},
     {K_HEADS_KV, W_ALWAYS}, {K_EPS, W_ALWAYS}, {K_KEY_LEN, W_ALWAYS}, {K_VALUE_LEN, W_ALWAYS},
     {K_FILE_TYPE, W_ALWAYS}, {K_ATTN_CAP, W_ALWAYS}, {K_FINAL_CAP, W_ALWAYS}, {K_SWA, W_ALWAYS}, {0, W_END}};
+static const key_use GEMMA3_KEYS[] = { /* Gemma3Model: TextModel's (its later values overwrite them in place) */
+    {K_LAYERS, W_ALWAYS}, {K_CTX, W_ALWAYS}, {K_EMBD, W_ALWAYS}, {K_FF, W_ALWAYS}, {K_HEADS, W_ALWAYS},
+    {K_HEADS_KV, W_ALWAYS}, {K_SCALING_TYPE, W_SCALED}, {K_SCALING_FACTOR, W_SCALED}, {K_ORIG_CTX, W_YARN},
+    {K_YARN_EXT, W_YARN_EXT}, {K_YARN_ATTN, W_YARN_ATTN}, {K_YARN_FAST, W_YARN_FAST}, {K_YARN_SLOW, W_YARN_SLOW},
+    {K_ROPE_BASE, W_ALWAYS}, {K_ROPE_BASE_SWA, W_SWA_ROPE}, {K_EPS, W_ALWAYS}, {K_KEY_LEN, W_ALWAYS},
+    {K_VALUE_LEN, W_ALWAYS}, {K_FILE_TYPE, W_ALWAYS}, {K_FINAL_CAP, W_FINAL_CAP}, {K_SWA, W_ALWAYS}, {0, W_END}};
 static const key_use *const KEY_SETS[] = {[SM_KEYS_TEXT] = TEXT_KEYS, [SM_KEYS_PHI3] = PHI3_KEYS,
-                                          [SM_KEYS_GEMMA2] = GEMMA2_KEYS};
+                                          [SM_KEYS_GEMMA2] = GEMMA2_KEYS, [SM_KEYS_GEMMA3] = GEMMA3_KEYS};
 
 static bool key_wanted(const sm_hparams *hp, key_when when) {
     bool yarn = !strcmp(hp->rope_scaling_type, "yarn");
@@ -85,6 +93,8 @@ static bool key_wanted(const sm_hparams *hp, key_when when) {
     case W_YARN_SLOW: return yarn && (hp->rope_yarn_set & 8);
     case W_HEAD_DIM: return hp->explicit_head_dim || hp->head_dim * hp->n_head != hp->n_embd;
     case W_LLAMA: return hp->llama_keys;
+    case W_FINAL_CAP: return hp->final_softcap > 0;
+    case W_SWA_ROPE: return hp->rope_theta_swa > 0;
     case W_END: break;
     }
     return false;
@@ -235,6 +245,16 @@ int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp) {
         /* query_pre_attn_scalar is not in the file: llama.cpp uses n_embd / n_head for the 46-layer
          * (27B) model and head_dim otherwise, as the released configs do */
         hp->attn_scale = (float)(1.0 / sqrt((double)(hp->n_layer == 46 ? hp->n_embd / hp->n_head : hp->head_dim)));
+    }
+    if (hp->gguf_keys == SM_KEYS_GEMMA3) { /* llama.cpp's llama_model_gemma3::load_arch_hparams */
+        if (get_float(g, key(k, sizeof k, a, "final_logit_softcapping"), &hp->final_softcap)) return -1;
+        if (sm_gguf_find(g, key(k, sizeof k, a, "attention.sliding_window")) && get_dim(g, k, &hp->sliding_window, true))
+            return -1;
+        hp->swa_pattern = 6;
+        hp->rope_theta_swa = 10000.0f;
+        if (get_float(g, key(k, sizeof k, a, "rope.freq_base_swa"), &hp->rope_theta_swa)) return -1;
+        if (!hp->sliding_window) hp->features &= ~(unsigned)(SM_FEAT_SWA | SM_FEAT_SWA_ROPE);
+        hp->attn_scale = (float)(1.0 / sqrt((double)(hp->n_layer == 62 ? hp->n_embd / hp->n_head : hp->head_dim)));
     }
     if (hp->n_head % hp->n_head_kv) return sm_error("%s: head_count is not a multiple of head_count_kv", sm_gguf_path(g));
     return 0;

@@ -42,6 +42,7 @@ typedef struct sm_hparams {
     float attn_softcap;    /* attention-logit soft-capping: s = cap * tanh(s / cap) */
     float final_softcap;   /* final-logit soft-capping */
     float attn_scale;      /* q scale before q.k (0: 1/sqrt(head_dim)); Gemma 2 query_pre_attn_scalar^-0.5 */
+    float rope_theta_swa;  /* SM_FEAT_SWA_ROPE: the sliding layers' rope base (unscaled; Gemma 3 rope_local_base_freq) */
     int swa_pattern;       /* SM_FEAT_SWA: layer l uses the sliding window when l % swa_pattern < swa_pattern - 1;
                               0: every layer (Phi-3), which no backend applies (llama.cpp switches Phi-3's window
                               off): contexts beyond the window are refused */
@@ -61,9 +62,18 @@ enum {
     SM_FEAT_SWA = 1u << 12,        /* sliding-window attention on the layers of hp->swa_pattern (hp->sliding_window) */
     SM_FEAT_NORM_SHIFT = 1u << 13, /* HF RMSNorm multiplies by (1 + w): every *norm.weight gets + 1 at convert
                                       (llama.cpp's Gemma converters), and when the runtime reads the HF checkpoint */
+    /* Gemma 3: */
+    SM_FEAT_SWA_ROPE = 1u << 14, /* the sliding-window layers rotate with hp->rope_theta_swa, without rope scaling */
+    SM_FEAT_VLM_TEXT = 1u << 17, /* the text model of a vision-language checkpoint: HF names under "language_model."
+                                    are the text model's; vision_tower.* / multi_modal_projector.* are skipped */
     SM_FEAT_SPM_NO_SPACE_PREFIX = 1u << 15, /* a SentencePiece tokenizer gets add_space_prefix false (Gemma's
                                                converters: add_add_space_prefix(False)) */
 };
+
+/* Layer l attends within hp->sliding_window (SM_FEAT_SWA's pattern; llama.cpp's set_swa_pattern). */
+static inline bool sm_swa_layer(const sm_hparams *hp, int64_t l) {
+    return (hp->features & SM_FEAT_SWA) && hp->swa_pattern > 0 && l % hp->swa_pattern < hp->swa_pattern - 1;
+}
 
 /* The architecture's tokenizer rules (SM_FEAT_SPM_NO_SPACE_PREFIX) on a vocabulary read from an HF
  * directory, for the converter and the runtime alike. */
@@ -98,6 +108,7 @@ enum {
     SM_KEYS_TEXT = 0,   /* TextModel (+ LlamaModel's keys where llama_keys) */
     SM_KEYS_PHI3 = 1,   /* Phi3MiniModel: its own order, sliding_window, orig ctx */
     SM_KEYS_GEMMA2 = 2, /* Gemma2Model: no rope keys; key/value_length, soft-capping, sliding_window */
+    SM_KEYS_GEMMA3 = 3, /* Gemma3Model: TextModel's, rope.freq_base_swa, then final soft-capping, sliding_window */
 };
 
 /* The row for a config.json architecture / a GGUF general.architecture, or NULL. */
@@ -113,6 +124,9 @@ int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp);
 /* Writes general.architecture and the <arch>.* keys llama.cpp reads. */
 void sm_hparams_to_gguf(const sm_hparams *hp, sm_gguf_writer *w);
 
+/* A vision tower / multimodal projector tensor of a vision-language checkpoint (SM_FEAT_VLM_TEXT),
+ * which the text model skips. */
+bool sm_is_vision_tensor(const sm_hparams *hp, const char *hf_name);
 /* What the converter must do to a tensor besides renaming it. */
 enum {
     SM_MAP_PERMUTE_Q = 1 << 0, /* rows permuted from rotate_half to ggml rope layout, n_head */

@@ -29,6 +29,7 @@ struct sm_model {
     sm_rope_kind rope;
     int64_t head_dim, q_dim, kv_dim;
     double *rope_freq;          /* head_dim/2 angles per position step (scaling included) */
+    double *rope_freq_swa;      /* SM_FEAT_SWA_ROPE: the sliding layers' (hp.rope_theta_swa, unscaled); else NULL */
     sm_weight tok_embd, output; /* output may alias tok_embd (tied) */
     float *output_norm;
     sm_layer_weights *layers;
@@ -66,6 +67,7 @@ struct sm_context {
     float *k_cache;             /* per layer [n_head_kv][n_ctx][head_dim] */
     float *v_cache;             /* per layer [n_head_kv][head_dim][n_ctx] (transposed) */
     float *rope_cos, *rope_sin; /* [head_dim/2][n_ctx] */
+    float *rope_cos_swa, *rope_sin_swa; /* the same for m->rope_freq_swa (NULL without) */
     float *x, *xn;              /* [n_embd][ld] */
     float *tmp;                 /* [n_embd]: one token's embedding row */
     float *q, *att;             /* [n_head*head_dim][ld] */

@@ -120,8 +120,29 @@ static const char *split_suffix(const char *name, size_t *stem) {
     return NULL;
 }
 
+bool sm_is_vision_tensor(const sm_hparams *hp, const char *hf_name) {
+    if (!(hp->features & SM_FEAT_VLM_TEXT)) return false;
+    if (!strncmp(hf_name, "model.", 6)) hf_name += 6;
+    return !strncmp(hf_name, "vision_tower.", 13) || !strncmp(hf_name, "multi_modal_projector.", 22);
+}
+
 int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, size_t cap, int *flags) {
     *flags = 0;
+    /* a vision-language checkpoint: the vision tower and projector are not the text model's
+     * (llama.cpp writes them to a separate mmproj file); "language_model." dropped from the
+     * text model's names, as convert_hf_to_gguf.py does (language_model.model.layers.N. and
+     * model.language_model.layers.N. both become model.layers.N.) */
+    char text_name[512];
+    if (hp->features & SM_FEAT_VLM_TEXT) {
+        if (sm_is_vision_tensor(hp, hf_name)) return 0;
+        const char *lm = strstr(hf_name, "language_model.");
+        if (lm) {
+            if (fits(snprintf(text_name, sizeof text_name, "%.*s%s", (int)(lm - hf_name), hf_name, lm + 15),
+                     sizeof text_name))
+                return -1;
+            hf_name = text_name;
+        }
+    }
     /* tensors llama.cpp's converter drops */
     if (ends_with(hf_name, ".rotary_emb.inv_freq") || ends_with(hf_name, ".attention.masked_bias") ||
         ends_with(hf_name, ".attention.bias"))

@@ -167,6 +167,12 @@ static int rope_setup(sm_model *m) {
     m->rope_freq = malloc(sizeof(double) * (size_t)half);
     if (!m->rope_freq) return sm_error("out of memory");
     for (int64_t i = 0; i < half; i++) m->rope_freq[i] = pow((double)hp->rope_theta, -2.0 * (double)i / (double)m->head_dim);
+    if ((hp->features & SM_FEAT_SWA_ROPE) && hp->rope_theta_swa > 0) { /* llama.cpp: freq_scale_swa 1 */
+        m->rope_freq_swa = malloc(sizeof(double) * (size_t)half);
+        if (!m->rope_freq_swa) return sm_error("out of memory");
+        for (int64_t i = 0; i < half; i++)
+            m->rope_freq_swa[i] = pow((double)hp->rope_theta_swa, -2.0 * (double)i / (double)m->head_dim);
+    }
     const char *type = hp->rope_scaling_type;
     const sm_tensor *rf = find(m, "rope_freqs.weight");
     if (rf) { /* GGUF llama3-style per-pair divisors */
@@ -452,6 +458,7 @@ void sm_model_free(sm_model *m) {
     free(m->owned);
     free(m->layers);
     free(m->rope_freq);
+    free(m->rope_freq_swa);
     free(m->ckpt_names);
     if (m->qk_perm)
         for (int64_t i = 0; i < 2 * m->hp.n_layer; i++) free(m->qk_perm[i]);

@@ -635,7 +635,7 @@ static void threads_and_isas(void) {
         for (int isa = SM_ISA_SCALAR; isa <= (int)best; isa++)
             for (int th = 1; th <= (isa == (int)best ? 3 : 1); th++) {
                 sm_gptq_result r;
-                char buf[8];
+                char buf[16];
                 snprintf(buf, sizeof buf, "%d", th);
                 setenv("SMELT_THREADS", buf, 1);
                 sm_isa_set((sm_isa)isa);

@@ -169,13 +169,17 @@ static void fixture_tensor(int i, const char *name, int64_t n, bool norm_shift, 
 typedef struct tl_tdesc { const char *name; int64_t rows, cols; } tl_tdesc;
 
 /* A fixture: directory tl_tmp(name) with the files `copy` (NULL-terminated paths), config.json,
- * tokenizer_config.json (if given) and model.safetensors holding `head`, QW_LAYERS x `layer`
- * and `tail` (each ended by a NULL name) in that order. */
+ * tokenizer_config.json (if given) and model.safetensors holding `head`, n_layers (0: QW_LAYERS)
+ * x `layer` and `tail`, their names after `prefix` (if given), then `extra` (each list ended by a
+ * NULL name), in that order. */
 typedef struct tl_fixture {
     const char *name, *config, *tokenizer_config;
     const char *const *copy;
     const tl_tdesc *head, *layer, *tail;
     bool norm_shift;
+    int n_layers;
+    const char *prefix;
+    const tl_tdesc *extra;
 } tl_fixture;
 
 static const char *write_fixture(const tl_fixture *f, char *dir, size_t cap) {
@@ -188,14 +192,15 @@ static const char *write_fixture(const tl_fixture *f, char *dir, size_t cap) {
     if (tl_write_file(path, f->config, strlen(f->config))) return NULL;
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     if (f->tokenizer_config && tl_write_file(path, f->tokenizer_config, strlen(f->tokenizer_config))) return NULL;
-    struct { char name[96]; int64_t shape[2]; int nd; } t[64];
+    struct { char name[128]; int64_t shape[2]; int nd; } t[128];
     int n = 0;
-    const tl_tdesc *parts[3] = {f->head, f->layer, f->tail};
-    for (int p = 0; p < 3; p++)
-        for (int l = 0; l < (p == 1 ? QW_LAYERS : 1); l++)
-            for (const tl_tdesc *d = parts[p]; d && d->name && n < 64; d++, n++) {
-                if (p == 1) snprintf(t[n].name, sizeof t[n].name, "model.layers.%d.%s", l, d->name);
-                else snprintf(t[n].name, sizeof t[n].name, "%s", d->name);
+    const tl_tdesc *parts[4] = {f->head, f->layer, f->tail, f->extra};
+    const char *pre = f->prefix ? f->prefix : "";
+    for (int p = 0; p < 4; p++)
+        for (int l = 0; l < (p == 1 ? (f->n_layers ? f->n_layers : QW_LAYERS) : 1); l++)
+            for (const tl_tdesc *d = parts[p]; d && d->name && n < 128; d++, n++) {
+                if (p == 1) snprintf(t[n].name, sizeof t[n].name, "%smodel.layers.%d.%s", pre, l, d->name);
+                else snprintf(t[n].name, sizeof t[n].name, "%s%s", p < 3 ? pre : "", d->name);
                 t[n].shape[0] = d->rows, t[n].shape[1] = d->cols, t[n].nd = d->cols ? 2 : 1;
             }
     sm_st_writer *w = sm_st_writer_new();
@@ -239,7 +244,7 @@ const char *tl_make_qwen2_tiny(void) {
         {"self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW_HD}, TL_NORM("post_attention_layernorm.weight"),
         TL_MLP, {0}};
     static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {0}};
-    const tl_fixture f = {"qwen2", cfg, NULL, copy, head, layer, tail, false};
+    const tl_fixture f = {"qwen2", cfg, NULL, copy, head, layer, tail, false, 0, NULL, NULL};
     return write_fixture(&f, dir, sizeof dir);
 }
 
@@ -277,7 +282,7 @@ const char *tl_make_qwen3_tiny(bool tied) {
     static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {"lm_head.weight", QW3_VOCAB, QW_HIDDEN}, {0}};
     static const tl_tdesc tail_tied[] = {TL_NORM("model.norm.weight"), {0}};
     const tl_fixture f = {tied ? "qwen3-tied" : "qwen3-untied", cfg, tcfg, copy, head, layer, tied ? tail_tied : tail,
-                          false};
+                          false, 0, NULL, NULL};
     return write_fixture(&f, dirs[tied], sizeof dirs[0]);
 }
 
@@ -315,7 +320,7 @@ const char *tl_make_phi3_tiny(void) {
                                      {"mlp.gate_up_proj.weight", 2 * QW_FF, QW_HIDDEN},
                                      {"mlp.down_proj.weight", QW_HIDDEN, QW_FF}, {0}};
     static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {"lm_head.weight", QW_VOCAB, QW_HIDDEN}, {0}};
-    const tl_fixture f = {"phi3-tiny", cfg, tcfg, copy, head, layer, tail, false};
+    const tl_fixture f = {"phi3-tiny", cfg, tcfg, copy, head, layer, tail, false, 0, NULL, NULL};
     return write_fixture(&f, dir, sizeof dir);
 }
 
@@ -346,8 +351,56 @@ const char *tl_make_gemma2_tiny(void) {
                                      TL_NORM("post_feedforward_layernorm.weight"), {0}};
     static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {0}};
     /* the same recipe, but a Gemma norm stores w of (1 + w): v / 1024, exactly */
-    const tl_fixture f = {"gemma2", cfg, NULL, copy, head, layer, tail, true};
+    const tl_fixture f = {"gemma2", cfg, NULL, copy, head, layer, tail, true, 0, NULL, NULL};
     return write_fixture(&f, dir, sizeof dir);
+}
+
+const char *tl_make_gemma3_tiny(bool vlm) {
+    static char dirs[2][1024];
+    const char *const copy[] = {tl_asset("models/tiny-llama-kjv/tokenizer.model"),
+                                tl_asset("models/tiny-llama-kjv/tokenizer_config.json"),
+                                tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), NULL};
+    /* Gemma3TextConfig's keys (gemma-3-4b's linear rope scaling), sizes shrunk: as
+     * scripts/make_gemma3_reference.py writes them */
+    char text[2048], cfg[4096];
+    snprintf(text, sizeof text,
+             "\"attention_bias\": false, \"attention_dropout\": 0.0, \"attn_logit_softcapping\": null, "
+             "\"bos_token_id\": 1, \"cache_implementation\": \"hybrid\", \"eos_token_id\": 2, "
+             "\"final_logit_softcapping\": null, \"head_dim\": %d, \"hidden_activation\": \"gelu_pytorch_tanh\", "
+             "\"hidden_size\": %d, \"initializer_range\": 0.02, \"intermediate_size\": %d, "
+             "\"max_position_embeddings\": 256, \"model_type\": \"gemma3_text\", \"num_attention_heads\": %d, "
+             "\"num_hidden_layers\": %d, \"num_key_value_heads\": %d, \"pad_token_id\": 0, "
+             "\"query_pre_attn_scalar\": %d, \"rms_norm_eps\": 1e-06, \"rope_local_base_freq\": 10000.0, "
+             "\"rope_scaling\": {\"factor\": 8.0, \"rope_type\": \"linear\"}, \"rope_theta\": 1000000.0, "
+             "\"sliding_window\": %d, \"sliding_window_pattern\": 6, \"torch_dtype\": \"float32\", "
+             "\"transformers_version\": \"4.50.0\", \"use_cache\": true, \"vocab_size\": %d",
+             GM2_HD, QW_HIDDEN, QW_FF, QW_HEADS, GM3_LAYERS, QW_KV, GM2_HD, GM2_WINDOW, GM2_VOCAB);
+    if (vlm)
+        snprintf(cfg, sizeof cfg,
+                 "{\"architectures\": [\"Gemma3ForConditionalGeneration\"], \"boi_token_index\": 3, "
+                 "\"eoi_token_index\": 4, \"eos_token_id\": 2, \"image_token_index\": 5, \"initializer_range\": 0.02, "
+                 "\"mm_tokens_per_image\": 4, \"model_type\": \"gemma3\", \"text_config\": {%s}, "
+                 "\"torch_dtype\": \"float32\", \"transformers_version\": \"4.50.0\", \"vision_config\": "
+                 "{\"hidden_size\": 32, \"image_size\": 28, \"intermediate_size\": 64, \"model_type\": "
+                 "\"siglip_vision_model\", \"num_attention_heads\": 2, \"num_hidden_layers\": 1, \"patch_size\": 14, "
+                 "\"vision_use_head\": false}}\n",
+                 text);
+    else
+        snprintf(cfg, sizeof cfg, "{\"architectures\": [\"Gemma3ForCausalLM\"], %s}\n", text);
+    static const tl_tdesc head[] = {{"model.embed_tokens.weight", GM2_VOCAB, QW_HIDDEN}, {0}};
+    static const tl_tdesc layer[] = {TL_NORM("input_layernorm.weight"), TL_ATTN(GM2_HD),
+                                     {"self_attn.q_norm.weight", GM2_HD, 0}, {"self_attn.k_norm.weight", GM2_HD, 0},
+                                     TL_NORM("post_attention_layernorm.weight"),
+                                     TL_NORM("pre_feedforward_layernorm.weight"), TL_MLP,
+                                     TL_NORM("post_feedforward_layernorm.weight"), {0}};
+    static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {0}};
+    static const tl_tdesc vision[] = {{"vision_tower.vision_model.embeddings.position_embedding.weight", 4, 32},
+                                      {"vision_tower.vision_model.post_layernorm.weight", 32, 0},
+                                      {"multi_modal_projector.mm_input_projection_weight", 32, QW_HIDDEN},
+                                      {"multi_modal_projector.mm_soft_emb_norm.weight", 32, 0}, {0}};
+    const tl_fixture f = {vlm ? "gemma3-vlm" : "gemma3", cfg, NULL, copy, head, layer, tail, true, GM3_LAYERS,
+                          vlm ? "language_model." : NULL, vlm ? vision : NULL};
+    return write_fixture(&f, dirs[vlm], sizeof dirs[0]);
 }
 
 static bool g_llama_mode;

@@ -134,6 +134,14 @@ const char *tl_make_gemma2_tiny(void);
 enum { TL_N_ALL_RECIPES = 16 };
 extern const char *const TL_ALL_RECIPES[TL_N_ALL_RECIPES];
 size_t tl_same_as_llama_quantize(const char *bin, const char *src, const char *const *recipes, size_t n);
+/* A tiny Gemma 3 HF directory (Gemma3ForCausalLM, Gemma3TextConfig's keys: sizes of the Gemma 2
+ * fixture, 6 layers (5 sliding with window 8 and the local rope base, the sixth global with linear
+ * rope scaling 8), q/k norms, no soft-capping, tied output, the tiny-llama-kjv SPM tokenizer);
+ * vlm: the same weights as a Gemma3ForConditionalGeneration checkpoint (text_config, tensors under
+ * language_model., a few vision_tower / multi_modal_projector tensors). Weights from the recipe of
+ * scripts/make_gemma3_reference.py, whose torch logits are in tests/data/gemma3-tiny/. */
+enum { GM3_LAYERS = 6 };
+const char *tl_make_gemma3_tiny(bool vlm);
 /* Write bytes to a file; 0 on success. */
 int tl_write_file(const char *path, const void *data, size_t len);
 
