@@ -243,7 +243,9 @@ typedef struct sm_vocab {
     char *chat_template;             /* tokenizer.chat_template, NULL if none */
 } sm_vocab;
 
-enum { SM_VOCAB_HAS_ADD_BOS = 1, SM_VOCAB_HAS_ADD_EOS = 2, SM_VOCAB_HAS_ADD_SPACE_PREFIX = 4 };
+enum { SM_VOCAB_HAS_ADD_BOS = 1, SM_VOCAB_HAS_ADD_EOS = 2, SM_VOCAB_HAS_ADD_SPACE_PREFIX = 4,
+       SM_VOCAB_ADD_SPACE_PREFIX_LAST = 8 /* written after the other tokenizer keys (Gemma's set_vocab adds it
+                                             after the SentencePiece vocabulary), not first */ };
 
 /* From an HF model directory, as llama.cpp's convert_hf_to_gguf.py makes it: tokenizer.model
  * (SPM) or else tokenizer.json (byte-level BPE: gpt-2, llama-bpe, qwen2 pre-tokenizers), plus

@@ -12,7 +12,7 @@
  *   tokenizer.chat_template     string, when present
  *
  * Written in the order convert_hf_to_gguf.py writes them (add_space_prefix first, as
- * LlamaModel.set_vocab does). Reading applies llama.cpp's loader rules: a special id out of
+ * LlamaModel.set_vocab does, or last where SM_VOCAB_ADD_SPACE_PREFIX_LAST says: Gemma's). Reading applies llama.cpp's loader rules: a special id out of
  * range counts as absent, missing scores are 0 and missing types NORMAL. */
 #include "vocab_internal.h"
 
@@ -24,7 +24,8 @@
 static const char *const ID_KEYS[4] = {KEY("bos_token_id"), KEY("eos_token_id"), KEY("unknown_token_id"), KEY("padding_token_id")};
 
 void sm_vocab_to_gguf(const sm_vocab *v, sm_gguf_writer *w) {
-    if (v->explicit_flags & SM_VOCAB_HAS_ADD_SPACE_PREFIX) sm_gguf_set_bool(w, KEY("add_space_prefix"), v->add_space_prefix);
+    const unsigned asp = v->explicit_flags & (SM_VOCAB_HAS_ADD_SPACE_PREFIX | SM_VOCAB_ADD_SPACE_PREFIX_LAST);
+    if (asp == SM_VOCAB_HAS_ADD_SPACE_PREFIX) sm_gguf_set_bool(w, KEY("add_space_prefix"), v->add_space_prefix);
     sm_gguf_set_str(w, KEY("model"), v->kind == SM_VOCAB_SPM ? "llama" : "gpt2");
     sm_gguf_set_str(w, KEY("pre"), v->pre);
     sm_gguf_set_arr_str(w, KEY("tokens"), (const char *const *)v->tokens, (size_t)v->n_tokens);
@@ -37,6 +38,8 @@ void sm_vocab_to_gguf(const sm_vocab *v, sm_gguf_writer *w) {
     if (v->explicit_flags & SM_VOCAB_HAS_ADD_BOS) sm_gguf_set_bool(w, KEY("add_bos_token"), v->add_bos);
     if (v->explicit_flags & SM_VOCAB_HAS_ADD_EOS) sm_gguf_set_bool(w, KEY("add_eos_token"), v->add_eos);
     if (v->chat_template) sm_gguf_set_str(w, "tokenizer.chat_template", v->chat_template);
+    if (asp == (SM_VOCAB_HAS_ADD_SPACE_PREFIX | SM_VOCAB_ADD_SPACE_PREFIX_LAST))
+        sm_gguf_set_bool(w, KEY("add_space_prefix"), v->add_space_prefix);
 }
 
 /* The array-of-strings value of key; NULL if absent, or (with an error) of another type. */

@@ -89,7 +89,7 @@ const char *sm_supported_gguf_archs(void) {
 void sm_vocab_apply_arch(const sm_hparams *hp, sm_vocab *v) {
     if ((hp->features & SM_FEAT_SPM_NO_SPACE_PREFIX) && v->kind == SM_VOCAB_SPM) {
         v->add_space_prefix = false;
-        v->explicit_flags |= SM_VOCAB_HAS_ADD_SPACE_PREFIX;
+        v->explicit_flags |= SM_VOCAB_HAS_ADD_SPACE_PREFIX | SM_VOCAB_ADD_SPACE_PREFIX_LAST; /* Gemma{2,3}Model.set_vocab */
     }
 }
 

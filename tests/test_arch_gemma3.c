@@ -61,6 +61,9 @@ static void check_gguf(const char *path, bool f32) {
     CHECK(s && !strcmp(s, "llama"));
     const sm_gguf_value *asp = sm_gguf_find(g, "tokenizer.ggml.add_space_prefix");
     CHECK(asp && asp->type == SM_GGUF_BOOL && asp->v.u == 0);
+    /* Gemma3Model.set_vocab adds it after the SentencePiece vocabulary: the last key of the
+     * converted file (llama-quantize then appends its own) */
+    if (f32) CHECK(!strcmp(sm_gguf_key(g, sm_gguf_n_kv(g) - 1), "tokenizer.ggml.add_space_prefix"));
     CHECK(sm_gguf_find_tensor(g, "output.weight") == NULL);
     CHECK(sm_gguf_n_tensors(g) == (size_t)(2 + GM3_LAYERS * 13));
     static const char *const NORMS[] = {"attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm",
