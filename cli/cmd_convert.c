@@ -30,7 +30,7 @@ static const char USAGE[] =
     "  -t, --threads N      worker threads (q8_0; the output does not depend on N)\n"
     "  --json               print a JSON report on stdout (fields: docs/json.md)\n"
     "  --quiet, -q          no progress bar, no summary line\n"
-    "Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM; llama2.c.\n";
+    "Supported architectures: @ARCHS@; llama2.c.\n"; /* @ARCHS@: the table's (cli/main.c) */
 
 static int run(int argc, char **argv) {
     cli_common com = {0};

@@ -1,6 +1,7 @@
 /* main.c - `smelt CMD ...`: dispatch to the subcommands. */
 #include "cli.h"
 #include "kernels/kernels.h"
+#include "model/model.h"
 
 #include <string.h>
 
@@ -21,6 +22,18 @@ static const sm_command *find(const char *name) {
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(COMMANDS[i]->name, name) == 0) return COMMANDS[i];
     return NULL;
+}
+
+/* A command's usage; "@ARCHS@" in it stands for the architecture table's list (model/arch.c). */
+static void print_usage(const sm_command *c) {
+    const char *at = strstr(c->usage, "@ARCHS@");
+    if (!at) {
+        fputs(c->usage, stdout);
+        return;
+    }
+    fwrite(c->usage, 1, (size_t)(at - c->usage), stdout);
+    fputs(sm_supported_archs(), stdout);
+    fputs(at + 7, stdout);
 }
 
 static const char HELP_USAGE[] =
@@ -81,7 +94,7 @@ int main(int argc, char **argv) {
             }
             const sm_command *c = find(argv[2]);
             if (!c) return unknown_command(argv[2]);
-            fputs(c->usage, stdout);
+            print_usage(c);
             return 0;
         }
         overview(stdout);
@@ -91,7 +104,7 @@ int main(int argc, char **argv) {
     if (!c) return unknown_command(name);
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(c->usage, stdout);
+            print_usage(c);
             return 0;
         }
     cli_command_name = c->name;

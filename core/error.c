@@ -21,8 +21,20 @@ int sm_error_ctx(const char *fmt, ...) {
     va_start(ap, fmt);
     int k = vsnprintf(g_msg, sizeof g_msg, fmt, ap);
     va_end(ap);
-    if (k >= 0 && (size_t)k < sizeof g_msg && prev[0])
-        snprintf(g_msg + k, sizeof g_msg - (size_t)k, ": %s", prev);
+    if (k >= 0 && (size_t)k < sizeof g_msg && prev[0]) { /* ": prev", cut to fit as snprintf would */
+        size_t room = sizeof g_msg - 1 - (size_t)k, n = strlen(prev);
+        char *d = g_msg + k;
+        if (room >= 2) {
+            memcpy(d, ": ", 2);
+            d += 2, room -= 2;
+            if (n > room) n = room;
+            memcpy(d, prev, n);
+            d += n;
+        } else if (room == 1) {
+            *d++ = ':';
+        }
+        *d = 0;
+    }
     return -1;
 }
 

@@ -30,13 +30,14 @@ static const sm_arch_info ARCHS[] = {
     {"Qwen3ForCausalLM", "qwen3", SM_ROPE_NEOX, false, false, false, "attention_bias", false, true, 32768, "qwen2",
      SM_FEAT_QK_NORM, SM_KEYS_TEXT},
     /* Phi-3 / Phi-4-mini: conversion/phi.py Phi3MiniModel; fused qkv_proj and gate_up_proj kept
-     * fused (attn_qkv, ffn_up), sliding_window written; tokenizer pre "default" (SPM) */
-    {"Phi3ForCausalLM", "phi3", SM_ROPE_NEOX, false, false, false, NULL, false, true, 4096, "default", SM_FEAT_FUSED,
-     SM_KEYS_PHI3},
+     * fused (attn_qkv, ffn_up), sliding_window written (a window on every layer: swa_pattern 0);
+     * tokenizer pre "default" (SPM) */
+    {"Phi3ForCausalLM", "phi3", SM_ROPE_NEOX, false, false, false, NULL, false, true, 4096, "default",
+     SM_FEAT_FUSED | SM_FEAT_SWA, SM_KEYS_PHI3},
     {"Gemma2ForCausalLM", "gemma2", SM_ROPE_NEOX, false, false, false, NULL, false, false, 8192, NULL,
      SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | SM_FEAT_SWA | SM_FEAT_NORM_SHIFT |
-         SM_FEAT_GEMMA2_KEYS | SM_FEAT_SPM_NO_SPACE_PREFIX,
-     SM_KEYS_TEXT},
+         SM_FEAT_SPM_NO_SPACE_PREFIX,
+     SM_KEYS_GEMMA2},
     {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, 0, SM_KEYS_TEXT},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
@@ -54,7 +55,7 @@ const sm_arch_info *sm_arch_by_gguf(const char *gguf_arch) {
 }
 
 const char *sm_supported_archs(void) {
-    static char buf[256];
+    static char buf[1024];
     if (!buf[0]) {
         size_t k = 0;
         for (size_t i = 0; i < N_ARCHS && k < sizeof buf; i++)
@@ -65,7 +66,7 @@ const char *sm_supported_archs(void) {
 }
 
 const char *sm_supported_gguf_archs(void) {
-    static char buf[256];
+    static char buf[1024];
     if (!buf[0]) {
         size_t k = 0;
         for (size_t i = 0; i < N_ARCHS && k < sizeof buf; i++)
@@ -326,7 +327,7 @@ static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (parse_rope(cfg, path, hp)) return -1;
     if (bias_keys(a, cfg, path, hp)) return -1;
     if (a->gguf_keys == SM_KEYS_PHI3 && phi3_extras(cfg, path, hp)) return -1;
-    if ((a->features & SM_FEAT_GEMMA2_KEYS)) return gemma2_extras(cfg, path, hp);
+    if (a->gguf_keys == SM_KEYS_GEMMA2) return gemma2_extras(cfg, path, hp);
     return a->sliding_window_key ? sliding_window_extras(cfg, path, hp) : 0;
 }
 

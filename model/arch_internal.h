@@ -43,7 +43,7 @@ typedef struct sm_block_tensor {
  * refused there with a message, never run without it. */
 #define SM_FEAT_CPU                                                                                              \
     (SM_FEAT_QK_NORM | SM_FEAT_FUSED | SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | \
-     SM_FEAT_SWA | SM_FEAT_NORM_SHIFT | SM_FEAT_GEMMA2_KEYS | SM_FEAT_SPM_NO_SPACE_PREFIX)
+     SM_FEAT_SWA | SM_FEAT_NORM_SHIFT | SM_FEAT_SPM_NO_SPACE_PREFIX)
 #define SM_FEAT_CUDA (SM_FEAT_QK_NORM) /* kernels/cuda/block_ops.cuh; the others: not yet (refused) */
 
 extern const sm_block_tensor SM_BLOCK_TENSORS[];

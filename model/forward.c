@@ -27,10 +27,11 @@ static void *xalloc(size_t n, size_t size) {
 static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_t kv_layers, sm_context **out) {
     *out = NULL;
     if (n_ctx <= 0 || n_ctx > MAX_CTX) return sm_error("context size %lld is out of range", (long long)n_ctx);
-    /* Phi-3 attends within a sliding window on every layer (transformers, and llama.cpp's phi3
-     * graph where phi3.attention.sliding_window > 0); the runtime has no window mask, so a
-     * longer context is refused rather than evaluated differently */
-    if (m->hp.gguf_keys == SM_KEYS_PHI3 && m->hp.sliding_window > 0 && n_ctx > m->hp.sliding_window)
+    /* a window on every layer (swa_pattern 0: Phi-3 in transformers) is applied by no backend
+     * (llama.cpp switches Phi-3's off), so a longer context is refused rather than evaluated
+     * differently */
+    if ((m->hp.features & SM_FEAT_SWA) && m->hp.swa_pattern == 0 && m->hp.sliding_window > 0 &&
+        n_ctx > m->hp.sliding_window)
         return sm_error("context size %lld exceeds the model's sliding attention window (%lld): windowed attention "
                         "is not implemented; use --ctx %lld or less",
                         (long long)n_ctx, (long long)m->hp.sliding_window, (long long)m->hp.sliding_window);

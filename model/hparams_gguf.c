@@ -4,6 +4,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,84 +13,106 @@ static const char *key(char *buf, size_t cap, const char *arch, const char *suff
     return buf;
 }
 
-/* conversion/phi.py Phi3MiniModel.set_gguf_parameters: its own order, the original context
- * always, rope.dimension_count and sliding_window (0 when the config has none). */
-static void phi3_keys(const sm_hparams *hp, int file_type, sm_gguf_writer *w) {
-    char k[128];
-    const char *a = hp->arch;
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "rope.scaling.original_context_length"), (uint32_t)hp->rope_scaling_orig_ctx);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
-    sm_gguf_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "rope.dimension_count"), (uint32_t)hp->head_dim);
-    sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.freq_base"), hp->rope_theta);
-    if (file_type >= 0) sm_gguf_set_u32(w, "general.file_type", (uint32_t)file_type);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.sliding_window"), (uint32_t)hp->sliding_window);
+/* One GGUF <arch>.* key: its name after "<arch>.", its type and the sm_hparams field it holds. */
+typedef enum { KT_U32, KT_F32, KT_STR } key_type;
+typedef struct gguf_key { const char *suffix; key_type type; size_t off; } gguf_key;
+#define U32(s, f) {s, KT_U32, offsetof(sm_hparams, f)}
+#define F32(s, f) {s, KT_F32, offsetof(sm_hparams, f)}
+
+enum { K_CTX, K_EMBD, K_FF, K_LAYERS, K_HEADS, K_HEADS_KV, K_EPS, K_KEY_LEN, K_VALUE_LEN, K_ROPE_DIM, K_ROPE_BASE,
+       K_SCALING_TYPE, K_SCALING_FACTOR, K_ORIG_CTX, K_YARN_EXT, K_YARN_ATTN, K_YARN_FAST, K_YARN_SLOW, K_VOCAB,
+       K_ATTN_CAP, K_FINAL_CAP, K_SWA, K_FILE_TYPE /* general.file_type, where the converter class writes it */ };
+
+static const gguf_key KEYS[] = {
+    [K_CTX] = U32("context_length", n_ctx_train),
+    [K_EMBD] = U32("embedding_length", n_embd),
+    [K_FF] = U32("feed_forward_length", n_ff),
+    [K_LAYERS] = U32("block_count", n_layer),
+    [K_HEADS] = U32("attention.head_count", n_head),
+    [K_HEADS_KV] = U32("attention.head_count_kv", n_head_kv),
+    [K_EPS] = F32("attention.layer_norm_rms_epsilon", rms_eps),
+    [K_KEY_LEN] = U32("attention.key_length", head_dim),
+    [K_VALUE_LEN] = U32("attention.value_length", head_dim),
+    [K_ROPE_DIM] = U32("rope.dimension_count", head_dim),
+    [K_ROPE_BASE] = F32("rope.freq_base", rope_theta),
+    [K_SCALING_TYPE] = {"rope.scaling.type", KT_STR, offsetof(sm_hparams, rope_scaling_type)},
+    [K_SCALING_FACTOR] = F32("rope.scaling.factor", rope_scaling_factor),
+    [K_ORIG_CTX] = U32("rope.scaling.original_context_length", rope_scaling_orig_ctx),
+    [K_YARN_EXT] = F32("rope.scaling.yarn_ext_factor", rope_yarn_ext_factor),
+    [K_YARN_ATTN] = F32("rope.scaling.yarn_attn_factor", rope_yarn_attn_factor),
+    [K_YARN_FAST] = F32("rope.scaling.yarn_beta_fast", rope_yarn_beta_fast),
+    [K_YARN_SLOW] = F32("rope.scaling.yarn_beta_slow", rope_yarn_beta_slow),
+    [K_VOCAB] = U32("vocab_size", n_vocab),
+    [K_ATTN_CAP] = F32("attn_logit_softcapping", attn_softcap),
+    [K_FINAL_CAP] = F32("final_logit_softcapping", final_softcap),
+    [K_SWA] = U32("attention.sliding_window", sliding_window),
+    [K_FILE_TYPE] = {"general.file_type", KT_U32, 0},
+};
+
+/* When a key of a key set is written. */
+typedef enum { W_ALWAYS, W_SCALED /* linear or yarn rope scaling */, W_YARN, W_YARN_EXT, W_YARN_ATTN, W_YARN_FAST,
+               W_YARN_SLOW, W_HEAD_DIM /* head_dim given or not n_embd / n_head */, W_LLAMA /* LlamaModel keys */,
+               W_END } key_when;
+typedef struct key_use { int key; key_when when; } key_use;
+
+/* The converter classes' set_gguf_parameters, each in its order (SM_KEYS_*). */
+static const key_use TEXT_KEYS[] = { /* TextModel + LlamaModel */
+    {K_LAYERS, W_ALWAYS}, {K_CTX, W_ALWAYS}, {K_EMBD, W_ALWAYS}, {K_FF, W_ALWAYS}, {K_HEADS, W_ALWAYS},
+    {K_HEADS_KV, W_ALWAYS}, {K_SCALING_TYPE, W_SCALED}, {K_SCALING_FACTOR, W_SCALED}, {K_ORIG_CTX, W_YARN},
+    {K_YARN_EXT, W_YARN_EXT}, {K_YARN_ATTN, W_YARN_ATTN}, {K_YARN_FAST, W_YARN_FAST}, {K_YARN_SLOW, W_YARN_SLOW},
+    {K_ROPE_BASE, W_ALWAYS}, {K_EPS, W_ALWAYS}, {K_KEY_LEN, W_HEAD_DIM}, {K_VALUE_LEN, W_HEAD_DIM},
+    {K_FILE_TYPE, W_ALWAYS}, {K_VOCAB, W_LLAMA}, {K_ROPE_DIM, W_LLAMA}, {0, W_END}};
+static const key_use PHI3_KEYS[] = { /* conversion/phi.py Phi3MiniModel */
+    {K_CTX, W_ALWAYS}, {K_ORIG_CTX, W_ALWAYS}, {K_EMBD, W_ALWAYS}, {K_FF, W_ALWAYS}, {K_LAYERS, W_ALWAYS},
+    {K_HEADS, W_ALWAYS}, {K_HEADS_KV, W_ALWAYS}, {K_EPS, W_ALWAYS}, {K_ROPE_DIM, W_ALWAYS}, {K_ROPE_BASE, W_ALWAYS},
+    {K_FILE_TYPE, W_ALWAYS}, {K_SWA, W_ALWAYS}, {0, W_END}};
+static const key_use GEMMA2_KEYS[] = { /* Gemma2Model */
+    {K_CTX, W_ALWAYS}, {K_EMBD, W_ALWAYS}, {K_LAYERS, W_ALWAYS}, {K_FF, W_ALWAYS}, {K_HEADS, W_ALWAYS},
+    {K_HEADS_KV, W_ALWAYS}, {K_EPS, W_ALWAYS}, {K_KEY_LEN, W_ALWAYS}, {K_VALUE_LEN, W_ALWAYS},
+    {K_FILE_TYPE, W_ALWAYS}, {K_ATTN_CAP, W_ALWAYS}, {K_FINAL_CAP, W_ALWAYS}, {K_SWA, W_ALWAYS}, {0, W_END}};
+static const key_use *const KEY_SETS[] = {[SM_KEYS_TEXT] = TEXT_KEYS, [SM_KEYS_PHI3] = PHI3_KEYS,
+                                          [SM_KEYS_GEMMA2] = GEMMA2_KEYS};
+
+static bool key_wanted(const sm_hparams *hp, key_when when) {
+    bool yarn = !strcmp(hp->rope_scaling_type, "yarn");
+    switch (when) {
+    case W_ALWAYS: return true;
+    case W_SCALED: return yarn || !strcmp(hp->rope_scaling_type, "linear");
+    case W_YARN: return yarn;
+    case W_YARN_EXT: return yarn && (hp->rope_yarn_set & 1);
+    case W_YARN_ATTN: return yarn && (hp->rope_yarn_set & 2);
+    case W_YARN_FAST: return yarn && (hp->rope_yarn_set & 4);
+    case W_YARN_SLOW: return yarn && (hp->rope_yarn_set & 8);
+    case W_HEAD_DIM: return hp->explicit_head_dim || hp->head_dim * hp->n_head != hp->n_embd;
+    case W_LLAMA: return hp->llama_keys;
+    case W_END: break;
+    }
+    return false;
 }
 
 void sm_hparams_to_gguf(const sm_hparams *hp, sm_gguf_writer *w) { sm_hparams_to_gguf_ftype(hp, -1, w); }
 
+/* file_type < 0: no general.file_type */
 void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_writer *w) {
     char k[128];
     const char *a = hp->arch;
     sm_gguf_set_str(w, "general.architecture", a);
     const sm_arch_info *ai = sm_arch_by_gguf(a);
-    if (ai && (ai->features & SM_FEAT_GEMMA2_KEYS)) { /* Gemma2Model.set_gguf_parameters, in its order */
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
-        sm_gguf_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.key_length"), (uint32_t)hp->head_dim);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.value_length"), (uint32_t)hp->head_dim);
-        if (file_type >= 0) sm_gguf_set_u32(w, "general.file_type", (uint32_t)file_type);
-        sm_gguf_set_f32(w, key(k, sizeof k, a, "attn_logit_softcapping"), hp->attn_softcap);
-        sm_gguf_set_f32(w, key(k, sizeof k, a, "final_logit_softcapping"), hp->final_softcap);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.sliding_window"), (uint32_t)hp->sliding_window);
-        return;
-    }
-    if (hp->gguf_keys == SM_KEYS_PHI3) {
-        phi3_keys(hp, file_type, w);
-        return;
-    }
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
-    if (!strcmp(hp->rope_scaling_type, "linear") || !strcmp(hp->rope_scaling_type, "yarn")) {
-        sm_gguf_set_str(w, key(k, sizeof k, a, "rope.scaling.type"), hp->rope_scaling_type);
-        sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.scaling.factor"), hp->rope_scaling_factor);
-        if (hp->rope_scaling_type[0] == 'y') {
-            sm_gguf_set_u32(w, key(k, sizeof k, a, "rope.scaling.original_context_length"),
-                            (uint32_t)hp->rope_scaling_orig_ctx);
-            if (hp->rope_yarn_set & 1)
-                sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_ext_factor"), hp->rope_yarn_ext_factor);
-            if (hp->rope_yarn_set & 2)
-                sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_attn_factor"), hp->rope_yarn_attn_factor);
-            if (hp->rope_yarn_set & 4)
-                sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_beta_fast"), hp->rope_yarn_beta_fast);
-            if (hp->rope_yarn_set & 8)
-                sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_beta_slow"), hp->rope_yarn_beta_slow);
+    int set = ai ? ai->gguf_keys : hp->gguf_keys;
+    if (set < 0 || (size_t)set >= sizeof KEY_SETS / sizeof KEY_SETS[0] || !KEY_SETS[set]) set = SM_KEYS_TEXT;
+    for (const key_use *u = KEY_SETS[set]; u->when != W_END; u++) {
+        if (!key_wanted(hp, u->when)) continue;
+        const gguf_key *d = &KEYS[u->key];
+        const char *p = (const char *)hp + d->off;
+        if (u->key == K_FILE_TYPE) {
+            if (file_type >= 0) sm_gguf_set_u32(w, d->suffix, (uint32_t)file_type);
+        } else if (d->type == KT_U32) {
+            sm_gguf_set_u32(w, key(k, sizeof k, a, d->suffix), (uint32_t)*(const int64_t *)(const void *)p);
+        } else if (d->type == KT_F32) {
+            sm_gguf_set_f32(w, key(k, sizeof k, a, d->suffix), *(const float *)(const void *)p);
+        } else {
+            sm_gguf_set_str(w, key(k, sizeof k, a, d->suffix), p);
         }
-    }
-    sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.freq_base"), hp->rope_theta);
-    sm_gguf_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
-    if (hp->explicit_head_dim || hp->head_dim * hp->n_head != hp->n_embd) {
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.key_length"), (uint32_t)hp->head_dim);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.value_length"), (uint32_t)hp->head_dim);
-    }
-    if (file_type >= 0) sm_gguf_set_u32(w, "general.file_type", (uint32_t)file_type);
-    if (hp->llama_keys) {
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "vocab_size"), (uint32_t)hp->n_vocab);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "rope.dimension_count"), (uint32_t)hp->head_dim);
     }
 }
 
@@ -200,7 +223,7 @@ int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp) {
             return sm_error("%s: longrope (rope_factors_long/short.weight) is not supported by the runtime yet",
                             sm_gguf_path(g));
     }
-    if (ai && (ai->features & SM_FEAT_GEMMA2_KEYS)) { /* llama.cpp's llama_model_gemma2::load_hparams */
+    if (hp->gguf_keys == SM_KEYS_GEMMA2) { /* llama.cpp's llama_model_gemma2::load_hparams */
         if (get_float(g, key(k, sizeof k, a, "attn_logit_softcapping"), &hp->attn_softcap) ||
             get_float(g, key(k, sizeof k, a, "final_logit_softcapping"), &hp->final_softcap))
             return -1;

@@ -42,7 +42,9 @@ typedef struct sm_hparams {
     float attn_softcap;    /* attention-logit soft-capping: s = cap * tanh(s / cap) */
     float final_softcap;   /* final-logit soft-capping */
     float attn_scale;      /* q scale before q.k (0: 1/sqrt(head_dim)); Gemma 2 query_pre_attn_scalar^-0.5 */
-    int swa_pattern;       /* SM_FEAT_SWA: layer l uses the sliding window when l % swa_pattern < swa_pattern - 1 */
+    int swa_pattern;       /* SM_FEAT_SWA: layer l uses the sliding window when l % swa_pattern < swa_pattern - 1;
+                              0: every layer (Phi-3), which no backend applies (llama.cpp switches Phi-3's window
+                              off): contexts beyond the window are refused */
     /* ---- Phi-3 / Phi-4-mini (model/longrope.c) ---- */
     int64_t n_rot;         /* rotated dimensions of each head (partial_rotary_factor; 0: the whole head) */
     float rope_attn_factor;/* longrope: cos and sin multiplied by it (phi3.rope.scaling.attn_factor; 0: 1) */
@@ -62,8 +64,6 @@ enum {
     SM_FEAT_SWA = 1u << 12,        /* sliding-window attention on the layers of hp->swa_pattern (hp->sliding_window) */
     SM_FEAT_NORM_SHIFT = 1u << 13, /* HF RMSNorm multiplies by (1 + w): every *norm.weight gets + 1 at convert
                                       (llama.cpp's Gemma converters), and when the runtime reads the HF checkpoint */
-    SM_FEAT_GEMMA2_KEYS = 1u << 14, /* GGUF <arch>.* keys as Gemma2Model.set_gguf_parameters writes them (no rope
-                                       keys; key/value_length, soft-capping, sliding_window) instead of TextModel's */
     SM_FEAT_SPM_NO_SPACE_PREFIX = 1u << 15, /* a SentencePiece tokenizer gets add_space_prefix false (Gemma's
                                                converters: add_add_space_prefix(False)) */
 };
@@ -97,7 +97,11 @@ typedef struct sm_arch_info {
 } sm_arch_info;
 
 /* The converter class whose set_gguf_parameters an architecture's GGUF keys follow. */
-enum { SM_KEYS_TEXT = 0, SM_KEYS_PHI3 = 1 /* Phi3MiniModel: its own order, sliding_window, orig ctx */ };
+enum {
+    SM_KEYS_TEXT = 0,   /* TextModel (+ LlamaModel's keys where llama_keys) */
+    SM_KEYS_PHI3 = 1,   /* Phi3MiniModel: its own order, sliding_window, orig ctx */
+    SM_KEYS_GEMMA2 = 2, /* Gemma2Model: no rope keys; key/value_length, soft-capping, sliding_window */
+};
 
 /* The row for a config.json architecture / a GGUF general.architecture, or NULL. */
 const sm_arch_info *sm_arch_by_hf(const char *hf_name);

@@ -18,10 +18,8 @@ saves (modeling_gemma2.py): per layer input_layernorm, self_attn.{q,k,v,o}_proj,
 post_attention_layernorm, pre_feedforward_layernorm, mlp.{gate,up,down}_proj,
 post_feedforward_layernorm; model.embed_tokens, model.norm.
 
-Weights come from an integer recipe, exactly representable in float32, that testlib.c repeats:
-tensors in the order below, tensor i seeded with s = 1000 + i; for each element (row-major)
-s = (s * 1103515245 + 12345) mod 2^31, v = ((s >> 8) mod 255) - 127; a norm weight (name
-containing "norm") is v / 1024 (Gemma2RMSNorm multiplies by 1 + w), any other weight v / 512.
+Weights come from the integer recipe of fixture_common.py (testlib.c repeats it) with norm
+weights v / 1024 (Gemma2RMSNorm multiplies by 1 + w).
 
 The reference forward is written from transformers' modeling_gemma2.py (eager attention) in
 float32: embeddings times hidden_size**0.5; Gemma2RMSNorm (x * rsqrt(mean(x^2) + eps) * (1 + w));
@@ -32,11 +30,11 @@ MLP, post_feedforward_layernorm, residual; final norm, the embedding as lm_head,
 soft-capping. Output: tests/data/gemma2-tiny/logits_24x2048.f32, the logits of the 24 tokens
 [1] + [(i*37 + 11) mod 2048 for i in 1..23], little-endian float32, row = position.
 """
-import json
 import os
-import shutil
-import struct
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_common as fc  # noqa: E402
 
 HIDDEN, HEADS, KV_HEADS, HD, FF, LAYERS, VOCAB, THETA, EPS = 64, 4, 2, 32, 96, 2, 2048, 10000.0, 1e-6
 WINDOW, ATTN_CAP, FINAL_CAP, QPAS = 8, 2.0, 3.0, 32
@@ -60,18 +58,6 @@ def names():
     return out
 
 
-def values(i, name, shape):
-    n = 1
-    for d in shape:
-        n *= d
-    s, vals = 1000 + i, []
-    for _ in range(n):
-        s = (s * 1103515245 + 12345) % (1 << 31)
-        v = ((s >> 8) % 255) - 127
-        vals.append(v / 1024 if "norm" in name else v / 512)
-    return vals
-
-
 def config():
     return {"architectures": ["Gemma2ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
             "attn_logit_softcapping": ATTN_CAP, "bos_token_id": 1, "cache_implementation": "hybrid",
@@ -85,44 +71,25 @@ def config():
 
 
 def write_fixture(out, tokdir):
-    os.makedirs(out, exist_ok=True)
-    for f in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(os.path.join(tokdir, f), os.path.join(out, f))
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config(), f, indent=2)
-    header, blobs, off = {}, [], 0
-    for i, (n, shape) in enumerate(names()):
-        b = struct.pack("<%df" % len(v := values(i, n, shape)), *v)
-        header[n] = {"dtype": "F32", "shape": list(shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(os.path.join(out, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        for b in blobs:
-            f.write(b)
+    fc.write_hf_dir(out, config(), names(), norm_base=0.0,
+                    copy=[(os.path.join(tokdir, f), f)
+                          for f in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json")])
 
 
 def reference():
     import torch
-    W = {n: torch.tensor(values(i, n, s), dtype=torch.float32).reshape(s) for i, (n, s) in enumerate(names())}
-    toks = torch.tensor([1] + [(i * 37 + 11) % VOCAB for i in range(1, 24)])
+    W = fc.weights(names(), norm_base=0.0)
+    toks = fc.tokens(VOCAB)
     T = len(toks)
 
     def rms(x, w):  # Gemma2RMSNorm
-        return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS)) * (1.0 + w)
-
-    def rotate_half(x):
-        return torch.cat((-x[..., HD // 2:], x[..., :HD // 2]), dim=-1)
+        return fc.rms(x, w, EPS, one_plus=True)
 
     def gelu_tanh(x):  # gelu_pytorch_tanh
         return torch.nn.functional.gelu(x, approximate="tanh")
 
     x = W["model.embed_tokens.weight"][toks] * torch.tensor(HIDDEN ** 0.5, dtype=torch.float32)
-    inv = 1.0 / (THETA ** (torch.arange(0, HD, 2, dtype=torch.int64).float() / HD))
-    ang = torch.outer(torch.arange(T).float(), inv)
-    cos, sin = torch.cat((ang, ang), -1).cos(), torch.cat((ang, ang), -1).sin()
+    cos, sin = fc.rope_cos_sin(T, HD, THETA)
     causal = torch.full((T, T), float("-inf")).triu(1)
     i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
     sliding = causal.masked_fill(i - j >= WINDOW, float("-inf"))
@@ -132,7 +99,7 @@ def reference():
         q = (h @ W[p + "self_attn.q_proj.weight"].T).view(T, HEADS, HD).transpose(0, 1)
         k = (h @ W[p + "self_attn.k_proj.weight"].T).view(T, KV_HEADS, HD).transpose(0, 1)
         v = (h @ W[p + "self_attn.v_proj.weight"].T).view(T, KV_HEADS, HD).transpose(0, 1)
-        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        q, k = fc.rope(q, cos, sin), fc.rope(k, cos, sin)
         k, v = k.repeat_interleave(HEADS // KV_HEADS, 0), v.repeat_interleave(HEADS // KV_HEADS, 0)
         s = q @ k.transpose(1, 2) * QPAS ** -0.5
         s = torch.tanh(s / ATTN_CAP) * ATTN_CAP
@@ -146,11 +113,7 @@ def reference():
     logits = rms(x, W["model.norm.weight"]) @ W["model.embed_tokens.weight"].T
     print(f"largest |logit| before capping {float(logits.abs().max()):.3f}")
     logits = torch.tanh(logits / FINAL_CAP) * FINAL_CAP
-    nll = -torch.log_softmax(logits[:-1].double(), -1).gather(1, toks[1:, None]).mean()
-    print(f"gemma2 tiny: ppl over the 23 next tokens = {float(torch.exp(nll)):.6f}")
-    os.makedirs("tests/data/gemma2-tiny", exist_ok=True)
-    with open(f"tests/data/gemma2-tiny/logits_24x{VOCAB}.f32", "wb") as f:
-        f.write(struct.pack("<%df" % (T * VOCAB), *logits.flatten().tolist()))
+    fc.save_logits(f"tests/data/gemma2-tiny/logits_24x{VOCAB}.f32", logits, toks, "gemma2 tiny")
 
 
 def main():

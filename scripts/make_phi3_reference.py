@@ -31,11 +31,11 @@ the causal mask (the 2047 sliding window does not reach within 24 tokens), o_pro
 tests/data/phi3-tiny/logits_24x2048.f32, the logits of the 24 tokens [1] + [(i*37 + 11) mod 2048
 for i in 1..23], little-endian float32, row = position.
 """
-import json
 import os
-import shutil
-import struct
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_common as fc  # noqa: E402
 
 HIDDEN, HEADS, KV_HEADS, HD, FF, LAYERS, VOCAB, THETA, EPS = 64, 4, 2, 16, 96, 2, 2048, 10000.0, 1e-5
 QKV = (HEADS + 2 * KV_HEADS) * HD
@@ -53,18 +53,6 @@ def names():
                 (p + "mlp.down_proj.weight", (HIDDEN, FF))]
     out += [("model.norm.weight", (HIDDEN,)), ("lm_head.weight", (VOCAB, HIDDEN))]
     return out
-
-
-def values(i, name, shape):
-    n = 1
-    for d in shape:
-        n *= d
-    s, vals = 1000 + i, []
-    for _ in range(n):
-        s = (s * 1103515245 + 12345) % (1 << 31)
-        v = ((s >> 8) % 255) - 127
-        vals.append(1 + v / 1024 if "norm" in name else v / 512)
-    return vals
 
 
 def config():
@@ -93,42 +81,21 @@ TOKENIZER_CONFIG = {
 
 def write_fixture(out, tokenizer_model):
     """The HF directory: config.json, model.safetensors (F32, in recipe order), tokenizer files."""
-    os.makedirs(out, exist_ok=True)
-    shutil.copyfile(tokenizer_model, os.path.join(out, "tokenizer.model"))
-    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
-        json.dump(TOKENIZER_CONFIG, f, indent=1)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config(), f, indent=2)
-    header, blobs, off = {}, [], 0
-    for i, (n, shape) in enumerate(names()):
-        b = struct.pack("<%df" % len(v := values(i, n, shape)), *v)
-        header[n] = {"dtype": "F32", "shape": list(shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(os.path.join(out, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        for b in blobs:
-            f.write(b)
+    fc.write_hf_dir(out, config(), names(), copy=[(tokenizer_model, "tokenizer.model")],
+                    tokenizer_config=TOKENIZER_CONFIG)
 
 
 def reference():
     import torch
-    W = {n: torch.tensor(values(i, n, s), dtype=torch.float32).reshape(s) for i, (n, s) in enumerate(names())}
-    toks = torch.tensor([1] + [(i * 37 + 11) % VOCAB for i in range(1, 24)])
+    W = fc.weights(names())
+    toks = fc.tokens(VOCAB)
     T = len(toks)
 
     def rms(x, w):  # Phi3RMSNorm
-        return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS))
-
-    def rotate_half(x):
-        return torch.cat((-x[..., HD // 2:], x[..., :HD // 2]), dim=-1)
+        return fc.rms(x, w, EPS)
 
     x = W["model.embed_tokens.weight"][toks]
-    inv = 1.0 / (THETA ** (torch.arange(0, HD, 2, dtype=torch.int64).float() / HD))
-    ang = torch.outer(torch.arange(T).float(), inv)
-    cos, sin = torch.cat((ang, ang), -1).cos(), torch.cat((ang, ang), -1).sin()
+    cos, sin = fc.rope_cos_sin(T, HD, THETA)
     mask = torch.full((T, T), float("-inf")).triu(1)
     for l in range(LAYERS):
         p = f"model.layers.{l}."
@@ -138,7 +105,7 @@ def reference():
         q = qkv[..., :qp].view(T, HEADS, HD).transpose(0, 1)
         k = qkv[..., qp:qp + KV_HEADS * HD].view(T, KV_HEADS, HD).transpose(0, 1)
         v = qkv[..., qp + KV_HEADS * HD:].view(T, KV_HEADS, HD).transpose(0, 1)
-        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        q, k = fc.rope(q, cos, sin), fc.rope(k, cos, sin)
         k, v = k.repeat_interleave(HEADS // KV_HEADS, 0), v.repeat_interleave(HEADS // KV_HEADS, 0)
         a = torch.softmax(q @ k.transpose(1, 2) * HD ** -0.5 + mask, dim=-1) @ v
         x = x + a.transpose(0, 1).reshape(T, HEADS * HD) @ W[p + "self_attn.o_proj.weight"].T
@@ -146,11 +113,7 @@ def reference():
         gate, up = (h @ W[p + "mlp.gate_up_proj.weight"].T).chunk(2, dim=-1)
         x = x + (up * torch.nn.functional.silu(gate)) @ W[p + "mlp.down_proj.weight"].T
     logits = rms(x, W["model.norm.weight"]) @ W["lm_head.weight"].T
-    nll = -torch.log_softmax(logits[:-1].double(), -1).gather(1, toks[1:, None]).mean()
-    print(f"phi3 tiny: ppl over the 23 next tokens = {float(torch.exp(nll)):.6f}")
-    os.makedirs("tests/data/phi3-tiny", exist_ok=True)
-    with open(f"tests/data/phi3-tiny/logits_24x{VOCAB}.f32", "wb") as f:
-        f.write(struct.pack("<%df" % (T * VOCAB), *logits.flatten().tolist()))
+    fc.save_logits(f"tests/data/phi3-tiny/logits_24x{VOCAB}.f32", logits, toks, "phi3 tiny")
 
 
 def main():

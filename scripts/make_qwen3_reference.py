@@ -28,10 +28,11 @@ the embedding when tied). Output: tests/data/qwen3-tiny/logits_{tied,untied}_24x
 logits of the 24 tokens [1] + [(i*37 + 11) mod 679 for i in 1..23], little-endian float32, row
 = position.
 """
-import json
 import os
-import struct
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_common as fc  # noqa: E402
 
 HIDDEN, HEADS, KV_HEADS, HD, FF, LAYERS, VOCAB, THETA, EPS = 64, 4, 2, 32, 96, 2, 679, 1e6, 1e-6
 
@@ -56,18 +57,6 @@ def names(tied):
     return out
 
 
-def values(i, name, shape):
-    n = 1
-    for d in shape:
-        n *= d
-    s, vals = 1000 + i, []
-    for _ in range(n):
-        s = (s * 1103515245 + 12345) % (1 << 31)
-        v = ((s >> 8) % 255) - 127
-        vals.append(1 + v / 1024 if "norm" in name else v / 512)
-    return vals
-
-
 def config(tied):
     return {"architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
             "bos_token_id": 676, "eos_token_id": 678, "head_dim": HD, "hidden_act": "silu", "hidden_size": HIDDEN,
@@ -80,50 +69,28 @@ def config(tied):
 
 def write_fixture(out, tied):
     """The HF directory: config.json, model.safetensors (F32, in recipe order), tokenizer files."""
-    os.makedirs(out, exist_ok=True)
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "bpe-qwen2")
-    with open(os.path.join(src, "tokenizer.json"), "rb") as f, open(os.path.join(out, "tokenizer.json"), "wb") as g:
-        g.write(f.read())
     tcfg = {"add_bos_token": False, "add_prefix_space": False, "bos_token": None,
             "chat_template": "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
                              "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
                              "{{ '<|im_start|>assistant\\n' }}{% endif %}",
             "eos_token": "<|im_end|>", "errors": "replace", "model_max_length": 131072, "pad_token": "<|endoftext|>",
             "split_special_tokens": False, "tokenizer_class": "Qwen2Tokenizer", "unk_token": None}
-    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
-        json.dump(tcfg, f, indent=1)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config(tied), f, indent=2)
-    header, blobs, off = {}, [], 0
-    for i, (n, shape) in enumerate(names(tied)):
-        b = struct.pack("<%df" % len(v := values(i, n, shape)), *v)
-        header[n] = {"dtype": "F32", "shape": list(shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(os.path.join(out, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        for b in blobs:
-            f.write(b)
+    fc.write_hf_dir(out, config(tied), names(tied), copy=[(os.path.join(src, "tokenizer.json"), "tokenizer.json")],
+                    tokenizer_config=tcfg)
 
 
 def reference(tied):
     import torch
-    W = {n: torch.tensor(values(i, n, s), dtype=torch.float32).reshape(s) for i, (n, s) in enumerate(names(tied))}
-    toks = torch.tensor([1] + [(i * 37 + 11) % VOCAB for i in range(1, 24)])
+    W = fc.weights(names(tied))
+    toks = fc.tokens(VOCAB)
     T = len(toks)
 
     def rms(x, w):  # Qwen3RMSNorm
-        return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS))
-
-    def rotate_half(x):
-        return torch.cat((-x[..., HD // 2:], x[..., :HD // 2]), dim=-1)
+        return fc.rms(x, w, EPS)
 
     x = W["model.embed_tokens.weight"][toks]
-    inv = 1.0 / (THETA ** (torch.arange(0, HD, 2, dtype=torch.int64).float() / HD))
-    ang = torch.outer(torch.arange(T).float(), inv)
-    cos, sin = torch.cat((ang, ang), -1).cos(), torch.cat((ang, ang), -1).sin()
+    cos, sin = fc.rope_cos_sin(T, HD, THETA)
     mask = torch.full((T, T), float("-inf")).triu(1)
     for l in range(LAYERS):
         p = f"model.layers.{l}."
@@ -131,7 +98,7 @@ def reference(tied):
         q = rms((h @ W[p + "self_attn.q_proj.weight"].T).view(T, HEADS, HD), W[p + "self_attn.q_norm.weight"]).transpose(0, 1)
         k = rms((h @ W[p + "self_attn.k_proj.weight"].T).view(T, KV_HEADS, HD), W[p + "self_attn.k_norm.weight"]).transpose(0, 1)
         v = (h @ W[p + "self_attn.v_proj.weight"].T).view(T, KV_HEADS, HD).transpose(0, 1)
-        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        q, k = fc.rope(q, cos, sin), fc.rope(k, cos, sin)
         k, v = k.repeat_interleave(HEADS // KV_HEADS, 0), v.repeat_interleave(HEADS // KV_HEADS, 0)
         a = torch.softmax(q @ k.transpose(1, 2) * HD ** -0.5 + mask, dim=-1) @ v
         x = x + a.transpose(0, 1).reshape(T, HEADS * HD) @ W[p + "self_attn.o_proj.weight"].T
@@ -140,11 +107,7 @@ def reference(tied):
         x = x + (torch.nn.functional.silu(g) * (h @ W[p + "mlp.up_proj.weight"].T)) @ W[p + "mlp.down_proj.weight"].T
     head = W["model.embed_tokens.weight"] if tied else W["lm_head.weight"]
     logits = rms(x, W["model.norm.weight"]) @ head.T
-    nll = -torch.log_softmax(logits[:-1].double(), -1).gather(1, toks[1:, None]).mean()
-    print(f"qwen3 tiny ({'tied' if tied else 'untied'}): ppl over the 23 next tokens = {float(torch.exp(nll)):.6f}")
-    os.makedirs("tests/data/qwen3-tiny", exist_ok=True)
-    with open(f"tests/data/qwen3-tiny/logits_{'tied' if tied else 'untied'}_24x{VOCAB}.f32", "wb") as f:
-        f.write(struct.pack("<%df" % (T * VOCAB), *logits.flatten().tolist()))
+    fc.save_logits(f"tests/data/qwen3-tiny/logits_{'tied' if tied else 'untied'}_24x{VOCAB}.f32", logits, toks, f"qwen3 tiny ({'tied' if tied else 'untied'})")
 
 
 def main():

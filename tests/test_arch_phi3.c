@@ -12,95 +12,19 @@
  *    imatrix names the fused tensors; smelt gptq quantizes qkv and gate_up as fused linears;
  *  - longrope (rope_factors_long/short, the 128k variants) and a partial rotary factor
  *    (Phi-4-mini) are refused with a message saying so. */
-#include "testlib.h"
+#include "arch_testlib.h"
 
+#include "calib/calib.h"
 #include "convert/convert.h"
 #include "model/model.h"
-#include "calib/calib.h"
-#include "quantize/quantize.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define T 24
-#define V QW_VOCAB
-#define CALIB_TEXT "text/kjv-calib.txt"
-
-static void tokens(int32_t *toks) {
-    toks[0] = 1;
-    for (int i = 1; i < T; i++) toks[i] = (i * 37 + 11) % V;
-}
-
-static double ppl_of(const float *logits, const int32_t *toks) {
-    double nll = 0;
-    for (int i = 0; i + 1 < T; i++) {
-        const float *row = logits + (size_t)i * V;
-        double mx = -INFINITY, s = 0;
-        for (int v = 0; v < V; v++) mx = fmax(mx, row[v]);
-        for (int v = 0; v < V; v++) s += exp((double)row[v] - mx);
-        nll += mx + log(s) - row[toks[i + 1]];
-    }
-    return exp(nll / (T - 1));
-}
-
-static float *eval(const char *path) {
-    sm_model *m = NULL;
-    CHECK_OK(sm_model_load(path, NULL, &m));
-    if (!m) return NULL;
-    int32_t toks[T];
-    tokens(toks);
-    float *logits = malloc(sizeof(float) * T * V);
-    sm_context *c = NULL;
-    CHECK_OK(sm_context_new(m, 64, 7, &c)); /* batches of 7: the cache is used across batches */
-    if (c && sm_model_eval(m, c, toks, T, 0, 0, logits)) {
-        CHECK_MSG(0, "eval %s: %s", path, sm_last_error());
-        free(logits);
-        logits = NULL;
-    }
-    CHECK(sm_model_rope(m) == SM_ROPE_NEOX);
-    sm_context_free(c);
-    sm_model_free(m);
-    return logits;
-}
-
-static float *reference(void) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s/tests/data/phi3-tiny/logits_24x%d.f32",
-             getenv("SMELT_SOURCE_DIR") ? getenv("SMELT_SOURCE_DIR") : "..", V);
-    size_t len = 0;
-    float *ref = (float *)tl_slurp(p, &len);
-    CHECK_MSG(ref && len == sizeof(float) * T * V, "%s: missing or wrong size", p);
-    if (ref && len != sizeof(float) * T * V) {
-        free(ref);
-        ref = NULL;
-    }
-    return ref;
-}
-
-/* logits within 1e-4 of torch's (relative to the largest logit when that is above 1),
- * perplexity within 1e-5 relative: the Qwen2/Qwen3 fixtures' tolerances */
-static void against_torch(const char *what, const float *logits, const float *ref) {
-    if (!logits || !ref) return;
-    int32_t toks[T];
-    tokens(toks);
-    double worst = 0, big = 1;
-    for (int i = 0; i < T * V; i++) {
-        worst = fmax(worst, fabs((double)logits[i] - ref[i]));
-        big = fmax(big, fabs(ref[i]));
-    }
-    const double p = ppl_of(logits, toks), pr = ppl_of(ref, toks);
-    fprintf(stderr, "  phi3 %s: max |logit - torch| = %.3g (largest %.3g), ppl %.6f vs torch %.6f\n", what, worst, big,
-            p, pr);
-    CHECK_MSG(worst <= 1e-4 * big, "%s: logits differ from torch by %g", what, worst);
-    CHECK_MSG(fabs(p - pr) <= 1e-5 * pr, "%s: ppl %.9g vs torch %.9g", what, p, pr);
-}
-
-static void check_u32(const sm_gguf *g, const char *key, uint64_t want) {
-    uint64_t v = 0;
-    CHECK_MSG(sm_gguf_get_u64(g, key, &v) == 0 && v == want, "%s: %llu, expected %llu", key, (unsigned long long)v,
-              (unsigned long long)want);
-}
+static void check_gguf(const char *path, bool f32);
+/* random weights of this tiny model drift more under quantization than a trained one's (the
+ * files equal llama-quantize's byte for byte, checked for this fixture) */
+static const ta_arch PHI3 = {"phi3", QW_VOCAB, tl_make_phi3_tiny, check_gguf, 0.04, 0.3};
 
 /* f32: a converted F32 file (else a quantized one) */
 static void check_gguf(const char *path, bool f32) {
@@ -117,17 +41,7 @@ static void check_gguf(const char *path, bool f32) {
                                        "phi3.attention.layer_norm_rms_epsilon", "phi3.rope.dimension_count",
                                        "phi3.rope.freq_base", "general.file_type", "phi3.attention.sliding_window"};
     const uint64_t VALS[] = {4096, 4096, QW_HIDDEN, QW_FF, QW_LAYERS, QW_HEADS, QW_KV, 0, QW_HD, 0, 0, 2047};
-    int64_t prev = -1;
-    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
-        int64_t at = -1;
-        for (size_t k = 0; k < sm_gguf_n_kv(g); k++)
-            if (!strcmp(sm_gguf_key(g, k), KEYS[i])) at = (int64_t)k;
-        /* llama-quantize moves general.file_type to the end (gguf_set_val_u32 removes, then appends) */
-        const bool moved = !f32 && !strcmp(KEYS[i], "general.file_type");
-        CHECK_MSG(moved ? at >= 0 : at > prev, "%s: missing or out of llama.cpp's order", KEYS[i]);
-        if (!moved) prev = at;
-        if (VALS[i]) check_u32(g, KEYS[i], VALS[i]);
-    }
+    ta_check_key_order(g, KEYS, VALS, sizeof KEYS / sizeof KEYS[0], f32);
     CHECK(sm_gguf_find(g, "phi3.vocab_size") == NULL && sm_gguf_find(g, "phi3.rope.scaling.type") == NULL);
     double d = 0;
     CHECK(sm_gguf_get_f64(g, "phi3.rope.freq_base", &d) == 0 && d == 10000);
@@ -160,9 +74,7 @@ static void check_gguf(const char *path, bool f32) {
             "blk.0.ffn_up.weight", "blk.0.ffn_norm.weight", "blk.0.attn_output.weight", "blk.0.attn_qkv.weight",
             "blk.1.attn_norm.weight", "blk.1.ffn_down.weight", "blk.1.ffn_up.weight", "blk.1.ffn_norm.weight",
             "blk.1.attn_output.weight", "blk.1.attn_qkv.weight", "output_norm.weight"};
-        for (size_t i = 0; i < sizeof ORDER / sizeof ORDER[0] && i < sm_gguf_n_tensors(g); i++)
-            CHECK_MSG(!strcmp(sm_gguf_tensor(g, i)->name, ORDER[i]), "tensor %zu: %s, llama.cpp writes %s", i,
-                      sm_gguf_tensor(g, i)->name, ORDER[i]);
+        ta_check_tensor_order(g, ORDER, sizeof ORDER / sizeof ORDER[0]);
     }
     sm_gguf_close(g);
 }
@@ -170,77 +82,15 @@ static void check_gguf(const char *path, bool f32) {
 static void logits_hf_and_gguf(void) {
     const char *dir = tl_make_phi3_tiny();
     CHECK(dir != NULL);
-    float *ref = reference();
-    if (!dir || !ref) {
-        free(ref);
-        return;
-    }
-    float *a = eval(dir);
-    against_torch("HF", a, ref);
-    const char *gguf = tl_tmp("phi3.gguf");
-    sm_convert_opts co = {.outtype = "f32", .quiet = true};
-    CHECK_OK(sm_convert(dir, gguf, &co, NULL));
-    check_gguf(gguf, true);
-    float *b = eval(gguf);
-    against_torch("GGUF f32", b, ref);
-    free(a);
-    free(b);
+    float *ref = ta_reference(&PHI3, "phi3-tiny/logits_24x2048.f32");
+    if (dir && ref) ta_hf_and_gguf(&PHI3, dir, ref, "phi3.gguf", "");
     free(ref);
 }
 
 /* smelt ppl on the HF directory and on its GGUF: the same numbers */
-static void cli_ppl(void) {
-    const char *dir = tl_make_phi3_tiny();
-    if (!dir) return;
-    const char *gguf = tl_tmp("phi3-cli.gguf");
-    char cmd[2048], *out = NULL;
-    snprintf(cmd, sizeof cmd, "convert %s -o %s --outtype f32 --quiet", dir, gguf);
-    CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
-    free(out);
-    double ppl[2] = {0, 0};
-    for (int i = 0; i < 2; i++) {
-        snprintf(cmd, sizeof cmd, "ppl %s --text %s --ctx 64 --chunks 4 --json", i ? gguf : dir, tl_asset(CALIB_TEXT));
-        out = NULL;
-        const int rc = tl_run_smelt(cmd, &out);
-        CHECK_MSG(rc == 0, "%s: %s", cmd, out ? out : "");
-        const char *p = out ? strstr(out, "\"ppl\":") : NULL;
-        if (p) ppl[i] = strtod(p + 6, NULL);
-        free(out);
-    }
-    fprintf(stderr, "  smelt ppl: HF %.6f, GGUF %.6f\n", ppl[0], ppl[1]);
-    CHECK(ppl[0] > 1 && fabs(ppl[0] - ppl[1]) <= 1e-6 * ppl[0]);
-}
+static void cli_ppl(void) { ta_cli_ppl(&PHI3); }
 
-static void quantize(void) {
-    const char *dir = tl_make_phi3_tiny();
-    if (!dir) return;
-    const char *f32 = tl_tmp("phi3-q-src.gguf");
-    sm_convert_opts co = {.outtype = "f32", .quiet = true};
-    CHECK_OK(sm_convert(dir, f32, &co, NULL));
-    float *base = eval(f32);
-    static const char *const RECIPES[] = {"Q8_0", "Q4_K_M"};
-    for (size_t r = 0; r < 2 && base; r++) {
-        char name[64];
-        snprintf(name, sizeof name, "phi3-%s.gguf", RECIPES[r]);
-        const char *q = tl_tmp(name);
-        sm_quantize_opts qo = {.recipe = RECIPES[r], .quiet = true};
-        sm_quantize_report qr;
-        CHECK_OK(sm_quantize_gguf(f32, q, &qo, &qr));
-        check_gguf(q, false);
-        float *l = eval(q);
-        double worst = 0, big = 0;
-        for (int i = 0; l && i < T * V; i++) {
-            worst = fmax(worst, fabs((double)l[i] - base[i]));
-            big = fmax(big, fabs(base[i]));
-        }
-        fprintf(stderr, "  phi3 %s: max |logit - f32| = %.3g of %.3g\n", RECIPES[r], worst, big);
-        /* the files equal llama-quantize's byte for byte (checked for this fixture); random
-         * weights of this tiny model drift more than a trained one's */
-        CHECK(l && worst < (r == 0 ? 0.04 : 0.3) * big);
-        free(l);
-    }
-    free(base);
-}
+static void quantize(void) { ta_quantize(&PHI3); }
 
 /* A copy of the fixture with config.json edited by a sed expression: refused, with `msg`. */
 static void refused_config(const char *name, const char *sed, const char *msg) {
@@ -275,10 +125,7 @@ static void calibration(void) {
     const char *dir = tl_make_phi3_tiny();
     if (!dir) return;
     char cmd[4096], *out = NULL;
-    snprintf(cmd, sizeof cmd, "imatrix %s --text %s -o %s --ctx 64 --chunks 4", dir, tl_asset(CALIB_TEXT),
-             tl_tmp("phi3.imatrix"));
-    CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
-    free(out);
+    ta_smelt_ok("imatrix %s --text %s -o %s --ctx 64 --chunks 4", dir, tl_asset(TA_CALIB_TEXT), tl_tmp("phi3.imatrix"));
     sm_imatrix im = {0};
     CHECK_OK(sm_imatrix_load(tl_tmp("phi3.imatrix"), &im));
     CHECK(im.n_entries == 4 * QW_LAYERS);
@@ -290,33 +137,23 @@ static void calibration(void) {
     snprintf(f32, sizeof f32, "%s", tl_tmp("phi3-c-src.gguf"));
     sm_convert_opts co = {.outtype = "f32", .quiet = true};
     CHECK_OK(sm_convert(dir, f32, &co, NULL));
-    snprintf(cmd, sizeof cmd, "quantize %s %s Q4_K_M --imatrix %s", f32, tl_tmp("phi3-imat.gguf"), tl_tmp("phi3.imatrix"));
-    out = NULL;
-    CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
-    free(out);
-    float *base = eval(f32);
+    ta_smelt_ok("quantize %s %s Q4_K_M --imatrix %s", f32, tl_tmp("phi3-imat.gguf"), tl_tmp("phi3.imatrix"));
+    float *base = ta_eval(&PHI3, f32);
     for (int src = 0; src < 2; src++) {
         char gq[1024];
         snprintf(gq, sizeof gq, "%s", tl_tmp(src ? "phi3-gptq-gguf.gguf" : "phi3-gptq.gguf"));
-        snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 --to gguf:Q4_K_M -o %s", src ? f32 : dir,
-                 tl_asset(CALIB_TEXT), gq);
-        out = NULL;
-        CHECK_MSG(tl_run_smelt(cmd, &out) == 0, "%s: %s", cmd, out ? out : "");
-        free(out);
+        ta_smelt_ok("gptq %s --calib %s --samples 4 --seqlen 64 --to gguf:Q4_K_M -o %s", src ? f32 : dir,
+                    tl_asset(TA_CALIB_TEXT), gq);
         check_gguf(gq, false);
-        float *l = eval(gq);
-        double worst = 0, big = 0;
-        for (int i = 0; l && base && i < T * V; i++) {
-            worst = fmax(worst, fabs((double)l[i] - base[i]));
-            big = fmax(big, fabs(base[i]));
-        }
-        fprintf(stderr, "  phi3 gptq Q4_K_M (%s): max |logit - f32| = %.3g of %.3g\n", src ? "GGUF" : "HF", worst, big);
-        CHECK(l && worst < 0.3 * big);
+        float *l = ta_eval(&PHI3, gq);
+        const double d = ta_drift(&PHI3, l, base);
+        fprintf(stderr, "  phi3 gptq Q4_K_M (%s): max |logit - f32| = %.3g of the largest\n", src ? "GGUF" : "HF", d);
+        CHECK(d < 0.3);
         free(l);
     }
     free(base);
     snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 --bits 4 --group 32 --to hf -o %s", dir,
-             tl_asset(CALIB_TEXT), tl_tmp("phi3-gptq-hf"));
+             tl_asset(TA_CALIB_TEXT), tl_tmp("phi3-gptq-hf"));
     out = NULL;
     CHECK(tl_run_smelt(cmd, &out) != 0 && out && strstr(out, "fused linears"));
     free(out);
@@ -339,12 +176,7 @@ static void sliding_window(void) {
     sm_model_free(m);
 }
 
-static void help_lists_archs(void) {
-    char *out = NULL;
-    CHECK(tl_run_smelt("help convert", &out) == 0);
-    CHECK(out && strstr(out, "Phi3ForCausalLM"));
-    free(out);
-}
+static void help_lists_archs(void) { ta_help_lists_archs("Phi3ForCausalLM"); }
 
 void run_tests(void) {
     TEST(logits_hf_and_gguf);

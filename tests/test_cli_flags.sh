@@ -6,22 +6,12 @@
 # merge --dtype), --no-sync; llama.cpp's spellings (ppl --kl-divergence-base/--kl-divergence,
 # generate -p/-n, llama-quantize's trailing thread count); did-you-mean for commands, lora
 # subcommands and recipes; usage errors exit 2 (lora merge --adapter DIR:abc); smelt help help.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 LORA=$ASSETS/models/tiny-llama-kjv-lora-fortunes
 TEXT=$ASSETS/text/kjv-eval.txt
-for f in "$KJV/config.json" "$LORA/adapter_config.json" "$TEXT"; do
-  [ -e "$f" ] || { echo "missing test asset: $f (set SMELT_ASSETS)" >&2; exit 1; }
-done
-SMELT=$(cd "$(dirname "$SMELT")" && pwd)/$(basename "$SMELT")
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+need_assets "$KJV/config.json" "$LORA/adapter_config.json" "$TEXT"
 cd "$TMP" || exit 1
 export OMP_WAIT_POLICY=passive
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 # expect RC ARGS...: smelt ARGS exits RC; its stderr in err, stdout in out
 expect() {
   local want=$1
@@ -109,5 +99,4 @@ expect 0 help help
 has out "--outfile" "help help"
 expect 2 help nosuch
 
-[ "$fails" = 0 ] || { echo "test_cli_flags: $fails failures" >&2; exit 1; }
-echo "test_cli_flags: ok"
+tl_finish test_cli_flags

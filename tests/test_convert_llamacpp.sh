@@ -9,15 +9,10 @@
 #     reference/perplexity.json) within 0.5%.
 #  3. smelt ppl and llama-perplexity on the same F32 GGUF (made by smelt convert), 20 chunks of
 #     256, within 0.5% (LLAMA_PPL_ARGS adds llama-perplexity options).
-set -euo pipefail
-if [ -z "${LLAMA_CPP_BIN:-}" ]; then
-  echo "SKIPPED: LLAMA_CPP_BIN is not set (llama.cpp's build/bin directory)"
-  exit 77
-fi
-assets=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-smelt=${SMELT_BIN:-./smelt}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/testlib.sh"
+set -e
+[ -n "${LLAMA_CPP_BIN:-}" ] || skip "LLAMA_CPP_BIN is not set (llama.cpp's build/bin directory)"
+assets=$ASSETS smelt=$SMELT tmp=$TMP
 fail=0
 
 "$smelt" convert "$assets/models/stories260k/stories260K.bin" -o "$tmp/st.gguf" --quiet

@@ -3,9 +3,9 @@
 # listed in its README.md's table exists with the listed size and sha256 and nothing else is
 # there, the reference files agree with each other, and smelt parses the checkpoint and finds
 # its tensors.
-set -euo pipefail
-src=${SMELT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-smelt=${SMELT_BIN:-$src/build/smelt}
+. "$(dirname "$0")/testlib.sh"
+set -e
+src=$SRC smelt=$SMELT
 dir=$src/models/default
 fail=0
 pass=0

@@ -9,21 +9,12 @@
 #     also with --process-output;
 #  3. with LLAMA_CPP_BIN (llama.cpp's build/bin): llama-imatrix's "Final estimate: PPL" on the
 #     same F32 GGUF within 0.01% (that part is skipped, with a note, without it).
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 TEXT=$ASSETS/text/kjv-eval.txt
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=$(command -v python3) || { echo "no python3" >&2; exit 77; }
-[ -e "$KJV/config.json" ] && [ -e "$TEXT" ] || { echo "missing test assets (set SMELT_ASSETS)" >&2; exit 1; }
-SMELT=$(cd "$(dirname "$SMELT")" && pwd)/$(basename "$SMELT")
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+need_python
+need_assets "$KJV/config.json" "$TEXT"
 cd "$TMP" || exit 1
 export OMP_WAIT_POLICY=passive SMELT_THREADS=2
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 # jget FILE KEY: a top-level field of a JSON report ("ABSENT" if missing)
 jget() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], "ABSENT"))' "$1" "$2"; }
 
@@ -74,5 +65,4 @@ else
   echo "note: LLAMA_CPP_BIN not set: the llama-imatrix comparison is skipped"
 fi
 
-[ "$fails" = 0 ] || { echo "test_imatrix_ppl: $fails failures" >&2; exit 1; }
-echo "test_imatrix_ppl: ok"
+tl_finish test_imatrix_ppl

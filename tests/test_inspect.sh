@@ -2,18 +2,10 @@
 # test_inspect.sh - `smelt inspect` on GGUF files (our writer's fuzz seeds and a file built
 # byte by byte below), on the shared checkpoints (numbers from ../shared/models/README.md),
 # its JSON output, --all, and its errors.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-SRC=${SMELT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$(dirname "$0")/testlib.sh"
 SEEDS=$SRC/tests/fuzz-seeds/gguf
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-$SRC/../shared}}
-M=$ASSETS/models/tiny-llama-kjv
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+M=$KJV
 # expect_grep FILE REGEX: the output file matches the extended regex
-expect_grep() { grep -Eq -- "$2" "$1" || { fail "$(basename "$1") does not match: $2"; sed 's/^/    /' "$1" >&2; }; }
 
 # ---- a GGUF built by hand: no tensors; "tok" = 10 strings t0..t9, "ids" = u32 0..19
 export LC_ALL=C

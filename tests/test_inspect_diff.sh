@@ -4,19 +4,10 @@
 # weights changed and the 9 norms the same, and each changed tensor's max |a - b| after
 # dequantization equals the one computed here by an independent reader (python: GGUF parsing,
 # bf16 and q8_0 decoding). --filter limits the tensors; --json carries the same numbers.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=$(command -v python3) || { echo "no python3" >&2; exit 77; }
-[ -e "$KJV/config.json" ] || { echo "missing $KJV (set SMELT_ASSETS)" >&2; exit 1; }
-SMELT=$(cd "$(dirname "$SMELT")" && pwd)/$(basename "$SMELT")
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+. "$(dirname "$0")/testlib.sh"
+need_python
+need_assets "$KJV/config.json"
 cd "$TMP" || exit 1
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 "$SMELT" convert "$KJV" -o a.gguf --quiet && "$SMELT" quantize a.gguf b.gguf Q8_0 --quiet || exit 1
 
 "$SMELT" inspect a.gguf a.gguf --diff > self.txt || fail "diff of a file with itself exited $?"
@@ -91,5 +82,4 @@ PYEOF
 "$SMELT" inspect a.gguf --diff > e.txt 2>&1; [ $? = 2 ] || fail "--diff with one file should exit 2"
 "$SMELT" inspect a.gguf "$KJV" --diff > e.txt 2>&1; [ $? = 1 ] && grep -q 'is not one' e.txt || fail "--diff of a directory should exit 1"
 "$SMELT" inspect a.gguf --filter '(' > e.txt 2>&1; [ $? = 2 ] || fail "a bad --filter regex should exit 2"
-[ "$fails" = 0 ] || { echo "test_inspect_diff: $fails failures" >&2; exit 1; }
-echo "test_inspect_diff: ok"
+tl_finish test_inspect_diff

@@ -3,16 +3,10 @@
 # runs, reports the build's version, and finds the CUDA plugin relative to itself in
 # P/<libdir>/smelt/ (stood in for by the emulated plugin when it is built: gptq --device cuda
 # then runs; without a plugin it exits 1 naming the place it looked).
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-BUILD=$(cd "$(dirname "$SMELT")" && pwd)
-command -v cmake >/dev/null || { echo "no cmake" >&2; exit 77; }
-[ -f "$BUILD/CMakeCache.txt" ] || { echo "$BUILD is not a CMake build directory" >&2; exit 77; }
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+. "$(dirname "$0")/testlib.sh"
+BUILD=$(dirname "$SMELT")
+command -v cmake >/dev/null || skip "no cmake"
+[ -f "$BUILD/CMakeCache.txt" ] || skip "$BUILD is not a CMake build directory"
 P=$TMP/prefix
 cmake --install "$BUILD" --prefix "$P" > "$TMP/install.log" 2>&1 || { fail "cmake --install exited $?"; cat "$TMP/install.log" >&2; }
 [ -x "$P/bin/smelt" ] || fail "no $P/bin/smelt"
@@ -38,5 +32,4 @@ if [ -e "$KJV/config.json" ] && [ -e "$EMU" ] && [ ! -e "$BUILD/libsmelt_cuda.so
 else
   echo "note: no emulated plugin (or a real one is built): the relative plugin lookup is not exercised" >&2
 fi
-[ "$fails" = 0 ] || { echo "test_install: $fails failures" >&2; exit 1; }
-echo "test_install: ok"
+tl_finish test_install

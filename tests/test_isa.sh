@@ -6,20 +6,10 @@
 # `smelt ppl` of the Q4_K_M file agrees across ISAs (the float kernels sum in other orders,
 # so agreement is to rounding: within 1e-5 relative) and is bit-identical for 1 and 2
 # threads on each ISA. Exits 77 (skipped) where the CPU has only the scalar level.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 TOKENS=$KJV/reference/tokens_eval.txt
-for f in "$KJV/config.json" "$KJV/f32/config.json" "$TOKENS"; do
-  [ -e "$f" ] || { echo "missing test asset: $f (set SMELT_ASSETS)" >&2; exit 1; }
-done
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+need_assets "$KJV/config.json" "$KJV/f32/config.json" "$TOKENS"
 export OMP_WAIT_POLICY=passive SMELT_NO_PROGRESS=1
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-json_num() { sed -E 's/.*"'"$2"'":(-?[0-9.eE+-]+).*/\1/' "$1"; }
 
 # which levels the CPU has: `smelt --version` names the ISA in use and the CPU's best
 best=$(env -u SMELT_ISA "$SMELT" --version | sed -n 's/^isa .*(cpu: \([a-z0-9]*\))$/\1/p')

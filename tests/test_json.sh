@@ -3,22 +3,12 @@
 # documented field is present (fields typed `T?` in at least one of the command's runs) with its
 # documented type, no field is undocumented, `command` names the command, `smelt_version` is
 # `smelt --version`'s, and `bytes_out` is the output's size on disk as measured here.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-SRC=${SMELT_SOURCE_DIR:-$(dirname "$0")/..}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 LORA=$ASSETS/models/tiny-llama-kjv-lora-fortunes
 TEXT=$ASSETS/text/kjv-eval.txt
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=$(command -v python3) || { echo "no python3: cannot parse the reports" >&2; exit 77; }
-for f in "$KJV/config.json" "$LORA/adapter_config.json" "$TEXT" "$SRC/docs/json.md"; do
-  [ -e "$f" ] || { echo "missing: $f (set SMELT_ASSETS)" >&2; exit 1; }
-done
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+need_python
+need_assets "$KJV/config.json" "$LORA/adapter_config.json" "$TEXT" "$SRC/docs/json.md"
 export OMP_WAIT_POLICY=passive SMELT_THREADS=2
-fails=0
 J=$TMP/json
 mkdir "$J"
 # run SECTION OUTPUT ARGS...: `smelt ARGS --json` into $J/SECTION.N.json, with the output path

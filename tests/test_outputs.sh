@@ -3,21 +3,14 @@
 # refused before any work; directory outputs are atomic and replace only a previous output;
 # a replaced file keeps its mode; temporaries go away on SIGINT/SIGTERM/SIGHUP, and a killed
 # run leaves no partial output.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-SRC=${SMELT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-$SRC/../shared}}
-BASE=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
+BASE=$KJV
 ADAPTER=$ASSETS/models/tiny-llama-kjv-lora-fortunes
 CALIB=$ASSETS/text/kjv-calib.txt
 [ -f "$BASE/model.safetensors" ] && [ -f "$ADAPTER/adapter_config.json" ] && [ -f "$CALIB" ] ||
   { echo "missing test assets: the shared tiny-llama-kjv model, its adapter or kjv-calib.txt (set SMELT_ASSETS)" >&2; exit 1; }
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 umask 022
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 # refused NAME REGEX CMD...: CMD exits non-zero and its stderr matches REGEX
 refused() {
   local name=$1 re=$2

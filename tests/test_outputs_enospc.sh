@@ -2,25 +2,15 @@
 # test_outputs_enospc.sh - a full disk (a 1 MiB tmpfs): file and directory outputs fail with a
 # clear error, leave neither the output nor a temporary, and a previous output survives.
 # Needs to mount a tmpfs (root); exits 77 where it cannot.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-SRC=${SMELT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-$SRC/../shared}}
-BASE=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
+BASE=$KJV
 ADAPTER=$ASSETS/models/tiny-llama-kjv-lora-fortunes
 [ -f "$BASE/model.safetensors" ] && [ -f "$ADAPTER/adapter_config.json" ] ||
   { echo "missing test assets: the shared tiny-llama-kjv model or its adapter (set SMELT_ASSETS)" >&2; exit 1; }
-TMP=$(mktemp -d)
 mkdir "$TMP/small"
-if ! mount -t tmpfs -o size=1m tmpfs "$TMP/small" 2> /dev/null; then
-  rm -rf "$TMP"
-  echo "skip: cannot mount a tmpfs (needs root)"
-  exit 77
-fi
-trap 'umount "$TMP/small"; rm -rf "$TMP"' EXIT
+mount -t tmpfs -o size=1m tmpfs "$TMP/small" 2> /dev/null || skip "cannot mount a tmpfs (needs root)"
+TL_ON_EXIT='umount "$TMP/small"'
 cd "$TMP" || exit 1
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 full() { # full NAME CMD...: CMD fails with "No space left" in its message
   local name=$1
   shift

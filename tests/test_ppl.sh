@@ -3,22 +3,11 @@
 # JSON fields, the --save-logits / --kld round trip, thread-count invariance of the printed
 # numbers, --text tokenization, argument errors, --device cuda without a device, stories260K's
 # greedy sample, --kld against a model.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 TOKENS=$KJV/reference/tokens_eval.txt
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 export OMP_WAIT_POLICY=passive # the tests share a busy machine
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-expect_grep() { grep -Eq -- "$2" "$1" || { fail "$(basename "$1") does not match: $2"; sed 's/^/    /' "$1" >&2; }; }
 # json_num FILE KEY: the number after "KEY": in a one-line JSON object
-json_num() { sed -E 's/.*"'"$2"'":(-?[0-9.eE+-]+).*/\1/' "$1"; }
-for f in "$KJV/config.json" "$TOKENS" "$ASSETS/models/stories260k/stories260K.bin"; do
-  [ -e "$f" ] || { echo "missing test asset: $f (set SMELT_ASSETS)" >&2; exit 1; }
-done
+need_assets "$KJV/config.json" "$TOKENS" "$ASSETS/models/stories260k/stories260K.bin"
 
 # ---- perplexity, 6 chunks of 256: JSON with the stable keys; the reference's chunk scores
 "$SMELT" ppl "$KJV" --tokens "$TOKENS" --ctx 256 --chunks 6 --threads 1 --json > "$TMP/p1.json" 2> "$TMP/err" ||

@@ -4,19 +4,12 @@
 # PPL, whose last value is the PPL it reports; with --json on stdout (a file) the bar stays on
 # the terminal's stderr; gptq shows a bar over the layers besides its per-layer lines; --quiet
 # shows nothing; imatrix shows llama-imatrix's running PPL. Skipped (77) without tmux.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 TEXT=$ASSETS/text/kjv-eval.txt
-command -v tmux >/dev/null || { echo "no tmux" >&2; exit 77; }
-[ -e "$KJV/config.json" ] || { echo "missing $KJV (set SMELT_ASSETS)" >&2; exit 1; }
-SMELT=$(cd "$(dirname "$SMELT")" && pwd)/$(basename "$SMELT")
-TMP=$(mktemp -d)
+command -v tmux >/dev/null || skip "no tmux"
+need_assets "$KJV/config.json"
 SOCK=smelt-test-$$
-trap 'tmux -L "$SOCK" kill-server 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+TL_ON_EXIT='tmux -L "$SOCK" kill-server 2>/dev/null'
 # on_tty NAME CMD: run CMD in a fresh tmux pane (a terminal), all its output bytes in $TMP/NAME.log
 on_tty() {
   local name=$1 cmd=$2
@@ -66,5 +59,4 @@ final=$(sed -nE 's/^smelt imatrix: .*, PPL = ([0-9.]+) .*/\1/p' "$TMP/imatrix.fr
 on_tty quiet "'$SMELT' ppl base.gguf -f '$TEXT' -c 256 --chunks 2 -t 1 --quiet"
 grep -q 'ETA' "$TMP/quiet.frames" && fail "ppl --quiet drew a bar"
 
-[ "$fails" = 0 ] || { echo "test_progress_tty: $fails failures" >&2; exit 1; }
-echo "test_progress_tty: ok"
+tl_finish test_progress_tty

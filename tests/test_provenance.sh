@@ -8,20 +8,11 @@
 # types it wrote (q4_0 for the 4-bit group-32 linears), not the --outtype of the rest. And
 # `smelt gptq --to hf` records the same facts in config.json's quantization_config.smelt,
 # which `smelt inspect DIR` shows.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=$(command -v python3) || { echo "no python3" >&2; exit 77; }
-[ -e "$KJV/config.json" ] && [ -e "$ASSETS/text/kjv-calib.txt" ] || { echo "missing test assets (set SMELT_ASSETS)" >&2; exit 1; }
-SMELT=$(cd "$(dirname "$SMELT")" && pwd)/$(basename "$SMELT")
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+. "$(dirname "$0")/testlib.sh"
+need_python
+need_assets "$KJV/config.json" "$ASSETS/text/kjv-calib.txt"
 cd "$TMP" || exit 1
 export OMP_WAIT_POLICY=passive SMELT_THREADS=2
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 head -c 60000 "$ASSETS/text/kjv-calib.txt" > calib.txt
 "$SMELT" convert "$KJV" -o base.gguf --quiet || { echo "convert failed" >&2; exit 1; }
 "$SMELT" gptq base.gguf --calib calib.txt --to gguf:Q4_0 --samples 3 --seqlen 32 --seed 7 --damp 0.05 --no-loss \
@@ -115,5 +106,4 @@ grep -q '"tensor_types":{[^}]*"q4_0":28' conv.json || { fail "convert --json: te
 "$SMELT" inspect hfq.gguf --filter 'attn_q' > filt.txt || fail "inspect --filter exited $?"
 grep -Eq '^tensors: +4 of 39 match the filter' filt.txt || { fail "inspect --filter attn_q: expected 4 of 39"; cat filt.txt >&2; }
 
-[ "$fails" = 0 ] || { echo "test_provenance: $fails failures" >&2; exit 1; }
-echo "test_provenance: ok"
+tl_finish test_provenance

@@ -274,20 +274,7 @@ static void same_file_as_llama_quantize(void) {
     }
     const char *bin = tl_llama_cpp_bin("byte comparison with llama-quantize");
     if (!bin) return;
-    static const char *const recipes[] = {"Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
-                                          "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "IQ4_NL", "IQ4_XS"};
-    int same = 0;
-    for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++) {
-        snprintf(args, sizeof args, "%s/llama-quantize '%s' '%s' %s 2 > '%s' 2>&1", bin, src, tl_tmp("lq.gguf"),
-                 recipes[i], tl_tmp("lq.log"));
-        CHECK(system(args) == 0);
-        snprintf(args, sizeof args, "quantize '%s' '%s' %s --quiet", src, tl_tmp("sq.gguf"), recipes[i]);
-        CHECK(tl_run_smelt(args, NULL) == 0);
-        const bool eq = tl_same_file(tl_tmp("lq.gguf"), tl_tmp("sq.gguf"));
-        CHECK_MSG(eq, "%s: smelt quantize's file differs from llama-quantize's", recipes[i]);
-        same += eq;
-    }
-    fprintf(stderr, "  %d of 16 recipes byte-identical to llama-quantize\n", same);
+    tl_same_as_llama_quantize(bin, src, TL_ALL_RECIPES, TL_N_ALL_RECIPES);
 }
 
 void run_tests(void) {

@@ -106,6 +106,27 @@ void tl_check_same_gguf_tensors(const char *a, const char *b) {
     if (y) sm_gguf_close(y);
 }
 
+const char *const TL_ALL_RECIPES[TL_N_ALL_RECIPES] = {"Q2_K",   "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1",
+                                                      "Q5_0",   "Q5_1",   "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M",
+                                                      "Q6_K",   "Q8_0",   "IQ4_NL", "IQ4_XS"};
+
+size_t tl_same_as_llama_quantize(const char *bin, const char *src, const char *const *recipes, size_t n) {
+    char args[4096];
+    size_t same = 0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(args, sizeof args, "%s/llama-quantize '%s' '%s' %s 2 > '%s' 2>&1", bin, src, tl_tmp("lq.gguf"),
+                 recipes[i], tl_tmp("lq.log"));
+        CHECK(system(args) == 0);
+        snprintf(args, sizeof args, "quantize '%s' '%s' %s --quiet", src, tl_tmp("sq.gguf"), recipes[i]);
+        CHECK(tl_run_smelt(args, NULL) == 0);
+        const bool eq = tl_same_file(tl_tmp("lq.gguf"), tl_tmp("sq.gguf"));
+        CHECK_MSG(eq, "%s: smelt quantize's file differs from llama-quantize's", recipes[i]);
+        same += eq;
+    }
+    fprintf(stderr, "  %zu of %zu recipes byte-identical to llama-quantize\n", same, n);
+    return same;
+}
+
 int tl_write_file(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -129,84 +150,105 @@ int tl_run_smelt_env(const char *env, const char *args, char **out) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
-/* ---- the tiny Qwen2 fixture (see testlib.h) ---- */
+/* ---- the tiny HF fixtures (see testlib.h) ---- */
 
-static void qwen2_tensor(int i, const char *name, int64_t n, float *out) {
+/* The integer weight recipe of scripts/fixture_common.py: tensor i seeded with 1000 + i; norms
+ * 1 + v / 1024 (v / 1024 where the model multiplies by 1 + w), biases v / 256, others v / 512. */
+static void fixture_tensor(int i, const char *name, int64_t n, bool norm_shift, float *out) {
     uint64_t st = 1000 + (uint64_t)i;
     const size_t len = strlen(name);
     const bool norm = strstr(name, "norm") != NULL, bias = len > 5 && !strcmp(name + len - 5, ".bias");
     for (int64_t e = 0; e < n; e++) {
         st = (st * 1103515245u + 12345u) % (1u << 31);
         const float v = (float)((int)((st >> 8) % 255) - 127);
-        out[e] = norm ? 1.0f + v / 1024 : bias ? v / 256 : v / 512;
+        out[e] = norm ? (norm_shift ? 0.0f : 1.0f) + v / 1024 : bias ? v / 256 : v / 512;
     }
 }
 
+/* One tensor: its name (a layer's after "model.layers.N."), rows and columns (0: a vector). */
+typedef struct tl_tdesc { const char *name; int64_t rows, cols; } tl_tdesc;
+
+/* A fixture: directory tl_tmp(name) with the files `copy` (NULL-terminated paths), config.json,
+ * tokenizer_config.json (if given) and model.safetensors holding `head`, QW_LAYERS x `layer`
+ * and `tail` (each ended by a NULL name) in that order. */
+typedef struct tl_fixture {
+    const char *name, *config, *tokenizer_config;
+    const char *const *copy;
+    const tl_tdesc *head, *layer, *tail;
+    bool norm_shift;
+} tl_fixture;
+
+static const char *write_fixture(const tl_fixture *f, char *dir, size_t cap) {
+    snprintf(dir, cap, "%s", tl_tmp(f->name));
+    char cmd[4200], path[1100];
+    int k = snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    for (const char *const *c = f->copy; c && *c; c++) k += snprintf(cmd + k, sizeof cmd - (size_t)k, " && cp '%s' '%s'/", *c, dir);
+    if (system(cmd)) return NULL;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (tl_write_file(path, f->config, strlen(f->config))) return NULL;
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (f->tokenizer_config && tl_write_file(path, f->tokenizer_config, strlen(f->tokenizer_config))) return NULL;
+    struct { char name[96]; int64_t shape[2]; int nd; } t[64];
+    int n = 0;
+    const tl_tdesc *parts[3] = {f->head, f->layer, f->tail};
+    for (int p = 0; p < 3; p++)
+        for (int l = 0; l < (p == 1 ? QW_LAYERS : 1); l++)
+            for (const tl_tdesc *d = parts[p]; d && d->name && n < 64; d++, n++) {
+                if (p == 1) snprintf(t[n].name, sizeof t[n].name, "model.layers.%d.%s", l, d->name);
+                else snprintf(t[n].name, sizeof t[n].name, "%s", d->name);
+                t[n].shape[0] = d->rows, t[n].shape[1] = d->cols, t[n].nd = d->cols ? 2 : 1;
+            }
+    sm_st_writer *w = sm_st_writer_new();
+    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = sm_st_writer_begin(w, path);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
+        float *buf = malloc(sizeof(float) * (size_t)cnt);
+        fixture_tensor(i, t[i].name, cnt, f->norm_shift, buf);
+        rc = buf ? sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt) : -1;
+        free(buf);
+    }
+    if (rc || sm_st_writer_finish(w)) return NULL;
+    return dir;
+}
+
+/* The tensors of a Llama-style layer with head size HD (q/k/v/o, gate/up/down, two norms). */
+#define TL_ATTN(HD)                                                                                      \
+    {"self_attn.q_proj.weight", QW_HEADS * (HD), QW_HIDDEN}, {"self_attn.k_proj.weight", QW_KV * (HD), QW_HIDDEN}, \
+        {"self_attn.v_proj.weight", QW_KV * (HD), QW_HIDDEN}, {"self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * (HD)}
+#define TL_MLP {"mlp.gate_proj.weight", QW_FF, QW_HIDDEN}, {"mlp.up_proj.weight", QW_FF, QW_HIDDEN}, {"mlp.down_proj.weight", QW_HIDDEN, QW_FF}
+#define TL_NORM(s) {s, QW_HIDDEN, 0}
+
 const char *tl_make_qwen2_tiny(void) {
     static char dir[1024];
-    snprintf(dir, sizeof dir, "%s", tl_tmp("qwen2"));
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s' '%s' '%s'/", dir, tl_asset("models/tiny-llama-kjv/tokenizer.model"),
-             tl_asset("models/tiny-llama-kjv/tokenizer_config.json"), tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), dir);
-    if (system(cmd)) return NULL;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/config.json", dir);
+    const char *const copy[] = {tl_asset("models/tiny-llama-kjv/tokenizer.model"),
+                                tl_asset("models/tiny-llama-kjv/tokenizer_config.json"),
+                                tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), NULL};
     const char *cfg = "{\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\", \"hidden_size\": 64, "
                       "\"intermediate_size\": 96, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
                       "\"num_key_value_heads\": 2, \"vocab_size\": 2048, \"max_position_embeddings\": 256, "
                       "\"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0, \"tie_word_embeddings\": true, "
                       "\"torch_dtype\": \"float32\"}\n";
-    if (tl_write_file(path, cfg, strlen(cfg))) return NULL;
-    struct { char name[96]; int64_t shape[2]; int nd; } t[3 + 12 * QW_LAYERS];
-    int n = 0;
-#define ADD(nm, r, c) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].shape[0] = r, t[n].shape[1] = c, t[n].nd = c ? 2 : 1, n++)
-    ADD("model.embed_tokens.weight", QW_VOCAB, QW_HIDDEN);
-    for (int l = 0; l < QW_LAYERS; l++) {
-        char b[96];
-#define L(s, r, c) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), ADD(b, r, c))
-        L("input_layernorm.weight", QW_HIDDEN, 0);
-        L("self_attn.q_proj.weight", QW_HEADS * QW_HD, QW_HIDDEN);
-        L("self_attn.q_proj.bias", QW_HEADS * QW_HD, 0);
-        L("self_attn.k_proj.weight", QW_KV * QW_HD, QW_HIDDEN);
-        L("self_attn.k_proj.bias", QW_KV * QW_HD, 0);
-        L("self_attn.v_proj.weight", QW_KV * QW_HD, QW_HIDDEN);
-        L("self_attn.v_proj.bias", QW_KV * QW_HD, 0);
-        L("self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW_HD);
-        L("post_attention_layernorm.weight", QW_HIDDEN, 0);
-        L("mlp.gate_proj.weight", QW_FF, QW_HIDDEN);
-        L("mlp.up_proj.weight", QW_FF, QW_HIDDEN);
-        L("mlp.down_proj.weight", QW_HIDDEN, QW_FF);
-#undef L
-    }
-    ADD("model.norm.weight", QW_HIDDEN, 0);
-#undef ADD
-    sm_st_writer *w = sm_st_writer_new();
-    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    int rc = sm_st_writer_begin(w, path);
-    float *buf = malloc(sizeof(float) * QW_VOCAB * QW_HIDDEN);
-    for (int i = 0; i < n && rc == 0; i++) {
-        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
-        qwen2_tensor(i, t[i].name, cnt, buf);
-        rc = sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt);
-    }
-    free(buf);
-    if (rc || sm_st_writer_finish(w)) return NULL;
-    return dir;
+    static const tl_tdesc head[] = {{"model.embed_tokens.weight", QW_VOCAB, QW_HIDDEN}, {0}};
+    static const tl_tdesc layer[] = {
+        TL_NORM("input_layernorm.weight"),
+        {"self_attn.q_proj.weight", QW_HEADS * QW_HD, QW_HIDDEN}, {"self_attn.q_proj.bias", QW_HEADS * QW_HD, 0},
+        {"self_attn.k_proj.weight", QW_KV * QW_HD, QW_HIDDEN}, {"self_attn.k_proj.bias", QW_KV * QW_HD, 0},
+        {"self_attn.v_proj.weight", QW_KV * QW_HD, QW_HIDDEN}, {"self_attn.v_proj.bias", QW_KV * QW_HD, 0},
+        {"self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW_HD}, TL_NORM("post_attention_layernorm.weight"),
+        TL_MLP, {0}};
+    static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {0}};
+    const tl_fixture f = {"qwen2", cfg, NULL, copy, head, layer, tail, false};
+    return write_fixture(&f, dir, sizeof dir);
 }
-
-/* ---- the tiny Qwen3 fixture (see testlib.h) ---- */
 
 const char *tl_make_qwen3_tiny(bool tied) {
     static char dirs[2][1024];
-    char *dir = dirs[tied];
-    snprintf(dir, sizeof dirs[0], "%s", tl_tmp(tied ? "qwen3-tied" : "qwen3-untied"));
     const char *src = getenv("SMELT_SOURCE_DIR") ? getenv("SMELT_SOURCE_DIR") : "..";
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/tests/data/bpe-qwen2/tokenizer.json' '%s'/", dir, src, dir);
-    if (system(cmd)) return NULL;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    char tok[1024];
+    snprintf(tok, sizeof tok, "%s/tests/data/bpe-qwen2/tokenizer.json", src);
+    const char *const copy[] = {tok, NULL};
     const char *tcfg =
         "{\"add_bos_token\": false, \"add_prefix_space\": false, \"bos_token\": null, "
         "\"chat_template\": \"{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
@@ -214,7 +256,6 @@ const char *tl_make_qwen3_tiny(bool tied) {
         "{{ '<|im_start|>assistant\\n' }}{% endif %}\", \"eos_token\": \"<|im_end|>\", "
         "\"errors\": \"replace\", \"model_max_length\": 131072, \"pad_token\": \"<|endoftext|>\", "
         "\"split_special_tokens\": false, \"tokenizer_class\": \"Qwen2Tokenizer\", \"unk_token\": null}\n";
-    if (tl_write_file(path, tcfg, strlen(tcfg))) return NULL;
     /* Qwen3-0.6B's config.json keys, sizes shrunk */
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
@@ -229,56 +270,20 @@ const char *tl_make_qwen3_tiny(bool tied) {
              "  \"transformers_version\": \"4.51.0\",\n  \"use_cache\": true,\n  \"use_sliding_window\": false,\n"
              "  \"vocab_size\": %d\n}\n",
              QW3_HD, QW_HIDDEN, QW_FF, QW_LAYERS, QW_HEADS, QW_LAYERS, QW_KV, tied ? "true" : "false", QW3_VOCAB);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (tl_write_file(path, cfg, strlen(cfg))) return NULL;
-    struct { char name[96]; int64_t shape[2]; int nd; } t[4 + 11 * QW_LAYERS];
-    int n = 0;
-#define ADD(nm, r, c) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].shape[0] = r, t[n].shape[1] = c, t[n].nd = c ? 2 : 1, n++)
-    ADD("model.embed_tokens.weight", QW3_VOCAB, QW_HIDDEN);
-    for (int l = 0; l < QW_LAYERS; l++) {
-        char b[96];
-#define L(s, r, c) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), ADD(b, r, c))
-        L("input_layernorm.weight", QW_HIDDEN, 0);
-        L("self_attn.q_proj.weight", QW_HEADS * QW3_HD, QW_HIDDEN);
-        L("self_attn.k_proj.weight", QW_KV * QW3_HD, QW_HIDDEN);
-        L("self_attn.v_proj.weight", QW_KV * QW3_HD, QW_HIDDEN);
-        L("self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW3_HD);
-        L("self_attn.q_norm.weight", QW3_HD, 0);
-        L("self_attn.k_norm.weight", QW3_HD, 0);
-        L("post_attention_layernorm.weight", QW_HIDDEN, 0);
-        L("mlp.gate_proj.weight", QW_FF, QW_HIDDEN);
-        L("mlp.up_proj.weight", QW_FF, QW_HIDDEN);
-        L("mlp.down_proj.weight", QW_HIDDEN, QW_FF);
-#undef L
-    }
-    ADD("model.norm.weight", QW_HIDDEN, 0);
-    if (!tied) ADD("lm_head.weight", QW3_VOCAB, QW_HIDDEN);
-#undef ADD
-    sm_st_writer *w = sm_st_writer_new();
-    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    int rc = sm_st_writer_begin(w, path);
-    float *buf = malloc(sizeof(float) * QW3_VOCAB * QW_HIDDEN);
-    for (int i = 0; i < n && rc == 0; i++) {
-        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
-        qwen2_tensor(i, t[i].name, cnt, buf); /* the same recipe */
-        rc = sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt);
-    }
-    free(buf);
-    if (rc || sm_st_writer_finish(w)) return NULL;
-    return dir;
+    static const tl_tdesc head[] = {{"model.embed_tokens.weight", QW3_VOCAB, QW_HIDDEN}, {0}};
+    static const tl_tdesc layer[] = {TL_NORM("input_layernorm.weight"), TL_ATTN(QW3_HD),
+                                     {"self_attn.q_norm.weight", QW3_HD, 0}, {"self_attn.k_norm.weight", QW3_HD, 0},
+                                     TL_NORM("post_attention_layernorm.weight"), TL_MLP, {0}};
+    static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {"lm_head.weight", QW3_VOCAB, QW_HIDDEN}, {0}};
+    static const tl_tdesc tail_tied[] = {TL_NORM("model.norm.weight"), {0}};
+    const tl_fixture f = {tied ? "qwen3-tied" : "qwen3-untied", cfg, tcfg, copy, head, layer, tied ? tail_tied : tail,
+                          false};
+    return write_fixture(&f, dirs[tied], sizeof dirs[0]);
 }
-
-/* ---- the tiny Phi-3 fixture (see testlib.h) ---- */
 
 const char *tl_make_phi3_tiny(void) {
     static char dir[1024];
-    snprintf(dir, sizeof dir, "%s", tl_tmp("phi3-tiny"));
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s'/", dir, tl_asset("models/tiny-llama-kjv/tokenizer.model"), dir);
-    if (system(cmd)) return NULL;
-    char path[1100];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    const char *const copy[] = {tl_asset("models/tiny-llama-kjv/tokenizer.model"), NULL};
     const char *tcfg =
         "{\"add_bos_token\": true, \"add_eos_token\": false, \"bos_token\": \"<s>\", "
         "\"clean_up_tokenization_spaces\": false, \"chat_template\": \"{% for message in messages %}"
@@ -289,7 +294,6 @@ const char *tl_make_phi3_tiny(void) {
         "{% endif %}\", \"eos_token\": \"</s>\", \"legacy\": false, \"model_max_length\": 4096, "
         "\"pad_token\": \"<unk>\", \"padding_side\": \"left\", \"sp_model_kwargs\": {}, "
         "\"tokenizer_class\": \"LlamaTokenizer\", \"unk_token\": \"<unk>\", \"use_default_system_prompt\": false}\n";
-    if (tl_write_file(path, tcfg, strlen(tcfg))) return NULL;
     /* Phi-3-mini-4k-instruct's config.json keys, sizes shrunk */
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
@@ -303,52 +307,23 @@ const char *tl_make_phi3_tiny(void) {
              "  \"sliding_window\": 2047,\n  \"tie_word_embeddings\": false,\n  \"torch_dtype\": \"float32\",\n"
              "  \"transformers_version\": \"4.40.2\",\n  \"use_cache\": true,\n  \"vocab_size\": %d\n}\n",
              QW_HIDDEN, QW_FF, QW_HEADS, QW_LAYERS, QW_KV, QW_VOCAB);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (tl_write_file(path, cfg, strlen(cfg))) return NULL;
-    struct { char name[96]; int64_t shape[2]; int nd; } t[3 + 6 * QW_LAYERS];
-    int n = 0;
-#define ADD(nm, r, c) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].shape[0] = r, t[n].shape[1] = c, t[n].nd = c ? 2 : 1, n++)
-    ADD("model.embed_tokens.weight", QW_VOCAB, QW_HIDDEN);
-    for (int l = 0; l < QW_LAYERS; l++) {
-        char b[96];
-#define L(s, r, c) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), ADD(b, r, c))
-        L("input_layernorm.weight", QW_HIDDEN, 0);
-        L("self_attn.qkv_proj.weight", (QW_HEADS + 2 * QW_KV) * QW_HD, QW_HIDDEN);
-        L("self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW_HD);
-        L("post_attention_layernorm.weight", QW_HIDDEN, 0);
-        L("mlp.gate_up_proj.weight", 2 * QW_FF, QW_HIDDEN);
-        L("mlp.down_proj.weight", QW_HIDDEN, QW_FF);
-#undef L
-    }
-    ADD("model.norm.weight", QW_HIDDEN, 0);
-    ADD("lm_head.weight", QW_VOCAB, QW_HIDDEN);
-#undef ADD
-    sm_st_writer *w = sm_st_writer_new();
-    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    int rc = sm_st_writer_begin(w, path);
-    float *buf = malloc(sizeof(float) * QW_VOCAB * QW_HIDDEN);
-    for (int i = 0; i < n && rc == 0; i++) {
-        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
-        qwen2_tensor(i, t[i].name, cnt, buf); /* the same recipe */
-        rc = sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt);
-    }
-    free(buf);
-    if (rc || sm_st_writer_finish(w)) return NULL;
-    return dir;
+    static const tl_tdesc head[] = {{"model.embed_tokens.weight", QW_VOCAB, QW_HIDDEN}, {0}};
+    static const tl_tdesc layer[] = {TL_NORM("input_layernorm.weight"),
+                                     {"self_attn.qkv_proj.weight", (QW_HEADS + 2 * QW_KV) * QW_HD, QW_HIDDEN},
+                                     {"self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * QW_HD},
+                                     TL_NORM("post_attention_layernorm.weight"),
+                                     {"mlp.gate_up_proj.weight", 2 * QW_FF, QW_HIDDEN},
+                                     {"mlp.down_proj.weight", QW_HIDDEN, QW_FF}, {0}};
+    static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {"lm_head.weight", QW_VOCAB, QW_HIDDEN}, {0}};
+    const tl_fixture f = {"phi3-tiny", cfg, tcfg, copy, head, layer, tail, false};
+    return write_fixture(&f, dir, sizeof dir);
 }
-
-/* ---- the tiny Gemma 2 fixture (see testlib.h) ---- */
 
 const char *tl_make_gemma2_tiny(void) {
     static char dir[1024];
-    snprintf(dir, sizeof dir, "%s", tl_tmp("gemma2"));
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s' '%s' '%s'/ 2>/dev/null", dir,
-             tl_asset("models/tiny-llama-kjv/tokenizer.model"), tl_asset("models/tiny-llama-kjv/tokenizer_config.json"),
-             tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), dir);
-    if (system(cmd)) return NULL;
-    char path[1100];
+    const char *const copy[] = {tl_asset("models/tiny-llama-kjv/tokenizer.model"),
+                                tl_asset("models/tiny-llama-kjv/tokenizer_config.json"),
+                                tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), NULL};
     /* gemma-2-2b's config.json keys, sizes shrunk */
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
@@ -364,45 +339,15 @@ const char *tl_make_gemma2_tiny(void) {
              "  \"torch_dtype\": \"float32\",\n  \"transformers_version\": \"4.42.4\",\n  \"use_cache\": true,\n"
              "  \"vocab_size\": %d\n}\n",
              GM2_HD, QW_HIDDEN, QW_FF, QW_HEADS, QW_LAYERS, QW_KV, GM2_HD, GM2_WINDOW, GM2_VOCAB);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (tl_write_file(path, cfg, strlen(cfg))) return NULL;
-    struct { char name[96]; int64_t shape[2]; int nd; } t[2 + 11 * QW_LAYERS];
-    int n = 0;
-#define ADD(nm, r, c) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].shape[0] = r, t[n].shape[1] = c, t[n].nd = c ? 2 : 1, n++)
-    ADD("model.embed_tokens.weight", GM2_VOCAB, QW_HIDDEN);
-    for (int l = 0; l < QW_LAYERS; l++) {
-        char b[96];
-#define L(s, r, c) (snprintf(b, sizeof b, "model.layers.%d.%s", l, s), ADD(b, r, c))
-        L("input_layernorm.weight", QW_HIDDEN, 0);
-        L("self_attn.q_proj.weight", QW_HEADS * GM2_HD, QW_HIDDEN);
-        L("self_attn.k_proj.weight", QW_KV * GM2_HD, QW_HIDDEN);
-        L("self_attn.v_proj.weight", QW_KV * GM2_HD, QW_HIDDEN);
-        L("self_attn.o_proj.weight", QW_HIDDEN, QW_HEADS * GM2_HD);
-        L("post_attention_layernorm.weight", QW_HIDDEN, 0);
-        L("pre_feedforward_layernorm.weight", QW_HIDDEN, 0);
-        L("mlp.gate_proj.weight", QW_FF, QW_HIDDEN);
-        L("mlp.up_proj.weight", QW_FF, QW_HIDDEN);
-        L("mlp.down_proj.weight", QW_HIDDEN, QW_FF);
-        L("post_feedforward_layernorm.weight", QW_HIDDEN, 0);
-#undef L
-    }
-    ADD("model.norm.weight", QW_HIDDEN, 0);
-#undef ADD
-    sm_st_writer *w = sm_st_writer_new();
-    for (int i = 0; i < n; i++) sm_st_writer_add(w, t[i].name, SM_TYPE_F32, t[i].nd, t[i].shape);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    int rc = sm_st_writer_begin(w, path);
-    float *buf = malloc(sizeof(float) * GM2_VOCAB * QW_HIDDEN);
-    for (int i = 0; i < n && rc == 0; i++) {
-        const int64_t cnt = t[i].shape[0] * (t[i].nd == 2 ? t[i].shape[1] : 1);
-        qwen2_tensor(i, t[i].name, cnt, buf); /* the same recipe, but a Gemma norm stores w of (1 + w): */
-        if (strstr(t[i].name, "norm"))
-            for (int64_t e = 0; e < cnt; e++) buf[e] -= 1.0f; /* v / 1024, exactly */
-        rc = sm_st_writer_write(w, buf, sizeof(float) * (size_t)cnt);
-    }
-    free(buf);
-    if (rc || sm_st_writer_finish(w)) return NULL;
-    return dir;
+    static const tl_tdesc head[] = {{"model.embed_tokens.weight", GM2_VOCAB, QW_HIDDEN}, {0}};
+    static const tl_tdesc layer[] = {TL_NORM("input_layernorm.weight"), TL_ATTN(GM2_HD),
+                                     TL_NORM("post_attention_layernorm.weight"),
+                                     TL_NORM("pre_feedforward_layernorm.weight"), TL_MLP,
+                                     TL_NORM("post_feedforward_layernorm.weight"), {0}};
+    static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {0}};
+    /* the same recipe, but a Gemma norm stores w of (1 + w): v / 1024, exactly */
+    const tl_fixture f = {"gemma2", cfg, NULL, copy, head, layer, tail, true};
+    return write_fixture(&f, dir, sizeof dir);
 }
 
 static bool g_llama_mode;

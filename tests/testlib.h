@@ -129,6 +129,11 @@ const char *tl_make_phi3_tiny(void);
  * whose torch logits are in tests/data/gemma2-tiny/. NULL on failure (tokenizer asset missing). */
 enum { GM2_VOCAB = 2048, GM2_HD = 32, GM2_WINDOW = 8 };
 const char *tl_make_gemma2_tiny(void);
+/* llama-quantize (in bin) and smelt quantize write the same bytes from src for each recipe
+ * (failures recorded); returns how many did. TL_ALL_RECIPES: every recipe both know. */
+enum { TL_N_ALL_RECIPES = 16 };
+extern const char *const TL_ALL_RECIPES[TL_N_ALL_RECIPES];
+size_t tl_same_as_llama_quantize(const char *bin, const char *src, const char *const *recipes, size_t n);
 /* Write bytes to a file; 0 on success. */
 int tl_write_file(const char *path, const void *data, size_t len);
 
