@@ -386,22 +386,26 @@ int sm_hparams_from_llama2c(const sm_llama2c_config *c, sm_hparams *hp) {
 int sm_rope_llama3_factors(const sm_hparams *hp, float *out, int64_t n) {
     if (strcmp(hp->rope_scaling_type, "llama3") != 0 || n != hp->head_dim / 2)
         return sm_error("rope factors: not a llama3 rope scaling, or wrong length");
-    /* convert_hf_to_gguf.py LlamaModel.generate_extra_tensors */
-    const double factor = hp->rope_scaling_factor, lo = hp->rope_llama3_low_freq, hi = hp->rope_llama3_high_freq;
+    /* convert_hf_to_gguf.py LlamaModel.generate_extra_tensors, in its float32 torch arithmetic:
+     * freqs = 1 / theta^(arange(0, dim, 2) / dim) and every step on them in float32 (torch's
+     * scalar / tensor is reciprocal(tensor) * scalar, the Python scalars cast to float32) */
+    const float factor = hp->rope_scaling_factor, lo = hp->rope_llama3_low_freq, hi = hp->rope_llama3_high_freq;
     const double old_ctx = (double)hp->rope_scaling_orig_ctx;
-    const double low_freq_wavelen = old_ctx / lo, high_freq_wavelen = old_ctx / hi;
+    const float low_freq_wavelen = (float)(old_ctx / lo), high_freq_wavelen = (float)(old_ctx / hi);
+    const float two_pi = (float)(2 * M_PI), octx = (float)old_ctx, span = (float)((double)hi - (double)lo);
     const int64_t dim = hp->head_dim;
     for (int64_t i = 0; i < n; i++) {
-        float freq = (float)(1.0 / pow((double)hp->rope_theta, (double)(float)(2 * i) / (double)dim));
-        double wavelen = 2 * M_PI / (double)freq;
-        double f;
+        const float e = (float)(2 * i) / (float)dim;
+        const float freq = 1.0f / (float)pow((double)hp->rope_theta, (double)e);
+        const float wavelen = (1.0f / freq) * two_pi;
+        float f;
         if (wavelen < high_freq_wavelen) f = 1;
         else if (wavelen > low_freq_wavelen) f = factor;
         else {
-            double smooth = (old_ctx / wavelen - lo) / (hi - lo);
-            f = 1 / ((1 - smooth) / factor + smooth);
+            const float smooth = ((1.0f / wavelen) * octx - lo) / span;
+            f = 1.0f / ((1.0f - smooth) / factor + smooth);
         }
-        out[i] = (float)f;
+        out[i] = f;
     }
     return 0;
 }
