@@ -16,6 +16,11 @@
 void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts *o, sm_gguf_writer *w) {
     char label[32];
     sm_gguf_set_str(w, "general.architecture", s->hp.arch);
+    if (s->longrope[0]) { /* Phi3MiniModel writes it while preparing the tensors, before general.type */
+        char k[64];
+        snprintf(k, sizeof k, "%s.rope.scaling.attn_factor", s->hp.arch);
+        sm_gguf_set_f32(w, k, s->hp.rope_attn_factor);
+    }
     sm_gguf_set_str(w, "general.type", "model");
     sm_gguf_set_str(w, "general.name", s->name);
     cv_size_label(p->n_params, label, sizeof label);

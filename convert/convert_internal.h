@@ -20,6 +20,7 @@ typedef struct cv_source {
     char name[128];     /* general.name */
     bool gptq;          /* an HF GPTQ checkpoint (gptq_source.c) */
     sm_gptq_hf_config gptq_cfg;
+    float *longrope[2]; /* longrope: the long and short rope factors from config.json (model/longrope.c) */
 } cv_source;
 
 int cv_source_open(const char *path, const sm_convert_opts *o, cv_source *s);

@@ -155,7 +155,7 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
         n_exp++;
     }
     expected *exp = calloc(n_exp ? n_exp : 1, sizeof *exp);
-    p->items = calloc(c->n_tensors + 1, sizeof *p->items);
+    p->items = calloc(c->n_tensors + 3, sizeof *p->items);
     if (!exp || !p->items) {
         free(exp);
         return sm_error("out of memory");
@@ -177,6 +177,16 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
         it->type = SM_TYPE_F32;
         it->n_dims = 1;
         it->shape[0] = n;
+        finish_item(p, it);
+    }
+    /* longrope (Phi3MiniModel.generate_extra_tensors): the long, then the short factors */
+    for (int i = 0; i < 2 && s->longrope[i]; i++) {
+        cv_item *it = &p->items[p->n++];
+        snprintf(it->name, sizeof it->name, i ? "rope_factors_short.weight" : "rope_factors_long.weight");
+        it->gen = s->longrope[i];
+        it->type = SM_TYPE_F32;
+        it->n_dims = 1;
+        it->shape[0] = (hp->n_rot ? hp->n_rot : hp->head_dim) / 2;
         finish_item(p, it);
     }
 

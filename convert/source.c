@@ -82,6 +82,13 @@ static int open_hf(const char *dir, const sm_convert_opts *o, cv_source *s) {
         return -1;
     }
     int rc = sm_hparams_from_hf_config(cfg, &s->hp);
+    if (rc == 0 && !strcmp(s->hp.rope_scaling_type, "longrope")) {
+        const size_t half = (size_t)(s->hp.n_rot ? s->hp.n_rot : s->hp.head_dim) / 2;
+        s->longrope[0] = malloc(half * sizeof(float));
+        s->longrope[1] = malloc(half * sizeof(float));
+        rc = s->longrope[0] && s->longrope[1] ? sm_rope_longrope_factors(cfg, &s->hp, s->longrope[0], s->longrope[1])
+                                              : sm_error("out of memory");
+    }
     free(cfg);
     if (rc) return -1;
     rc = sm_gptq_hf_config_load(dir, &s->gptq_cfg);
@@ -169,6 +176,8 @@ int cv_source_open(const char *path, const sm_convert_opts *o, cv_source *s) {
 
 void cv_source_close(cv_source *s) {
     sm_ckpt_close(s->ckpt);
+    free(s->longrope[0]);
+    free(s->longrope[1]);
     if (s->have_vocab) sm_vocab_free(&s->vocab);
     memset(s, 0, sizeof *s);
 }

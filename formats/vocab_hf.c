@@ -10,7 +10,7 @@
  *    added_tokens (CONTROL / USER_DEFINED as above), merges in either form ("a b" strings or
  *    ["a", "b"] pairs, whose spaces become U+0120 as in gguf-py), the pre-tokenizer recognised
  *    from its structure: GPT-2's ByteLevel -> "gpt-2", Llama 3's Split regex -> "llama-bpe",
- *    Qwen2's -> "qwen2" (llama.cpp hashes a tokenization of a test string instead, which needs
+ *    Qwen2's -> "qwen2", GPT-4o's (Phi-4-mini) -> "gpt-4o" (llama.cpp hashes a tokenization of a test string instead, which needs
  *    the tokenizer itself);
  *  - special ids and add_bos/add_eos by SpecialVocab's rules: tokenizer.json's post_processor
  *    (TemplateProcessing / RobertaProcessing) sets add_bos/add_eos, tokenizer_config.json's
@@ -44,6 +44,11 @@
 static const char LLAMA3_REGEX[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* GPT-4o's o200k split (Phi-4-mini's tokenizer.json) */
+static const char GPT4O_REGEX[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 static const char QWEN2_REGEX[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -175,9 +180,13 @@ static int detect_pre(const cJSON *root, const char *name, char pre[32]) {
             strcpy(pre, "qwen2");
             return 0;
         }
+        if (ok && regex && !strcmp(regex, GPT4O_REGEX)) {
+            strcpy(pre, "gpt-4o");
+            return 0;
+        }
     }
     return sm_error("%s: pre_tokenizer not supported: expected GPT-2's ByteLevel, or Llama 3's or Qwen2's Split regex followed by "
-                    "ByteLevel (add_prefix_space false)", name);
+                    "ByteLevel (add_prefix_space false), or GPT-4o's (Phi-4-mini)", name);
 }
 
 /* "a b" merge strings from the merges array (either form). */

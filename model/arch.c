@@ -158,16 +158,25 @@ static int sliding_window_extras(const cJSON *cfg, const char *path, sm_hparams 
     return 0;
 }
 
-/* Phi3MiniModel: original_max_position_embeddings is required (the converter writes it);
- * a partial rotary factor (Phi-4-mini's 0.75) rotates part of each head, which the runtime
- * does not do yet. */
+/* Phi3MiniModel: original_max_position_embeddings is required (the converter writes it); a
+ * partial rotary factor (Phi-4-mini's 0.75) rotates int(factor * hidden_size) / heads dimensions
+ * of each head (rope.dimension_count; transformers: int(head_dim * factor), the same for the
+ * released configs, else refused); longrope's factors and attention factor: model/longrope.c. */
 static int phi3_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (need_int(cfg, path, "original_max_position_embeddings", 1, MAX_DIM * 64, &hp->rope_scaling_orig_ctx)) return -1;
-    float prf = 1.0f;
-    if (get_pos_float(cfg, path, "partial_rotary_factor", &prf) < 0) return -1;
-    if (prf != 1.0f)
-        return sm_error("%s: \"partial_rotary_factor\": %g: rotating part of each head (Phi-4-mini) is not supported "
-                        "yet (only 1.0)", path, (double)prf);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "partial_rotary_factor");
+    double prf = 1.0;
+    if (v && !cJSON_IsNull(v)) {
+        if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !(v->valuedouble <= 1))
+            return sm_error("%s: \"partial_rotary_factor\": expected a number in (0, 1]", path);
+        prf = v->valuedouble;
+    }
+    hp->n_rot = (int64_t)(prf * (double)hp->n_embd) / hp->n_head;
+    if (hp->n_rot != (int64_t)((double)hp->head_dim * prf) || hp->n_rot < 2 || hp->n_rot % 2)
+        return sm_error("%s: \"partial_rotary_factor\": %g gives %lld rotated dimensions per head to llama.cpp's "
+                        "converter and %lld to transformers (an even number, the same for both, is needed)", path, prf,
+                        (long long)hp->n_rot, (long long)((double)hp->head_dim * prf));
+    if (!strcmp(hp->rope_scaling_type, "longrope")) return sm_longrope_from_config(cfg, path, hp, NULL, NULL);
     return 0;
 }
 
@@ -338,9 +347,10 @@ static int parse_rope(const cJSON *cfg, const char *path, sm_hparams *hp) {
             return sm_error("%s: llama3 rope scaling: low_freq_factor equals high_freq_factor", path);
         return 0;
     }
-    if (!strcmp(type, "longrope") || !strcmp(type, "su"))
-        return sm_error("%s: rope scaling \"%s\" (the long-context Phi-3 / Phi-4-mini variants, short/long factors) is "
-                        "not supported yet; Phi-3 checkpoints without rope_scaling (e.g. Phi-3-mini-4k) are", path, type);
+    if (!strcmp(type, "longrope") || !strcmp(type, "su")) { /* Phi-3 only: phi3_extras reads the rest */
+        snprintf(hp->rope_scaling_type, sizeof hp->rope_scaling_type, "longrope");
+        return 0;
+    }
     return sm_error("%s: rope scaling type \"%s\" is not supported (supported: linear, yarn, llama3, dynamic)",
                     path, type);
 }
@@ -402,6 +412,9 @@ static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (get_bool(cfg, path, "tie_word_embeddings", &hp->tied_embeddings) < 0) return -1;
     if (parse_rope(cfg, path, hp)) return -1;
     if (bias_keys(a, cfg, path, hp)) return -1;
+    if (!strcmp(hp->rope_scaling_type, "longrope") && a->gguf_keys != SM_KEYS_PHI3)
+        return sm_error("%s: rope scaling \"longrope\" is not supported for %s (only Phi3ForCausalLM, as llama.cpp)",
+                        path, a->hf_name);
     if (a->gguf_keys == SM_KEYS_PHI3 && phi3_extras(cfg, path, hp)) return -1;
     if (a->gguf_keys == SM_KEYS_GEMMA3) return gemma3_extras(cfg, path, hp);
     if (a->gguf_keys == SM_KEYS_GEMMA2) return gemma2_extras(cfg, path, hp);
@@ -450,22 +463,26 @@ int sm_hparams_from_llama2c(const sm_llama2c_config *c, sm_hparams *hp) {
 int sm_rope_llama3_factors(const sm_hparams *hp, float *out, int64_t n) {
     if (strcmp(hp->rope_scaling_type, "llama3") != 0 || n != hp->head_dim / 2)
         return sm_error("rope factors: not a llama3 rope scaling, or wrong length");
-    /* convert_hf_to_gguf.py LlamaModel.generate_extra_tensors */
-    const double factor = hp->rope_scaling_factor, lo = hp->rope_llama3_low_freq, hi = hp->rope_llama3_high_freq;
+    /* convert_hf_to_gguf.py LlamaModel.generate_extra_tensors, in its float32 torch arithmetic:
+     * freqs = 1 / theta^(arange(0, dim, 2) / dim) and every step on them in float32 (torch's
+     * scalar / tensor is reciprocal(tensor) * scalar, the Python scalars cast to float32) */
+    const float factor = hp->rope_scaling_factor, lo = hp->rope_llama3_low_freq, hi = hp->rope_llama3_high_freq;
     const double old_ctx = (double)hp->rope_scaling_orig_ctx;
-    const double low_freq_wavelen = old_ctx / lo, high_freq_wavelen = old_ctx / hi;
+    const float low_freq_wavelen = (float)(old_ctx / lo), high_freq_wavelen = (float)(old_ctx / hi);
+    const float two_pi = (float)(2 * M_PI), octx = (float)old_ctx, span = (float)((double)hi - (double)lo);
     const int64_t dim = hp->head_dim;
     for (int64_t i = 0; i < n; i++) {
-        float freq = (float)(1.0 / pow((double)hp->rope_theta, (double)(float)(2 * i) / (double)dim));
-        double wavelen = 2 * M_PI / (double)freq;
-        double f;
+        const float e = (float)(2 * i) / (float)dim;
+        const float freq = 1.0f / (float)pow((double)hp->rope_theta, (double)e);
+        const float wavelen = (1.0f / freq) * two_pi;
+        float f;
         if (wavelen < high_freq_wavelen) f = 1;
         else if (wavelen > low_freq_wavelen) f = factor;
         else {
-            double smooth = (old_ctx / wavelen - lo) / (hi - lo);
-            f = 1 / ((1 - smooth) / factor + smooth);
+            const float smooth = ((1.0f / wavelen) * octx - lo) / span;
+            f = 1.0f / ((1.0f - smooth) / factor + smooth);
         }
-        out[i] = (float)f;
+        out[i] = f;
     }
     return 0;
 }

@@ -45,7 +45,7 @@ static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_
     c->kv_layers = kv_layers;
     const sm_hparams *hp = &m->hp;
     const size_t cache = (size_t)kv_layers * (size_t)m->kv_dim * (size_t)n_ctx;
-    const size_t half = (size_t)m->head_dim / 2, ld = (size_t)c->ld;
+    const size_t half = (size_t)m->n_rot / 2, ld = (size_t)c->ld;
     const size_t logit_rows = hp->n_vocab < SM_LOGIT_ROWS ? (size_t)hp->n_vocab : SM_LOGIT_ROWS;
     c->k_cache = xalloc(cache, sizeof(float));
     c->v_cache = xalloc(cache, sizeof(float));
@@ -73,12 +73,16 @@ static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_
         return sm_error("out of memory for a context of %lld positions (KV cache %.1f MiB)", (long long)n_ctx,
                         2.0 * (double)cache * sizeof(float) / 1048576.0);
     }
-    /* angles in double, so a late position is as exact as an early one */
+    /* angles in double, so a late position is as exact as an early one. longrope (model/longrope.c):
+     * the long factors for a context beyond the original one, as llama.cpp chooses them, and cos,
+     * sin times the attention factor */
+    const double *freq = m->rope_freq_long && n_ctx > hp->rope_scaling_orig_ctx ? m->rope_freq_long : m->rope_freq;
+    const float mscale = hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0f;
     for (size_t i = 0; i < half; i++)
         for (int64_t p = 0; p < n_ctx; p++) {
-            const double a = (double)p * m->rope_freq[i];
-            c->rope_cos[i * (size_t)n_ctx + (size_t)p] = (float)cos(a);
-            c->rope_sin[i * (size_t)n_ctx + (size_t)p] = (float)sin(a);
+            const double a = (double)p * freq[i];
+            c->rope_cos[i * (size_t)n_ctx + (size_t)p] = (float)cos(a) * mscale;
+            c->rope_sin[i * (size_t)n_ctx + (size_t)p] = (float)sin(a) * mscale;
             if (!m->rope_freq_swa) continue;
             const double b = (double)p * m->rope_freq_swa[i];
             c->rope_cos_swa[i * (size_t)n_ctx + (size_t)p] = (float)cos(b);
@@ -158,11 +162,13 @@ static void head_norm(const sm_context *c, float *v, int64_t n_heads, const floa
     }
 }
 
-/* Rotate the batch's q and k heads (n tokens at positions pos0...) of layer l. */
+/* Rotate the batch's q and k heads (n tokens at positions pos0...) of layer l: the first n_rot
+ * dimensions of each head, the rest passes through (partial rotary, as ggml's rope with n_dims <
+ * head size). */
 static void rope(const sm_context *c, float *q, float *k, int64_t n, int64_t pos0, int64_t l) {
     const bool local = c->rope_cos_swa && sm_swa_layer(&c->m->hp, l); /* Gemma 3's local rope base */
     const float *cos_t = local ? c->rope_cos_swa : c->rope_cos, *sin_t = local ? c->rope_sin_swa : c->rope_sin;
-    const int64_t hd = c->m->head_dim, half = hd / 2, ld = c->ld, nq = c->m->hp.n_head * half;
+    const int64_t hd = c->m->head_dim, half = c->m->n_rot / 2, ld = c->ld, nq = c->m->hp.n_head * half;
     const int64_t pairs = (c->m->hp.n_head + c->m->hp.n_head_kv) * half;
 #pragma omp parallel for schedule(static) if (pairs * 2 * n >= PAR_MIN)
     for (int64_t hi = 0; hi < pairs; hi++) {

@@ -36,6 +36,9 @@ static int cuda_features(const sm_model *m) {
     if (m->hp.features & ~(unsigned)SM_FEAT_CUDA)
         return sm_error("CUDA: the %s block (features 0x%x) is not implemented on the GPU; use --device cpu", m->hp.arch,
                         m->hp.features & ~(unsigned)SM_FEAT_CUDA);
+    if (m->n_rot != m->head_dim || m->rope_freq_long)
+        return sm_error("CUDA: %s (rope over part of each head or longrope factors) is not implemented on the GPU; "
+                        "use --device cpu", m->rope_freq_long ? "longrope" : "partial rotary");
     return 0;
 }
 

@@ -21,7 +21,7 @@ typedef struct gguf_key { const char *suffix; key_type type; size_t off; } gguf_
 
 enum { K_CTX, K_EMBD, K_FF, K_LAYERS, K_HEADS, K_HEADS_KV, K_EPS, K_KEY_LEN, K_VALUE_LEN, K_ROPE_DIM, K_ROPE_BASE,
        K_SCALING_TYPE, K_SCALING_FACTOR, K_ORIG_CTX, K_YARN_EXT, K_YARN_ATTN, K_YARN_FAST, K_YARN_SLOW, K_VOCAB,
-       K_ATTN_CAP, K_FINAL_CAP, K_SWA, K_ROPE_BASE_SWA, K_FILE_TYPE /* general.file_type, where the converter class writes it */ };
+       K_ATTN_CAP, K_FINAL_CAP, K_SWA, K_ROPE_BASE_SWA, K_ROT_DIM, K_FILE_TYPE /* general.file_type, where the converter class writes it */ };
 
 static const gguf_key KEYS[] = {
     [K_CTX] = U32("context_length", n_ctx_train),
@@ -47,6 +47,7 @@ static const gguf_key KEYS[] = {
     [K_FINAL_CAP] = F32("final_logit_softcapping", final_softcap),
     [K_SWA] = U32("attention.sliding_window", sliding_window),
     [K_ROPE_BASE_SWA] = F32("rope.freq_base_swa", rope_theta_swa),
+    [K_ROT_DIM] = U32("rope.dimension_count", n_rot), /* Phi3MiniModel: partial rotary */
     [K_FILE_TYPE] = {"general.file_type", KT_U32, 0},
 };
 
@@ -66,7 +67,7 @@ static const key_use TEXT_KEYS[] = { /* TextModel + LlamaModel */
     {K_FILE_TYPE, W_ALWAYS}, {K_VOCAB, W_LLAMA}, {K_ROPE_DIM, W_LLAMA}, {0, W_END}};
 static const key_use PHI3_KEYS[] = { /* conversion/phi.py Phi3MiniModel */
     {K_CTX, W_ALWAYS}, {K_ORIG_CTX, W_ALWAYS}, {K_EMBD, W_ALWAYS}, {K_FF, W_ALWAYS}, {K_LAYERS, W_ALWAYS},
-    {K_HEADS, W_ALWAYS}, {K_HEADS_KV, W_ALWAYS}, {K_EPS, W_ALWAYS}, {K_ROPE_DIM, W_ALWAYS}, {K_ROPE_BASE, W_ALWAYS},
+    {K_HEADS, W_ALWAYS}, {K_HEADS_KV, W_ALWAYS}, {K_EPS, W_ALWAYS}, {K_ROT_DIM, W_ALWAYS}, {K_ROPE_BASE, W_ALWAYS},
     {K_FILE_TYPE, W_ALWAYS}, {K_SWA, W_ALWAYS}, {0, W_END}};
 static const key_use GEMMA2_KEYS[] = { /* Gemma2Model */
     {K_CTX, W_ALWAYS}, {K_EMBD, W_ALWAYS}, {K_LAYERS, W_ALWAYS}, {K_FF, W_ALWAYS}, {K_HEADS, W_ALWAYS},
@@ -167,10 +168,14 @@ int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp) {
         if (get_dim(g, k, &hp->head_dim, true)) return -1;
         hp->explicit_head_dim = true;
     }
-    /* the runtime rotates whole heads (as llama.cpp requires of llama models: "invalid n_rot") */
+    /* whole heads rotate (llama.cpp requires it of llama models: "invalid n_rot"), except for phi3
+     * (Phi-4-mini's partial rotary factor) */
     int64_t n_rot = hp->head_dim;
     if (get_dim(g, key(k, sizeof k, a, "rope.dimension_count"), &n_rot, false)) return -1;
-    if (n_rot != hp->head_dim)
+    const sm_arch_info *rai = sm_arch_by_gguf(a);
+    const bool partial_ok = rai && rai->gguf_keys == SM_KEYS_PHI3 && n_rot < hp->head_dim && n_rot % 2 == 0;
+    hp->n_rot = n_rot;
+    if (n_rot != hp->head_dim && !partial_ok)
         return sm_error("%s: %s = %lld but the head size is %lld: %s", sm_gguf_path(g), k, (long long)n_rot,
                         (long long)hp->head_dim,
                         n_rot > hp->head_dim || n_rot % 2 ? "it must be even and at most the head size"
@@ -229,9 +234,19 @@ int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp) {
             if (sm_gguf_get_u64(g, k, &v)) return -1;
             hp->sliding_window = (int64_t)(v > ((uint64_t)1 << 31) ? ((uint64_t)1 << 31) : v);
         }
-        if (sm_gguf_find_tensor(g, "rope_factors_long.weight") || sm_gguf_find_tensor(g, "rope_factors_short.weight"))
-            return sm_error("%s: longrope (rope_factors_long/short.weight) is not supported by the runtime yet",
-                            sm_gguf_path(g));
+        /* longrope (model/longrope.c): llama.cpp's original context defaults to context_length, its
+         * attention factor to 1 */
+        const bool lf = sm_gguf_find_tensor(g, "rope_factors_long.weight"), sf = sm_gguf_find_tensor(g, "rope_factors_short.weight");
+        if (lf != sf)
+            return sm_error("%s: %s without %s: longrope needs both", sm_gguf_path(g),
+                            lf ? "rope_factors_long.weight" : "rope_factors_short.weight",
+                            lf ? "rope_factors_short.weight" : "rope_factors_long.weight");
+        if (lf) {
+            snprintf(hp->rope_scaling_type, sizeof hp->rope_scaling_type, "longrope");
+            if (!hp->rope_scaling_orig_ctx) hp->rope_scaling_orig_ctx = hp->n_ctx_train;
+            hp->rope_attn_factor = 1.0f;
+            if (get_float(g, key(k, sizeof k, a, "rope.scaling.attn_factor"), &hp->rope_attn_factor)) return -1;
+        }
     }
     if (hp->gguf_keys == SM_KEYS_GEMMA2) { /* llama.cpp's llama_model_gemma2::load_hparams */
         if (get_float(g, key(k, sizeof k, a, "attn_logit_softcapping"), &hp->attn_softcap) ||

@@ -46,6 +46,9 @@ typedef struct sm_hparams {
     int swa_pattern;       /* SM_FEAT_SWA: layer l uses the sliding window when l % swa_pattern < swa_pattern - 1;
                               0: every layer (Phi-3), which no backend applies (llama.cpp switches Phi-3's window
                               off): contexts beyond the window are refused */
+    /* ---- Phi-3 / Phi-4-mini (model/longrope.c) ---- */
+    int64_t n_rot;         /* rotated dimensions of each head (partial_rotary_factor; 0: the whole head) */
+    float rope_attn_factor;/* longrope: cos and sin multiplied by it (phi3.rope.scaling.attn_factor; 0: 1) */
 } sm_hparams;
 
 /* Decoder-block features beyond Llama's (RMSNorm, GQA attention with rope, SiLU-gated FFN),
@@ -151,6 +154,13 @@ int sm_arch_tensor(const sm_hparams *hp, size_t i, char *name, size_t cap, int *
 /* llama3 rope scaling: the head_dim/2 frequency factors llama.cpp reads from rope_freqs.weight
  * (computed as convert_hf_to_gguf.py does). 0 if hp has llama3 scaling, else -1. */
 int sm_rope_llama3_factors(const sm_hparams *hp, float *out, int64_t n);
+/* longrope (Phi-3 128k, Phi-4-mini; model/longrope.c): from config.json's rope_scaling (cfg, already
+ * parsed; path for messages), the original context and llama.cpp's attention factor into hp, and
+ * the n_rot/2 long and short frequency factors into long_f / short_f (either may be NULL: checked
+ * only). -1 with a message naming the config key when the variant cannot be run as llama.cpp does. */
+int sm_longrope_from_config(const cJSON *cfg, const char *path, sm_hparams *hp, float *long_f, float *short_f);
+/* The same, reading config_json_path (hp from sm_hparams_from_hf_config). */
+int sm_rope_longrope_factors(const char *config_json_path, const sm_hparams *hp, float *long_f, float *short_f);
 /* sm_hparams_to_gguf plus general.file_type (when >= 0) where llama.cpp's converter puts it,
  * so that the key order matches convert_hf_to_gguf.py's. */
 void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_writer *w);

@@ -5,6 +5,14 @@
  *   llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
  *           ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
  *   qwen2:  as llama3 with \p{N} (one digit per word) instead of \p{N}{1,3}
+ *   gpt-4o: [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|
+ *           [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|
+ *           \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ *           (Phi-4-mini, GPT-4o's o200k). llama.cpp has no hand-written splitter for it: it runs
+ *           its approximation ("upper" = a letter other than a-z, "lower" = a letter other than
+ *           A-Z) through std::regex on a "collapsed" text where every code point >= 128 stands
+ *           for its category (any non-ASCII letter is then both upper and lower case, marks are
+ *           not letters); split_gpt4o reproduces what that std::regex search returns.
  *
  * The input is a fragment's code points; the output is the length (in code points) of each
  * word, in order, covering the whole input. */
@@ -144,6 +152,74 @@ static int split_llama3(splitter *s, size_t max_digits) {
     return 0;
 }
 
+/* gpt-4o, on llama.cpp's collapsed text (see the top): per code point, F_LETTER and F_NUMBER
+ * from the collapse (ASCII letters and digits, or the category of a code point >= 128), F_SPACE
+ * as std::regex's \s (ASCII \t\n\v\f\r and space, or a non-ASCII White_Space code point). */
+enum { F_UPPER = 16, F_LOWER = 32 }; /* letters other than a-z, letters other than A-Z */
+
+static size_t run_of(const splitter *s, size_t pos, unsigned flag) {
+    while (flags_at(s, pos) & flag) pos++;
+    return pos;
+}
+
+/* The two letter alternatives from i0 (after the optional prefix): the end, or 0 if neither matches. */
+static size_t gpt4o_letters(const splitter *s, size_t i0) {
+    const size_t u_end = run_of(s, i0, F_UPPER);
+    size_t k = SIZE_MAX; /* U* backs off to the last position where L+ can start */
+    if (flags_at(s, u_end) & F_LOWER) k = u_end;
+    else
+        for (size_t j = u_end; j > i0; j--)
+            if (flags_at(s, j - 1) & F_LOWER) {
+                k = j - 1;
+                break;
+            }
+    size_t end;
+    if (k != SIZE_MAX) end = run_of(s, k, F_LOWER); /* U*L+ */
+    else if (u_end > i0) end = run_of(s, u_end, F_LOWER); /* U+L* */
+    else return 0;
+    return end + (cp_at(s, end) == '\'' ? contraction(s, end, true) : 0);
+}
+
+static int split_gpt4o(splitter *s) {
+    for (size_t i = 0; i < s->n; i++) {
+        const uint32_t c = s->cp[i];
+        unsigned f = s->flags[i] & ~(unsigned)(F_LETTER | F_NUMBER | F_SPACE);
+        if (c < 128) {
+            const bool up = c >= 'A' && c <= 'Z', lo = c >= 'a' && c <= 'z';
+            f |= (up || lo ? F_LETTER : 0) | (c >= '0' && c <= '9' ? F_NUMBER : 0) |
+                 ((c >= 9 && c <= 13) || c == ' ' ? F_SPACE : 0) | (up ? F_UPPER : 0) | (lo ? F_LOWER : 0);
+        } else if (sm_uspace(c)) {
+            f |= F_SPACE;
+        } else {
+            const int cat = sm_ucat(c);
+            f |= cat == SM_UCAT_L ? F_LETTER | F_UPPER | F_LOWER : cat == SM_UCAT_N ? F_NUMBER : 0;
+        }
+        s->flags[i] = (uint8_t)f;
+    }
+    size_t pos = 0;
+    while (pos < s->n) {
+        const uint32_t c = s->cp[pos];
+        const unsigned f = s->flags[pos];
+        const bool prefix = c != '\r' && c != '\n' && !(f & (F_LETTER | F_NUMBER));
+        size_t end = gpt4o_letters(s, pos + prefix);
+        if (!end && f & F_NUMBER) { /* \p{N}{1,3} */
+            end = pos;
+            while (end < pos + 3 && (flags_at(s, end) & F_NUMBER)) end++;
+        }
+        if (!end) { /* ' ?[^\s\p{L}\p{N}]+[\r\n/]*' */
+            const size_t p1 = pos + (c == ' ');
+            if (p1 < s->n && !(s->flags[p1] & (F_SPACE | F_LETTER | F_NUMBER))) {
+                end = p1;
+                while ((flags_at(s, end) & F_IN) && !(flags_at(s, end) & (F_SPACE | F_LETTER | F_NUMBER))) end++;
+                while (cp_at(s, end) == '\r' || cp_at(s, end) == '\n' || cp_at(s, end) == '/') end++;
+            }
+        }
+        pos = end ? end : whitespace(s, pos, true);
+        if (emit(s, pos)) return -1;
+    }
+    return 0;
+}
+
 int sm_pretokenize(sm_pre_kind kind, const uint32_t *cp, size_t n, sm_u32vec *word_lens) {
     splitter s = {cp, n, malloc(n ? n : 1), 0, word_lens};
     if (!s.flags) return sm_error("tokenizer: out of memory");
@@ -156,6 +232,7 @@ int sm_pretokenize(sm_pre_kind kind, const uint32_t *cp, size_t n, sm_u32vec *wo
     switch (kind) {
     case SM_PRE_GPT2: rc = split_gpt2(&s); break;
     case SM_PRE_LLAMA3: rc = split_llama3(&s, 3); break;
+    case SM_PRE_GPT4O: rc = split_gpt4o(&s); break;
     default: rc = split_llama3(&s, 1); break;
     }
     free(s.flags);

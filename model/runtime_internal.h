@@ -28,8 +28,11 @@ struct sm_model {
     sm_hparams hp;
     sm_rope_kind rope;
     int64_t head_dim, q_dim, kv_dim;
-    double *rope_freq;          /* head_dim/2 angles per position step (scaling included) */
+    int64_t n_rot;              /* rotated dimensions of each head (head_dim unless partial rotary) */
+    double *rope_freq;          /* n_rot/2 angles per position step (scaling included; longrope: short factors) */
+    double *rope_freq_long;     /* longrope: the angles with the long factors, for contexts beyond the original */
     double *rope_freq_swa;      /* SM_FEAT_SWA_ROPE: the sliding layers' (hp.rope_theta_swa, unscaled); else NULL */
+    float *longrope_f[2];       /* longrope from an HF directory: long, short factors (owned) */
     sm_weight tok_embd, output; /* output may alias tok_embd (tied) */
     float *output_norm;
     sm_layer_weights *layers;

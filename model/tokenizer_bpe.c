@@ -29,6 +29,8 @@ static const pre_name PRE_NAMES[] = {
     {"qwen2", SM_PRE_QWEN2, false},       {"deepseek-r1-qwen", SM_PRE_QWEN2, false}, {"kormo", SM_PRE_QWEN2, false},
     {"f2llmv2", SM_PRE_QWEN2, false},     {"megrez", SM_PRE_QWEN2, false},    {"stablelm2", SM_PRE_QWEN2, false},
     {"hunyuan", SM_PRE_QWEN2, false},     {"solar-open", SM_PRE_QWEN2, false},
+    {"gpt-4o", SM_PRE_GPT4O, false},      {"llama4", SM_PRE_GPT4O, false},    {"kanana2", SM_PRE_GPT4O, false},
+    {"talkie", SM_PRE_GPT4O, false},
 };
 
 /* ---- (left id, right id) -> merge ---- */
@@ -50,7 +52,7 @@ int sm_bpe_init(sm_tokenizer *t, const sm_vocab *v) {
         if (strcmp(v->pre, PRE_NAMES[i].name) == 0) pn = &PRE_NAMES[i];
     if (!pn)
         return sm_error("vocabulary: BPE pre-tokenizer '%s' is not supported (supported: the gpt-2, llama3 "
-                        "(llama-bpe) and qwen2 families)", v->pre);
+                        "(llama-bpe), qwen2 and gpt-4o families)", v->pre);
     t->pre = pn->kind;
     t->ignore_merges = pn->llama3_defaults;
     if (pn->llama3_defaults && !(v->explicit_flags & SM_VOCAB_HAS_ADD_BOS)) t->add_bos = true;

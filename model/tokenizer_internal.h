@@ -45,7 +45,7 @@ typedef struct sm_pairmap {
     sm_merge *vals;
 } sm_pairmap;
 
-typedef enum sm_pre_kind { SM_PRE_GPT2, SM_PRE_LLAMA3, SM_PRE_QWEN2 } sm_pre_kind;
+typedef enum sm_pre_kind { SM_PRE_GPT2, SM_PRE_LLAMA3, SM_PRE_QWEN2, SM_PRE_GPT4O } sm_pre_kind;
 
 struct sm_tokenizer {
     sm_vocab_kind kind;

@@ -155,6 +155,10 @@ static int check_hparams(sm_model *m) {
     if (!(hp->rms_eps > 0) || !(hp->rope_theta > 0))
         return sm_error("%s: rms_eps and rope_theta must be positive", source(m));
     m->head_dim = hp->head_dim;
+    m->n_rot = hp->n_rot ? hp->n_rot : hp->head_dim;
+    if (m->n_rot <= 0 || m->n_rot > m->head_dim || m->n_rot % 2)
+        return sm_error("%s: %lld rotated dimensions per head: expected an even number up to the head size %lld",
+                        source(m), (long long)m->n_rot, (long long)m->head_dim);
     m->q_dim = hp->n_head * hp->head_dim;
     m->kv_dim = hp->n_head_kv * hp->head_dim;
     return 0;
@@ -163,17 +167,33 @@ static int check_hparams(sm_model *m) {
 /* Rotation speed of each pair: theta^(-2i/d), divided by the scaling llama.cpp applies. */
 static int rope_setup(sm_model *m) {
     const sm_hparams *hp = &m->hp;
-    const int64_t half = m->head_dim / 2;
+    const int64_t half = m->n_rot / 2;
     m->rope_freq = malloc(sizeof(double) * (size_t)half);
     if (!m->rope_freq) return sm_error("out of memory");
-    for (int64_t i = 0; i < half; i++) m->rope_freq[i] = pow((double)hp->rope_theta, -2.0 * (double)i / (double)m->head_dim);
+    for (int64_t i = 0; i < half; i++) m->rope_freq[i] = pow((double)hp->rope_theta, -2.0 * (double)i / (double)m->n_rot);
     if ((hp->features & SM_FEAT_SWA_ROPE) && hp->rope_theta_swa > 0) { /* llama.cpp: freq_scale_swa 1 */
         m->rope_freq_swa = malloc(sizeof(double) * (size_t)half);
         if (!m->rope_freq_swa) return sm_error("out of memory");
         for (int64_t i = 0; i < half; i++)
-            m->rope_freq_swa[i] = pow((double)hp->rope_theta_swa, -2.0 * (double)i / (double)m->head_dim);
+            m->rope_freq_swa[i] = pow((double)hp->rope_theta_swa, -2.0 * (double)i / (double)m->n_rot);
     }
     const char *type = hp->rope_scaling_type;
+    if (!strcmp(type, "longrope")) { /* model/longrope.c: short and long divisors */
+        if (m->gguf && (get_vector(m, "rope_factors_long.weight", half, false, &m->longrope_f[0]) ||
+                        get_vector(m, "rope_factors_short.weight", half, false, &m->longrope_f[1])))
+            return -1;
+        if (!m->longrope_f[0] || !m->longrope_f[1]) return sm_error("%s: longrope factors missing", source(m));
+        m->rope_freq_long = malloc(sizeof(double) * (size_t)half);
+        if (!m->rope_freq_long) return sm_error("out of memory");
+        for (int64_t i = 0; i < half; i++) {
+            const float fl = m->longrope_f[0][i], fs = m->longrope_f[1][i];
+            if (!(fl > 0) || !(fs > 0) || !isfinite(fl) || !isfinite(fs))
+                return sm_error("%s: rope factor %lld is not a positive number", source(m), (long long)i);
+            m->rope_freq_long[i] = m->rope_freq[i] / fl;
+            m->rope_freq[i] /= fs;
+        }
+        return 0;
+    }
     const sm_tensor *rf = find(m, "rope_freqs.weight");
     if (rf) { /* GGUF llama3-style per-pair divisors */
         float *f;
@@ -303,6 +323,16 @@ static int open_hf(sm_model *m, const char *dir) {
     }
     /* HF keeps q/k in rotate_half order (the GGUF converter permutes them; we do not) */
     m->rope = SM_ROPE_NEOX;
+    if (!strcmp(m->hp.rope_scaling_type, "longrope")) { /* the factors the converter would store */
+        const int64_t half = (m->hp.n_rot ? m->hp.n_rot : m->hp.head_dim) / 2;
+        for (int i = 0; i < 2; i++)
+            if (!(m->longrope_f[i] = malloc(sizeof(float) * (size_t)half)) || own(m, m->longrope_f[i]))
+                return sm_error("out of memory");
+        cfg = sm_path_join(dir, "config.json");
+        rc = cfg ? sm_rope_longrope_factors(cfg, &m->hp, m->longrope_f[0], m->longrope_f[1]) : sm_error("out of memory");
+        free(cfg);
+        if (rc) return -1;
+    }
     if (sm_vocab_load_hf(dir, &m->vocab) == 0) {
         m->has_vocab = true;
         sm_vocab_apply_arch(&m->hp, &m->vocab);
@@ -459,6 +489,7 @@ void sm_model_free(sm_model *m) {
     free(m->layers);
     free(m->rope_freq);
     free(m->rope_freq_swa);
+    free(m->rope_freq_long);
     free(m->ckpt_names);
     if (m->qk_perm)
         for (int64_t i = 0; i < 2 * m->hp.n_layer; i++) free(m->qk_perm[i]);

@@ -8,7 +8,9 @@ llama.cpp's own gguf-py (the conversion done here by hand, following convert_hf_
 get_vocab_base and gguf-py's SpecialVocab), and runs llama.cpp's llama-tokenize on every input:
   expected-plain.txt    --no-bos --no-parse-special  (add_special off, parse_special off)
   expected-special.txt  (defaults: add_special as the vocabulary says, parse_special on)
-One line per input, ids separated by spaces.
+One line per input, ids separated by spaces. For bpe-gpt4o it also writes expected-words.txt: the
+code-point length of each pre-tokenizer word, from a small driver (compiled here with g++) that
+calls llama.cpp's own unicode_regex_split (src/unicode.cpp) with its gpt-4o expressions.
 
     LLAMA_CPP_DIR=/path/to/llama.cpp /usr/bin/python3 scripts/bpe_fixture_expectations.py tests/data
 (needs $LLAMA_CPP_DIR/gguf-py and $LLAMA_CPP_DIR/build/bin/llama-tokenize)
@@ -46,6 +48,11 @@ INPUTS = [
     b"they'll say they'd rather be here than there; I'm sure you're right. THE END. Don't panic!\n"
     b"tokenizer tokenization tokens token tokenize tokenized retokenize detokenize\n"
     b"internationalization localization organization realization specialization\n",
+    # case changes inside words, contractions after words, punctuation runs ending in / \r \n (GPT-4o's split)
+    b"HTTPServer getHTTPResponseCode camelCaseWords XMLHttpRequest iPhone McDonald's ABCdef aBC",
+    b"path/to/file/\n/usr/bin//\r\n:/\n\n--/\r\n x/y",
+    "\u00c0\u00c9\u00ce\u00f5\u00fc \u00c9COLE \u00d1and\u00fa \u0130stanbul \u01c5ungla \u00dfSS A\u0301b\u0301C \u0391\u03b8\u03ae\u03bd\u03b1 \u0394\u0394\u03b4".encode(),
+    b"THEY'RE I'M they'RE it'S X'll 'tis o'clock rock'n'roll",
 ]
 
 # What convert_hf_to_gguf.py + SpecialVocab write for each fixture (worked out by hand from
@@ -55,6 +62,8 @@ FIXTURES = {
     "bpe-gpt2": {"pre": "gpt-2", "ids": {"bos": "cfg", "eos": "cfg"}},
     "bpe-llama3": {"pre": "llama-bpe", "ids": {"bos": "<|begin_of_text|>", "eos": "<|end_of_text|>"}, "add_bos": True},
     "bpe-qwen2": {"pre": "qwen2", "ids": {"eos": "<|im_end|>", "pad": "<|endoftext|>", "bos": "cfg"}},
+    "bpe-gpt4o": {"pre": "gpt-4o", "ids": {"bos": "<|endoftext|>", "eos": "<|endoftext|>", "unk": "<|endoftext|>",
+                                           "pad": "<|endoftext|>"}, "add_bos": False, "add_eos": False},
 }
 
 
@@ -95,6 +104,8 @@ def make_gguf(gguf, d, spec, path):
         getattr(w, "add_%s_token_id" % typ)(tid)
     if "add_bos" in spec:
         w.add_add_bos_token(spec["add_bos"])
+    if "add_eos" in spec:
+        w.add_add_eos_token(spec["add_eos"])
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.close()
@@ -108,6 +119,47 @@ def tokenize(bin_dir, model, text, args):
                               "--no-escape", "--log-disable"] + args, check=True, capture_output=True, text=True).stdout
     ids = json.loads(out.strip().splitlines()[-1])
     return " ".join(str(i) for i in ids)
+
+
+WORDS_DRIVER = r"""
+#include "unicode.h"
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+int main(int argc, char **argv) {
+    std::ifstream f(argv[1], std::ios::binary);
+    std::stringstream ss; ss << f.rdbuf();
+    std::string all = ss.str(), sep = "\n__smelt_test__\n";
+    // llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_GPT4O
+    std::vector<std::string> regex = {
+        "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    };
+    for (size_t pos = 0;;) {
+        size_t e = all.find(sep, pos);
+        std::string t = all.substr(pos, e == std::string::npos ? std::string::npos : e - pos), line;
+        for (auto &w : unicode_regex_split(t, regex, false))
+            line += (line.empty() ? "" : " ") + std::to_string(unicode_cpts_from_utf8(w).size());
+        printf("%s\n", line.c_str());
+        if (e == std::string::npos) break;
+        pos = e + sep.size();
+    }
+}
+"""
+
+
+def gpt4o_words(llama, root, tmp):
+    src = os.path.join(tmp, "words.cpp")
+    with open(src, "w") as f:
+        f.write(WORDS_DRIVER)
+    exe = os.path.join(tmp, "words")
+    subprocess.run(["g++", "-O1", "-std=c++17", "-I", os.path.join(llama, "src"), "-I", os.path.join(llama, "include"),
+                    src, os.path.join(llama, "src", "unicode.cpp"), os.path.join(llama, "src", "unicode-data.cpp"),
+                    "-o", exe], check=True)
+    out = subprocess.run([exe, os.path.join(root, "bpe-inputs.txt")], check=True, capture_output=True).stdout
+    with open(os.path.join(root, "bpe-gpt4o", "expected-words.txt"), "wb") as f:
+        f.write(out)
 
 
 def main():
@@ -126,6 +178,7 @@ def main():
                 lines = [tokenize(os.path.join(llama, "build", "bin"), model, t, args) for t in INPUTS]
                 with open(os.path.join(d, "expected-%s.txt" % mode), "w") as f:
                     f.write("\n".join(lines) + "\n")
+        gpt4o_words(llama, root, tmp)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,10 @@ def byte_level(use_regex):
 
 LLAMA3_RX = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
              "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+# GPT-4o's o200k split, as Phi-4-mini's tokenizer.json has it
+GPT4O_RX = ("[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+            "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+            "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
 QWEN2_RX = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
             "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
 
@@ -173,6 +177,21 @@ def main():
                                        "model_max_length": 32768, "tokenizer_class": "Qwen2Tokenizer"})
     write(d, "config.json", {"architectures": ["Qwen2ForCausalLM"], "bos_token_id": n, "eos_token_id": n + 2,
                              "vocab_size": n + 3})
+
+    # Phi-4-mini: GPT2Tokenizer class, GPT-4o's split regex, <|endoftext|> as BOS, EOS and PAD, no BOS added
+    d = os.path.join(root, "bpe-gpt4o")
+    toks = [added(n, "<|endoftext|>", True), added(n + 1, "<|assistant|>", True), added(n + 2, "<|end|>", True),
+            added(n + 3, "<|user|>", True), added(n + 4, "<|system|>", True)]
+    write(d, "tokenizer.json", tokenizer_json(vocab, merges, split_then_byte_level(GPT4O_RX), toks))
+    write(d, "tokenizer_config.json", {"add_bos_token": False, "add_eos_token": False, "bos_token": "<|endoftext|>",
+                                       "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+                                       "unk_token": "<|endoftext|>",
+                                       "chat_template": "{% for message in messages %}{{ '<|' + message['role'] + '|>' + "
+                                                        "message['content'] + '<|end|>' }}{% endfor %}"
+                                                        "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}",
+                                       "model_max_length": 131072, "tokenizer_class": "GPT2Tokenizer"})
+    write(d, "config.json", {"architectures": ["Phi3ForCausalLM"], "bos_token_id": n, "eos_token_id": n,
+                             "pad_token_id": n, "vocab_size": n + 8})
 
 
 if __name__ == "__main__":

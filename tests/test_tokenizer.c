@@ -8,6 +8,7 @@
 #include "testlib.h"
 #include "formats/formats.h"
 #include "model/model.h"
+#include "model/tokenizer_internal.h"
 #include "model/unicode_internal.h"
 
 #include <stdlib.h>
@@ -439,6 +440,58 @@ static void bpe_qwen2(void) {
     bpe_fixture("bpe-qwen2");
 }
 
+/* Phi-4-mini's tokenizer: GPT-4o's split regex (llama.cpp's "gpt-4o" pre-tokenizer: case changes
+ * split words, contractions stay on their word, punctuation takes trailing / \r \n) */
+static void bpe_gpt4o(void) {
+    sm_vocab v;
+    REQUIRE_OK(sm_vocab_load_hf(src_path("tests/data/bpe-gpt4o"), &v));
+    CHECK(v.kind == SM_VOCAB_BPE && !strcmp(v.pre, "gpt-4o") && v.n_tokens == 684);
+    CHECK(v.bos_id == 676 && v.eos_id == 676 && !v.add_bos && v.types[680] == SM_TOKEN_CONTROL);
+    sm_vocab_free(&v);
+    bpe_fixture("bpe-gpt4o");
+    /* the words themselves (the ids above hide most split differences: few merges cross them):
+     * tests/data/bpe-gpt4o/expected-words.txt holds, per input, the code-point length of each word
+     * llama.cpp's unicode_regex_split gives with its gpt-4o expressions (made by a driver linking
+     * llama.cpp's src/unicode.cpp; see scripts/bpe_fixture_expectations.py) */
+    size_t len = 0;
+    char *buf = tl_slurp(src_path("tests/data/bpe-inputs.txt"), &len);
+    char *exp = tl_slurp(src_path("tests/data/bpe-gpt4o/expected-words.txt"), NULL);
+    CHECK(buf && exp);
+    if (!buf || !exp) {
+        free(buf);
+        free(exp);
+        return;
+    }
+    size_t n_in, *lens;
+    char **in = split_inputs(buf, len, &n_in, &lens);
+    char *line = exp;
+    size_t bad = 0;
+    for (size_t i = 0; i < n_in && line; i++) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        sm_u32vec cps = {0}, words = {0};
+        for (size_t pos = 0; pos < lens[i];) sm_u32vec_push(&cps, sm_utf8_decode((const uint8_t *)in[i], lens[i], &pos));
+        CHECK_OK(sm_pretokenize(SM_PRE_GPT4O, cps.v, cps.n, &words));
+        char got[8192];
+        size_t k = 0;
+        got[0] = 0;
+        for (size_t w = 0; w < words.n && k < sizeof got - 16; w++)
+            k += (size_t)snprintf(got + k, sizeof got - k, "%s%u", w ? " " : "", words.v[w]);
+        if (strcmp(got, line)) {
+            bad++;
+            CHECK_MSG(0, "input %zu: words %s, llama.cpp %s", i, got, line);
+        }
+        free(cps.v);
+        free(words.v);
+        line = nl ? nl + 1 : NULL;
+    }
+    fprintf(stderr, "  gpt-4o words: %zu of %zu inputs as llama.cpp splits them\n", n_in - bad, n_in);
+    free(in);
+    free(lens);
+    free(buf);
+    free(exp);
+}
+
 /* ---- GGUF ---- */
 
 static int write_vocab_gguf(const sm_vocab *v, const char *path, bool with_arch) {
@@ -736,6 +789,7 @@ void run_tests(void) {
     TEST(bpe_gpt2);
     TEST(bpe_llama3);
     TEST(bpe_qwen2);
+    TEST(bpe_gpt4o);
     TEST(gguf_round_trip);
     TEST(llama_cpp_cross_check);
     TEST(spm_malformed);
