@@ -65,7 +65,7 @@ static bool key_ok(sm_meta *w, const char *key) {
         return false;
     }
     if (w->frozen) {
-        defer(w, "metadata key '%s' set after the output began", key);
+        defer(w, "metadata key '%s' set after begin", key);
         return false;
     }
     return true;
@@ -213,7 +213,7 @@ void sm_meta_set_val(sm_meta *w, const char *key, const sm_gguf_value *src) {
 void sm_meta_remove(sm_meta *w, const char *key) {
     if (!w || !key) return;
     if (w->frozen) {
-        defer(w, "metadata key '%s' removed after the output began", key);
+        defer(w, "metadata key '%s' removed after begin", key);
         return;
     }
     long i = find_key(w, key);

@@ -26,7 +26,8 @@
  *                with split limits (opts.split_max_bytes / split_max_tensors) the layout of
  *                llama.cpp's llama-gguf-split: PREFIX-00001-of-0000N.gguf ... (PREFIX = path
  *                without ".gguf"), all metadata in the first file, and in every file
- *                split.no (u16), split.count (u16), split.tensors.count (i32) appended.
+ *                split.no (u16), split.tensors.count (i32), split.count (u16) appended;
+ *                byte for byte the files llama-gguf-split makes of the unsplit output.
  *   SAFETENSORS  one .safetensors file; string metadata values go to "__metadata__", other
  *                values are refused at begin; GGUF-only (block-quantized) types are refused.
  *   SMELT        the packed .smelt format (formats/smelt_*.c, see its document).

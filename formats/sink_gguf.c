@@ -7,8 +7,8 @@
  *                            with tensor i (never before the first tensor of a part: a tensor
  *                            larger than B gets a part of its own; llama-gguf-split refuses
  *                            only when that is the very first tensor);
- *   - part 0 carries all metadata, then split.no (u16), split.count (u16) and
- *     split.tensors.count (i32, all parts' tensors); the other parts carry only those three;
+ *   - part 0 carries all metadata, then split.no (u16), split.tensors.count (i32, all parts'
+ *     tensors) and split.count (u16), in that order; the other parts carry only those three;
  *   - part i is PREFIX-%05d-of-%05d.gguf (i + 1, n), PREFIX the output path without ".gguf".
  * The parts are written one after another as temporaries and renamed only at finish, all of
  * them; if a rename fails, the parts renamed before it are removed again. */
@@ -80,9 +80,11 @@ static int plan_parts(sm_sink *s, gguf_sink *g) {
             return sm_error("out of memory");
         }
         if (p == 0) sm_meta_set_all(pt->meta, s->meta);
+        /* llama-gguf-split sets split.count twice (a placeholder, then the count), and ggml moves
+         * a key set again to the end: split.no, split.tensors.count, split.count */
         sm_meta_set_u16(pt->meta, "split.no", (uint16_t)p);
-        sm_meta_set_u16(pt->meta, "split.count", (uint16_t)g->n_parts);
         sm_meta_set_i32(pt->meta, "split.tensors.count", (int32_t)s->n_tensors);
+        sm_meta_set_u16(pt->meta, "split.count", (uint16_t)g->n_parts);
     }
     free(prefix);
     return 0;
