@@ -50,34 +50,19 @@ static char *manifest_dir(const char *manifest_path) {
     return abs;
 }
 
-/* `path` relative to directory `dir` (both absolute), malloc'ed. */
-static char *relative_to(const char *dir, const char *path) {
-    size_t common = 0, i = 0;
-    for (;; i++) { /* the last '/'-boundary both share */
-        char a = dir[i], b = path[i];
-        if ((a == 0 || a == '/') && (b == 0 || b == '/')) common = i;
-        if (a == 0 || b == 0 || a != b) break;
-    }
-    if (dir[common] == 0 && path[common] == 0) return strdup(".");
-    size_t ups = 0;
-    for (const char *p = dir + common; *p; p++)
-        if (*p == '/' && p[1]) ups++;
-    if (dir[common] == '/' && dir[common + 1]) ups += 0; /* counted by the loop above */
-    if (strcmp(dir, "/") == 0) ups = 0;
-    const char *rest = path + common + (path[common] == '/');
-    size_t len = ups * 3 + strlen(rest) + 1;
-    char *r = malloc(len);
-    if (!r) return NULL;
-    r[0] = 0;
-    for (size_t k = 0; k < ups; k++) strcat(r, "../");
-    strcat(r, rest);
-    return r;
+/* `path` relative to directory `dir` (both absolute) when it lies inside it, else NULL. */
+static char *inside(const char *dir, const char *path) {
+    size_t n = strlen(dir);
+    if (strcmp(dir, "/") == 0) return strdup(path + 1);
+    if (strncmp(path, dir, n) || path[n] != '/') return NULL;
+    return strdup(path + n + 1);
 }
 
-/* How a file is named in the manifest: relative to the manifest's directory. */
+/* How a file is named in the manifest: relative to the manifest's directory when it lies
+ * inside it (artifacts move with their manifest), else its absolute path (sources). */
 static char *entry_path(const char *manifest_path, const char *path) {
     char *dir = manifest_dir(manifest_path), *abs = realpath(path, NULL), *r = NULL;
-    if (dir && abs) r = relative_to(dir, abs);
+    if (dir && abs && !(r = inside(dir, abs))) r = strdup(abs);
     if (!r) sm_error("%s: cannot resolve the path (relative to the manifest %s)", path, manifest_path);
     free(dir);
     free(abs);
