@@ -8,6 +8,7 @@
 #include "release/release.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,17 +211,20 @@ static int record_validation(const char *manifest, const char *model, const char
         cJSON_AddNumberToObject(v, "ctx", (double)r->n_ctx);
         cJSON_AddNumberToObject(v, "chunks", (double)r->n_chunks);
         cJSON_AddNumberToObject(v, "n_scored", (double)r->n_scored);
-        cJSON_AddNumberToObject(v, "ppl", r->ppl);
-        cJSON_AddNumberToObject(v, "ppl_stderr", r->ppl_stderr);
-        if (r->has_kld) {
-            cJSON_AddNumberToObject(v, "ppl_base", r->ppl_base);
-            cJSON_AddNumberToObject(v, "delta_ppl", r->delta_ppl);
-            cJSON_AddNumberToObject(v, "delta_ppl_stderr", r->delta_ppl_stderr);
-            cJSON_AddNumberToObject(v, "kld_mean", r->kld_mean);
-            cJSON_AddNumberToObject(v, "kld_stderr", r->kld_stderr);
-            cJSON_AddNumberToObject(v, "top1_agreement", r->top1_agreement);
-            cJSON_AddNumberToObject(v, "top1_agreement_stderr", r->top1_stderr);
-        }
+        static const struct { const char *name; size_t off; bool kld; } NUMS[] = {
+            {"ppl", offsetof(sm_ppl_result, ppl), false},
+            {"ppl_stderr", offsetof(sm_ppl_result, ppl_stderr), false},
+            {"ppl_base", offsetof(sm_ppl_result, ppl_base), true},
+            {"delta_ppl", offsetof(sm_ppl_result, delta_ppl), true},
+            {"delta_ppl_stderr", offsetof(sm_ppl_result, delta_ppl_stderr), true},
+            {"kld_mean", offsetof(sm_ppl_result, kld_mean), true},
+            {"kld_stderr", offsetof(sm_ppl_result, kld_stderr), true},
+            {"top1_agreement", offsetof(sm_ppl_result, top1_agreement), true},
+            {"top1_agreement_stderr", offsetof(sm_ppl_result, top1_stderr), true},
+        };
+        for (size_t k = 0; k < sizeof NUMS / sizeof NUMS[0]; k++)
+            if (!NUMS[k].kld || r->has_kld)
+                cJSON_AddNumberToObject(v, NUMS[k].name, *(const double *)((const char *)r + NUMS[k].off));
         cJSON_DeleteItemFromObjectCaseSensitive(a, "validation");
         cJSON_AddItemToObject(a, "validation", v);
         v = NULL;
