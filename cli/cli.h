@@ -3,6 +3,7 @@
 #define SMELT_CLI_H
 
 #include "core/core.h"
+#include "formats/sink.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -18,6 +19,7 @@ typedef struct sm_command {
 extern const sm_command sm_cmd_convert, sm_cmd_inspect, sm_cmd_quantize, sm_cmd_lora, sm_cmd_tokenize;
 extern const sm_command sm_cmd_ppl, sm_cmd_generate;
 extern const sm_command sm_cmd_imatrix, sm_cmd_gptq;
+extern const sm_command sm_cmd_manifest, sm_cmd_verify;
 
 /* ---- the option table every command parses its arguments with (cli_parse) ----
  * An entry names one option in all its spellings, space-separated ("-o --outfile --output");
@@ -47,6 +49,31 @@ typedef struct cli_common {
 #define CLI_OPT_THREADS(c) {"-t --threads", CLI_LONG, &(c).threads, 1, SM_MAX_THREADS, NULL}
 #define CLI_OPT_JSON(c) {"--json", CLI_FLAG, &(c).json, 0, 0, NULL}, {"--quiet -q", CLI_FLAG, &(c).quiet, 0, 0, NULL}
 #define CLI_OPT_NOSYNC(c) {"--no-sync", CLI_FLAG, &(c).no_sync, 0, 0, NULL}
+
+/* The output options of producing commands (output.c): --split-max-size N[K|M|G] and
+ * --split-max-tensors N (a GGUF split set, formats/sink.h) and --manifest FILE (a release
+ * manifest, release/release.h). */
+typedef struct cli_output {
+    const char *split_size;
+    long split_tensors;
+    const char *manifest;
+    char **files;     /* what the sink committed (filled during the run) */
+    size_t n_files;
+} cli_output;
+#define CLI_OPT_SPLIT(o) {"--split-max-size", CLI_STR, &(o).split_size, 0, 0, NULL}, \
+    {"--split-max-tensors", CLI_LONG, &(o).split_tensors, 1, 1L << 30, NULL}
+#define CLI_OPT_MANIFEST(o) {"--manifest", CLI_STR, &(o).manifest, 0, 0, NULL}
+/* Options -> sink options (split limits; the committed files recorded for --manifest): 0, or
+ * the exit code of a usage error. */
+int cli_output_setup(const sm_command *c, cli_output *o, sm_sink_opts *s);
+/* After a successful run, with --manifest: a provenance object (command, command line,
+ * version, the sources' digests) for the caller to add recipe / method to; NULL otherwise. */
+cJSON *cli_output_provenance(const cli_output *o, const char *command, int argc, char **argv,
+                             const char *const *sources, size_t n_sources);
+/* Record the files written (or `out` when no sink reported any) in the manifest with prov
+ * (taken over); frees what o collected. 0, or 1 after printing the error. */
+int cli_output_finish(const char *cmd, cli_output *o, const char *out, cJSON *prov);
+void cli_output_free(cli_output *o); /* what o collected (after a failure) */
 
 /* Parse argv[1..argc-1] (argv[0] is the command name) against `opts` (ended by a CLI_END entry);
  * up to max_pos positional arguments go to pos[], their count to *n_pos. `name` is the command

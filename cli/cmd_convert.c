@@ -23,6 +23,12 @@ static const char USAGE[] =
     "  --name NAME          general.name (default: from the directory or file name)\n"
     "  --lora DIR[:WEIGHT]  merge a PEFT LoRA adapter on the fly (repeatable; no merged copy is\n"
     "                       written; see smelt help lora)\n"
+    "  --split-max-size N[K|M|G]  write a split set as llama-gguf-split does: OUT without .gguf,\n"
+    "                       -00001-of-0000N.gguf, ... with at most N bytes of tensor data each\n"
+    "                       (decimal units: 1M = 1000000; llama.cpp loads it from the first file)\n"
+    "  --split-max-tensors N  the same with at most N tensors per file\n"
+    "  --manifest FILE      record the output (size, SHA-256, XXH3-128), the sources' digests and\n"
+    "                       the command in the release manifest FILE (docs/manifest.md)\n"
     "  --no-sync            skip the final fsync (faster; the file still appears only when\n"
     "                       complete, but a power loss right after may lose it)\n"
     "  --allow-nonfinite    write NaN/Inf weights as they are (default: refused, naming the\n"
@@ -34,6 +40,7 @@ static const char USAGE[] =
 
 static int run(int argc, char **argv) {
     cli_common com = {0};
+    cli_output oo = {0};
     cli_list lora = {0};
     sm_convert_opts o = {0};
     bool allow_nonfinite = false;
@@ -44,6 +51,7 @@ static int run(int argc, char **argv) {
         {"--name", CLI_STR, &o.name, 0, 0, NULL},
         {"--lora", CLI_LIST, &lora, 0, 0, NULL},
         {"--allow-nonfinite", CLI_FLAG, &allow_nonfinite, 0, 0, NULL},
+        CLI_OPT_SPLIT(oo), CLI_OPT_MANIFEST(oo),
         {0},
     };
     const char *pos[1];
@@ -60,6 +68,7 @@ static int run(int argc, char **argv) {
     }
     for (size_t i = 0; i < lora.n; i++)
         if ((rc = cli_lora_spec(&sm_cmd_convert, lora.v[i]))) goto done;
+    if ((rc = cli_output_setup(&sm_cmd_convert, &oo, &o.sink))) goto done;
     cli_common_apply(&com);
     if (allow_nonfinite) sm_set_allow_nonfinite(true);
     o.quiet = com.quiet; /* the bar stays on a terminal with --json (stdout) */
@@ -79,6 +88,18 @@ static int run(int argc, char **argv) {
     o.loras = loras;
     sm_convert_report rep = {0};
     if (sm_convert(model, out, &o, &rep)) { rc = cli_fail_last("convert"); goto done; }
+    if (oo.manifest) {
+        const char *src[2 + 64] = {model, o.tokenizer};
+        size_t n_src = 2;
+        for (size_t k = 0; k < o.n_loras && n_src < 66; k++) src[n_src++] = sm_lora_path(loras[k]);
+        cJSON *prov = cli_output_provenance(&oo, "convert", argc, argv, src, n_src);
+        if (prov) {
+            cJSON_AddStringToObject(prov, "outtype", sm_type_name(rep.outtype));
+            cJSON *meth = cJSON_AddObjectToObject(prov, "method");
+            cJSON_AddStringToObject(meth, "name", rep.outtype == SM_TYPE_Q8_0 ? "rtn" : "convert");
+        }
+        if ((rc = cli_output_finish("convert", &oo, out, prov))) goto done;
+    }
     char types[512], b1[64], b2[32];
     cli_type_counts(types, sizeof types, rep.n_by_type);
     if (com.json) {
@@ -96,13 +117,14 @@ static int run(int argc, char **argv) {
         cli_report_print(j, out);
     } else if (!com.quiet) {
         cli_summary("convert", out, rep.seconds, "%s, %lld parameters (%s), %s", cli_count(b2, sizeof b2, rep.n_tensors, "tensor"),
-                    (long long)rep.n_params, types, cli_bytes(b1, sizeof b1, (double)cli_path_bytes(out)));
+                    (long long)rep.n_params, types, cli_bytes(b1, sizeof b1, (double)rep.bytes_out));
     }
     rc = 0;
 done:
     for (size_t i = 0; loras && i < o.n_loras; i++) sm_lora_close(loras[i]);
     free(loras);
     cli_list_free(&lora);
+    cli_output_free(&oo);
     return rc;
 }
 

@@ -3,6 +3,8 @@
  * Hugging Face GPTQ checkpoint. */
 #include "cli.h"
 
+#include "release/release.h"
+
 #include "calib/calib.h"
 #include "convert/convert.h"
 #include "formats/formats.h"
@@ -70,7 +72,11 @@ static const char USAGE[] =
     "  --json              one JSON report on stdout (time per layer, per-linear proxy loss\n"
     "                      tr(E H E^T) of round-to-nearest and of GPTQ; fields: docs/json.md)\n"
     "  --quiet, -q         no progress lines, no summary line\n"
-    "  --no-sync           skip the final fsync of the output\n";
+    "  --no-sync           skip the final fsync of the output\n"
+    "  --split-max-size N[K|M|G], --split-max-tensors N\n"
+    "                      gguf: write a split set (llama-gguf-split's layout; see smelt help convert)\n"
+    "  --manifest FILE     record the output, its sources, recipe, GPTQ parameters and the\n"
+    "                      calibration text's digests in the release manifest FILE (docs/manifest.md)\n";
 
 static const char *const LIN_NAMES[SM_LIN_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
 
@@ -140,6 +146,8 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, cons
 static int run(int argc, char **argv) {
     const char *calib = NULL, *target = NULL, *device = "cpu";
     cli_common com = {0};
+    cli_output oo = {0};
+    sm_sink_opts sink = {0};
     bool seqlen_given = false, asym = false, no_importance = false;
     sm_calib_opts co = {.n_samples = 128, .seqlen = 2048};
     sm_gptq_run_opts ro = {0};
@@ -168,12 +176,14 @@ static int run(int argc, char **argv) {
         {"--no-true-sequential", CLI_FLAG, &ro.no_true_sequential, 0, 0, NULL},
         {"--no-loss", CLI_FLAG, &ro.q.skip_loss, 0, 0, NULL},
         {"--device", CLI_STR, &device, 0, 0, NULL},
+        CLI_OPT_SPLIT(oo), CLI_OPT_MANIFEST(oo),
         {0},
     };
     const char *pos[1];
     int npos = 0;
-    const int prc = cli_parse(&sm_cmd_gptq, NULL, argc, argv, opts, pos, 1, &npos);
-    if (prc) return prc;
+    int prc = cli_parse(&sm_cmd_gptq, NULL, argc, argv, opts, pos, 1, &npos);
+    if (prc || (prc = cli_output_setup(&sm_cmd_gptq, &oo, &sink))) return prc;
+    ro.output = &sink;
     const char *model = npos ? pos[0] : NULL, *out = com.out, *model_arg = model;
     bool json = com.json, quiet = com.quiet;
     co.n_samples = samples;
@@ -209,6 +219,8 @@ static int run(int argc, char **argv) {
     if (drc) return drc;
     const bool model_is_dir = sm_is_dir(model);
     if (to_hf && !model_is_dir) return cli_fail("gptq", "--to hf needs a Hugging Face model directory as MODEL");
+    if (to_hf && (sink.split_max_bytes || sink.split_max_tensors))
+        return cli_usage_error(&sm_cmd_gptq, "--split-max-size / --split-max-tensors apply to --to gguf:RECIPE only");
     const int threads = cli_common_apply(&com);
     layer_progress lp = {.lines = !quiet && !json};
     if (!quiet) {
@@ -257,8 +269,41 @@ static int run(int argc, char **argv) {
                : sm_gptq_write_gguf(m, model, &cs, target + 5, out, &ro, &rep);
     if (rc) sm_progress_clear(&lp.bar), lp.bar.enabled = false;
     sm_progress_end(&lp.bar);
+    if (!rc && oo.manifest) {
+        const char *src[1] = {model};
+        cJSON *prov = cli_output_provenance(&oo, "gptq", argc, argv, src, 1);
+        if (prov) {
+            if (!to_hf) cJSON_AddStringToObject(prov, "recipe", target + 5);
+            cJSON *meth = cJSON_AddObjectToObject(prov, "method");
+            cJSON_AddStringToObject(meth, "name", "gptq");
+            cJSON_AddStringToObject(meth, "target", target);
+            cJSON_AddNumberToObject(meth, "samples", (double)cs.n_samples);
+            cJSON_AddNumberToObject(meth, "seqlen", (double)cs.seqlen);
+            cJSON_AddStringToObject(meth, "sampling", co.in_order ? "in_order" : "random");
+            cJSON_AddNumberToObject(meth, "seed", (double)co.seed);
+            cJSON_AddNumberToObject(meth, "damp", ro.q.damp);
+            cJSON_AddNumberToObject(meth, "block_size", ro.q.block_size);
+            cJSON_AddBoolToObject(meth, "true_sequential", !ro.no_true_sequential);
+            if (to_hf) {
+                cJSON_AddNumberToObject(meth, "bits", ro.q.bits);
+                cJSON_AddNumberToObject(meth, "group_size", ro.q.group_size);
+                cJSON_AddBoolToObject(meth, "act_order", ro.q.act_order);
+                cJSON_AddBoolToObject(meth, "sym", ro.q.sym);
+                cJSON_AddBoolToObject(meth, "static_groups", ro.q.static_groups);
+            } else {
+                cJSON_AddBoolToObject(meth, "importance", ro.q.use_importance);
+            }
+            if (sm_manifest_set_file(prov, "calibration", oo.manifest, calib)) {
+                cJSON_Delete(prov);
+                prov = NULL;
+            }
+        }
+        rc = cli_output_finish("gptq", &oo, out, prov) ? 1 : 0;
+        if (rc) sm_clear_error(), rc = 2; /* already reported */
+    }
 done:
-    if (rc) cli_fail_last("gptq");
+    if (rc == 2) rc = 1;
+    else if (rc) cli_fail_last("gptq");
     else if (json) cli_report_print(report_json(&rep, model_arg, calib, out, target, ro.q.device, sm_now() - t0, threads), out);
     else if (!quiet) {
         char b1[32], b2[32];
@@ -266,6 +311,7 @@ done:
                     cli_count(b1, sizeof b1, (long long)rep.n_layer, "layer"), (long long)rep.n_samples, (long long)rep.seqlen,
                     cli_bytes(b2, sizeof b2, (double)cli_path_bytes(out)));
     }
+    cli_output_free(&oo);
     sm_gptq_run_report_free(&rep);
     sm_calib_set_free(&cs);
     free(ids);

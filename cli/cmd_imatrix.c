@@ -2,6 +2,8 @@
  * text, computed as llama.cpp's llama-imatrix computes it, in its GGUF or legacy .dat format. */
 #include "cli.h"
 
+#include "release/release.h"
+
 #include "calib/calib.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
@@ -36,11 +38,14 @@ static const char USAGE[] =
     "  -t, --threads N      threads (default: all cores, or SMELT_THREADS)\n"
     "  --json               one JSON report on stdout (fields: docs/json.md)\n"
     "  --quiet, -q          no progress bar, no summary line\n"
-    "  --no-sync            skip the final fsync of the output\n";
+    "  --no-sync            skip the final fsync of the output\n"
+    "  --manifest FILE      record the output, the model's and the text's digests in the release\n"
+    "                       manifest FILE (docs/manifest.md)\n";
 
 static int run(int argc, char **argv) {
     const char *text = NULL, *format = "gguf";
     cli_common com = {0};
+    cli_output oo = {0};
     bool parse_special = false;
     sm_imatrix_opts o = {.n_ctx = 512, .bos_id = -1};
     long n_ctx = 512, n_chunks = 0;
@@ -53,6 +58,7 @@ static int run(int argc, char **argv) {
         {"--process-output", CLI_FLAG, &o.process_output, 0, 0, NULL},
         {"--parse-special", CLI_FLAG, &parse_special, 0, 0, NULL},
         {"--no-ppl", CLI_FLAG, &o.no_ppl, 0, 0, NULL},
+        CLI_OPT_MANIFEST(oo),
         {0},
     };
     const char *pos[1];
@@ -89,8 +95,24 @@ static int run(int argc, char **argv) {
         sm_imatrix_compute(m, ids, (int64_t)n_ids, &o, &im, &rep))
         goto done;
     rc = !strcmp(format, "dat") ? sm_imatrix_save_dat(&im, out) : sm_imatrix_save_gguf(&im, out);
+    if (!rc && oo.manifest) {
+        const char *src[1] = {model};
+        cJSON *prov = cli_output_provenance(&oo, "imatrix", argc, argv, src, 1);
+        if (prov) {
+            cJSON *meth = cJSON_AddObjectToObject(prov, "method");
+            cJSON_AddStringToObject(meth, "name", "imatrix");
+            cJSON_AddNumberToObject(meth, "ctx", (double)im.chunk_size);
+            cJSON_AddNumberToObject(meth, "chunks", (double)rep.n_chunks);
+            if (sm_manifest_set_file(prov, "calibration", oo.manifest, text)) {
+                cJSON_Delete(prov);
+                prov = NULL;
+            }
+        }
+        if (cli_output_finish("imatrix", &oo, out, prov)) rc = 2; /* reported */
+    }
 done:
-    if (rc) cli_fail_last("imatrix");
+    if (rc == 2) rc = 1;
+    else if (rc) cli_fail_last("imatrix");
     else if (json) {
         const char *ins[2] = {model, text};
         cJSON *j = cli_report_new("imatrix", ins, 2, out);

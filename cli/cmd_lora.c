@@ -12,7 +12,9 @@ static const char USAGE[] =
     "       smelt lora export ADAPTER_DIR --base BASE_DIR -o ADAPTER.gguf\n"
     "\n"
     "common options: -o/--outfile, -t/--threads N, --json (report on stdout, docs/json.md),\n"
-    "--quiet/-q (no progress, no summary), --no-sync. merge: --outtype (--dtype is an alias).\n"
+    "--quiet/-q (no progress, no summary), --no-sync, --manifest FILE (record the output in a\n"
+    "release manifest, docs/manifest.md). merge: --outtype (--dtype is an alias). export writes one\n"
+    "file (llama.cpp loads adapters from one file: no --split-max-*).\n"
     "\n"
     "merge:  W' = W + weight * scale * B A for every adapted module (PEFT: r, lora_alpha, use_rslora,\n"
     "        rank_pattern/alpha_pattern, fan_in_fan_out, use_dora, modules_to_save), written as an\n"
@@ -26,6 +28,7 @@ static const char USAGE[] =
 
 static int merge(int argc, char **argv) {
     cli_common com = {0};
+    cli_output oo = {0};
     cli_list adapters = {0};
     const char *outtype = NULL;
     bool allow_nonfinite = false;
@@ -34,6 +37,7 @@ static int merge(int argc, char **argv) {
         {"--adapter --lora", CLI_LIST, &adapters, 0, 0, NULL},
         {"--outtype --dtype", CLI_STR, &outtype, 0, 0, NULL},
         {"--allow-nonfinite", CLI_FLAG, &allow_nonfinite, 0, 0, NULL},
+        CLI_OPT_MANIFEST(oo),
         {0},
     };
     const char *pos[1];
@@ -77,6 +81,14 @@ static int merge(int argc, char **argv) {
         goto done;
     }
     if (sm_lora_merge_hf(base, ads, n, out, dtype, com.quiet)) { rc = cli_fail_last("lora merge"); goto done; }
+    if (oo.manifest) {
+        const char *src[1 + 64] = {base};
+        size_t n_src = 1;
+        for (size_t k = 0; k < n && n_src < 65; k++) src[n_src++] = sm_lora_path(ads[k]);
+        cJSON *prov = cli_output_provenance(&oo, "lora merge", argc, argv, src, n_src);
+        if (prov) cJSON_AddStringToObject(cJSON_AddObjectToObject(prov, "method"), "name", "lora_merge");
+        if ((rc = cli_output_finish("lora merge", &oo, out, prov))) goto done;
+    }
     if (com.json) {
         const char *ins[1 + 64] = {base};
         size_t n_in = 1;
@@ -96,15 +108,18 @@ done:
     for (size_t k = 0; k < n; k++) sm_lora_close(ads[k]);
     free(ads);
     cli_list_free(&adapters);
+    cli_output_free(&oo);
     return rc;
 }
 
 static int export_gguf(int argc, char **argv) {
     cli_common com = {0};
+    cli_output oo = {0}; /* no split options: llama.cpp loads adapters from one file only */
     const char *base = NULL;
     const cli_option opts[] = {
         CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
         {"--base", CLI_STR, &base, 0, 0, NULL},
+        CLI_OPT_MANIFEST(oo),
         {0},
     };
     const char *pos[1];
@@ -122,9 +137,15 @@ static int export_gguf(int argc, char **argv) {
     const double t0 = sm_now();
     sm_lora *l;
     if (sm_lora_open(adapter, &l)) return cli_fail_last("lora export");
-    rc = sm_lora_export_gguf(base, l, out);
+    rc = sm_lora_export_gguf(base, l, out, NULL);
     sm_lora_close(l);
     if (rc) return cli_fail_last("lora export");
+    if (oo.manifest) {
+        const char *src[2] = {adapter, base};
+        cJSON *prov = cli_output_provenance(&oo, "lora export", argc, argv, src, 2);
+        if (prov) cJSON_AddStringToObject(cJSON_AddObjectToObject(prov, "method"), "name", "lora_export");
+        if ((rc = cli_output_finish("lora export", &oo, out, prov))) return rc;
+    }
     if (com.json) {
         const char *ins[2] = {adapter, base};
         cJSON *j = cli_report_new("lora export", ins, 2, out);

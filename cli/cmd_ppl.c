@@ -5,8 +5,10 @@
 #include "kernels/kernels.h"
 #include "formats/formats.h"
 #include "model/model.h"
+#include "release/release.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,9 @@ static const char USAGE[] =
     "  --json              one JSON report on stdout (fields: docs/json.md)\n"
     "  --quiet, -q         no progress bar and no summary line (the results are still printed)\n"
     "  --no-sync           skip the final fsync of --save-logits' file\n"
+    "  --manifest FILE     record the results as MODEL's \"validation\" in the release manifest\n"
+    "                      FILE (with the text's digests, --ctx and chunks; MODEL is added to the\n"
+    "                      manifest if absent); smelt verify --rerun-validation reruns it\n"
     "  --device cpu|cuda   where to compute (default cpu). cuda needs a build with CUDA and a\n"
     "                      usable GPU, and exits with status 1 otherwise (no silent fallback)\n";
 
@@ -174,8 +179,65 @@ static void print_text(const sm_ppl_result *r, int threads, bool from_file) {
            r->ppl, r->ppl_base, 100.0 * (r->ppl / r->ppl_base - 1), r->kld_mean, r->kld.p99, 100.0 * r->top1_agreement);
 }
 
+/* MODEL's "validation" in the manifest: the inputs (with digests) and options to rerun it, and
+ * the numbers. 0, or 1 after printing the error. */
+static int record_validation(const char *manifest, const char *model, const char *text, const char *tokens,
+                             const char *kld, const sm_ppl_result *r, int argc, char **argv) {
+    cJSON *m = NULL, *v = cJSON_CreateObject();
+    int rc = sm_manifest_open_or_new(manifest, &m);
+    const char *one[1] = {model};
+    cJSON *a = rc ? NULL : sm_manifest_find_artifact(m, manifest, model);
+    if (!rc && !a && !(rc = sm_manifest_add_artifacts(m, manifest, one, 1, NULL)))
+        a = sm_manifest_find_artifact(m, manifest, model);
+    if (!rc && !a) rc = sm_error("%s: cannot record it in %s", model, manifest);
+    const cJSON *p = rc ? NULL : sm_manifest_provenance("ppl", argc, argv);
+    if (p) {
+        cJSON_AddItemToObject(v, "command_line", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(p, "command_line"), 1));
+        cJSON_AddItemToObject(v, "smelt_version", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(p, "smelt_version"), 1));
+        cJSON_Delete((cJSON *)p);
+    }
+    if (!rc && text) rc = sm_manifest_set_file(v, "text", manifest, text);
+    if (!rc && tokens) rc = sm_manifest_set_file(v, "tokens", manifest, tokens);
+    if (!rc && kld) {
+        if (sm_is_dir(kld)) { /* a model directory: named, not hashed (its files are the base's) */
+            char *abs = realpath(kld, NULL);
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(v, "kld_base"), "path", abs ? abs : kld);
+            free(abs);
+        } else {
+            rc = sm_manifest_set_file(v, "kld_base", manifest, kld);
+        }
+    }
+    if (!rc) {
+        cJSON_AddNumberToObject(v, "ctx", (double)r->n_ctx);
+        cJSON_AddNumberToObject(v, "chunks", (double)r->n_chunks);
+        cJSON_AddNumberToObject(v, "n_scored", (double)r->n_scored);
+        static const struct { const char *name; size_t off; bool kld; } NUMS[] = {
+            {"ppl", offsetof(sm_ppl_result, ppl), false},
+            {"ppl_stderr", offsetof(sm_ppl_result, ppl_stderr), false},
+            {"ppl_base", offsetof(sm_ppl_result, ppl_base), true},
+            {"delta_ppl", offsetof(sm_ppl_result, delta_ppl), true},
+            {"delta_ppl_stderr", offsetof(sm_ppl_result, delta_ppl_stderr), true},
+            {"kld_mean", offsetof(sm_ppl_result, kld_mean), true},
+            {"kld_stderr", offsetof(sm_ppl_result, kld_stderr), true},
+            {"top1_agreement", offsetof(sm_ppl_result, top1_agreement), true},
+            {"top1_agreement_stderr", offsetof(sm_ppl_result, top1_stderr), true},
+        };
+        for (size_t k = 0; k < sizeof NUMS / sizeof NUMS[0]; k++)
+            if (!NUMS[k].kld || r->has_kld)
+                cJSON_AddNumberToObject(v, NUMS[k].name, *(const double *)((const char *)r + NUMS[k].off));
+        cJSON_DeleteItemFromObjectCaseSensitive(a, "validation");
+        cJSON_AddItemToObject(a, "validation", v);
+        v = NULL;
+        rc = sm_manifest_save(m, manifest);
+    }
+    cJSON_Delete(v);
+    cJSON_Delete(m);
+    return rc ? cli_fail("ppl", "--manifest: %s", sm_last_error()) : 0;
+}
+
 static int run(int argc, char **argv) {
     const char *text = NULL, *tokens_path = NULL, *kld = NULL, *vocab = NULL, *device = "cpu", *kl_base = NULL;
+    const char *manifest = NULL;
     cli_common com = {0};
     bool kl_flag = false;
     sm_ppl_opts o = {.n_ctx = 512, .bos_id = -1};
@@ -193,6 +255,7 @@ static int run(int argc, char **argv) {
         {"--kld", CLI_STR, &kld, 0, 0, NULL},
         {"--vocab", CLI_STR, &vocab, 0, 0, NULL},
         {"--device", CLI_STR, &device, 0, 0, NULL},
+        {"--manifest", CLI_STR, &manifest, 0, 0, NULL},
         {0},
     };
     const char *pos[1];
@@ -293,10 +356,11 @@ static int run(int argc, char **argv) {
     }
     /* a NaN/Inf result is a failure (a CI step must not pass on "PPL = nan") */
     const bool finite = isfinite(r.ppl) && (!kld || (isfinite(r.kld_mean) && isfinite(r.ppl_base)));
+    const int mrc = finite && manifest ? record_validation(manifest, model, text, tokens_path, kld, &r, argc, argv) : 0;
     sm_ppl_result_free(&r);
     if (!finite)
         return cli_fail("ppl", "%s: the result is not finite (NaN/Inf logits: non-finite weights or an overflow)", model);
-    return 0;
+    return mrc;
 }
 
 const sm_command sm_cmd_ppl = {"ppl", "perplexity and KL divergence of a model on a text", USAGE, run};

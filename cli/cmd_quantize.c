@@ -4,6 +4,7 @@
 #include "convert/convert.h"
 #include "formats/formats.h"
 #include "quantize/quantize.h"
+#include "release/release.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,11 @@ static const char USAGE[] =
     "  -t, --threads N             worker threads (output is identical for any N; a trailing\n"
     "                              NTHREADS, as llama-quantize takes it, means the same)\n"
     "  -o, --outfile PATH          the output, in place of the second argument\n"
+    "  --split-max-size N[K|M|G]   write a split set (llama-gguf-split's layout: OUT without .gguf,\n"
+    "                              -00001-of-0000N.gguf, ...), at most N bytes of tensor data each\n"
+    "  --split-max-tensors N       the same, at most N tensors per file\n"
+    "  --manifest FILE             record the output, its sources, recipe and method in the\n"
+    "                              release manifest FILE (docs/manifest.md)\n"
     "  --no-sync                   skip the final fsync (the file still appears only complete)\n"
     "  --allow-nonfinite           keep NaN/Inf weights in tensors left in a float type (default:\n"
     "                              refused, naming tensor, row and column; codecs always refuse them)\n"
@@ -38,7 +44,7 @@ static const char USAGE[] =
 /* HF directory in: convert and quantize in one pass. */
 static int from_checkpoint(const char *in, const char *out, const sm_quantize_opts *q, sm_lora **loras, size_t n_loras,
                            sm_quantize_report *rep) {
-    sm_convert_opts c = {.quiet = q->quiet, .quant = q, .loras = loras, .n_loras = n_loras};
+    sm_convert_opts c = {.quiet = q->quiet, .quant = q, .loras = loras, .n_loras = n_loras, .sink = q->sink};
     sm_convert_report cr = {0};
     if (sm_convert(in, out, &c, &cr)) return -1;
     memset(rep, 0, sizeof *rep);
@@ -55,6 +61,7 @@ static int from_checkpoint(const char *in, const char *out, const sm_quantize_op
 
 static int run(int argc, char **argv) {
     cli_common com = {0};
+    cli_output oo = {0};
     cli_list lora = {0}, tt = {0}, keep = {0};
     sm_quantize_opts o = {0};
     bool allow_nonfinite = false;
@@ -69,6 +76,7 @@ static int run(int argc, char **argv) {
         {"--pure", CLI_FLAG, &o.pure, 0, 0, NULL},
         {"--allow-requantize", CLI_FLAG, &o.allow_requantize, 0, 0, NULL},
         {"--allow-nonfinite", CLI_FLAG, &allow_nonfinite, 0, 0, NULL},
+        CLI_OPT_SPLIT(oo), CLI_OPT_MANIFEST(oo),
         {0},
     };
     const char *pos[4] = {0};
@@ -100,6 +108,7 @@ static int run(int argc, char **argv) {
                                   "export the adapter with smelt lora export and load it in llama.cpp)");
         goto done;
     }
+    if ((rc = cli_output_setup(&sm_cmd_quantize, &oo, &o.sink))) goto done;
     cli_common_apply(&com);
     if (allow_nonfinite) sm_set_allow_nonfinite(true);
     o.recipe = recipe;
@@ -126,6 +135,22 @@ static int run(int argc, char **argv) {
         rc = cli_fail_last("quantize");
         goto done;
     }
+    if (oo.manifest) {
+        const char *src[1 + 64] = {in};
+        size_t n_src = 1;
+        for (size_t k = 0; k < n_loras && n_src < 65; k++) src[n_src++] = sm_lora_path(loras[k]);
+        cJSON *prov = cli_output_provenance(&oo, "quantize", argc, argv, src, n_src);
+        if (prov) {
+            cJSON_AddStringToObject(prov, "recipe", sm_recipe_find(recipe)->name);
+            cJSON *meth = cJSON_AddObjectToObject(prov, "method");
+            cJSON_AddStringToObject(meth, "name", o.imatrix_path ? "imatrix" : "rtn");
+            if (o.imatrix_path && sm_manifest_set_file(meth, "imatrix", oo.manifest, o.imatrix_path)) {
+                cJSON_Delete(prov);
+                prov = NULL;
+            }
+        }
+        if ((rc = cli_output_finish("quantize", &oo, out, prov))) goto done;
+    }
     const double bpw = rep.n_params ? 8.0 * (double)rep.bytes_out / (double)rep.n_params : 0;
     if (com.json) {
         const char *ins[1 + 64] = {in};
@@ -149,7 +174,7 @@ static int run(int argc, char **argv) {
         cli_summary("quantize", out, rep.seconds, "%s %s (%lld quantized, %s), %s -> %s, %.2f bpw",
                     sm_recipe_find(recipe)->name, cli_count(b1, sizeof b1, rep.n_tensors, "tensor"),
                     (long long)rep.n_quantized, cli_count(b2, sizeof b2, rep.n_fallback, "fallback"),
-                    cli_bytes(b3, sizeof b3, (double)rep.bytes_in), cli_bytes(b4, sizeof b4, (double)cli_path_bytes(out)),
+                    cli_bytes(b3, sizeof b3, (double)rep.bytes_in), cli_bytes(b4, sizeof b4, (double)(o.sink.split_max_bytes || o.sink.split_max_tensors ? rep.bytes_out : (uint64_t)cli_path_bytes(out))),
                     bpw);
         (void)b5;
     }
@@ -160,6 +185,7 @@ done:
     cli_list_free(&lora);
     cli_list_free(&tt);
     cli_list_free(&keep);
+    cli_output_free(&oo);
     return rc;
 }
 

@@ -101,13 +101,13 @@ static bool key_wanted(const sm_hparams *hp, key_when when) {
     return false;
 }
 
-void sm_hparams_to_gguf(const sm_hparams *hp, sm_gguf_writer *w) { sm_hparams_to_gguf_ftype(hp, -1, w); }
+void sm_hparams_to_meta(const sm_hparams *hp, sm_meta *w) { sm_hparams_to_meta_ftype(hp, -1, w); }
 
 /* file_type < 0: no general.file_type */
-void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_writer *w) {
+void sm_hparams_to_meta_ftype(const sm_hparams *hp, int file_type, sm_meta *w) {
     char k[128];
     const char *a = hp->arch;
-    sm_gguf_set_str(w, "general.architecture", a);
+    sm_meta_set_str(w, "general.architecture", a);
     const sm_arch_info *ai = sm_arch_by_gguf(a);
     int set = ai ? ai->gguf_keys : hp->gguf_keys;
     if (set < 0 || (size_t)set >= sizeof KEY_SETS / sizeof KEY_SETS[0] || !KEY_SETS[set]) set = SM_KEYS_TEXT;
@@ -116,13 +116,13 @@ void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_write
         const gguf_key *d = &KEYS[u->key];
         const char *p = (const char *)hp + d->off;
         if (u->key == K_FILE_TYPE) {
-            if (file_type >= 0) sm_gguf_set_u32(w, d->suffix, (uint32_t)file_type);
+            if (file_type >= 0) sm_meta_set_u32(w, d->suffix, (uint32_t)file_type);
         } else if (d->type == KT_U32) {
-            sm_gguf_set_u32(w, key(k, sizeof k, a, d->suffix), (uint32_t)*(const int64_t *)(const void *)p);
+            sm_meta_set_u32(w, key(k, sizeof k, a, d->suffix), (uint32_t)*(const int64_t *)(const void *)p);
         } else if (d->type == KT_F32) {
-            sm_gguf_set_f32(w, key(k, sizeof k, a, d->suffix), *(const float *)(const void *)p);
+            sm_meta_set_f32(w, key(k, sizeof k, a, d->suffix), *(const float *)(const void *)p);
         } else {
-            sm_gguf_set_str(w, key(k, sizeof k, a, d->suffix), p);
+            sm_meta_set_str(w, key(k, sizeof k, a, d->suffix), p);
         }
     }
 }

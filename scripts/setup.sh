@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what smelt needs to build and test (Debian packages), only what is missing.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libzstd-dev libxxhash-dev libcjson-dev zlib1g-dev)
+pkgs=(build-essential cmake pkg-config libzstd-dev libxxhash-dev libcjson-dev zlib1g-dev libssl-dev)
 [ "${SMELT_SETUP_FUZZ:-0}" = 1 ] && pkgs+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do

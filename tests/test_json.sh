@@ -42,6 +42,8 @@ run gptq g.gguf gptq a.gguf --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 
 run inspect - inspect q.gguf
 run inspect - inspect "$KJV"
 run "inspect --diff" - inspect a.gguf q.gguf --diff
+run manifest m.json manifest a.gguf q.gguf -o m.json
+run verify - verify q.gguf --manifest m.json
 
 "$PY" - "$SRC/docs/json.md" "$J" "$("$SMELT" --version | head -1 | cut -d' ' -f2)" <<'PYEOF' || fails=$((fails + 1))
 import json, os, re, sys
