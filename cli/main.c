@@ -14,6 +14,9 @@ static const sm_command *const COMMANDS[] = {
     &sm_cmd_generate,
     &sm_cmd_imatrix,
     &sm_cmd_gptq,
+    &sm_cmd_pack,
+    &sm_cmd_unpack,
+    &sm_cmd_verify,
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
