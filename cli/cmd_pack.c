@@ -65,7 +65,7 @@ static int run(int argc, char **argv) {
     if (rc) return cli_fail_last("pack");
     const double in_b = (double)cli_path_bytes(in), out_b = (double)cli_path_bytes(com.out);
     char b1[32], b2[32];
-    cli_summary("pack", com.out, sm_now() - t0, "%s -> %s (%.1f%% saved)", cli_bytes(b1, sizeof b1, in_b),
+    if (!com.quiet) cli_summary("pack", com.out, sm_now() - t0, "%s -> %s (%.1f%% saved)", cli_bytes(b1, sizeof b1, in_b),
                 cli_bytes(b2, sizeof b2, out_b), in_b > 0 ? 100.0 * (1.0 - out_b / in_b) : 0.0);
     return 0;
 }

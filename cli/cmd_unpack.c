@@ -13,6 +13,7 @@ static const char USAGE[] =
     "\n"
     "  -o, --outfile OUT    the file or directory to write (atomic)\n"
     "  -t, --threads N      threads for decoding\n"
+    "  --quiet, -q          no summary line\n"
     "  --no-sync            do not fsync the output\n";
 
 static int run(int argc, char **argv) {
@@ -36,7 +37,7 @@ static int run(int argc, char **argv) {
     const double t0 = sm_now();
     if (sm_smelt_unpack(in, com.out)) return cli_fail_last("unpack");
     char b[32];
-    cli_summary("unpack", com.out, sm_now() - t0, "%s", cli_bytes(b, sizeof b, (double)cli_path_bytes(com.out)));
+    if (!com.quiet) cli_summary("unpack", com.out, sm_now() - t0, "%s", cli_bytes(b, sizeof b, (double)cli_path_bytes(com.out)));
     return 0;
 }
 
