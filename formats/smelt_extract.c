@@ -150,7 +150,7 @@ static int extract_packed(const sm_smelt *s, const smelt_file *f, out_stream *o,
             if (b >= f->tensors[a].n_chunks) { a++, b = 0; continue; }
             jobs[n++] = (djob){&f->tensors[a], b++, NULL, NULL};
         }
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (n > 1)
         for (long j = 0; j < (long)n; j++) {
             djob *d = &jobs[j];
             const int me = omp_get_thread_num();

@@ -156,7 +156,7 @@ typedef struct packer {
 
 static int flush(packer *p) {
     const long n = (long)p->n_jobs;
-#pragma omp parallel for num_threads(p->threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(p->threads) schedule(dynamic, 1) if (n > 1)
     for (long i = 0; i < n; i++) {
         job *j = &p->jobs[i];
         uint8_t *scratch = malloc(j->n ? j->n : 1);
