@@ -14,6 +14,7 @@
  */
 #include "formats/smelt_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -79,18 +80,21 @@ static void split(smelt_planes p, const uint8_t *src, size_t n, uint8_t *dst) {
     }
 }
 
-static void merge(smelt_planes p, const uint8_t *src, size_t n, uint8_t *dst) {
+/* planes (pl[k], n/P bytes each) -> raw bytes */
+static void merge(smelt_planes p, const uint8_t *const *pl, size_t n, uint8_t *dst) {
     switch (p) {
-    case SMELT_PLANES_NONE: memcpy(dst, src, n); break;
+    case SMELT_PLANES_NONE: if (dst != pl[0]) memcpy(dst, pl[0], n); break;
     case SMELT_PLANES_B2: {
         const size_t m = n / 2;
-        for (size_t i = 0; i < m; i++) dst[2 * i] = src[i], dst[2 * i + 1] = src[m + i];
+        const uint8_t *a = pl[0], *b = pl[1];
+        for (size_t i = 0; i < m; i++) dst[2 * i] = a[i], dst[2 * i + 1] = b[i];
         break;
     }
     case SMELT_PLANES_BF16: {
         const size_t m = n / 2;
+        const uint8_t *ep = pl[0], *sp = pl[1];
         for (size_t i = 0; i < m; i++) {
-            const unsigned e = src[i], sm = src[m + i];
+            const unsigned e = ep[i], sm = sp[i];
             dst[2 * i] = (uint8_t)((e & 1) << 7 | (sm & 0x7f));
             dst[2 * i + 1] = (uint8_t)((sm & 0x80) | e >> 1);
         }
@@ -98,9 +102,9 @@ static void merge(smelt_planes p, const uint8_t *src, size_t n, uint8_t *dst) {
     }
     case SMELT_PLANES_B4: {
         const size_t m = n / 4;
+        const uint8_t *a = pl[0], *b = pl[1], *c = pl[2], *d = pl[3];
         for (size_t i = 0; i < m; i++)
-            dst[4 * i] = src[i], dst[4 * i + 1] = src[m + i], dst[4 * i + 2] = src[2 * m + i],
-            dst[4 * i + 3] = src[3 * m + i];
+            dst[4 * i] = a[i], dst[4 * i + 1] = b[i], dst[4 * i + 2] = c[i], dst[4 * i + 3] = d[i];
         break;
     }
     }
@@ -112,6 +116,23 @@ static void merge(smelt_planes p, const uint8_t *src, size_t n, uint8_t *dst) {
  * byte at level 1, 2.89 at level 3, 3.03 at level 9), so levels up to 3 use it for planes. */
 static int plane_level(smelt_planes p, int level) { return p != SMELT_PLANES_NONE && level <= 3 ? 1 : level; }
 
+/* A mantissa plane is close to uniform noise: zstd would spend time to save nothing. A plane
+ * (of a float layout) whose order-0 entropy is above 7.9 bits per byte (less than 1.25% to
+ * gain) is stored without trying. Deterministic: the bytes decide, not the timing. */
+static bool incompressible(const uint8_t *x, size_t m) {
+    if (m < 4096) return false;
+    uint32_t h[4][256] = {{0}};
+    size_t i = 0;
+    for (; i + 4 <= m; i += 4) h[0][x[i]]++, h[1][x[i + 1]]++, h[2][x[i + 2]]++, h[3][x[i + 3]]++;
+    for (; i < m; i++) h[0][x[i]]++;
+    double e = 0;
+    for (int k = 0; k < 256; k++) {
+        const uint32_t c = h[0][k] + h[1][k] + h[2][k] + h[3][k];
+        if (c) e -= (double)c * log2((double)c / (double)m);
+    }
+    return e > 7.9 * (double)m;
+}
+
 int smelt_chunk_encode(void *cctx, int level, smelt_planes p, const uint8_t *src, size_t n, uint8_t *scratch,
                        uint8_t *out, size_t *out_n) {
     const int np = smelt_n_planes(p);
@@ -121,6 +142,12 @@ int smelt_chunk_encode(void *cctx, int level, smelt_planes p, const uint8_t *src
     for (int k = 0; k < np; k++) {
         const uint8_t *plane = scratch + (size_t)k * m;
         const size_t cap = ZSTD_compressBound(m);
+        if (p != SMELT_PLANES_NONE && incompressible(plane, m)) {
+            memcpy(out + pos, plane, m);
+            put32(out + 4 * k, (uint32_t)m);
+            pos += m;
+            continue;
+        }
         size_t z = ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
         if (!ZSTD_isError(z)) z = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, plane_level(p, level));
         if (!ZSTD_isError(z) && p != SMELT_PLANES_NONE) z = ZSTD_CCtx_setParameter(cctx, ZSTD_c_minMatch, 7);
@@ -144,29 +171,30 @@ int smelt_chunk_decode(void *dctx, smelt_planes p, const uint8_t *src, size_t st
     const size_t m = n / (size_t)np;
     if (stored < 4 * (size_t)np) return sm_error("chunk of %zu bytes is shorter than its %d plane lengths", stored, np);
     size_t pos = 4 * (size_t)np;
-    /* one plane: decode straight into dst */
-    uint8_t *planes = p == SMELT_PLANES_NONE ? dst : scratch;
+    /* stored planes are read in place; zstd planes are decoded into scratch (one plane: into dst) */
+    const uint8_t *pl[SMELT_MAX_PLANES];
     for (int k = 0; k < np; k++) {
         const size_t len = get32(src + 4 * k);
         if (len > m) return sm_error("plane %d claims %zu stored bytes, more than its %zu raw bytes", k, len, m);
         if (len > stored - pos)
             return sm_error("plane %d (%zu bytes at chunk offset %zu) runs past the chunk's %zu bytes", k, len, pos,
                             stored);
-        uint8_t *plane = planes + (size_t)k * m;
         if (len == m) {
-            memcpy(plane, src + pos, m);
+            pl[k] = src + pos;
         } else {
+            uint8_t *plane = p == SMELT_PLANES_NONE ? dst : scratch + (size_t)k * m;
             const unsigned long long cs = ZSTD_getFrameContentSize(src + pos, len);
             if (cs != m)
                 return sm_error("plane %d (chunk offset %zu): not a zstd frame of %zu bytes", k, pos, m);
             const size_t r = ZSTD_decompressDCtx(dctx, plane, m, src + pos, len);
             if (ZSTD_isError(r)) return sm_error("plane %d (chunk offset %zu): zstd: %s", k, pos, ZSTD_getErrorName(r));
             if (r != m) return sm_error("plane %d (chunk offset %zu): zstd gave %zu bytes, expected %zu", k, pos, r, m);
+            pl[k] = plane;
         }
         pos += len;
     }
     if (pos != stored) return sm_error("chunk holds %zu bytes after its planes' %zu", stored - pos, pos);
-    if (p != SMELT_PLANES_NONE) merge(p, scratch, n, dst);
+    merge(p, pl, n, dst);
     return 0;
 }
 

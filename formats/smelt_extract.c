@@ -125,13 +125,15 @@ static int extract_packed(const sm_smelt *s, const smelt_file *f, out_stream *o,
     const size_t cap = (size_t)threads * BATCH_PER_THREAD;
     djob *jobs = calloc(cap, sizeof *jobs);
     ZSTD_DCtx **dctx = calloc((size_t)threads + 1, sizeof *dctx);
-    uint8_t **scratch = calloc((size_t)threads, sizeof *scratch);
+    uint8_t **scratch = calloc((size_t)threads, sizeof *scratch), **bufs = calloc(cap, sizeof *bufs);
     rest_reader r = {.s = s, .f = f, .h = XXH3_createState()};
     XXH3_state_t *th = XXH3_createState();
     uint64_t maxc = f->rest.chunk_size;
     for (size_t i = 0; i < f->n_tensors; i++)
         if (f->tensors[i].chunk_size > maxc) maxc = f->tensors[i].chunk_size;
-    int rc = !jobs || !dctx || !scratch || !r.h || !th ? sm_error("out of memory") : 0;
+    int rc = !jobs || !dctx || !scratch || !bufs || !r.h || !th ? sm_error("out of memory") : 0;
+    for (size_t i = 0; i < cap && !rc; i++)
+        if (!(bufs[i] = malloc(maxc ? maxc : 1))) rc = sm_error("out of memory");
     for (int i = 0; i <= threads && !rc; i++)
         if (!(dctx[i] = ZSTD_createDCtx()) || (i < threads && !(scratch[i] = malloc(maxc ? maxc : 1)))) rc = sm_error("out of memory");
     if (!rc) {
@@ -154,8 +156,8 @@ static int extract_packed(const sm_smelt *s, const smelt_file *f, out_stream *o,
         for (long j = 0; j < (long)n; j++) {
             djob *d = &jobs[j];
             const int me = omp_get_thread_num();
-            if (!(d->buf = malloc((size_t)chunk_raw(d->t, d->c)))) d->err = strdup("out of memory");
-            else if (decode(s, f, d->t, d->c, dctx[me], d->buf, scratch[me])) d->err = strdup(sm_last_error());
+            d->buf = bufs[j];
+            if (decode(s, f, d->t, d->c, dctx[me], d->buf, scratch[me])) d->err = strdup(sm_last_error());
         }
         /* in order: the gap before a tensor, its chunks, its checksum */
         size_t j = 0;
@@ -185,10 +187,7 @@ static int extract_packed(const sm_smelt *s, const smelt_file *f, out_stream *o,
                 ti++, tc = 0;
             }
         }
-        for (size_t k = 0; k < n; k++) {
-            free(jobs[k].buf);
-            free(jobs[k].err);
-        }
+        for (size_t k = 0; k < n; k++) free(jobs[k].err);
     }
     if (!rc) rc = rest_emit(&r, o, f->size - pos);
     if (!rc && (r.chunk != f->rest.n_chunks || r.pos != r.len))
@@ -199,6 +198,8 @@ static int extract_packed(const sm_smelt *s, const smelt_file *f, out_stream *o,
     }
     for (int i = 0; dctx && i <= threads; i++) ZSTD_freeDCtx(dctx[i]);
     for (int i = 0; scratch && i < threads; i++) free(scratch[i]);
+    for (size_t i = 0; bufs && i < cap; i++) free(bufs[i]);
+    free(bufs);
     free(dctx);
     free(scratch);
     free(jobs);

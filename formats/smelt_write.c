@@ -131,6 +131,7 @@ static void src_close(src_file *s) {
 /* ---- the encoder: batches of chunks ---- */
 
 typedef struct job {
+    smelt_tensor *t; /* a tensor's chunk (NULL: a rest chunk) */
     const uint8_t *src;
     uint8_t *gathered; /* owned copy (rest chunks) */
     size_t n;
@@ -147,30 +148,44 @@ typedef struct packer {
     int level, threads;
     uint64_t chunk;
     ZSTD_CCtx **cctx;
+    uint8_t **outs, **scratch; /* per job slot (chunk bound), per thread (chunk) */
     job *jobs;
     size_t n_jobs, cap_jobs;
     const sm_mmap *map;
     sm_progress prog;
     uint64_t done;
+    /* checksums, computed in file order as the chunks are written (the bytes are still in cache) */
+    XXH3_state_t *tensor_h, *file_h;
+    uint64_t file_pos;
 } packer;
+
+/* the file's bytes [p->file_pos, end) into the file checksum */
+static void hash_file_to(packer *p, uint64_t end) {
+    if (end > p->file_pos) XXH3_64bits_update(p->file_h, (const uint8_t *)p->map->data + p->file_pos, (size_t)(end - p->file_pos));
+    if (end > p->file_pos) p->file_pos = end;
+}
 
 static int flush(packer *p) {
     const long n = (long)p->n_jobs;
 #pragma omp parallel for num_threads(p->threads) schedule(dynamic, 1) if (n > 1)
     for (long i = 0; i < n; i++) {
         job *j = &p->jobs[i];
-        uint8_t *scratch = malloc(j->n ? j->n : 1);
-        j->out = malloc(smelt_chunk_bound(j->planes, j->n));
-        if (!scratch || !j->out) j->err = strdup("out of memory");
-        else if (smelt_chunk_encode(p->cctx[omp_get_thread_num()], p->level, j->planes, j->src, j->n, scratch, j->out,
-                                    &j->out_n))
+        const int me = omp_get_thread_num();
+        j->out = p->outs[i];
+        if (smelt_chunk_encode(p->cctx[me], p->level, j->planes, j->src, j->n, p->scratch[me], j->out, &j->out_n))
             j->err = strdup(sm_last_error());
-        free(scratch);
     }
     int rc = 0;
     for (size_t i = 0; i < p->n_jobs; i++) {
         job *j = &p->jobs[i];
         if (!rc && j->err) rc = sm_error("%s: compressing: %s", p->out_path, j->err);
+        if (!rc && j->t) {
+            const uint64_t at = (uint64_t)(j->src - (const uint8_t *)p->map->data);
+            if (at == j->t->src_off) XXH3_64bits_reset(p->tensor_h);
+            XXH3_64bits_update(p->tensor_h, j->src, j->n);
+            if (at + j->n == j->t->src_off + j->t->view.nbytes) j->t->xxh = XXH3_64bits_digest(p->tensor_h);
+            hash_file_to(p, at + j->n);
+        }
         if (!rc) {
             j->dst->off = sm_outfile_tell(p->o);
             j->dst->size = j->out_n;
@@ -178,7 +193,6 @@ static int flush(packer *p) {
         }
         if (!j->gathered) sm_mmap_release(p->map, j->src, j->n);
         p->done += j->n;
-        free(j->out);
         free(j->gathered);
         free(j->err);
     }
@@ -187,8 +201,9 @@ static int flush(packer *p) {
     return rc;
 }
 
-static int add_job(packer *p, const uint8_t *src, uint8_t *gathered, size_t n, smelt_planes planes, smelt_chunk *dst) {
-    p->jobs[p->n_jobs++] = (job){src, gathered, n, planes, dst, NULL, 0, NULL};
+static int add_job(packer *p, smelt_tensor *t, const uint8_t *src, uint8_t *gathered, size_t n, smelt_planes planes,
+                   smelt_chunk *dst) {
+    p->jobs[p->n_jobs++] = (job){t, src, gathered, n, planes, dst, NULL, 0, NULL};
     return p->n_jobs == p->cap_jobs ? flush(p) : 0;
 }
 
@@ -220,13 +235,13 @@ static int pack_packed(packer *p, src_file *s) {
     uint64_t covered = 0;
     for (size_t i = 0; i < f->n_tensors; i++) {
         smelt_tensor *t = &f->tensors[i];
-        t->xxh = XXH3_64bits(base + t->src_off, t->view.nbytes);
+        t->xxh = XXH3_64bits(NULL, 0); /* (set as its chunks are written) */
         t->planes = smelt_planes_for(t->view.type, t->view.nbytes);
         covered += t->view.nbytes;
         if (alloc_chunks(t, p->chunk)) return -1;
         for (size_t c = 0; c < t->n_chunks; c++) {
             const uint64_t o = c * p->chunk, n = t->view.nbytes - o < p->chunk ? t->view.nbytes - o : p->chunk;
-            if (add_job(p, base + t->src_off + o, NULL, (size_t)n, t->planes, &t->chunks[c])) return -1;
+            if (add_job(p, t, base + t->src_off + o, NULL, (size_t)n, t->planes, &t->chunks[c])) return -1;
         }
     }
     smelt_tensor *r = &f->rest;
@@ -245,11 +260,13 @@ static int pack_packed(packer *p, src_file *s) {
         if (!buf) { rc = sm_error("out of memory"); break; }
         gather(f, base, &pos, &ti, buf, (size_t)n);
         XXH3_64bits_update(st, buf, (size_t)n);
-        rc = add_job(p, buf, buf, (size_t)n, SMELT_PLANES_NONE, &r->chunks[c]);
+        rc = add_job(p, NULL, buf, buf, (size_t)n, SMELT_PLANES_NONE, &r->chunks[c]);
     }
     r->xxh = XXH3_64bits_digest(st);
     XXH3_freeState(st);
-    return rc ? rc : flush(p);
+    if (!rc) rc = flush(p);
+    hash_file_to(p, f->size);
+    return rc;
 }
 
 static int pack_raw(packer *p, src_file *s) {
@@ -266,6 +283,7 @@ static int pack_raw(packer *p, src_file *s) {
     for (uint64_t o = 0; o < f->size; o += RAW_PIECE) {
         const uint64_t n = f->size - o < RAW_PIECE ? f->size - o : RAW_PIECE;
         const uint8_t *src = (const uint8_t *)s->map.data + o;
+        hash_file_to(p, o + n);
         if (sm_outfile_write(p->o, src, (size_t)n)) return -1;
         sm_mmap_release(&s->map, src, n);
         p->done += n;
@@ -436,8 +454,13 @@ int sm_smelt_pack(const char *in, const char *out, const sm_smelt_pack_opts *o) 
     p.cap_jobs = (size_t)p.threads * BATCH_PER_THREAD;
     if (!rc && (!(p.jobs = calloc(p.cap_jobs, sizeof *p.jobs)) || !(p.cctx = calloc((size_t)p.threads, sizeof *p.cctx))))
         rc = sm_error("out of memory");
+    if (!rc && (!(p.tensor_h = XXH3_createState()) || !(p.file_h = XXH3_createState()))) rc = sm_error("out of memory");
+    if (!rc && (!(p.outs = calloc(p.cap_jobs, sizeof *p.outs)) || !(p.scratch = calloc((size_t)p.threads, sizeof *p.scratch))))
+        rc = sm_error("out of memory");
+    for (size_t i = 0; i < p.cap_jobs && !rc; i++)
+        if (!(p.outs[i] = malloc(smelt_chunk_bound(SMELT_PLANES_B4, (size_t)p.chunk)))) rc = sm_error("out of memory");
     for (int i = 0; i < p.threads && !rc; i++)
-        if (!(p.cctx[i] = ZSTD_createCCtx())) rc = sm_error("out of memory");
+        if (!(p.cctx[i] = ZSTD_createCCtx()) || !(p.scratch[i] = malloc((size_t)p.chunk))) rc = sm_error("out of memory");
     if (!rc && !(p.o = sm_outfile_open(out))) rc = -1;
     if (!rc) {
         uint8_t pre[SMELT_PREAMBLE] = {0};
@@ -448,8 +471,10 @@ int sm_smelt_pack(const char *in, const char *out, const sm_smelt_pack_opts *o) 
     sm_progress_begin(&p.prog, "pack", total, o->quiet);
     for (size_t i = 0; i < n_src && !rc; i++) {
         p.map = &src[i].map;
-        src[i].f.xxh = XXH3_64bits(src[i].map.data, src[i].map.size);
+        p.file_pos = 0;
+        XXH3_64bits_reset(p.file_h);
         rc = o->raw ? pack_raw(&p, &src[i]) : pack_packed(&p, &src[i]);
+        src[i].f.xxh = XXH3_64bits_digest(p.file_h);
     }
     sm_progress_end(&p.prog);
     if (!rc) {
@@ -475,7 +500,13 @@ int sm_smelt_pack(const char *in, const char *out, const sm_smelt_pack_opts *o) 
     else sm_outfile_abort(p.o);
     for (size_t i = 0; i < p.n_jobs; i++) free(p.jobs[i].gathered);
     for (int i = 0; p.cctx && i < p.threads; i++) ZSTD_freeCCtx(p.cctx[i]);
+    for (int i = 0; p.scratch && i < p.threads; i++) free(p.scratch[i]);
+    for (size_t i = 0; p.outs && i < p.cap_jobs; i++) free(p.outs[i]);
+    XXH3_freeState(p.tensor_h);
+    XXH3_freeState(p.file_h);
     free(p.cctx);
+    free(p.outs);
+    free(p.scratch);
     free(p.jobs);
     for (size_t i = 0; src && i < n_src; i++) src_close(&src[i]);
     free(src);
