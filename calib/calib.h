@@ -267,6 +267,8 @@ typedef struct sm_gptq_run_opts {
      * may take ownership of lin[i].res by zeroing it). May be NULL. */
     int (*sink)(void *user, int64_t layer, sm_gptq_linear *lin);
     void *sink_user;
+    /* sm_gptq_write_gguf's output (format, split limits; formats/sink.h). NULL: one GGUF. */
+    const struct sm_sink_opts *output;
     /* Called with each block's report when it is done (progress). May be NULL. */
     void (*on_layer)(void *user, int64_t layer, int64_t n_layer, const sm_gptq_layer_report *r);
     void *on_layer_user;

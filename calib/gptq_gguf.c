@@ -26,7 +26,7 @@
 typedef struct gguf_job {
     sm_gguf *g;          /* the source: a GGUF ... */
     sm_hf_source *hf;    /* ... or an HF directory */
-    sm_gguf_writer *w;
+    sm_sink *w;
     size_t nt;
     sm_type *types;      /* per source tensor */
     int64_t *layer;      /* per source tensor: its block, -1 for model-wide tensors */
@@ -38,7 +38,7 @@ typedef struct gguf_job {
 /* Convert a tensor to `to` without importance weights, in bounded chunks of rows. */
 static int write_converted(gguf_job *j, const sm_tensor *t, sm_type to) {
     if (to == t->type) {
-        const int rc = sm_gguf_writer_write(j->w, t->data, t->nbytes);
+        const int rc = sm_sink_write(j->w, t->data, t->nbytes);
         sm_gguf_release(j->g, t->data, t->nbytes); /* memory: see sm_model_release_layer */
         return rc;
     }
@@ -59,7 +59,7 @@ static int write_converted(gguf_job *j, const sm_tensor *t, sm_type to) {
             if (!sm_type_get(to)->quantized) rc = sm_f32_to_plain(to, f, q, n * row);
             else if (sm_quantize_rows(to, f, q, n, row, NULL) == 0) rc = -1;
         }
-        if (!rc) rc = sm_gguf_writer_write(j->w, q, out_row * (uint64_t)n);
+        if (!rc) rc = sm_sink_write(j->w, q, out_row * (uint64_t)n);
         sm_gguf_release(j->g, (const char *)t->data + (uint64_t)r0 * src_row, (uint64_t)n * src_row);
     }
     free(f);
@@ -89,7 +89,7 @@ static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
             for (int k = 0; k < SM_LIN_COUNT && !rc; k++)
                 if (!strcmp(sm_model_linear_tensor(j->m, (sm_linear)k, &r0), stem)) {
                     const sm_gptq_result *r = &lin[k].res;
-                    rc = sm_gguf_writer_write(j->w, r->packed, r->packed_bytes);
+                    rc = sm_sink_write(j->w, r->packed, r->packed_bytes);
                 }
         } else {
             rc = write_tensor(j, i);
@@ -181,36 +181,33 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
                 goto done;
             }
 
-    j.w = sm_gguf_writer_new();
-    if (!j.w) {
-        sm_error("out of memory");
-        goto done;
-    }
-    if (j.hf) sm_hf_source_set_quantized_metadata(j.hf, j.w, (uint32_t)recipe->ftype);
-    else sm_gguf_set_quantized_metadata(j.w, j.g, (uint32_t)recipe->ftype);
+    if (!(j.w = sm_sink_open(out_path, ro->output))) goto done;
+    sm_meta *meta = sm_sink_meta(j.w);
+    if (j.hf) sm_hf_source_set_quantized_metadata(j.hf, meta, (uint32_t)recipe->ftype);
+    else sm_meta_set_quantized(meta, j.g, (uint32_t)recipe->ftype);
     if (ro->provenance.calib_file) { /* how it was made */
-        sm_gguf_set_str(j.w, "quantize.method", "gptq");
-        sm_gguf_set_str(j.w, "quantize.smelt_version", SM_VERSION);
-        sm_gguf_set_str(j.w, "quantize.gptq.calib_file", ro->provenance.calib_file);
-        if (ro->provenance.calib_xxh64) sm_gguf_set_str(j.w, "quantize.gptq.calib_xxh64", ro->provenance.calib_xxh64);
-        sm_gguf_set_u32(j.w, "quantize.gptq.samples", (uint32_t)ro->provenance.samples);
-        sm_gguf_set_u32(j.w, "quantize.gptq.seqlen", (uint32_t)ro->provenance.seqlen);
-        sm_gguf_set_str(j.w, "quantize.gptq.sampling", ro->provenance.in_order ? "in_order" : "random");
-        sm_gguf_set_u64(j.w, "quantize.gptq.seed", ro->provenance.seed);
-        sm_gguf_set_f32(j.w, "quantize.gptq.damp", (float)ro->q.damp);
-        sm_gguf_set_bool(j.w, "quantize.gptq.act_order", ro->q.act_order);
-        sm_gguf_set_i32(j.w, "quantize.gptq.group_size", ro->q.group_size);
-        sm_gguf_set_u32(j.w, "quantize.gptq.block_size", (uint32_t)ro->q.block_size);
-        sm_gguf_set_bool(j.w, "quantize.gptq.true_sequential", !ro->no_true_sequential);
-        sm_gguf_set_bool(j.w, "quantize.gptq.importance", ro->q.use_importance);
+        sm_meta_set_str(meta, "quantize.method", "gptq");
+        sm_meta_set_str(meta, "quantize.smelt_version", SM_VERSION);
+        sm_meta_set_str(meta, "quantize.gptq.calib_file", ro->provenance.calib_file);
+        if (ro->provenance.calib_xxh64) sm_meta_set_str(meta, "quantize.gptq.calib_xxh64", ro->provenance.calib_xxh64);
+        sm_meta_set_u32(meta, "quantize.gptq.samples", (uint32_t)ro->provenance.samples);
+        sm_meta_set_u32(meta, "quantize.gptq.seqlen", (uint32_t)ro->provenance.seqlen);
+        sm_meta_set_str(meta, "quantize.gptq.sampling", ro->provenance.in_order ? "in_order" : "random");
+        sm_meta_set_u64(meta, "quantize.gptq.seed", ro->provenance.seed);
+        sm_meta_set_f32(meta, "quantize.gptq.damp", (float)ro->q.damp);
+        sm_meta_set_bool(meta, "quantize.gptq.act_order", ro->q.act_order);
+        sm_meta_set_i32(meta, "quantize.gptq.group_size", ro->q.group_size);
+        sm_meta_set_u32(meta, "quantize.gptq.block_size", (uint32_t)ro->q.block_size);
+        sm_meta_set_bool(meta, "quantize.gptq.true_sequential", !ro->no_true_sequential);
+        sm_meta_set_bool(meta, "quantize.gptq.importance", ro->q.use_importance);
     }
     for (int64_t l = -1; l < hp->n_layer; l++)
         for (size_t i = 0; i < j.nt; i++) {
             if (j.layer[i] != l) continue;
             const sm_tensor *t = tensor(&j, i);
-            if (sm_gguf_add_tensor(j.w, t->name, j.types[i], t->n_dims, t->shape)) goto done;
+            if (sm_sink_add(j.w, t->name, j.types[i], t->n_dims, t->shape)) goto done;
         }
-    if (sm_gguf_writer_begin(j.w, out_path)) goto done;
+    if (sm_sink_begin(j.w)) goto done;
     for (size_t i = 0; i < j.nt; i++)
         if (j.layer[i] == -1 && write_tensor(&j, i)) goto done;
     sm_gptq_run_opts o = *ro;
@@ -218,10 +215,9 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     o.sink = sink;
     o.sink_user = &j;
     if (sm_gptq_run(m, cs, &o, rep)) goto done;
-    rc = sm_gguf_writer_finish(j.w);
-    j.w = NULL;
+    rc = sm_sink_finish(j.w);
 done:
-    if (j.w) sm_gguf_writer_abort(j.w);
+    sm_sink_close(j.w);
     sm_gguf_close(j.g);
     sm_hf_source_close(j.hf);
     sm_recipe_plan_free(&plan);

@@ -2,6 +2,7 @@
 #include "calib/calib.h"
 
 #include "formats/formats.h"
+#include "formats/sink.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -273,12 +274,13 @@ int sm_imatrix_load(const char *path, sm_imatrix *out) {
 }
 
 int sm_imatrix_save_gguf(const sm_imatrix *m, const char *path) {
-    sm_gguf_writer *w = sm_gguf_writer_new();
-    if (!w) return sm_error("out of memory");
-    sm_gguf_set_str(w, "general.type", "imatrix");
-    sm_gguf_set_arr_str(w, "imatrix.datasets", (const char *const *)m->datasets, m->n_datasets);
-    sm_gguf_set_u32(w, "imatrix.chunk_count", (uint32_t)m->chunk_count);
-    sm_gguf_set_u32(w, "imatrix.chunk_size", (uint32_t)m->chunk_size);
+    sm_sink *w = sm_sink_open(path, NULL);
+    if (!w) return -1;
+    sm_meta *meta = sm_sink_meta(w);
+    sm_meta_set_str(meta, "general.type", "imatrix");
+    sm_meta_set_arr_str(meta, "imatrix.datasets", (const char *const *)m->datasets, m->n_datasets);
+    sm_meta_set_u32(meta, "imatrix.chunk_count", (uint32_t)m->chunk_count);
+    sm_meta_set_u32(meta, "imatrix.chunk_size", (uint32_t)m->chunk_size);
     char name[MAX_NAME + 32];
     for (size_t i = 0; i < m->n_entries; i++) { /* entries are sorted by name, as llama.cpp writes */
         const sm_imatrix_entry *e = &m->entries[i];
@@ -287,24 +289,26 @@ int sm_imatrix_save_gguf(const sm_imatrix *m, const char *path) {
         const bool dense = e->n_mat == 1;
         int64_t s1[2] = {e->n_mat, e->n_values / e->n_mat}, s2[2] = {e->n_mat, 1};
         snprintf(name, sizeof name, "%s.in_sum2", e->name);
-        if (sm_gguf_add_tensor(w, name, SM_TYPE_F32, dense ? 1 : 2, dense ? s1 + 1 : s1)) goto fail;
+        if (sm_sink_add(w, name, SM_TYPE_F32, dense ? 1 : 2, dense ? s1 + 1 : s1)) goto fail;
         snprintf(name, sizeof name, "%s.counts", e->name);
-        if (sm_gguf_add_tensor(w, name, SM_TYPE_F32, dense ? 1 : 2, dense ? s2 + 1 : s2)) goto fail;
+        if (sm_sink_add(w, name, SM_TYPE_F32, dense ? 1 : 2, dense ? s2 + 1 : s2)) goto fail;
     }
-    if (sm_gguf_writer_begin(w, path)) goto fail;
+    if (sm_sink_begin(w)) goto fail;
     for (size_t i = 0; i < m->n_entries; i++) {
         const sm_imatrix_entry *e = &m->entries[i];
         float *c = malloc((size_t)e->n_mat * sizeof *c);
         if (!c) { sm_error("out of memory"); goto fail; }
         for (int64_t j = 0; j < e->n_mat; j++) c[j] = (float)e->counts[j];
-        int rc = sm_gguf_writer_write(w, e->sums, (uint64_t)e->n_values * 4) ||
-                 sm_gguf_writer_write(w, c, (uint64_t)e->n_mat * 4);
+        int rc = sm_sink_write(w, e->sums, (uint64_t)e->n_values * 4) ||
+                 sm_sink_write(w, c, (uint64_t)e->n_mat * 4);
         free(c);
         if (rc) goto fail;
     }
-    return sm_gguf_writer_finish(w);
+    int frc = sm_sink_finish(w);
+    sm_sink_close(w);
+    return frc;
 fail:
-    sm_gguf_writer_abort(w);
+    sm_sink_close(w);
     return -1;
 }
 

@@ -122,7 +122,7 @@ static int export_gguf(int argc, char **argv) {
     const double t0 = sm_now();
     sm_lora *l;
     if (sm_lora_open(adapter, &l)) return cli_fail_last("lora export");
-    rc = sm_lora_export_gguf(base, l, out);
+    rc = sm_lora_export_gguf(base, l, out, NULL);
     sm_lora_close(l);
     if (rc) return cli_fail_last("lora export");
     if (com.json) {

@@ -13,18 +13,18 @@
 
 #define GGML_QUANT_VERSION 2
 
-void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts *o, sm_gguf_writer *w) {
+void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts *o, sm_meta *w) {
     char label[32];
-    sm_gguf_set_str(w, "general.architecture", s->hp.arch);
-    sm_gguf_set_str(w, "general.type", "model");
-    sm_gguf_set_str(w, "general.name", s->name);
+    sm_meta_set_str(w, "general.architecture", s->hp.arch);
+    sm_meta_set_str(w, "general.type", "model");
+    sm_meta_set_str(w, "general.name", s->name);
     cv_size_label(p->n_params, label, sizeof label);
-    sm_gguf_set_str(w, "general.size_label", label);
-    sm_hparams_to_gguf_ftype(&s->hp, p->ftype, w);
-    sm_gguf_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
-    sm_vocab_to_gguf(&s->vocab, w);
+    sm_meta_set_str(w, "general.size_label", label);
+    sm_hparams_to_meta_ftype(&s->hp, p->ftype, w);
+    sm_meta_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
+    sm_vocab_to_meta(&s->vocab, w);
     if (o->quant) { /* what llama-quantize makes of the converted file: these two keys move last */
-        sm_gguf_set_quantization_keys(w, (uint32_t)p->ftype);
+        sm_meta_set_quantization_keys(w, (uint32_t)p->ftype);
     }
     if (p->im) cv_set_imatrix_keys(w, o->quant->imatrix_path, p->im);
 }
@@ -35,22 +35,20 @@ static int by_llama_quantize_order(const void *a, const void *b) {
 
 static int write_all(const cv_source *s, const cv_plan *p, const char *out_path, const sm_convert_opts *o,
                      sm_convert_report *rep) {
-    sm_gguf_writer *w = sm_gguf_writer_new();
-    if (!w) return sm_error("out of memory");
-    cv_set_metadata(s, p, o, w);
-    for (size_t i = 0; i < p->n; i++)
-        if (sm_gguf_add_tensor(w, p->items[i].name, p->items[i].type, p->items[i].n_dims, p->items[i].shape)) {
-            sm_gguf_writer_abort(w);
-            return -1;
-        }
-    if (sm_gguf_writer_begin(w, out_path)) {
-        sm_gguf_writer_abort(w);
+    sm_sink *w = sm_sink_open(out_path, &o->sink);
+    if (!w) return -1;
+    cv_set_metadata(s, p, o, sm_sink_meta(w));
+    int rc = 0;
+    for (size_t i = 0; !rc && i < p->n; i++)
+        rc = sm_sink_add(w, p->items[i].name, p->items[i].type, p->items[i].n_dims, p->items[i].shape);
+    if (rc || sm_sink_begin(w)) {
+        sm_sink_close(w);
         return -1;
     }
     sm_progress prog;
     sm_progress_begin(&prog, "convert", p->bytes_in, o->quiet);
     cv_io *io = cv_io_new(w, &prog);
-    int rc = io ? 0 : -1;
+    rc = io ? 0 : -1;
     for (size_t i = 0; !rc && i < p->n; i++)
         if ((rc = cv_write_item(io, &p->items[i]))) sm_error_ctx("%s: writing tensor %s", out_path, p->items[i].name);
     if (io) {
@@ -61,14 +59,15 @@ static int write_all(const cv_source *s, const cv_plan *p, const char *out_path,
         rc = rc || frc ? -1 : 0;
     }
     sm_progress_end(&prog);
-    if (rc) {
-        sm_gguf_writer_abort(w);
-        return -1;
+    if (!rc) rc = sm_sink_finish(w);
+    if (!rc && rep) {
+        rep->bytes_out = 0;
+        struct stat st;
+        for (size_t i = 0; i < sm_sink_n_files(w); i++)
+            if (stat(sm_sink_file(w, i), &st) == 0) rep->bytes_out += (uint64_t)st.st_size;
     }
-    if (sm_gguf_writer_finish(w)) return -1;
-    struct stat st;
-    if (rep) rep->bytes_out = stat(out_path, &st) == 0 ? (uint64_t)st.st_size : 0;
-    return 0;
+    sm_sink_close(w);
+    return rc;
 }
 
 int sm_convert(const char *model_path, const char *out_path, const sm_convert_opts *opts, sm_convert_report *rep) {

@@ -4,6 +4,7 @@
 
 #include "core/core.h"
 #include "formats/formats.h"
+#include "formats/sink.h"
 
 struct sm_quantize_opts;
 struct sm_lora;
@@ -19,6 +20,8 @@ typedef struct sm_convert_opts {
     /* LoRA adapters merged on the fly (HF directories only): W' = W + s B A per row chunk. */
     struct sm_lora *const *loras;
     size_t n_loras;
+    /* Where the output goes (format, split limits; sink.h). Zero: one GGUF file. */
+    sm_sink_opts sink;
 } sm_convert_opts;
 
 typedef struct sm_convert_report {
@@ -44,7 +47,7 @@ int sm_convert(const char *model_path, const char *out_path, const sm_convert_op
  * (hf_source.c) The tensors (in the converted file's order, data NULL), metadata and bytes of
  * the GGUF sm_convert writes of `dir` with the weights' own precision (outtype f32, f16 or
  * bf16 as the first matrix is stored). sm_hf_source_write writes tensor i into w (after
- * sm_gguf_writer_begin) converted to `to` exactly as from that file (dequantized, then
+ * sm_sink_begin) converted to `to` exactly as from that file (dequantized, then
  * quantized without importance weights), in bounded chunks. */
 typedef struct sm_hf_source sm_hf_source;
 int sm_hf_source_open(const char *dir, sm_hf_source **out);
@@ -52,9 +55,9 @@ void sm_hf_source_close(sm_hf_source *h);
 size_t sm_hf_source_n_tensors(const sm_hf_source *h);
 const sm_tensor *sm_hf_source_tensor(const sm_hf_source *h, size_t i);
 const char *sm_hf_source_outtype(const sm_hf_source *h);
-/* The converted file's metadata as llama-quantize (sm_gguf_set_quantized_metadata) keeps it. */
-void sm_hf_source_set_quantized_metadata(const sm_hf_source *h, sm_gguf_writer *w, uint32_t file_type);
-int sm_hf_source_write(sm_hf_source *h, sm_gguf_writer *w, size_t i, sm_type to);
+/* The converted file's metadata as llama-quantize (sm_meta_set_quantized) keeps it. */
+void sm_hf_source_set_quantized_metadata(const sm_hf_source *h, sm_meta *w, uint32_t file_type);
+int sm_hf_source_write(sm_hf_source *h, sm_sink *w, size_t i, sm_type to);
 
 /* ---- quantization of a whole model (GGUF in, GGUF out) ---- */
 
@@ -68,6 +71,7 @@ typedef struct sm_quantize_opts {
     const char *token_embd_type;    /* NULL: by the recipe (--token-embedding-type) */
     const char *const *tensor_types; size_t n_tensor_types; /* "REGEX=TYPE" */
     const char *const *keep;         size_t n_keep;         /* "REGEX" */
+    sm_sink_opts sink;              /* the output (sink.h); zero: one GGUF file */
 } sm_quantize_opts;
 
 typedef struct sm_quantize_report {
@@ -112,6 +116,6 @@ int sm_lora_apply(sm_lora *const *ads, size_t n_ads, const char *base_name, floa
 int sm_lora_merge_hf(const char *base_dir, sm_lora *const *ads, size_t n_ads, const char *out_dir, sm_type out_type,
                      bool quiet);
 /* `smelt lora export`: llama.cpp's GGUF LoRA adapter for the base model. */
-int sm_lora_export_gguf(const char *base_dir, const sm_lora *ad, const char *out_path);
+int sm_lora_export_gguf(const char *base_dir, const sm_lora *ad, const char *out_path, const sm_sink_opts *sink);
 
 #endif

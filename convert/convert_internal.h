@@ -61,15 +61,15 @@ typedef struct cv_plan {
  * recipe in o->quant; LoRA adapters in o->loras are checked and attached to their tensors. */
 int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p);
 /* The converted file's metadata (general.*, the architecture's keys, tokenizer) into w. */
-void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts *o, sm_gguf_writer *w);
+void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts *o, sm_meta *w);
 void cv_plan_free(cv_plan *p);
 
-/* Streams tensors into a writer (after sm_gguf_writer_begin) with bounded buffers, writing on
+/* Streams tensors into a writer (after sm_sink_begin) with bounded buffers, writing on
  * a thread of its own, and hands consumed pages of the source's file mappings back to the
  * kernel so resident memory stays flat. cv_write_item queues a tensor's bytes; cv_io_finish
  * waits until everything queued is written, frees io and reports the first failure. */
 typedef struct cv_io cv_io;
-cv_io *cv_io_new(sm_gguf_writer *w, sm_progress *prog);
+cv_io *cv_io_new(sm_sink *w, sm_progress *prog);
 int cv_write_item(cv_io *io, const cv_item *it);
 int cv_io_finish(cv_io *io);
 
@@ -86,7 +86,7 @@ int cv_recipe_configure(struct sm_recipe_plan *plan, const sm_quantize_opts *o);
  * source's metadata): quantize.imatrix.file (the path as given), .dataset (the first dataset),
  * .entries_count and, when known, .chunks_count (u32); strings cut to 127 bytes as it does. */
 struct sm_imatrix;
-void cv_set_imatrix_keys(sm_gguf_writer *w, const char *path, const struct sm_imatrix *im);
+void cv_set_imatrix_keys(sm_meta *w, const char *path, const struct sm_imatrix *im);
 /* The order llama-quantize writes tensors in (llama_model_loader's weights map): by block
  * number ("blk.%d.", -1 for the others), then by name; strcmp-like. */
 int cv_llama_quantize_order(const char *a, const char *b);

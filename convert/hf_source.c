@@ -101,9 +101,9 @@ size_t sm_hf_source_n_tensors(const sm_hf_source *h) { return h->p.n; }
 const sm_tensor *sm_hf_source_tensor(const sm_hf_source *h, size_t i) { return i < h->p.n ? &h->views[i] : NULL; }
 const char *sm_hf_source_outtype(const sm_hf_source *h) { return h->o.outtype; }
 
-void sm_hf_source_set_quantized_metadata(const sm_hf_source *h, sm_gguf_writer *w, uint32_t file_type) {
+void sm_hf_source_set_quantized_metadata(const sm_hf_source *h, sm_meta *w, uint32_t file_type) {
     cv_set_metadata(&h->s, &h->p, &h->o, w);
-    sm_gguf_set_quantization_keys(w, file_type); /* as sm_gguf_set_quantized_metadata of the converted file */
+    sm_meta_set_quantization_keys(w, file_type); /* as sm_meta_set_quantized of the converted file */
 }
 
 /* Rows [r0, r0+n) of item `it` as the converted file holds them (its type, rope rows permuted). */
@@ -136,7 +136,7 @@ static int converted_rows(const sm_hf_source *h, const cv_item *it, int64_t r0, 
     return 0;
 }
 
-int sm_hf_source_write(sm_hf_source *h, sm_gguf_writer *w, size_t i, sm_type to) {
+int sm_hf_source_write(sm_hf_source *h, sm_sink *w, size_t i, sm_type to) {
     if (i >= h->p.n) return sm_error("no tensor %zu", i);
     const cv_item *it = &h->p.items[i];
     if (it->gptq[0]) { /* an HF GPTQ linear: only as the converted file holds it */
@@ -144,7 +144,7 @@ int sm_hf_source_write(sm_hf_source *h, sm_gguf_writer *w, size_t i, sm_type to)
             return sm_error("tensor %s is already quantized (%s)", it->name, sm_type_name(it->type));
         void *b = malloc((size_t)it->nbytes);
         int rc = !b ? sm_error("out of memory") : cv_gptq_fill(it, b);
-        if (!rc) rc = sm_gguf_writer_write(w, b, it->nbytes);
+        if (!rc) rc = sm_sink_write(w, b, it->nbytes);
         free(b);
         return rc ? sm_error_ctx("tensor %s", it->name) : 0;
     }
@@ -170,7 +170,7 @@ int sm_hf_source_write(sm_hf_source *h, sm_gguf_writer *w, size_t i, sm_type to)
         const int64_t n = n_rows - r0 < chunk ? n_rows - r0 : chunk;
         rc = converted_rows(h, it, r0, n, n_rows, elems, conv);
         if (!rc && to == it->type) {
-            rc = sm_gguf_writer_write(w, conv, conv_row * (uint64_t)n);
+            rc = sm_sink_write(w, conv, conv_row * (uint64_t)n);
             continue;
         }
         for (int64_t r = 0; r < n * per_row && !rc; r++)
@@ -180,7 +180,7 @@ int sm_hf_source_write(sm_hf_source *h, sm_gguf_writer *w, size_t i, sm_type to)
             if (!sm_type_get(to)->quantized) rc = sm_f32_to_plain(to, f, q, n * elems);
             else if (sm_quantize_rows(to, f, q, n * per_row, row_len, NULL) == 0) rc = -1;
         }
-        if (!rc) rc = sm_gguf_writer_write(w, q, out_row * (uint64_t)n);
+        if (!rc) rc = sm_sink_write(w, q, out_row * (uint64_t)n);
     }
     free(conv);
     free(f);

@@ -13,7 +13,7 @@
 #include <string.h>
 
 
-int sm_lora_export_gguf(const char *base_dir, const sm_lora *ad, const char *out_path) {
+int sm_lora_export_gguf(const char *base_dir, const sm_lora *ad, const char *out_path, const sm_sink_opts *sink) {
     sm_hparams hp;
     char *cfg = sm_path_join(base_dir, "config.json");
     int rc = sm_hparams_from_hf_config(cfg, &hp);
@@ -22,20 +22,21 @@ int sm_lora_export_gguf(const char *base_dir, const sm_lora *ad, const char *out
     sm_ckpt *ck;
     if (sm_ckpt_open(base_dir, &ck)) return -1;
     sm_lora *const ads[1] = {(sm_lora *)ad};
-    sm_gguf_writer *w = NULL;
+    sm_sink *w = NULL;
     rc = -1;
     if (sm_lora_check(ads, 1, ck)) goto done;
     double alpha = sm_lora_alpha(ad);
     if (!(alpha > 0)) { sm_error("%s: lora_alpha must be positive for a llama.cpp adapter", sm_lora_path(ad)); goto done; }
-    w = sm_gguf_writer_new();
-    sm_gguf_set_str(w, "general.architecture", hp.arch);
-    sm_gguf_set_str(w, "general.type", "adapter");
-    sm_gguf_set_str(w, "adapter.type", "lora");
-    sm_gguf_set_f32(w, "adapter.lora.alpha", (float)alpha);
+    if (!(w = sm_sink_open(out_path, sink))) goto done;
+    sm_meta *meta = sm_sink_meta(w);
+    sm_meta_set_str(meta, "general.architecture", hp.arch);
+    sm_meta_set_str(meta, "general.type", "adapter");
+    sm_meta_set_str(meta, "adapter.type", "lora");
+    sm_meta_set_f32(meta, "adapter.lora.alpha", (float)alpha);
     int nm = sm_lora_module_count(ad);
     char name[512];
     for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1 && sm_gguf_writer_begin(w, out_path)) goto done;
+        if (pass == 1 && sm_sink_begin(w)) goto done;
         for (int i = 0; i < nm; i++) {
             const char *base;
             const sm_tensor *a, *b;
@@ -51,9 +52,9 @@ int sm_lora_export_gguf(const char *base_dir, const sm_lora *ad, const char *out
             if (pass == 0) {
                 int64_t sa[2] = {r, in}, sb[2] = {out, r};
                 snprintf(name, sizeof name, "%s.lora_a", gname);
-                if (sm_gguf_add_tensor(w, name, SM_TYPE_F32, 2, sa)) goto done;
+                if (sm_sink_add(w, name, SM_TYPE_F32, 2, sa)) goto done;
                 snprintf(name, sizeof name, "%s.lora_b", gname);
-                if (sm_gguf_add_tensor(w, name, SM_TYPE_F32, 2, sb)) goto done;
+                if (sm_sink_add(w, name, SM_TYPE_F32, 2, sb)) goto done;
                 continue;
             }
             float *fa = malloc((size_t)(r * in) * sizeof *fa), *fb = malloc((size_t)(out * r) * sizeof *fb),
@@ -71,15 +72,14 @@ int sm_lora_export_gguf(const char *base_dir, const sm_lora *ad, const char *out
                 sm_permute_rope_rows(fb, pb, out, r, flags & SM_MAP_PERMUTE_Q ? hp.n_head : hp.n_head_kv);
             else
                 memcpy(pb, fb, (size_t)(out * r) * sizeof *pb);
-            int wrc = sm_gguf_writer_write(w, fa, (uint64_t)(r * in) * 4) || sm_gguf_writer_write(w, pb, (uint64_t)(out * r) * 4);
+            int wrc = sm_sink_write(w, fa, (uint64_t)(r * in) * 4) || sm_sink_write(w, pb, (uint64_t)(out * r) * 4);
             free(fa); free(fb); free(pb);
             if (wrc) goto done;
         }
     }
-    rc = sm_gguf_writer_finish(w);
-    w = NULL;
+    rc = sm_sink_finish(w);
 done:
-    if (w) sm_gguf_writer_abort(w);
+    sm_sink_close(w);
     sm_ckpt_close(ck);
     return rc;
 }

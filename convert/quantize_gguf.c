@@ -64,16 +64,16 @@ static int convert_rows(const sm_tensor *t, sm_type to, int64_t r0, int64_t n, f
     return 0;
 }
 
-void cv_set_imatrix_keys(sm_gguf_writer *w, const char *path, const sm_imatrix *im) {
+void cv_set_imatrix_keys(sm_meta *w, const char *path, const sm_imatrix *im) {
     char buf[128];
     snprintf(buf, sizeof buf, "%s", path);
-    sm_gguf_set_str(w, "quantize.imatrix.file", buf);
+    sm_meta_set_str(w, "quantize.imatrix.file", buf);
     if (im->n_datasets > 0) {
         snprintf(buf, sizeof buf, "%s", im->datasets[0]);
-        sm_gguf_set_str(w, "quantize.imatrix.dataset", buf);
+        sm_meta_set_str(w, "quantize.imatrix.dataset", buf);
     }
-    sm_gguf_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im->n_entries);
-    if (im->chunk_count > 0) sm_gguf_set_u32(w, "quantize.imatrix.chunks_count", (uint32_t)im->chunk_count);
+    sm_meta_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)im->n_entries);
+    if (im->chunk_count > 0) sm_meta_set_u32(w, "quantize.imatrix.chunks_count", (uint32_t)im->chunk_count);
 }
 
 int cv_llama_quantize_order(const char *x, const char *y) {
@@ -101,7 +101,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         have_im = true;
     }
     sm_gguf *g = NULL;
-    sm_gguf_writer *w = NULL;
+    sm_sink *w = NULL;
     sm_recipe_plan plan = {0};
     sm_type *types = NULL;
     const char **names = NULL;
@@ -170,19 +170,19 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
     }
 
     order = malloc(sizeof *order * (nt ? nt : 1));
-    w = sm_gguf_writer_new();
-    if (!w || !order) { sm_error("out of memory"); goto done; }
+    if (!order) { sm_error("out of memory"); goto done; }
+    if (!(w = sm_sink_open(out_path, &o->sink))) goto done;
     for (size_t k = 0; k < nt; k++) order[k] = k;
     g_sort_names = names; /* names are unique: the order is total, and qsort's instability moot */
     qsort(order, nt, sizeof *order, by_block_then_name);
-    sm_gguf_set_quantized_metadata(w, g, (uint32_t)recipe->ftype);
-    if (have_im) cv_set_imatrix_keys(w, o->imatrix_path, &im);
+    sm_meta_set_quantized(sm_sink_meta(w), g, (uint32_t)recipe->ftype);
+    if (have_im) cv_set_imatrix_keys(sm_sink_meta(w), o->imatrix_path, &im);
     for (size_t k = 0; k < nt; k++) {
         const size_t i = order[k];
         const sm_tensor *t = sm_gguf_tensor(g, i);
-        if (sm_gguf_add_tensor(w, t->name, types[i], t->n_dims, t->shape)) goto done;
+        if (sm_sink_add(w, t->name, types[i], t->n_dims, t->shape)) goto done;
     }
-    if (sm_gguf_writer_begin(w, out_path)) goto done;
+    if (sm_sink_begin(w)) goto done;
 
     sm_progress prog;
     sm_progress_begin(&prog, "quantize", total, o->quiet);
@@ -208,7 +208,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
                     sm_error_ctx("tensor %s", t->name);
                     goto done;
                 }
-                if (sm_gguf_writer_write(w, piece, n)) goto done;
+                if (sm_sink_write(w, piece, n)) goto done;
                 sm_gguf_release(g, piece, n);
             }
             rep->bytes_out += t->nbytes;
@@ -233,7 +233,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
                 int64_t n = nrows - r0 < chunk ? nrows - r0 : chunk;
                 if (convert_rows(t, to, r0, n, f32, qbuf, imw)) goto done;
                 sm_gguf_release(g, (const uint8_t *)t->data + (uint64_t)r0 * src_row, (uint64_t)n * src_row);
-                if (sm_gguf_writer_write(w, qbuf, out_row * (uint64_t)n)) goto done;
+                if (sm_sink_write(w, qbuf, out_row * (uint64_t)n)) goto done;
                 sm_progress_update(&prog, done_bytes + t->nbytes * (uint64_t)(r0 + n) / (uint64_t)nrows);
             }
             rep->bytes_out += out_row * (uint64_t)nrows;
@@ -244,10 +244,9 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         sm_progress_update(&prog, done_bytes);
     }
     sm_progress_end(&prog);
-    rc = sm_gguf_writer_finish(w);
-    w = NULL;
+    rc = sm_sink_finish(w);
 done:
-    if (w) sm_gguf_writer_abort(w);
+    sm_sink_close(w);
     if (g) sm_gguf_close(g);
     sm_recipe_plan_free(&plan);
     if (have_im) sm_imatrix_free(&im);

@@ -44,7 +44,7 @@ typedef struct job {
 } job;
 
 struct cv_io {
-    sm_gguf_writer *w;
+    sm_sink *w;
     sm_progress *prog;
     uint64_t done;                /* source bytes written (writer thread) */
     range *files;                 /* file-backed mappings */
@@ -126,7 +126,7 @@ static void *writer_main(void *arg) {
         bool failed = io->failed;
         pthread_mutex_unlock(&io->mu);
         if (j.stop) return NULL;
-        int rc = failed ? 0 : sm_gguf_writer_write(io->w, j.data, j.n);
+        int rc = failed ? 0 : sm_sink_write(io->w, j.data, j.n);
         if (!failed && !rc) consumed(io, j.src, j.src_n);
         pthread_mutex_lock(&io->mu);
         if (rc && !io->failed) {
@@ -141,7 +141,7 @@ static void *writer_main(void *arg) {
     }
 }
 
-cv_io *cv_io_new(sm_gguf_writer *w, sm_progress *prog) {
+cv_io *cv_io_new(sm_sink *w, sm_progress *prog) {
     cv_io *io = calloc(1, sizeof *io);
     if (!io) {
         sm_error("out of memory");

@@ -177,39 +177,64 @@ const sm_tensor *sm_gguf_find_tensor(const sm_gguf *g, const char *name);
 /* "u8", "i32", "f32", "bool", "str", "arr", ... ("?" for an unknown type). */
 const char *sm_gguf_vtype_name(sm_gguf_vtype t);
 
-/* Writer: set metadata and declare tensors, begin (header, metadata, tensor infos, padding
- * go out), write each tensor's bytes in declaration order, finish (atomic rename).
- * Setting a key twice replaces its value in place (order of first setting is kept).
- * A tensor's bytes (sm_type_row_bytes(type, row_len) * nrows) may come in one call or in
- * several, but one call never spans two tensors. A set_* call with a bad argument (empty key,
- * general.alignment not a power of two or not u32, ...) is reported by begin. The file is
- * byte-for-byte what ggml's gguf_write_to_file writes for the same metadata and tensors. */
-typedef struct sm_gguf_writer sm_gguf_writer;
-sm_gguf_writer *sm_gguf_writer_new(void);
-void sm_gguf_set_u8(sm_gguf_writer *w, const char *key, uint8_t v);
-void sm_gguf_set_u32(sm_gguf_writer *w, const char *key, uint32_t v);
-void sm_gguf_set_i32(sm_gguf_writer *w, const char *key, int32_t v);
-void sm_gguf_set_u64(sm_gguf_writer *w, const char *key, uint64_t v);
-void sm_gguf_set_f32(sm_gguf_writer *w, const char *key, float v);
-void sm_gguf_set_bool(sm_gguf_writer *w, const char *key, bool v);
-void sm_gguf_set_str(sm_gguf_writer *w, const char *key, const char *v);
-void sm_gguf_set_arr_str(sm_gguf_writer *w, const char *key, const char *const *v, size_t n);
+/* Metadata: an ordered key/value list (sm_meta) that producers fill and sinks (sink.h) write
+ * in whatever format. Keys keep the order in which they were first set; setting a key again
+ * replaces its value in place. A set_* call with a bad argument (empty key, NULL string, a
+ * change after the output began, out of memory) is remembered: sm_meta_error returns it ("" if
+ * none) and every writer refuses to begin with it. */
+typedef struct sm_meta sm_meta;
+sm_meta *sm_meta_new(void); /* NULL (sm_error) when out of memory */
+void sm_meta_free(sm_meta *m);
+void sm_meta_set_u8(sm_meta *m, const char *key, uint8_t v);
+void sm_meta_set_u16(sm_meta *m, const char *key, uint16_t v);
+void sm_meta_set_u32(sm_meta *m, const char *key, uint32_t v);
+void sm_meta_set_i32(sm_meta *m, const char *key, int32_t v);
+void sm_meta_set_u64(sm_meta *m, const char *key, uint64_t v);
+void sm_meta_set_f32(sm_meta *m, const char *key, float v);
+void sm_meta_set_bool(sm_meta *m, const char *key, bool v);
+void sm_meta_set_str(sm_meta *m, const char *key, const char *v);
+void sm_meta_set_arr_str(sm_meta *m, const char *key, const char *const *v, size_t n);
 /* Fixed-size element array (elem_type not STRING/ARRAY); data packed little-endian. */
-void sm_gguf_set_arr(sm_gguf_writer *w, const char *key, sm_gguf_vtype elem_type, const void *data, size_t n);
+void sm_meta_set_arr(sm_meta *m, const char *key, sm_gguf_vtype elem_type, const void *data, size_t n);
 /* Deep copy of any value (e.g. from a reader). */
-void sm_gguf_set_val(sm_gguf_writer *w, const char *key, const sm_gguf_value *v);
-void sm_gguf_remove(sm_gguf_writer *w, const char *key);
+void sm_meta_set_val(sm_meta *m, const char *key, const sm_gguf_value *v);
+/* Every key of src, in order (and src's remembered error). */
+void sm_meta_set_all(sm_meta *dst, const sm_meta *src);
+void sm_meta_remove(sm_meta *m, const char *key);
+size_t sm_meta_n(const sm_meta *m);
+const char *sm_meta_key(const sm_meta *m, size_t i);
+const sm_gguf_value *sm_meta_val(const sm_meta *m, size_t i);
+const sm_gguf_value *sm_meta_find(const sm_meta *m, const char *key); /* NULL if absent */
+const char *sm_meta_error(const sm_meta *m);
+/* While frozen (an output began), changes are refused (remembered as errors). */
+void sm_meta_freeze(sm_meta *m, bool frozen);
 /* The metadata of a file quantized from src, in llama-quantize's order: every key of src
  * (split.* dropped), then general.quantization_version (2) and general.file_type last (ggml
  * moves a key it sets again to the end). */
-void sm_gguf_set_quantized_metadata(sm_gguf_writer *w, const sm_gguf *src, uint32_t file_type);
+void sm_meta_set_quantized(sm_meta *m, const sm_gguf *src, uint32_t file_type);
 /* Its last step: general.quantization_version (2) and general.file_type set as the last keys. */
-void sm_gguf_set_quantization_keys(sm_gguf_writer *w, uint32_t file_type);
+void sm_meta_set_quantization_keys(sm_meta *m, uint32_t file_type);
+
+/* GGUF writer (the GGUF sink's serializer; producers use sink.h): declare tensors, begin
+ * (header, metadata, tensor infos, padding go out), write each tensor's bytes in declaration
+ * order, finish (atomic rename). A tensor's bytes (sm_type_row_bytes(type, row_len) * nrows)
+ * may come in one call or in several, but one call never spans two tensors. Bad metadata
+ * (sm_meta_error, general.alignment not a power of two or not u32, ...) is reported by begin.
+ * The file is byte-for-byte what ggml's gguf_write_to_file writes for the same metadata and
+ * tensors. */
+typedef struct sm_gguf_writer sm_gguf_writer;
+/* A writer with its own (empty) metadata, or one that writes `meta` (borrowed: it must outlive
+ * the writer). */
+sm_gguf_writer *sm_gguf_writer_new(void);
+sm_gguf_writer *sm_gguf_writer_new_meta(sm_meta *meta);
+sm_meta *sm_gguf_writer_meta(sm_gguf_writer *w);
 /* Shape outermost-first. Returns -1 if the name repeats or the row does not fit the type. */
 int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, sm_type type, int n_dims, const int64_t *shape);
 int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path);
 int sm_gguf_writer_write(sm_gguf_writer *w, const void *data, uint64_t nbytes);
 int sm_gguf_writer_finish(sm_gguf_writer *w); /* frees w */
+/* As finish, without the commit: the complete file is handed over (*out, to commit or abort). */
+int sm_gguf_writer_end(sm_gguf_writer *w, sm_outfile **out); /* frees w */
 void sm_gguf_writer_abort(sm_gguf_writer *w); /* frees w (after begin: removes the temporary) */
 
 /* ======================================================================================
@@ -266,7 +291,7 @@ int sm_vocab_from_gguf(const sm_gguf *g, sm_vocab *out);
 /* Any of the above by what `path` is: an HF model directory, a GGUF file, a tokenizer.json
  * (*.json), else a SentencePiece model. */
 int sm_vocab_load(const char *path, sm_vocab *out);
-void sm_vocab_to_gguf(const sm_vocab *v, sm_gguf_writer *w);
+void sm_vocab_to_meta(const sm_vocab *v, sm_meta *m);
 void sm_vocab_free(sm_vocab *v);
 
 /* ======================================================================================

@@ -9,6 +9,7 @@
  * of the block size, offsets aligned, data inside the file, tensors not overlapping, duplicate
  * tensor names. Each error names the file, the byte offset and what was expected. */
 #include "gguf_internal.h"
+#include "formats/sink.h"
 #include "formats/smelt.h"
 
 #include <stdarg.h>
@@ -32,6 +33,8 @@ struct sm_gguf {
     sm_tensor *tensors;
     char **names;
     gguf_index tensor_index;
+    size_t n_parts;         /* a split set read as one: the other parts (their tensors are */
+    struct sm_gguf **parts; /* appended to this one's; they own their mappings and names) */
 };
 
 /* Smallest possible encodings, used to refuse counts before allocating for them. */
@@ -422,7 +425,7 @@ bool sm_gguf_is_file(const char *path) {
     return inner && !strcmp(inner, "gguf");
 }
 
-int sm_gguf_open(const char *path, sm_gguf **out) {
+static int open_one(const char *path, sm_gguf **out) {
     *out = NULL;
     sm_gguf *g = calloc(1, sizeof *g);
     if (!g) return sm_error("%s: out of memory", path);
@@ -435,6 +438,88 @@ int sm_gguf_open(const char *path, sm_gguf **out) {
     g->base = g->map.data;
     g->size = g->map.size;
     return open_common(g, out);
+}
+
+/* split.no / split.count of a file (0 / 0 when it is not a split part). */
+static int split_keys(const sm_gguf *g, uint64_t *no, uint64_t *count) {
+    *no = *count = 0;
+    if (!sm_gguf_find(g, "split.count")) return 0;
+    if (sm_gguf_get_u64(g, "split.count", count)) return -1;
+    if (*count > 1 && sm_gguf_get_u64(g, "split.no", no)) return -1;
+    return 0;
+}
+
+/* A split set (llama.cpp's llama-gguf-split layout, see sink_gguf.c) opened from its first
+ * part: the other parts' tensors are appended, in part order, as one model. */
+static int open_parts(sm_gguf *g, uint64_t count) {
+    const char *path = g->path;
+    char tail[64];
+    snprintf(tail, sizeof tail, "-%05d-of-%05d.gguf", 1, (int)count);
+    size_t n = strlen(path), nt = strlen(tail);
+    if (n <= nt || strcmp(path + n - nt, tail))
+        return sm_error("%s: part 1 of a split set of %llu files, but the name does not end in %s", path,
+                        (unsigned long long)count, tail);
+    g->parts = calloc((size_t)count, sizeof *g->parts);
+    if (!g->parts) return sm_error("%s: out of memory", path);
+    uint64_t total = 0;
+    if (sm_gguf_find(g, "split.tensors.count") && sm_gguf_get_u64(g, "split.tensors.count", &total)) return -1;
+    for (uint64_t i = 1; i < count; i++) {
+        char *prefix = strndup(path, n - nt), *pp = prefix ? sm_split_path(prefix, (int)i, (int)count) : NULL;
+        free(prefix);
+        if (!pp) return sm_error("%s: out of memory", path);
+        sm_gguf *p = NULL;
+        int rc = open_one(pp, &p);
+        uint64_t no = 0, cnt = 0;
+        if (!rc) g->parts[g->n_parts++] = p;
+        if (!rc) rc = split_keys(p, &no, &cnt);
+        if (!rc && (no != i || cnt != count))
+            rc = sm_error("%s: split.no %llu of %llu, expected part %llu of %llu (the set of %s)", pp,
+                          (unsigned long long)no, (unsigned long long)cnt, (unsigned long long)i,
+                          (unsigned long long)count, path);
+        if (rc) {
+            if (!sm_is_file(pp)) sm_error("%s: part %llu of the split set %s is missing", pp, (unsigned long long)i + 1, path);
+            free(pp);
+            return -1;
+        }
+        free(pp);
+        sm_tensor *ts = realloc(g->tensors, (g->n_tensors + p->n_tensors) * sizeof *ts);
+        char **ns = ts ? realloc(g->names, (g->n_tensors + p->n_tensors) * sizeof *ns) : NULL;
+        if (ts) g->tensors = ts;
+        if (ns) g->names = ns;
+        if (!ts || !ns) return sm_error("%s: out of memory", path);
+        for (size_t k = 0; k < p->n_tensors; k++) {
+            size_t prev = 0, at = g->n_tensors;
+            g->tensors[at] = p->tensors[k];
+            g->names[at] = NULL; /* owned by the part */
+            int added = gguf_index_add(&g->tensor_index, p->tensors[k].name, at, &prev);
+            if (added <= 0)
+                return added < 0 ? sm_error("%s: out of memory", path)
+                                 : sm_error("%s: tensor '%s' is in part %llu and again in an earlier part", p->path,
+                                            p->tensors[k].name, (unsigned long long)i + 1);
+            g->n_tensors++;
+        }
+    }
+    if (total && total != g->n_tensors)
+        return sm_error("%s: split.tensors.count is %llu, but the %llu parts hold %zu tensors", path,
+                        (unsigned long long)total, (unsigned long long)count, g->n_tensors);
+    return 0;
+}
+
+int sm_gguf_open(const char *path, sm_gguf **out) {
+    sm_gguf *g;
+    if (open_one(path, &g)) return -1;
+    uint64_t no, count;
+    int rc = split_keys(g, &no, &count);
+    if (!rc && count > 1 && no != 0)
+        rc = sm_error("%s: part %llu of a split set of %llu; open the first part (...-00001-of-%05llu.gguf)", path,
+                      (unsigned long long)no + 1, (unsigned long long)count, (unsigned long long)count);
+    if (!rc && count > 1) rc = open_parts(g, count);
+    if (rc) {
+        sm_gguf_close(g);
+        return -1;
+    }
+    *out = g;
+    return 0;
 }
 
 int sm_gguf_open_mem(const void *data, size_t size, const char *name, sm_gguf **out) {
@@ -465,20 +550,27 @@ void sm_gguf_close(sm_gguf *g) {
     free(g->tensors);
     gguf_index_free(&g->kv_index);
     gguf_index_free(&g->tensor_index);
+    for (size_t i = 0; i < g->n_parts; i++) sm_gguf_close(g->parts[i]);
+    free(g->parts);
     sm_mmap_close(&g->map);
     free(g->path);
     free(g);
 }
 
 void sm_gguf_release(const sm_gguf *g, const void *p, uint64_t n) {
-    if (g) sm_mmap_release(&g->map, p, n);
+    if (!g) return;
+    sm_mmap_release(&g->map, p, n); /* each mapping releases only what lies inside it */
+    for (size_t i = 0; i < g->n_parts; i++) sm_mmap_release(&g->parts[i]->map, p, n);
 }
 
 uint32_t sm_gguf_version(const sm_gguf *g) { return g->version; }
 uint64_t sm_gguf_alignment(const sm_gguf *g) { return g->alignment; }
 uint64_t sm_gguf_data_offset(const sm_gguf *g) { return g->data_offset; }
 uint64_t sm_gguf_tensor_file_offset(const sm_gguf *g, const sm_tensor *t) {
-    return (uint64_t)((const uint8_t *)t->data - g->base);
+    const uint8_t *d = t->data;
+    for (size_t i = 0; i < g->n_parts; i++) /* in its own part's file */
+        if (d >= g->parts[i]->base && d < g->parts[i]->base + g->parts[i]->size) return (uint64_t)(d - g->parts[i]->base);
+    return (uint64_t)(d - g->base);
 }
 const char *sm_gguf_path(const sm_gguf *g) { return g->path; }
 size_t sm_gguf_n_kv(const sm_gguf *g) { return g->n_kv; }

@@ -8,7 +8,6 @@
  * declaration order, each tensor's offset a multiple of general.alignment. */
 #include "gguf_internal.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,13 +20,11 @@ typedef struct wtensor {
 } wtensor;
 
 struct sm_gguf_writer {
-    size_t n_kv, cap_kv;
-    char **keys;
-    sm_gguf_value *vals;
+    sm_meta *meta;
+    bool own_meta;
     size_t n_t, cap_t;
     wtensor *t;
     gguf_index tindex;
-    char deferred[512]; /* the first error from a set_* call, reported by begin ("" if none) */
     sm_outfile *out;  /* non-NULL between begin and finish/abort */
     uint64_t alignment;
     size_t cur;       /* tensor being written */
@@ -35,210 +32,22 @@ struct sm_gguf_writer {
     bool failed;      /* a write failed: finish must not commit */
 };
 
-sm_gguf_writer *sm_gguf_writer_new(void) {
+sm_gguf_writer *sm_gguf_writer_new_meta(sm_meta *meta) {
     sm_gguf_writer *w = calloc(1, sizeof *w);
     if (!w) sm_error("out of memory");
+    else w->meta = meta;
     return w;
 }
 
-static void defer(sm_gguf_writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void defer(sm_gguf_writer *w, const char *fmt, ...) {
-    if (w->deferred[0]) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(w->deferred, sizeof w->deferred, fmt, ap);
-    va_end(ap);
+sm_gguf_writer *sm_gguf_writer_new(void) {
+    sm_meta *m = sm_meta_new();
+    sm_gguf_writer *w = m ? sm_gguf_writer_new_meta(m) : NULL;
+    if (w) w->own_meta = true;
+    else sm_meta_free(m);
+    return w;
 }
 
-static long find_key(const sm_gguf_writer *w, const char *key) {
-    for (size_t i = 0; i < w->n_kv; i++)
-        if (strcmp(w->keys[i], key) == 0) return (long)i;
-    return -1;
-}
-
-static bool key_ok(sm_gguf_writer *w, const char *key) {
-    if (!key || !*key) {
-        defer(w, "GGUF writer: metadata key is empty");
-        return false;
-    }
-    if (strlen(key) > GGUF_MAX_KEY_LEN) {
-        defer(w, "GGUF writer: metadata key '%.40s...' is longer than %d bytes", key, GGUF_MAX_KEY_LEN);
-        return false;
-    }
-    if (w->out) {
-        defer(w, "GGUF writer: metadata key '%s' set after begin", key);
-        return false;
-    }
-    return true;
-}
-
-/* Store v (ownership moves to the writer) under key: replace in place or append. */
-static void put(sm_gguf_writer *w, const char *key, sm_gguf_value *v) {
-    long i = find_key(w, key);
-    if (i >= 0) {
-        gguf_value_clear(&w->vals[i]);
-        w->vals[i] = *v;
-        return;
-    }
-    if (w->n_kv == w->cap_kv) {
-        size_t cap = w->cap_kv ? w->cap_kv * 2 : 32;
-        char **k = realloc(w->keys, cap * sizeof *k);
-        if (k) w->keys = k;
-        sm_gguf_value *vs = k ? realloc(w->vals, cap * sizeof *vs) : NULL;
-        if (vs) w->vals = vs;
-        if (!k || !vs) {
-            gguf_value_clear(v);
-            defer(w, "GGUF writer: out of memory");
-            return;
-        }
-        w->cap_kv = cap;
-    }
-    char *kc = strdup(key);
-    if (!kc) {
-        gguf_value_clear(v);
-        defer(w, "GGUF writer: out of memory");
-        return;
-    }
-    w->keys[w->n_kv] = kc;
-    w->vals[w->n_kv] = *v;
-    w->n_kv++;
-}
-
-static void put_scalar(sm_gguf_writer *w, const char *key, sm_gguf_vtype t, uint64_t u, int64_t i, double f) {
-    if (!w || !key_ok(w, key)) return;
-    sm_gguf_value v = {.type = t};
-    if (t == SM_GGUF_INT32) v.v.i = i;
-    else if (t == SM_GGUF_FLOAT32) v.v.f = f;
-    else v.v.u = u;
-    put(w, key, &v);
-}
-
-void sm_gguf_set_u8(sm_gguf_writer *w, const char *key, uint8_t v) { put_scalar(w, key, SM_GGUF_UINT8, v, 0, 0); }
-void sm_gguf_set_u32(sm_gguf_writer *w, const char *key, uint32_t v) { put_scalar(w, key, SM_GGUF_UINT32, v, 0, 0); }
-void sm_gguf_set_i32(sm_gguf_writer *w, const char *key, int32_t v) { put_scalar(w, key, SM_GGUF_INT32, 0, v, 0); }
-void sm_gguf_set_u64(sm_gguf_writer *w, const char *key, uint64_t v) { put_scalar(w, key, SM_GGUF_UINT64, v, 0, 0); }
-void sm_gguf_set_f32(sm_gguf_writer *w, const char *key, float v) { put_scalar(w, key, SM_GGUF_FLOAT32, 0, 0, v); }
-void sm_gguf_set_bool(sm_gguf_writer *w, const char *key, bool v) { put_scalar(w, key, SM_GGUF_BOOL, v, 0, 0); }
-
-void sm_gguf_set_str(sm_gguf_writer *w, const char *key, const char *s) {
-    if (!w || !key_ok(w, key)) return;
-    if (!s) {
-        defer(w, "GGUF writer: metadata key '%s': NULL string", key);
-        return;
-    }
-    sm_gguf_value v = {.type = SM_GGUF_STRING};
-    v.v.str.ptr = strdup(s);
-    v.v.str.len = strlen(s);
-    if (!v.v.str.ptr) {
-        defer(w, "GGUF writer: out of memory");
-        return;
-    }
-    put(w, key, &v);
-}
-
-void sm_gguf_set_arr_str(sm_gguf_writer *w, const char *key, const char *const *s, size_t n) {
-    if (!w || !key_ok(w, key)) return;
-    if (n && !s) {
-        defer(w, "GGUF writer: metadata key '%s': NULL string array", key);
-        return;
-    }
-    sm_gguf_value v = {.type = SM_GGUF_ARRAY};
-    v.v.arr.type = SM_GGUF_STRING;
-    v.v.arr.items = calloc(n ? n : 1, sizeof(sm_gguf_value));
-    if (!v.v.arr.items) {
-        defer(w, "GGUF writer: out of memory");
-        return;
-    }
-    v.v.arr.n = n;
-    for (size_t i = 0; i < n; i++) {
-        sm_gguf_value *it = &v.v.arr.items[i];
-        it->type = SM_GGUF_STRING;
-        if (!s[i]) {
-            gguf_value_clear(&v);
-            defer(w, "GGUF writer: metadata key '%s': string %zu is NULL", key, i);
-            return;
-        }
-        it->v.str.ptr = strdup(s[i]);
-        it->v.str.len = strlen(s[i]);
-        if (!it->v.str.ptr) {
-            gguf_value_clear(&v);
-            defer(w, "GGUF writer: out of memory");
-            return;
-        }
-    }
-    put(w, key, &v);
-}
-
-void sm_gguf_set_arr(sm_gguf_writer *w, const char *key, sm_gguf_vtype et, const void *data, size_t n) {
-    if (!w || !key_ok(w, key)) return;
-    size_t es = gguf_vtype_size(et);
-    if (!es) {
-        defer(w, "GGUF writer: metadata key '%s': sm_gguf_set_arr needs a fixed-size element type, not %s", key,
-              sm_gguf_vtype_name(et));
-        return;
-    }
-    if (n && !data) {
-        defer(w, "GGUF writer: metadata key '%s': NULL array data", key);
-        return;
-    }
-    if (n > SIZE_MAX / es) {
-        defer(w, "GGUF writer: metadata key '%s': array too large", key);
-        return;
-    }
-    sm_gguf_value v = {.type = SM_GGUF_ARRAY};
-    v.v.arr.type = et;
-    v.v.arr.n = n;
-    v.v.arr.data = malloc(n ? n * es : 1);
-    if (!v.v.arr.data) {
-        defer(w, "GGUF writer: out of memory");
-        return;
-    }
-    if (n) memcpy(v.v.arr.data, data, n * es);
-    if (et == SM_GGUF_BOOL) /* bools are stored as 0 / 1 */
-        for (size_t i = 0; i < n; i++) ((uint8_t *)v.v.arr.data)[i] = ((uint8_t *)v.v.arr.data)[i] != 0;
-    put(w, key, &v);
-}
-
-void sm_gguf_set_val(sm_gguf_writer *w, const char *key, const sm_gguf_value *src) {
-    if (!w || !key_ok(w, key)) return;
-    sm_gguf_value v;
-    if (!src || gguf_value_copy(&v, src)) {
-        defer(w, "GGUF writer: metadata key '%s': %s", key, src ? sm_last_error() : "NULL value");
-        return;
-    }
-    if (v.type == SM_GGUF_BOOL) v.v.u = v.v.u != 0;
-    put(w, key, &v);
-}
-
-void sm_gguf_remove(sm_gguf_writer *w, const char *key) {
-    if (!w || !key) return;
-    if (w->out) {
-        defer(w, "GGUF writer: metadata key '%s' removed after begin", key);
-        return;
-    }
-    long i = find_key(w, key);
-    if (i < 0) return;
-    free(w->keys[i]);
-    gguf_value_clear(&w->vals[i]);
-    memmove(&w->keys[i], &w->keys[i + 1], (w->n_kv - (size_t)i - 1) * sizeof *w->keys);
-    memmove(&w->vals[i], &w->vals[i + 1], (w->n_kv - (size_t)i - 1) * sizeof *w->vals);
-    w->n_kv--;
-}
-
-void sm_gguf_set_quantization_keys(sm_gguf_writer *w, uint32_t file_type) {
-    sm_gguf_remove(w, "general.quantization_version");
-    sm_gguf_remove(w, "general.file_type");
-    sm_gguf_set_u32(w, "general.quantization_version", 2);
-    sm_gguf_set_u32(w, "general.file_type", file_type);
-}
-
-void sm_gguf_set_quantized_metadata(sm_gguf_writer *w, const sm_gguf *src, uint32_t file_type) {
-    for (size_t i = 0; i < sm_gguf_n_kv(src); i++) sm_gguf_set_val(w, sm_gguf_key(src, i), sm_gguf_val(src, i));
-    sm_gguf_remove(w, "split.no");
-    sm_gguf_remove(w, "split.count");
-    sm_gguf_remove(w, "split.tensors.count");
-    sm_gguf_set_quantization_keys(w, file_type);
-}
+sm_meta *sm_gguf_writer_meta(sm_gguf_writer *w) { return w ? w->meta : NULL; }
 
 int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, sm_type type, int n_dims, const int64_t *shape) {
     if (!w) return sm_error("GGUF writer: NULL writer");
@@ -330,12 +139,14 @@ static int put_value(sm_outfile *o, const sm_gguf_value *v) {
 
 static int write_head(sm_gguf_writer *w) {
     sm_outfile *o = w->out;
+    size_t n_kv = sm_meta_n(w->meta);
     if (sm_outfile_write(o, GGUF_MAGIC, 4) || put_le(o, GGUF_VERSION, 4) || put_le(o, w->n_t, 8) ||
-        put_le(o, w->n_kv, 8))
+        put_le(o, n_kv, 8))
         return -1;
-    for (size_t i = 0; i < w->n_kv; i++) {
-        const sm_gguf_value *v = &w->vals[i];
-        if (put_string(o, w->keys[i], strlen(w->keys[i])) || put_le(o, (uint64_t)v->type, 4) || put_value(o, v))
+    for (size_t i = 0; i < n_kv; i++) {
+        const sm_gguf_value *v = sm_meta_val(w->meta, i);
+        const char *key = sm_meta_key(w->meta, i);
+        if (put_string(o, key, strlen(key)) || put_le(o, (uint64_t)v->type, 4) || put_value(o, v))
             return -1;
     }
     for (size_t i = 0; i < w->n_t; i++) {
@@ -351,11 +162,11 @@ static int write_head(sm_gguf_writer *w) {
 int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path) {
     if (!w) return sm_error("%s: GGUF writer: NULL writer", path);
     if (w->out) return sm_error("%s: GGUF writer: begin called twice", path);
-    if (w->deferred[0]) return sm_error("%s: %s", path, w->deferred);
+    if (!w->meta) return sm_error("%s: GGUF writer: no metadata", path);
+    if (sm_meta_error(w->meta)[0]) return sm_error("%s: GGUF writer: %s", path, sm_meta_error(w->meta));
     w->alignment = GGUF_DEFAULT_ALIGNMENT;
-    long ai = find_key(w, GGUF_KEY_ALIGNMENT);
-    if (ai >= 0) {
-        const sm_gguf_value *a = &w->vals[ai];
+    const sm_gguf_value *a = sm_meta_find(w->meta, GGUF_KEY_ALIGNMENT);
+    if (a) {
         if (a->type != SM_GGUF_UINT32)
             return sm_error("%s: GGUF writer: %s must be a u32, not %s", path, GGUF_KEY_ALIGNMENT,
                             sm_gguf_vtype_name(a->type));
@@ -373,6 +184,7 @@ int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path) {
     }
     w->out = sm_outfile_open(path);
     if (!w->out) return -1;
+    sm_meta_freeze(w->meta, true);
     w->cur = 0;
     w->cur_done = 0;
     if (write_head(w)) {
@@ -414,19 +226,16 @@ int sm_gguf_writer_write(sm_gguf_writer *w, const void *data, uint64_t nbytes) {
 }
 
 static void free_writer(sm_gguf_writer *w) {
-    for (size_t i = 0; i < w->n_kv; i++) {
-        free(w->keys[i]);
-        gguf_value_clear(&w->vals[i]);
-    }
-    free(w->keys);
-    free(w->vals);
+    if (w->own_meta) sm_meta_free(w->meta);
+    else if (w->meta) sm_meta_freeze(w->meta, false);
     for (size_t i = 0; i < w->n_t; i++) free(w->t[i].name);
     free(w->t);
     gguf_index_free(&w->tindex);
     free(w);
 }
 
-int sm_gguf_writer_finish(sm_gguf_writer *w) {
+int sm_gguf_writer_end(sm_gguf_writer *w, sm_outfile **out) {
+    *out = NULL;
     if (!w) return sm_error("GGUF writer: NULL writer");
     int rc = 0;
     if (!w->out) {
@@ -434,8 +243,8 @@ int sm_gguf_writer_finish(sm_gguf_writer *w) {
     } else if (w->failed) {
         rc = sm_error("GGUF writer: not finishing after a failed write");
         sm_outfile_abort(w->out);
-    } else if (w->deferred[0]) {
-        rc = sm_error("%s", w->deferred);
+    } else if (sm_meta_error(w->meta)[0]) {
+        rc = sm_error("GGUF writer: %s", sm_meta_error(w->meta));
         sm_outfile_abort(w->out);
     } else if (w->cur < w->n_t) {
         rc = sm_error("GGUF writer: tensor '%s' got %llu of its %llu bytes (%zu of %zu tensors complete)",
@@ -443,11 +252,17 @@ int sm_gguf_writer_finish(sm_gguf_writer *w) {
                       w->cur, w->n_t);
         sm_outfile_abort(w->out);
     } else {
-        rc = sm_outfile_commit(w->out);
+        *out = w->out;
     }
     w->out = NULL;
     free_writer(w);
     return rc;
+}
+
+int sm_gguf_writer_finish(sm_gguf_writer *w) {
+    sm_outfile *o;
+    if (sm_gguf_writer_end(w, &o)) return -1;
+    return sm_outfile_commit(o);
 }
 
 void sm_gguf_writer_abort(sm_gguf_writer *w) {

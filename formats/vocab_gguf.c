@@ -23,20 +23,20 @@
 
 static const char *const ID_KEYS[4] = {KEY("bos_token_id"), KEY("eos_token_id"), KEY("unknown_token_id"), KEY("padding_token_id")};
 
-void sm_vocab_to_gguf(const sm_vocab *v, sm_gguf_writer *w) {
-    if (v->explicit_flags & SM_VOCAB_HAS_ADD_SPACE_PREFIX) sm_gguf_set_bool(w, KEY("add_space_prefix"), v->add_space_prefix);
-    sm_gguf_set_str(w, KEY("model"), v->kind == SM_VOCAB_SPM ? "llama" : "gpt2");
-    sm_gguf_set_str(w, KEY("pre"), v->pre);
-    sm_gguf_set_arr_str(w, KEY("tokens"), (const char *const *)v->tokens, (size_t)v->n_tokens);
-    if (v->kind == SM_VOCAB_SPM) sm_gguf_set_arr(w, KEY("scores"), SM_GGUF_FLOAT32, v->scores, (size_t)v->n_tokens);
-    sm_gguf_set_arr(w, KEY("token_type"), SM_GGUF_INT32, v->types, (size_t)v->n_tokens);
-    if (v->kind == SM_VOCAB_BPE) sm_gguf_set_arr_str(w, KEY("merges"), (const char *const *)v->merges, (size_t)v->n_merges);
+void sm_vocab_to_meta(const sm_vocab *v, sm_meta *w) {
+    if (v->explicit_flags & SM_VOCAB_HAS_ADD_SPACE_PREFIX) sm_meta_set_bool(w, KEY("add_space_prefix"), v->add_space_prefix);
+    sm_meta_set_str(w, KEY("model"), v->kind == SM_VOCAB_SPM ? "llama" : "gpt2");
+    sm_meta_set_str(w, KEY("pre"), v->pre);
+    sm_meta_set_arr_str(w, KEY("tokens"), (const char *const *)v->tokens, (size_t)v->n_tokens);
+    if (v->kind == SM_VOCAB_SPM) sm_meta_set_arr(w, KEY("scores"), SM_GGUF_FLOAT32, v->scores, (size_t)v->n_tokens);
+    sm_meta_set_arr(w, KEY("token_type"), SM_GGUF_INT32, v->types, (size_t)v->n_tokens);
+    if (v->kind == SM_VOCAB_BPE) sm_meta_set_arr_str(w, KEY("merges"), (const char *const *)v->merges, (size_t)v->n_merges);
     const int32_t ids[4] = {v->bos_id, v->eos_id, v->unk_id, v->pad_id};
     for (int k = 0; k < 4; k++)
-        if (ids[k] >= 0) sm_gguf_set_u32(w, ID_KEYS[k], (uint32_t)ids[k]);
-    if (v->explicit_flags & SM_VOCAB_HAS_ADD_BOS) sm_gguf_set_bool(w, KEY("add_bos_token"), v->add_bos);
-    if (v->explicit_flags & SM_VOCAB_HAS_ADD_EOS) sm_gguf_set_bool(w, KEY("add_eos_token"), v->add_eos);
-    if (v->chat_template) sm_gguf_set_str(w, "tokenizer.chat_template", v->chat_template);
+        if (ids[k] >= 0) sm_meta_set_u32(w, ID_KEYS[k], (uint32_t)ids[k]);
+    if (v->explicit_flags & SM_VOCAB_HAS_ADD_BOS) sm_meta_set_bool(w, KEY("add_bos_token"), v->add_bos);
+    if (v->explicit_flags & SM_VOCAB_HAS_ADD_EOS) sm_meta_set_bool(w, KEY("add_eos_token"), v->add_eos);
+    if (v->chat_template) sm_meta_set_str(w, "tokenizer.chat_template", v->chat_template);
 }
 
 /* The array-of-strings value of key; NULL if absent, or (with an error) of another type. */

@@ -14,82 +14,82 @@ static const char *key(char *buf, size_t cap, const char *arch, const char *suff
 
 /* conversion/phi.py Phi3MiniModel.set_gguf_parameters: its own order, the original context
  * always, rope.dimension_count and sliding_window (0 when the config has none). */
-static void phi3_keys(const sm_hparams *hp, int file_type, sm_gguf_writer *w) {
+static void phi3_keys(const sm_hparams *hp, int file_type, sm_meta *w) {
     char k[128];
     const char *a = hp->arch;
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "rope.scaling.original_context_length"), (uint32_t)hp->rope_scaling_orig_ctx);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
-    sm_gguf_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "rope.dimension_count"), (uint32_t)hp->head_dim);
-    sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.freq_base"), hp->rope_theta);
-    if (file_type >= 0) sm_gguf_set_u32(w, "general.file_type", (uint32_t)file_type);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.sliding_window"), (uint32_t)hp->sliding_window);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "rope.scaling.original_context_length"), (uint32_t)hp->rope_scaling_orig_ctx);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
+    sm_meta_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "rope.dimension_count"), (uint32_t)hp->head_dim);
+    sm_meta_set_f32(w, key(k, sizeof k, a, "rope.freq_base"), hp->rope_theta);
+    if (file_type >= 0) sm_meta_set_u32(w, "general.file_type", (uint32_t)file_type);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "attention.sliding_window"), (uint32_t)hp->sliding_window);
 }
 
-void sm_hparams_to_gguf(const sm_hparams *hp, sm_gguf_writer *w) { sm_hparams_to_gguf_ftype(hp, -1, w); }
+void sm_hparams_to_meta(const sm_hparams *hp, sm_meta *w) { sm_hparams_to_meta_ftype(hp, -1, w); }
 
-void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_writer *w) {
+void sm_hparams_to_meta_ftype(const sm_hparams *hp, int file_type, sm_meta *w) {
     char k[128];
     const char *a = hp->arch;
-    sm_gguf_set_str(w, "general.architecture", a);
+    sm_meta_set_str(w, "general.architecture", a);
     const sm_arch_info *ai = sm_arch_by_gguf(a);
     if (ai && (ai->features & SM_FEAT_GEMMA2_KEYS)) { /* Gemma2Model.set_gguf_parameters, in its order */
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
-        sm_gguf_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.key_length"), (uint32_t)hp->head_dim);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.value_length"), (uint32_t)hp->head_dim);
-        if (file_type >= 0) sm_gguf_set_u32(w, "general.file_type", (uint32_t)file_type);
-        sm_gguf_set_f32(w, key(k, sizeof k, a, "attn_logit_softcapping"), hp->attn_softcap);
-        sm_gguf_set_f32(w, key(k, sizeof k, a, "final_logit_softcapping"), hp->final_softcap);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.sliding_window"), (uint32_t)hp->sliding_window);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
+        sm_meta_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "attention.key_length"), (uint32_t)hp->head_dim);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "attention.value_length"), (uint32_t)hp->head_dim);
+        if (file_type >= 0) sm_meta_set_u32(w, "general.file_type", (uint32_t)file_type);
+        sm_meta_set_f32(w, key(k, sizeof k, a, "attn_logit_softcapping"), hp->attn_softcap);
+        sm_meta_set_f32(w, key(k, sizeof k, a, "final_logit_softcapping"), hp->final_softcap);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "attention.sliding_window"), (uint32_t)hp->sliding_window);
         return;
     }
     if (hp->gguf_keys == SM_KEYS_PHI3) {
         phi3_keys(hp, file_type, w);
         return;
     }
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
-    sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "block_count"), (uint32_t)hp->n_layer);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "context_length"), (uint32_t)hp->n_ctx_train);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "embedding_length"), (uint32_t)hp->n_embd);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "feed_forward_length"), (uint32_t)hp->n_ff);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "attention.head_count"), (uint32_t)hp->n_head);
+    sm_meta_set_u32(w, key(k, sizeof k, a, "attention.head_count_kv"), (uint32_t)hp->n_head_kv);
     if (!strcmp(hp->rope_scaling_type, "linear") || !strcmp(hp->rope_scaling_type, "yarn")) {
-        sm_gguf_set_str(w, key(k, sizeof k, a, "rope.scaling.type"), hp->rope_scaling_type);
-        sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.scaling.factor"), hp->rope_scaling_factor);
+        sm_meta_set_str(w, key(k, sizeof k, a, "rope.scaling.type"), hp->rope_scaling_type);
+        sm_meta_set_f32(w, key(k, sizeof k, a, "rope.scaling.factor"), hp->rope_scaling_factor);
         if (hp->rope_scaling_type[0] == 'y') {
-            sm_gguf_set_u32(w, key(k, sizeof k, a, "rope.scaling.original_context_length"),
+            sm_meta_set_u32(w, key(k, sizeof k, a, "rope.scaling.original_context_length"),
                             (uint32_t)hp->rope_scaling_orig_ctx);
             if (hp->rope_yarn_set & 1)
-                sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_ext_factor"), hp->rope_yarn_ext_factor);
+                sm_meta_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_ext_factor"), hp->rope_yarn_ext_factor);
             if (hp->rope_yarn_set & 2)
-                sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_attn_factor"), hp->rope_yarn_attn_factor);
+                sm_meta_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_attn_factor"), hp->rope_yarn_attn_factor);
             if (hp->rope_yarn_set & 4)
-                sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_beta_fast"), hp->rope_yarn_beta_fast);
+                sm_meta_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_beta_fast"), hp->rope_yarn_beta_fast);
             if (hp->rope_yarn_set & 8)
-                sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_beta_slow"), hp->rope_yarn_beta_slow);
+                sm_meta_set_f32(w, key(k, sizeof k, a, "rope.scaling.yarn_beta_slow"), hp->rope_yarn_beta_slow);
         }
     }
-    sm_gguf_set_f32(w, key(k, sizeof k, a, "rope.freq_base"), hp->rope_theta);
-    sm_gguf_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
+    sm_meta_set_f32(w, key(k, sizeof k, a, "rope.freq_base"), hp->rope_theta);
+    sm_meta_set_f32(w, key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), hp->rms_eps);
     if (hp->explicit_head_dim || hp->head_dim * hp->n_head != hp->n_embd) {
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.key_length"), (uint32_t)hp->head_dim);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "attention.value_length"), (uint32_t)hp->head_dim);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "attention.key_length"), (uint32_t)hp->head_dim);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "attention.value_length"), (uint32_t)hp->head_dim);
     }
-    if (file_type >= 0) sm_gguf_set_u32(w, "general.file_type", (uint32_t)file_type);
+    if (file_type >= 0) sm_meta_set_u32(w, "general.file_type", (uint32_t)file_type);
     if (hp->llama_keys) {
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "vocab_size"), (uint32_t)hp->n_vocab);
-        sm_gguf_set_u32(w, key(k, sizeof k, a, "rope.dimension_count"), (uint32_t)hp->head_dim);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "vocab_size"), (uint32_t)hp->n_vocab);
+        sm_meta_set_u32(w, key(k, sizeof k, a, "rope.dimension_count"), (uint32_t)hp->head_dim);
     }
 }
 

@@ -107,7 +107,7 @@ const char *sm_supported_gguf_archs(void);
 int sm_hparams_from_hf_config(const char *config_json_path, sm_hparams *hp);
 int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp);
 /* Writes general.architecture and the <arch>.* keys llama.cpp reads. */
-void sm_hparams_to_gguf(const sm_hparams *hp, sm_gguf_writer *w);
+void sm_hparams_to_meta(const sm_hparams *hp, sm_meta *w);
 
 /* What the converter must do to a tensor besides renaming it. */
 enum {
@@ -133,9 +133,9 @@ int sm_arch_tensor(const sm_hparams *hp, size_t i, char *name, size_t cap, int *
 /* llama3 rope scaling: the head_dim/2 frequency factors llama.cpp reads from rope_freqs.weight
  * (computed as convert_hf_to_gguf.py does). 0 if hp has llama3 scaling, else -1. */
 int sm_rope_llama3_factors(const sm_hparams *hp, float *out, int64_t n);
-/* sm_hparams_to_gguf plus general.file_type (when >= 0) where llama.cpp's converter puts it,
+/* sm_hparams_to_meta plus general.file_type (when >= 0) where llama.cpp's converter puts it,
  * so that the key order matches convert_hf_to_gguf.py's. */
-void sm_hparams_to_gguf_ftype(const sm_hparams *hp, int file_type, sm_gguf_writer *w);
+void sm_hparams_to_meta_ftype(const sm_hparams *hp, int file_type, sm_meta *w);
 /* GGUF general.file_type (llama_ftype) for an output type: 0 f32, 1 f16, 7 q8_0, 32 bf16; -1 if none. */
 int sm_ftype_for_type(sm_type t);
 

@@ -95,8 +95,8 @@ static const uint8_t TINY[160] = {
 
 static int write_tiny(const char *path) {
     sm_gguf_writer *w = sm_gguf_writer_new();
-    sm_gguf_set_u32(w, "a", 7);
-    sm_gguf_set_str(w, "s", "hi");
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "a", 7);
+    sm_meta_set_str(sm_gguf_writer_meta(w), "s", "hi");
     int64_t shape[1] = {2};
     float data[2] = {1.0f, 2.0f};
     if (sm_gguf_add_tensor(w, "t", SM_TYPE_F32, 1, shape) || sm_gguf_writer_begin(w, path) ||
@@ -171,32 +171,32 @@ static void fill(uint8_t *buf, size_t n, unsigned seed) {
 
 static void write_rich(const char *path, bool chunked) {
     sm_gguf_writer *w = sm_gguf_writer_new();
-    sm_gguf_set_str(w, "general.architecture", "llama");
-    sm_gguf_set_u32(w, "general.alignment", 64);
-    sm_gguf_set_u8(w, "v.u8", 200);
+    sm_meta_set_str(sm_gguf_writer_meta(w), "general.architecture", "llama");
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "general.alignment", 64);
+    sm_meta_set_u8(sm_gguf_writer_meta(w), "v.u8", 200);
     sm_gguf_value v = {.type = SM_GGUF_INT8};
     v.v.i = -100;
-    sm_gguf_set_val(w, "v.i8", &v);
+    sm_meta_set_val(sm_gguf_writer_meta(w), "v.i8", &v);
     v = (sm_gguf_value){.type = SM_GGUF_UINT16};
     v.v.u = 65535;
-    sm_gguf_set_val(w, "v.u16", &v);
+    sm_meta_set_val(sm_gguf_writer_meta(w), "v.u16", &v);
     v = (sm_gguf_value){.type = SM_GGUF_INT16};
     v.v.i = -32768;
-    sm_gguf_set_val(w, "v.i16", &v);
-    sm_gguf_set_u32(w, "v.u32", 4000000000u);
-    sm_gguf_set_i32(w, "v.i32", -2000000000);
-    sm_gguf_set_f32(w, "v.f32", 0.1f);
-    sm_gguf_set_bool(w, "v.bool", true);
-    sm_gguf_set_bool(w, "v.false", false);
-    sm_gguf_set_str(w, "v.str", UNICODE);
-    sm_gguf_set_str(w, "v.empty", "");
-    sm_gguf_set_u64(w, "v.u64", UINT64_MAX);
+    sm_meta_set_val(sm_gguf_writer_meta(w), "v.i16", &v);
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "v.u32", 4000000000u);
+    sm_meta_set_i32(sm_gguf_writer_meta(w), "v.i32", -2000000000);
+    sm_meta_set_f32(sm_gguf_writer_meta(w), "v.f32", 0.1f);
+    sm_meta_set_bool(sm_gguf_writer_meta(w), "v.bool", true);
+    sm_meta_set_bool(sm_gguf_writer_meta(w), "v.false", false);
+    sm_meta_set_str(sm_gguf_writer_meta(w), "v.str", UNICODE);
+    sm_meta_set_str(sm_gguf_writer_meta(w), "v.empty", "");
+    sm_meta_set_u64(sm_gguf_writer_meta(w), "v.u64", UINT64_MAX);
     v = (sm_gguf_value){.type = SM_GGUF_INT64};
     v.v.i = INT64_MIN;
-    sm_gguf_set_val(w, "v.i64", &v);
+    sm_meta_set_val(sm_gguf_writer_meta(w), "v.i64", &v);
     v = (sm_gguf_value){.type = SM_GGUF_FLOAT64};
     v.v.f = 0.1234567890123456789;
-    sm_gguf_set_val(w, "v.f64", &v);
+    sm_meta_set_val(sm_gguf_writer_meta(w), "v.f64", &v);
     /* arrays of every fixed type */
     const uint8_t a_u8[] = {0, 1, 255};
     const int8_t a_i8[] = {-128, 0, 127};
@@ -209,21 +209,21 @@ static void write_rich(const char *path, bool chunked) {
     const uint64_t a_u64[] = {UINT64_MAX, 0};
     const int64_t a_i64[] = {INT64_MIN, INT64_MAX};
     const double a_f64[] = {1.0 / 3, -1e300};
-    sm_gguf_set_arr(w, "a.u8", SM_GGUF_UINT8, a_u8, 3);
-    sm_gguf_set_arr(w, "a.i8", SM_GGUF_INT8, a_i8, 3);
-    sm_gguf_set_arr(w, "a.u16", SM_GGUF_UINT16, a_u16, 2);
-    sm_gguf_set_arr(w, "a.i16", SM_GGUF_INT16, a_i16, 3);
-    sm_gguf_set_arr(w, "a.u32", SM_GGUF_UINT32, a_u32, 2);
-    sm_gguf_set_arr(w, "a.i32", SM_GGUF_INT32, a_i32, 4);
-    sm_gguf_set_arr(w, "a.f32", SM_GGUF_FLOAT32, a_f32, 3);
-    sm_gguf_set_arr(w, "a.bool", SM_GGUF_BOOL, a_bool, 4);
-    sm_gguf_set_arr(w, "a.u64", SM_GGUF_UINT64, a_u64, 2);
-    sm_gguf_set_arr(w, "a.i64", SM_GGUF_INT64, a_i64, 2);
-    sm_gguf_set_arr(w, "a.f64", SM_GGUF_FLOAT64, a_f64, 2);
-    sm_gguf_set_arr(w, "a.empty", SM_GGUF_INT32, NULL, 0);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.u8", SM_GGUF_UINT8, a_u8, 3);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.i8", SM_GGUF_INT8, a_i8, 3);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.u16", SM_GGUF_UINT16, a_u16, 2);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.i16", SM_GGUF_INT16, a_i16, 3);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.u32", SM_GGUF_UINT32, a_u32, 2);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.i32", SM_GGUF_INT32, a_i32, 4);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.f32", SM_GGUF_FLOAT32, a_f32, 3);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.bool", SM_GGUF_BOOL, a_bool, 4);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.u64", SM_GGUF_UINT64, a_u64, 2);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.i64", SM_GGUF_INT64, a_i64, 2);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.f64", SM_GGUF_FLOAT64, a_f64, 2);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "a.empty", SM_GGUF_INT32, NULL, 0);
     const char *strs[] = {"hello", "", UNICODE, "<0x0A>"};
-    sm_gguf_set_arr_str(w, "a.str", strs, 4);
-    sm_gguf_set_arr_str(w, "a.str_empty", NULL, 0);
+    sm_meta_set_arr_str(sm_gguf_writer_meta(w), "a.str", strs, 4);
+    sm_meta_set_arr_str(sm_gguf_writer_meta(w), "a.str_empty", NULL, 0);
     /* array of arrays: [[1, 2], [], [3]] of i32 */
     const int32_t one_two[] = {1, 2}, three[] = {3};
     sm_gguf_value inner[3] = {{.type = SM_GGUF_ARRAY}, {.type = SM_GGUF_ARRAY}, {.type = SM_GGUF_ARRAY}};
@@ -236,13 +236,13 @@ static void write_rich(const char *path, bool chunked) {
     nested.v.arr.type = SM_GGUF_ARRAY;
     nested.v.arr.n = 3;
     nested.v.arr.items = inner;
-    sm_gguf_set_val(w, "a.nested", &nested);
+    sm_meta_set_val(sm_gguf_writer_meta(w), "a.nested", &nested);
     /* replacing keeps the position, removing drops the key */
-    sm_gguf_set_u32(w, "general.architecture", 1);
-    sm_gguf_set_str(w, "general.architecture", "llama2");
-    sm_gguf_set_u32(w, "v.removed", 1);
-    sm_gguf_remove(w, "v.removed");
-    sm_gguf_remove(w, "v.never_set");
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "general.architecture", 1);
+    sm_meta_set_str(sm_gguf_writer_meta(w), "general.architecture", "llama2");
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "v.removed", 1);
+    sm_meta_remove(sm_gguf_writer_meta(w), "v.removed");
+    sm_meta_remove(sm_gguf_writer_meta(w), "v.never_set");
 
     for (size_t i = 0; i < N_TENSORS; i++)
         CHECK_OK(sm_gguf_add_tensor(w, TENSORS[i].name, TENSORS[i].type, TENSORS[i].n_dims, TENSORS[i].shape));
@@ -431,7 +431,7 @@ static void round_trip(void) {
     if (!g) return;
     const char *r = tl_tmp("rich_copy.gguf");
     sm_gguf_writer *w = sm_gguf_writer_new();
-    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_gguf_set_val(w, sm_gguf_key(g, i), sm_gguf_val(g, i));
+    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_meta_set_val(sm_gguf_writer_meta(w), sm_gguf_key(g, i), sm_gguf_val(g, i));
     for (size_t i = 0; i < sm_gguf_n_tensors(g); i++) {
         const sm_tensor *t = sm_gguf_tensor(g, i);
         CHECK_OK(sm_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->shape));
@@ -835,19 +835,19 @@ static void writer_refusals(void) {
     char path[1100];
     snprintf(path, sizeof path, "%s/out.gguf", dir);
     w = sm_gguf_writer_new();
-    sm_gguf_set_u32(w, "general.alignment", 3);
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "general.alignment", 3);
     CHECK_FAILS_WITH(sm_gguf_writer_begin(w, path), "power of two");
     sm_gguf_writer_abort(w);
     w = sm_gguf_writer_new();
-    sm_gguf_set_u64(w, "general.alignment", 64);
+    sm_meta_set_u64(sm_gguf_writer_meta(w), "general.alignment", 64);
     CHECK_FAILS_WITH(sm_gguf_writer_begin(w, path), "must be a u32");
     sm_gguf_writer_abort(w);
     w = sm_gguf_writer_new();
-    sm_gguf_set_u32(w, "", 1);
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "", 1);
     CHECK_FAILS_WITH(sm_gguf_writer_begin(w, path), "key is empty");
     sm_gguf_writer_abort(w);
     w = sm_gguf_writer_new();
-    sm_gguf_set_arr(w, "k", SM_GGUF_STRING, "x", 1);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "k", SM_GGUF_STRING, "x", 1);
     CHECK_FAILS_WITH(sm_gguf_writer_begin(w, path), "fixed-size element type");
     sm_gguf_writer_abort(w);
     CHECK(count_dir_entries(dir) == 0);
@@ -888,7 +888,7 @@ static void writer_refusals(void) {
     /* metadata changed after begin */
     w = sm_gguf_writer_new();
     CHECK_OK(sm_gguf_writer_begin(w, path));
-    sm_gguf_set_u32(w, "late", 1);
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "late", 1);
     CHECK_FAILS_WITH(sm_gguf_writer_finish(w), "set after begin");
     CHECK(count_dir_entries(dir) == 0);
 
@@ -907,7 +907,7 @@ static void writer_refusals(void) {
     /* no tensors at all: header, metadata, padding */
     snprintf(path, sizeof path, "%s/meta_only.gguf", dir);
     w = sm_gguf_writer_new();
-    sm_gguf_set_u32(w, "a", 7);
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "a", 7);
     CHECK_OK(sm_gguf_writer_begin(w, path));
     CHECK_OK(sm_gguf_writer_finish(w));
     size_t n = 0;
@@ -945,14 +945,14 @@ static char *run_cmd(const char *cmd, int *status) {
 static void llama_reads_ours(const char *bin) {
     const char *p = tl_tmp("for_llama.gguf");
     sm_gguf_writer *w = sm_gguf_writer_new();
-    sm_gguf_set_str(w, "some.parameter.string", "hello world");
-    sm_gguf_set_u32(w, "general.alignment", 64);
-    sm_gguf_set_f32(w, "some.f32", 0.5f);
+    sm_meta_set_str(sm_gguf_writer_meta(w), "some.parameter.string", "hello world");
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "general.alignment", 64);
+    sm_meta_set_f32(sm_gguf_writer_meta(w), "some.f32", 0.5f);
     const char *strs[] = {"a", UNICODE, ""};
-    sm_gguf_set_arr_str(w, "some.arr.str", strs, 3);
+    sm_meta_set_arr_str(sm_gguf_writer_meta(w), "some.arr.str", strs, 3);
     const int32_t ints[] = {1, -2, 3};
-    sm_gguf_set_arr(w, "some.arr.i32", SM_GGUF_INT32, ints, 3);
-    sm_gguf_set_bool(w, "some.bool", true);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "some.arr.i32", SM_GGUF_INT32, ints, 3);
+    sm_meta_set_bool(sm_gguf_writer_meta(w), "some.bool", true);
     /* llama-gguf checks that tensor i holds the value 100 + i in every element */
     static const int64_t shapes[3][3] = {{7, 0, 0}, {3, 5, 0}, {2, 3, 4}};
     static const int dims[3] = {1, 2, 3};
@@ -1045,7 +1045,7 @@ static void ours_reads_llama(const char *bin) {
     /* writing the same metadata and tensors reproduces llama.cpp's bytes exactly */
     const char *q = tl_tmp("from_llama_copy.gguf");
     sm_gguf_writer *w = sm_gguf_writer_new();
-    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_gguf_set_val(w, sm_gguf_key(g, i), sm_gguf_val(g, i));
+    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_meta_set_val(sm_gguf_writer_meta(w), sm_gguf_key(g, i), sm_gguf_val(g, i));
     for (size_t i = 0; i < sm_gguf_n_tensors(g); i++) {
         const sm_tensor *t = sm_gguf_tensor(g, i);
         CHECK_OK(sm_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->shape));

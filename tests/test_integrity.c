@@ -482,7 +482,7 @@ static void rewrite_gguf(const char *from, const char *to, void (*edit)(sm_gguf_
     CHECK_OK(sm_gguf_open(from, &g));
     if (!g) return;
     sm_gguf_writer *w = sm_gguf_writer_new();
-    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_gguf_set_val(w, sm_gguf_key(g, i), sm_gguf_val(g, i));
+    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_meta_set_val(sm_gguf_writer_meta(w), sm_gguf_key(g, i), sm_gguf_val(g, i));
     edit(w, g, arg);
     for (size_t i = 0; i < sm_gguf_n_tensors(g); i++) {
         const sm_tensor *t = sm_gguf_tensor(g, i);
@@ -514,13 +514,13 @@ static void edit_tokens(sm_gguf_writer *w, const sm_gguf *g, int arg) {
         if (i < n) memcpy(&f[i], (const char *)sc->v.arr.data + 4 * i, 4), memcpy(&k[i], (const char *)ty->v.arr.data + 4 * i, 4);
         else k[i] = 1;
     }
-    sm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", s, m);
-    sm_gguf_set_arr(w, "tokenizer.ggml.scores", SM_GGUF_FLOAT32, f, m);
-    sm_gguf_set_arr(w, "tokenizer.ggml.token_type", SM_GGUF_INT32, k, m);
+    sm_meta_set_arr_str(sm_gguf_writer_meta(w), "tokenizer.ggml.tokens", s, m);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "tokenizer.ggml.scores", SM_GGUF_FLOAT32, f, m);
+    sm_meta_set_arr(sm_gguf_writer_meta(w), "tokenizer.ggml.token_type", SM_GGUF_INT32, k, m);
     free(s), free(f), free(k);
 }
 
-static void edit_rope(sm_gguf_writer *w, const sm_gguf *g, int arg) { (void)g, sm_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)arg); }
+static void edit_rope(sm_gguf_writer *w, const sm_gguf *g, int arg) { (void)g, sm_meta_set_u32(sm_gguf_writer_meta(w), "llama.rope.dimension_count", (uint32_t)arg); }
 
 static void gguf_vocab_and_rope(void) {
     char base[1024], args[4096], *log = NULL, bad[1024];

@@ -239,7 +239,7 @@ static void variants(void) {
     sm_lora *l;
     CHECK_OK(sm_lora_open(tl_tmp("a3"), &l));
     if (l) {
-        CHECK_FAILS_WITH(sm_lora_export_gguf(tl_asset(BASE), l, tl_tmp("dora.gguf")), "DoRA");
+        CHECK_FAILS_WITH(sm_lora_export_gguf(tl_asset(BASE), l, tl_tmp("dora.gguf"), NULL), "DoRA");
         CHECK(access(tl_tmp("dora.gguf"), F_OK) != 0);
         sm_lora_close(l);
     }
@@ -311,7 +311,7 @@ static void export_gguf(void) {
     sm_lora *l;
     CHECK_OK(sm_lora_open(tl_asset("models/tiny-llama-kjv-lora-fortunes"), &l));
     if (!l) return;
-    CHECK_OK(sm_lora_export_gguf(tl_asset("models/tiny-llama-kjv"), l, tl_tmp("adapter.gguf")));
+    CHECK_OK(sm_lora_export_gguf(tl_asset("models/tiny-llama-kjv"), l, tl_tmp("adapter.gguf"), NULL));
     sm_lora_close(l);
     sm_gguf *g;
     CHECK_OK(sm_gguf_open(tl_tmp("adapter.gguf"), &g));

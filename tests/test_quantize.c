@@ -56,12 +56,12 @@ static void make_model(const char *path) {
     add("output_norm.weight", SM_TYPE_F32, 1, EMBD, 0);
     add("output.weight", SM_TYPE_F16, 2, VOCAB, EMBD);
     sm_gguf_writer *w = sm_gguf_writer_new();
-    sm_gguf_set_str(w, "general.architecture", "llama");
-    sm_gguf_set_str(w, "general.name", "synthetic");
-    sm_gguf_set_u32(w, "llama.block_count", N_LAYER);
-    sm_gguf_set_u32(w, "llama.attention.head_count", 8);
-    sm_gguf_set_u32(w, "llama.attention.head_count_kv", 4);
-    sm_gguf_set_u32(w, "general.file_type", 0);
+    sm_meta_set_str(sm_gguf_writer_meta(w), "general.architecture", "llama");
+    sm_meta_set_str(sm_gguf_writer_meta(w), "general.name", "synthetic");
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "llama.block_count", N_LAYER);
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "llama.attention.head_count", 8);
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "llama.attention.head_count_kv", 4);
+    sm_meta_set_u32(sm_gguf_writer_meta(w), "general.file_type", 0);
     for (int i = 0; i < n_specs; i++) sm_gguf_add_tensor(w, specs[i].name, specs[i].type, specs[i].n_dims, specs[i].shape);
     CHECK_OK(sm_gguf_writer_begin(w, path));
     for (int i = 0; i < n_specs; i++) {

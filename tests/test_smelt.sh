@@ -84,6 +84,16 @@ cmp -s "$TMP/fromsmelt.gguf" "$TMP/fromgguf.gguf" || fail "quantize from a .smel
 expect_exit 0 "$TMP/log" "$SMELT" inspect "$TMP/st.smelt"
 expect_grep "$TMP/log" '39 tensors, 4196608 parameters'
 
+# ---- producing commands write a .smelt when the output is named *.smelt (the tensor sink's
+# .smelt format): it unpacks to exactly the GGUF the same command writes
+"$SMELT" convert "$M" -o "$TMP/conv.smelt" --outtype bf16 -q || fail "convert -o X.smelt"
+"$SMELT" unpack "$TMP/conv.smelt" -o "$TMP/conv.gguf" -q && cmp -s "$TMP/conv.gguf" "$TMP/bf16.gguf" ||
+  fail "convert -o X.smelt: unpacks to a different GGUF"
+"$SMELT" quantize "$TMP/bf16.gguf" "$TMP/qs.smelt" Q8_0 -q || fail "quantize to X.smelt"
+"$SMELT" unpack "$TMP/qs.smelt" -o "$TMP/qs.gguf" -q && cmp -s "$TMP/qs.gguf" "$TMP/fromgguf.gguf" ||
+  fail "quantize to X.smelt: unpacks to a different GGUF"
+[ -z "$(ls "$TMP" | grep 'tmp')" ] || fail "temporaries left: $(ls "$TMP" | grep tmp)"
+
 # ---- a corrupted byte inside a tensor of a raw .smelt: the file starts at 4096 in the .smelt,
 # so blk.1.ffn_down.weight lies at 4096 + its GGUF offset (from inspect of the GGUF)
 off=$("$SMELT" inspect "$TMP/bf16.gguf" | awk '$1 == "blk.1.ffn_down.weight" {print $NF}')

@@ -444,15 +444,15 @@ static void bpe_qwen2(void) {
 static int write_vocab_gguf(const sm_vocab *v, const char *path, bool with_arch) {
     sm_gguf_writer *w = sm_gguf_writer_new();
     if (with_arch) { /* enough for llama.cpp to load the vocabulary */
-        sm_gguf_set_str(w, "general.architecture", "llama");
-        sm_gguf_set_u32(w, "llama.context_length", 256);
-        sm_gguf_set_u32(w, "llama.embedding_length", 8);
-        sm_gguf_set_u32(w, "llama.block_count", 1);
-        sm_gguf_set_u32(w, "llama.feed_forward_length", 8);
-        sm_gguf_set_u32(w, "llama.attention.head_count", 1);
-        sm_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+        sm_meta_set_str(sm_gguf_writer_meta(w), "general.architecture", "llama");
+        sm_meta_set_u32(sm_gguf_writer_meta(w), "llama.context_length", 256);
+        sm_meta_set_u32(sm_gguf_writer_meta(w), "llama.embedding_length", 8);
+        sm_meta_set_u32(sm_gguf_writer_meta(w), "llama.block_count", 1);
+        sm_meta_set_u32(sm_gguf_writer_meta(w), "llama.feed_forward_length", 8);
+        sm_meta_set_u32(sm_gguf_writer_meta(w), "llama.attention.head_count", 1);
+        sm_meta_set_f32(sm_gguf_writer_meta(w), "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     }
-    sm_vocab_to_gguf(v, w);
+    sm_vocab_to_meta(v, sm_gguf_writer_meta(w));
     if (sm_gguf_writer_begin(w, path)) {
         sm_gguf_writer_abort(w);
         return -1;
