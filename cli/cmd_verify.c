@@ -3,6 +3,7 @@
  * `smelt verify X.smelt`: a packed file's own checksums (the .smelt reader's verifier). */
 #include "cli.h"
 
+#include "formats/smelt.h"
 #include "release/release.h"
 
 #include <math.h>
@@ -32,15 +33,7 @@ static const char USAGE[] =
     "  --json               print a JSON report on stdout (fields: docs/json.md)\n"
     "  --quiet, -q          no summary line\n";
 
-/* TODO(pack): the .smelt checker lives on the pack branch (formats/smelt_*.c); the lead wires
- * it at merge. Until it is linked in, this weak declaration is NULL and .smelt files get
- * "not supported yet". */
-__attribute__((weak)) int sm_smelt_verify_file(const char *path);
-
-static bool is_smelt(const char *p) {
-    size_t n = strlen(p);
-    return n > 6 && strcmp(p + n - 6, ".smelt") == 0;
-}
+static bool is_smelt(const char *p) { return sm_smelt_is_file(p); }
 
 /* Run this smelt's `ppl` with argv (NULL-terminated, argv[0] = "ppl") and parse its --json report. */
 static cJSON *run_ppl(char **args) {
@@ -180,13 +173,25 @@ static int run(int argc, char **argv) {
         if (rerun_validation) return cli_usage_error(&sm_cmd_verify, "--rerun-validation needs --manifest FILE");
         for (int i = 0; i < npos; i++) {
             if (!is_smelt(pos[i]))
-                return cli_usage_error(&sm_cmd_verify, "%s: not a .smelt file; checking other files needs --manifest FILE", pos[i]);
-            if (!sm_smelt_verify_file)
-                return cli_fail("verify", "%s: verifying .smelt files is not supported by this build yet", pos[i]);
-            if (sm_smelt_verify_file(pos[i])) return cli_fail_last("verify");
+                return cli_fail("verify", "%s: not a .smelt file (expected the magic \"SMELTPAK\"); checking other files "
+                                "needs --manifest FILE", pos[i]);
+            uint64_t nt = 0, nb = 0;
+            const double t1 = sm_now();
+            if (sm_smelt_verify_file(pos[i], &nt, &nb)) return cli_fail_last("verify");
+            char b1[32], b2[32];
+            if (!com.json)
+                printf("%s: OK (%s, %s checked in %.2f s)\n", pos[i], cli_count(b1, sizeof b1, (long long)nt, "tensor"),
+                       cli_bytes(b2, sizeof b2, (double)nb), sm_now() - t1);
         }
-        if (!com.quiet && !com.json) cli_summary("verify", pos[0], sm_now() - t0, "%d .smelt file%s OK", npos, npos == 1 ? "" : "s");
-        return 0;
+        if (com.json) {
+            cJSON *j = cli_report_new("verify", (const char *const *)pos, (size_t)npos, NULL);
+            cJSON_AddNumberToObject(j, "n_artifacts", (double)npos);
+            cJSON_AddBoolToObject(j, "ok", true);
+            cli_report_print(j, NULL);
+        } else if (!com.quiet) {
+            cli_summary("verify", pos[0], sm_now() - t0, "%d .smelt file%s OK", npos, npos == 1 ? "" : "s");
+        }
+        return fflush(stdout) ? cli_fail("verify", "cannot write the output") : 0;
     }
     const int threads = cli_common_apply(&com);
     cJSON *m = NULL;

@@ -16,6 +16,8 @@ static const sm_command *const COMMANDS[] = {
     &sm_cmd_imatrix,
     &sm_cmd_gptq,
     &sm_cmd_manifest,
+    &sm_cmd_pack,
+    &sm_cmd_unpack,
     &sm_cmd_verify,
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])

@@ -1,6 +1,7 @@
 /* checkpoint.c - the sm_ckpt container shared by every checkpoint reader (see
  * checkpoint_internal.h), lookup by name, and sm_ckpt_open's dispatch to the right reader. */
 #include "formats/checkpoint_internal.h"
+#include "formats/smelt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,7 @@ const sm_mmap *sm_ckpt_add_mmap(sm_ckpt *c, const char *path) {
         sm_error("%s: out of memory", path);
         return NULL;
     }
-    if (sm_mmap_open(m, path)) {
+    if (sm_smelt_mmap_open(m, path)) { /* a .smelt of a safetensors file: that file */
         free(m);
         return NULL;
     }

@@ -32,10 +32,13 @@ typedef enum sm_file_kind {
     SM_FILE_IMATRIX_DAT,  /* legacy llama-imatrix .dat */
     SM_FILE_JSON,
     SM_FILE_SPM,          /* a SentencePiece .model (protobuf) */
+    SM_FILE_SMELT,        /* a .smelt that is not read as the one GGUF/safetensors file it holds */
     SM_FILE_UNKNOWN,
 } sm_file_kind;
 #define SM_FILE_BIT(k) (1u << (unsigned)(k))
-/* The kind of path (*version: GGUF's version, llama2.c's export version, else 0; may be NULL). */
+/* The kind of path (*version: GGUF's version, llama2.c's export version, else 0; may be NULL).
+ * A .smelt holding one GGUF or safetensors file is reported as that kind (readers open it
+ * through sm_smelt_mmap_open); any other .smelt is SM_FILE_SMELT. */
 sm_file_kind sm_sniff(const char *path, int *version);
 /* "a GGUF file", "a Hugging Face model directory", ... */
 const char *sm_file_kind_name(sm_file_kind k);

@@ -10,6 +10,7 @@
  * tensor names. Each error names the file, the byte offset and what was expected. */
 #include "gguf_internal.h"
 #include "formats/sink.h"
+#include "formats/smelt.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -419,7 +420,9 @@ bool sm_gguf_is_file(const char *path) {
     char magic[4];
     const bool yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, GGUF_MAGIC, 4) == 0;
     fclose(f);
-    return yes;
+    if (yes) return true;
+    const char *inner = sm_smelt_inner_kind(path); /* a .smelt of a GGUF reads as that GGUF */
+    return inner && !strcmp(inner, "gguf");
 }
 
 static int open_one(const char *path, sm_gguf **out) {
@@ -427,7 +430,7 @@ static int open_one(const char *path, sm_gguf **out) {
     sm_gguf *g = calloc(1, sizeof *g);
     if (!g) return sm_error("%s: out of memory", path);
     g->path = strdup(path);
-    if (!g->path || sm_mmap_open(&g->map, path)) {
+    if (!g->path || sm_smelt_mmap_open(&g->map, path)) { /* a .smelt of a GGUF: its GGUF */
         if (!g->path) sm_error("%s: out of memory", path);
         sm_gguf_close(g);
         return -1;

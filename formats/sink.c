@@ -10,7 +10,7 @@
 static const sm_sink_impl *const IMPLS[SM_SINK_N_FORMATS] = {
     [SM_SINK_GGUF] = &sm_sink_impl_gguf,
     [SM_SINK_SAFETENSORS] = &sm_sink_impl_safetensors,
-    [SM_SINK_SMELT] = NULL, /* TODO(pack): &sm_sink_impl_smelt */
+    [SM_SINK_SMELT] = &sm_sink_impl_smelt,
 };
 static const char *const NAMES[SM_SINK_N_FORMATS] = {"gguf", "safetensors", "smelt"};
 
@@ -33,6 +33,11 @@ sm_sink *sm_sink_open(const char *path, const sm_sink_opts *opts) {
         sm_error("output path is empty");
         return NULL;
     }
+    /* an output named *.smelt is written as .smelt (the option that names a format wins) */
+    const size_t len = strlen(path);
+    if (o.format == SM_SINK_GGUF && len > 6 && !strcmp(path + len - 6, ".smelt") && !o.split_max_bytes &&
+        !o.split_max_tensors)
+        o.format = SM_SINK_SMELT;
     if ((unsigned)o.format >= SM_SINK_N_FORMATS || !IMPLS[o.format]) {
         sm_error("%s: output format %s is not supported by this build", path, sm_sink_format_name(o.format));
         return NULL;

@@ -137,8 +137,7 @@ int sm_sink_add_file(sm_sink *s, const char *path);
 /* The implementations (sink.c's table). */
 extern const sm_sink_impl sm_sink_impl_gguf;        /* one file or a split set */
 extern const sm_sink_impl sm_sink_impl_safetensors;
-/* The .smelt implementation is provided by formats/smelt_sink.c (pack branch); until then
- * sink.c's table entry is NULL and sm_sink_open refuses the format. */
+extern const sm_sink_impl sm_sink_impl_smelt;        /* formats/sink_smelt.c */
 
 /* Split file naming, as llama.cpp's llama_split_path: "PREFIX-%05d-of-%05d.gguf" for part
  * i (0-based) of n; malloc'ed. The prefix of an output path: the path without ".gguf". */

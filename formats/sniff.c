@@ -2,6 +2,7 @@
  * any reader parses it: so that a command handed the wrong kind of file says what the file is
  * and what it wanted, instead of a reader's complaint about a field it misread. */
 #include "formats.h"
+#include "formats/smelt.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -67,6 +68,12 @@ sm_file_kind sm_sniff(const char *path, int *version) {
     const size_t n = fread(h, 1, sizeof h, f);
     fclose(f);
     if (n == 0) return SM_FILE_EMPTY;
+    if (n >= 8 && !memcmp(h, SM_SMELT_MAGIC, 8)) {
+        const char *inner = sm_smelt_inner_kind(path);
+        if (inner && !strcmp(inner, "gguf") && version) *version = 3; /* the GGUF reader checks it */
+        return !inner ? SM_FILE_SMELT : !strcmp(inner, "gguf") ? SM_FILE_GGUF
+               : !strcmp(inner, "safetensors") ? SM_FILE_SAFETENSORS : SM_FILE_SMELT;
+    }
     if (n >= 4 && !memcmp(h, "GGUF", 4)) {
         if (version && n >= 8) *version = (int)le32(h + 4);
         return SM_FILE_GGUF;
@@ -115,6 +122,7 @@ const char *sm_file_kind_name(sm_file_kind k) {
     case SM_FILE_IMATRIX_DAT: return "an importance matrix (.dat)";
     case SM_FILE_JSON: return "a JSON file";
     case SM_FILE_SPM: return "a SentencePiece tokenizer model";
+    case SM_FILE_SMELT: return "a .smelt of a model directory, or a damaged .smelt (smelt verify checks it; smelt unpack rebuilds it)";
     case SM_FILE_UNKNOWN: break;
     }
     return "not a file kind smelt knows (not GGUF, safetensors, PyTorch, llama2.c, imatrix or JSON)";
@@ -131,6 +139,13 @@ int sm_sniff_expect(const char *path, unsigned accept, const char *wanted, sm_fi
         return sm_error("%s: this is a llama2.c version %d export (magic \"ak42\"), which smelt does not read; "
                         "expected %s (of llama2.c checkpoints, the legacy version-0 export: export.py --version 0)",
                         path, version, wanted);
+    if (k == SM_FILE_SMELT) { /* a damaged one: its reader says where */
+        sm_smelt *s;
+        if (sm_smelt_open(path, &s)) return -1;
+        sm_smelt_close(s);
+        return sm_error("%s: this is a .smelt of a model directory (%s); unpack it first (smelt unpack %s -o DIR)",
+                        path, wanted, path);
+    }
     if (k == SM_FILE_GGUF && version != 3 && (accept & SM_FILE_BIT(SM_FILE_GGUF)))
         return 0; /* the GGUF reader names the version it wants */
     return sm_error("%s: this is %s; expected %s", path, sm_file_kind_name(k), wanted);
