@@ -44,6 +44,8 @@ static const q_codec CODECS[] = {
     {SM_TYPE_IQ2_S, q_quantize_iq2_s, {NULL, NULL}, q_dequantize_iq2_s, true, SCALES1(block_iq2_s, d)},
     {SM_TYPE_IQ3_XXS, q_quantize_iq3_xxs, {NULL, NULL}, q_dequantize_iq3_xxs, true, SCALES1(block_iq3_xxs, d)},
     {SM_TYPE_IQ3_S, q_quantize_iq3_s, {NULL, NULL}, q_dequantize_iq3_s, true, SCALES1(block_iq3_s, d)},
+    {SM_TYPE_IQ1_S, q_quantize_iq1_s, {NULL, NULL}, q_dequantize_iq1_s, true, SCALES1(block_iq1_s, d)},
+    {SM_TYPE_IQ1_M, q_quantize_iq1_m, {NULL, NULL}, q_dequantize_iq1_m, true, 0, {0, 0}},
     {SM_TYPE_MXFP4, q_quantize_mxfp4, {NULL, NULL}, q_dequantize_mxfp4, false, 0, {0, 0}},
 };
 

@@ -98,6 +98,8 @@ Q_DECLARE(iq2_xs)
 Q_DECLARE(iq2_s)
 Q_DECLARE(iq3_xxs)
 Q_DECLARE(iq3_s)
+Q_DECLARE(iq1_s)
+Q_DECLARE(iq1_m)
 #undef Q_DECLARE
 void q_dequantize_q8_K(const void *x, float *y, int64_t n);
 

@@ -138,7 +138,7 @@ static const sm_type QUANT_TYPES[] = {SM_TYPE_Q4_0, SM_TYPE_Q4_1, SM_TYPE_Q5_0, 
                                       SM_TYPE_Q5_K, SM_TYPE_Q6_K, SM_TYPE_IQ4_NL, SM_TYPE_IQ4_XS,
                                       SM_TYPE_TQ1_0, SM_TYPE_TQ2_0, SM_TYPE_MXFP4,
                                       SM_TYPE_IQ2_XXS, SM_TYPE_IQ2_XS, SM_TYPE_IQ2_S, SM_TYPE_IQ3_XXS,
-                                      SM_TYPE_IQ3_S};
+                                      SM_TYPE_IQ3_S, SM_TYPE_IQ1_S, SM_TYPE_IQ1_M};
 #define N_QUANT_TYPES (sizeof QUANT_TYPES / sizeof QUANT_TYPES[0])
 
 static double row_sse(const float *deq, const float *x) {
