@@ -127,6 +127,29 @@ static void runtime_reads_them(void) {
     CHECK_MSG(a > 1 && a == b, "IQ2_XS ppl %g, its dequantized F32 weights %g", a, b);
 }
 
+/* GPTQ has no grid for the i-quants: their linears are rounded with diag(H) as importance,
+ * and the report says so. */
+static void gptq_falls_back(void) {
+    char args[4096], *out = NULL;
+    snprintf(args, sizeof args, "gptq '%s' --calib '%s' --to gguf:IQ2_XS --samples 2 --seqlen 32 -o '%s' --quiet --json",
+             g_src, tl_asset("text/kjv-calib.txt"), tl_tmp("gptq-iq.gguf"));
+    CHECK(tl_run_smelt(args, &out) == 0);
+    const char *brace = out ? strchr(out, '{') : NULL;
+    cJSON *j = brace ? cJSON_Parse(brace) : NULL;
+    const cJSON *lin = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "layers"), 0),
+                                                              "linears"), 0);
+    const cJSON *m = cJSON_GetObjectItem(lin, "method"), *t = cJSON_GetObjectItem(lin, "type");
+    CHECK_MSG(cJSON_IsString(m) && !strcmp(m->valuestring, "importance_rounding") && cJSON_IsFalse(cJSON_GetObjectItem(lin, "gptq")),
+              "gptq --json: %s", out ? out : "");
+    CHECK_MSG(cJSON_IsString(t) && !strcmp(t->valuestring, "iq2_xs"), "linear 0's type");
+    cJSON_Delete(j);
+    free(out);
+    out = NULL;
+    snprintf(args, sizeof args, "gptq --help");
+    CHECK(tl_run_smelt(args, &out) == 0 && out && strstr(out, "importance-weighted rounding"));
+    free(out);
+}
+
 /* llama-perplexity's final estimate on 4 chunks of 256, or -1 (it sometimes loses its last
  * lines at exit: up to 3 tries). */
 static double llama_ppl(const char *bin, const char *model) {
@@ -182,5 +205,6 @@ void run_tests(void) {
     TEST(refusals);
     TEST(mixtures);
     TEST(runtime_reads_them);
+    TEST(gptq_falls_back);
     TEST(same_files_as_llama_quantize);
 }
