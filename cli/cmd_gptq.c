@@ -36,6 +36,8 @@ static const char USAGE[] =
     "                      gives every tensor its type by llama.cpp's rules; block linears of\n"
     "                      type Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K are GPTQ-quantized on that\n"
     "                      type's grid, others rounded to nearest with diag(H) as importance;\n"
+    "                      (the i-quants IQ1_S..IQ3_S, TQ1_0/TQ2_0 and MXFP4 have no GPTQ grid: their\n"
+    "                      tensors fall back to that importance-weighted rounding; --json: \"method\")\n"
     "                      embedding and output head as smelt quantize does them\n"
     "  hf                  a Hugging Face GPTQ checkpoint directory (qweight/qzeros/scales/g_idx,\n"
     "                      format \"gptq\"; other tensors F16; config.json quantization_config,\n"
@@ -130,6 +132,7 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, cons
             cJSON_AddStringToObject(x, "name", LIN_NAMES[i]);
             cJSON_AddStringToObject(x, "type", r->type[i] == SM_TYPE_INVALID ? "int" : sm_type_name(r->type[i]));
             cJSON_AddBoolToObject(x, "gptq", r->gptq[i]);
+            cJSON_AddStringToObject(x, "method", r->gptq[i] ? "gptq" : "importance_rounding");
             cJSON_AddNumberToObject(x, "loss_rtn", r->loss_rtn[i]);
             cJSON_AddNumberToObject(x, "loss_gptq", r->loss_gptq[i]);
             cJSON_AddItemToArray(lins, x);

@@ -55,6 +55,9 @@ typedef enum sm_type {
     SM_TYPE_F64 = 28,
     SM_TYPE_IQ1_M = 29,
     SM_TYPE_BF16 = 30,
+    SM_TYPE_TQ1_0 = 34,
+    SM_TYPE_TQ2_0 = 35,
+    SM_TYPE_MXFP4 = 39,
     SM_TYPE_GGML_COUNT = 40, /* ggml numbers are < this */
 
     SM_TYPE_U8 = 100,

@@ -45,7 +45,9 @@ static bool block_type_ok(sm_type t) {
     switch (t) {
     case SM_TYPE_Q8_0: case SM_TYPE_Q4_0: case SM_TYPE_Q4_1: case SM_TYPE_Q5_0: case SM_TYPE_Q5_1:
     case SM_TYPE_Q2_K: case SM_TYPE_Q3_K: case SM_TYPE_Q4_K: case SM_TYPE_Q5_K: case SM_TYPE_Q6_K:
-    case SM_TYPE_IQ4_NL: case SM_TYPE_IQ4_XS:
+    case SM_TYPE_IQ4_NL: case SM_TYPE_IQ4_XS: case SM_TYPE_IQ2_XXS: case SM_TYPE_IQ2_XS: case SM_TYPE_IQ2_S:
+    case SM_TYPE_IQ3_XXS: case SM_TYPE_IQ3_S: case SM_TYPE_IQ1_S: case SM_TYPE_IQ1_M: case SM_TYPE_TQ1_0:
+    case SM_TYPE_TQ2_0: case SM_TYPE_MXFP4:
         return true;
     default:
         return false;

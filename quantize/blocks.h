@@ -39,6 +39,23 @@ typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_
 typedef struct { uint16_t d; uint8_t qs[QK32 / 2]; } block_iq4_nl;
 typedef struct { uint16_t d; uint16_t scales_h; uint8_t scales_l[QK_K / 64]; uint8_t qs[QK_K / 2]; } block_iq4_xs;
 
+typedef struct { uint16_t d; uint16_t qs[QK_K / 8]; } block_iq2_xxs;
+typedef struct { uint16_t d; uint16_t qs[QK_K / 8]; uint8_t scales[QK_K / 32]; } block_iq2_xs;
+typedef struct { uint16_t d; uint8_t qs[QK_K / 4]; uint8_t qh[QK_K / 32]; uint8_t scales[QK_K / 32]; } block_iq2_s;
+typedef struct { uint16_t d; uint8_t qs[3 * QK_K / 8]; } block_iq3_xxs;
+typedef struct {
+    uint16_t d;
+    uint8_t qs[QK_K / 4];
+    uint8_t qh[QK_K / 32];
+    uint8_t signs[QK_K / 8];
+    uint8_t scales[QK_K / 64];
+} block_iq3_s;
+typedef struct { uint16_t d; uint8_t qs[QK_K / 8]; uint16_t qh[QK_K / 32]; } block_iq1_s;
+typedef struct { uint8_t qs[QK_K / 8]; uint8_t qh[QK_K / 16]; uint8_t scales[QK_K / 32]; } block_iq1_m;
+typedef struct { uint8_t qs[(QK_K - 4 * QK_K / 64) / 5]; uint8_t qh[QK_K / 64]; uint16_t d; } block_tq1_0;
+typedef struct { uint8_t qs[QK_K / 4]; uint16_t d; } block_tq2_0;
+typedef struct { uint8_t e; uint8_t qs[QK32 / 2]; } block_mxfp4;
+
 static_assert(sizeof(block_q4_0) == 18, "q4_0 block");
 static_assert(sizeof(block_q4_1) == 20, "q4_1 block");
 static_assert(sizeof(block_q5_0) == 22, "q5_0 block");
@@ -52,6 +69,16 @@ static_assert(sizeof(block_q6_K) == 210, "q6_K block");
 static_assert(sizeof(block_q8_K) == 292, "q8_K block");
 static_assert(sizeof(block_iq4_nl) == 18, "iq4_nl block");
 static_assert(sizeof(block_iq4_xs) == 136, "iq4_xs block");
+static_assert(sizeof(block_iq2_xxs) == 66, "iq2_xxs block");
+static_assert(sizeof(block_iq2_xs) == 74, "iq2_xs block");
+static_assert(sizeof(block_iq2_s) == 82, "iq2_s block");
+static_assert(sizeof(block_iq3_xxs) == 98, "iq3_xxs block");
+static_assert(sizeof(block_iq3_s) == 110, "iq3_s block");
+static_assert(sizeof(block_iq1_s) == 50, "iq1_s block");
+static_assert(sizeof(block_iq1_m) == 56, "iq1_m block");
+static_assert(sizeof(block_tq1_0) == 54, "tq1_0 block");
+static_assert(sizeof(block_tq2_0) == 66, "tq2_0 block");
+static_assert(sizeof(block_mxfp4) == 17, "mxfp4 block");
 
 /* The 16 levels of the non-linear 4-bit types (ggml's kvalues_iq4nl). */
 extern const int8_t sm_iq4nl_values[16];

@@ -4,6 +4,7 @@
 #include "quantize/quantize.h"
 
 #include "quantize/codec_internal.h"
+#include "quantize/iq_grids.h"
 
 #include <math.h>
 #include <omp.h>
@@ -36,7 +37,32 @@ static const q_codec CODECS[] = {
     {SM_TYPE_Q8_K, NULL, {NULL, NULL}, q_dequantize_q8_K, false, 0, {0, 0}},
     {SM_TYPE_IQ4_NL, q_quantize_iq4_nl, {q_quantize_iq4_nl_avx2, q_quantize_iq4_nl_avx512}, q_dequantize_iq4_nl, true, SCALES1(block_iq4_nl, d)},
     {SM_TYPE_IQ4_XS, q_quantize_iq4_xs, {q_quantize_iq4_xs_avx2, q_quantize_iq4_xs_avx512}, q_dequantize_iq4_xs, true, SCALES1(block_iq4_xs, d)},
+    {SM_TYPE_TQ1_0, q_quantize_tq1_0, {NULL, NULL}, q_dequantize_tq1_0, false, SCALES1(block_tq1_0, d)},
+    {SM_TYPE_TQ2_0, q_quantize_tq2_0, {NULL, NULL}, q_dequantize_tq2_0, false, SCALES1(block_tq2_0, d)},
+    {SM_TYPE_IQ2_XXS, q_quantize_iq2_xxs, {NULL, NULL}, q_dequantize_iq2_xxs, true, SCALES1(block_iq2_xxs, d)},
+    {SM_TYPE_IQ2_XS, q_quantize_iq2_xs, {NULL, NULL}, q_dequantize_iq2_xs, true, SCALES1(block_iq2_xs, d)},
+    {SM_TYPE_IQ2_S, q_quantize_iq2_s, {NULL, NULL}, q_dequantize_iq2_s, true, SCALES1(block_iq2_s, d)},
+    {SM_TYPE_IQ3_XXS, q_quantize_iq3_xxs, {NULL, NULL}, q_dequantize_iq3_xxs, true, SCALES1(block_iq3_xxs, d)},
+    {SM_TYPE_IQ3_S, q_quantize_iq3_s, {NULL, NULL}, q_dequantize_iq3_s, true, SCALES1(block_iq3_s, d)},
+    {SM_TYPE_IQ1_S, q_quantize_iq1_s, {NULL, NULL}, q_dequantize_iq1_s, true, SCALES1(block_iq1_s, d)},
+    {SM_TYPE_IQ1_M, q_quantize_iq1_m, {NULL, NULL}, q_dequantize_iq1_m, true, 0, {0, 0}},
+    {SM_TYPE_MXFP4, q_quantize_mxfp4, {NULL, NULL}, q_dequantize_mxfp4, false, 0, {0, 0}},
 };
+
+/* Builds the lattice a type's quantizer searches before the threads start (false: no memory). */
+static bool q_iq_prepare(sm_type t) {
+    q_iq_grid_id id;
+    switch (t) {
+    case SM_TYPE_IQ2_XXS: id = Q_IQ_GRID_2XXS; break;
+    case SM_TYPE_IQ2_XS: id = Q_IQ_GRID_2XS; break;
+    case SM_TYPE_IQ2_S: id = Q_IQ_GRID_2S; break;
+    case SM_TYPE_IQ1_S: case SM_TYPE_IQ1_M: id = Q_IQ_GRID_1S; break;
+    case SM_TYPE_IQ3_XXS: id = Q_IQ_GRID_3XXS; break;
+    case SM_TYPE_IQ3_S: id = Q_IQ_GRID_3S; break;
+    default: return true;
+    }
+    return q_iq_grid_get(id) != NULL;
+}
 
 static const q_codec *codec_of(sm_type t) {
     for (size_t i = 0; i < sizeof CODECS / sizeof CODECS[0]; i++)
@@ -111,6 +137,10 @@ size_t sm_quantize_rows(sm_type type, const float *src, void *dst, int64_t nrows
 
     const q_codec *c = codec_of(type);
     if (!c->uses_imatrix) imatrix = NULL;
+    if (!imatrix && sm_quantize_requires_imatrix(type))
+        return sm_error("quantize %s: needs importance weights (an imatrix); ggml cannot make %s without them",
+                        ti->name, ti->name), 0;
+    if (!q_iq_prepare(type)) return sm_error("quantize %s: out of memory building its grid", ti->name), 0;
     if (imatrix) {
         for (int64_t j = 0; j < n_per_row; j++)
             if (!isfinite(imatrix[j]) || imatrix[j] < 0)
@@ -170,6 +200,7 @@ int sm_dequantize_row(sm_type type, const void *src, float *dst, int64_t n) {
     if (!ti->quantized) return sm_plain_to_f32(type, src, dst, n);
     const q_codec *c = codec_of(type);
     if (!c) return sm_error("dequantize: no codec for %s", ti->name);
+    if (!q_iq_prepare(type)) return sm_error("dequantize %s: out of memory building its grid", ti->name);
     c->dequantize(src, dst, n);
     return 0;
 }

@@ -90,6 +90,16 @@ Q_DECLARE(q5_K)
 Q_DECLARE(q6_K)
 Q_DECLARE(iq4_nl)
 Q_DECLARE(iq4_xs)
+Q_DECLARE(tq1_0)
+Q_DECLARE(tq2_0)
+Q_DECLARE(mxfp4)
+Q_DECLARE(iq2_xxs)
+Q_DECLARE(iq2_xs)
+Q_DECLARE(iq2_s)
+Q_DECLARE(iq3_xxs)
+Q_DECLARE(iq3_s)
+Q_DECLARE(iq1_s)
+Q_DECLARE(iq1_m)
 #undef Q_DECLARE
 void q_dequantize_q8_K(const void *x, float *y, int64_t n);
 

@@ -11,7 +11,9 @@ enum {
     FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
     FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15,
     FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_Q2_K_S = 21, FT_IQ4_NL = 25, FT_IQ4_XS = 30,
-    FT_BF16 = 32,
+    FT_BF16 = 32, FT_IQ2_XXS = 19, FT_IQ2_XS = 20, FT_IQ3_XS = 22, FT_IQ3_XXS = 23, FT_IQ1_S = 24,
+    FT_IQ3_S = 26, FT_IQ3_M = 27, FT_IQ2_S = 28, FT_IQ2_M = 29, FT_IQ1_M = 31, FT_TQ1_0 = 36, FT_TQ2_0 = 37,
+    FT_MXFP4_MOE = 38,
 };
 
 static const sm_recipe RECIPES[] = {
@@ -19,8 +21,21 @@ static const sm_recipe RECIPES[] = {
     {"Q4_1", FT_Q4_1, SM_TYPE_Q4_1, "5.0 bpw, legacy"},
     {"Q5_0", FT_Q5_0, SM_TYPE_Q5_0, "5.5 bpw, legacy"},
     {"Q5_1", FT_Q5_1, SM_TYPE_Q5_1, "6.0 bpw, legacy"},
+    {"MXFP4_MOE", FT_MXFP4_MOE, SM_TYPE_MXFP4, "MXFP4 for expert tensors, Q8_0 elsewhere"},
+    {"IQ2_XXS", FT_IQ2_XXS, SM_TYPE_IQ2_XXS, "2.06 bpw i-quant (needs an imatrix)"},
+    {"IQ2_XS", FT_IQ2_XS, SM_TYPE_IQ2_XS, "2.31 bpw i-quant (needs an imatrix)"},
+    {"IQ2_S", FT_IQ2_S, SM_TYPE_IQ2_XS, "2.5 bpw i-quant mix (needs an imatrix)"},
+    {"IQ2_M", FT_IQ2_M, SM_TYPE_IQ2_S, "2.7 bpw i-quant mix (needs an imatrix)"},
+    {"IQ1_S", FT_IQ1_S, SM_TYPE_IQ1_S, "1.56 bpw i-quant (needs an imatrix)"},
+    {"IQ1_M", FT_IQ1_M, SM_TYPE_IQ1_M, "1.75 bpw i-quant (needs an imatrix)"},
+    {"TQ1_0", FT_TQ1_0, SM_TYPE_TQ1_0, "1.69 bpw ternary"},
+    {"TQ2_0", FT_TQ2_0, SM_TYPE_TQ2_0, "2.06 bpw ternary"},
     {"Q2_K", FT_Q2_K, SM_TYPE_Q2_K, "k-quant mix around 2.6 bpw"},
     {"Q2_K_S", FT_Q2_K_S, SM_TYPE_Q2_K, "k-quant mix around 2.6 bpw (needs an imatrix)"},
+    {"IQ3_XXS", FT_IQ3_XXS, SM_TYPE_IQ3_XXS, "3.06 bpw i-quant (needs an imatrix)"},
+    {"IQ3_S", FT_IQ3_S, SM_TYPE_IQ3_S, "3.44 bpw i-quant"},
+    {"IQ3_M", FT_IQ3_M, SM_TYPE_IQ3_S, "3.66 bpw i-quant mix"},
+    {"IQ3_XS", FT_IQ3_XS, SM_TYPE_IQ3_S, "3.3 bpw i-quant mix"},
     {"Q3_K", FT_Q3_K_M, SM_TYPE_Q3_K, "alias for Q3_K_M"},
     {"Q3_K_S", FT_Q3_K_S, SM_TYPE_Q3_K, "k-quant mix around 3.4 bpw"},
     {"Q3_K_M", FT_Q3_K_M, SM_TYPE_Q3_K, "k-quant mix around 3.7 bpw"},
@@ -53,7 +68,7 @@ const sm_recipe *sm_recipe_find(const char *name) {
 }
 
 const char *sm_recipe_names(void) {
-    static char buf[512];
+    static char buf[1024];
     if (!buf[0]) {
         size_t k = 0;
         for (size_t i = 0; i < N_RECIPES; i++)
@@ -152,24 +167,55 @@ void sm_recipe_plan_free(sm_recipe_plan *p) {
     p->n_rules = 0;
 }
 
-/* llama_tensor_get_type_impl for the supported ftypes (no IQ1/IQ2/IQ3 mixtures, no experts) */
-static sm_type mixture_type(sm_recipe_plan *p, sm_type t, category cat, int64_t row_len) {
+/* The 1- and 2-bit i-quant recipes (llama.cpp groups them for most rules). */
+static bool low_iq(int ft) {
+    return ft == FT_IQ2_XXS || ft == FT_IQ2_XS || ft == FT_IQ1_S || ft == FT_IQ2_S || ft == FT_IQ2_M || ft == FT_IQ1_M;
+}
+
+/* llama_tensor_get_type_impl's rules for the 1- and 2-bit i-quant recipes (dense models). */
+static sm_type low_iq_type(sm_recipe_plan *p, sm_type t, category cat, int64_t n_gqa) {
+    const int ft = p->recipe->ftype;
+    const bool s_or_m = ft == FT_IQ2_S || ft == FT_IQ2_M;
+    if (is_attn_v(cat)) {
+        t = n_gqa >= 4 ? SM_TYPE_Q4_K : s_or_m ? SM_TYPE_IQ3_S : SM_TYPE_Q2_K;
+        p->i_attention_wv++;
+    } else if (cat == CAT_FFN_DOWN) {
+        if (p->i_ffn_down < p->n_layer / 8) t = s_or_m ? SM_TYPE_IQ3_S : SM_TYPE_Q2_K;
+        p->i_ffn_down++;
+    } else if (cat == CAT_ATTN_OUTPUT) {
+        if (ft == FT_IQ1_S || ft == FT_IQ1_M) t = SM_TYPE_IQ2_XXS;
+        else if (s_or_m) t = SM_TYPE_IQ3_S;
+    }
+    return t;
+}
+
+/* llama_tensor_get_type_impl for the supported ftypes (dense models; MXFP4_MOE's expert rule) */
+static sm_type mixture_type(sm_recipe_plan *p, sm_type t, category cat, int64_t row_len, bool experts) {
     const int ft = p->recipe->ftype;
     const int64_t n_gqa = p->n_head_kv ? p->n_head / p->n_head_kv : 1;
     if (cat == CAT_OUTPUT || (p->tied_embeddings && cat == CAT_TOKEN_EMBD)) {
         if (p->output_type != SM_TYPE_INVALID) return p->output_type;
         const sm_type_info *ti = sm_type_get(t);
-        if (row_len % ti->block_size != 0) return SM_TYPE_Q8_0;
+        if (ft == FT_MXFP4_MOE || row_len % ti->block_size != 0) return SM_TYPE_Q8_0;
+        if (low_iq(ft) || ft == FT_IQ3_XXS) return SM_TYPE_Q5_K;
         if (t != SM_TYPE_Q8_0) return SM_TYPE_Q6_K;
         return t;
     }
+    if (ft == FT_MXFP4_MOE) return experts ? SM_TYPE_MXFP4 : SM_TYPE_Q8_0;
     if (cat == CAT_TOKEN_EMBD) {
         if (p->token_embd_type != SM_TYPE_INVALID) return p->token_embd_type;
+        if (ft == FT_IQ2_XXS || ft == FT_IQ2_XS || ft == FT_IQ1_S || ft == FT_IQ1_M) return SM_TYPE_Q2_K;
+        if (ft == FT_IQ2_S || ft == FT_IQ2_M || ft == FT_IQ3_XXS) return SM_TYPE_IQ3_S;
+        if (ft == FT_TQ1_0 || ft == FT_TQ2_0) return SM_TYPE_Q4_K;
         return t;
     }
+    if (low_iq(ft)) return low_iq_type(p, t, cat, n_gqa);
     if (is_attn_v(cat)) {
         if (ft == FT_Q2_K) t = n_gqa >= 4 ? SM_TYPE_Q4_K : SM_TYPE_Q3_K;
         else if (ft == FT_Q2_K_S && n_gqa >= 4) t = SM_TYPE_Q4_K;
+        else if (ft == FT_IQ3_XXS) t = n_gqa >= 4 ? SM_TYPE_Q4_K : !p->has_imatrix ? SM_TYPE_IQ3_S : SM_TYPE_IQ3_XXS;
+        else if ((ft == FT_IQ3_XS || ft == FT_IQ3_S) && n_gqa >= 4) t = SM_TYPE_Q4_K;
+        else if (ft == FT_IQ3_M) t = SM_TYPE_Q4_K;
         else if (ft == FT_Q3_K_M) t = p->i_attention_wv < 2 ? SM_TYPE_Q5_K : SM_TYPE_Q4_K;
         else if (ft == FT_Q3_K_L) t = SM_TYPE_Q5_K;
         else if ((ft == FT_IQ4_NL || ft == FT_IQ4_XS) && n_gqa >= 4) t = SM_TYPE_Q5_K;
@@ -180,11 +226,18 @@ static sm_type mixture_type(sm_recipe_plan *p, sm_type t, category cat, int64_t 
         p->i_attention_wv++;
         return t;
     }
+    if (cat == CAT_ATTN_K || cat == CAT_ATTN_Q) {
+        if (ft == FT_IQ3_XS) t = SM_TYPE_IQ3_XXS;
+        else if (ft == FT_IQ3_XXS) t = SM_TYPE_IQ2_S;
+        return t;
+    }
     if (cat == CAT_FFN_DOWN) {
         const int i_layer = p->i_ffn_down, n_layer = p->n_layer;
         if (ft == FT_Q2_K) t = SM_TYPE_Q3_K;
         else if (ft == FT_Q2_K_S) { if (i_layer < n_layer / 8) t = SM_TYPE_Q4_K; }
+        else if (ft == FT_IQ3_XXS && !p->has_imatrix) t = i_layer < n_layer / 8 ? SM_TYPE_Q4_K : SM_TYPE_Q3_K;
         else if (ft == FT_Q3_K_M) t = i_layer < n_layer / 16 ? SM_TYPE_Q5_K : SM_TYPE_Q4_K;
+        else if (ft == FT_IQ3_M && i_layer < n_layer / 8) t = SM_TYPE_Q4_K;
         else if (ft == FT_Q3_K_L) t = SM_TYPE_Q5_K;
         else if (ft == FT_Q4_K_M) { if (use_more_bits(i_layer, n_layer)) t = SM_TYPE_Q6_K; }
         else if (i_layer < n_layer / 8 && (ft == FT_IQ4_NL || ft == FT_IQ4_XS) && !p->has_imatrix) t = SM_TYPE_Q5_K;
@@ -197,18 +250,23 @@ static sm_type mixture_type(sm_recipe_plan *p, sm_type t, category cat, int64_t 
     }
     if (cat == CAT_ATTN_OUTPUT) {
         if (ft == FT_Q2_K) t = SM_TYPE_Q3_K;
+        else if (ft == FT_IQ3_XXS) t = SM_TYPE_IQ3_S;
         else if (ft == FT_Q3_K_M) t = SM_TYPE_Q4_K;
         else if (ft == FT_Q3_K_L) t = SM_TYPE_Q5_K;
+        else if (ft == FT_IQ3_M) t = SM_TYPE_Q4_K;
         return t;
     }
     if (cat == CAT_ATTN_QKV) {
-        if (ft == FT_Q3_K_M || ft == FT_Q3_K_L) t = SM_TYPE_Q4_K;
+        if (ft == FT_Q3_K_M || ft == FT_Q3_K_L || ft == FT_IQ3_M) t = SM_TYPE_Q4_K;
         else if (ft == FT_Q4_K_M) t = SM_TYPE_Q5_K;
         else if (ft == FT_Q5_K_M) t = SM_TYPE_Q6_K;
         return t;
     }
-    if (cat == CAT_FFN_GATE) p->i_ffn_gate++;
-    if (cat == CAT_FFN_UP) p->i_ffn_up++;
+    if (cat == CAT_FFN_GATE || cat == CAT_FFN_UP) {
+        int *i_layer = cat == CAT_FFN_GATE ? &p->i_ffn_gate : &p->i_ffn_up;
+        if (ft == FT_IQ3_XS && *i_layer >= p->n_layer / 8 && *i_layer < 7 * p->n_layer / 8) t = SM_TYPE_IQ3_XXS;
+        (*i_layer)++;
+    }
     return t;
 }
 
@@ -218,8 +276,9 @@ static sm_type fallback_type(sm_type t, int64_t row_len) {
     if (!ti || row_len % ti->block_size == 0) return t;
     sm_type r;
     switch (t) {
-    case SM_TYPE_IQ4_XS: r = SM_TYPE_IQ4_NL; break;
-    case SM_TYPE_Q2_K: case SM_TYPE_Q3_K: r = SM_TYPE_Q4_0; break;
+    case SM_TYPE_IQ1_S: case SM_TYPE_IQ1_M: case SM_TYPE_IQ2_XXS: case SM_TYPE_IQ2_XS: case SM_TYPE_IQ2_S:
+    case SM_TYPE_IQ3_XXS: case SM_TYPE_IQ3_S: case SM_TYPE_IQ4_XS: r = SM_TYPE_IQ4_NL; break;
+    case SM_TYPE_Q2_K: case SM_TYPE_Q3_K: case SM_TYPE_TQ1_0: case SM_TYPE_TQ2_0: r = SM_TYPE_Q4_0; break;
     case SM_TYPE_Q4_K: r = SM_TYPE_Q5_0; break;
     case SM_TYPE_Q5_K: r = SM_TYPE_Q5_1; break;
     case SM_TYPE_Q6_K: r = SM_TYPE_Q8_0; break;
@@ -250,7 +309,7 @@ sm_type sm_recipe_tensor_type(sm_recipe_plan *p, const char *name, int n_dims, c
             break;
         }
     }
-    if (!manual && !p->pure) t = mixture_type(p, t, cat, row_len);
+    if (!manual && !p->pure) t = mixture_type(p, t, cat, row_len, n_dims == 3 && shape[0] > 1);
     sm_type f = fallback_type(t, row_len);
     if (f != t) {
         p->n_fallback++;

@@ -6,6 +6,9 @@
 # (warm page cache) run counts. Target: >= 1.5x llama-quantize's throughput for Q4_K_M at
 # equal threads.
 #
+# The IQ1/IQ2/IQ3 recipes get an importance matrix (smelt imatrix over 2 chunks of 128 tokens of
+# kjv-calib.txt), the same file for both tools.
+#
 # usage: scripts/bench_quantize.sh [RECIPE...]   (default: Q4_K_M Q8_0 Q4_0 Q5_K_M Q6_K IQ4_XS)
 #        env: BENCH_DIR=/tmp/smelt-bench-quantize BENCH_LAYERS=4 SMELT_BUILD_DIR=build
 #             SMELT_ASSETS=../shared LLAMA_CPP_BIN=
@@ -50,12 +53,18 @@ secs() {
 echo "input: $in ($mb MiB, F16), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $all cores"
 printf '%-8s %7s %12s %12s %14s %8s\n' recipe threads "smelt s" "smelt MB/s" "llama.cpp MB/s" ratio
 for r in "${recipes[@]}"; do
+  im=()
+  if [[ "$r" =~ ^IQ[123] ]]; then
+    [ -f "$work/imatrix.gguf" ] || "$build/smelt" imatrix "$in" --text "$assets/text/kjv-calib.txt" -c 128 --chunks 2 \
+      -o "$work/imatrix.gguf" --quiet
+    im=(--imatrix "$work/imatrix.gguf")
+  fi
   for t in 1 "$all"; do
-    ts=$(secs "$build/smelt" quantize "$in" "$work/out.gguf" "$r" --threads "$t" --quiet)
+    ts=$(secs "$build/smelt" quantize "$in" "$work/out.gguf" "$r" --threads "$t" --quiet "${im[@]}")
     sm=$(awk -v m="$mb" -v s="$ts" 'BEGIN { printf "%.1f", m / s }')
     lq=- ratio=-
     if [ -n "${LLAMA_CPP_BIN:-}" ] && [ -x "$LLAMA_CPP_BIN/llama-quantize" ]; then
-      tl=$(secs "$LLAMA_CPP_BIN/llama-quantize" "$in" "$work/out-llama.gguf" "$r" "$t")
+      tl=$(secs "$LLAMA_CPP_BIN/llama-quantize" "${im[@]}" "$in" "$work/out-llama.gguf" "$r" "$t")
       lq=$(awk -v m="$mb" -v s="$tl" 'BEGIN { printf "%.1f", m / s }')
       ratio=$(awk -v a="$tl" -v b="$ts" 'BEGIN { printf "%.2fx", a / b }')
     fi

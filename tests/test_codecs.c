@@ -135,7 +135,10 @@ static bool gold_load(sm_type t, gold_file *g) {
 
 static const sm_type QUANT_TYPES[] = {SM_TYPE_Q4_0, SM_TYPE_Q4_1, SM_TYPE_Q5_0, SM_TYPE_Q5_1,
                                       SM_TYPE_Q8_0, SM_TYPE_Q2_K, SM_TYPE_Q3_K, SM_TYPE_Q4_K,
-                                      SM_TYPE_Q5_K, SM_TYPE_Q6_K, SM_TYPE_IQ4_NL, SM_TYPE_IQ4_XS};
+                                      SM_TYPE_Q5_K, SM_TYPE_Q6_K, SM_TYPE_IQ4_NL, SM_TYPE_IQ4_XS,
+                                      SM_TYPE_TQ1_0, SM_TYPE_TQ2_0, SM_TYPE_MXFP4,
+                                      SM_TYPE_IQ2_XXS, SM_TYPE_IQ2_XS, SM_TYPE_IQ2_S, SM_TYPE_IQ3_XXS,
+                                      SM_TYPE_IQ3_S, SM_TYPE_IQ1_S, SM_TYPE_IQ1_M};
 #define N_QUANT_TYPES (sizeof QUANT_TYPES / sizeof QUANT_TYPES[0])
 
 static double row_sse(const float *deq, const float *x) {
@@ -196,7 +199,9 @@ static void golden_types(void) {
         sm_type t = QUANT_TYPES[k];
         gold_file g;
         if (!gold_load(t, &g)) { free(g.data); continue; }
-        CHECK_MSG(g.nvariants == 2, "%s: expected variants with and without imatrix", sm_type_name(t));
+        /* types ggml cannot quantize without importance weights have only that variant */
+        const int want = sm_quantize_requires_imatrix(t) ? 1 : 2;
+        CHECK_MSG(g.nvariants == want && g.v[want - 1].with_imatrix, "%s: expected %d variant(s)", sm_type_name(t), want);
         uint8_t *ours = malloc(g.v[0].nbytes);
         for (int vi = 0; vi < g.nvariants; vi++) {
             const gold_variant *v = &g.v[vi];
@@ -252,7 +257,7 @@ static void isa_and_thread_independence(void) {
             sm_type t = QUANT_TYPES[k];
             size_t nb = (size_t)sm_type_row_bytes(t, cols) * (size_t)rows;
             uint8_t *ref = malloc(nb), *b = malloc(nb);
-            for (int wi = 0; wi < 2; wi++) {
+            for (int wi = sm_quantize_requires_imatrix(t); wi < 2; wi++) {
                 sm_isa_set(SM_ISA_SCALAR);
                 omp_set_num_threads(1);
                 CHECK(sm_quantize_rows(t, x, ref, rows, cols, wi ? w : NULL) == nb);
@@ -296,6 +301,7 @@ static void signed_zeros(void) {
     for (int j = 192; j < COLS; j++) x[(ROWS - 1) * COLS + j] = j % 3 ? 0.0f : -0.0f; /* all-zero blocks */
     for (size_t k = 0; k < N_QUANT_TYPES; k++) {
         sm_type t = QUANT_TYPES[k];
+        if (sm_quantize_requires_imatrix(t)) continue;
         size_t nb = (size_t)sm_type_row_bytes(t, COLS) * ROWS;
         sm_isa_set(SM_ISA_SCALAR);
         CHECK(sm_quantize_rows(t, x, ref, ROWS, COLS, NULL) == nb);
@@ -314,12 +320,13 @@ static void refusals(void) {
     uint8_t out[2048];
     for (int j = 0; j < 512; j++) { x[j] = 0.01f * (float)(j % 7); w[j] = 1.0f; }
     CHECK(sm_quantize_supported(SM_TYPE_Q4_K) && sm_quantize_supported(SM_TYPE_BF16));
-    CHECK(!sm_quantize_supported(SM_TYPE_IQ2_XXS));
+    CHECK(sm_quantize_supported(SM_TYPE_IQ2_XXS) && !sm_quantize_supported(SM_TYPE_Q8_K));
     CHECK(sm_quantize_requires_imatrix(SM_TYPE_IQ2_XS) && !sm_quantize_requires_imatrix(SM_TYPE_Q4_K));
 
     CHECK_FAILS_WITH(sm_quantize_rows(SM_TYPE_Q4_K, x, out, 1, 100, NULL) == 0 ? -1 : 0, "multiple of the block size");
     CHECK_FAILS_WITH(sm_quantize_rows(SM_TYPE_Q8_0, x, out, 1, 48, NULL) == 0 ? -1 : 0, "multiple of the block size");
-    CHECK_FAILS_WITH(sm_quantize_rows(SM_TYPE_IQ2_XXS, x, out, 1, 256, w) == 0 ? -1 : 0, "cannot produce");
+    CHECK_FAILS_WITH(sm_quantize_rows(SM_TYPE_IQ2_XXS, x, out, 1, 256, NULL) == 0 ? -1 : 0, "needs importance weights");
+    CHECK_FAILS_WITH(sm_quantize_rows(SM_TYPE_Q8_K, x, out, 1, 256, w) == 0 ? -1 : 0, "cannot produce");
 
     x[256 + 5] = NAN;
     CHECK_FAILS_WITH(sm_quantize_rows(SM_TYPE_Q4_0, x, out, 2, 256, NULL) == 0 ? -1 : 0, "row 1, column 5");

@@ -720,8 +720,8 @@ static void malformed_tensors(void) {
 
     one_tensor(&b, "t", 2, ne, 4, 0, 256); /* 4 = removed Q4_2 */
     expect_bad(&b, "offset 53: tensor 't': expected a known ggml type, found 4");
-    one_tensor(&b, "t", 2, ne, 39, 0, 256);
-    expect_bad(&b, "expected a known ggml type, found 39");
+    one_tensor(&b, "t", 2, ne, 36, 0, 256); /* 36 = removed IQ4_NL_4_4 */
+    expect_bad(&b, "expected a known ggml type, found 36");
     one_tensor(&b, "t", 2, ne, SM_TYPE_U8, 0, 256);
     expect_bad(&b, "expected a known ggml type, found 100");
     one_tensor(&b, "t", 2, ne, 0xffffffffu, 0, 256);
