@@ -27,12 +27,17 @@ typedef struct sm_gemm_isa {
     /* element-wise math (kernels.h: sm_vec_exp, sm_vec_silu_mul) */
     void (*exp)(float *x, int64_t n);
     void (*silu_mul)(float *g, const float *u, int64_t n);
+    /* block types dequantized with vectors, the same bits as the codecs' dequantizers: 0 if
+     * done, 1 if the type has no vector form here (NULL: none has) */
+    int (*dequant)(sm_type type, const void *src, float *dst, int64_t n);
 } sm_gemm_isa;
 
 extern const sm_gemm_isa sm_gemm_scalar;
 #if defined(__x86_64__)
 extern const sm_gemm_isa sm_gemm_avx2;
 extern const sm_gemm_isa sm_gemm_avx512;
+int sm_dequant_avx2(sm_type type, const void *src, float *dst, int64_t n);
+int sm_dequant_avx512(sm_type type, const void *src, float *dst, int64_t n);
 #endif
 
 /* The variant for the ISA now in effect. */

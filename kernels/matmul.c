@@ -64,7 +64,9 @@ static int convert(const sm_gemm_isa *isa, sm_type type, const void *src, float 
     case SM_TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); return 0;
     case SM_TYPE_F16: isa->f16_to_f32(src, dst, n); return 0;
     case SM_TYPE_BF16: isa->bf16_to_f32(src, dst, n); return 0;
-    default: return sm_dequantize_row(type, src, dst, n);
+    default:
+        if (isa->dequant && isa->dequant(type, src, dst, n) == 0) return 0;
+        return sm_dequantize_row(type, src, dst, n);
     }
 }
 
