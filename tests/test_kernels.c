@@ -464,6 +464,16 @@ static void vector_dequant(void) {
                 CHECK_OK(sm_row_to_f32(T[i].t, q, got, n));
                 CHECK_MSG(!memcmp(got, ref, sizeof(float) * n), "%s dequantized on %s differs from the codec (trial %d)",
                           sm_type_name(T[i].t), sm_isa_name((sm_isa)isa), trial);
+                /* one token takes the fused dequantize-and-dot path, two dequantize the row and
+                 * take float dots: the same bits (x feature-major, token 0 in both) */
+                float x2[2 * 1024], y1, y2[2];
+                for (int64_t k = 0; k < n; k++) x2[2 * k] = x2[2 * k + 1] = src[k % 97] + 0.25f;
+                float x1[1024];
+                for (int64_t k = 0; k < n; k++) x1[k] = x2[2 * k];
+                CHECK_OK(sm_matmul(T[i].t, q, 0, 1, n, x1, 1, 1, &y1, 1));
+                CHECK_OK(sm_matmul(T[i].t, q, 0, 1, n, x2, 2, 2, y2, 2));
+                CHECK_MSG(!memcmp(&y1, &y2[0], sizeof y1), "%s on %s: fused dot %.9g, dequantize + dot %.9g",
+                          sm_type_name(T[i].t), sm_isa_name((sm_isa)isa), (double)y1, (double)y2[0]);
             }
             sm_isa_set(sm_cpu_isa());
         }
