@@ -15,6 +15,7 @@
 #      SMELT_ASSETS, LLAMA_CPP_BIN), plus BENCH_DECODE_CTX=128 (tokens of the decode run),
 #      BENCH_GEN=64 (tokens generated), BENCH_REPEAT=3, BENCH_TYPES="f16 q8_0 q4_k_m"
 set -euo pipefail
+export LC_ALL=C # generated text may be invalid UTF-8: sed must still match the JSON around it
 cd "$(dirname "$0")/.."
 BENCH_SETUP_ONLY=1 scripts/bench_ppl.sh
 build=${SMELT_BUILD_DIR:-build}
@@ -30,7 +31,7 @@ llama=${LLAMA_CPP_BIN:-}
 prompt="In the beginning"
 
 num() { sed -E 's/.*"'"$2"'":(-?[0-9.eE+-]+).*/\1/' "$1"; }
-best() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || (b != "-" && b + 0 > a + 0)) print b; else print a }'; }
+best() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || (b != "-" && b + 0 > a + 0)) printf "%.2f\n", b; else print a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 
 echo "decode: ctx $ctx, batch 1, $threads threads; generate: $ngen tokens (smelt $threads threads, llama-simple 4); best of $repeat; isa $("$smelt" --version | sed -n 's/^isa \([a-z0-9]*\).*/\1/p'); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
