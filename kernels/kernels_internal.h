@@ -27,12 +27,22 @@ typedef struct sm_gemm_isa {
     /* element-wise math (kernels.h: sm_vec_exp, sm_vec_silu_mul) */
     void (*exp)(float *x, int64_t n);
     void (*silu_mul)(float *g, const float *u, int64_t n);
+    /* block types dequantized with vectors, the same bits as the codecs' dequantizers: 0 if
+     * done, 1 if the type has no vector form here (NULL: none has) */
+    int (*dequant)(sm_type type, const void *src, float *dst, int64_t n);
+    /* *out = dot(dequantized row, x) without storing the row, the same bits as `dequant`
+     * followed by `dot`: 0 if done, 1 if the type has no vector form (NULL: none has) */
+    int (*qdot)(sm_type type, const void *src, const float *x, int64_t n, float *out);
 } sm_gemm_isa;
 
 extern const sm_gemm_isa sm_gemm_scalar;
 #if defined(__x86_64__)
 extern const sm_gemm_isa sm_gemm_avx2;
 extern const sm_gemm_isa sm_gemm_avx512;
+int sm_dequant_avx2(sm_type type, const void *src, float *dst, int64_t n);
+int sm_dequant_avx512(sm_type type, const void *src, float *dst, int64_t n);
+int sm_qdot_avx2(sm_type type, const void *src, const float *x, int64_t n, float *out);
+int sm_qdot_avx512(sm_type type, const void *src, const float *x, int64_t n, float *out);
 #endif
 
 /* The variant for the ISA now in effect. */

@@ -66,7 +66,9 @@ static int convert(const sm_gemm_isa *isa, sm_type type, const void *src, float 
     case SM_TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); return 0;
     case SM_TYPE_F16: isa->f16_to_f32(src, dst, n); return 0;
     case SM_TYPE_BF16: isa->bf16_to_f32(src, dst, n); return 0;
-    default: return sm_dequantize_row(type, src, dst, n);
+    default:
+        if (isa->dequant && isa->dequant(type, src, dst, n) == 0) return 0;
+        return sm_dequantize_row(type, src, dst, n);
     }
 }
 
@@ -191,6 +193,16 @@ static int gemv_rows(const job *J, const sm_matmul_op *op, int64_t r0, int64_t r
         return 0;
     }
     const bool in_place = direct(op);
+    /* one token (generation): block rows dequantized in registers, never stored */
+    if (J->n_tok == 1 && !in_place && J->isa->qdot) {
+        int64_t r = r0;
+        for (float d; r < r1; r++) {
+            if (J->isa->qdot(op->wtype, (const char *)op->w + (size_t)r * op->w_stride, J->cols, J->n_in, &d)) break;
+            op->y[r * op->ldy] = op->accumulate ? op->y[r * op->ldy] + d : d;
+        }
+        if (r == r1) return 0;
+        r0 = r; /* a type without a vector form: the rows the general path does */
+    }
     thread_scratch *ts = my_scratch();
     float *row = in_place || !ts ? NULL : scratch_get(&ts->row, (size_t)J->n_in);
     if (!in_place && !row) return sm_error("out of memory for matrix product scratch");

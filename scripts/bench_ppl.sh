@@ -13,6 +13,7 @@
 #      BENCH_CHUNKS=4 SMELT_BUILD_DIR=build SMELT_ASSETS=../shared
 #      LLAMA_CPP_BIN=/path/to/llama.cpp/build/bin LLAMA_PPL_ARGS="..." (extra llama-perplexity
 #      arguments, e.g. -nr where its repacked/AMX kernels do not run)
+#      BENCH_SETUP_ONLY=1 (make the GGUFs and stop: scripts/bench_generate.sh uses the same)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${SMELT_BUILD_DIR:-build}
@@ -39,6 +40,7 @@ done
 [ -f "$work/f16.gguf" ] || "$smelt" convert "$model" -o "$work/f16.gguf" --outtype f16 >/dev/null
 [ -f "$work/q8_0.gguf" ] || "$smelt" quantize "$work/f16.gguf" "$work/q8_0.gguf" Q8_0 --quiet >/dev/null
 [ -f "$work/q4_k_m.gguf" ] || "$smelt" quantize "$work/f16.gguf" "$work/q4_k_m.gguf" Q4_K_M --quiet >/dev/null
+[ -z "${BENCH_SETUP_ONLY:-}" ] || exit 0
 
 num() { sed -E 's/.*"'"$2"'":(-?[0-9.eE+-]+).*/\1/' "$1"; }
 echo "model: $layers layers of TinyLlama-1.1B shape, ctx $ctx, $chunks chunks, $threads threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"

@@ -435,6 +435,57 @@ static void block_types(void) {
     check_product(SM_TYPE_Q8_0, 7, 96, 9, 0); /* a partial feature block */
 }
 
+/* The vectorised dequantizers (kernels/dequant_impl.h) give the codecs' scalar values bit for
+ * bit on every ISA: quantized rows at several magnitudes, and raw random blocks (every nibble,
+ * 6-bit scale and min pattern) whose f16 scales are made finite. */
+static void vector_dequant(void) {
+    static const struct { sm_type t; int bytes; int half[2]; } T[] = {
+        {SM_TYPE_Q8_0, 34, {0, -1}}, {SM_TYPE_Q4_0, 18, {0, -1}}, {SM_TYPE_Q4_K, 144, {0, 2}}, {SM_TYPE_Q6_K, 210, {208, -1}},
+    };
+    const int64_t n = 1024;
+    float *src = malloc(sizeof(float) * n), *ref = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+    unsigned char *q = malloc((size_t)sm_type_row_bytes(SM_TYPE_F32, n));
+    for (size_t i = 0; i < sizeof T / sizeof T[0]; i++) {
+        const int64_t nb = (int64_t)sm_type_row_bytes(T[i].t, n) / T[i].bytes;
+        for (int trial = 0; trial < 8; trial++) {
+            if (trial < 4) {
+                const float scale = trial == 0 ? 1e-3f : trial == 1 ? 1.0f : trial == 2 ? 300.0f : 1e-6f;
+                for (int64_t k = 0; k < n; k++) src[k] = frand() * scale * (k % 7 == 0 ? 4.0f : 1.0f);
+                CHECK(sm_quantize_rows(T[i].t, src, q, 1, n, NULL) > 0);
+            } else {
+                for (int64_t k = 0; k < nb * T[i].bytes; k++) q[k] = (unsigned char)(frand() * 256.0f);
+                for (int64_t b = 0; b < nb; b++)
+                    for (int h = 0; h < 2 && T[i].half[h] >= 0; h++) q[b * T[i].bytes + T[i].half[h] + 1] &= 0xbb; /* exponent < 31 */
+                if (trial == 7) /* an infinite and a NaN scale: the same NaNs as the codec's */
+                    for (int h = 0; h < 2 && T[i].half[h] >= 0; h++) {
+                        q[T[i].half[h]] = 0x00, q[T[i].half[h] + 1] = 0x7c;
+                        q[T[i].bytes + T[i].half[h]] = 0x01, q[T[i].bytes + T[i].half[h] + 1] = 0xfe;
+                    }
+            }
+            CHECK_OK(sm_dequantize_row(T[i].t, q, ref, n));
+            for (int isa = SM_ISA_SCALAR; isa <= (int)sm_cpu_isa(); isa++) {
+                sm_isa_set((sm_isa)isa);
+                memset(got, 0xff, sizeof(float) * n);
+                CHECK_OK(sm_row_to_f32(T[i].t, q, got, n));
+                CHECK_MSG(!memcmp(got, ref, sizeof(float) * n), "%s dequantized on %s differs from the codec (trial %d)",
+                          sm_type_name(T[i].t), sm_isa_name((sm_isa)isa), trial);
+                /* one token takes the fused dequantize-and-dot path, two dequantize the row and
+                 * take float dots: the same bits (x feature-major, token 0 in both) */
+                float x2[2 * 1024], y1, y2[2];
+                for (int64_t k = 0; k < n; k++) x2[2 * k] = x2[2 * k + 1] = src[k % 97] + 0.25f;
+                float x1[1024];
+                for (int64_t k = 0; k < n; k++) x1[k] = x2[2 * k];
+                CHECK_OK(sm_matmul(T[i].t, q, 0, 1, n, x1, 1, 1, &y1, 1));
+                CHECK_OK(sm_matmul(T[i].t, q, 0, 1, n, x2, 2, 2, y2, 2));
+                CHECK_MSG(!memcmp(&y1, &y2[0], sizeof y1) || (y1 != y1 && y2[0] != y2[0]), "%s on %s: fused dot %.9g, dequantize + dot %.9g",
+                          sm_type_name(T[i].t), sm_isa_name((sm_isa)isa), (double)y1, (double)y2[0]);
+            }
+            sm_isa_set(sm_cpu_isa());
+        }
+    }
+    free(src), free(ref), free(got), free(q);
+}
+
 static void unsupported(void) {
     float x[4] = {0}, y[4];
     CHECK_FAILS_WITH(sm_matmul(SM_TYPE_I32, x, 16, 1, 4, x, 4, 1, y, 1), "not supported");
@@ -445,6 +496,7 @@ static void unsupported(void) {
 void run_tests(void) {
     TEST(plain_types);
     TEST(block_types);
+    TEST(vector_dequant);
     TEST(many);
     TEST(vector_math);
     TEST(tails_elementwise);
