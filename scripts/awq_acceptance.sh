@@ -14,7 +14,9 @@
 # env: LLAMA_CPP_BIN (llama.cpp's bin dir), SMELT_BIN, SMELT_ASSETS, CALIB_ARGS (the calibration
 #      sampling, default "--samples 112 --seqlen 256 --in-order"), AWQ_ARGS (extra smelt awq
 #      options), METHODS (default "rtn imatrix awq gptq awq+gptq"), RECIPES (default
-#      "Q4_0 Q4_K_M"), THREADS, KEEP (work dir kept)
+#      "Q4_0 Q4_K_M"), THREADS, KEEP (work dir kept), WORK (a work dir to use and keep: its
+#      base log-probabilities and imatrix are reused, so that runs for several recipes can share
+#      them, also side by side)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SMELT=${SMELT_BIN:-build/smelt}
@@ -27,8 +29,13 @@ AWQ_ARGS=${AWQ_ARGS:-}
 METHODS=${METHODS:-rtn imatrix awq gptq awq+gptq}
 RECIPES=${RECIPES:-Q4_0 Q4_K_M}
 LC=${LLAMA_CPP_BIN:-}
-W=$(mktemp -d)
-[ -n "${KEEP:-}" ] && echo "work dir: $W" >&2 || trap 'rm -rf "$W"' EXIT
+if [ -n "${WORK:-}" ]; then
+  W=$WORK
+  mkdir -p "$W"
+else
+  W=$(mktemp -d)
+  [ -n "${KEEP:-}" ] && echo "work dir: $W" >&2 || trap 'rm -rf "$W"' EXIT
+fi
 
 F32=${1:-}
 if [ -z "$F32" ]; then
@@ -39,13 +46,16 @@ fi
 json_num() { sed -E 's/.*"'"$2"'":(-?[0-9.eE+-]+).*/\1/' "$1"; }
 
 # base log-probabilities
-"$SMELT" ppl "$F32" --text "$EVAL" --ctx 256 --save-logits "$W/base.bin" --json --threads "$THREADS" >"$W/base.json"
+[ -s "$W/base.bin" ] ||
+  "$SMELT" ppl "$F32" --text "$EVAL" --ctx 256 --save-logits "$W/base.bin" --json --threads "$THREADS" >"$W/base.json"
 if [ -n "$LC" ]; then
-  "$LC/llama-perplexity" -m "$F32" -f "$EVAL" -c 256 -t "$THREADS" --kl-divergence-base "$W/lc-base.bin" \
-    >"$W/lc-base.log" 2>&1
-  "$LC/llama-imatrix" -m "$F32" -f "$CALIB" -c 256 -t "$THREADS" --no-ppl -o "$W/imatrix.gguf" >"$W/imatrix.log" 2>&1
+  [ -s "$W/lc-base.bin" ] || "$LC/llama-perplexity" -m "$F32" -f "$EVAL" -c 256 -t "$THREADS" \
+    --kl-divergence-base "$W/lc-base.bin" >"$W/lc-base.log" 2>&1
+  [ -s "$W/imatrix.gguf" ] ||
+    "$LC/llama-imatrix" -m "$F32" -f "$CALIB" -c 256 -t "$THREADS" --no-ppl -o "$W/imatrix.gguf" >"$W/imatrix.log" 2>&1
 else
-  "$SMELT" imatrix "$F32" --text "$CALIB" --ctx 256 -o "$W/imatrix.gguf" --quiet --threads "$THREADS" >/dev/null
+  [ -s "$W/imatrix.gguf" ] ||
+    "$SMELT" imatrix "$F32" --text "$CALIB" --ctx 256 -o "$W/imatrix.gguf" --quiet --threads "$THREADS" >/dev/null
 fi
 
 echo "| grid | method | smelt KLD | smelt Δppl | llama.cpp KLD | llama.cpp Δppl | seconds |"
@@ -71,15 +81,15 @@ for recipe in $RECIPES; do
     *) echo "unknown method $method" >&2; exit 2 ;;
     esac
     secs=$(echo "$(date +%s.%N) - $t0" | bc)
-    "$SMELT" ppl "$m" --kld "$W/base.bin" --json --threads "$THREADS" >"$W/k.json"
-    skld=$(json_num "$W/k.json" kld_mean)
-    sdppl=$(json_num "$W/k.json" delta_ppl)
+    "$SMELT" ppl "$m" --kld "$W/base.bin" --json --threads "$THREADS" >"$W/k-$method-$recipe.json"
+    skld=$(json_num "$W/k-$method-$recipe.json" kld_mean)
+    sdppl=$(json_num "$W/k-$method-$recipe.json" delta_ppl)
     lkld=- ldppl=-
     if [ -n "$LC" ]; then
       "$LC/llama-perplexity" -m "$m" -t "$THREADS" --kl-divergence-base "$W/lc-base.bin" --kl-divergence \
-        >"$W/lk.log" 2>&1
-      lkld=$(sed -nE 's/^Mean +KLD: +([0-9.eE+-]+).*/\1/p' "$W/lk.log")
-      ldppl=$(sed -nE 's/^Mean PPL\(Q\)-PPL\(base\) *: +([0-9.eE+-]+).*/\1/p' "$W/lk.log")
+        >"$W/lk-$method-$recipe.log" 2>&1
+      lkld=$(sed -nE 's/^Mean +KLD: +([0-9.eE+-]+).*/\1/p' "$W/lk-$method-$recipe.log")
+      ldppl=$(sed -nE 's/^Mean PPL\(Q\)-PPL\(base\) *: +([0-9.eE+-]+).*/\1/p' "$W/lk-$method-$recipe.log")
     fi
     printf '| %s | %s | %.6f | %.4f | %s | %s | %.1f |\n' "$recipe" "$method" "$skld" "$sdppl" "$lkld" "$ldppl" "$secs"
   done
