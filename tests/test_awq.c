@@ -11,7 +11,8 @@
  *        writes a model whose logits equal the source model's as the runtime evaluates it,
  *        while its norms and linears did change: on tiny-llama-kjv made multi-head (every kv
  *        head repeated for its query heads, an independent transformation with the same
- *        function, so that v -> o is folded too) and on the Qwen2 (q/k/v biases), Phi-3 (fused
+ *        function, so that v -> o is folded too) and on the Qwen2 (q/k/v biases), Qwen3 (per-head
+ *        q/k norms, attention width unlike the hidden size), Phi-3 (fused
  *        q/k/v and gate/up) and Gemma 2 (pre/post norms, 1 + w norms) test models. */
 #include "testlib.h"
 
@@ -229,7 +230,7 @@ static float *logits_of(const char *path, int32_t n_tok, int64_t *n_vocab) {
     }
     *n_vocab = sm_model_hparams(m)->n_vocab;
     int32_t toks[64];
-    for (int i = 0; i < n_tok; i++) toks[i] = (int32_t)(1 + (i * 37) % 500);
+    for (int i = 0; i < n_tok; i++) toks[i] = (int32_t)(1 + (i * 37) % 500); /* every vocabulary here has > 500 */
     float *l = malloc(sizeof(float) * (size_t)(n_tok * *n_vocab));
     if (sm_model_eval(m, c, toks, n_tok, 0, 0, l)) {
         free(l);
@@ -320,6 +321,7 @@ static void test_fold_kjv(void) {
 static void test_fold_archs(void) {
     const char *d;
     if ((d = tl_make_qwen2_tiny())) check_fold("qwen2", d, d, false);
+    if ((d = tl_make_qwen3_tiny(false))) check_fold("qwen3", d, d, false);
     if ((d = tl_make_phi3_tiny())) check_fold("phi3", d, d, false);
     if ((d = tl_make_gemma2_tiny())) check_fold("gemma2", d, d, false);
 }
