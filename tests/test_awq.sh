@@ -3,10 +3,9 @@
 #  1. refusals, each with its message, a non-zero exit and no output file: --device cuda (the
 #     searches run on the CPU only), --to hf (AutoAWQ checkpoints not implemented), --awq-alpha
 #     outside [0, 1], a missing --calib;
-#  2. awq into gguf:Q4_K_M from the HF directory equals awq of its converted F32... GGUF is not
-#     promised (weights in their own precision), so: the output has llama.cpp's Q4_K_M mixture
-#     (the same tensor types as smelt quantize Q4_K_M writes), records quantize.method "awq",
-#     and smelt ppl evaluates it; gptq --awq records "awq+gptq";
+#  2. awq into gguf:Q4_K_M from the HF directory has llama.cpp's Q4_K_M mixture (the same tensor
+#     types as smelt quantize Q4_K_M writes), records quantize.method "awq", and smelt ppl
+#     evaluates it; gptq --awq records "awq+gptq";
 #  3. the same command twice gives the same bytes, and 1 and 2 threads give the same bytes;
 #  4. with LLAMA_CPP_BIN: llama-perplexity loads and runs the AWQ GGUF.
 set -uo pipefail
