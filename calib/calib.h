@@ -237,12 +237,70 @@ int sm_imatrix_compute(const sm_model *m, const int32_t *tokens, int64_t n_token
  * to nearest with diag(H) as importance weights; they are replaced by their quantized
  * weights in later passes too. */
 
+/* ---- AWQ (calib/awq.c; driven by sm_gptq_run with opts.awq.enabled) ----
+ *
+ * Per decoder block, one pass of the samples through the block as it is collects, for each
+ * linear input (attn_norm(x) -> q/k/v, attention output -> o, ffn_norm(x) -> gate/up,
+ * act(gate)*up -> down), its Hessian H and the mean |x| of every input column. For each group
+ * of linears sharing an input, s = mean|x|^alpha (clamped to >= 1e-4, divided by
+ * sqrt(max s * min s)) for alpha = 0, 1/n_grid, ..., (n_grid-1)/n_grid; the loss of a candidate
+ * is the group's output error tr(dW H dW^T) summed over its linears, dW = W - Q(W diag s)
+ * diag(1/s) with Q the TARGET grid (the GGUF type each linear is written in, importance
+ * diag(H)/s^2, i.e. llama.cpp's weighted rounding on the scaled inputs); the lowest wins (alpha
+ * 0, s = 1, is plain round-to-nearest). The groups: q/k/v (1/s folded into attn_norm), o
+ * (1/s folded into v's rows; only where v's rows equal o's columns, as AutoAWQ does: with
+ * grouped-query attention v feeds several heads and the group is skipped), gate/up (into
+ * ffn_norm), down (into up's rows). Then the clip search: for every linear but q and k, each
+ * row's groups of 32 columns are clamped to +-max*(1 - i/n_grid), i < clip_points, quantized,
+ * and each group keeps the clamp with the lowest error dw_g^T H_gg dw_g. The scaled, clipped
+ * weights are then quantized (round-to-nearest with diag(H)/s^2 as importance, or GPTQ with
+ * opts.awq.then_gptq, against the Hessian of the scaled inputs, diag(1/s) H diag(1/s)). */
+typedef struct sm_awq_opts {
+    bool enabled;
+    bool then_gptq;      /* GPTQ (true-sequential unless no_true_sequential) on the scaled weights */
+    int n_grid;          /* alpha points (default 20) */
+    int clip_points;     /* shrink factors 1 - i/n_grid, i < clip_points (default 10); */
+    bool no_clip;
+    double force_alpha;  /* >= 0: every group uses this alpha, no search (tests); default -1 */
+} sm_awq_opts;
+void sm_awq_opts_default(sm_awq_opts *o);
+
+/* One group: the linears reading the same input (cols columns), with their target types. */
+typedef struct sm_awq_group {
+    int n;
+    const float *W[3];
+    int64_t rows[3];
+    sm_type type[3];
+} sm_awq_group;
+
+typedef struct sm_awq_search_report {
+    double alpha;              /* the chosen alpha */
+    double loss, loss_alpha0;  /* the group's loss with it, and with alpha 0 (round-to-nearest) */
+    double loss_lin[3], loss_lin_alpha0[3];
+} sm_awq_search_report;
+
+/* s = mean|x|^alpha, clamped and normalised as above. */
+void sm_awq_scales(const double *xmean, int64_t cols, double alpha, float *s);
+/* Quantize rows x cols floats into `type` (imp: importance or NULL) and decode them into deq;
+ * packed (may be NULL) receives the blocks. */
+int sm_awq_fake_quant(sm_type type, const float *W, int64_t rows, int64_t cols, const float *imp, void *packed,
+                      float *deq);
+/* The scale search of one group (H and xmean of its unscaled inputs); s (cols) gets the best. */
+int sm_awq_search_scale(const double *H, const double *xmean, int64_t cols, const sm_awq_group *g,
+                        const sm_awq_opts *o, float *s, sm_awq_search_report *rep);
+/* The clip search on W (already scaled; H of the scaled inputs): W is clamped in place. */
+int sm_awq_clip(const double *H, int64_t cols, float *W, int64_t rows, sm_type type, const sm_awq_opts *o);
+
 /* What one linear became. */
 typedef struct sm_gptq_linear {
     sm_type type;          /* GGUF type; SM_TYPE_INVALID: the HF integer grid */
     bool gptq;             /* false: rounded to nearest (a type without a GPTQ grid) */
     sm_gptq_result res;    /* deq always; packed (+ packed_bytes) for GGUF types; codes, scales,
                               zeros, g_idx for the HF grid; loss_rtn / loss_gptq */
+    /* AWQ: the weight quantized is diag(1/row_scale) W diag(col_scale) (NULL: no such scale);
+     * the writer divides the tensor feeding the input (attn_norm, ffn_norm, v's or up's rows and
+     * bias) by col_scale, and the biases of scaled rows by row_scale. */
+    const float *awq_col_scale, *awq_row_scale;
 } sm_gptq_linear;
 
 typedef struct sm_gptq_layer_report {
@@ -254,7 +312,12 @@ typedef struct sm_gptq_layer_report {
     sm_type type[SM_LIN_COUNT];
     bool gptq[SM_LIN_COUNT];
     double loss_rtn[SM_LIN_COUNT];   /* tr((W - W-hat) H (W - W-hat)^T) with round-to-nearest */
-    double loss_gptq[SM_LIN_COUNT];  /* the same with GPTQ (equal to loss_rtn without a grid) */
+    double loss_gptq[SM_LIN_COUNT];  /* the same with GPTQ (equal to loss_rtn without a grid); with AWQ
+                                        the loss of the result (AWQ [+ GPTQ]) against the original W */
+    /* AWQ: per input group (q/k/v, o, gate/up, down) the alpha chosen, -1 where the group was not
+     * scaled (o under grouped-query attention); loss_rtn is then alpha 0's loss in the search */
+    double awq_alpha[4];
+    double seconds_awq;              /* the scale and clip searches */
 } sm_gptq_layer_report;
 
 typedef struct sm_gptq_run_opts {
@@ -263,6 +326,7 @@ typedef struct sm_gptq_run_opts {
                                  the HF integer grid); NULL: the HF grid everywhere */
     bool no_true_sequential;  /* collect every Hessian of a block in one pass with the
                                  original weights (the GPTQ paper's plain variant) */
+    sm_awq_opts awq;          /* AWQ scaling first (awq.enabled; CPU only, GGUF types only) */
     /* Called once per block when its linears are quantized (lin[i] for sm_linear i; the callee
      * may take ownership of lin[i].res by zeroing it). May be NULL. */
     int (*sink)(void *user, int64_t layer, sm_gptq_linear *lin);

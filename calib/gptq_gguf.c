@@ -75,6 +75,39 @@ static int write_tensor(gguf_job *j, size_t i) {
     return j->hf ? sm_hf_source_write(j->hf, j->w, i, j->types[i]) : write_converted(j, tensor(j, i), j->types[i]);
 }
 
+/* AWQ: the scales (if any) a block's 1-D tensor is divided by, so that the block computes the
+ * same function with the scaled linears: the norms before q/k/v and gate/up, the biases of the
+ * rows of v and up that were divided by the scales of o's and down's inputs. */
+static const float *fold_scale(const char *name, const sm_gptq_linear *lin) {
+    const char *dot = strchr(name + 4, '.');
+    if (!dot) return NULL;
+    dot++;
+    if (!strcmp(dot, "attn_norm.weight")) return lin[SM_LIN_Q].awq_col_scale;
+    if (!strcmp(dot, "ffn_norm.weight")) return lin[SM_LIN_GATE].awq_col_scale;
+    if (!strcmp(dot, "attn_v.bias")) return lin[SM_LIN_V].awq_row_scale;
+    if (!strcmp(dot, "ffn_up.bias")) return lin[SM_LIN_UP].awq_row_scale;
+    return NULL;
+}
+
+/* The tensor's values as the model uses them, divided by s, in its output type. */
+static int write_folded(gguf_job *j, size_t i, int64_t layer, const float *s) {
+    const sm_tensor *t = tensor(j, i);
+    const char *stem = strchr(t->name + 4, '.') + 1;
+    int64_t n = 0;
+    const float *v = sm_model_block_vector(j->m, layer, stem, &n);
+    if (!v || n != sm_tensor_nelements(t) || sm_type_get(j->types[i])->quantized)
+        return sm_error("awq: cannot fold the scales into tensor %s", t->name);
+    float *f = malloc(sizeof(float) * (size_t)n);
+    void *q = malloc((size_t)sm_type_row_bytes(j->types[i], n));
+    int rc = !f || !q ? sm_error("out of memory") : 0;
+    for (int64_t k = 0; k < n && !rc; k++) f[k] = v[k] / s[k];
+    if (!rc) rc = sm_f32_to_plain(j->types[i], f, q, n);
+    if (!rc) rc = sm_sink_write(j->w, q, sm_type_row_bytes(j->types[i], n));
+    free(f);
+    free(q);
+    return rc;
+}
+
 static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
     gguf_job *j = user;
     for (size_t i = 0; i < j->nt; i++) {
@@ -92,7 +125,8 @@ static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
                     rc = sm_sink_write(j->w, r->packed, r->packed_bytes);
                 }
         } else {
-            rc = write_tensor(j, i);
+            const float *s = fold_scale(tensor(j, i)->name, lin);
+            rc = s ? write_folded(j, i, layer, s) : write_tensor(j, i);
         }
         if (rc) return -1;
     }
@@ -186,7 +220,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     if (j.hf) sm_hf_source_set_quantized_metadata(j.hf, meta, (uint32_t)recipe->ftype);
     else sm_meta_set_quantized(meta, j.g, (uint32_t)recipe->ftype);
     if (ro->provenance.calib_file) { /* how it was made */
-        sm_meta_set_str(meta, "quantize.method", "gptq");
+        sm_meta_set_str(meta, "quantize.method", !ro->awq.enabled ? "gptq" : ro->awq.then_gptq ? "awq+gptq" : "awq");
         sm_meta_set_str(meta, "quantize.smelt_version", SM_VERSION);
         sm_meta_set_str(meta, "quantize.gptq.calib_file", ro->provenance.calib_file);
         if (ro->provenance.calib_xxh64) sm_meta_set_str(meta, "quantize.gptq.calib_xxh64", ro->provenance.calib_xxh64);
@@ -200,6 +234,10 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
         sm_meta_set_u32(meta, "quantize.gptq.block_size", (uint32_t)ro->q.block_size);
         sm_meta_set_bool(meta, "quantize.gptq.true_sequential", !ro->no_true_sequential);
         sm_meta_set_bool(meta, "quantize.gptq.importance", ro->q.use_importance);
+        if (ro->awq.enabled) {
+            sm_meta_set_u32(meta, "quantize.awq.n_grid", (uint32_t)ro->awq.n_grid);
+            sm_meta_set_u32(meta, "quantize.awq.clip_points", ro->awq.no_clip ? 0u : (uint32_t)ro->awq.clip_points);
+        }
     }
     for (int64_t l = -1; l < hp->n_layer; l++)
         for (size_t i = 0; i < j.nt; i++) {

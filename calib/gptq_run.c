@@ -34,6 +34,7 @@ typedef struct capture {
     sm_hessian *h[SM_IN_COUNT]; /* NULL: not wanted in this pass */
     sm_linear_input stop_at;
     double seconds;             /* spent accumulating */
+    double *absum[SM_IN_COUNT]; /* AWQ: per column sum of |x| (NULL: not wanted) */
     sm_cuda_block *gpu;         /* --device cuda: the block on the GPU */
 } capture;
 
@@ -45,6 +46,15 @@ static int observe(void *user, int64_t layer, sm_linear_input which, const float
         const double t0 = sm_now();
         if (sm_hessian_cols(c->h[which]) != cols) return sm_error("gptq: unexpected activation width %lld", (long long)cols);
         if (sm_hessian_add_feature_major(c->h[which], x, n_tok, ld)) return -1;
+        if (c->absum[which]) {
+            double *a = c->absum[which];
+#pragma omp parallel for schedule(static) if (cols * n_tok >= (1 << 16))
+            for (int64_t f = 0; f < cols; f++) {
+                double acc = 0;
+                for (int64_t t = 0; t < n_tok; t++) acc += fabs((double)x[f * ld + t]);
+                a[f] += acc;
+            }
+        }
         c->seconds += sm_now() - t0;
     }
     return which == c->stop_at ? 1 : 0;
@@ -125,24 +135,24 @@ static int pass(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, con
     return 0;
 }
 
-static int quantize_linears(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
-                                float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr);
+static int quantize_linears(const sm_model *m, int64_t l, int g, const double *H, int64_t cols,
+                            const sm_gptq_run_opts *o, float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr);
 
 /* Linear i of the block is quantized: later passes use its quantized weights (on the GPU, they
  * replace the float ones in the device block). */
 static int use_quantized(const sm_model *m, capture *cap, sm_block_override *ov, const sm_gptq_linear *lin,
-                         sm_linear i) {
-    ov->w[i] = lin[i].res.deq;
-    if (cap->gpu && sm_model_cuda_block_set_linear(m, cap->layer, i, lin[i].res.deq, cap->gpu))
+                         sm_linear i, float *const *eff) {
+    ov->w[i] = eff && eff[i] ? eff[i] : lin[i].res.deq; /* AWQ: in the original basis */
+    if (cap->gpu && sm_model_cuda_block_set_linear(m, cap->layer, i, ov->w[i], cap->gpu))
         return sm_error_ctx("gptq: uploading the quantized %s", sm_linear_gguf_name(i));
     return 0;
 }
 
 /* Quantize group g's linears; their float weights are freed once quantized (memory). */
-static int quantize_group(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
-                          float **W, sm_gptq_linear *lin, sm_gptq_layer_report *lr) {
+static int quantize_group(const sm_model *m, int64_t l, int g, const double *H, int64_t cols,
+                          const sm_gptq_run_opts *o, float **W, sm_gptq_linear *lin, sm_gptq_layer_report *lr) {
     const double t0 = sm_now();
-    const int rc = quantize_linears(m, l, g, h, o, W, lin, lr);
+    const int rc = H ? quantize_linears(m, l, g, H, cols, o, W, lin, lr) : sm_error_ctx("layer %lld", (long long)l);
     for (int k = 0; k < GROUPS[g].n; k++) {
         free(W[GROUPS[g].lin[k]]);
         W[GROUPS[g].lin[k]] = NULL;
@@ -151,11 +161,8 @@ static int quantize_group(const sm_model *m, int64_t l, int g, sm_hessian *h, co
     return rc;
 }
 
-static int quantize_linears(const sm_model *m, int64_t l, int g, sm_hessian *h, const sm_gptq_run_opts *o,
-                                float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr) {
-    const int64_t cols = sm_hessian_cols(h);
-    const double *H = sm_hessian_matrix(h);
-    if (!H) return sm_error_ctx("layer %lld", (long long)l);
+static int quantize_linears(const sm_model *m, int64_t l, int g, const double *H, int64_t cols,
+                            const sm_gptq_run_opts *o, float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr) {
     sm_gptq_hinv *hinv = NULL;
     for (int k = 0; k < GROUPS[g].n; k++) {
         const sm_linear i = GROUPS[g].lin[k];
@@ -163,15 +170,17 @@ static int quantize_linears(const sm_model *m, int64_t l, int g, sm_hessian *h, 
         if (sm_model_linear_shape(m, l, i, &rows, &c)) return -1;
         sm_gptq_linear *li = &lin[i];
         li->type = o->types ? o->types[l * SM_LIN_COUNT + i] : SM_TYPE_INVALID;
-        li->gptq = li->type == SM_TYPE_INVALID || sm_gptq_has_grid(li->type);
+        li->gptq = (li->type == SM_TYPE_INVALID || sm_gptq_has_grid(li->type)) &&
+                   (!o->awq.enabled || o->awq.then_gptq);
         int rc;
         if (li->gptq) {
             sm_gptq_opts q = o->q;
+            q.skip_loss |= o->awq.enabled; /* AWQ reports its own loss against the unscaled weights */
             q.gguf_type = li->type;
             if (!hinv && sm_gptq_prepare(H, cols, &q, &hinv)) return sm_error_ctx("layer %lld", (long long)l);
             rc = sm_gptq_quantize(hinv, W[i], rows, &q, &li->res);
         } else {
-            rc = round_to_nearest(li->type, H, W[i], rows, cols, o->q.skip_loss, &li->res);
+            rc = round_to_nearest(li->type, H, W[i], rows, cols, o->q.skip_loss || o->awq.enabled, &li->res);
         }
         if (rc) {
             sm_gptq_hinv_free(hinv);
@@ -179,10 +188,192 @@ static int quantize_linears(const sm_model *m, int64_t l, int g, sm_hessian *h, 
         }
         lr->type[i] = li->type;
         lr->gptq[i] = li->gptq;
-        lr->loss_rtn[i] = li->res.loss_rtn;
-        lr->loss_gptq[i] = li->res.loss_gptq;
+        if (!o->awq.enabled) { /* AWQ's losses are set by awq_finish */
+            lr->loss_rtn[i] = li->res.loss_rtn;
+            lr->loss_gptq[i] = li->res.loss_gptq;
+        }
     }
     sm_gptq_hinv_free(hinv);
+    return 0;
+}
+
+
+/* ---- AWQ (calib.h): the per-block state and steps ---- */
+
+typedef struct awq_layer {
+    float *s[N_GROUPS];        /* each group's column scales; NULL: not scaled */
+    double *Hs[N_GROUPS];      /* the Hessians of the scaled inputs from the AWQ pass */
+    float *W0[SM_LIN_COUNT];   /* the original weights (for the loss report) */
+    float *eff[SM_LIN_COUNT];  /* the quantized weights in the original basis (later passes) */
+} awq_layer;
+
+static void awq_layer_free(awq_layer *a) {
+    for (int g = 0; g < N_GROUPS; g++) {
+        free(a->s[g]);
+        free(a->Hs[g]);
+    }
+    for (int i = 0; i < SM_LIN_COUNT; i++) {
+        free(a->W0[i]);
+        free(a->eff[i]);
+    }
+    memset(a, 0, sizeof *a);
+}
+
+static int group_of(sm_linear i) {
+    for (int g = 0; g < N_GROUPS; g++)
+        for (int k = 0; k < GROUPS[g].n; k++)
+            if (GROUPS[g].lin[k] == i) return g;
+    return -1;
+}
+/* the group whose scales divide linear i's rows (v feeds o, up feeds down), or -1 */
+static int row_group_of(sm_linear i) { return i == SM_LIN_V ? 1 : i == SM_LIN_UP ? 3 : -1; }
+
+/* H / (s s^T), a new matrix (s NULL: a copy). */
+static double *scaled_hessian(const double *H, int64_t cols, const float *s) {
+    double *r = malloc(sizeof(double) * (size_t)(cols * cols));
+    if (!r) return NULL;
+    for (int64_t a = 0; a < cols; a++)
+        for (int64_t b = 0; b < cols; b++)
+            r[a * cols + b] = s ? H[a * cols + b] / ((double)s[a] * s[b]) : H[a * cols + b];
+    return r;
+}
+
+/* One pass of the block as it is collects every input's Hessian and mean |x|; the scales are
+ * searched, folded into the weights W (columns; v's and up's rows), then the clips. */
+static int awq_prepare(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, float *x, const sm_calib_set *cs,
+                       const sm_gptq_run_opts *o, float **W, awq_layer *A, sm_gptq_layer_report *lr) {
+    sm_hessian *h[N_GROUPS] = {0};
+    double *absum[N_GROUPS] = {0}, *xmean = NULL;
+    int64_t rows[SM_LIN_COUNT], cols[SM_LIN_COUNT];
+    int rc = 0;
+    for (int i = 0; i < SM_LIN_COUNT && !rc; i++) {
+        rc = sm_model_linear_shape(m, l, (sm_linear)i, &rows[i], &cols[i]);
+        if (!rc && !(A->W0[i] = malloc(sizeof(float) * (size_t)(rows[i] * cols[i])))) rc = sm_error("out of memory");
+        if (!rc) memcpy(A->W0[i], W[i], sizeof(float) * (size_t)(rows[i] * cols[i]));
+    }
+    for (int g = 0; g < N_GROUPS && !rc; g++) {
+        const int64_t c = cols[GROUPS[g].lin[0]];
+        h[g] = cap->h[GROUPS[g].in] = sm_hessian_new(c);
+        absum[g] = cap->absum[GROUPS[g].in] = calloc((size_t)c, sizeof(double));
+        if (!h[g] || !absum[g]) rc = sm_error("out of memory");
+    }
+    cap->stop_at = SM_IN_FFN_DOWN;
+    if (!rc) rc = pass(m, ctx, cap, l, NULL, x, cs, lr);
+    memset(cap->h, 0, sizeof cap->h);
+    memset(cap->absum, 0, sizeof cap->absum);
+    const double t0 = sm_now();
+    for (int g = 0; g < N_GROUPS && !rc; g++) {
+        const sm_linear first = GROUPS[g].lin[0];
+        const int64_t c = cols[first];
+        const double *H = sm_hessian_matrix(h[g]);
+        if (!H) {
+            rc = sm_error_ctx("layer %lld", (long long)l);
+            break;
+        }
+        sm_awq_group grp = {.n = GROUPS[g].n};
+        for (int k = 0; k < grp.n; k++) {
+            const sm_linear i = GROUPS[g].lin[k];
+            grp.W[k] = W[i];
+            grp.rows[k] = rows[i];
+            grp.type[k] = o->types[l * SM_LIN_COUNT + i];
+        }
+        /* o: v's rows must be o's columns one to one (no grouped-query sharing) */
+        const bool scalable = g != 1 || rows[SM_LIN_V] == cols[SM_LIN_O];
+        lr->awq_alpha[g] = -1;
+        if (scalable) {
+            const double n_tok = (double)sm_hessian_tokens(h[g]);
+            xmean = malloc(sizeof(double) * (size_t)c);
+            A->s[g] = malloc(sizeof(float) * (size_t)c);
+            if (!xmean || !A->s[g]) {
+                rc = sm_error("out of memory");
+                break;
+            }
+            for (int64_t j = 0; j < c; j++) xmean[j] = n_tok > 0 ? absum[g][j] / n_tok : 0;
+            sm_awq_search_report sr;
+            rc = sm_awq_search_scale(H, xmean, c, &grp, &o->awq, A->s[g], &sr);
+            free(xmean);
+            xmean = NULL;
+            if (rc) {
+                sm_error_ctx("blk.%lld: AWQ scale search of %s", (long long)l, sm_linear_gguf_name(first));
+                break;
+            }
+            lr->awq_alpha[g] = sr.alpha;
+            for (int k = 0; k < grp.n; k++) lr->loss_rtn[GROUPS[g].lin[k]] = sr.loss_lin_alpha0[k];
+        } else {
+            /* not scaled: round-to-nearest's loss for the report */
+            for (int k = 0; k < grp.n && !rc; k++) {
+                float *deq = malloc(sizeof(float) * (size_t)(rows[first] * c)), *imp = malloc(sizeof(float) * (size_t)c);
+                if (!deq || !imp) rc = sm_error("out of memory");
+                for (int64_t j = 0; j < c && !rc; j++) imp[j] = (float)H[j * c + j];
+                if (!rc) rc = sm_awq_fake_quant(grp.type[k], grp.W[k], grp.rows[k], c, imp, NULL, deq);
+                if (!rc) rc = sm_gptq_proxy_loss(H, c, grp.W[k], deq, grp.rows[k], &lr->loss_rtn[GROUPS[g].lin[k]]);
+                free(deq);
+                free(imp);
+            }
+        }
+        if (!rc && !(A->Hs[g] = scaled_hessian(H, c, A->s[g]))) rc = sm_error("out of memory");
+    }
+    /* fold: columns of each group's linears times s; v's rows / s(o), up's rows / s(down) */
+    for (int i = 0; i < SM_LIN_COUNT && !rc; i++) {
+        const float *cs_ = A->s[group_of((sm_linear)i)];
+        const int rg = row_group_of((sm_linear)i);
+        const float *rs = rg >= 0 ? A->s[rg] : NULL;
+        for (int64_t r = 0; r < rows[i]; r++)
+            for (int64_t c = 0; c < cols[i]; c++) {
+                float v = W[i][r * cols[i] + c];
+                if (cs_) v *= cs_[c];
+                if (rs) v /= rs[r];
+                W[i][r * cols[i] + c] = v;
+            }
+    }
+    for (int i = 0; i < SM_LIN_COUNT && !rc && !o->awq.no_clip; i++) {
+        const sm_type t = o->types[l * SM_LIN_COUNT + i];
+        if (i == SM_LIN_Q || i == SM_LIN_K || !sm_type_get(t)->quantized) continue;
+        if (sm_awq_clip(A->Hs[group_of((sm_linear)i)], cols[i], W[i], rows[i], t, &o->awq))
+            rc = sm_error_ctx("blk.%lld.%s: AWQ clip search", (long long)l, sm_linear_gguf_name((sm_linear)i));
+    }
+    lr->seconds_awq += sm_now() - t0;
+    for (int g = 0; g < N_GROUPS; g++) {
+        sm_hessian_free(h[g]);
+        free(absum[g]);
+    }
+    free(xmean);
+    return rc;
+}
+
+/* After group g is quantized (against Hs, the Hessian of its scaled inputs): its linears' weights
+ * in the original basis for the later passes, the scales for the writer, the loss report. */
+static int awq_finish(int g, const double *Hs, awq_layer *A, sm_gptq_linear *lin, const sm_gptq_run_opts *o,
+                      sm_gptq_layer_report *lr) {
+    for (int k = 0; k < GROUPS[g].n; k++) {
+        const sm_linear i = GROUPS[g].lin[k];
+        sm_gptq_result *r = &lin[i].res;
+        const int64_t rows = r->rows, cols = r->cols;
+        const int rg = row_group_of(i);
+        const float *cs_ = A->s[g], *rs = rg >= 0 ? A->s[rg] : NULL;
+        lin[i].awq_col_scale = cs_;
+        lin[i].awq_row_scale = rs;
+        float *e = A->eff[i] = malloc(sizeof(float) * (size_t)(rows * cols));
+        float *ws = malloc(sizeof(float) * (size_t)(rows * cols)), *qs = malloc(sizeof(float) * (size_t)(rows * cols));
+        if (!e || !ws || !qs) {
+            free(ws);
+            free(qs);
+            return sm_error("out of memory");
+        }
+        /* loss in the basis of the scaled inputs, outputs unscaled: (W diag s) vs diag(rs) deq */
+        for (int64_t a = 0; a < rows; a++)
+            for (int64_t c = 0; c < cols; c++) {
+                const float d = r->deq[a * cols + c] * (rs ? rs[a] : 1.0f);
+                qs[a * cols + c] = d;
+                ws[a * cols + c] = A->W0[i][a * cols + c] * (cs_ ? cs_[c] : 1.0f);
+                e[a * cols + c] = cs_ ? d / cs_[c] : d;
+            }
+        int rc = 0;
+        if (!o->q.skip_loss) rc = sm_gptq_proxy_loss(Hs, cols, ws, qs, rows, &lr->loss_gptq[i]);
+        free(ws);
+        free(qs);
+        if (rc) return -1;
+    }
     return 0;
 }
 
@@ -192,6 +383,10 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
     const sm_hparams *hp = sm_model_hparams(m);
     const int64_t E = hp->n_embd, L = cs->seqlen, S = cs->n_samples, n_layer = hp->n_layer;
     if (S < 1 || L < 2) return sm_error("gptq: no calibration samples");
+    if (o->awq.enabled && o->q.device == SM_DEVICE_CUDA)
+        return sm_error("awq: --device cuda is not supported (the AWQ searches run on the CPU only)");
+    if (o->awq.enabled && !o->types)
+        return sm_error("awq: the Hugging Face integer grid (--to hf) is not supported; use --to gguf:RECIPE");
     const uint64_t act_floats = (uint64_t)S * (uint64_t)L * (uint64_t)E;
     if (act_floats > ((uint64_t)1 << 40)) return sm_error("gptq: %lld samples of %lld tokens are too many", (long long)S, (long long)L);
     rep->n_layer = n_layer;
@@ -238,8 +433,21 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
         if (cap.gpu && sm_model_cuda_block_load(m, l, cap.gpu, (const float *const *)W)) goto done;
         cap.layer = l;
         sm_hessian *h[N_GROUPS] = {0};
+        awq_layer A;
+        memset(&A, 0, sizeof A);
         int lrc = 0;
-        if (o->no_true_sequential) {
+        if (o->awq.enabled) lrc = awq_prepare(m, ctx, &cap, l, x, cs, o, W, &A, lr);
+        if (lrc) {
+        } else if (o->awq.enabled && (!o->awq.then_gptq || o->no_true_sequential)) {
+            /* the AWQ pass's Hessians (of the block as it was) serve every group */
+            for (int g = 0; g < N_GROUPS && !lrc; g++) {
+                int64_t rows, cols;
+                lrc = sm_model_linear_shape(m, l, GROUPS[g].lin[0], &rows, &cols);
+                if (!lrc) lrc = quantize_group(m, l, g, A.Hs[g], cols, o, W, lin, lr);
+                if (!lrc) lrc = awq_finish(g, A.Hs[g], &A, lin, o, lr);
+                for (int k = 0; k < GROUPS[g].n && !lrc; k++) lrc = use_quantized(m, &cap, &ov, lin, GROUPS[g].lin[k], A.eff);
+            }
+        } else if (o->no_true_sequential) {
             /* one pass with the original weights collects every input, stopping before down */
             for (int g = 0; g < N_GROUPS && !lrc; g++) {
                 int64_t rows, cols;
@@ -248,8 +456,9 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
             }
             cap.stop_at = SM_IN_FFN_DOWN;
             if (!lrc) lrc = pass(m, ctx, &cap, l, NULL, x, cs, lr);
-            for (int g = 0; g < N_GROUPS && !lrc; g++) lrc = quantize_group(m, l, g, h[g], o, W, lin, lr);
-            for (int i = 0; i < SM_LIN_COUNT && !lrc; i++) lrc = use_quantized(m, &cap, &ov, lin, (sm_linear)i);
+            for (int g = 0; g < N_GROUPS && !lrc; g++)
+                lrc = quantize_group(m, l, g, sm_hessian_matrix(h[g]), sm_hessian_cols(h[g]), o, W, lin, lr);
+            for (int i = 0; i < SM_LIN_COUNT && !lrc; i++) lrc = use_quantized(m, &cap, &ov, lin, (sm_linear)i, NULL);
         } else {
             for (int g = 0; g < N_GROUPS && !lrc; g++) {
                 int64_t rows, cols;
@@ -258,21 +467,39 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
                 cap.stop_at = GROUPS[g].in;
                 if (!lrc) lrc = pass(m, ctx, &cap, l, &ov, x, cs, lr);
                 cap.h[GROUPS[g].in] = NULL;
-                if (!lrc) lrc = quantize_group(m, l, g, h[g], o, W, lin, lr);
-                for (int k = 0; k < GROUPS[g].n && !lrc; k++) lrc = use_quantized(m, &cap, &ov, lin, GROUPS[g].lin[k]);
+                const double *H = lrc ? NULL : sm_hessian_matrix(h[g]);
+                if (!lrc && o->awq.enabled) {
+                    /* AWQ + GPTQ: the Hessian of the scaled inputs */
+                    double *Hs = H ? scaled_hessian(H, cols, A.s[g]) : NULL;
+                    lrc = quantize_group(m, l, g, Hs, cols, o, W, lin, lr);
+                    if (!lrc) lrc = awq_finish(g, Hs, &A, lin, o, lr);
+                    free(Hs);
+                } else if (!lrc) {
+                    lrc = quantize_group(m, l, g, H, cols, o, W, lin, lr);
+                }
+                for (int k = 0; k < GROUPS[g].n && !lrc; k++)
+                    lrc = use_quantized(m, &cap, &ov, lin, GROUPS[g].lin[k], A.eff);
                 sm_hessian_free(h[g]);
                 h[g] = NULL;
             }
         }
         for (int g = 0; g < N_GROUPS; g++) sm_hessian_free(h[g]);
         memset(cap.h, 0, sizeof cap.h);
-        if (lrc) goto done;
+        if (lrc) {
+            awq_layer_free(&A);
+            goto done;
+        }
         /* the quantized block's outputs are the next block's inputs */
         cap.stop_at = SM_IN_COUNT;
-        if (pass(m, ctx, &cap, l, &ov, x, cs, lr)) goto done;
-        if (o->sink && o->sink(o->sink_user, l, lin)) goto done;
+        const int prc = pass(m, ctx, &cap, l, &ov, x, cs, lr);
+        const int src = prc ? -1 : o->sink ? o->sink(o->sink_user, l, lin) : 0;
+        awq_layer_free(&A);
+        if (prc || src) goto done;
         sm_model_release_layer(m, l);
-        for (int i = 0; i < SM_LIN_COUNT; i++) sm_gptq_result_free(&lin[i].res);
+        for (int i = 0; i < SM_LIN_COUNT; i++) {
+            sm_gptq_result_free(&lin[i].res);
+            lin[i].awq_col_scale = lin[i].awq_row_scale = NULL;
+        }
         lr->seconds = sm_now() - t0;
         if (o->on_layer) o->on_layer(o->on_layer_user, l, n_layer, lr);
     }

@@ -20,6 +20,10 @@ extern const sm_command sm_cmd_convert, sm_cmd_inspect, sm_cmd_quantize, sm_cmd_
 extern const sm_command sm_cmd_ppl, sm_cmd_generate;
 extern const sm_command sm_cmd_imatrix, sm_cmd_gptq;
 extern const sm_command sm_cmd_manifest, sm_cmd_pack, sm_cmd_unpack, sm_cmd_verify;
+extern const sm_command sm_cmd_awq;
+/* `smelt gptq` and `smelt awq` (cli/cmd_gptq.c): awq_cmd selects AWQ (round-to-nearest after the
+ * scaling unless --gptq) and its option set. */
+int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv);
 
 /* ---- the option table every command parses its arguments with (cli_parse) ----
  * An entry names one option in all its spellings, space-separated ("-o --outfile --output");

@@ -64,6 +64,9 @@ static const char USAGE[] =
     "  --no-importance     gguf: fit block scales with ggml's plain rule, not weighted by diag(H)\n"
     "  --no-true-sequential  all Hessians of a block from the unquantized block\n"
     "  --no-loss           skip the loss report (saves a round-to-nearest pass per linear)\n"
+    "  --awq               AWQ scaling and clipping first (see smelt help awq; gguf targets, CPU),\n"
+    "                      then GPTQ on the scaled weights; --awq-grid, --awq-alpha, --no-clip\n"
+    "                      as in smelt awq\n"
     "\n"
     "  --device cpu|cuda   where the work runs (default cpu): cuda runs each block's forward\n"
     "                      passes over the samples, accumulates the Hessians, factors H^-1 and\n"
@@ -85,6 +88,7 @@ static const char *const LIN_NAMES[SM_LIN_COUNT] = {"q", "k", "v", "o", "gate", 
 typedef struct layer_progress {
     sm_progress bar; /* over the layers, on a terminal */
     bool lines;      /* a line per layer too (not with --json) */
+    const char *name, *method;
 } layer_progress;
 
 static void on_layer(void *user, int64_t layer, int64_t n_layer, const sm_gptq_layer_report *r) {
@@ -96,18 +100,24 @@ static void on_layer(void *user, int64_t layer, int64_t n_layer, const sm_gptq_l
     }
     if (lp->lines) {
         sm_progress_clear(&lp->bar);
-        fprintf(stderr, "gptq: layer %lld/%lld  %.2f s  loss rtn %.4g -> gptq %.4g\n", (long long)layer + 1,
-                (long long)n_layer, r->seconds, rtn, gptq);
+        fprintf(stderr, "%s: layer %lld/%lld  %.2f s  loss rtn %.4g -> %s %.4g\n", lp->name, (long long)layer + 1,
+                (long long)n_layer, r->seconds, rtn, lp->method, gptq);
     }
     lp->bar.done = (uint64_t)layer + 1;
     sm_progress_note(&lp->bar, "layer %lld/%lld", (long long)layer + 1, (long long)n_layer);
 }
 
-static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, const char *calib, const char *out,
-                          const char *target, sm_device device, double total_s, int threads) {
+static const char *method_name(const sm_gptq_run_opts *ro) {
+    return !ro->awq.enabled ? "gptq" : ro->awq.then_gptq ? "awq+gptq" : "awq";
+}
+
+static cJSON *report_json(const char *cmd, const sm_gptq_run_opts *ro, const sm_gptq_run_report *rep, const char *model,
+                          const char *calib, const char *out, const char *target, double total_s, int threads) {
     const char *ins[2] = {model, calib};
-    cJSON *j = cli_report_new("gptq", ins, 2, out);
+    const sm_device device = ro->q.device;
+    cJSON *j = cli_report_new(cmd, ins, 2, out);
     cJSON_AddStringToObject(j, "target", target);
+    cJSON_AddStringToObject(j, "method", method_name(ro));
     cJSON_AddNumberToObject(j, "samples", (double)rep->n_samples);
     cJSON_AddNumberToObject(j, "seqlen", (double)rep->seqlen);
     cJSON_AddNumberToObject(j, "activation_bytes", (double)rep->activation_bytes);
@@ -126,6 +136,12 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, cons
         cJSON_AddNumberToObject(lj, "forward_seconds", r->seconds_forward);
         cJSON_AddNumberToObject(lj, "hessian_seconds", r->seconds_hessian);
         cJSON_AddNumberToObject(lj, "quantize_seconds", r->seconds_quantize);
+        if (ro->awq.enabled) {
+            cJSON_AddNumberToObject(lj, "awq_seconds", r->seconds_awq);
+            cJSON *al = cJSON_AddArrayToObject(lj, "awq_alpha");
+            for (int g = 0; g < 4; g++)
+                cJSON_AddItemToArray(al, r->awq_alpha[g] < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(r->awq_alpha[g]));
+        }
         cJSON *lins = cJSON_AddArrayToObject(lj, "linears");
         for (int i = 0; i < SM_LIN_COUNT; i++) {
             cJSON *x = cJSON_CreateObject();
@@ -146,8 +162,12 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, cons
     return j;
 }
 
-static int run(int argc, char **argv) {
+int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     const char *calib = NULL, *target = NULL, *device = "cpu";
+    const char *name = cmd->name;
+    bool awq_flag = false, gptq_flag = false;
+    double awq_alpha = -1;
+    long awq_grid = 20;
     cli_common com = {0};
     cli_output oo = {0};
     sm_sink_opts sink = {0};
@@ -155,6 +175,7 @@ static int run(int argc, char **argv) {
     sm_calib_opts co = {.n_samples = 128, .seqlen = 2048};
     sm_gptq_run_opts ro = {0};
     sm_gptq_opts_default(&ro.q);
+    sm_awq_opts_default(&ro.awq);
     ro.q.skip_loss = false;
     long samples = co.n_samples, seqlen = co.seqlen, seed = 0, bits = ro.q.bits, group = ro.q.group_size,
          block = ro.q.block_size;
@@ -180,12 +201,16 @@ static int run(int argc, char **argv) {
         {"--no-loss", CLI_FLAG, &ro.q.skip_loss, 0, 0, NULL},
         {"--device", CLI_STR, &device, 0, 0, NULL},
         CLI_OPT_SPLIT(oo), CLI_OPT_MANIFEST(oo),
+        {awq_cmd ? "--gptq" : "--awq", CLI_FLAG, awq_cmd ? &gptq_flag : &awq_flag, 0, 0, NULL},
+        {"--awq-grid", CLI_LONG, &awq_grid, 2, 1000, NULL},
+        {"--awq-alpha", CLI_DOUBLE, &awq_alpha, 0, 0, NULL},
+        {"--no-clip", CLI_FLAG, &ro.awq.no_clip, 0, 0, NULL},
         {0},
     };
     const char *pos[1];
     int npos = 0;
-    int prc = cli_parse(&sm_cmd_gptq, NULL, argc, argv, opts, pos, 1, &npos);
-    if (prc || (prc = cli_output_setup(&sm_cmd_gptq, &oo, &sink))) return prc;
+    int prc = cli_parse(cmd, NULL, argc, argv, opts, pos, 1, &npos);
+    if (prc || (prc = cli_output_setup(cmd, &oo, &sink))) return prc;
     ro.output = &sink;
     const char *model = npos ? pos[0] : NULL, *out = com.out, *model_arg = model;
     bool json = com.json, quiet = com.quiet;
@@ -198,34 +223,44 @@ static int run(int argc, char **argv) {
     ro.q.damp = damp;
     if (asym) ro.q.sym = false;
     if (no_importance) ro.q.use_importance = false;
-    if (!model) return cli_usage_error(&sm_cmd_gptq, "expected MODEL");
-    if (!calib) return cli_usage_error(&sm_cmd_gptq, "expected --calib FILE");
-    if (!out) return cli_usage_error(&sm_cmd_gptq, "expected -o OUT");
-    if (!target) return cli_usage_error(&sm_cmd_gptq, "expected --to gguf:RECIPE or --to hf");
+    if (!model) return cli_usage_error(cmd, "expected MODEL");
+    if (!calib) return cli_usage_error(cmd, "expected --calib FILE");
+    if (!out) return cli_usage_error(cmd, "expected -o OUT");
+    if (!target) return cli_usage_error(cmd, "expected --to gguf:RECIPE or --to hf");
     const bool to_hf = !strcmp(target, "hf");
     if (!to_hf && strncmp(target, "gguf:", 5))
-        return cli_usage_error(&sm_cmd_gptq, "--to expects gguf:RECIPE or hf, got '%s'", target);
+        return cli_usage_error(cmd, "--to expects gguf:RECIPE or hf, got '%s'", target);
     if (ro.q.bits != 2 && ro.q.bits != 3 && ro.q.bits != 4 && ro.q.bits != 8)
-        return cli_usage_error(&sm_cmd_gptq, "--bits expects 2, 3, 4 or 8");
-    if (ro.q.group_size == 0 || ro.q.group_size < -1) return cli_usage_error(&sm_cmd_gptq, "--group expects N > 0 or -1");
-    if (!(ro.q.damp >= 0.0 && ro.q.damp < 1e6)) return cli_usage_error(&sm_cmd_gptq, "--damp expects a number >= 0");
+        return cli_usage_error(cmd, "--bits expects 2, 3, 4 or 8");
+    if (ro.q.group_size == 0 || ro.q.group_size < -1) return cli_usage_error(cmd, "--group expects N > 0 or -1");
+    if (!(ro.q.damp >= 0.0 && ro.q.damp < 1e6)) return cli_usage_error(cmd, "--damp expects a number >= 0");
     if (!to_hf && ro.q.act_order)
-        return cli_usage_error(&sm_cmd_gptq, "--act-order needs --to hf: GGUF blocks hold consecutive columns");
+        return cli_usage_error(cmd, "--act-order needs --to hf: GGUF blocks hold consecutive columns");
     if (!to_hf) {
-        const int rrc = cli_check_recipe(&sm_cmd_gptq, "gguf:", target + 5);
+        const int rrc = cli_check_recipe(cmd, "gguf:", target + 5);
         if (rrc) return rrc;
     }
     const char *inputs[] = {model, calib};
-    const int orc = cli_check_output("gptq", "-o", out, to_hf, inputs, 2);
+    ro.awq.enabled = awq_cmd || awq_flag;
+    ro.awq.then_gptq = !awq_cmd || gptq_flag;
+    ro.awq.n_grid = (int)awq_grid;
+    ro.awq.force_alpha = awq_alpha;
+    if (awq_alpha != -1 && !(awq_alpha >= 0 && awq_alpha <= 1))
+        return cli_usage_error(cmd, "--awq-alpha expects a number in [0, 1]");
+    if (ro.awq.enabled && to_hf)
+        return cli_usage_error(cmd, "AWQ into --to hf (AutoAWQ checkpoints) is not implemented yet; use --to gguf:RECIPE");
+    if (ro.awq.enabled && strcmp(device, "cpu"))
+        return cli_usage_error(cmd, "AWQ runs on the CPU only: --device %s is not supported", device);
+    const int orc = cli_check_output(name, "-o", out, to_hf, inputs, 2);
     if (orc) return orc;
-    const int drc = cli_device(&sm_cmd_gptq, device, &ro.q.device);
+    const int drc = cli_device(cmd, device, &ro.q.device);
     if (drc) return drc;
     const bool model_is_dir = sm_is_dir(model);
-    if (to_hf && !model_is_dir) return cli_fail("gptq", "--to hf needs a Hugging Face model directory as MODEL");
+    if (to_hf && !model_is_dir) return cli_fail(name, "--to hf needs a Hugging Face model directory as MODEL");
     if (to_hf && (sink.split_max_bytes || sink.split_max_tensors))
-        return cli_usage_error(&sm_cmd_gptq, "--split-max-size / --split-max-tensors apply to --to gguf:RECIPE only");
+        return cli_usage_error(cmd, "--split-max-size / --split-max-tensors apply to --to gguf:RECIPE only");
     const int threads = cli_common_apply(&com);
-    layer_progress lp = {.lines = !quiet && !json};
+    layer_progress lp = {.lines = !quiet && !json, .name = name, .method = method_name(&ro)};
     if (!quiet) {
         ro.on_layer = on_layer;
         ro.on_layer_user = &lp;
@@ -248,7 +283,7 @@ static int run(int argc, char **argv) {
         goto done;
     const int64_t n_ctx_train = sm_model_hparams(m)->n_ctx_train;
     if (!seqlen_given && n_ctx_train > 0 && co.seqlen > n_ctx_train) co.seqlen = n_ctx_train;
-    if (seqlen_given) cli_warn_ctx("gptq", "--seqlen", co.seqlen, n_ctx_train);
+    if (seqlen_given) cli_warn_ctx(name, "--seqlen", co.seqlen, n_ctx_train);
     if (sm_calib_cut(ids, n_ids, bos, &co, &cs)) goto done;
     char calib_hash[24];
     {
@@ -265,20 +300,20 @@ static int run(int argc, char **argv) {
     ro.provenance.seed = co.seed;
     ro.provenance.in_order = co.in_order;
     if (!quiet)
-        fprintf(stderr, "gptq: %lld samples x %lld tokens (%s) from %zu tokens of %s\n", (long long)cs.n_samples,
+        fprintf(stderr, "%s: %lld samples x %lld tokens (%s) from %zu tokens of %s\n", name, (long long)cs.n_samples,
                 (long long)cs.seqlen, co.in_order ? "in order" : "random windows", n_ids, calib);
-    sm_progress_begin(&lp.bar, "gptq", (uint64_t)sm_model_hparams(m)->n_layer, !ro.on_layer);
+    sm_progress_begin(&lp.bar, name, (uint64_t)sm_model_hparams(m)->n_layer, !ro.on_layer);
     rc = to_hf ? sm_gptq_write_hf(m, model, &cs, out, &ro, &rep)
                : sm_gptq_write_gguf(m, model, &cs, target + 5, out, &ro, &rep);
     if (rc) sm_progress_clear(&lp.bar), lp.bar.enabled = false;
     sm_progress_end(&lp.bar);
     if (!rc && oo.manifest) {
         const char *src[1] = {model};
-        cJSON *prov = cli_output_provenance(&oo, "gptq", argc, argv, src, 1);
+        cJSON *prov = cli_output_provenance(&oo, name, argc, argv, src, 1);
         if (prov) {
             if (!to_hf) cJSON_AddStringToObject(prov, "recipe", target + 5);
             cJSON *meth = cJSON_AddObjectToObject(prov, "method");
-            cJSON_AddStringToObject(meth, "name", "gptq");
+            cJSON_AddStringToObject(meth, "name", method_name(&ro));
             cJSON_AddStringToObject(meth, "target", target);
             cJSON_AddNumberToObject(meth, "samples", (double)cs.n_samples);
             cJSON_AddNumberToObject(meth, "seqlen", (double)cs.seqlen);
@@ -301,16 +336,16 @@ static int run(int argc, char **argv) {
                 prov = NULL;
             }
         }
-        rc = cli_output_finish("gptq", &oo, out, prov) ? 1 : 0;
+        rc = cli_output_finish(name, &oo, out, prov) ? 1 : 0;
         if (rc) sm_clear_error(), rc = 2; /* already reported */
     }
 done:
     if (rc == 2) rc = 1;
-    else if (rc) cli_fail_last("gptq");
-    else if (json) cli_report_print(report_json(&rep, model_arg, calib, out, target, ro.q.device, sm_now() - t0, threads), out);
+    else if (rc) cli_fail_last(name);
+    else if (json) cli_report_print(report_json(name, &ro, &rep, model_arg, calib, out, target, sm_now() - t0, threads), out);
     else if (!quiet) {
         char b1[32], b2[32];
-        cli_summary("gptq", out, sm_now() - t0, "%s, %s, %lld samples x %lld tokens, %s", target,
+        cli_summary(name, out, sm_now() - t0, "%s, %s, %lld samples x %lld tokens, %s", target,
                     cli_count(b1, sizeof b1, (long long)rep.n_layer, "layer"), (long long)rep.n_samples, (long long)rep.seqlen,
                     cli_bytes(b2, sizeof b2, (double)cli_path_bytes(out)));
     }
@@ -321,5 +356,7 @@ done:
     sm_model_free(m);
     return rc ? 1 : 0;
 }
+
+static int run(int argc, char **argv) { return cli_gptq_main(&sm_cmd_gptq, false, argc, argv); }
 
 const sm_command sm_cmd_gptq = {"gptq", "GPTQ quantization over a calibration text (GGUF or HF GPTQ)", USAGE, run};

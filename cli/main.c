@@ -15,6 +15,7 @@ static const sm_command *const COMMANDS[] = {
     &sm_cmd_generate,
     &sm_cmd_imatrix,
     &sm_cmd_gptq,
+    &sm_cmd_awq,
     &sm_cmd_manifest,
     &sm_cmd_pack,
     &sm_cmd_unpack,

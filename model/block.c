@@ -4,6 +4,7 @@
  * quantize some of its linears, run it again with them, and so on). */
 #include "runtime_internal.h"
 
+#include "arch_internal.h"
 #include "kernels/kernels.h"
 
 #include <string.h>
@@ -39,6 +40,21 @@ const char *sm_model_linear_tensor(const sm_model *m, sm_linear l, int64_t *row0
     case SM_LIN_UP: *row0 = m->hp.n_ff; return "ffn_up";
     default: return sm_linear_gguf_name(l);
     }
+}
+
+const float *sm_model_block_vector(const sm_model *m, int64_t layer, const char *name, int64_t *n) {
+    if (layer < 0 || layer >= m->hp.n_layer) return NULL;
+    for (size_t i = 0; i < SM_N_BLOCK_TENSORS; i++) {
+        const sm_block_tensor *t = &SM_BLOCK_TENSORS[i];
+        const size_t k = strlen(t->gguf);
+        if (t->cols != SM_DIM_NONE || !sm_block_tensor_present(&m->hp, t) || sm_block_tensor_other_arch(&m->hp, t) ||
+            strncmp(name, t->gguf, k) || strcmp(name + k, t->bias ? ".bias" : ".weight"))
+            continue;
+        const float *v = *(float *const *)((const char *)&m->layers[layer] + t->off);
+        *n = sm_dim_size(&m->hp, t->rows);
+        return v;
+    }
+    return NULL;
 }
 
 static const sm_weight *linear(const sm_layer_weights *L, sm_linear which) {

@@ -340,6 +340,11 @@ int sm_model_prepare_layer(const sm_model *m, int64_t layer);
 /* Token embeddings of n tokens, token-major: x[t*n_embd + f]. */
 int sm_model_embed(const sm_model *m, const int32_t *tokens, int64_t n, float *x);
 
+/* The floats the runtime uses for block `layer`'s 1-D tensor (a norm weight or a bias) named as
+ * in GGUF after "blk.N." ("attn_norm.weight", "attn_v.bias"), *n its length; NULL if the model
+ * has no such tensor. */
+const float *sm_model_block_vector(const sm_model *m, int64_t layer, const char *name, int64_t *n);
+
 /* Replacement weights for one block's linears: rows x cols floats row-major in the layout
  * sm_model_linear_f32 gives; NULL keeps the model's own weight. */
 typedef struct sm_block_override {
