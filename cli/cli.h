@@ -17,7 +17,7 @@ typedef struct sm_command {
 /* Each subcommand lives in cli/cmd_<name>.c and defines one of these. */
 extern const sm_command sm_cmd_convert, sm_cmd_inspect, sm_cmd_quantize, sm_cmd_lora, sm_cmd_tokenize;
 extern const sm_command sm_cmd_ppl, sm_cmd_generate;
-extern const sm_command sm_cmd_imatrix, sm_cmd_gptq;
+extern const sm_command sm_cmd_imatrix, sm_cmd_gptq, sm_cmd_sweep;
 
 /* ---- the option table every command parses its arguments with (cli_parse) ----
  * An entry names one option in all its spellings, space-separated ("-o --outfile --output");

@@ -14,6 +14,7 @@ static const sm_command *const COMMANDS[] = {
     &sm_cmd_generate,
     &sm_cmd_imatrix,
     &sm_cmd_gptq,
+    &sm_cmd_sweep,
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
