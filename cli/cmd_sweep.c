@@ -44,7 +44,8 @@ static const char USAGE[] =
     "                      --target-bpw), for each method\n"
     "  -c, --ctx N         tokens per chunk for ppl, imatrix and GPTQ samples (default 512)\n"
     "  --chunks N          evaluate only the first N chunks of TEXT\n"
-    "  --samples N         GPTQ calibration samples (default 64)\n"
+    "  --calib-chunks N    imatrix from only the first N chunks of the calibration text\n"
+    "  --samples N         GPTQ calibration samples of --ctx tokens (default 64)\n"
     "  -j, --jobs N        artifacts built side by side (default 1); the threads are shared\n"
     "  --keep              keep the quantized GGUFs in DIR (default: deleted once measured)\n"
     "  -o, --outfile DIR   the output directory (created if needed)\n"
@@ -103,6 +104,7 @@ static pid_t spawn(const child_cmd *c, const char *out_path, const char *log_pat
     snprintf(th, sizeof th, "%d", threads);
     setenv("SMELT_THREADS", th, 1);
     setenv("OMP_NUM_THREADS", th, 1);
+    setenv("OMP_WAIT_POLICY", "passive", 0); /* side-by-side children must not spin on each other's cores */
     execv("/proc/self/exe", (char *const *)c->argv);
     _exit(127);
 }
@@ -203,7 +205,7 @@ static int64_t file_size(const char *p) {
 typedef struct sweep {
     sweep_info in;
     const char *dir, *calib, *eval;
-    long n_ctx, n_chunks, samples;
+    long n_ctx, n_chunks, calib_chunks, samples;
     int child_threads;
     bool keep, quiet, lines;
     char key_base[1024];
@@ -325,7 +327,7 @@ static int prepare(sweep *s, const char *model, bool need_imatrix, int threads) 
     if (!need_imatrix) return 0;
     in_dir(s, s->imatrix, sizeof s->imatrix, "%s", "imatrix.gguf");
     char key[1400];
-    snprintf(key, sizeof key, "%s|calib %s %s", s->key_base, s->calib, st_calib);
+    snprintf(key, sizeof key, "%s|calib %s %s|calib chunks %ld", s->key_base, s->calib, st_calib, s->calib_chunks);
     m = manifest_match(s, "imatrix", key);
     if (m && sm_is_file(s->imatrix)) {
         say(s, "imatrix: %s is up to date (reused)", s->imatrix);
@@ -334,7 +336,9 @@ static int prepare(sweep *s, const char *model, bool need_imatrix, int threads) 
         child_result r;
         cmd_add(&c, "smelt"), cmd_add(&c, "imatrix"), cmd_add(&c, "%s", s->in.base_file), cmd_add(&c, "--text");
         cmd_add(&c, "%s", s->calib), cmd_add(&c, "--ctx"), cmd_add(&c, "%ld", s->n_ctx), cmd_add(&c, "-o");
-        cmd_add(&c, "%s", s->imatrix), cmd_add(&c, "--json"), cmd_add(&c, "--quiet");
+        cmd_add(&c, "%s", s->imatrix);
+        if (s->calib_chunks) cmd_add(&c, "--chunks"), cmd_add(&c, "%ld", s->calib_chunks);
+        cmd_add(&c, "--json"), cmd_add(&c, "--quiet");
         in_dir(s, out, sizeof out, "logs/%s.json", "imatrix");
         in_dir(s, log, sizeof log, "logs/%s.log", "imatrix");
         if (run_one(&c, out, log, threads, "the importance matrix", &r)) return cJSON_Delete(m), -1;
@@ -531,7 +535,7 @@ static int run(int argc, char **argv) {
     cli_common com = {0};
     const char *eval = NULL, *calib = NULL, *recipes_s = "Q2_K,Q3_K_S,Q3_K_M,Q4_0,Q4_K_S,Q4_K_M,Q5_K_M,Q6_K";
     const char *methods_s = NULL, *targets_s = NULL;
-    long n_ctx = 512, n_chunks = 0, samples = 64, jobs = 1;
+    long n_ctx = 512, n_chunks = 0, calib_chunks = 0, samples = 64, jobs = 1;
     bool keep = false;
     const cli_option opts[] = {
         CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com),
@@ -542,6 +546,7 @@ static int run(int argc, char **argv) {
         {"--target-bpw", CLI_STR, &targets_s, 0, 0, NULL},
         {"-c --ctx", CLI_LONG, &n_ctx, 16, 1 << 20, NULL},
         {"--chunks", CLI_LONG, &n_chunks, 1, 1L << 30, NULL},
+        {"--calib-chunks", CLI_LONG, &calib_chunks, 1, 1L << 30, NULL},
         {"--samples", CLI_LONG, &samples, 1, 1 << 20, NULL},
         {"-j --jobs", CLI_LONG, &jobs, 1, 256, NULL},
         {"--keep", CLI_FLAG, &keep, 0, 0, NULL},
@@ -635,6 +640,7 @@ static int run(int argc, char **argv) {
         rep = cli_report_new("sweep", ins, 3, dir);
     }
     sweep s = {.dir = dir, .eval = eval, .calib = calib, .n_ctx = n_ctx, .n_chunks = n_chunks, .samples = samples,
+               .calib_chunks = calib_chunks,
                .keep = keep, .quiet = com.quiet, .lines = !com.quiet && !com.json};
     s.in = (sweep_info){.model = model, .eval = eval, .calib = calib, .dir = dir, .n_ctx = n_ctx,
                         .version = cJSON_GetObjectItem(rep, "smelt_version")->valuestring};

@@ -263,7 +263,7 @@ char *sweep_svg(const sweep_info *in, const sweep_row *rows, size_t n) {
         sb_esc(&b, r->command);
         sb_printf(&b, "</title>");
         marker(&b, st, x, y, r->target_bpw > 0);
-        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"%s\">", x + 8, y + 3.5 + (st - 1) * 3.0, STYLE[st].colour);
+        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"%s\">", x + 8, y + 3.5 + (st - 1) * 11.0, STYLE[st].colour);
         sb_esc(&b, r->recipe[0] ? r->recipe : r->name);
         sb_printf(&b, "</text></g>\n");
     }

@@ -49,6 +49,7 @@ run generate - generate "$KJV" --prompt "In the beginning" -n 4
 run generate - generate "$KJV" -n 4 --ids
 run imatrix im.gguf imatrix a.gguf --text "$TEXT" --ctx 64 --chunks 2 -o im.gguf
 run gptq g.gguf gptq a.gguf --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32 -o g.gguf
+run sweep sw sweep a.gguf --eval "$TEXT" --calib "$TEXT" --recipes Q4_0 --methods rtn,imatrix --ctx 64 --chunks 2 --calib-chunks 2 -o sw
 run inspect - inspect q.gguf
 run inspect - inspect "$KJV"
 run "inspect --diff" - inspect a.gguf q.gguf --diff
