@@ -68,6 +68,12 @@ typedef struct sm_quantize_opts {
     const char *token_embd_type;    /* NULL: by the recipe (--token-embedding-type) */
     const char *const *tensor_types; size_t n_tensor_types; /* "REGEX=TYPE" */
     const char *const *keep;         size_t n_keep;         /* "REGEX" */
+    /* exact per-tensor types (a size-targeted mixture, calib.h sm_target_plan), applied after
+     * the recipe and the rules: tensor plan_names[i] gets plan_types[i] */
+    const char *const *plan_names; const sm_type *plan_types; size_t n_plan;
+    /* called once before the header is written, to add metadata (NULL: none) */
+    void (*add_metadata)(void *user, sm_gguf_writer *w);
+    void *add_metadata_user;
 } sm_quantize_opts;
 
 typedef struct sm_quantize_report {
