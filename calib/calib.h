@@ -267,6 +267,13 @@ typedef struct sm_gptq_run_opts {
      * may take ownership of lin[i].res by zeroing it). May be NULL. */
     int (*sink)(void *user, int64_t layer, sm_gptq_linear *lin);
     void *sink_user;
+    /* sm_gptq_write_gguf: exact per-tensor types (a size-targeted mixture, sm_target_plan) applied
+     * after the recipe, and a metadata hook called before the header is written (both optional) */
+    const char *const *plan_names;
+    const sm_type *plan_types;
+    size_t n_plan;
+    void (*add_metadata)(void *user, sm_gguf_writer *w);
+    void *add_metadata_user;
     /* Called with each block's report when it is done (progress). May be NULL. */
     void (*on_layer)(void *user, int64_t layer, int64_t n_layer, const sm_gptq_layer_report *r);
     void *on_layer_user;

@@ -149,6 +149,8 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
         const sm_tensor *t = tensor(&j, i);
         bool fb = false;
         j.types[i] = sm_recipe_tensor_type(&plan, t->name, t->n_dims, t->shape, t->type, &fb);
+        for (size_t k = 0; k < ro->n_plan; k++)
+            if (!strcmp(ro->plan_names[k], t->name)) j.types[i] = ro->plan_types[k];
         j.layer[i] = block_of(m, t->name, &j.linear[i]);
         if (j.layer[i] >= hp->n_layer) {
             sm_error("%s: tensor %s: the model has %lld blocks", src_path, t->name, (long long)hp->n_layer);
@@ -188,6 +190,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     }
     if (j.hf) sm_hf_source_set_quantized_metadata(j.hf, j.w, (uint32_t)recipe->ftype);
     else sm_gguf_set_quantized_metadata(j.w, j.g, (uint32_t)recipe->ftype);
+    if (ro->add_metadata) ro->add_metadata(ro->add_metadata_user, j.w);
     if (ro->provenance.calib_file) { /* how it was made */
         sm_gguf_set_str(j.w, "quantize.method", "gptq");
         sm_gguf_set_str(j.w, "quantize.smelt_version", SM_VERSION);

@@ -225,7 +225,9 @@ int sm_target_plan_make(const char *base_path, const sm_target_opts *o, sm_targe
     if (sm_model_load(base_path, NULL, &m) || sm_model_tokenizer(m, &tok) || sm_ppl_chunk_bos(tok, &bos) ||
         sm_calib_tokenize_file(tok, o->calib_path, false, &ids, &n_ids))
         goto done;
-    const int64_t n_ctx = o->n_ctx > 0 ? o->n_ctx : 512, n_chunks = o->n_chunks > 0 ? o->n_chunks : 8;
+    const int64_t n_ctx_train = sm_model_hparams(m)->n_ctx_train, n_chunks = o->n_chunks > 0 ? o->n_chunks : 8;
+    int64_t n_ctx = o->n_ctx > 0 ? o->n_ctx : 512;
+    if (n_ctx_train > 0 && n_ctx > n_ctx_train) n_ctx = n_ctx_train; /* the probes stay within the trained context */
     sm_imatrix_opts io = {.n_ctx = n_ctx, .n_chunks = n_chunks, .bos_id = bos, .process_output = true, .quiet = true,
                           .no_ppl = true};
     sm_imatrix_report irep;

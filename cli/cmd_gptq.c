@@ -6,6 +6,7 @@
 #include "calib/calib.h"
 #include "convert/convert.h"
 #include "formats/formats.h"
+#include "mixture.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "quantize/quantize.h"
@@ -35,6 +36,10 @@ static const char USAGE[] =
     "                      type Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K are GPTQ-quantized on that\n"
     "                      type's grid, others rounded to nearest with diag(H) as importance;\n"
     "                      embedding and output head as smelt quantize does them\n"
+    "  gguf                with --target-bpw / --target-size: a size-targeted mixture, each\n"
+    "                      tensor's type chosen as smelt quantize --target-bpw chooses it (per-tensor\n"
+    "                      KLD sensitivities on the calibration text; the table is printed and\n"
+    "                      kept in smelt.mixture.*), then GPTQ on those types' grids\n"
     "  hf                  a Hugging Face GPTQ checkpoint directory (qweight/qzeros/scales/g_idx,\n"
     "                      format \"gptq\"; other tensors F16; config.json quantization_config,\n"
     "                      with how it was made in its \"smelt\" object: calibration file and\n"
@@ -57,6 +62,8 @@ static const char USAGE[] =
     "  --static-groups     hf: group parameters fitted before GPTQ updates the weights\n"
     "  --damp X            dampening, X * mean(diag H) added to the diagonal (default 0.01)\n"
     "  --block N           lazy-batch width in columns (default 128)\n"
+    "  --target-bpw B      gguf: a mixture of B bits per weight (see gguf above)\n"
+    "  --target-size S     gguf: a mixture for a file of S bytes (4.2G binary, 4.2GB decimal)\n"
     "  --no-importance     gguf: fit block scales with ggml's plain rule, not weighted by diag(H)\n"
     "  --no-true-sequential  all Hessians of a block from the unquantized block\n"
     "  --no-loss           skip the loss report (saves a round-to-nearest pass per linear)\n"
@@ -96,7 +103,8 @@ static void on_layer(void *user, int64_t layer, int64_t n_layer, const sm_gptq_l
 }
 
 static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, const char *calib, const char *out,
-                          const char *target, sm_device device, double total_s, int threads) {
+                          const char *target, sm_device device, double total_s, int threads,
+                          const sm_target_plan *mixture) {
     const char *ins[2] = {model, calib};
     cJSON *j = cli_report_new("gptq", ins, 2, out);
     cJSON_AddStringToObject(j, "target", target);
@@ -134,6 +142,7 @@ static cJSON *report_json(const sm_gptq_run_report *rep, const char *model, cons
     }
     cJSON_AddNumberToObject(j, "loss_rtn", tot_rtn);
     cJSON_AddNumberToObject(j, "loss_gptq", tot_gptq);
+    if (mixture) cJSON_AddItemToObject(j, "mixture", cli_mixture_json(mixture));
     return j;
 }
 
@@ -147,7 +156,10 @@ static int run(int argc, char **argv) {
     ro.q.skip_loss = false;
     long samples = co.n_samples, seqlen = co.seqlen, seed = 0, bits = ro.q.bits, group = ro.q.group_size,
          block = ro.q.block_size;
-    double damp = ro.q.damp;
+    double damp = ro.q.damp, target_bpw = 0;
+    const char *target_size = NULL;
+    sm_target_opts to = {.kld_probes = true};
+    sm_target_plan plan = {0};
     const cli_option opts[] = {
         CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
         {"--calib -f --text", CLI_STR, &calib, 0, 0, NULL},
@@ -168,6 +180,8 @@ static int run(int argc, char **argv) {
         {"--no-true-sequential", CLI_FLAG, &ro.no_true_sequential, 0, 0, NULL},
         {"--no-loss", CLI_FLAG, &ro.q.skip_loss, 0, 0, NULL},
         {"--device", CLI_STR, &device, 0, 0, NULL},
+        {"--target-bpw", CLI_DOUBLE, &target_bpw, 0, 0, NULL},
+        {"--target-size", CLI_STR, &target_size, 0, 0, NULL},
         {0},
     };
     const char *pos[1];
@@ -189,7 +203,19 @@ static int run(int argc, char **argv) {
     if (!calib) return cli_usage_error(&sm_cmd_gptq, "expected --calib FILE");
     if (!out) return cli_usage_error(&sm_cmd_gptq, "expected -o OUT");
     if (!target) return cli_usage_error(&sm_cmd_gptq, "expected --to gguf:RECIPE or --to hf");
-    const bool to_hf = !strcmp(target, "hf");
+    const bool to_hf = !strcmp(target, "hf"), targeted = target_bpw != 0 || target_size;
+    if (targeted) {
+        if (to_hf) return cli_usage_error(&sm_cmd_gptq, "--target-bpw / --target-size need --to gguf");
+        if (target_bpw && target_size) return cli_usage_error(&sm_cmd_gptq, "give --target-bpw or --target-size, not both");
+        if (target_bpw && !(target_bpw >= 1.5 && target_bpw <= 16))
+            return cli_usage_error(&sm_cmd_gptq, "--target-bpw expects bits per weight in [1.5, 16]");
+        if (target_size && !(to.target_bytes = cli_parse_size(target_size)))
+            return cli_usage_error(&sm_cmd_gptq, "--target-size expects a size such as 4.2G, 300M or 123456, got '%s'", target_size);
+        if (!sm_gguf_is_file(model))
+            return cli_fail("gptq", "%s: a size-targeted mixture needs an F32/F16/BF16 GGUF (convert the checkpoint with "
+                                    "smelt convert first)", model);
+        if (!strcmp(target, "gguf")) target = "gguf:";
+    }
     if (!to_hf && strncmp(target, "gguf:", 5))
         return cli_usage_error(&sm_cmd_gptq, "--to expects gguf:RECIPE or hf, got '%s'", target);
     if (ro.q.bits != 2 && ro.q.bits != 3 && ro.q.bits != 4 && ro.q.bits != 8)
@@ -198,7 +224,7 @@ static int run(int argc, char **argv) {
     if (!(ro.q.damp >= 0.0 && ro.q.damp < 1e6)) return cli_usage_error(&sm_cmd_gptq, "--damp expects a number >= 0");
     if (!to_hf && ro.q.act_order)
         return cli_usage_error(&sm_cmd_gptq, "--act-order needs --to hf: GGUF blocks hold consecutive columns");
-    if (!to_hf) {
+    if (!to_hf && !(targeted && !target[5])) {
         const int rrc = cli_check_recipe(&sm_cmd_gptq, "gguf:", target + 5);
         if (rrc) return rrc;
     }
@@ -218,6 +244,22 @@ static int run(int argc, char **argv) {
     if (json) quiet = true; /* no other lines; the bar stays (on a terminal) */
 
     const double t0 = sm_now();
+    char recipe_buf[32] = "";
+    if (targeted) {
+        to.target_bpw = target_bpw;
+        to.calib_path = calib;
+        to.quiet = quiet;
+        if (sm_target_plan_make(model, &to, &plan)) return cli_fail_last("gptq");
+        ro.plan_names = plan.names;
+        ro.plan_types = plan.types;
+        ro.n_plan = plan.n;
+        ro.add_metadata = sm_target_write_metadata;
+        ro.add_metadata_user = &plan;
+        snprintf(recipe_buf, sizeof recipe_buf, "gguf:%s", target[5] ? target + 5 : cli_mixture_recipe(&plan));
+        target = recipe_buf;
+        if (!json) cli_mixture_print(&plan, stdout);
+        fflush(stdout);
+    }
     sm_model *m = NULL;
     const sm_tokenizer *tok = NULL;
     int32_t *ids = NULL, bos = -1;
@@ -259,7 +301,8 @@ static int run(int argc, char **argv) {
     sm_progress_end(&lp.bar);
 done:
     if (rc) cli_fail_last("gptq");
-    else if (json) cli_report_print(report_json(&rep, model_arg, calib, out, target, ro.q.device, sm_now() - t0, threads), out);
+    else if (json) cli_report_print(report_json(&rep, model_arg, calib, out, target, ro.q.device, sm_now() - t0, threads,
+                                                      targeted ? &plan : NULL), out);
     else if (!quiet) {
         char b1[32], b2[32];
         cli_summary("gptq", out, sm_now() - t0, "%s, %s, %lld samples x %lld tokens, %s", target,
@@ -267,6 +310,7 @@ done:
                     cli_bytes(b2, sizeof b2, (double)cli_path_bytes(out)));
     }
     sm_gptq_run_report_free(&rep);
+    sm_target_plan_free(&plan);
     sm_calib_set_free(&cs);
     free(ids);
     sm_model_free(m);

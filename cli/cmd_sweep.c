@@ -358,16 +358,16 @@ static void build_cmd(const sweep *s, const sweep_row *r, child_cmd *c) {
     const bool gptq = !strcmp(r->method, "gptq");
     if (gptq) {
         cmd_add(c, "gptq"), cmd_add(c, "%s", s->in.base_file), cmd_add(c, "--calib"), cmd_add(c, "%s", s->calib);
-        if (r->target_bpw > 0) cmd_add(c, "--to"), cmd_add(c, "gguf:Q4_K_M"), cmd_add(c, "--target-bpw"), cmd_add(c, "%.4g", r->target_bpw);
+        if (r->target_bpw > 0) cmd_add(c, "--to"), cmd_add(c, "gguf"), cmd_add(c, "--target-bpw"), cmd_add(c, "%.4g", r->target_bpw);
         else cmd_add(c, "--to"), cmd_add(c, "gguf:%s", r->recipe);
         cmd_add(c, "--samples"), cmd_add(c, "%ld", s->samples), cmd_add(c, "--seqlen"), cmd_add(c, "%ld", s->n_ctx);
         cmd_add(c, "-o"), cmd_add(c, "%s", r->file);
     } else {
         cmd_add(c, "quantize"), cmd_add(c, "%s", s->in.base_file), cmd_add(c, "%s", r->file);
-        if (r->target_bpw > 0) cmd_add(c, "Q4_K_M"), cmd_add(c, "--target-bpw"), cmd_add(c, "%.4g", r->target_bpw);
+        if (r->target_bpw > 0) cmd_add(c, "--target-bpw"), cmd_add(c, "%.4g", r->target_bpw);
         else cmd_add(c, "%s", r->recipe);
         if (!strcmp(r->method, "imatrix")) cmd_add(c, "--imatrix"), cmd_add(c, "%s", s->imatrix);
-        if (r->target_bpw > 0) cmd_add(c, "--calib"), cmd_add(c, "%s", s->calib ? s->calib : s->eval);
+        if (r->target_bpw > 0) cmd_add(c, "--calib"), cmd_add(c, "%s", s->calib);
     }
     cmd_add(c, "--json"), cmd_add(c, "--quiet");
 }
@@ -593,6 +593,10 @@ static int run(int argc, char **argv) {
                                  targets.v[i]);
             goto done;
         }
+    }
+    if (targets.n && !calib) {
+        rc = cli_usage_error(&sm_cmd_sweep, "--target-bpw needs --calib TEXT (the mixtures' sensitivities are measured on it)");
+        goto done;
     }
     if (sm_sniff_expect(model, SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_HF_DIR),
                         "an F32/F16/BF16 GGUF or a Hugging Face model directory", NULL)) {
