@@ -98,7 +98,8 @@ static uint64_t pick_all(sm_target_plan *p, double lambda) {
     return total;
 }
 
-static int solve(sm_target_plan *p) {
+/* The smallest and largest total of the candidates; an error when the budget is below the smallest. */
+static int reachable(const sm_target_plan *p, uint64_t *lo, uint64_t *hi) {
     uint64_t lo_bytes = 0, hi_bytes = 0;
     for (size_t i = 0; i < p->n; i++) {
         uint64_t mn = UINT64_MAX, mx = 0;
@@ -108,10 +109,18 @@ static int solve(sm_target_plan *p) {
         }
         lo_bytes += mn, hi_bytes += mx;
     }
+    *lo = lo_bytes, *hi = hi_bytes;
     const double all = (double)p->n_params;
     if (p->budget_bytes < lo_bytes)
         return sm_error("the budget (%.3f bpw) is below the smallest mixture of these types (%.3f bpw)",
                         8.0 * (double)(p->budget_bytes + p->fixed_bytes) / all, 8.0 * (double)(lo_bytes + p->fixed_bytes) / all);
+    return 0;
+}
+
+static int solve(sm_target_plan *p) {
+    uint64_t lo_bytes = 0, hi_bytes = 0;
+    if (reachable(p, &lo_bytes, &hi_bytes)) return -1;
+    const double all = (double)p->n_params;
     if (p->budget_bytes >= hi_bytes) {
         pick_all(p, 0);
     } else {
@@ -240,6 +249,10 @@ int sm_target_plan_make(const char *base_path, const sm_target_opts *o, sm_targe
         if (o->imatrix_path && sm_imatrix_for_tensor(&quant_im, o->imatrix_path, t->name, row, &w_q)) goto done;
         sm_clear_error();
         if (tensor_errors(t, w_err, w_q, &p->t[i])) goto done;
+    }
+    {
+        uint64_t lo, hi;
+        if (reachable(p, &lo, &hi)) goto done; /* before the probes' passes */
     }
     for (size_t i = 0; i < p->n; i++) /* the probe is the first (smallest) candidate */
         for (int c = 0; c < p->t[i].n_cand; c++) p->t[i].cand_loss[c] = p->t[i].cand_err[c];

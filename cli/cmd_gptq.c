@@ -64,6 +64,7 @@ static const char USAGE[] =
     "  --block N           lazy-batch width in columns (default 128)\n"
     "  --target-bpw B      gguf: a mixture of B bits per weight (see gguf above)\n"
     "  --target-size S     gguf: a mixture for a file of S bytes (4.2G binary, 4.2GB decimal)\n"
+    "  --sensitivity kld|imatrix, --probe-ctx N, --probe-chunks N  as in smelt quantize\n"
     "  --no-importance     gguf: fit block scales with ggml's plain rule, not weighted by diag(H)\n"
     "  --no-true-sequential  all Hessians of a block from the unquantized block\n"
     "  --no-loss           skip the loss report (saves a round-to-nearest pass per linear)\n"
@@ -157,7 +158,8 @@ static int run(int argc, char **argv) {
     long samples = co.n_samples, seqlen = co.seqlen, seed = 0, bits = ro.q.bits, group = ro.q.group_size,
          block = ro.q.block_size;
     double damp = ro.q.damp, target_bpw = 0;
-    const char *target_size = NULL;
+    const char *target_size = NULL, *sensitivity = "kld";
+    long probe_ctx = 512, probe_chunks = 8;
     sm_target_opts to = {.kld_probes = true};
     sm_target_plan plan = {0};
     const cli_option opts[] = {
@@ -182,6 +184,9 @@ static int run(int argc, char **argv) {
         {"--device", CLI_STR, &device, 0, 0, NULL},
         {"--target-bpw", CLI_DOUBLE, &target_bpw, 0, 0, NULL},
         {"--target-size", CLI_STR, &target_size, 0, 0, NULL},
+        {"--sensitivity", CLI_STR, &sensitivity, 0, 0, NULL},
+        {"--probe-ctx", CLI_LONG, &probe_ctx, 16, 1 << 20, NULL},
+        {"--probe-chunks", CLI_LONG, &probe_chunks, 1, 1L << 30, NULL},
         {0},
     };
     const char *pos[1];
@@ -211,6 +216,8 @@ static int run(int argc, char **argv) {
             return cli_usage_error(&sm_cmd_gptq, "--target-bpw expects bits per weight in [1.5, 16]");
         if (target_size && !(to.target_bytes = cli_parse_size(target_size)))
             return cli_usage_error(&sm_cmd_gptq, "--target-size expects a size such as 4.2G, 300M or 123456, got '%s'", target_size);
+        if (strcmp(sensitivity, "kld") && strcmp(sensitivity, "imatrix"))
+            return cli_usage_error(&sm_cmd_gptq, "--sensitivity expects kld or imatrix, got '%s'", sensitivity);
         if (!sm_gguf_is_file(model))
             return cli_fail("gptq", "%s: a size-targeted mixture needs an F32/F16/BF16 GGUF (convert the checkpoint with "
                                     "smelt convert first)", model);
@@ -248,6 +255,9 @@ static int run(int argc, char **argv) {
     if (targeted) {
         to.target_bpw = target_bpw;
         to.calib_path = calib;
+        to.kld_probes = !strcmp(sensitivity, "kld");
+        to.n_ctx = probe_ctx;
+        to.n_chunks = probe_chunks;
         to.quiet = quiet;
         if (sm_target_plan_make(model, &to, &plan)) return cli_fail_last("gptq");
         ro.plan_names = plan.names;
