@@ -29,7 +29,10 @@ fi
 llama_kld() {
   [ $have_llama = 1 ] || { echo -; return; }
   "$LLAMA/llama-perplexity" -m "$1" --kl-divergence-base "$OUT/base.llama.kld" --kl-divergence -t 2 > "$1.llama.log" 2>&1
-  grep -E '^Mean +KLD:' "$1.llama.log" | awk '{print $3}'
+  # the summary's "Mean KLD", else the last per-chunk row's running mean (its 8th field): the
+  # summary is sometimes missing from the log when llama.cpp's asynchronous logger is cut short
+  grep -qE '^Mean +KLD:' "$1.llama.log" && { grep -E '^Mean +KLD:' "$1.llama.log" | awk '{print $3}'; return; }
+  grep -E '^ +[0-9]+ +[0-9.]+ +± ' "$1.llama.log" | tail -1 | awk '{print $8}'
 }
 bpw_of() { "$S" inspect "$1" --json | python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["bpw"])'; }
 row() { # NAME FILE
