@@ -154,7 +154,8 @@ static double jnum(const cJSON *j, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* "size:mtime" of a file, or of a directory's regular files (sum of sizes, latest mtime). */
+/* "size:mtime" of a file, or of a checkpoint directory's files that define the model (sum of
+ * sizes, latest mtime). */
 static void stamp(const char *path, char *buf, size_t cap) {
     struct stat st;
     if (!path || stat(path, &st)) {
@@ -162,8 +163,8 @@ static void stamp(const char *path, char *buf, size_t cap) {
         return;
     }
     long long size = (long long)st.st_size, mt = (long long)st.st_mtime;
-    if (S_ISDIR(st.st_mode)) {
-        size = 0;
+    if (S_ISDIR(st.st_mode)) { /* not the directory's own mtime: adding a file beside the model is no change */
+        size = 0, mt = 0;
         /* a checkpoint folder: config.json and the weights decide; hash their sizes and times */
         static const char *const names[] = {"config.json", "model.safetensors", "model.safetensors.index.json",
                                             "pytorch_model.bin", "tokenizer.model", "tokenizer.json"};
