@@ -333,6 +333,13 @@ typedef struct sm_gptq_run_opts {
     void *sink_user;
     /* sm_gptq_write_gguf's output (format, split limits; formats/sink.h). NULL: one GGUF. */
     const struct sm_sink_opts *output;
+    /* sm_gptq_write_gguf: exact per-tensor types (a size-targeted mixture, sm_target_plan) applied
+     * after the recipe, and a metadata hook called before the header is written (both optional) */
+    const char *const *plan_names;
+    const sm_type *plan_types;
+    size_t n_plan;
+    void (*add_metadata)(void *user, struct sm_meta *w);
+    void *add_metadata_user;
     /* Called with each block's report when it is done (progress). May be NULL. */
     void (*on_layer)(void *user, int64_t layer, int64_t n_layer, const sm_gptq_layer_report *r);
     void *on_layer_user;
@@ -376,5 +383,66 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
  * the tokenizer files. o->q gives the integer grid (bits, group_size, sym, act_order). */
 int sm_gptq_write_hf(const sm_model *m, const char *src_dir, const sm_calib_set *cs, const char *out_dir,
                      const sm_gptq_run_opts *o, sm_gptq_run_report *rep);
+
+/* ---- size-targeted mixtures (calib/target.c) ----
+ *
+ * Choose each quantizable tensor's type among the GGUF types llama.cpp runs (Q2_K..Q6_K and Q8_0
+ * for rows that are whole 256-wide super-blocks; Q4_0, Q5_0, Q8_0 otherwise) to minimise the
+ * predicted loss under a size budget. Predicted loss of tensor i at type t:
+ *     L_i(t) = s_i * e_i(t) / e_i(probe)
+ * where e_i(t) = sum over rows and columns of w_j (x - deq(quant_t(x)))^2, w_j the mean squared
+ * input activation of column j on the calibration text (an importance matrix computed in
+ * process; 1 for token_embd), and s_i the tensor's sensitivity: with kld_probes, the measured
+ * KL divergence against the base (on the calibration text) of the model with only tensor i at
+ * the probe type (Q2_K, or Q4_0) and every other quantizable tensor at Q8_0, less that of the
+ * all-Q8_0 model; without, s_i = e_i(probe), i.e. the loss is the imatrix-weighted squared
+ * error itself. The budget is met with a Lagrangian: each tensor takes argmin L_i(t) + lambda
+ * bytes_i(t), lambda bisected to the smallest that fits, and the slack is then spent greedily
+ * on the upgrades with the best loss decrease per byte. */
+typedef struct sm_target_opts {
+    double target_bpw;        /* > 0: bits per weight, 8 x tensor bytes / all parameters */
+    uint64_t target_bytes;    /* > 0 (and target_bpw 0): the file's size in bytes */
+    const char *calib_path;   /* calibration text for sensitivities and error weights */
+    const char *imatrix_path; /* importance weights of the final quantization (NULL: none) */
+    int64_t n_ctx, n_chunks;  /* chunks of the calibration text evaluated (<= 0: 512, 8) */
+    bool kld_probes;          /* measure each tensor's KLD sensitivity (one pass per tensor) */
+    bool quiet;
+} sm_target_opts;
+
+#define SM_TARGET_MAX_CAND 6
+typedef struct sm_target_tensor {
+    char *name;
+    int64_t n_params;
+    int n_cand;
+    sm_type cand[SM_TARGET_MAX_CAND];
+    uint64_t cand_bytes[SM_TARGET_MAX_CAND];
+    double cand_err[SM_TARGET_MAX_CAND];  /* e_i(t) */
+    double cand_loss[SM_TARGET_MAX_CAND]; /* L_i(t) */
+    int pick;                             /* the chosen candidate */
+    double kld_probe;                     /* the probe's measured KLD (kld_probes), else 0 */
+} sm_target_tensor;
+
+typedef struct sm_target_plan {
+    size_t n;
+    sm_target_tensor *t;
+    const char **names;       /* n: for sm_quantize_opts plan_names / plan_types */
+    sm_type *types;
+    uint64_t budget_bytes;    /* for the quantizable tensors */
+    uint64_t fixed_bytes;     /* tensors left as they are */
+    uint64_t tensor_bytes;    /* all tensors, as chosen */
+    int64_t n_params;         /* all tensors */
+    double target_bpw, bpw, predicted_loss, kld_q8;
+    const char *calib_path;
+    bool kld_probes;
+    double seconds;
+} sm_target_plan;
+
+/* Plan a mixture for the F32/F16/BF16 GGUF base_path. Fails (naming the budget and the
+ * smallest and largest mixtures possible) when the budget is out of reach. */
+int sm_target_plan_make(const char *base_path, const sm_target_opts *o, sm_target_plan *p);
+/* smelt.mixture.* metadata: target_bpw, sensitivity ("kld" or "imatrix"), calib, tensors and
+ * types (parallel string arrays). For sm_quantize_opts.add_metadata (user: the plan). */
+void sm_target_write_metadata(void *plan, struct sm_meta *w);
+void sm_target_plan_free(sm_target_plan *p);
 
 #endif

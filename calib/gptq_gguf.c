@@ -183,6 +183,8 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
         const sm_tensor *t = tensor(&j, i);
         bool fb = false;
         j.types[i] = sm_recipe_tensor_type(&plan, t->name, t->n_dims, t->shape, t->type, &fb);
+        for (size_t k = 0; k < ro->n_plan; k++)
+            if (!strcmp(ro->plan_names[k], t->name)) j.types[i] = ro->plan_types[k];
         j.layer[i] = block_of(m, t->name, &j.linear[i]);
         if (j.layer[i] >= hp->n_layer) {
             sm_error("%s: tensor %s: the model has %lld blocks", src_path, t->name, (long long)hp->n_layer);
@@ -219,6 +221,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     sm_meta *meta = sm_sink_meta(j.w);
     if (j.hf) sm_hf_source_set_quantized_metadata(j.hf, meta, (uint32_t)recipe->ftype);
     else sm_meta_set_quantized(meta, j.g, (uint32_t)recipe->ftype);
+    if (ro->add_metadata) ro->add_metadata(ro->add_metadata_user, meta);
     if (ro->provenance.calib_file) { /* how it was made */
         sm_meta_set_str(meta, "quantize.method", !ro->awq.enabled ? "gptq" : ro->awq.then_gptq ? "awq+gptq" : "awq");
         sm_meta_set_str(meta, "quantize.smelt_version", SM_VERSION);

@@ -18,7 +18,7 @@ typedef struct sm_command {
 /* Each subcommand lives in cli/cmd_<name>.c and defines one of these. */
 extern const sm_command sm_cmd_convert, sm_cmd_inspect, sm_cmd_quantize, sm_cmd_lora, sm_cmd_tokenize;
 extern const sm_command sm_cmd_ppl, sm_cmd_generate;
-extern const sm_command sm_cmd_imatrix, sm_cmd_gptq;
+extern const sm_command sm_cmd_imatrix, sm_cmd_gptq, sm_cmd_sweep;
 extern const sm_command sm_cmd_manifest, sm_cmd_pack, sm_cmd_unpack, sm_cmd_verify;
 extern const sm_command sm_cmd_awq;
 /* `smelt gptq` and `smelt awq` (cli/cmd_gptq.c): awq_cmd selects AWQ (round-to-nearest after the

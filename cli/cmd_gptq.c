@@ -8,6 +8,7 @@
 #include "calib/calib.h"
 #include "convert/convert.h"
 #include "formats/formats.h"
+#include "mixture.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "quantize/quantize.h"
@@ -39,6 +40,10 @@ static const char USAGE[] =
     "                      (the i-quants IQ1_S..IQ3_S, TQ1_0/TQ2_0 and MXFP4 have no GPTQ grid: their\n"
     "                      tensors fall back to that importance-weighted rounding; --json: \"method\")\n"
     "                      embedding and output head as smelt quantize does them\n"
+    "  gguf                with --target-bpw / --target-size: a size-targeted mixture, each\n"
+    "                      tensor's type chosen as smelt quantize --target-bpw chooses it (per-tensor\n"
+    "                      KLD sensitivities on the calibration text; the table is printed and\n"
+    "                      kept in smelt.mixture.*), then GPTQ on those types' grids\n"
     "  hf                  a Hugging Face GPTQ checkpoint directory (qweight/qzeros/scales/g_idx,\n"
     "                      format \"gptq\"; other tensors F16; config.json quantization_config,\n"
     "                      with how it was made in its \"smelt\" object: calibration file and\n"
@@ -61,6 +66,9 @@ static const char USAGE[] =
     "  --static-groups     hf: group parameters fitted before GPTQ updates the weights\n"
     "  --damp X            dampening, X * mean(diag H) added to the diagonal (default 0.01)\n"
     "  --block N           lazy-batch width in columns (default 128)\n"
+    "  --target-bpw B      gguf: a mixture of B bits per weight (see gguf above)\n"
+    "  --target-size S     gguf: a mixture for a file of S bytes (4.2G binary, 4.2GB decimal)\n"
+    "  --sensitivity kld|imatrix, --probe-ctx N, --probe-chunks N  as in smelt quantize\n"
     "  --no-importance     gguf: fit block scales with ggml's plain rule, not weighted by diag(H)\n"
     "  --no-true-sequential  all Hessians of a block from the unquantized block\n"
     "  --no-loss           skip the loss report (saves a round-to-nearest pass per linear)\n"
@@ -112,7 +120,8 @@ static const char *method_name(const sm_gptq_run_opts *ro) {
 }
 
 static cJSON *report_json(const char *cmd, const sm_gptq_run_opts *ro, const sm_gptq_run_report *rep, const char *model,
-                          const char *calib, const char *out, const char *target, double total_s, int threads) {
+                          const char *calib, const char *out, const char *target, double total_s, int threads,
+                          const sm_target_plan *mixture) {
     const char *ins[2] = {model, calib};
     const sm_device device = ro->q.device;
     cJSON *j = cli_report_new(cmd, ins, 2, out);
@@ -159,6 +168,7 @@ static cJSON *report_json(const char *cmd, const sm_gptq_run_opts *ro, const sm_
     }
     cJSON_AddNumberToObject(j, "loss_rtn", tot_rtn);
     cJSON_AddNumberToObject(j, "loss_gptq", tot_gptq);
+    if (mixture) cJSON_AddItemToObject(j, "mixture", cli_mixture_json(mixture));
     return j;
 }
 
@@ -179,7 +189,11 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     ro.q.skip_loss = false;
     long samples = co.n_samples, seqlen = co.seqlen, seed = 0, bits = ro.q.bits, group = ro.q.group_size,
          block = ro.q.block_size;
-    double damp = ro.q.damp;
+    double damp = ro.q.damp, target_bpw = 0;
+    const char *target_size = NULL, *sensitivity = "kld";
+    long probe_ctx = 512, probe_chunks = 8;
+    sm_target_opts to = {.kld_probes = true};
+    sm_target_plan plan = {0};
     const cli_option opts[] = {
         CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
         {"--calib -f --text", CLI_STR, &calib, 0, 0, NULL},
@@ -205,6 +219,11 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
         {"--awq-grid", CLI_LONG, &awq_grid, 2, 1000, NULL},
         {"--awq-alpha", CLI_DOUBLE, &awq_alpha, 0, 0, NULL},
         {"--no-clip", CLI_FLAG, &ro.awq.no_clip, 0, 0, NULL},
+        {"--target-bpw", CLI_DOUBLE, &target_bpw, 0, 0, NULL},
+        {"--target-size", CLI_STR, &target_size, 0, 0, NULL},
+        {"--sensitivity", CLI_STR, &sensitivity, 0, 0, NULL},
+        {"--probe-ctx", CLI_LONG, &probe_ctx, 16, 1 << 20, NULL},
+        {"--probe-chunks", CLI_LONG, &probe_chunks, 1, 1L << 30, NULL},
         {0},
     };
     const char *pos[1];
@@ -227,7 +246,21 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     if (!calib) return cli_usage_error(cmd, "expected --calib FILE");
     if (!out) return cli_usage_error(cmd, "expected -o OUT");
     if (!target) return cli_usage_error(cmd, "expected --to gguf:RECIPE or --to hf");
-    const bool to_hf = !strcmp(target, "hf");
+    const bool to_hf = !strcmp(target, "hf"), targeted = target_bpw != 0 || target_size;
+    if (targeted) {
+        if (to_hf) return cli_usage_error(cmd, "--target-bpw / --target-size need --to gguf");
+        if (target_bpw && target_size) return cli_usage_error(cmd, "give --target-bpw or --target-size, not both");
+        if (target_bpw && !(target_bpw >= 1.5 && target_bpw <= 16))
+            return cli_usage_error(cmd, "--target-bpw expects bits per weight in [1.5, 16]");
+        if (target_size && !(to.target_bytes = cli_parse_size(target_size)))
+            return cli_usage_error(cmd, "--target-size expects a size such as 4.2G, 300M or 123456, got '%s'", target_size);
+        if (strcmp(sensitivity, "kld") && strcmp(sensitivity, "imatrix"))
+            return cli_usage_error(cmd, "--sensitivity expects kld or imatrix, got '%s'", sensitivity);
+        if (!sm_gguf_is_file(model))
+            return cli_fail(name, "%s: a size-targeted mixture needs an F32/F16/BF16 GGUF (convert the checkpoint with "
+                                    "smelt convert first)", model);
+        if (!strcmp(target, "gguf")) target = "gguf:";
+    }
     if (!to_hf && strncmp(target, "gguf:", 5))
         return cli_usage_error(cmd, "--to expects gguf:RECIPE or hf, got '%s'", target);
     if (ro.q.bits != 2 && ro.q.bits != 3 && ro.q.bits != 4 && ro.q.bits != 8)
@@ -236,7 +269,7 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     if (!(ro.q.damp >= 0.0 && ro.q.damp < 1e6)) return cli_usage_error(cmd, "--damp expects a number >= 0");
     if (!to_hf && ro.q.act_order)
         return cli_usage_error(cmd, "--act-order needs --to hf: GGUF blocks hold consecutive columns");
-    if (!to_hf) {
+    if (!to_hf && !(targeted && !target[5])) {
         const int rrc = cli_check_recipe(cmd, "gguf:", target + 5);
         if (rrc) return rrc;
     }
@@ -268,6 +301,25 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     if (json) quiet = true; /* no other lines; the bar stays (on a terminal) */
 
     const double t0 = sm_now();
+    char recipe_buf[32] = "";
+    if (targeted) {
+        to.target_bpw = target_bpw;
+        to.calib_path = calib;
+        to.kld_probes = !strcmp(sensitivity, "kld");
+        to.n_ctx = probe_ctx;
+        to.n_chunks = probe_chunks;
+        to.quiet = quiet;
+        if (sm_target_plan_make(model, &to, &plan)) return cli_fail_last("gptq");
+        ro.plan_names = plan.names;
+        ro.plan_types = plan.types;
+        ro.n_plan = plan.n;
+        ro.add_metadata = sm_target_write_metadata;
+        ro.add_metadata_user = &plan;
+        snprintf(recipe_buf, sizeof recipe_buf, "gguf:%s", target[5] ? target + 5 : cli_mixture_recipe(&plan));
+        target = recipe_buf;
+        if (!json) cli_mixture_print(&plan, stdout);
+        fflush(stdout);
+    }
     sm_model *m = NULL;
     const sm_tokenizer *tok = NULL;
     int32_t *ids = NULL, bos = -1;
@@ -342,7 +394,8 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
 done:
     if (rc == 2) rc = 1;
     else if (rc) cli_fail_last(name);
-    else if (json) cli_report_print(report_json(name, &ro, &rep, model_arg, calib, out, target, sm_now() - t0, threads), out);
+    else if (json) cli_report_print(report_json(name, &ro, &rep, model_arg, calib, out, target, sm_now() - t0, threads,
+                                                       targeted ? &plan : NULL), out);
     else if (!quiet) {
         char b1[32], b2[32];
         cli_summary(name, out, sm_now() - t0, "%s, %s, %lld samples x %lld tokens, %s", target,
@@ -351,6 +404,7 @@ done:
     }
     cli_output_free(&oo);
     sm_gptq_run_report_free(&rep);
+    sm_target_plan_free(&plan);
     sm_calib_set_free(&cs);
     free(ids);
     sm_model_free(m);

@@ -1,17 +1,21 @@
 /* cmd_quantize.c - `smelt quantize IN OUT TYPE|RECIPE`: GGUF -> quantized GGUF. */
 #include "cli.h"
 
+#include "calib/calib.h"
 #include "convert/convert.h"
+#include "mixture.h"
 #include "formats/formats.h"
 #include "quantize/quantize.h"
 #include "release/release.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char USAGE[] =
     "usage: smelt quantize IN OUT.gguf TYPE [NTHREADS] [options]\n"
     "       smelt quantize IN TYPE -o OUT.gguf [options]\n"
+    "       smelt quantize IN OUT.gguf [TYPE] --target-bpw B --calib TEXT [options]\n"
     "\n"
     "Quantize with ggml-compatible codecs and llama.cpp's mixtures. IN is an F32/F16/BF16 GGUF, or\n"
     "a Hugging Face model directory (converted and quantized in one streaming pass).\n"
@@ -38,6 +42,20 @@ static const char USAGE[] =
     "  --no-sync                   skip the final fsync (the file still appears only complete)\n"
     "  --allow-nonfinite           keep NaN/Inf weights in tensors left in a float type (default:\n"
     "                              refused, naming tensor, row and column; codecs always refuse them)\n"
+    "\n"
+    "size-targeted mixtures (IN: an F32/F16/BF16 GGUF):\n"
+    "  --target-bpw B              choose each tensor's type (Q2_K..Q6_K, Q8_0; Q4_0/Q5_0/Q8_0 for\n"
+    "                              rows not a multiple of 256) to minimise the predicted loss at B\n"
+    "                              bits per weight (8 x tensor bytes / parameters, llama.cpp's BPW)\n"
+    "  --target-size S             the same for a file of S bytes (4.2G, 300M: binary units;\n"
+    "                              4.2GB: decimal)\n"
+    "  --calib FILE                calibration text for the sensitivities (needed by both)\n"
+    "  --sensitivity kld|imatrix   kld (default): each tensor's KL divergence measured with only it\n"
+    "                              at Q2_K, scaled across types by the imatrix-weighted squared\n"
+    "                              error; imatrix: that error alone (no model passes, cruder)\n"
+    "  --probe-ctx N, --probe-chunks N  calibration chunks evaluated (default 512 x 8)\n"
+    "  TYPE is then only the file type recorded (default: from the most common chosen type); the\n"
+    "  choice goes into the metadata (smelt.mixture.*) and is printed as a table\n"
     "  --json                      print a JSON report on stdout (fields: docs/json.md)\n"
     "  --quiet, -q                 no progress bar, no summary line\n";
 
@@ -65,6 +83,11 @@ static int run(int argc, char **argv) {
     cli_list lora = {0}, tt = {0}, keep = {0};
     sm_quantize_opts o = {0};
     bool allow_nonfinite = false;
+    double target_bpw = 0;
+    const char *target_size = NULL, *sensitivity = "kld";
+    sm_target_opts to = {0};
+    sm_target_plan plan = {0};
+    long probe_ctx = 512, probe_chunks = 8;
     const cli_option opts[] = {
         CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com), CLI_OPT_NOSYNC(com),
         {"--imatrix", CLI_STR, &o.imatrix_path, 0, 0, NULL},
@@ -77,6 +100,12 @@ static int run(int argc, char **argv) {
         {"--allow-requantize", CLI_FLAG, &o.allow_requantize, 0, 0, NULL},
         {"--allow-nonfinite", CLI_FLAG, &allow_nonfinite, 0, 0, NULL},
         CLI_OPT_SPLIT(oo), CLI_OPT_MANIFEST(oo),
+        {"--target-bpw", CLI_DOUBLE, &target_bpw, 0, 0, NULL},
+        {"--target-size", CLI_STR, &target_size, 0, 0, NULL},
+        {"--calib", CLI_STR, &to.calib_path, 0, 0, NULL},
+        {"--sensitivity", CLI_STR, &sensitivity, 0, 0, NULL},
+        {"--probe-ctx", CLI_LONG, &probe_ctx, 16, 1 << 20, NULL},
+        {"--probe-chunks", CLI_LONG, &probe_chunks, 1, 1L << 30, NULL},
         {0},
     };
     const char *pos[4] = {0};
@@ -91,10 +120,42 @@ static int run(int argc, char **argv) {
         npos--;
     }
     const char *in = pos[0], *out = NULL, *recipe = NULL;
-    if (npos == 3 && !com.out) out = pos[1], recipe = pos[2];
+    const bool targeted = target_bpw != 0 || target_size;
+    if (targeted && npos == 2 && !com.out) out = pos[1];
+    else if (targeted && npos == 1 && com.out) out = com.out;
+    else if (npos == 3 && !com.out) out = pos[1], recipe = pos[2];
     else if (npos == 2 && com.out) out = com.out, recipe = pos[1];
     else { rc = cli_usage_error(&sm_cmd_quantize, "expected IN OUT TYPE (or IN TYPE -o OUT)"); goto done; }
-    if ((rc = cli_check_recipe(&sm_cmd_quantize, NULL, recipe))) goto done;
+    if (recipe && (rc = cli_check_recipe(&sm_cmd_quantize, NULL, recipe))) goto done;
+    if (targeted) {
+        if (target_bpw && target_size) { rc = cli_usage_error(&sm_cmd_quantize, "give --target-bpw or --target-size, not both"); goto done; }
+        if (target_bpw && !(target_bpw >= 1.5 && target_bpw <= 16)) {
+            rc = cli_usage_error(&sm_cmd_quantize, "--target-bpw expects bits per weight in [1.5, 16]");
+            goto done;
+        }
+        if (target_size && !(to.target_bytes = cli_parse_size(target_size))) {
+            rc = cli_usage_error(&sm_cmd_quantize, "--target-size expects a size such as 4.2G, 300M or 123456, got '%s'", target_size);
+            goto done;
+        }
+        if (!to.calib_path) { rc = cli_usage_error(&sm_cmd_quantize, "--target-bpw / --target-size need --calib TEXT"); goto done; }
+        if (strcmp(sensitivity, "kld") && strcmp(sensitivity, "imatrix")) {
+            rc = cli_usage_error(&sm_cmd_quantize, "--sensitivity expects kld or imatrix, got '%s'", sensitivity);
+            goto done;
+        }
+        if (tt.n || keep.n || lora.n || o.pure || o.output_type || o.token_embd_type) {
+            rc = cli_usage_error(&sm_cmd_quantize, "--target-bpw / --target-size choose every tensor's type: drop "
+                                                   "--tensor-type, --keep, --pure, --output-tensor-type, --token-embedding-type, --lora");
+            goto done;
+        }
+        if (!sm_gguf_is_file(in)) {
+            rc = cli_fail("quantize", "%s: a size-targeted mixture needs an F32/F16/BF16 GGUF (convert the checkpoint with "
+                                      "smelt convert first)", in);
+            goto done;
+        }
+    } else if (!recipe) {
+        rc = cli_usage_error(&sm_cmd_quantize, "expected IN OUT TYPE (or IN TYPE -o OUT)");
+        goto done;
+    }
     if (sm_sniff_expect(in, SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_HF_DIR),
                         "an F32/F16/BF16 GGUF or a Hugging Face model directory", NULL)) {
         rc = cli_fail_last("quantize");
@@ -121,14 +182,32 @@ static int run(int argc, char **argv) {
     for (; n_loras < lora.n; n_loras++)
         if (sm_lora_open(lora.v[n_loras], &loras[n_loras])) { rc = cli_fail_last("quantize"); goto done; }
     {
-        const char **inputs = calloc(n_loras + 2, sizeof *inputs);
+        const char **inputs = calloc(n_loras + 3, sizeof *inputs);
         if (!inputs) { rc = cli_fail("quantize", "out of memory"); goto done; }
         inputs[0] = in;
         inputs[1] = o.imatrix_path;
-        for (size_t k = 0; k < n_loras; k++) inputs[2 + k] = sm_lora_path(loras[k]);
-        rc = cli_check_output("quantize", com.out ? "-o" : "OUT", out, false, inputs, n_loras + 2);
+        inputs[2] = to.calib_path;
+        for (size_t k = 0; k < n_loras; k++) inputs[3 + k] = sm_lora_path(loras[k]);
+        rc = cli_check_output("quantize", com.out ? "-o" : "OUT", out, false, inputs, n_loras + 3);
         free(inputs);
         if (rc) goto done;
+    }
+    if (targeted) {
+        to.target_bpw = target_bpw;
+        to.imatrix_path = o.imatrix_path;
+        to.n_ctx = probe_ctx;
+        to.n_chunks = probe_chunks;
+        to.kld_probes = !strcmp(sensitivity, "kld");
+        to.quiet = com.quiet;
+        if (sm_target_plan_make(in, &to, &plan)) { rc = cli_fail_last("quantize"); goto done; }
+        o.plan_names = plan.names;
+        o.plan_types = plan.types;
+        o.n_plan = plan.n;
+        o.add_metadata = sm_target_write_metadata;
+        o.add_metadata_user = &plan;
+        if (!recipe) o.recipe = recipe = cli_mixture_recipe(&plan);
+        if (!com.json) cli_mixture_print(&plan, stdout);
+        fflush(stdout);
     }
     sm_quantize_report rep;
     if (from_dir ? from_checkpoint(in, out, &o, loras, n_loras, &rep) : sm_quantize_gguf(in, out, &o, &rep)) {
@@ -168,6 +247,7 @@ static int run(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "bpw", bpw);
         cJSON_AddNumberToObject(j, "seconds", rep.seconds);
         cli_add_type_counts(j, rep.n_by_type);
+        if (targeted) cJSON_AddItemToObject(j, "mixture", cli_mixture_json(&plan));
         cli_report_print(j, out);
     } else if (!com.quiet) {
         char b1[32], b2[32], b3[32], b4[32], b5[32];
@@ -180,6 +260,7 @@ static int run(int argc, char **argv) {
     }
     rc = 0;
 done:
+    sm_target_plan_free(&plan);
     for (size_t i = 0; loras && i < n_loras; i++) sm_lora_close(loras[i]);
     free(loras);
     cli_list_free(&lora);

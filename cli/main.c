@@ -20,6 +20,7 @@ static const sm_command *const COMMANDS[] = {
     &sm_cmd_pack,
     &sm_cmd_unpack,
     &sm_cmd_verify,
+    &sm_cmd_sweep,
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -72,6 +72,12 @@ typedef struct sm_quantize_opts {
     const char *const *tensor_types; size_t n_tensor_types; /* "REGEX=TYPE" */
     const char *const *keep;         size_t n_keep;         /* "REGEX" */
     sm_sink_opts sink;              /* the output (sink.h); zero: one GGUF file */
+    /* exact per-tensor types (a size-targeted mixture, calib.h sm_target_plan), applied after
+     * the recipe and the rules: tensor plan_names[i] gets plan_types[i] */
+    const char *const *plan_names; const sm_type *plan_types; size_t n_plan;
+    /* called once before the header is written, to add metadata (NULL: none) */
+    void (*add_metadata)(void *user, struct sm_meta *w);
+    void *add_metadata_user;
 } sm_quantize_opts;
 
 typedef struct sm_quantize_report {

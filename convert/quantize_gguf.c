@@ -139,6 +139,8 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         const sm_tensor *t = sm_gguf_tensor(g, i);
         bool fb = false;
         types[i] = sm_recipe_tensor_type(&plan, t->name, t->n_dims, t->shape, t->type, &fb);
+        for (size_t k = 0; k < o->n_plan; k++)
+            if (!strcmp(o->plan_names[k], t->name)) types[i] = o->plan_types[k], fb = false;
         if (fb) rep->n_fallback++;
         const sm_type_info *src = sm_type_get(t->type);
         if (types[i] != t->type) {
@@ -177,6 +179,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
     qsort(order, nt, sizeof *order, by_block_then_name);
     sm_meta_set_quantized(sm_sink_meta(w), g, (uint32_t)recipe->ftype);
     if (have_im) cv_set_imatrix_keys(sm_sink_meta(w), o->imatrix_path, &im);
+    if (o->add_metadata) o->add_metadata(o->add_metadata_user, sm_sink_meta(w));
     for (size_t k = 0; k < nt; k++) {
         const size_t i = order[k];
         const sm_tensor *t = sm_gguf_tensor(g, i);

@@ -3,6 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libzstd-dev libxxhash-dev libcjson-dev zlib1g-dev libssl-dev)
 [ "${SMELT_SETUP_FUZZ:-0}" = 1 ] && pkgs+=(clang libclang-rt-14-dev)
+# a headless browser for tests/test_sweep_html.sh (the sweep report rendered in chromium; CI sets it)
+[ "${SMELT_SETUP_BROWSER:-0}" = 1 ] && pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

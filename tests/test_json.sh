@@ -30,6 +30,7 @@ run() {
 cd "$TMP" || exit 1
 run convert a.gguf convert "$KJV" -o a.gguf
 run quantize q.gguf quantize a.gguf q.gguf Q4_K_M
+run quantize t.gguf quantize a.gguf t.gguf --target-bpw 4.5 --calib "$TEXT" --probe-ctx 64 --probe-chunks 2
 run "lora merge" merged lora merge "$KJV" --adapter "$LORA" -o merged
 run "lora export" l.gguf lora export "$LORA" --base "$KJV" -o l.gguf
 run tokenize - tokenize "$KJV" --text "$TEXT"
@@ -41,6 +42,8 @@ run imatrix im.gguf imatrix a.gguf --text "$TEXT" --ctx 64 --chunks 2 -o im.gguf
 run gptq g.gguf gptq a.gguf --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32 -o g.gguf
 run awq w.gguf awq a.gguf --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32 -o w.gguf
 run gptq wg.gguf gptq a.gguf --awq --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32 -o wg.gguf
+run gptq gt.gguf gptq a.gguf --calib "$TEXT" --to gguf --target-bpw 4.5 --sensitivity imatrix --probe-ctx 64 --probe-chunks 2 --samples 2 --seqlen 32 -o gt.gguf
+run sweep sw sweep a.gguf --eval "$TEXT" --calib "$TEXT" --recipes Q4_0 --methods rtn,imatrix --ctx 64 --chunks 2 --calib-chunks 2 -o sw
 run inspect - inspect q.gguf
 run inspect - inspect "$KJV"
 run "inspect --diff" - inspect a.gguf q.gguf --diff

@@ -1,0 +1,50 @@
+/* sweep.h - `smelt sweep`: the measured artifacts and the report files written from them
+ * (cli/cmd_sweep.c runs the sweep, cli/sweep_report.c writes report.{json,csv,md,html} and
+ * plot.svg). Field meanings: docs/sweep.md. */
+#ifndef SMELT_SWEEP_H
+#define SMELT_SWEEP_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sweep_row {
+    char name[64];        /* "Q4_K_M-rtn", "bpw3.50-gptq" */
+    char recipe[32];      /* "Q4_K_M"; "" for a size-targeted mixture */
+    char method[16];      /* rtn, imatrix, gptq */
+    double target_bpw;    /* 0 for a fixed recipe */
+    char file[512];       /* the artifact's path */
+    char command[2048];   /* the command that reproduces it (shell-quoted) */
+    int64_t bytes;        /* file size */
+    int64_t n_params;
+    double bpw;           /* 8 x tensor bytes / parameters (llama.cpp's BPW) */
+    double ppl, ppl_stderr, delta_ppl, delta_ppl_stderr;
+    double kld_mean, kld_stderr, kld_p99, top1, top1_stderr;
+    double seconds;       /* wall time of the command that produced it */
+    int64_t peak_rss;     /* bytes: getrusage of that child process (ru_maxrss) */
+    bool reused;          /* taken from an earlier run of the sweep (inputs unchanged) */
+    bool done;
+} sweep_row;
+
+typedef struct sweep_info {
+    const char *model, *eval, *calib, *dir, *version;
+    int64_t n_ctx, n_chunks, n_params;
+    char base_file[512];
+    int64_t base_bytes;
+    double base_bpw, base_ppl, base_ppl_stderr;
+} sweep_info;
+
+/* Row <-> JSON object (the objects of report.json's "artifacts"). */
+cJSON *sweep_row_json(const sweep_row *r);
+void sweep_row_from_json(const cJSON *j, sweep_row *r);
+/* Whether row i is on the Pareto front (no other row has both fewer bits per weight and a
+ * lower mean KLD). */
+bool sweep_on_front(const sweep_row *rows, size_t n, size_t i);
+/* report.csv, report.md, plot.svg, report.html into dir (each written atomically). */
+int sweep_write_reports(const sweep_info *in, const sweep_row *rows, size_t n);
+/* The SVG plot (KLD, log scale, against bits per weight) as a malloc'ed string. */
+char *sweep_svg(const sweep_info *in, const sweep_row *rows, size_t n);
+/* Write `text` to path atomically. */
+int sweep_write_file(const char *path, const char *text);
+
+#endif
