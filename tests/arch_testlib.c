@@ -249,6 +249,21 @@ const char *ta_copy_without(const ta_arch *a, const char *name, const char *drop
     return bad;
 }
 
+void ta_refused_config(const ta_arch *a, const char *name, const char *sed, const char *msg) {
+    const char *dir = a->make();
+    if (!dir) return;
+    char bad[1024], cmd[4096];
+    snprintf(bad, sizeof bad, "%s", tl_tmp(name));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && sed -i '%s' '%s/config.json'", bad, dir, bad, sed, bad);
+    CHECK(system(cmd) == 0);
+    sm_convert_opts co = {.outtype = "f32", .quiet = true};
+    char out[1200];
+    snprintf(out, sizeof out, "%s.gguf", bad);
+    CHECK_FAILS_WITH(sm_convert(bad, out, &co, NULL), msg);
+    sm_model *m = NULL;
+    CHECK_FAILS_WITH(sm_model_load(bad, NULL, &m), msg);
+}
+
 void ta_llama_cpp(const ta_arch *a, const char *const *recipes, size_t n_recipes) {
     char what[128];
     snprintf(what, sizeof what, "llama-quantize / llama-perplexity on the %s GGUF", a->name);

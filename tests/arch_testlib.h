@@ -57,6 +57,9 @@ void ta_quantize(const ta_arch *a);
 void ta_calibration(const ta_arch *a);
 /* The fixture's directory copied to tl_tmp(name) without the tensor `drop`; the copy's path. */
 const char *ta_copy_without(const ta_arch *a, const char *name, const char *drop);
+/* A copy of the fixture (tl_tmp(name)) with config.json edited by a sed expression: the converter
+ * and the runtime refuse it with `msg`. */
+void ta_refused_config(const ta_arch *a, const char *name, const char *sed, const char *msg);
 /* With --llama-cpp: llama-quantize writes smelt quantize's bytes for each recipe, and
  * llama-perplexity on the F32 GGUF is within 0.5% of smelt ppl. */
 void ta_llama_cpp(const ta_arch *a, const char *const *recipes, size_t n_recipes);

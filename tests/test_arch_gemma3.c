@@ -152,26 +152,10 @@ static void calibration(void) {
     }
 }
 
-/* A copy of the fixture with config.json edited by a sed expression: refused, with `msg`. */
-static void refused_config(const char *name, const char *sed, const char *msg) {
-    const char *dir = make();
-    if (!dir) return;
-    char bad[1024], cmd[4096];
-    snprintf(bad, sizeof bad, "%s", tl_tmp(name));
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && sed -i '%s' '%s/config.json'", bad, dir, bad, sed, bad);
-    CHECK(system(cmd) == 0);
-    sm_convert_opts co = {.outtype = "f32", .quiet = true};
-    char out[1200];
-    snprintf(out, sizeof out, "%s.gguf", bad);
-    CHECK_FAILS_WITH(sm_convert(bad, out, &co, NULL), msg);
-    sm_model *m = NULL;
-    CHECK_FAILS_WITH(sm_model_load(bad, NULL, &m), msg);
-}
-
 static void refusals(void) {
-    refused_config("gemma3-attncap", "s/\"attn_logit_softcapping\": null/\"attn_logit_softcapping\": 50.0/",
+    ta_refused_config(&GEMMA3, "gemma3-attncap", "s/\"attn_logit_softcapping\": null/\"attn_logit_softcapping\": 50.0/",
                    "\"attn_logit_softcapping\" is set");
-    refused_config("gemma3-pattern", "s/\"sliding_window_pattern\": 6/\"sliding_window_pattern\": 4/",
+    ta_refused_config(&GEMMA3, "gemma3-pattern", "s/\"sliding_window_pattern\": 6/\"sliding_window_pattern\": 4/",
                    "\"sliding_window_pattern\": 4");
 }
 

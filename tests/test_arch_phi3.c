@@ -92,27 +92,11 @@ static void cli_ppl(void) { ta_cli_ppl(&PHI3); }
 
 static void quantize(void) { ta_quantize(&PHI3); }
 
-/* A copy of the fixture with config.json edited by a sed expression: refused, with `msg`. */
-static void refused_config(const char *name, const char *sed, const char *msg) {
-    const char *dir = tl_make_phi3_tiny();
-    if (!dir) return;
-    const char *bad = tl_tmp(name);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && sed -i '%s' '%s/config.json'", bad, dir, bad, sed, bad);
-    CHECK(system(cmd) == 0);
-    sm_convert_opts co = {.outtype = "f32", .quiet = true};
-    char out[1200];
-    snprintf(out, sizeof out, "%s.gguf", bad);
-    CHECK_FAILS_WITH(sm_convert(bad, out, &co, NULL), msg);
-    sm_model *m = NULL;
-    CHECK_FAILS_WITH(sm_model_load(bad, NULL, &m), msg);
-}
-
 static void refusals(void) {
     /* longrope and partial rotary run (test_arch_phi4); a factor llama.cpp and transformers read differently does not */
-    refused_config("phi3-partial", "s/\"rope_theta\": 10000.0,/\"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.1,/",
-                   "\"partial_rotary_factor\": 0.1 gives");
-    refused_config("phi3-no-orig", "/original_max_position_embeddings/d", "missing \"original_max_position_embeddings\"");
+    ta_refused_config(&PHI3, "phi3-partial", "s/\"rope_theta\": 10000.0,/\"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.1,/",
+                      "\"partial_rotary_factor\": 0.1 gives");
+    ta_refused_config(&PHI3, "phi3-no-orig", "/original_max_position_embeddings/d", "missing \"original_max_position_embeddings\"");
 }
 
 /* imatrix names the fused tensors (attn_qkv, ffn_up) and quantize uses it; gptq quantizes qkv and

@@ -192,8 +192,8 @@ static int make_mha(const char *src, const char *dst) {
     snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
     sm_gguf_get_i64(g, key, &nkv);
     sm_gguf_writer *w = sm_gguf_writer_new();
-    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_gguf_set_val(w, sm_gguf_key(g, i), sm_gguf_val(g, i));
-    sm_gguf_set_u32(w, key, (uint32_t)nh);
+    for (size_t i = 0; i < sm_gguf_n_kv(g); i++) sm_meta_set_val(sm_gguf_writer_meta(w), sm_gguf_key(g, i), sm_gguf_val(g, i));
+    sm_meta_set_u32(sm_gguf_writer_meta(w), key, (uint32_t)nh);
     const int64_t rep = nkv > 0 ? nh / nkv : 1;
     for (size_t i = 0; i < sm_gguf_n_tensors(g); i++) {
         const sm_tensor *t = sm_gguf_tensor(g, i);
