@@ -110,7 +110,7 @@ static int open_src(src_file *s, const char *path, const char *name, cJSON *mode
     if (!(s->f.kind = strdup(kind))) return sm_error("out of memory");
     int rc = !strcmp(kind, "gguf") ? collect_gguf(s, model) : !strcmp(kind, "safetensors") ? collect_safetensors(s, model) : 0;
     if (rc) return -1;
-    qsort(s->f.tensors, s->f.n_tensors, sizeof *s->f.tensors, by_src_off);
+    if (s->f.n_tensors) qsort(s->f.tensors, s->f.n_tensors, sizeof *s->f.tensors, by_src_off);
     uint64_t end = 0;
     for (size_t i = 0; i < s->f.n_tensors; i++) {
         const smelt_tensor *t = &s->f.tensors[i];
@@ -397,7 +397,7 @@ static int list_dir(const char *dir, char ***names, size_t *n) {
         if (!rc) (*n)++;
     }
     closedir(d);
-    if (!rc) qsort(*names, *n, sizeof **names, by_name);
+    if (!rc && *n) qsort(*names, *n, sizeof **names, by_name);
     return rc;
 }
 

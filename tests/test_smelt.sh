@@ -136,5 +136,8 @@ expect_grep "$TMP/log" "already a \.smelt"
 expect_exit 1 "$TMP/log" "$SMELT" ppl "$TMP/dir.smelt" -f "$TEXT" -c 128 --chunks 1
 expect_grep "$TMP/log" "dir\.smelt: this is a \.smelt of a model directory"
 expect_exit 2 "$TMP/log" "$SMELT" pack "$TMP/bf16.gguf"
+mkdir -p "$TMP/empty"
+expect_exit 1 "$TMP/log" "$SMELT" pack "$TMP/empty" -o "$TMP/e.smelt"
+expect_grep "$TMP/log" "empty: the directory holds no files to pack"
 
 [ $fails -eq 0 ] && echo "test_smelt: all passed" || { echo "test_smelt: $fails failures" >&2; exit 1; }
