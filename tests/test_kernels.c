@@ -490,7 +490,8 @@ static void unsupported(void) {
     float x[4] = {0}, y[4];
     CHECK_FAILS_WITH(sm_matmul(SM_TYPE_I32, x, 16, 1, 4, x, 4, 1, y, 1), "not supported");
     CHECK(!sm_matmul_supported(SM_TYPE_Q4_K, 100));
-    CHECK(!sm_matmul_supported(SM_TYPE_IQ2_XXS, 256));
+    CHECK(!sm_matmul_supported(SM_TYPE_Q8_K, 256) && !sm_matmul_supported(SM_TYPE_IQ2_XS, 100));
+    CHECK(sm_matmul_supported(SM_TYPE_IQ2_XXS, 256) && sm_matmul_supported(SM_TYPE_MXFP4, 32));
 }
 
 void run_tests(void) {
