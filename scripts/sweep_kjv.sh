@@ -18,8 +18,8 @@ t0=$(date +%s)
 "$B/smelt" sweep "${args[@]}"
 t1=$(date +%s)
 echo "sweep_kjv: 8 recipes x 3 methods in $((t1 - t0)) s"
-"$B/smelt" sweep "${args[@]}" --target-bpw 3.5,4.0,4.5,5.0
+"$B/smelt" sweep "${args[@]}" --target-bpw 4.158,4.998
 t2=$(date +%s)
-echo "sweep_kjv: + 4 targets x 3 methods in $((t2 - t1)) s"
+echo "sweep_kjv: + 2 targets (the bpw of Q3_K_M and Q4_K_M here) x 3 methods in $((t2 - t1)) s"
 cp "$OUT/plot.svg" docs/sweep-tiny-llama-kjv.svg
 cat "$OUT/report.md"
