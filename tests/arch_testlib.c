@@ -279,11 +279,17 @@ void ta_llama_cpp(const ta_arch *a, const char *const *recipes, size_t n_recipes
     char args[4096];
     snprintf(args, sizeof args, "%s/llama-perplexity -m '%s' -f '%s' -c 64 --chunks 4 -t 2 > '%s' 2>&1", bin, src,
              tl_asset(TA_CALIB_TEXT), tl_tmp("lp.log"));
-    CHECK(system(args) == 0);
-    size_t len = 0;
-    char *log = tl_slurp(tl_tmp("lp.log"), &len);
-    const char *p = log ? strstr(log, "[4]") : NULL;
-    const double lp = p ? strtod(p + 3, NULL) : 0;
+    /* its asynchronous log sometimes loses its last lines at exit: up to 8 runs */
+    double lp = 0;
+    char *log = NULL;
+    for (int attempt = 0; attempt < 8 && !(lp > 1); attempt++) {
+        CHECK(system(args) == 0);
+        size_t len = 0;
+        free(log);
+        log = tl_slurp(tl_tmp("lp.log"), &len);
+        const char *p = log ? strstr(log, "[4]") : NULL;
+        lp = p ? strtod(p + 3, NULL) : 0;
+    }
     if (!(lp > 1)) fprintf(stderr, "  llama-perplexity printed no [4] estimate:\n%s\n", log ? log : "(no log)");
     free(log);
     const double sp = ta_smelt_ppl(src);

@@ -335,7 +335,7 @@ static void llama_cpp(void) {
         /* llama-perplexity's log sometimes ends before the chunks' results (seen 1 run in 5 here,
          * its asynchronous logger): tried up to three times */
         double lp = 0;
-        for (int attempt = 0; attempt < 3 && !(lp > 0); attempt++) {
+        for (int attempt = 0; attempt < 8 && !(lp > 0); attempt++) {
             snprintf(args, sizeof args, "%s/llama-perplexity -m '%s' -f '%s' -c 64 --chunks 4 -t 2 > '%s' 2>&1", bin, src,
                      tl_asset(CALIB_TEXT), tl_tmp("lp.log"));
             CHECK(system(args) == 0);

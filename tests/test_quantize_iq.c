@@ -151,11 +151,11 @@ static void gptq_falls_back(void) {
 }
 
 /* llama-perplexity's final estimate on 4 chunks of 256, or -1 (it sometimes loses its last
- * lines at exit: up to 3 tries). */
+ * lines at exit: up to 8 tries). */
 static double llama_ppl(const char *bin, const char *model) {
     char args[4096];
     double v = -1;
-    for (int attempt = 0; attempt < 3 && v < 0; attempt++) {
+    for (int attempt = 0; attempt < 8 && v < 0; attempt++) {
         snprintf(args, sizeof args, "%s/llama-perplexity -m '%s' -f '%s' -c 256 --chunks 4 -t 2 2>&1 | "
                  "sed -n 's/.*Final estimate: PPL = \\([0-9.]*\\).*/\\1/p' > '%s'", bin, model,
                  tl_asset("text/kjv-eval.txt"), tl_tmp("pp.txt"));
