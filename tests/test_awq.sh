@@ -8,20 +8,12 @@
 #     evaluates it; gptq --awq records "awq+gptq";
 #  3. the same command twice gives the same bytes, and 1 and 2 threads give the same bytes;
 #  4. with LLAMA_CPP_BIN: llama-perplexity loads and runs the AWQ GGUF.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 TEXT=$ASSETS/text/kjv-calib.txt
 EVAL=$ASSETS/text/kjv-eval.txt
 [ -e "$KJV/config.json" ] && [ -e "$TEXT" ] || { echo "missing test assets (set SMELT_ASSETS)" >&2; exit 1; }
-SMELT=$(cd "$(dirname "$SMELT")" && pwd)/$(basename "$SMELT")
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 export OMP_WAIT_POLICY=passive SMELT_THREADS=2
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 CAL="--calib $TEXT --samples 3 --seqlen 32"
 
 # refuses CMD... NEEDLE: exits non-zero, says NEEDLE, writes no out.gguf

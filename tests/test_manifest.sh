@@ -3,21 +3,13 @@
 # XXH3-128, provenance), `smelt ppl --manifest` the measured quality, `smelt verify --manifest`
 # recomputes it all; a flipped byte, an unlisted artifact, a changed number and a manifest of
 # another schema_version are refused, naming what differs. SHA-256 is checked against sha256sum.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-SRC=${SMELT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-$SRC/../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 TEXT=$ASSETS/text/kjv-eval.txt
 PY=/usr/bin/python3
 [ -f "$KJV/model.safetensors" ] && [ -f "$TEXT" ] || { echo "missing test assets (set SMELT_ASSETS)" >&2; exit 1; }
 command -v sha256sum >/dev/null && [ -x "$PY" ] || { echo "no sha256sum / python3" >&2; exit 77; }
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 export SMELT_NO_SYNC=1 SMELT_THREADS=2 OMP_WAIT_POLICY=passive
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 ok() { "$@" > out.txt 2> err.txt || { fail "exit $?: $*"; sed 's/^/    /' err.txt >&2; }; }
 # refused REGEX CMD...: CMD exits non-zero and its stderr matches REGEX
 refused() {

@@ -5,19 +5,11 @@
 # of the thread count; reading commands on a .smelt give the GGUF's results; a corrupted byte
 # (verify names the tensor and its offset, computed here from `smelt inspect` of the GGUF),
 # truncated file, wrong version, wrong kinds; no partial output on failure.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-SRC=${SMELT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-$SRC/../shared}}
-M=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
+M=$KJV
 TEXT=$ASSETS/text/kjv-eval.txt
-[ -f "$M/model.safetensors" ] && [ -f "$TEXT" ] || { echo "skipped: no $M"; exit 77; }
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+need_assets "$M/model.safetensors" "$TEXT"
 export SMELT_NO_SYNC=1 LC_ALL=C
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-expect_grep() { grep -Eq -- "$2" "$1" || { fail "$(basename "$1") does not match: $2"; sed 's/^/    /' "$1" >&2; }; }
 # expect_exit CODE LOG CMD...: CMD exits CODE (its output in LOG)
 expect_exit() { local want=$1 log=$2; shift 2; "$@" > "$log" 2>&1; local rc=$?; [ $rc -eq "$want" ] || { fail "$* exited $rc, expected $want"; sed 's/^/    /' "$log" >&2; }; }
 

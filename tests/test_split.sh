@@ -4,21 +4,14 @@
 # reading command takes the first part as the whole model (same tensors, same quantized bytes,
 # same perplexity as the unsplit file), opening another part or a set with a part missing is
 # refused by name, and a set that cannot be completed leaves no part behind.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-SRC=${SMELT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-$SRC/../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
+TL_ON_EXIT='chmod -R u+w "$TMP" 2>/dev/null'
 TEXT=$ASSETS/text/kjv-eval.txt
 PY=/usr/bin/python3
 [ -f "$KJV/model.safetensors" ] && [ -f "$TEXT" ] || { echo "missing test assets (set SMELT_ASSETS)" >&2; exit 1; }
 [ -x "$PY" ] || { echo "no python3" >&2; exit 77; }
-TMP=$(mktemp -d)
-trap 'chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 export SMELT_NO_SYNC=1 SMELT_THREADS=2 OMP_WAIT_POLICY=passive
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 ok() { "$@" > out.txt 2> err.txt || { fail "exit $?: $*"; sed 's/^/    /' err.txt >&2; }; }
 refused() {
   local re=$1

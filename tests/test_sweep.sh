@@ -3,17 +3,12 @@
 # directory), a failing step named with its artifact and its own message (exit 1, no report),
 # --keep keeping the artifacts, and the numbers of one artifact equal to those of running its
 # recorded command and `smelt ppl --kld` by hand.
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 EVAL=$ASSETS/text/kjv-eval.txt
 CALIB=$ASSETS/text/kjv-calib.txt
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3) || { echo "no python3" >&2; exit 77; }
 for f in "$KJV/config.json" "$EVAL" "$CALIB"; do [ -e "$f" ] || { echo "missing: $f (set SMELT_ASSETS)" >&2; exit 1; }; done
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 export OMP_WAIT_POLICY=passive SMELT_THREADS=2
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cd "$TMP" || exit 1

@@ -6,10 +6,7 @@
 # artifact (report.json counts them independently), the Pareto front is drawn, the table has a
 # row per artifact, and the other report files are there and agree. Also: a rerun with the same
 # inputs rebuilds nothing. Skipped (77) without chromium (CI installs it).
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 EVAL=$ASSETS/text/kjv-eval.txt
 CALIB=$ASSETS/text/kjv-calib.txt
 CHROME=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
@@ -17,8 +14,6 @@ CHROME=$(command -v chromium || command -v chromium-browser || command -v google
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3) || { echo "no python3" >&2; exit 77; }
 for f in "$KJV/config.json" "$EVAL" "$CALIB"; do [ -e "$f" ] || { echo "missing: $f (set SMELT_ASSETS)" >&2; exit 1; }; done
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 export OMP_WAIT_POLICY=passive SMELT_THREADS=2
 fail() { echo "FAIL: $*" >&2; exit 1; }
 

@@ -5,17 +5,12 @@
 # nearest); --target-size keeps the file within the size; the choice is in the metadata; bad
 # budgets are refused with no output; llama.cpp loads and runs the file (when LLAMA_CPP_BIN is
 # set).
-set -uo pipefail
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
 EVAL=$ASSETS/text/kjv-eval.txt
 CALIB=$ASSETS/text/kjv-calib.txt
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3) || { echo "no python3" >&2; exit 77; }
 for f in "$KJV/config.json" "$EVAL" "$CALIB"; do [ -e "$f" ] || { echo "missing: $f (set SMELT_ASSETS)" >&2; exit 1; }; done
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 export OMP_WAIT_POLICY=passive SMELT_THREADS=2 TMPDIR=$TMP
 fail() { echo "FAIL: $*" >&2; exit 1; }
 field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1]))
