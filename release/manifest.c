@@ -259,8 +259,9 @@ int sm_manifest_load(const char *path, cJSON **out) {
         return sm_error("%s: not a smelt manifest (no schema_version)", path);
     }
     if (v->valuedouble != SM_MANIFEST_SCHEMA) {
+        const double version = v->valuedouble; /* v belongs to m */
         cJSON_Delete(m);
-        return sm_error("%s: manifest schema_version %g is not supported (this smelt reads %d)", path, v->valuedouble,
+        return sm_error("%s: manifest schema_version %g is not supported (this smelt reads %d)", path, version,
                         SM_MANIFEST_SCHEMA);
     }
     if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(m, "artifacts"))) {
