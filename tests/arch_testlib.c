@@ -15,17 +15,18 @@ void ta_tokens(const ta_arch *a, int32_t *toks) {
     for (int i = 1; i < TA_T; i++) toks[i] = (i * 37 + 11) % a->n_vocab;
 }
 
-double ta_ppl(const ta_arch *a, const float *logits, const int32_t *toks) {
-    const int V = a->n_vocab;
+double ta_ppl(const ta_arch *a, const float *logits, const int32_t *toks) { return ta_ppl_n(logits, toks, TA_T, a->n_vocab); }
+
+double ta_ppl_n(const float *logits, const int32_t *toks, int n, int V) {
     double nll = 0;
-    for (int i = 0; i + 1 < TA_T; i++) {
+    for (int i = 0; i + 1 < n; i++) {
         const float *row = logits + (size_t)i * V;
         double mx = -INFINITY, s = 0;
         for (int v = 0; v < V; v++) mx = fmax(mx, row[v]);
         for (int v = 0; v < V; v++) s += exp((double)row[v] - mx);
         nll += mx + log(s) - row[toks[i + 1]];
     }
-    return exp(nll / (TA_T - 1));
+    return exp(nll / (n - 1));
 }
 
 float *ta_eval(const ta_arch *a, const char *path) {

@@ -25,6 +25,8 @@ typedef struct ta_arch {
 void ta_tokens(const ta_arch *a, int32_t *toks);
 /* Perplexity of tokens[1..T) from the logits of tokens [0, T-1), in double. */
 double ta_ppl(const ta_arch *a, const float *logits, const int32_t *toks);
+/* The same over n tokens of a V-token vocabulary. */
+double ta_ppl_n(const float *logits, const int32_t *toks, int n, int V);
 /* The model's logits for the reference tokens (malloc'ed; batches of 7, so that the cache is
  * used across batches), or NULL; checks the model's rope is NEOX. */
 float *ta_eval(const ta_arch *a, const char *path);

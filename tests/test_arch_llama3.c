@@ -10,6 +10,7 @@
  *  - with --llama-cpp: llama-quantize's Q8_0 and Q4_K_M files equal smelt's, llama-perplexity
  *    within 0.5% of smelt ppl. */
 #include "testlib.h"
+#include "arch_testlib.h"
 
 #include "convert/convert.h"
 #include "model/model.h"
@@ -148,17 +149,6 @@ static void logits_hf_and_gguf(void) {
     free(b);
 }
 
-static double smelt_ppl(const char *model) {
-    char cmd[2048], *out = NULL;
-    snprintf(cmd, sizeof cmd, "ppl %s --text %s --ctx 64 --chunks 4 --json", model, tl_asset(CALIB_TEXT));
-    const int rc = tl_run_smelt(cmd, &out);
-    CHECK_MSG(rc == 0, "%s: %s", cmd, out ? out : "");
-    const char *p = out ? strstr(out, "\"ppl\":") : NULL;
-    const double v = p ? strtod(p + 6, NULL) : 0;
-    free(out);
-    return v;
-}
-
 static void cli_ppl_quantize(void) {
     const char *dir = make_llama32();
     if (!dir) return;
@@ -166,7 +156,7 @@ static void cli_ppl_quantize(void) {
     snprintf(gguf, sizeof gguf, "%s", tl_tmp("llama32-cli.gguf"));
     sm_convert_opts co = {.outtype = "f32", .quiet = true};
     CHECK_OK(sm_convert(dir, gguf, &co, NULL));
-    const double a = smelt_ppl(dir), b = smelt_ppl(gguf);
+    const double a = ta_smelt_ppl(dir), b = ta_smelt_ppl(gguf);
     fprintf(stderr, "  smelt ppl (ctx 64, llama-bpe tokens): HF %.6f, GGUF %.6f\n", a, b);
     CHECK(a > 1 && fabs(a - b) <= 1e-5 * a);
     static const char *const RECIPES[] = {"Q8_0", "Q4_K_M"};
@@ -176,7 +166,7 @@ static void cli_ppl_quantize(void) {
         sm_quantize_opts qo = {.recipe = RECIPES[r], .quiet = true};
         sm_quantize_report qr;
         CHECK_OK(sm_quantize_gguf(gguf, q, &qo, &qr));
-        const double pq = smelt_ppl(q);
+        const double pq = ta_smelt_ppl(q);
         fprintf(stderr, "  %s ppl %.4f\n", RECIPES[r], pq);
         CHECK(pq > 1 && fabs(pq - a) < 0.2 * a);
     }
@@ -208,7 +198,7 @@ static void llama_cpp(void) {
     const double lp = p ? strtod(p + 3, NULL) : 0;
     if (!p) fprintf(stderr, "llama-perplexity: %s\n", log ? log : "(no log)");
     free(log);
-    const double sp = smelt_ppl(src);
+    const double sp = ta_smelt_ppl(src);
     fprintf(stderr, "  ppl: smelt %.4f, llama-perplexity %.4f (%+.3f%%)\n", sp, lp, 100 * (sp - lp) / lp);
     CHECK(sp > 1 && lp > 1 && fabs(sp - lp) <= 0.005 * lp);
 }

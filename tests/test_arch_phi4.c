@@ -14,6 +14,7 @@
  *  - with --llama-cpp: llama-quantize's Q8_0 and Q4_K_M files are smelt's byte for byte and
  *    llama-perplexity (-c 64: long factors in both) is within 0.5% of smelt ppl. */
 #include "testlib.h"
+#include "arch_testlib.h"
 
 #include "convert/convert.h"
 #include "model/model.h"
@@ -104,18 +105,6 @@ static void tokens(int32_t *toks, int n) {
     for (int i = 1; i < n; i++) toks[i] = (i * 37 + 11) % V;
 }
 
-static double ppl_of(const float *logits, const int32_t *toks, int n) {
-    double nll = 0;
-    for (int i = 0; i + 1 < n; i++) {
-        const float *row = logits + (size_t)i * V;
-        double mx = -INFINITY, s = 0;
-        for (int v = 0; v < V; v++) mx = fmax(mx, row[v]);
-        for (int v = 0; v < V; v++) s += exp((double)row[v] - mx);
-        nll += mx + log(s) - row[toks[i + 1]];
-    }
-    return exp(nll / (n - 1));
-}
-
 /* logits of n tokens in a context of n positions (n > 32: the long factors) */
 static float *eval(const char *path, int n) {
     sm_model *m = NULL;
@@ -167,7 +156,7 @@ static void against_torch(const char *variant, const char *what, int n, const fl
         worst = fmax(worst, fabs((double)mine[i] - ref[i]));
         big = fmax(big, fabs(ref[i]));
     }
-    const double p = ppl_of(logits, toks, n), pr = ref[LAST * V];
+    const double p = ta_ppl_n(logits, toks, n, V), pr = ref[LAST * V];
     fprintf(stderr, "  %s %s %d tokens: max |logit - torch| = %.3g (largest %.3g), ppl %.6f vs torch %.6f\n", variant,
             what, n, worst, big, p, pr);
     CHECK_MSG(worst <= 1e-4 * big, "%s %s %d: logits differ from torch by %g", variant, what, n, worst);
