@@ -275,6 +275,16 @@ static int check_merges(const sm_vocab *v, const char *name) {
     return rc;
 }
 
+/* Ids without a token become "[PADi]" entries (as convert_hf_to_gguf.py writes them). Real
+ * vocabularies pad a few hundred ids at most, so a few bytes naming id 16M (or a config.json
+ * vocab_size of 16M) are refused here instead of costing millions of allocations. */
+static int check_padding(const char *name, int64_t n, int64_t n_named) {
+    int64_t holes = n - n_named, max_holes = n_named > SM_VOCAB_MAX_PAD ? n_named : SM_VOCAB_MAX_PAD;
+    if (holes <= max_holes) return 0;
+    return sm_error("%s: %lld token ids up to %lld have no token (%lld tokens named): expected at most %lld unnamed ids",
+                    name, (long long)holes, (long long)n - 1, (long long)n_named, (long long)max_holes);
+}
+
 /* vocab_size <= 0: as many tokens as the largest id needs. */
 static int bpe_from_tokenizer_json(const cJSON *root, const char *name, int64_t vocab_size, sm_vocab *out) {
     memset(out, 0, sizeof *out);
@@ -294,13 +304,13 @@ static int bpe_from_tokenizer_json(const cJSON *root, const char *name, int64_t 
     const cJSON *added = obj_get(root, "added_tokens");
     if (added && !cJSON_IsArray(added)) return sm_error("%s: added_tokens: expected an array", name);
 
-    int64_t max_id = -1, id;
-    for (const cJSON *t = vocab->child; t; t = t->next) {
+    int64_t max_id = -1, id, n_named = 0;
+    for (const cJSON *t = vocab->child; t; t = t->next, n_named++) {
         if (!json_int(t, 0, SM_VOCAB_MAX_TOKENS - 1, &id)) return sm_error("%s: model.vocab[\"%s\"]: expected an id in 0..%d", name, t->string, SM_VOCAB_MAX_TOKENS - 1);
         if (id > max_id) max_id = id;
     }
     int k = 0;
-    for (const cJSON *a = added ? added->child : NULL; a; a = a->next, k++) {
+    for (const cJSON *a = added ? added->child : NULL; a; a = a->next, k++, n_named++) {
         if (!json_int(obj_get(a, "id"), 0, SM_VOCAB_MAX_TOKENS - 1, &id) || !obj_str(a, "content"))
             return sm_error("%s: added_tokens[%d]: expected {\"id\": 0..%d, \"content\": \"...\"}", name, k, SM_VOCAB_MAX_TOKENS - 1);
         if (id > max_id) max_id = id;
@@ -308,6 +318,7 @@ static int bpe_from_tokenizer_json(const cJSON *root, const char *name, int64_t 
     if (max_id < 0) return sm_error("%s: no tokens", name);
     if (vocab_size > 0 && max_id >= vocab_size) return sm_error("%s: token id %lld is not below config.json's vocab_size %lld", name, (long long)max_id, (long long)vocab_size);
     int32_t n = (int32_t)(vocab_size > 0 ? vocab_size : max_id + 1);
+    if (check_padding(name, n, n_named)) return -1;
     if (sm_vocab_init(out, SM_VOCAB_BPE, n)) return -1;
     strcpy(out->pre, pre);
     int rc = 0;
@@ -351,7 +362,8 @@ static int spm_from_hf(const char *dir, const char *model_path, const cJSON *con
         !json_int(obj_get(config, "vocab_size"), 1, SM_VOCAB_MAX_TOKENS, &vocab_size))
         vocab_size = base.n_tokens;
     int32_t n = (int32_t)vocab_size;
-    int rc = sm_vocab_init(out, SM_VOCAB_SPM, n);
+    int rc = check_padding(dir, n, base.n_tokens);
+    if (!rc) rc = sm_vocab_init(out, SM_VOCAB_SPM, n);
     for (int32_t i = 0; i < n && !rc; i++) {
         if (i < base.n_tokens) {
             out->tokens[i] = base.tokens[i];

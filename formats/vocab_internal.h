@@ -5,6 +5,8 @@
 #include "formats/formats.h"
 
 #define SM_VOCAB_MAX_TOKENS (1 << 24)
+/* ids a BPE tokenizer.json (or config.json's vocab_size) may leave without a token, beyond as many as it names */
+#define SM_VOCAB_MAX_PAD (1 << 16)
 #define SM_VOCAB_MAX_TOKEN_BYTES (1 << 16)
 
 /* Empty vocabulary of n tokens (all NULL text, score 0, type NORMAL), no special ids, and

@@ -646,6 +646,21 @@ static void json_malformed(void) {
     const char *badid = "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, "
                         "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}";
     CHECK_FAILS_WITH(sm_vocab_parse_tokenizer_json(badid, strlen(badid), "i", &v), "expected an id");
+    /* ids left without a token are padded, up to 65536 beyond the tokens named: a few bytes
+     * naming id 16M cost no millions of allocations (a libFuzzer timeout in CI) */
+    const char *far = "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, "
+                      "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
+                      "\"added_tokens\": [{\"id\": 16777215, \"content\": \"<x>\"}]}";
+    CHECK_FAILS_WITH(sm_vocab_parse_tokenizer_json(far, strlen(far), "far", &v),
+                     "far: 16777214 token ids up to 16777215 have no token (2 tokens named)");
+    const char *edge = "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, "
+                       "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 65537}, \"merges\": []}}";
+    CHECK_OK(sm_vocab_parse_tokenizer_json(edge, strlen(edge), "edge", &v));
+    CHECK(v.n_tokens == 65538 && v.types[1] == SM_TOKEN_UNUSED && !strcmp(v.tokens[65536], "[PAD65536]"));
+    sm_vocab_free(&v);
+    const char *over = "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, "
+                       "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 65538}, \"merges\": []}}";
+    CHECK_FAILS_WITH(sm_vocab_parse_tokenizer_json(over, strlen(over), "over", &v), "expected at most 65536 unnamed ids");
 
     /* merges: both forms; a space inside a pair part becomes U+0120; merges naming unknown
      * tokens are refused when the tokenizer.json is read (HF tokenizers refuses them too), and
