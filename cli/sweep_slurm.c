@@ -23,7 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SLURM_TIMEOUT_S 60 /* sbatch, squeue, sacct, scancel: each call */
+/* The time limit of each sbatch, squeue, sacct and scancel call: 60 s, or SMELT_SLURM_TIMEOUT. */
+static int slurm_timeout(void) {
+    const char *e = getenv("SMELT_SLURM_TIMEOUT");
+    const int v = e ? atoi(e) : 0;
+    return v > 0 && v <= 3600 ? v : 60;
+}
+#define SLURM_TIMEOUT_S slurm_timeout()
 #define MAX_ARGV 64
 
 /* ---- running a Slurm client ---- */
