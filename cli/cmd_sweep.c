@@ -11,6 +11,7 @@
 
 #include "formats/formats.h"
 #include "quantize/quantize.h"
+#include "release/release.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,8 @@
 
 static const char USAGE[] =
     "usage: smelt sweep MODEL --eval TEXT -o DIR [options]\n"
+    "       smelt sweep --matrix FILE -o DIR [--slurm [--slurm-opt=OPT]...] [options]\n"
+    "       smelt sweep --status DIR\n"
     "\n"
     "Build every (recipe, method) quantization of MODEL once and measure each against the base\n"
     "model on TEXT: file size, bits per weight, perplexity (+/- its standard error), its change,\n"
@@ -50,6 +53,18 @@ static const char USAGE[] =
     "  --keep              keep the quantized GGUFs in DIR (default: deleted once measured)\n"
     "  -o, --outfile DIR   the output directory (created if needed)\n"
     "  -t, --threads N     threads in all (default: all cores, or SMELT_THREADS)\n"
+    "  --matrix FILE       a release matrix (JSON: models, eval, calib, recipes, methods, ...;\n"
+    "                      docs/sweep.md): one sweep per model, into DIR/NAME\n"
+    "  --slurm             submit to Slurm instead of running here: a prepare job (when the base\n"
+    "                      is not up to date), a job array with a task per artifact not up to\n"
+    "                      date, and a report job after it; prints the job ids. DIR must be on\n"
+    "                      a filesystem the nodes share. Submitting again submits only what is\n"
+    "                      missing or failed\n"
+    "  --slurm-opt OPT     an sbatch option for every job, as it is (repeatable):\n"
+    "                      --slurm-opt=--partition=gpu --slurm-opt=--gres=gpu:1\n"
+    "  --status DIR        each artifact of DIR's Slurm submission: done, pending, running or\n"
+    "                      failed (saved results, squeue, sacct), with its job and log\n"
+    "  --slurm-step STEP   what a submitted job runs (prepare, task, report); not for people\n"
     "  --json              print report.json's object on stdout (fields: docs/sweep.md)\n"
     "  --quiet, -q         no progress, no per-artifact lines\n";
 
@@ -203,8 +218,17 @@ static int64_t file_size(const char *p) {
     return stat(p, &st) ? -1 : (int64_t)st.st_size;
 }
 
+typedef enum {
+    SWEEP_BUILD,  /* build what is not up to date (a local sweep, the Slurm jobs) */
+    SWEEP_CHECK,  /* only find out what is up to date (a Slurm submission) */
+    SWEEP_REUSE,  /* take what is up to date, build nothing (a Slurm task or report) */
+} sweep_mode;
+
 typedef struct sweep {
     sweep_info in;
+    sweep_mode mode;
+    long only;              /* >= 0: the one row a Slurm array task builds */
+    bool base_ready, imatrix_ready;
     const char *dir, *calib, *eval;
     long n_ctx, n_chunks, calib_chunks, samples;
     int child_threads;
@@ -275,7 +299,16 @@ static int prepare(sweep *s, const char *model, bool need_imatrix, int threads) 
     else in_dir(s, s->in.base_file, sizeof s->in.base_file, "%s", "base-f16.gguf");
     in_dir(s, s->logits, sizeof s->logits, "%s", "base.logits");
     cJSON *m = manifest_match(s, "base", s->key_base);
-    if (m && sm_is_file(s->in.base_file) && sm_is_file(s->logits)) {
+    s->base_ready = m && sm_is_file(s->in.base_file) && sm_is_file(s->logits);
+    if (!s->base_ready && s->mode != SWEEP_BUILD) {
+        cJSON_Delete(m);
+        if (s->mode == SWEEP_REUSE)
+            return sm_error("%s: the base model (%s) and its log-probabilities are not ready: the sweep's prepare "
+                            "job failed or has not run (its log is in %s/logs/)", s->dir, s->in.base_file, s->dir);
+        in_dir(s, s->imatrix, sizeof s->imatrix, "%s", "imatrix.gguf");
+        return 0;
+    }
+    if (s->base_ready) {
         s->in.base_ppl = jnum(m, "ppl");
         s->in.base_ppl_stderr = jnum(m, "ppl_stderr");
         cJSON_Delete(m);
@@ -330,9 +363,14 @@ static int prepare(sweep *s, const char *model, bool need_imatrix, int threads) 
     char key[1400];
     snprintf(key, sizeof key, "%s|calib %s %s|calib chunks %ld", s->key_base, s->calib, st_calib, s->calib_chunks);
     m = manifest_match(s, "imatrix", key);
-    if (m && sm_is_file(s->imatrix)) {
+    s->imatrix_ready = m && sm_is_file(s->imatrix);
+    if (s->imatrix_ready) {
         say(s, "imatrix: %s is up to date (reused)", s->imatrix);
-    } else {
+    } else if (s->mode == SWEEP_REUSE) {
+        cJSON_Delete(m);
+        return sm_error("%s: the importance matrix %s is not ready: the sweep's prepare job failed or has not run "
+                        "(its log is in %s/logs/)", s->dir, s->imatrix, s->dir);
+    } else if (s->mode == SWEEP_BUILD) {
         child_cmd c = {0};
         child_result r;
         cmd_add(&c, "smelt"), cmd_add(&c, "imatrix"), cmd_add(&c, "%s", s->in.base_file), cmd_add(&c, "--text");
@@ -456,12 +494,9 @@ static int finish_stage(sweep *s, job *jb, const child_result *cr) {
     return rc;
 }
 
-/* Build and measure every row not reused, at most `jobs` at a time. */
-static int run_rows(sweep *s, sweep_row *rows, size_t n, int jobs) {
-    job *js = calloc(n ? n : 1, sizeof *js);
-    if (!js) return sm_error("out of memory");
-    int rc = 0, running = 0;
-    size_t next = 0;
+/* Each row's command and key; the rows whose saved results match are taken (done, reused) and
+ * their jobs marked finished. */
+static void match_rows(sweep *s, sweep_row *rows, job *js, size_t n) {
     for (size_t i = 0; i < n; i++) {
         js[i].row = &rows[i];
         child_cmd c = {0};
@@ -480,8 +515,19 @@ static int run_rows(sweep *s, sweep_row *rows, size_t n, int jobs) {
             say(s, "%-16s up to date (reused)", rows[i].name);
             step_done(s, rows[i].name);
             step_done(s, rows[i].name);
+        } else if (s->mode != SWEEP_BUILD || (s->only >= 0 && (long)i != s->only)) {
+            js[i].stage = 3; /* not this process's to build */
         }
     }
+}
+
+/* Build and measure every row not reused (SWEEP_BUILD), at most `jobs` at a time. */
+static int run_rows(sweep *s, sweep_row *rows, size_t n, int jobs) {
+    job *js = calloc(n ? n : 1, sizeof *js);
+    if (!js) return sm_error("out of memory");
+    int rc = 0, running = 0;
+    size_t next = 0;
+    match_rows(s, rows, js, n);
     for (;;) {
         while (rc == 0 && running < jobs && next < n) {
             job *jb = &js[next++];
@@ -532,41 +578,65 @@ static void list_free(cli_list *l) {
     l->n = 0;
 }
 
-static int run(int argc, char **argv) {
-    cli_common com = {0};
-    const char *eval = NULL, *calib = NULL, *recipes_s = "Q2_K,Q3_K_S,Q3_K_M,Q4_0,Q4_K_S,Q4_K_M,Q5_K_M,Q6_K";
-    const char *methods_s = NULL, *targets_s = NULL;
-    long n_ctx = 512, n_chunks = 0, calib_chunks = 0, samples = 64, jobs = 1;
-    bool keep = false;
-    const cli_option opts[] = {
-        CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com),
-        {"--eval --text -f", CLI_STR, &eval, 0, 0, NULL},
-        {"--calib", CLI_STR, &calib, 0, 0, NULL},
-        {"--recipes", CLI_STR, &recipes_s, 0, 0, NULL},
-        {"--methods", CLI_STR, &methods_s, 0, 0, NULL},
-        {"--target-bpw", CLI_STR, &targets_s, 0, 0, NULL},
-        {"-c --ctx", CLI_LONG, &n_ctx, 16, 1 << 20, NULL},
-        {"--chunks", CLI_LONG, &n_chunks, 1, 1L << 30, NULL},
-        {"--calib-chunks", CLI_LONG, &calib_chunks, 1, 1L << 30, NULL},
-        {"--samples", CLI_LONG, &samples, 1, 1 << 20, NULL},
-        {"-j --jobs", CLI_LONG, &jobs, 1, 256, NULL},
-        {"--keep", CLI_FLAG, &keep, 0, 0, NULL},
-        {0},
-    };
-    const char *pos[1];
-    int npos = 0;
-    int rc = cli_parse(&sm_cmd_sweep, NULL, argc, argv, opts, pos, 1, &npos);
-    if (rc) return rc;
-    const char *model = npos ? pos[0] : NULL, *dir = com.out;
-    if (!model) return cli_usage_error(&sm_cmd_sweep, "expected MODEL");
-    if (!eval) return cli_usage_error(&sm_cmd_sweep, "expected --eval TEXT");
-    if (!dir) return cli_usage_error(&sm_cmd_sweep, "expected -o DIR");
-    if (!methods_s) methods_s = calib ? "rtn,imatrix,gptq" : "rtn";
+/* The artifacts' array of report.json, and those that failed (a Slurm report). */
+static void add_rows(cJSON *rep, const sweep_row *rows, size_t n, const sweep *s, const sweep_row *failed, size_t n_failed) {
+    cJSON *arr = cJSON_AddArrayToObject(rep, "artifacts");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = sweep_row_json(&rows[i]);
+        cJSON_AddBoolToObject(o, "on_front", sweep_on_front(rows, n, i));
+        cJSON_AddItemToArray(arr, o);
+    }
+    cJSON_AddNumberToObject(rep, "n_failed", (double)n_failed);
+    cJSON *f = cJSON_AddArrayToObject(rep, "failed");
+    for (size_t i = 0; i < n_failed; i++) {
+        char where[1200];
+        sweep_slurm_task_log(s->dir, failed[i].name, where, sizeof where);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", failed[i].name);
+        cJSON_AddStringToObject(o, "command", failed[i].command);
+        where[0] ? cJSON_AddStringToObject(o, "slurm", where) : cJSON_AddNullToObject(o, "slurm");
+        cJSON_AddItemToArray(f, o);
+    }
+}
+
+/* The report step of a Slurm sweep: the rows not done move to `failed` (in order), the done
+ * ones stay in front. Returns how many are done. */
+static size_t split_failed(sweep_row *rows, size_t n, sweep_row *failed, size_t *n_failed) {
+    size_t k = 0;
+    *n_failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].done) rows[k++] = rows[i];
+        else failed[(*n_failed)++] = rows[i];
+    }
+    return k;
+}
+
+/* SLURM_ARRAY_TASK_ID: the row this array task builds. */
+static int task_row(size_t n_rows, long *out) {
+    const char *e = getenv("SLURM_ARRAY_TASK_ID");
+    char *end;
+    const long v = e ? strtol(e, &end, 10) : -1;
+    if (!e || *end || v < 0 || (size_t)v >= n_rows)
+        return sm_error("--slurm-step task: SLURM_ARRAY_TASK_ID is '%s', expected a row number below %zu (this step "
+                        "runs inside a job array that smelt sweep --slurm submitted)", e ? e : "(unset)", n_rows);
+    *out = v;
+    return 0;
+}
+
+/* One sweep: locally, as a Slurm submission, or one step of a submitted sweep (o->step). With
+ * out non-NULL the JSON report goes there instead of standard output. */
+static int sweep_main(const sweep_opts *o, cJSON **out) {
+    const char *model = o->model, *eval = o->eval, *calib = o->calib, *dir = o->dir;
+    const char *methods_s = o->methods ? o->methods : calib ? "rtn,imatrix,gptq" : "rtn";
+    long jobs = o->jobs;
     cli_list recipes = {0}, methods = {0}, targets = {0};
-    sweep_row *rows = NULL;
+    sweep_row *rows = NULL, *failed = NULL;
+    job *js = NULL;
+    sweep_task *tasks = NULL;
     size_t n_rows = 0;
-    if (split_list("--recipes", recipes_s, &recipes) || split_list("--methods", methods_s, &methods) ||
-        split_list("--target-bpw", targets_s, &targets)) {
+    int rc = 0;
+    if (split_list("--recipes", o->recipes, &recipes) || split_list("--methods", methods_s, &methods) ||
+        split_list("--target-bpw", o->targets, &targets)) {
         rc = cli_usage_error(&sm_cmd_sweep, "%s", sm_last_error());
         goto done;
     }
@@ -599,6 +669,16 @@ static int run(int argc, char **argv) {
         rc = cli_usage_error(&sm_cmd_sweep, "--target-bpw needs --calib TEXT (the mixtures' sensitivities are measured on it)");
         goto done;
     }
+    sweep_mode mode = o->slurm ? SWEEP_CHECK : SWEEP_BUILD;
+    if (o->step && strcmp(o->step, "prepare") && strcmp(o->step, "task") && strcmp(o->step, "report")) {
+        rc = cli_usage_error(&sm_cmd_sweep, "--slurm-step: '%s' is not prepare, task or report", o->step);
+        goto done;
+    }
+    if (o->step && o->slurm) {
+        rc = cli_usage_error(&sm_cmd_sweep, "--slurm-step is what a submitted job runs: not with --slurm");
+        goto done;
+    }
+    if (o->step && !strcmp(o->step, "report")) mode = SWEEP_REUSE;
     if (sm_sniff_expect(model, SM_FILE_BIT(SM_FILE_GGUF) | SM_FILE_BIT(SM_FILE_HF_DIR),
                         "an F32/F16/BF16 GGUF or a Hugging Face model directory", NULL)) {
         rc = cli_fail_last("sweep");
@@ -620,10 +700,17 @@ static int run(int argc, char **argv) {
             }
         }
     }
+    /* a job gets the CPUs Slurm gave it (sbatch --cpus-per-task), not the whole node's */
+    if (o->step && !o->threads && !getenv("SMELT_THREADS") && getenv("SLURM_CPUS_PER_TASK"))
+        setenv("SMELT_THREADS", getenv("SLURM_CPUS_PER_TASK"), 1);
+    const cli_common com = {.threads = o->threads, .json = o->json, .quiet = o->quiet};
     const int threads = cli_common_apply(&com);
     n_rows = (recipes.n + targets.n) * methods.n;
     rows = calloc(n_rows ? n_rows : 1, sizeof *rows);
-    if (!rows) { rc = cli_fail("sweep", "out of memory"); goto done; }
+    failed = calloc(n_rows ? n_rows : 1, sizeof *failed);
+    js = calloc(n_rows ? n_rows : 1, sizeof *js);
+    tasks = calloc(n_rows ? n_rows : 1, sizeof *tasks);
+    if (!rows || !failed || !js || !tasks) { rc = cli_fail("sweep", "out of memory"); goto done; }
     size_t k = 0;
     for (size_t mi = 0; mi < methods.n; mi++) {
         for (size_t i = 0; i < recipes.n + targets.n; i++, k++) {
@@ -644,18 +731,52 @@ static int run(int argc, char **argv) {
         const char *ins[] = {model, eval, calib};
         rep = cli_report_new("sweep", ins, 3, dir);
     }
-    sweep s = {.dir = dir, .eval = eval, .calib = calib, .n_ctx = n_ctx, .n_chunks = n_chunks, .samples = samples,
-               .calib_chunks = calib_chunks,
-               .keep = keep, .quiet = com.quiet, .lines = !com.quiet && !com.json};
-    s.in = (sweep_info){.model = model, .eval = eval, .calib = calib, .dir = dir, .n_ctx = n_ctx,
+    sweep s = {.dir = dir, .eval = eval, .calib = calib, .n_ctx = o->n_ctx, .n_chunks = o->n_chunks, .samples = o->samples,
+               .calib_chunks = o->calib_chunks, .mode = mode, .only = -1,
+               .keep = o->keep, .quiet = o->quiet, .lines = !o->quiet && !o->json && mode != SWEEP_CHECK};
+    s.in = (sweep_info){.model = model, .eval = eval, .calib = calib, .dir = dir, .n_ctx = o->n_ctx,
                         .version = cJSON_GetObjectItem(rep, "smelt_version")->valuestring};
     if (jobs > threads) jobs = threads;
     s.child_threads = threads / (int)jobs > 0 ? threads / (int)jobs : 1;
     const double t0 = sm_now();
-    sm_progress_begin(&s.bar, "sweep", 2 + 2 * n_rows, com.quiet);
-    rc = prepare(&s, model, need_imatrix, threads);
+    sm_progress_begin(&s.bar, "sweep", 2 + 2 * n_rows, o->quiet || mode == SWEEP_CHECK);
+    if (o->step && !strcmp(o->step, "task")) { /* the base must be there; this task builds its one row */
+        s.mode = SWEEP_REUSE;
+        rc = task_row(n_rows, &s.only) || prepare(&s, model, need_imatrix, threads);
+        s.mode = SWEEP_BUILD;
+    } else {
+        rc = prepare(&s, model, need_imatrix, threads);
+    }
+    if (rc == 0 && mode == SWEEP_CHECK) { /* a submission: what is up to date decides what is submitted */
+        match_rows(&s, rows, js, n_rows);
+        for (size_t i = 0; i < n_rows; i++) tasks[i] = (sweep_task){rows[i].name, js[i].key, rows[i].done};
+        sm_progress_end(&s.bar);
+        cJSON_AddStringToObject(rep, "model", model);
+        cJSON_AddStringToObject(rep, "eval_text", eval);
+        calib ? cJSON_AddStringToObject(rep, "calib_text", calib) : cJSON_AddNullToObject(rep, "calib_text");
+        rc = sweep_slurm_submit(o, tasks, n_rows, !s.base_ready || (need_imatrix && !s.imatrix_ready), rep);
+        if (rc) cJSON_Delete(rep);
+        else if (out) *out = rep;
+        else if (o->json) cli_report_print(rep, dir);
+        else cJSON_Delete(rep);
+        goto done;
+    }
+    if (rc == 0 && o->step && !strcmp(o->step, "prepare")) {
+        sm_progress_end(&s.bar);
+        cJSON_Delete(rep);
+        if (!o->quiet) cli_summary("sweep", dir, sm_now() - t0, "the base model%s ready", need_imatrix ? " and the imatrix" : "");
+        goto done;
+    }
     if (rc == 0) rc = run_rows(&s, rows, n_rows, (int)jobs);
-    if (rc == 0) rc = sweep_write_reports(&s.in, rows, n_rows);
+    if (rc == 0 && o->step && !strcmp(o->step, "task")) {
+        sm_progress_end(&s.bar);
+        cJSON_Delete(rep);
+        if (!o->quiet) cli_summary("sweep", dir, sm_now() - t0, "%s built and measured", rows[s.only].name);
+        goto done;
+    }
+    size_t n_failed = 0;
+    const size_t n_done = rc == 0 ? split_failed(rows, n_rows, failed, &n_failed) : 0;
+    if (rc == 0) rc = sweep_write_reports(&s.in, rows, n_done);
     sm_progress_end(&s.bar);
     if (rc) {
         cJSON_Delete(rep);
@@ -664,12 +785,12 @@ static int run(int argc, char **argv) {
     }
     {
         size_t n_reused = 0;
-        for (size_t i = 0; i < n_rows; i++) n_reused += rows[i].reused;
+        for (size_t i = 0; i < n_done; i++) n_reused += rows[i].reused;
         cJSON_AddStringToObject(rep, "model", model);
         cJSON_AddStringToObject(rep, "eval_text", eval);
         if (calib) cJSON_AddStringToObject(rep, "calib_text", calib);
         else cJSON_AddNullToObject(rep, "calib_text");
-        cJSON_AddNumberToObject(rep, "n_ctx", (double)n_ctx);
+        cJSON_AddNumberToObject(rep, "n_ctx", (double)o->n_ctx);
         cJSON_AddNumberToObject(rep, "n_chunks", (double)s.in.n_chunks);
         cJSON *b = cJSON_AddObjectToObject(rep, "base");
         cJSON_AddStringToObject(b, "file", s.in.base_file);
@@ -681,15 +802,10 @@ static int run(int argc, char **argv) {
         cJSON_AddNumberToObject(rep, "jobs", (double)jobs);
         cJSON_AddNumberToObject(rep, "threads", threads);
         cJSON_AddStringToObject(rep, "peak_memory", "ru_maxrss of the child process that built the artifact");
-        cJSON_AddNumberToObject(rep, "n_artifacts", (double)n_rows);
+        cJSON_AddNumberToObject(rep, "n_artifacts", (double)n_done);
         cJSON_AddNumberToObject(rep, "n_reused", (double)n_reused);
         cJSON_AddNumberToObject(rep, "seconds", sm_now() - t0);
-        cJSON *arr = cJSON_AddArrayToObject(rep, "artifacts");
-        for (size_t i = 0; i < n_rows; i++) {
-            cJSON *o = sweep_row_json(&rows[i]);
-            cJSON_AddBoolToObject(o, "on_front", sweep_on_front(rows, n_rows, i));
-            cJSON_AddItemToArray(arr, o);
-        }
+        add_rows(rep, rows, n_done, &s, failed, n_failed);
         char p[700], *txt = cJSON_PrintUnformatted(rep);
         snprintf(p, sizeof p, "%s/report.json", dir);
         rc = txt ? sweep_write_file(p, txt) : sm_error("out of memory");
@@ -699,10 +815,21 @@ static int run(int argc, char **argv) {
             rc = cli_fail_last("sweep");
             goto done;
         }
-        if (com.json) cli_report_print(rep, dir);
+        if (n_failed) { /* a Slurm report: the artifacts whose tasks ended without results */
+            char names[1024] = "";
+            for (size_t i = 0; i < n_failed && strlen(names) + 80 < sizeof names; i++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", failed[i].name);
+            cJSON_Delete(rep);
+            rc = cli_fail("sweep", "%s: %zu of %zu artifacts failed (%s): their tasks ended without results (logs: "
+                          "%s/logs/; smelt sweep --status %s); the report covers the other %zu; submitting the same "
+                          "command again builds only what is missing", dir, n_failed, n_rows, names, dir, dir, n_done);
+            goto done;
+        }
+        if (out) *out = rep;
+        else if (o->json) cli_report_print(rep, dir);
         else {
             cJSON_Delete(rep);
-            if (!com.quiet) {
+            if (!o->quiet) {
                 char b1[32];
                 cli_summary("sweep", dir, sm_now() - t0, "%s (%zu reused): report.html, report.md, report.json",
                             cli_count(b1, sizeof b1, (long long)n_rows, "artifact"), n_reused);
@@ -711,9 +838,113 @@ static int run(int argc, char **argv) {
     }
 done:
     free(rows);
+    free(failed);
+    free(js);
+    free(tasks);
     list_free(&recipes);
     list_free(&methods);
     list_free(&targets);
+    return rc;
+}
+
+/* "a,b,c" from a list (into buf). */
+static const char *join(char *const *v, size_t n, char *buf, size_t cap) {
+    buf[0] = 0;
+    for (size_t i = 0; i < n; i++) snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", i ? "," : "", v[i]);
+    return buf;
+}
+
+/* `--matrix FILE`: one sweep per model of the release matrix, into DIR/NAME, with the options
+ * of the command line (--slurm, --jobs, --threads, --keep, ...) applied to each. */
+static int run_matrix(const char *path, const sweep_opts *base) {
+    sm_matrix m;
+    if (sm_matrix_load(path, &m)) return cli_fail_last("sweep");
+    int rc = 0;
+    if (mkdir(base->dir, 0777) && errno != EEXIST) {
+        rc = cli_fail("sweep", "%s: cannot create the directory: %s", base->dir, strerror(errno));
+        goto done;
+    }
+    char recipes[4096], methods[256], targets[1024], dir[4200];
+    cJSON *subs = cJSON_CreateArray();
+    for (size_t i = 0; i < m.n_models && rc == 0; i++) {
+        sweep_opts o = *base;
+        snprintf(dir, sizeof dir, "%s/%s", base->dir, m.models[i].name);
+        o.dir = dir, o.model = m.models[i].path, o.eval = m.eval, o.calib = m.calib;
+        if (m.recipes) o.recipes = join(m.recipes, m.n_recipes, recipes, sizeof recipes);
+        if (m.methods) o.methods = join(m.methods, m.n_methods, methods, sizeof methods);
+        targets[0] = 0;
+        for (size_t j = 0; j < m.n_target_bpw; j++)
+            snprintf(targets + strlen(targets), sizeof targets - strlen(targets), "%s%.4g", j ? "," : "", m.target_bpw[j]);
+        o.targets = m.n_target_bpw ? targets : NULL;
+        if (m.ctx) o.n_ctx = m.ctx;
+        if (m.chunks) o.n_chunks = m.chunks;
+        if (m.calib_chunks) o.calib_chunks = m.calib_chunks;
+        if (m.samples) o.samples = m.samples;
+        o.keep = base->keep || m.keep;
+        cJSON *sub = NULL;
+        if (!base->quiet && !base->json) fprintf(stderr, "smelt sweep: %s: model %s -> %s\n", path, m.models[i].name, dir);
+        rc = sweep_main(&o, base->json ? &sub : NULL);
+        if (sub) cJSON_AddItemToArray(subs, sub);
+    }
+    if (rc == 0 && base->json) {
+        const char *ins[] = {path};
+        cJSON *rep = cli_report_new("sweep", ins, 1, base->dir);
+        cJSON_AddStringToObject(rep, "matrix", path);
+        cJSON_AddItemToObject(rep, "sweeps", subs);
+        cli_report_print(rep, base->dir);
+    } else {
+        cJSON_Delete(subs);
+    }
+done:
+    sm_matrix_free(&m);
+    return rc;
+}
+
+static int run(int argc, char **argv) {
+    cli_common com = {0};
+    sweep_opts o = {.recipes = "Q2_K,Q3_K_S,Q3_K_M,Q4_0,Q4_K_S,Q4_K_M,Q5_K_M,Q6_K", .n_ctx = 512, .samples = 64, .jobs = 1};
+    const char *status = NULL, *matrix = NULL;
+    bool given[5] = {0};
+    const cli_option opts[] = {
+        CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_JSON(com),
+        {"--eval --text -f", CLI_STR, &o.eval, 0, 0, &given[0]},
+        {"--calib", CLI_STR, &o.calib, 0, 0, &given[1]},
+        {"--recipes", CLI_STR, &o.recipes, 0, 0, &given[2]},
+        {"--methods", CLI_STR, &o.methods, 0, 0, &given[3]},
+        {"--target-bpw", CLI_STR, &o.targets, 0, 0, &given[4]},
+        {"-c --ctx", CLI_LONG, &o.n_ctx, 16, 1 << 20, NULL},
+        {"--chunks", CLI_LONG, &o.n_chunks, 1, 1L << 30, NULL},
+        {"--calib-chunks", CLI_LONG, &o.calib_chunks, 1, 1L << 30, NULL},
+        {"--samples", CLI_LONG, &o.samples, 1, 1 << 20, NULL},
+        {"-j --jobs", CLI_LONG, &o.jobs, 1, 256, NULL},
+        {"--keep", CLI_FLAG, &o.keep, 0, 0, NULL},
+        {"--matrix", CLI_STR, &matrix, 0, 0, NULL},
+        {"--slurm", CLI_FLAG, &o.slurm, 0, 0, NULL},
+        {"--slurm-opt", CLI_LIST, &o.slurm_opts, 0, 0, NULL},
+        {"--slurm-step", CLI_STR, &o.step, 0, 0, NULL},
+        {"--status", CLI_STR, &status, 0, 0, NULL},
+        {0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    int rc = cli_parse(&sm_cmd_sweep, NULL, argc, argv, opts, pos, 1, &npos);
+    if (rc) goto out;
+    o.model = npos ? pos[0] : NULL, o.dir = com.out, o.threads = com.threads, o.json = com.json, o.quiet = com.quiet;
+    if (o.slurm_opts.n && !o.slurm) rc = cli_usage_error(&sm_cmd_sweep, "--slurm-opt is for --slurm");
+    else if (status && (o.model || o.dir || matrix || o.slurm))
+        rc = cli_usage_error(&sm_cmd_sweep, "--status DIR takes no MODEL, -o, --matrix or --slurm");
+    else if (status) rc = sweep_slurm_status(status, o.json);
+    else if (!o.dir) rc = cli_usage_error(&sm_cmd_sweep, "expected -o DIR");
+    else if (matrix && (o.model || given[0] || given[1] || given[2] || given[3] || given[4]))
+        rc = cli_usage_error(&sm_cmd_sweep, "--matrix FILE names the models, texts, recipes and methods: not MODEL, "
+                                            "--eval, --calib, --recipes, --methods or --target-bpw too");
+    else if (matrix && o.step) rc = cli_usage_error(&sm_cmd_sweep, "--slurm-step runs one model's sweep: not with --matrix");
+    else if (matrix) rc = run_matrix(matrix, &o);
+    else if (!o.model) rc = cli_usage_error(&sm_cmd_sweep, "expected MODEL (or --matrix FILE)");
+    else if (!o.eval) rc = cli_usage_error(&sm_cmd_sweep, "expected --eval TEXT");
+    else rc = sweep_main(&o, NULL);
+out:
+    cli_list_free(&o.slurm_opts);
     return rc;
 }
 

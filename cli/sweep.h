@@ -4,6 +4,8 @@
 #ifndef SMELT_SWEEP_H
 #define SMELT_SWEEP_H
 
+#include "cli.h"
+
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -46,5 +48,37 @@ int sweep_write_reports(const sweep_info *in, const sweep_row *rows, size_t n);
 char *sweep_svg(const sweep_info *in, const sweep_row *rows, size_t n);
 /* Write `text` to path atomically. */
 int sweep_write_file(const char *path, const char *text);
+
+/* ---- the Slurm mode (cli/sweep_slurm.c; docs/sweep.md "On a Slurm cluster") ---- */
+
+/* What one sweep is asked to do (parsed from the command line, or one model of a matrix). */
+typedef struct sweep_opts {
+    const char *model, *eval, *calib, *dir;
+    const char *recipes, *methods, *targets; /* comma-separated; targets may be NULL */
+    long n_ctx, n_chunks, calib_chunks, samples, jobs, threads; /* 0: not given (chunks, threads) */
+    bool keep, json, quiet;
+    bool slurm;           /* submit to Slurm instead of running here */
+    cli_list slurm_opts;  /* --slurm-opt: given to sbatch as they are */
+    const char *step;     /* the internal --slurm-step: prepare, task, report (NULL: none) */
+} sweep_opts;
+
+/* An artifact as the submission sees it: its row, its key (the inputs its saved results must
+ * match) and whether it is up to date already. */
+typedef struct sweep_task {
+    const char *name, *key;
+    bool done;
+} sweep_task;
+
+/* Submit the prepare job (when need_prepare), the job array of the tasks not done and the
+ * report job depending on them (sbatch through fork/exec, arguments as argv); record them in
+ * DIR/slurm/jobs.json; print the ids on stderr (with --json: add them to `rep`, for the caller).
+ * Refuses while jobs of an earlier submission of DIR are still queued. 0, or the exit code. */
+int sweep_slurm_submit(const sweep_opts *o, const sweep_task *tasks, size_t n, bool need_prepare, cJSON *rep);
+/* `smelt sweep --status DIR`: each artifact's state from its saved results, squeue and (when
+ * the cluster keeps accounting) sacct. 0, or the exit code. */
+int sweep_slurm_status(const char *dir, bool json);
+/* For the report step: "array task 13_1, log DIR/logs/slurm-13_1.out" of artifact `name`, from
+ * DIR/slurm/jobs.json, into buf ("" when unknown). */
+void sweep_slurm_task_log(const char *dir, const char *name, char *buf, size_t cap);
 
 #endif

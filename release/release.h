@@ -62,4 +62,36 @@ char *sm_manifest_resolve(const char *manifest_path, const char *entry_path);
 int sm_manifest_verify_hashes(const cJSON *m, const char *manifest_path, const char *const *artifacts, size_t n,
                               size_t *n_checked);
 
+/* ---- release matrices (matrix.c): what a release builds, described once (docs/sweep.md) ----
+ * A small JSON object read by `smelt sweep --matrix FILE`, locally or on Slurm:
+ *   {"models": ["DIR" | {"path": "DIR", "name": "NAME"}, ...], "eval": "TEXT", "calib": "TEXT",
+ *    "recipes": ["Q4_K_M", ...], "methods": ["rtn", "imatrix", "gptq"], "target_bpw": [4.5, ...],
+ *    "ctx": 512, "chunks": 0, "calib_chunks": 0, "samples": 64, "keep": false}
+ * Relative paths are taken from the matrix file's directory. Every field is checked (type,
+ * range, known recipe and method, unique names usable as directory names); an unknown key is
+ * an error. */
+#define SM_MATRIX_MAX_MODELS 256
+#define SM_MATRIX_MAX_LIST 64
+typedef struct sm_matrix_model {
+    char *name; /* the sweep's directory under the output: [A-Za-z0-9._-], not starting with '.' */
+    char *path;
+} sm_matrix_model;
+typedef struct sm_matrix {
+    sm_matrix_model *models;
+    size_t n_models;
+    char *eval, *calib;            /* calib NULL when absent */
+    char **recipes, **methods;     /* NULL when absent (the sweep's defaults) */
+    size_t n_recipes, n_methods;
+    double *target_bpw;
+    size_t n_target_bpw;
+    long ctx, chunks, calib_chunks, samples; /* 0 when absent */
+    bool keep;
+} sm_matrix;
+/* Parse `len` bytes of JSON (messages name `path`; relative paths are resolved against its
+ * directory). 0, or -1 with an error naming the file and the field. */
+int sm_matrix_parse(const char *text, size_t len, const char *path, sm_matrix *out);
+/* Read (at most 1 MiB) and parse the file. */
+int sm_matrix_load(const char *path, sm_matrix *out);
+void sm_matrix_free(sm_matrix *m);
+
 #endif

@@ -5,6 +5,8 @@ pkgs=(build-essential cmake pkg-config libzstd-dev libxxhash-dev libcjson-dev zl
 [ "${SMELT_SETUP_FUZZ:-0}" = 1 ] && pkgs+=(clang libclang-rt-14-dev)
 # a headless browser for tests/test_sweep_html.sh (the sweep report rendered in chromium; CI sets it)
 [ "${SMELT_SETUP_BROWSER:-0}" = 1 ] && pkgs+=(chromium)
+# a single-node Slurm cluster for tests/test_slurm.sh (smelt sweep --slurm; CI sets it)
+[ "${SMELT_SETUP_SLURM:-0}" = 1 ] && pkgs+=(slurmctld slurmd munge slurm-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -44,6 +44,16 @@ run awq w.gguf awq a.gguf --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32
 run gptq wg.gguf gptq a.gguf --awq --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32 -o wg.gguf
 run gptq gt.gguf gptq a.gguf --calib "$TEXT" --to gguf --target-bpw 4.5 --sensitivity imatrix --probe-ctx 64 --probe-chunks 2 --samples 2 --seqlen 32 -o gt.gguf
 run sweep sw sweep a.gguf --eval "$TEXT" --calib "$TEXT" --recipes Q4_0 --methods rtn,imatrix --ctx 64 --chunks 2 --calib-chunks 2 -o sw
+printf '{"models": [{"path": "a.gguf", "name": "a"}], "eval": "%s", "recipes": ["Q4_0"], "ctx": 64, "chunks": 2}' "$TEXT" > mx.json
+run "sweep --matrix" swm sweep --matrix mx.json -o swm
+# --slurm and --status against stand-in clients (tests/test_slurm.sh runs a real cluster)
+mkdir fakeslurm
+printf '#!/bin/sh\necho $$\n' > fakeslurm/sbatch
+printf '#!/bin/sh\nexit 0\n' > fakeslurm/squeue
+printf '#!/bin/sh\nexit 1\n' > fakeslurm/sacct
+chmod +x fakeslurm/*
+PATH=$TMP/fakeslurm:$PATH run "sweep --slurm" sws sweep a.gguf --eval "$TEXT" --recipes Q4_0 --methods rtn --ctx 64 --chunks 2 -o sws --slurm
+PATH=$TMP/fakeslurm:$PATH run "sweep --status" - sweep --status sws
 run inspect - inspect q.gguf
 run inspect - inspect "$KJV"
 run "inspect --diff" - inspect a.gguf q.gguf --diff
@@ -108,7 +118,7 @@ for f in sorted(os.listdir(jdir)):
     for k in rep:
         if k not in fields:
             bad.append(f"{f}: {k} is not documented in docs/json.md")
-    expect_cmd = section.replace(" --diff", "")
+    expect_cmd = re.sub(r" --(diff|slurm|status|matrix)$", "", section)
     if rep.get("command") != expect_cmd:
         bad.append(f"{f}: command {rep.get('command')!r}, expected {expect_cmd!r}")
     if rep.get("smelt_version") != version:
