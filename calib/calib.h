@@ -387,8 +387,11 @@ int sm_gptq_write_hf(const sm_model *m, const char *src_dir, const sm_calib_set 
 /* ---- size-targeted mixtures (calib/target.c) ----
  *
  * Choose each quantizable tensor's type among the GGUF types llama.cpp runs (Q2_K..Q6_K and Q8_0
- * for rows that are whole 256-wide super-blocks; Q4_0, Q5_0, Q8_0 otherwise) to minimise the
- * predicted loss under a size budget. Predicted loss of tensor i at type t:
+ * for rows that are whole 256-wide super-blocks; Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 for rows of whole
+ * 32-blocks, llama-quantize's fallbacks for them) to minimise the predicted loss under a size
+ * budget. A budget can stay partly unspent: the plan is the least predicted loss that fits,
+ * and where the next step of a large tensor (a 64-wide model's token_embd: Q5_1 to Q8_0) only
+ * fits by lowering the others, it usually predicts (and measures) worse. Predicted loss of tensor i at type t:
  *     L_i(t) = s_i * e_i(t) / e_i(probe)
  * where e_i(t) = sum over rows and columns of w_j (x - deq(quant_t(x)))^2, w_j the mean squared
  * input activation of column j on the calibration text (an importance matrix computed in
@@ -398,7 +401,10 @@ int sm_gptq_write_hf(const sm_model *m, const char *src_dir, const sm_calib_set 
  * all-Q8_0 model; without, s_i = e_i(probe), i.e. the loss is the imatrix-weighted squared
  * error itself. The budget is met with a Lagrangian: each tensor takes argmin L_i(t) + lambda
  * bytes_i(t), lambda bisected to the smallest that fits, and the slack is then spent greedily
- * on the upgrades with the best loss decrease per byte. */
+ * on the upgrades with the best loss decrease per byte; and with the exact multiple-choice
+ * knapsack on sizes rounded up to about 1/(64 n) of the budget, its slack spent the same way
+ * (it reaches the plans between the Lagrangian's, e.g. where token_embd is most of the model);
+ * the plan with the lower predicted loss is kept. */
 typedef struct sm_target_opts {
     double target_bpw;        /* > 0: bits per weight, 8 x tensor bytes / all parameters */
     uint64_t target_bytes;    /* > 0 (and target_bpw 0): the file's size in bytes */

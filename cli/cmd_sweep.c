@@ -164,11 +164,6 @@ static cJSON *read_json(const char *path) {
     return j;
 }
 
-static double jnum(const cJSON *j, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
 /* "size:mtime" of a file, or of a checkpoint directory's files that define the model (sum of
  * sizes, latest mtime). */
 static void stamp(const char *path, char *buf, size_t cap) {
@@ -309,8 +304,8 @@ static int prepare(sweep *s, const char *model, bool need_imatrix, int threads) 
         return 0;
     }
     if (s->base_ready) {
-        s->in.base_ppl = jnum(m, "ppl");
-        s->in.base_ppl_stderr = jnum(m, "ppl_stderr");
+        s->in.base_ppl = sweep_json_num(m, "ppl");
+        s->in.base_ppl_stderr = sweep_json_num(m, "ppl_stderr");
         cJSON_Delete(m);
         say(s, "base: %s and its log-probabilities are up to date (reused)", s->in.base_file);
         step_done(s, "base (reused)");
@@ -337,8 +332,8 @@ static int prepare(sweep *s, const char *model, bool need_imatrix, int threads) 
         if (run_one(&c, out, log, threads, "the base model's perplexity", &r)) return -1;
         cJSON *j = read_json(out);
         if (!j) return -1;
-        s->in.base_ppl = jnum(j, "ppl");
-        s->in.base_ppl_stderr = jnum(j, "ppl_stderr");
+        s->in.base_ppl = sweep_json_num(j, "ppl");
+        s->in.base_ppl_stderr = sweep_json_num(j, "ppl_stderr");
         cJSON *mj = cJSON_CreateObject();
         cJSON_AddNumberToObject(mj, "ppl", s->in.base_ppl);
         cJSON_AddNumberToObject(mj, "ppl_stderr", s->in.base_ppl_stderr);
@@ -354,7 +349,7 @@ static int prepare(sweep *s, const char *model, bool need_imatrix, int threads) 
         char p[700];
         in_dir(s, p, sizeof p, "logs/%s.json", "base-ppl");
         cJSON *j = sm_is_file(p) ? read_json(p) : NULL;
-        s->in.n_chunks = j ? (int64_t)jnum(j, "n_chunks") : s->n_chunks;
+        s->in.n_chunks = j ? (int64_t)sweep_json_num(j, "n_chunks") : s->n_chunks;
         cJSON_Delete(j);
         sm_clear_error();
     }
@@ -472,15 +467,8 @@ static int finish_stage(sweep *s, job *jb, const child_result *cr) {
     }
     cJSON *j = read_json(out);
     if (!j) return -1;
-    r->ppl = jnum(j, "ppl");
-    r->ppl_stderr = jnum(j, "ppl_stderr");
+    sweep_row_measures_from_json(j, r);
     r->delta_ppl = r->ppl - s->in.base_ppl;
-    r->delta_ppl_stderr = jnum(j, "delta_ppl_stderr");
-    r->kld_mean = jnum(j, "kld_mean");
-    r->kld_stderr = jnum(j, "kld_stderr");
-    r->kld_p99 = jnum(j, "kld_p99");
-    r->top1 = jnum(j, "top1_agreement");
-    r->top1_stderr = jnum(j, "top1_agreement_stderr");
     cJSON_Delete(j);
     r->done = true;
     jb->stage = 3;

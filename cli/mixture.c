@@ -26,7 +26,8 @@ uint64_t cli_parse_size(const char *v) {
 const char *cli_mixture_recipe(const sm_target_plan *p) {
     static const struct { sm_type t; const char *r; } MAP[] = {
         {SM_TYPE_Q2_K, "Q2_K"}, {SM_TYPE_Q3_K, "Q3_K_M"}, {SM_TYPE_Q4_K, "Q4_K_M"}, {SM_TYPE_Q5_K, "Q5_K_M"},
-        {SM_TYPE_Q6_K, "Q6_K"}, {SM_TYPE_Q8_0, "Q8_0"}, {SM_TYPE_Q4_0, "Q4_0"}, {SM_TYPE_Q5_0, "Q5_0"}};
+        {SM_TYPE_Q6_K, "Q6_K"}, {SM_TYPE_Q8_0, "Q8_0"}, {SM_TYPE_Q4_0, "Q4_0"}, {SM_TYPE_Q5_0, "Q5_0"},
+        {SM_TYPE_Q4_1, "Q4_1"}, {SM_TYPE_Q5_1, "Q5_1"}};
     size_t best = 0, best_n = 0;
     for (size_t k = 0; k < sizeof MAP / sizeof MAP[0]; k++) {
         size_t n = 0;

@@ -39,6 +39,11 @@ typedef struct sweep_info {
 /* Row <-> JSON object (the objects of report.json's "artifacts"). */
 cJSON *sweep_row_json(const sweep_row *r);
 void sweep_row_from_json(const cJSON *j, sweep_row *r);
+/* The measured fields (ppl, its stderr and Delta's, KLD mean/stderr/p99, top-1 and its stderr) from
+ * a row's JSON or `smelt ppl --kld --json`'s, which name them alike. */
+void sweep_row_measures_from_json(const cJSON *j, sweep_row *r);
+/* A number field of j; NAN when absent or not a number. */
+double sweep_json_num(const cJSON *j, const char *k);
 /* Whether row i is on the Pareto front (no other row has both fewer bits per weight and a
  * lower mean KLD). */
 bool sweep_on_front(const sweep_row *rows, size_t n, size_t i);

@@ -97,26 +97,30 @@ cJSON *sweep_row_json(const sweep_row *r) {
     return j;
 }
 
-static double num(const cJSON *j, const char *k) {
+double sweep_json_num(const cJSON *j, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+void sweep_row_measures_from_json(const cJSON *j, sweep_row *r) {
+    r->ppl = sweep_json_num(j, "ppl");
+    r->ppl_stderr = sweep_json_num(j, "ppl_stderr");
+    r->delta_ppl_stderr = sweep_json_num(j, "delta_ppl_stderr");
+    r->kld_mean = sweep_json_num(j, "kld_mean");
+    r->kld_stderr = sweep_json_num(j, "kld_stderr");
+    r->kld_p99 = sweep_json_num(j, "kld_p99");
+    r->top1 = sweep_json_num(j, "top1_agreement");
+    r->top1_stderr = sweep_json_num(j, "top1_agreement_stderr");
+}
+
 void sweep_row_from_json(const cJSON *j, sweep_row *r) {
-    r->bytes = (int64_t)num(j, "bytes");
-    r->n_params = (int64_t)num(j, "n_params");
-    r->bpw = num(j, "bpw");
-    r->ppl = num(j, "ppl");
-    r->ppl_stderr = num(j, "ppl_stderr");
-    r->delta_ppl = num(j, "delta_ppl");
-    r->delta_ppl_stderr = num(j, "delta_ppl_stderr");
-    r->kld_mean = num(j, "kld_mean");
-    r->kld_stderr = num(j, "kld_stderr");
-    r->kld_p99 = num(j, "kld_p99");
-    r->top1 = num(j, "top1_agreement");
-    r->top1_stderr = num(j, "top1_agreement_stderr");
-    r->seconds = num(j, "seconds");
-    r->peak_rss = (int64_t)num(j, "peak_rss_bytes");
+    r->bytes = (int64_t)sweep_json_num(j, "bytes");
+    r->n_params = (int64_t)sweep_json_num(j, "n_params");
+    r->bpw = sweep_json_num(j, "bpw");
+    sweep_row_measures_from_json(j, r);
+    r->delta_ppl = sweep_json_num(j, "delta_ppl");
+    r->seconds = sweep_json_num(j, "seconds");
+    r->peak_rss = (int64_t)sweep_json_num(j, "peak_rss_bytes");
 }
 
 bool sweep_on_front(const sweep_row *rows, size_t n, size_t i) {

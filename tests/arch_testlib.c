@@ -277,22 +277,7 @@ void ta_llama_cpp(const ta_arch *a, const char *const *recipes, size_t n_recipes
     sm_convert_opts co = {.outtype = "f32", .quiet = true};
     CHECK_OK(sm_convert(dir, src, &co, NULL));
     tl_same_as_llama_quantize(bin, src, recipes, n_recipes);
-    char args[4096];
-    snprintf(args, sizeof args, "%s/llama-perplexity -m '%s' -f '%s' -c 64 --chunks 4 -t 2 > '%s' 2>&1", bin, src,
-             tl_asset(TA_CALIB_TEXT), tl_tmp("lp.log"));
-    /* its asynchronous log sometimes loses its last lines at exit: up to 8 runs */
-    double lp = 0;
-    char *log = NULL;
-    for (int attempt = 0; attempt < 8 && !(lp > 1); attempt++) {
-        CHECK(system(args) == 0);
-        size_t len = 0;
-        free(log);
-        log = tl_slurp(tl_tmp("lp.log"), &len);
-        const char *p = log ? strstr(log, "[4]") : NULL;
-        lp = p ? strtod(p + 3, NULL) : 0;
-    }
-    if (!(lp > 1)) fprintf(stderr, "  llama-perplexity printed no [4] estimate:\n%s\n", log ? log : "(no log)");
-    free(log);
+    const double lp = tl_llama_ppl(bin, src, tl_asset(TA_CALIB_TEXT), 64, 4);
     const double sp = ta_smelt_ppl(src);
     fprintf(stderr, "  ppl: smelt %.4f, llama-perplexity %.4f\n", sp, lp);
     CHECK(sp > 1 && lp > 1 && fabs(sp - lp) <= 0.005 * lp);

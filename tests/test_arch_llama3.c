@@ -190,14 +190,7 @@ static void llama_cpp(void) {
         CHECK_MSG(tl_same_file(tl_tmp("lq.gguf"), tl_tmp("sq.gguf")), "%s: smelt quantize's file differs from "
                   "llama-quantize's", RECIPES[r]);
     }
-    snprintf(args, sizeof args, "%s/llama-perplexity -m '%s' -f '%s' -c 64 --chunks 4 -t 2 > '%s' 2>&1", bin, src,
-             tl_asset(CALIB_TEXT), tl_tmp("lp.log"));
-    CHECK(system(args) == 0);
-    char *log = tl_slurp(tl_tmp("lp.log"), NULL);
-    const char *p = log ? strstr(log, "[4]") : NULL;
-    const double lp = p ? strtod(p + 3, NULL) : 0;
-    if (!p) fprintf(stderr, "llama-perplexity: %s\n", log ? log : "(no log)");
-    free(log);
+    const double lp = tl_llama_ppl(bin, src, tl_asset(CALIB_TEXT), 64, 4);
     const double sp = ta_smelt_ppl(src);
     fprintf(stderr, "  ppl: smelt %.4f, llama-perplexity %.4f (%+.3f%%)\n", sp, lp, 100 * (sp - lp) / lp);
     CHECK(sp > 1 && lp > 1 && fabs(sp - lp) <= 0.005 * lp);

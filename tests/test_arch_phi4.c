@@ -321,18 +321,7 @@ static void llama_cpp(void) {
             CHECK_MSG(tl_same_file(tl_tmp("lq.gguf"), tl_tmp("sq.gguf")), "%s %s: smelt quantize's file differs from "
                       "llama-quantize's", k ? "phi4-mini" : "phi3-long", RECIPES[r]);
         }
-        /* llama-perplexity's log sometimes ends before the chunks' results (seen 1 run in 5 here,
-         * its asynchronous logger): tried up to three times */
-        double lp = 0;
-        for (int attempt = 0; attempt < 8 && !(lp > 0); attempt++) {
-            snprintf(args, sizeof args, "%s/llama-perplexity -m '%s' -f '%s' -c 64 --chunks 4 -t 2 > '%s' 2>&1", bin, src,
-                     tl_asset(CALIB_TEXT), tl_tmp("lp.log"));
-            CHECK(system(args) == 0);
-            char *log = tl_slurp(tl_tmp("lp.log"), NULL);
-            const char *p = log ? strstr(log, "[4]") : NULL;
-            lp = p ? strtod(p + 3, NULL) : 0;
-            free(log);
-        }
+        const double lp = tl_llama_ppl(bin, src, tl_asset(CALIB_TEXT), 64, 4);
         const double sp = smelt_ppl(src, 64);
         fprintf(stderr, "  %s ppl (ctx 64, long factors): smelt %.4f, llama-perplexity %.4f (%+.3f%%)\n",
                 k ? "phi4-mini" : "phi3-long", sp, lp, 100 * (sp - lp) / lp);

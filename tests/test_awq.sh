@@ -47,9 +47,7 @@ ta=$(types a.gguf); [ -n "$ta" ] && [ "$ta" = "$(types q.gguf)" ] || fail "awq's
 "$SMELT" inspect g.gguf > ig.txt 2>&1; grep -q 'quantize.method.*awq+gptq' ig.txt || fail "g.gguf: no quantize.method awq+gptq"
 "$SMELT" ppl a.gguf -f "$EVAL" -c 128 --chunks 2 --quiet > /dev/null 2>&1 || fail "smelt ppl of the AWQ GGUF"
 if [ -n "${LLAMA_CPP_BIN:-}" ] && [ -x "$LLAMA_CPP_BIN/llama-perplexity" ]; then
-  "$LLAMA_CPP_BIN/llama-perplexity" -m a.gguf -f "$EVAL" -c 128 --chunks 2 -t 2 > lp.log 2>&1 ||
-    fail "llama-perplexity of the AWQ GGUF: $(tail -3 lp.log)"
-  grep -q "Final estimate: PPL" lp.log || fail "llama-perplexity gave no estimate"
+  [ -n "$(llama_ppl a.gguf "$EVAL" 128 2)" ] || fail "llama-perplexity of the AWQ GGUF: $(tail -3 "$TMP/llama-ppl.log")"
 else
   echo "note: LLAMA_CPP_BIN not set: llama-perplexity's part skipped" >&2
 fi

@@ -150,23 +150,6 @@ static void gptq_falls_back(void) {
     free(out);
 }
 
-/* llama-perplexity's final estimate on 4 chunks of 256, or -1 (it sometimes loses its last
- * lines at exit: up to 8 tries). */
-static double llama_ppl(const char *bin, const char *model) {
-    char args[4096];
-    double v = -1;
-    for (int attempt = 0; attempt < 8 && v < 0; attempt++) {
-        snprintf(args, sizeof args, "%s/llama-perplexity -m '%s' -f '%s' -c 256 --chunks 4 -t 2 2>&1 | "
-                 "sed -n 's/.*Final estimate: PPL = \\([0-9.]*\\).*/\\1/p' > '%s'", bin, model,
-                 tl_asset("text/kjv-eval.txt"), tl_tmp("pp.txt"));
-        CHECK(system(args) == 0);
-        char *s = tl_slurp(tl_tmp("pp.txt"), NULL);
-        if (s && *s) v = atof(s);
-        free(s);
-    }
-    return v;
-}
-
 static void same_files_as_llama_quantize(void) {
     const char *bin = tl_llama_cpp_bin("byte comparison with llama-quantize --imatrix");
     if (!bin) return;
@@ -187,7 +170,8 @@ static void same_files_as_llama_quantize(void) {
         same += eq;
         if (!strcmp(RECIPES[i], "IQ2_XS")) {
             /* llama-perplexity on both files (identical bytes give identical numbers; this checks llama.cpp reads ours) */
-            const double p[2] = {llama_ppl(bin, tl_tmp("sq.gguf")), llama_ppl(bin, tl_tmp("lq.gguf"))};
+            const double p[2] = {tl_llama_ppl(bin, tl_tmp("sq.gguf"), tl_asset("text/kjv-eval.txt"), 256, 4),
+                                 tl_llama_ppl(bin, tl_tmp("lq.gguf"), tl_asset("text/kjv-eval.txt"), 256, 4)};
             CHECK_MSG(p[0] > 1 && p[0] == p[1], "llama-perplexity: smelt's IQ2_XS file %g, llama-quantize's %g", p[0], p[1]);
         }
     }

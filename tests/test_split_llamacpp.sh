@@ -8,22 +8,12 @@
 #     split.* keys the merge keeps in the metadata (split.count set to 0): the merged file is the
 #     unsplit file plus those keys, so the two are not byte-identical; the test checks exactly
 #     that difference (same tensors, same data bytes, same other keys).
-set -uo pipefail
-if [ -z "${LLAMA_CPP_BIN:-}" ]; then
-  echo "SKIPPED: LLAMA_CPP_BIN is not set (llama.cpp's build/bin directory)"
-  exit 77
-fi
-SMELT=${SMELT_BIN:-./smelt}
-ASSETS=${SMELT_ASSETS:-${SMELT_ASSETS_DEFAULT:-../shared}}
-KJV=$ASSETS/models/tiny-llama-kjv
+. "$(dirname "$0")/testlib.sh"
+[ -n "${LLAMA_CPP_BIN:-}" ] || skip "LLAMA_CPP_BIN is not set (llama.cpp's build/bin directory)"
 TEXT=$ASSETS/text/kjv-eval.txt
 PY=/usr/bin/python3
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 export SMELT_NO_SYNC=1 SMELT_THREADS=2 OMP_WAIT_POLICY=passive
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 run() { "$@" > out.txt 2> err.txt || { fail "exit $?: $*"; tail -5 err.txt >&2; }; }
 
 run "$SMELT" convert "$KJV" -o full.gguf -q
@@ -47,17 +37,7 @@ done
 # 2. llama-perplexity from the first part = unsplit
 rm -f sm-*
 run "$SMELT" quantize full.gguf sm.gguf Q4_K_M --split-max-size 1M -q
-# llama-perplexity's asynchronous log loses its last lines at exit in about one run in three
-# here: up to eight tries
-ppl() {
-  local r
-  for _ in 1 2 3 4 5 6 7 8; do
-    r=$("$LLAMA_CPP_BIN/llama-perplexity" -m "$1" -f "$TEXT" -c 128 --chunks 4 -t 2 2>&1 | grep -o 'Final estimate: PPL = [0-9.]*') || true
-    [ -n "$r" ] && break
-  done
-  echo "$r"
-}
-a=$(ppl q4.gguf); b=$(ppl sm-00001-of-*.gguf)
+a=$(llama_ppl q4.gguf "$TEXT" 128 4); b=$(llama_ppl sm-00001-of-*.gguf "$TEXT" 128 4)
 [ -n "$a" ] && [ "$a" = "$b" ] || fail "llama-perplexity: split set '$b', unsplit '$a'"
 echo "ok   llama-perplexity loads the split set: $b (unsplit: $a)"
 

@@ -79,8 +79,7 @@ done
 # llama.cpp runs it, and counts the same bits per weight
 LL=${LLAMA_CPP_BIN:-}
 if [ -n "$LL" ] && [ -x "$LL/llama-perplexity" ]; then
-  "$LL/llama-perplexity" -m mix.gguf -f "$EVAL" -c 256 --chunks 4 -t 2 > ll.log 2>&1 || { tail ll.log >&2; fail "llama-perplexity"; }
-  grep -q 'Final estimate: PPL' ll.log || { tail ll.log >&2; fail "llama-perplexity gave no estimate"; }
+  [ -n "$(llama_ppl mix.gguf "$EVAL" 256 4)" ] || { tail "$TMP/llama-ppl.log" >&2; fail "llama-perplexity gave no estimate"; }
 else
   echo "LLAMA_CPP_BIN unset: llama.cpp's check skipped"
 fi

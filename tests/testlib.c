@@ -414,6 +414,28 @@ const char *tl_llama_cpp_bin(const char *what) {
     return bin; /* set: main checked */
 }
 
+double tl_llama_ppl(const char *bin, const char *model, const char *text, int ctx, int chunks) {
+    char args[4096], logp[1024];
+    snprintf(logp, sizeof logp, "%s", tl_tmp("llama-ppl.log"));
+    const char *extra = getenv("LLAMA_PPL_ARGS");
+    snprintf(args, sizeof args, "'%s/llama-perplexity' -m '%s' -f '%s' -c %d --chunks %d -t 2 %s > '%s' 2>&1", bin, model,
+             text, ctx, chunks, extra ? extra : "", logp);
+    double v = 0;
+    char *log = NULL;
+    for (int attempt = 0; attempt < 8 && !(v > 0); attempt++) {
+        const int rc = system(args);
+        free(log);
+        log = tl_slurp(logp, NULL);
+        CHECK_MSG(rc == 0, "llama-perplexity -m %s exited with status %d", model, rc);
+        if (rc) break;
+        const char *p = log ? strstr(log, "Final estimate: PPL = ") : NULL;
+        v = p ? strtod(p + strlen("Final estimate: PPL = "), NULL) : 0;
+    }
+    if (!(v > 0)) fprintf(stderr, "  llama-perplexity printed no final estimate:\n%s\n", log ? log : "(no log)");
+    free(log);
+    return v;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--llama-cpp")) {
         g_llama_mode = true;

@@ -95,6 +95,12 @@ int tl_run_smelt_env(const char *env, const char *args, char **out);
  * whole test, the comparisons included). */
 const char *tl_llama_cpp_bin(const char *what);
 
+/* `BIN/llama-perplexity -m MODEL -f TEXT -c CTX --chunks CHUNKS -t 2 $LLAMA_PPL_ARGS`: its
+ * "Final estimate" PPL, or 0 when no run printed one (its log then goes to stderr; a non-zero
+ * exit is a failure). Its asynchronous log loses its last lines at exit in about one run in
+ * three: up to eight runs. Every llama-perplexity call of the C tests goes through here. */
+double tl_llama_ppl(const char *bin, const char *model, const char *text, int ctx, int chunks);
+
 /* Path of the smelt binary. */
 const char *tl_smelt_bin(void);
 /* Read a whole file (malloc'ed); NULL on failure. */

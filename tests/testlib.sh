@@ -42,6 +42,23 @@ expect_grep() { grep -Eq -- "$2" "$1" || { fail "$(basename "$1") does not match
 # json_num FILE KEY: the number after "KEY": in a one-line JSON object
 json_num() { sed -E 's/.*"'"$2"'":(-?[0-9.eE+-]+).*/\1/' "$1"; }
 
+# llama_ppl MODEL TEXT CTX CHUNKS: the "Final estimate" PPL of `$LLAMA_CPP_BIN/llama-perplexity -m
+# MODEL -f TEXT -c CTX --chunks CHUNKS -t 2 $LLAMA_PPL_ARGS` on stdout, empty when no run printed
+# one or it failed (its log: $TMP/llama-ppl.log). Its asynchronous log loses its last lines at
+# exit in about one run in three: up to eight runs. Every llama-perplexity call of the shell
+# tests goes through here.
+llama_ppl() {
+  local r= _
+  for _ in 1 2 3 4 5 6 7 8; do
+    # shellcheck disable=SC2086
+    "$LLAMA_CPP_BIN/llama-perplexity" -m "$1" -f "$2" -c "$3" --chunks "$4" -t 2 ${LLAMA_PPL_ARGS:-} \
+      > "$TMP/llama-ppl.log" 2>&1 || break
+    r=$(sed -nE 's/.*Final estimate: PPL = ([0-9.]+).*/\1/p' "$TMP/llama-ppl.log")
+    [ -n "$r" ] && break
+  done
+  echo "$r"
+}
+
 # tl_finish NAME: exit 1 with the failure count, else print "NAME: ok".
 tl_finish() {
   [ "$fails" = 0 ] || { echo "$1: $fails failures" >&2; exit 1; }
