@@ -80,6 +80,12 @@ float sm_qdot8_avx512vnni(sm_type type, const void *w, const void *xq, int64_t n
 float sm_qdot8_avx512(sm_type type, const void *w, const void *xq, int64_t n);
 #endif
 
+/* The body of every form of sm_qdot8_*: its kernels for the three layouts, by name. */
+#define SM_QDOT8_DISPATCH(type, w, xq, n, q4_0_q8_0, q6_K, q45_K)                    \
+    return (type) == SM_TYPE_Q4_0 || (type) == SM_TYPE_Q8_0 ? q4_0_q8_0((type), (w), (xq), (n) / 32) \
+           : (type) == SM_TYPE_Q6_K                        ? q6_K((w), (xq), (n) / 256)               \
+                                                           : q45_K((type), (w), (xq), (n) / 256)
+
 static inline float sm_qd_reduce8(const float a[8]) {
     return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }

@@ -146,11 +146,7 @@ static float dot_q6_K(const unsigned char *w, const sm_q8_Kx *y, int64_t nb) {
 }
 
 float sm_qdot8_scalar(sm_type type, const void *w, const void *xq, int64_t n) {
-    switch (type) {
-    case SM_TYPE_Q4_0: case SM_TYPE_Q8_0: return dot_q4_0_q8_0(type, w, xq, n / 32);
-    case SM_TYPE_Q6_K: return dot_q6_K(w, xq, n / 256);
-    default: return dot_q45_K(type, w, xq, n / 256);
-    }
+    SM_QDOT8_DISPATCH(type, w, xq, n, dot_q4_0_q8_0, dot_q6_K, dot_q45_K);
 }
 
 #if defined(__x86_64__)

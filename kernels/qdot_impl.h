@@ -104,9 +104,5 @@ static float qd_q6_K(const unsigned char *w, const sm_q8_Kx *y, int64_t nb) {
 }
 
 float QDOT8_FN(sm_type type, const void *w, const void *xq, int64_t n) {
-    switch (type) {
-    case SM_TYPE_Q4_0: case SM_TYPE_Q8_0: return qd_q4_0_q8_0(type, w, xq, n / 32);
-    case SM_TYPE_Q6_K: return qd_q6_K(w, xq, n / 256);
-    default: return qd_q45_K(type, w, xq, n / 256);
-    }
+    SM_QDOT8_DISPATCH(type, w, xq, n, qd_q4_0_q8_0, qd_q6_K, qd_q45_K);
 }
