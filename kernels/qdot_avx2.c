@@ -5,6 +5,8 @@
 #include <immintrin.h>
 
 #define QDOT8_FN sm_qdot8_avx2
+#define QD_DP(acc, u, s) \
+    (acc) = _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
 #define QD_DPS(acc, u, s, sa, sb)                                                                           \
     (acc) = _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)),                        \
                                                       _mm256_set_m128i(_mm_set1_epi16((short)(sb)),         \

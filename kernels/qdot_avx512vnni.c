@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #define QDOT8_FN sm_qdot8_avx512vnni
+#define QD_DP(acc, u, s) (acc) = _mm256_dpbusd_epi32((acc), (u), (s))
 #define QD_DPS(acc, u, s, sa, sb)                                                                           \
     (acc) = _mm256_add_epi32((acc), _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s)), \
                                                        _mm256_set_m128i(_mm_set1_epi32(sb), _mm_set1_epi32(sa))))

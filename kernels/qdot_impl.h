@@ -1,17 +1,18 @@
 /* qdot_impl.h - the integer dot products of kernels/qdot.c over 256-bit vectors, written once
  * and included by qdot_avx2.c (vpmaddubsw + vpmaddwd) and qdot_avx512vnni.c (vpdpbusd). The
- * including file defines QDOT8_FN (the name) and QD_DPS(acc, u, s, sa, sb): acc (8 x int32)
- * += lane i: sum over bytes 4i..4i+3 of u (unsigned, <= 128) * s (signed, |s| <= 127), times
- * sa for lanes 0-3 and sb for lanes 4-7 (16-bit scales). Every integer is exact, and the float
+ * including file defines QDOT8_FN (the name), QD_DP(acc, u, s): acc (8 x int32) += lane i: sum
+ * over bytes 4i..4i+3 of u (unsigned, <= 128) * s (signed, |s| <= 127), and QD_DPS(acc, u, s,
+ * sa, sb): the same times sa for lanes 0-3 and sb for lanes 4-7 (16-bit scales). Every integer is exact, and the float
  * parts are kernels_internal.h's (the same order as the portable form), so the results are
  * those of sm_qdot8_scalar bit for bit. */
 #include <immintrin.h>
 #include <string.h>
 
+/* f16 -> f32 with F16C (exact, as sm_f16_to_f32), infinities and NaNs through sm_f16_to_f32 */
 static inline float qd_h2f(const unsigned char *p) {
     uint16_t h;
     memcpy(&h, p, 2);
-    return sm_f16_to_f32(h);
+    return (h & 0x7c00) == 0x7c00 ? sm_f16_to_f32(h) : _cvtsh_ss(h);
 }
 
 static inline int32_t qd_hsum(__m256i v) {
@@ -37,7 +38,7 @@ static float qd_q4_0_q8_0(sm_type t, const unsigned char *w, const sm_q8_0x *y, 
             q = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), lo), eight);
         }
         __m256i l = _mm256_setzero_si256();
-        QD_DPS(l, _mm256_sign_epi8(q, q), _mm256_sign_epi8(QD_LOAD(y->qs), q), 1, 1);
+        QD_DP(l, _mm256_sign_epi8(q, q), _mm256_sign_epi8(QD_LOAD(y->qs), q));
         const float d = qd_h2f(w) * y->d;
         acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(l), _mm256_set1_ps(d)));
     }
