@@ -103,6 +103,7 @@ typedef struct sm_ppl_opts {
     const char *save_logits; /* perplexity: also write the log-probability file here */
     bool quiet;              /* no progress bar */
     sm_device device;        /* SM_DEVICE_CPU (default) or SM_DEVICE_CUDA */
+    bool int_dot;            /* sm_context_set_int_dot on the evaluated model's context (batches < 8) */
 } sm_ppl_opts;
 
 /* Order statistics of per-position values (llama.cpp's percentile interpolation). */

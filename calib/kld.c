@@ -136,6 +136,7 @@ static int run(const sm_model *m, base_src *b, const int32_t *tokens, int64_t n_
         goto done;
     }
     if (sm_context_new_on(m, o->device, n_ctx, o->n_batch, &ctx)) goto done;
+    sm_context_set_int_dot(ctx, o->int_dot);
 
     double s_nll = 0, s_nll2 = 0, s_base = 0, s_base2 = 0, s_nb = 0, s_kld = 0, s_kld2 = 0;
     double s_dp = 0, s_dp2 = 0, s_dp4 = 0;

@@ -60,6 +60,7 @@ int sm_perplexity(const sm_model *m, const int32_t *tokens, int64_t n_tokens, co
 
     sm_context *ctx = NULL;
     if (sm_context_new_on(m, o->device, n_ctx, o->n_batch, &ctx)) return -1;
+    sm_context_set_int_dot(ctx, o->int_dot);
     float *logits = malloc(sizeof(float) * (size_t)(n_ctx - first) * (size_t)n_vocab);
     int32_t *chunk = malloc(sizeof(int32_t) * (size_t)n_ctx);
     double *v = malloc(sizeof(double) * (size_t)scored);

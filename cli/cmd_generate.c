@@ -24,6 +24,10 @@ static const char USAGE[] =
     "  -s, --seed S        random seed for sampling (default 1)\n"
     "  -c, --ctx N         context size (default: the model's, at most 4096)\n"
     "  --ignore-eos        do not stop at the end-of-sequence token\n"
+    "  --exact-dot         exact float matrix products: by default Q4_0, Q8_0, Q4_K, Q5_K and\n"
+    "                      Q6_K weights are multiplied one token at a time as llama.cpp does\n"
+    "                      (activations quantized to 8 bits, integer dot products: faster, the\n"
+    "                      same text on every CPU and thread count)\n"
     "  --ids               print token ids (one per line) instead of text\n"
     "  --vocab FILE        tokenizer to use (SentencePiece .model), e.g. for llama2.c models\n"
     "  -t, --threads N     threads (default: all cores, or SMELT_THREADS)\n"
@@ -90,7 +94,7 @@ static int run(int argc, char **argv) {
     cli_common com = {0};
     long n_gen = 128, top_k = 40, n_ctx = 0, seed_l = 1;
     double temp = 0, top_p = 0.95;
-    bool ignore_eos = false, print_ids = false;
+    bool ignore_eos = false, print_ids = false, exact_dot = false;
     const cli_option opts[] = {
         CLI_OPT_THREADS(com), CLI_OPT_JSON(com),
         {"-p --prompt", CLI_STR, &prompt, 0, 0, NULL},
@@ -104,6 +108,7 @@ static int run(int argc, char **argv) {
         {"--device", CLI_STR, &device, 0, 0, NULL},
         {"--ignore-eos", CLI_FLAG, &ignore_eos, 0, 0, NULL},
         {"--ids", CLI_FLAG, &print_ids, 0, 0, NULL},
+        {"--exact-dot", CLI_FLAG, &exact_dot, 0, 0, NULL},
         {0},
     };
     const char *args[1];
@@ -159,6 +164,7 @@ static int run(int argc, char **argv) {
         cli_fail("generate", "%s", toks && logits && cands ? sm_last_error() : "out of memory");
         goto out;
     }
+    sm_context_set_int_dot(ctx, !exact_dot);
     if (n_prompt_ids) memcpy(toks, prompt_ids, sizeof(int32_t) * n_prompt_ids);
     else toks[0] = bos >= 0 ? bos : 1;
     uint64_t rng = seed;

@@ -29,6 +29,10 @@ static const char USAGE[] =
     "  -c, --ctx N         tokens per chunk (default 512)\n"
     "  --chunks N          evaluate only the first N chunks\n"
     "  -b, --batch N       tokens per forward batch (default: --ctx)\n"
+    "  --int-dot           batches of fewer than 8 tokens (--batch 1..7) multiply Q4_0, Q8_0,\n"
+    "                      Q4_K, Q5_K and Q6_K weights as llama.cpp does: activations quantized\n"
+    "                      to 8 bits, integer dot products (faster; without it, and for larger\n"
+    "                      batches, the products are exact float)\n"
     "  -t, --threads N     threads (default: all cores, or SMELT_THREADS)\n"
     "  --save-logits F     also save the model's log-probabilities to F (16 bits each, the\n"
     "                      format of llama-perplexity --kl-divergence-base) for a later --kld\n"
@@ -252,6 +256,7 @@ static int run(int argc, char **argv) {
         {"--save-logits", CLI_STR, &o.save_logits, 0, 0, NULL},
         {"--kl-divergence-base", CLI_STR, &kl_base, 0, 0, NULL},
         {"--kl-divergence", CLI_FLAG, &kl_flag, 0, 0, NULL},
+        {"--int-dot", CLI_FLAG, &o.int_dot, 0, 0, NULL},
         {"--kld", CLI_STR, &kld, 0, 0, NULL},
         {"--vocab", CLI_STR, &vocab, 0, 0, NULL},
         {"--device", CLI_STR, &device, 0, 0, NULL},

@@ -75,6 +75,12 @@ typedef struct sm_matmul_op {
     float *y;
     int64_t ldy;
     bool accumulate;
+    /* batches of fewer than 8 tokens (matrix-vector products: generation): weights of Q4_0,
+     * Q8_0, Q4_K, Q5_K and Q6_K are multiplied as ggml does, with each token's activations
+     * quantized per block to 8 bits (Q8_0 or Q8_K) and integer dot products; the same bits on
+     * every ISA and thread count, but not those of the exact float path (false: the default),
+     * which other types, larger batches and non-finite activations always take */
+    bool int_dot;
 } sm_matmul_op;
 int sm_matmul_many(const sm_matmul_op *ops, int n_ops, int64_t n_in, const float *x, int64_t ldx, int64_t n_tok);
 

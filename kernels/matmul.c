@@ -80,7 +80,7 @@ int sm_row_to_f32(sm_type type, const void *src, float *dst, int64_t n) {
 /* Per-thread scratch buffers that only grow (64-byte aligned), freed when the thread ends
  * (OpenMP teams shrink and grow with the thread count). */
 typedef struct scratch { float *p; size_t cap; } scratch;
-typedef struct thread_scratch { scratch row, cols; } thread_scratch;
+typedef struct thread_scratch { scratch row, cols, act[2]; } thread_scratch;
 
 static pthread_key_t g_scratch_key;
 static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
@@ -89,6 +89,8 @@ static void scratch_free(void *p) {
     thread_scratch *ts = p;
     free(ts->row.p);
     free(ts->cols.p);
+    free(ts->act[0].p);
+    free(ts->act[1].p);
     free(ts);
 }
 
@@ -127,6 +129,7 @@ typedef struct job {
     int64_t n_in, n_tok, ldx;
     const float *x;     /* feature-major activations (gemm) */
     const float *cols;  /* token-major copy of the activations (dot products) */
+    const char *act[2]; /* the tokens' activations as Q8_0 and Q8_K blocks (int_dot), or NULL */
 } job;
 
 /* F32 weights aligned for float loads are read in place. */
@@ -181,6 +184,19 @@ static int gemm_rows(const job *J, const sm_matmul_op *op, int64_t r0, int64_t r
 /* Rows [r0, r1) of product `op` as dot products with the token-major columns. F16 and BF16
  * rows are converted inside the dot product; block types a row at a time into L1. */
 static int gemv_rows(const job *J, const sm_matmul_op *op, int64_t r0, int64_t r1) {
+    const sm_type act = op->int_dot ? sm_qdot_act_type(op->wtype) : SM_TYPE_INVALID;
+    const char *xq = act == SM_TYPE_INVALID ? NULL : J->act[act == SM_TYPE_Q8_K];
+    if (xq) { /* integer dot products with the quantized activations */
+        const size_t tb = sm_act_bytes(act, J->n_in);
+        for (int64_t r = r0; r < r1; r++) {
+            const void *wr = (const char *)op->w + (size_t)r * op->w_stride;
+            for (int64_t t = 0; t < J->n_tok; t++) {
+                const float d = J->isa->qdot8(op->wtype, wr, xq + (size_t)t * tb, J->n_in);
+                op->y[r * op->ldy + t] = op->accumulate ? op->y[r * op->ldy + t] + d : d;
+            }
+        }
+        return 0;
+    }
     if (op->wtype == SM_TYPE_F16 || op->wtype == SM_TYPE_BF16) {
         float (*dot)(const void *, const float *, int64_t) = op->wtype == SM_TYPE_F16 ? J->isa->dot_f16 : J->isa->dot_bf16;
         for (int64_t r = r0; r < r1; r++) {
@@ -244,6 +260,26 @@ static void share(const job *J, int i, int n, int64_t *lo, int64_t *hi) {
     if (*lo > J->n_rows) *lo = J->n_rows;
 }
 
+/* The activations of a small batch as Q8_0 and/or Q8_K blocks, for the products that ask for
+ * integer dots (each token's column on its own: a batch's size never changes a token's bits).
+ * A format stays NULL where no product needs it or a token has a non-finite activation. */
+static int quantize_acts(job *J, thread_scratch *ts) {
+    for (int k = 0; k < 2; k++) {
+        const sm_type act = k ? SM_TYPE_Q8_K : SM_TYPE_Q8_0;
+        bool want = false;
+        for (int i = 0; i < J->n_ops; i++) want |= J->ops[i].int_dot && sm_qdot_act_type(J->ops[i].wtype) == act;
+        if (!want) continue;
+        const size_t tb = sm_act_bytes(act, J->n_in);
+        char *buf = (char *)scratch_get(&ts->act[k], (tb * (size_t)J->n_tok) / sizeof(float) + 1);
+        if (!buf) return sm_error("out of memory for matrix product scratch");
+        bool finite = true;
+        for (int64_t t = 0; t < J->n_tok && finite; t++)
+            finite = sm_quantize_act(act, J->cols + t * J->n_in, J->n_in, buf + (size_t)t * tb) == 0;
+        J->act[k] = finite ? buf : NULL;
+    }
+    return 0;
+}
+
 static int run(const sm_matmul_op *ops, int n_ops, int64_t n_in, const float *x, int64_t ldx, int64_t n_tok,
                bool parallel) {
     job J = {.isa = sm_gemm_current(), .ops = ops, .n_ops = n_ops, .n_in = n_in, .n_tok = n_tok, .ldx = ldx, .x = x};
@@ -261,6 +297,7 @@ static int run(const sm_matmul_op *ops, int n_ops, int64_t n_in, const float *x,
         for (int64_t k = 0; k < n_in; k++)
             for (int64_t t = 0; t < n_tok; t++) cols[t * n_in + k] = x[k * ldx + t];
         J.cols = cols;
+        if (quantize_acts(&J, ts)) return -1;
     }
     int n_threads = 1;
 #ifdef _OPENMP
@@ -290,13 +327,13 @@ void sm_vec_silu_mul(float *g, const float *u, int64_t n) { sm_gemm_current()->s
 
 int sm_matmul(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int64_t n_in, const float *x,
               int64_t ldx, int64_t n_tok, float *y, int64_t ldy) {
-    const sm_matmul_op op = {wtype, w, w_stride, n_out, y, ldy, false};
+    const sm_matmul_op op = {wtype, w, w_stride, n_out, y, ldy, false, false};
     return run(&op, 1, n_in, x, ldx, n_tok, true);
 }
 
 int sm_matmul_serial(sm_type wtype, const void *w, size_t w_stride, int64_t n_out, int64_t n_in, const float *x,
                      int64_t ldx, int64_t n_tok, float *y, int64_t ldy) {
-    const sm_matmul_op op = {wtype, w, w_stride, n_out, y, ldy, false};
+    const sm_matmul_op op = {wtype, w, w_stride, n_out, y, ldy, false, false};
     return run(&op, 1, n_in, x, ldx, n_tok, false);
 }
 

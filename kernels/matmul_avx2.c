@@ -194,4 +194,4 @@ static void silu_mul(float *g, const float *u, int64_t n) {
     }
 }
 
-const sm_gemm_isa sm_gemm_avx2 = {MR, TPW, tile, dot, dot_f16, dot_bf16, f16_to_f32, bf16_to_f32, vexp, silu_mul, sm_dequant_avx2, sm_qdot_avx2};
+const sm_gemm_isa sm_gemm_avx2 = {MR, TPW, tile, dot, dot_f16, dot_bf16, f16_to_f32, bf16_to_f32, vexp, silu_mul, sm_dequant_avx2, sm_qdot_avx2, sm_qdot8_avx2};

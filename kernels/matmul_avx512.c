@@ -176,4 +176,4 @@ static void silu_mul(float *g, const float *u, int64_t n) {
     }
 }
 
-const sm_gemm_isa sm_gemm_avx512 = {MR, TPW, tile, dot, dot_f16, dot_bf16, f16_to_f32, bf16_to_f32, vexp, silu_mul, sm_dequant_avx512, sm_qdot_avx512};
+const sm_gemm_isa sm_gemm_avx512 = {MR, TPW, tile, dot, dot_f16, dot_bf16, f16_to_f32, bf16_to_f32, vexp, silu_mul, sm_dequant_avx512, sm_qdot_avx512, sm_qdot8_avx512};

@@ -73,4 +73,4 @@ static void silu_mul(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-const sm_gemm_isa sm_gemm_scalar = {MR, TPW, tile, dot, dot_f16, dot_bf16, f16_to_f32, bf16_to_f32, vexp, silu_mul, NULL, NULL};
+const sm_gemm_isa sm_gemm_scalar = {MR, TPW, tile, dot, dot_f16, dot_bf16, f16_to_f32, bf16_to_f32, vexp, silu_mul, NULL, NULL, sm_qdot8_scalar};

@@ -128,6 +128,7 @@ void sm_context_free(sm_context *c) {
 
 int64_t sm_context_n_ctx(const sm_context *c) { return c->n_ctx; }
 void sm_context_clear(sm_context *c) { c->n_past = 0; }
+void sm_context_set_int_dot(sm_context *c, bool on) { c->int_dot = on; }
 
 /* ---- element-wise pieces (feature-major: row f, token t at a[f*ld + t]) ---- */
 
@@ -214,7 +215,7 @@ static int matmuls(const sm_context *c, const float *x, int64_t n, int n_ops, co
                    float *const *y, bool accumulate) {
     sm_matmul_op ops[3];
     for (int i = 0; i < n_ops; i++)
-        ops[i] = (sm_matmul_op){w[i]->type, w[i]->data, w[i]->stride, w[i]->rows, y[i], c->ld, accumulate};
+        ops[i] = (sm_matmul_op){w[i]->type, w[i]->data, w[i]->stride, w[i]->rows, y[i], c->ld, accumulate, c->int_dot};
     return sm_matmul_many(ops, n_ops, w[0]->cols, x, c->ld, n);
 }
 
@@ -313,9 +314,9 @@ static int logits_out(sm_context *c, int64_t n, int64_t out_first, float *logits
     const sm_weight *w = &m->output;
     for (int64_t v0 = 0; v0 < V; v0 += SM_LOGIT_ROWS) {
         const int64_t rows = V - v0 < SM_LOGIT_ROWS ? V - v0 : SM_LOGIT_ROWS;
-        if (sm_matmul(w->type, (const char *)w->data + (size_t)v0 * w->stride, w->stride, rows, E, c->xn, ld, n_out,
-                      c->logits_t, ld))
-            return -1;
+        const sm_matmul_op op = {w->type, (const char *)w->data + (size_t)v0 * w->stride, w->stride, rows, c->logits_t,
+                                 ld, false, c->int_dot};
+        if (sm_matmul_many(&op, 1, E, c->xn, ld, n_out)) return -1;
 #pragma omp parallel for schedule(static) if (rows * n_out >= PAR_MIN)
         for (int64_t t = 0; t < n_out; t++)
             for (int64_t r = 0; r < rows; r++) logits[t * V + v0 + r] = c->logits_t[r * ld + t];

@@ -265,6 +265,11 @@ void sm_context_free(sm_context *c);
 int64_t sm_context_n_ctx(const sm_context *c);
 /* Forget every cached position (a new sequence starts at position 0). */
 void sm_context_clear(sm_context *c);
+/* Batches of fewer than 8 tokens (generation) multiply Q4_0, Q8_0, Q4_K, Q5_K and Q6_K weights
+ * with activations quantized to 8 bits per block and integer dot products, as llama.cpp does
+ * (kernels.h: sm_matmul_op.int_dot): faster, the same bits on every ISA and thread count, but
+ * not the exact float results. Off (exact float) unless set; CPU contexts only. */
+void sm_context_set_int_dot(sm_context *c, bool on);
 
 /* Run tokens[0..n) at positions pos0..pos0+n-1 (pos0 <= positions already cached: later
  * cached positions are dropped; pos0 + n <= n_ctx). Any n works; the context splits it into

@@ -80,6 +80,7 @@ struct sm_context {
     double *ss;                 /* [n_batch] */
     sm_observer_fn obs;         /* activation observer (NULL: none) and its argument */
     void *obs_user;
+    bool int_dot;               /* sm_context_set_int_dot */
 };
 
 /* Vocabulary rows per output product (bounds the transposed-logits scratch). */

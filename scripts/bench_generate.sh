@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench_generate.sh - one-token-at-a-time speed (generation) of smelt next to llama.cpp, on the
 # F16, Q8_0 and Q4_K_M GGUFs of scripts/bench_ppl.sh (made by it if missing), two ways:
-#   decode:   `smelt ppl --batch 1` against `llama-perplexity -b 1 -ub 1`: every token is a
+#   decode:   `smelt ppl --batch 1 --int-dot` against `llama-perplexity -b 1 -ub 1` (both multiply
+#             quantized weights with 8-bit activations and integer dots): every token is a
 #             forward pass of one token over the KV cache (matrix-vector products), the same
 #             threads on both sides; tokens/s of the evaluation (loading excluded);
 #   generate: `smelt generate -n N --ignore-eos` against llama-simple -n N (its "eval time"
@@ -40,7 +41,7 @@ for t in ${BENCH_TYPES:-f16 q8_0 q4_k_m}; do
   g=$work/$t.gguf
   sd=- ld=- sg=- lg=-
   for _ in $(seq "$repeat"); do
-    "$smelt" ppl "$g" --text "$text" --ctx "$ctx" --batch 1 --chunks 1 --threads "$threads" --json > "$work/dec-smelt.json"
+    "$smelt" ppl "$g" --text "$text" --ctx "$ctx" --batch 1 --int-dot --chunks 1 --threads "$threads" --json > "$work/dec-smelt.json"
     sd=$(best "$sd" "$(num "$work/dec-smelt.json" tokens_per_second)")
     "$smelt" generate "$g" -p "$prompt" -n "$ngen" --ignore-eos --threads "$threads" --json > "$work/gen-smelt.json"
     sg=$(best "$sg" "$(num "$work/gen-smelt.json" tokens_per_second)")

@@ -5,7 +5,8 @@
 # directory to Q4_K_M and of the f16 GGUF to Q5_1: the k-quant and legacy codecs), and
 # `smelt ppl` of the Q4_K_M file agrees across ISAs (the float kernels sum in other orders,
 # so agreement is to rounding: within 1e-5 relative) and is bit-identical for 1 and 2
-# threads on each ISA. Exits 77 (skipped) where the CPU has only the scalar level.
+# threads on each ISA; and ppl --int-dot / generate (integer dots) the same for 1 and 2 threads
+# on each ISA and within 1% across ISAs. Exits 77 (skipped) where the CPU has only the scalar level.
 . "$(dirname "$0")/testlib.sh"
 TOKENS=$KJV/reference/tokens_eval.txt
 need_assets "$KJV/config.json" "$KJV/f32/config.json" "$TOKENS"
@@ -55,6 +56,28 @@ for isa in $isas; do
   [ -n "$ref" ] || ref=$p1
   awk -v a="$p1" -v b="$ref" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; exit !(a > 0 && d < 1e-5) }' ||
     fail "ppl on $isa $p1, on scalar $ref (more than 1e-5 apart)"
+done
+
+# ---- one token at a time with 8-bit activations and integer dots (ppl --int-dot --batch 1, and
+# generate's default): the integer products give the same bits on every ISA (test_qdot), so a
+# run is bit-identical for any thread count; across ISAs the float kernels' rounding reaches the
+# 8-bit roundings (a value at x.5 flips, and every later token sees it), so ISAs agree to 1%
+iref=
+for isa in $isas; do
+  ptok= gtok=
+  for t in 1 2; do
+    SMELT_ISA=$isa "$SMELT" ppl "$TMP/q4km.scalar.gguf" --tokens "$TOKENS" --ctx 64 --chunks 2 --batch 1 --int-dot \
+      --threads $t --json > "$TMP/i.json" 2> "$TMP/err" || { fail "$isa: ppl --int-dot exited $?"; cat "$TMP/err" >&2; }
+    SMELT_ISA=$isa "$SMELT" generate "$TMP/q4km.scalar.gguf" -p "In the beginning" -n 24 --ignore-eos --ids \
+      --threads $t --quiet > "$TMP/g.txt" 2> "$TMP/err" || { fail "$isa: generate exited $?"; cat "$TMP/err" >&2; }
+    p=$(json_num "$TMP/i.json" ppl) g=$(tr '\n' ' ' < "$TMP/g.txt")
+    [ -n "$ptok" ] || { ptok=$p gtok=$g; echo "ppl --int-dot --batch 1 on $isa: $p; generated ids: $g"; }
+    [ "$p" = "$ptok" ] || fail "ppl --int-dot on $isa: $p with $t threads, $ptok with 1"
+    [ "$g" = "$gtok" ] || fail "generate on $isa: ids $g with $t threads, $gtok with 1"
+  done
+  [ -n "$iref" ] || iref=$ptok
+  awk -v a="$ptok" -v b="$iref" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; exit !(a > 0 && d < 0.01) }' ||
+    fail "ppl --int-dot on $isa $ptok, on scalar $iref (more than 1% apart)"
 done
 
 [ "$fails" = 0 ] && echo "test_isa: all passed" || echo "test_isa: $fails failure(s)" >&2

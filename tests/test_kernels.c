@@ -121,7 +121,7 @@ static void many(void) {
             for (int64_t j = 0; j < rows[i] * n; j++) y[i][j] = i == 1 ? 0.5f : NAN;
             CHECK_OK(sm_matmul(types[i], w[i], (size_t)sm_type_row_bytes(types[i], n_in), rows[i], n_in, x, n, n,
                                single[i], n));
-            ops[i] = (sm_matmul_op){types[i], w[i], (size_t)sm_type_row_bytes(types[i], n_in), rows[i], y[i], n, i == 1};
+            ops[i] = (sm_matmul_op){types[i], w[i], (size_t)sm_type_row_bytes(types[i], n_in), rows[i], y[i], n, i == 1, false};
         }
         omp_set_num_threads(3);
         CHECK_OK(sm_matmul_many(ops, 3, n_in, x, n, n));
