@@ -5,4 +5,6 @@
 #include "kernels/cuda/plugin_error.cu"
 #include "kernels/cuda/device.cu"
 #include "kernels/cuda/gptq.cu"
+#include "kernels/cuda/block_exec.cu"
 #include "kernels/cuda/calib_block.cu"
+#include "kernels/cuda/forward.cu"
