@@ -8,7 +8,10 @@
  *    second reads the KV cache the first wrote;
  *  - the calibration block (sm_model_cuda_block_*, the same executor plus an observer) gives the
  *    CPU block's output for every layer, and its FFN-input Hessian agrees with one built from the
- *    CPU observer.
+ *    CPU observer;
+ *  - through the CLI: `smelt ppl --device cuda` on the HF directory equals `--device cpu`, and
+ *    `smelt gptq --device cuda` runs the block (fused linears, extra norms) and its Q4_0 file scores
+ *    like the CPU run's.
  * The plugin is $SMELT_CUDA_PLUGIN (scripts/check_cuda.sh: the real one on a GPU) or else the
  * host emulation $SMELT_CUDA_EMU_PLUGIN (tests/cuda_emu/), which runs the plugin's own sources. */
 #include "arch_testlib.h"
@@ -102,6 +105,42 @@ done:
     free(hg);
 }
 
+/* `smelt ARGS --json` -> the number after "key": (0 on failure, recorded) */
+static double smelt_number(const char *args, const char *key) {
+    char *out = NULL, k[64];
+    const int rc = tl_run_smelt(args, &out);
+    CHECK_MSG(rc == 0, "smelt %s: %s", args, out ? out : "");
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = out ? strstr(out, k) : NULL;
+    const double v = p ? strtod(p + strlen(k), NULL) : 0;
+    free(out);
+    return v;
+}
+
+static double ppl_on(const char *model, const char *device) {
+    char args[2048];
+    snprintf(args, sizeof args, "ppl %s --text %s --ctx 32 --chunks 3 --device %s --json", model, tl_asset(TA_CALIB_TEXT),
+             device);
+    return smelt_number(args, "ppl");
+}
+
+static void cli(const char *name, const char *dir) {
+    const double cpu = ppl_on(dir, "cpu"), gpu = ppl_on(dir, "cuda");
+    fprintf(stderr, "  %s: smelt ppl cpu %.6f, cuda %.6f\n", name, cpu, gpu);
+    CHECK_MSG(cpu > 1 && fabs(gpu / cpu - 1) < 1e-4, "%s: ppl cpu %g vs cuda %g", name, cpu, gpu);
+    double q[2];
+    for (int d = 0; d < 2; d++) {
+        char args[2048], out[64];
+        snprintf(out, sizeof out, "gptq-%s.gguf", d ? "cuda" : "cpu");
+        snprintf(args, sizeof args, "gptq %s --calib %s --samples 2 --seqlen 32 --to gguf:Q4_0 --device %s -o %s --json", dir,
+                 tl_asset(TA_CALIB_TEXT), d ? "cuda" : "cpu", tl_tmp(out));
+        smelt_number(args, "device");
+        q[d] = ppl_on(tl_tmp(out), "cpu");
+    }
+    fprintf(stderr, "  %s: gptq Q4_0 ppl (cpu run) %.6f, (cuda run) %.6f\n", name, q[0], q[1]);
+    CHECK_MSG(q[0] > 1 && fabs(q[1] / q[0] - 1) < 0.01, "%s: gptq on cuda scores %g, on the cpu %g", name, q[1], q[0]);
+}
+
 static void check_arch(const char *name, const char *dir) {
     CHECK_MSG(dir != NULL, "%s: no fixture", name);
     if (!dir) return;
@@ -122,6 +161,7 @@ static void check_arch(const char *name, const char *dir) {
         CHECK_MSG(d < 1e-4, "%s: CUDA logits differ by %.3g", name, d);
     }
     blocks(name, m, toks);
+    cli(name, dir);
     free(cpu);
     free(gpu);
     sm_model_free(m);
