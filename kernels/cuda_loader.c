@@ -36,6 +36,7 @@ static struct {
     int (*block_new)(const sm_cuda_dims *, sm_cuda_block **);
     int (*block_set)(sm_cuda_block *, sm_cuda_tensor, const float *, int64_t);
     int (*block_run)(sm_cuda_block *, float *, int64_t, int, sm_cuda_syrk *const *);
+    int (*block_set_layer)(sm_cuda_block *, int64_t);
     void (*block_free)(sm_cuda_block *);
 } P;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -102,6 +103,7 @@ static void load(void) {
     SYM(block_new);
     SYM(block_set);
     SYM(block_run);
+    SYM(block_set_layer);
     SYM(block_free);
 }
 
@@ -196,6 +198,8 @@ int sm_cuda_block_new(const sm_cuda_dims *d, sm_cuda_block **out) {
 int sm_cuda_block_set(sm_cuda_block *b, sm_cuda_tensor which, const float *host, int64_t n) {
     FORWARD(block_set, b, which, host, n);
 }
+
+int sm_cuda_block_set_layer(sm_cuda_block *b, int64_t layer) { FORWARD(block_set_layer, b, layer); }
 
 int sm_cuda_block_run(sm_cuda_block *b, float *x, int64_t n_tok, int stop_at, sm_cuda_syrk *const *h) {
     if (!loaded()) return fail();

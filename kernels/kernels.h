@@ -91,31 +91,92 @@ void sm_vec_exp(float *x, int64_t n);
 void sm_vec_silu_mul(float *g, const float *u, int64_t n);
 
 /* ======================================================================================
- * CUDA decoder (kernels/cuda/forward.cu; runtime section)
- *
- * A Llama-family decoder held on the device in float (the simple first version: weights are
- * dequantized on the host and uploaded as F32; products are cuBLAS SGEMMs). Activations are
- * token-major on the device. The code lives in the CUDA plugin (kernels/cuda/, loaded by
- * kernels/cuda_loader.c); without it every function fails with a message saying so.
+ * The decoder block as data (model/block_desc.c builds it from the architecture table and the
+ * hyperparameters). Every backend's block is an executor of this one description: the CPU
+ * (model/forward.c), the CUDA forward and the CUDA calibration pass (kernels/cuda/block_exec.cu,
+ * calibration = the same executor with an observer). A block feature is implemented once per
+ * backend as an operation here; no backend names an architecture or a tensor of one.
  * ==================================================================================== */
 
-typedef struct sm_cuda_dims {
-    int64_t n_vocab, n_embd, n_ff, n_layer, n_head, n_head_kv, head_dim;
-    int64_t n_ctx;           /* KV cache positions */
-    float rms_eps;
-    bool rope_neox;          /* pairs (i, i + head_dim/2) instead of (2i, 2i+1) */
-    const double *rope_freq; /* head_dim/2 angles per position step */
-} sm_cuda_dims;
-
+/* A tensor role of the block (a norm, a linear, a bias; model-wide ones for the embedding and
+ * head), the index of its weights in an executor's table. */
 typedef enum sm_cuda_tensor {
     SM_CT_TOK_EMBD, SM_CT_OUTPUT, SM_CT_OUTPUT_NORM,                 /* model-wide (layer -1) */
     SM_CT_ATTN_NORM, SM_CT_FFN_NORM,                                 /* per layer */
     SM_CT_WQ, SM_CT_WK, SM_CT_WV, SM_CT_WO, SM_CT_GATE, SM_CT_UP, SM_CT_DOWN,
     SM_CT_BQ, SM_CT_BK, SM_CT_BV, SM_CT_BO, SM_CT_BGATE, SM_CT_BUP, SM_CT_BDOWN,
     SM_CT_Q_NORM, SM_CT_K_NORM,                                      /* per-head q/k RMSNorm weights [head_dim] */
-    SM_CT_POST_ATTN_NORM, SM_CT_POST_FFW_NORM,                       /* SM_FEAT_POST_NORMS (not on the GPU yet) */
+    SM_CT_POST_ATTN_NORM, SM_CT_POST_FFW_NORM,                       /* SM_FEAT_POST_NORMS */
     SM_CT_COUNT
 } sm_cuda_tensor;
+
+/* The block's activation buffers (per token: X, XN n_embd; Q, ATT q width; K, V kv width;
+ * GATE, UP n_ff features). */
+typedef enum sm_block_buf { SM_BUF_X, SM_BUF_XN, SM_BUF_Q, SM_BUF_K, SM_BUF_V, SM_BUF_ATT, SM_BUF_GATE, SM_BUF_UP,
+                            SM_BUF_COUNT } sm_block_buf;
+
+typedef enum sm_block_opcode {
+    SM_OP_NORM,      /* dst[0] = RMSNorm(src) * w[0] (n_embd features) */
+    SM_OP_OBSERVE,   /* the observer sees src as the linear input group `in` (model.h sm_linear_input) */
+    SM_OP_LINEAR,    /* dst[i] = W[w[i]] src + bias b[i] (if present) for i < n_out; accumulate: dst[i] += */
+    SM_OP_HEAD_NORM, /* per-head RMSNorm of Q with w[0] and of K with w[1] (if present) */
+    SM_OP_ROPE,      /* Q and K rotated at their positions (the first n_rot dimensions of each head) */
+    SM_OP_KV_STORE,  /* K and V into the layer's cache; afterwards only the tokens whose outputs are wanted */
+    SM_OP_ATTENTION, /* dst[0] = causal attention of Q over the cache (scale, soft-cap, the layer's window) */
+    SM_OP_ADD,       /* dst[0] += src */
+    SM_OP_GLU,       /* dst[0] = act(dst[0]) * src (act: the description's) */
+} sm_block_opcode;
+
+#define SM_BLOCK_MAX_OPS 24
+#define SM_ROLE_NONE 0xff
+
+typedef struct sm_block_op {
+    uint8_t op, src, in, n_out, accumulate;
+    uint8_t dst[3], w[3], b[3]; /* buffers; tensor roles (sm_cuda_tensor, SM_ROLE_NONE: none) */
+} sm_block_op;
+
+enum { SM_ACT_SILU, SM_ACT_GELU_TANH };
+
+typedef struct sm_block_desc {
+    int n_ops;
+    sm_block_op ops[SM_BLOCK_MAX_OPS];
+    int act;                        /* SM_ACT_* of SM_OP_GLU */
+    int64_t rows[SM_BUF_COUNT];     /* features per token of each buffer */
+    int64_t role_n[SM_CT_COUNT];    /* floats of each role's tensor (0: not used by this block) */
+    int64_t n_head, n_head_kv, head_dim, n_rot;
+    bool rope_neox;                 /* pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
+    float rms_eps;
+    float attn_scale;               /* q.k scale */
+    float attn_softcap;             /* > 0: scores soft-capped, cap * tanh(s / cap) */
+    int64_t window;                 /* sliding window of the layers of swa_pattern (0: none) */
+    int swa_pattern;                /* layer l is windowed when swa_pattern > 0 and l % swa_pattern < swa_pattern - 1 */
+    bool swa_rope;                  /* the windowed layers rotate with the second rope tables */
+    float embd_scale;               /* embeddings multiplied by it (0: not scaled) */
+    float final_softcap;            /* > 0: logits soft-capped */
+} sm_block_desc;
+
+/* Layer l uses the sliding window (and, with swa_rope, the second rope tables). */
+static inline bool sm_block_swa_layer(const sm_block_desc *d, int64_t l) {
+    return d->swa_pattern > 0 && l % d->swa_pattern < d->swa_pattern - 1;
+}
+
+/* ======================================================================================
+ * CUDA decoder (kernels/cuda/forward.cu over kernels/cuda/block_exec.cu; runtime section)
+ *
+ * A decoder held on the device in float (weights are dequantized on the host and uploaded as
+ * F32; products are cuBLAS SGEMMs), its blocks run by the executor of an sm_block_desc.
+ * Activations are token-major on the device. The code lives in the CUDA plugin (kernels/cuda/,
+ * loaded by kernels/cuda_loader.c); without it every function fails with a message saying so.
+ * ==================================================================================== */
+
+typedef struct sm_cuda_dims {
+    int64_t n_vocab, n_embd, n_layer;
+    int64_t n_ctx;                   /* KV cache positions (rope table length) */
+    const sm_block_desc *block;      /* the decoder block (copied) */
+    /* host rope tables [n_rot/2][n_ctx] (cos, sin; the CPU's own, scaling and factors applied), and
+     * the windowed layers' second pair (block->swa_rope; else NULL); copied */
+    const float *rope_cos, *rope_sin, *rope_cos_swa, *rope_sin_swa;
+} sm_cuda_dims;
 
 typedef struct sm_cuda_net sm_cuda_net;
 int sm_cuda_net_new(const sm_cuda_dims *d, sm_cuda_net **out);
@@ -169,7 +230,7 @@ int sm_cuda_gptq_loss(sm_cuda_gptq *g, const double *D, int64_t m, double *out);
 void sm_cuda_gptq_free(sm_cuda_gptq *g);
 
 /* ======================================================================================
- * CUDA calibration block (kernels/cuda/calib_block.cu; calibration section)
+ * CUDA calibration block (kernels/cuda/calib_block.cu over block_exec.cu; calibration section)
  *
  * One decoder block at a time on the device, for layer-by-layer calibration (smelt gptq
  * --device cuda): the block's float weights are uploaded (and replaced by their quantized
@@ -184,11 +245,14 @@ void sm_cuda_gptq_free(sm_cuda_gptq *g);
 enum { SM_CUDA_IN_ATTN, SM_CUDA_IN_ATTN_OUT, SM_CUDA_IN_FFN, SM_CUDA_IN_FFN_DOWN, SM_CUDA_IN_COUNT };
 
 typedef struct sm_cuda_block sm_cuda_block;
-/* d->n_ctx is the most tokens a sample has; n_vocab and n_layer are not used. */
+/* d->n_ctx is the most tokens a sample has (and the rope tables' length); n_vocab and n_layer
+ * are not used. */
 int sm_cuda_block_new(const sm_cuda_dims *d, sm_cuda_block **out);
 /* Upload a block tensor (norms, weights row-major [out][in], biases, q/k norms; host NULL removes
  * an optional one: a bias or a q/k norm). */
 int sm_cuda_block_set(sm_cuda_block *b, sm_cuda_tensor which, const float *host, int64_t n);
+/* The model layer the block's weights are of (0 until set): its sliding window and rope tables. */
+int sm_cuda_block_set_layer(sm_cuda_block *b, int64_t layer);
 /* Run one sample: h[SM_CUDA_IN_*] (NULL entries, or h NULL: not observed) accumulate the
  * observed inputs; stop_at (an SM_CUDA_IN_* index) ends the pass once that input is fed and
  * returns 1, leaving x unchanged; -1 runs the whole block and writes its output to x (0). */

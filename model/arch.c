@@ -214,6 +214,13 @@ static int gemma2_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
 
 /* Gemma 3's fields (transformers' Gemma3TextConfig defaults; Gemma3Model writes final soft-capping
  * when set and asserts there is no attention soft-capping). */
+/* Newer transformers write rope_parameters per layer type ({"full_attention": {...},
+ * "sliding_attention": {...}}, Gemma 3): that layer type's object, or NULL for the flat form. */
+static const cJSON *rope_params_of(const cJSON *cfg, const char *layer_type) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters"), layer_type);
+    return cJSON_IsObject(o) ? o : NULL;
+}
+
 static int gemma3_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "attn_logit_softcapping");
     if (v && !cJSON_IsNull(v))
@@ -221,12 +228,21 @@ static int gemma3_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
     if (get_pos_float(cfg, path, "final_logit_softcapping", &hp->final_softcap) < 0) return -1;
     hp->attn_softcap = 0;
     if (!cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings")) hp->tied_embeddings = true;
-    if (!cJSON_GetObjectItemCaseSensitive(cfg, "rope_theta")) hp->rope_theta = 1000000.0f;
+    const cJSON *full = rope_params_of(cfg, "full_attention"), *local = rope_params_of(cfg, "sliding_attention");
+    if (!cJSON_GetObjectItemCaseSensitive(cfg, "rope_theta") && !cJSON_GetObjectItemCaseSensitive(full, "rope_theta"))
+        hp->rope_theta = 1000000.0f;
     float qpas = 256.0f;
     if (get_pos_float(cfg, path, "query_pre_attn_scalar", &qpas) < 0) return -1;
     hp->attn_scale = (float)(1.0 / sqrt((double)qpas));
     hp->rope_theta_swa = 10000.0f;
     if (get_pos_float(cfg, path, "rope_local_base_freq", &hp->rope_theta_swa) < 0) return -1;
+    if (local) { /* rope_parameters.sliding_attention: the local base, unscaled as llama.cpp runs it */
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(local, "rope_type");
+        if (t && !cJSON_IsNull(t) && (!cJSON_IsString(t) || strcmp(t->valuestring, "default")))
+            return sm_error("%s: \"rope_parameters\".\"sliding_attention\".\"rope_type\": expected \"default\" (llama.cpp "
+                            "scales only the global layers' rope)", path);
+        if (get_pos_float(local, path, "rope_theta", &hp->rope_theta_swa) < 0) return -1;
+    }
     int64_t w = 4096, pattern = 6;
     if (get_int(cfg, path, "sliding_window", 1, MAX_DIM * 64, &w) < 0 ||
         get_int(cfg, path, "sliding_window_pattern", 1, 65536, &pattern) < 0)
@@ -282,6 +298,7 @@ static cJSON *text_config(cJSON *cfg) {
 
 static int parse_rope(const cJSON *cfg, const char *path, sm_hparams *hp) {
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters");
+    if (rope_params_of(cfg, "full_attention")) rp = rope_params_of(cfg, "full_attention"); /* the global layers' */
     if (!rp || cJSON_IsNull(rp)) rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
     hp->rope_theta = 10000.0f;
     int r = get_pos_float(cfg, path, "rope_theta", &hp->rope_theta);

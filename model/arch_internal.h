@@ -35,7 +35,7 @@ typedef struct sm_block_tensor {
     sm_dim rows, cols;   /* outermost first; cols SM_DIM_NONE: a vector (kept F32) */
     sm_when when;
     int permute;         /* SM_MAP_PERMUTE_Q / _K where the architecture stores rotate_half rows */
-    sm_cuda_tensor slot; /* its role in the CUDA block (kernels.h); SM_CT_COUNT: none (feature not on CUDA) */
+    sm_cuda_tensor slot; /* its role in the block description (kernels.h); SM_CT_COUNT: none (a fused store) */
     size_t off;          /* its field in sm_layer_weights (an sm_weight for a matrix, a float * for a vector) */
 } sm_block_tensor;
 
@@ -44,7 +44,11 @@ typedef struct sm_block_tensor {
 #define SM_FEAT_CPU                                                                                              \
     (SM_FEAT_QK_NORM | SM_FEAT_FUSED | SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | \
      SM_FEAT_SWA | SM_FEAT_NORM_SHIFT | SM_FEAT_SPM_NO_SPACE_PREFIX | SM_FEAT_SWA_ROPE | SM_FEAT_VLM_TEXT)
-#define SM_FEAT_CUDA (SM_FEAT_QK_NORM) /* kernels/cuda/block_ops.cuh; the others: not yet (refused) */
+/* kernels/cuda/block_exec.cu executes the same block description (fused q/k/v and gate/up are
+ * split into their row views at upload; norm shifts, tokenizer and naming rules act before) */
+#define SM_FEAT_CUDA SM_FEAT_CPU
+/* A feature bit's name for messages ("q/k norm", "sliding window" ...; "feature 0x..." if unknown). */
+const char *sm_feature_name(unsigned bit);
 
 extern const sm_block_tensor SM_BLOCK_TENSORS[];
 extern const size_t SM_N_BLOCK_TENSORS;

@@ -74,10 +74,10 @@ int sm_attention(const sm_context *c, int64_t layer, const float *q, int64_t n, 
     const int64_t n_blocks = (n + QBLOCK - 1) / QBLOCK, max_qn = n < QBLOCK ? n : QBLOCK;
     const float *kc = c->k_cache + (size_t)SM_KV_SLOT(c, layer) * m->kv_dim * c->n_ctx;
     const float *vc = c->v_cache + (size_t)SM_KV_SLOT(c, layer) * m->kv_dim * c->n_ctx;
-    const float scale = m->hp.attn_scale > 0 ? m->hp.attn_scale : 1.0f / sqrtf((float)hd);
+    const float scale = c->block.attn_scale;
     /* Gemma 2: soft-capped scores, a sliding window on the layers of the pattern */
-    const float cap = (m->hp.features & SM_FEAT_SOFTCAP) ? m->hp.attn_softcap : 0.0f;
-    const int64_t window = sm_swa_layer(&m->hp, layer) ? m->hp.sliding_window : 0;
+    const float cap = c->block.attn_softcap;
+    const int64_t window = sm_block_swa_layer(&c->block, layer) ? c->block.window : 0;
     const bool plain = cap <= 0 && window <= 0;
     /* multiply-adds of the two products: small ones are not worth waking threads for */
     const double work = 2.0 * (double)n_head * (double)n * (double)(pos0 + n) * (double)hd;

@@ -12,15 +12,17 @@
 static const struct {
     const char *name;
     sm_linear_input in;
+    sm_cuda_tensor role;
 } LINEARS[SM_LIN_COUNT] = {
-    [SM_LIN_Q] = {"attn_q", SM_IN_ATTN},       [SM_LIN_K] = {"attn_k", SM_IN_ATTN},
-    [SM_LIN_V] = {"attn_v", SM_IN_ATTN},       [SM_LIN_O] = {"attn_output", SM_IN_ATTN_OUT},
-    [SM_LIN_GATE] = {"ffn_gate", SM_IN_FFN},   [SM_LIN_UP] = {"ffn_up", SM_IN_FFN},
-    [SM_LIN_DOWN] = {"ffn_down", SM_IN_FFN_DOWN},
+    [SM_LIN_Q] = {"attn_q", SM_IN_ATTN, SM_CT_WQ},         [SM_LIN_K] = {"attn_k", SM_IN_ATTN, SM_CT_WK},
+    [SM_LIN_V] = {"attn_v", SM_IN_ATTN, SM_CT_WV},         [SM_LIN_O] = {"attn_output", SM_IN_ATTN_OUT, SM_CT_WO},
+    [SM_LIN_GATE] = {"ffn_gate", SM_IN_FFN, SM_CT_GATE},   [SM_LIN_UP] = {"ffn_up", SM_IN_FFN, SM_CT_UP},
+    [SM_LIN_DOWN] = {"ffn_down", SM_IN_FFN_DOWN, SM_CT_DOWN},
 };
 
 sm_linear_input sm_linear_input_of(sm_linear l) { return LINEARS[l].in; }
 const char *sm_linear_gguf_name(sm_linear l) { return LINEARS[l].name; }
+sm_cuda_tensor sm_linear_role(sm_linear l) { return LINEARS[l].role; }
 
 int sm_context_set_observer(sm_context *c, sm_observer_fn fn, void *user) {
     if (c->cuda && fn) return sm_error("activation observers need a CPU context");

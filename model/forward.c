@@ -24,9 +24,27 @@ static void *xalloc(size_t n, size_t size) {
     return p;
 }
 
-static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_t kv_layers, sm_context **out) {
-    *out = NULL;
-    if (n_ctx <= 0 || n_ctx > MAX_CTX) return sm_error("context size %lld is out of range", (long long)n_ctx);
+void sm_rope_tables(const sm_model *m, int64_t n_ctx, float *cos_t, float *sin_t, float *cos_swa, float *sin_swa) {
+    const sm_hparams *hp = &m->hp;
+    const size_t half = (size_t)m->n_rot / 2;
+    /* angles in double, so a late position is as exact as an early one. longrope (model/longrope.c):
+     * the long factors for a context beyond the original one, as llama.cpp chooses them, and cos,
+     * sin times the attention factor */
+    const double *freq = m->rope_freq_long && n_ctx > hp->rope_scaling_orig_ctx ? m->rope_freq_long : m->rope_freq;
+    const float mscale = hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0f;
+    for (size_t i = 0; i < half; i++)
+        for (int64_t p = 0; p < n_ctx; p++) {
+            const double a = (double)p * freq[i];
+            cos_t[i * (size_t)n_ctx + (size_t)p] = (float)cos(a) * mscale;
+            sin_t[i * (size_t)n_ctx + (size_t)p] = (float)sin(a) * mscale;
+            if (!m->rope_freq_swa) continue;
+            const double b = (double)p * m->rope_freq_swa[i];
+            cos_swa[i * (size_t)n_ctx + (size_t)p] = (float)cos(b);
+            sin_swa[i * (size_t)n_ctx + (size_t)p] = (float)sin(b);
+        }
+}
+
+int sm_context_check_window(const sm_model *m, int64_t n_ctx) {
     /* a window on every layer (swa_pattern 0: Phi-3 in transformers) is applied by no backend
      * (llama.cpp switches Phi-3's off), so a longer context is refused rather than evaluated
      * differently */
@@ -35,6 +53,13 @@ static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_
         return sm_error("context size %lld exceeds the model's sliding attention window (%lld): windowed attention "
                         "is not implemented; use --ctx %lld or less",
                         (long long)n_ctx, (long long)m->hp.sliding_window, (long long)m->hp.sliding_window);
+    return 0;
+}
+
+static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_t kv_layers, sm_context **out) {
+    *out = NULL;
+    if (n_ctx <= 0 || n_ctx > MAX_CTX) return sm_error("context size %lld is out of range", (long long)n_ctx);
+    if (sm_context_check_window(m, n_ctx)) return -1;
     if (n_batch <= 0 || n_batch > n_ctx) n_batch = n_ctx;
     sm_context *c = calloc(1, sizeof *c);
     if (!c) return sm_error("out of memory");
@@ -73,21 +98,8 @@ static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_
         return sm_error("out of memory for a context of %lld positions (KV cache %.1f MiB)", (long long)n_ctx,
                         2.0 * (double)cache * sizeof(float) / 1048576.0);
     }
-    /* angles in double, so a late position is as exact as an early one. longrope (model/longrope.c):
-     * the long factors for a context beyond the original one, as llama.cpp chooses them, and cos,
-     * sin times the attention factor */
-    const double *freq = m->rope_freq_long && n_ctx > hp->rope_scaling_orig_ctx ? m->rope_freq_long : m->rope_freq;
-    const float mscale = hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0f;
-    for (size_t i = 0; i < half; i++)
-        for (int64_t p = 0; p < n_ctx; p++) {
-            const double a = (double)p * freq[i];
-            c->rope_cos[i * (size_t)n_ctx + (size_t)p] = (float)cos(a) * mscale;
-            c->rope_sin[i * (size_t)n_ctx + (size_t)p] = (float)sin(a) * mscale;
-            if (!m->rope_freq_swa) continue;
-            const double b = (double)p * m->rope_freq_swa[i];
-            c->rope_cos_swa[i * (size_t)n_ctx + (size_t)p] = (float)cos(b);
-            c->rope_sin_swa[i * (size_t)n_ctx + (size_t)p] = (float)sin(b);
-        }
+    sm_rope_tables(m, n_ctx, c->rope_cos, c->rope_sin, c->rope_cos_swa, c->rope_sin_swa);
+    sm_block_desc_build(m, &c->block);
     *out = c;
     return 0;
 }
@@ -227,75 +239,84 @@ static int observe(const sm_context *c, int64_t l, sm_linear_input which, const 
     return c->obs(c->obs_user, l, which, x, c->ld, cols, n);
 }
 
-/* One decoder block over the batch in c->x, with the weights L (layer l's, or overrides). Every
- * token's keys and values go to the cache, but only tokens [from, n) are carried through
- * attention and the FFN (the last layer needs no more than the tokens whose logits are
- * wanted; with an observer, from is 0). */
-static int block(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0, int64_t from) {
-    const sm_model *m = c->m;
-    const sm_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, KV = m->kv_dim, F = hp->n_ff, hd = m->head_dim, ld = c->ld;
-    int rc;
+static float *buffer(const sm_context *c, int b) {
+    float *const bufs[SM_BUF_COUNT] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up};
+    return bufs[b];
+}
 
-    rms_norm(c, c->x, L->attn_norm, c->xn, n);
-    if ((rc = observe(c, l, SM_IN_ATTN, c->xn, E, n))) return rc;
-    if (matmuls(c, c->xn, n, 3, (const sm_weight *const[]){&L->wq, &L->wk, &L->wv}, (float *const[]){c->q, c->k, c->v},
-                false))
-        return -1;
-    add_bias(c, c->q, L->bq, m->q_dim, n);
-    add_bias(c, c->k, L->bk, KV, n);
-    add_bias(c, c->v, L->bv, KV, n);
-    if (L->q_norm) head_norm(c, c->q, hp->n_head, L->q_norm, n);
-    if (L->k_norm) head_norm(c, c->k, hp->n_head_kv, L->k_norm, n);
-    rope(c, c->q, c->k, n, pos0, l);
+static const float *vector(const sm_layer_weights *L, int role) {
+    const void *p = role == SM_ROLE_NONE ? NULL : sm_layer_role(L, role, NULL);
+    return p ? *(float *const *)p : NULL;
+}
 
+/* K and V of the batch's n tokens into layer l's cache at positions pos0.. */
+static void kv_store(sm_context *c, int64_t l, int64_t n, int64_t pos0) {
+    const int64_t KV = c->m->kv_dim, hd = c->m->head_dim, ld = c->ld;
     float *kc = c->k_cache + (size_t)SM_KV_SLOT(c, l) * KV * c->n_ctx;
     float *vc = c->v_cache + (size_t)SM_KV_SLOT(c, l) * KV * c->n_ctx;
-    for (int64_t h = 0; h < hp->n_head_kv; h++)
+    for (int64_t h = 0; h < c->m->hp.n_head_kv; h++)
         for (int64_t d = 0; d < hd; d++) {
             const float *ks = c->k + (h * hd + d) * ld;
             float *kd = kc + ((size_t)h * c->n_ctx + (size_t)pos0) * hd + d;
             for (int64_t t = 0; t < n; t++) kd[t * hd] = ks[t];
             memcpy(vc + ((size_t)h * hd + (size_t)d) * c->n_ctx + pos0, c->v + (h * hd + d) * ld, sizeof(float) * (size_t)n);
         }
-    /* from here on only columns [from, n) */
-    const int64_t k = n - from;
-    float *x = c->x + from, *xn = c->xn + from, *att = c->att + from, *gate = c->gate + from, *up = c->up + from;
-    if (sm_attention(c, l, c->q + from, k, pos0 + from, att)) return -1;
-    if ((rc = observe(c, l, SM_IN_ATTN_OUT, att, m->q_dim, k))) return rc;
-    if (L->post_attn_norm) { /* SM_FEAT_POST_NORMS: x += norm(o(att)) */
-        if (matmuls(c, att, k, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){xn}, false)) return -1;
-        add_bias(c, xn, L->bo, E, k);
-        rms_norm(c, xn, L->post_attn_norm, xn, k);
-        add_rows(c, x, xn, E, k);
-    } else {
-        /* residual connections: the output projections accumulate into x */
-        if (matmuls(c, att, k, 1, (const sm_weight *const[]){&L->wo}, (float *const[]){x}, true)) return -1;
-        add_bias(c, x, L->bo, E, k);
-    }
+}
 
-    rms_norm(c, x, L->ffn_norm, xn, k);
-    if ((rc = observe(c, l, SM_IN_FFN, xn, E, k))) return rc;
-    if (matmuls(c, xn, k, 2, (const sm_weight *const[]){&L->gate, &L->up}, (float *const[]){gate, up}, false)) return -1;
-    add_bias(c, gate, L->bgate, F, k);
-    add_bias(c, up, L->bup, F, k);
-    if (hp->features & SM_FEAT_GELU_TANH) {
+/* One decoder block over the batch in c->x, with the weights L (layer l's, or overrides): the
+ * context's block description (model/block_desc.c) executed op by op. Every token's keys and
+ * values go to the cache, but only tokens [from, n) are carried through attention and the FFN
+ * (the last layer needs no more than the tokens whose logits are wanted; with an observer, from
+ * is 0). */
+static int block(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0, int64_t from) {
+    const sm_block_desc *d = &c->block;
+    const int64_t ld = c->ld;
+    int64_t col = 0, k = n; /* the columns in play: [col, col + k) */
+    int rc;
+    for (int i = 0; i < d->n_ops; i++) {
+        const sm_block_op *o = &d->ops[i];
+        float *src = buffer(c, o->src) + col, *dst = buffer(c, o->dst[0]) + col;
+        switch ((sm_block_opcode)o->op) {
+        case SM_OP_NORM: rms_norm(c, src, vector(L, o->w[0]), dst, k); break;
+        case SM_OP_OBSERVE:
+            if ((rc = observe(c, l, (sm_linear_input)o->in, src, d->rows[o->src], k))) return rc;
+            break;
+        case SM_OP_LINEAR: {
+            const sm_weight *w[3];
+            float *y[3];
+            for (int j = 0; j < o->n_out; j++) w[j] = sm_layer_role(L, o->w[j], NULL), y[j] = buffer(c, o->dst[j]) + col;
+            if (matmuls(c, src, k, o->n_out, w, y, o->accumulate)) return -1;
+            for (int j = 0; j < o->n_out; j++) add_bias(c, y[j], vector(L, o->b[j]), d->rows[o->dst[j]], k);
+            break;
+        }
+        case SM_OP_HEAD_NORM: {
+            const float *wq = vector(L, o->w[0]), *wk = vector(L, o->w[1]);
+            if (wq) head_norm(c, buffer(c, o->dst[0]) + col, d->n_head, wq, k);
+            if (wk) head_norm(c, buffer(c, o->dst[1]) + col, d->n_head_kv, wk, k);
+            break;
+        }
+        case SM_OP_ROPE: rope(c, c->q + col, c->k + col, k, pos0 + col, l); break;
+        case SM_OP_KV_STORE:
+            kv_store(c, l, n, pos0);
+            col = from, k = n - from;
+            break;
+        case SM_OP_ATTENTION:
+            if (sm_attention(c, l, src, k, pos0 + col, dst)) return -1;
+            break;
+        case SM_OP_ADD: add_rows(c, dst, src, d->rows[o->dst[0]], k); break;
+        case SM_OP_GLU: {
+            const int64_t F = d->rows[o->dst[0]];
+            if (d->act == SM_ACT_GELU_TANH) {
 #pragma omp parallel for schedule(static) if (F * k >= PAR_MIN)
-        for (int64_t f = 0; f < F; f++) gelu_tanh_mul(gate + f * ld, up + f * ld, k);
-    } else {
+                for (int64_t f = 0; f < F; f++) gelu_tanh_mul(dst + f * ld, src + f * ld, k);
+            } else {
 #pragma omp parallel for schedule(static) if (F * k >= PAR_MIN)
-        for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(gate + f * ld, up + f * ld, k);
+                for (int64_t f = 0; f < F; f++) sm_vec_silu_mul(dst + f * ld, src + f * ld, k);
+            }
+            break;
+        }
+        }
     }
-    if ((rc = observe(c, l, SM_IN_FFN_DOWN, gate, F, k))) return rc;
-    if (L->post_ffw_norm) { /* SM_FEAT_POST_NORMS: x += norm(down(...)) */
-        if (matmuls(c, gate, k, 1, (const sm_weight *const[]){&L->down}, (float *const[]){xn}, false)) return -1;
-        add_bias(c, xn, L->bdown, E, k);
-        rms_norm(c, xn, L->post_ffw_norm, xn, k);
-        add_rows(c, x, xn, E, k);
-        return 0;
-    }
-    if (matmuls(c, gate, k, 1, (const sm_weight *const[]){&L->down}, (float *const[]){x}, true)) return -1;
-    add_bias(c, x, L->bdown, E, k);
     return 0;
 }
 
@@ -321,8 +342,8 @@ static int logits_out(sm_context *c, int64_t n, int64_t out_first, float *logits
         for (int64_t t = 0; t < n_out; t++)
             for (int64_t r = 0; r < rows; r++) logits[t * V + v0 + r] = c->logits_t[r * ld + t];
     }
-    if ((m->hp.features & SM_FEAT_SOFTCAP) && m->hp.final_softcap > 0) { /* cap * tanh(logit / cap) */
-        const float cap = m->hp.final_softcap;
+    if (c->block.final_softcap > 0) { /* cap * tanh(logit / cap) */
+        const float cap = c->block.final_softcap;
         for (int64_t i = 0; i < n_out * V; i++) logits[i] = tanhf(logits[i] / cap) * cap;
     }
     return 0;
@@ -338,8 +359,8 @@ static int batch(sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0, 
                           row, E))
             return -1;
         for (int64_t f = 0; f < E; f++) c->x[f * ld + t] = row[f];
-        if (hp->features & SM_FEAT_EMBD_SCALE) { /* x * sqrt(n_embd) */
-            const float sc = sqrtf((float)E);
+        if (c->block.embd_scale > 0) { /* x * sqrt(n_embd) */
+            const float sc = c->block.embd_scale;
             for (int64_t f = 0; f < E; f++) c->x[f * ld + t] *= sc;
         }
     }

@@ -1,6 +1,9 @@
 /* forward_cuda.c - hand a loaded model to the CUDA decoder, or one block of it to the CUDA
- * calibration block: every tensor is converted to float on the host one at a time (so host
- * memory holds at most one tensor's floats) and copied to the device. */
+ * calibration block: the model's block description (model/block_desc.c) and the CPU's own rope
+ * tables go to the plugin, then every tensor of the description's roles is converted to float
+ * on the host one at a time (so host memory holds at most one tensor's floats) and copied to
+ * the device. Nothing here names a tensor: roles come from the description, fields from the
+ * block tensor table (a fused store is uploaded as its row views). */
 #include "arch_internal.h"
 
 #include "kernels/kernels.h"
@@ -20,53 +23,78 @@ static float *weight_f32(const sm_weight *w) {
     return buf;
 }
 
-static int upload_matrix(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const sm_weight *w) {
+/* The device side of a model: its dimensions, block description and rope tables (owned). */
+typedef struct cuda_setup {
+    sm_block_desc desc;
+    sm_cuda_dims d;
+    float *tables;
+} cuda_setup;
+
+/* 0, or an error naming the first block feature the CUDA executor lacks. */
+static int cuda_features(const sm_model *m) {
+    const unsigned missing = m->hp.features & ~(unsigned)SM_FEAT_CUDA;
+    if (!missing) return 0;
+    return sm_error("CUDA: the %s block needs %s, which the GPU executor does not implement; use --device cpu",
+                    m->hp.arch, sm_feature_name(missing & -missing));
+}
+
+static int setup(const sm_model *m, int64_t n_layer, int64_t n_ctx, cuda_setup *s) {
+    s->tables = NULL;
+    if (cuda_features(m) || sm_context_check_window(m, n_ctx)) return -1;
+    sm_block_desc_build(m, &s->desc);
+    const size_t table = (size_t)(m->n_rot / 2) * (size_t)n_ctx;
+    s->tables = malloc(sizeof(float) * table * 4);
+    if (!s->tables) return sm_error("out of memory for rope tables of %lld positions", (long long)n_ctx);
+    float *t[4] = {s->tables, s->tables + table, s->tables + 2 * table, s->tables + 3 * table};
+    sm_rope_tables(m, n_ctx, t[0], t[1], t[2], t[3]);
+    s->d = (sm_cuda_dims){.n_vocab = m->hp.n_vocab, .n_embd = m->hp.n_embd, .n_layer = n_layer, .n_ctx = n_ctx,
+                          .block = &s->desc, .rope_cos = t[0], .rope_sin = t[1],
+                          .rope_cos_swa = s->desc.swa_rope ? t[2] : NULL, .rope_sin_swa = s->desc.swa_rope ? t[3] : NULL};
+    return 0;
+}
+
+/* Upload role `role` of layer weights L with `put`: a matrix converted to float, a vector of n
+ * floats as it is (NULL for an absent one). */
+typedef int (*put_fn)(void *dst, sm_cuda_tensor role, int64_t layer, const float *v, int64_t n);
+
+static int upload_role(const sm_layer_weights *L, int64_t layer, int role, int64_t n, put_fn put, void *dst) {
+    bool matrix = false;
+    const void *field = sm_layer_role(L, role, &matrix);
+    if (!field) return sm_error("CUDA: tensor role %d has no field in the runtime", role);
+    if (!matrix) return put(dst, (sm_cuda_tensor)role, layer, *(float *const *)field, n);
+    const sm_weight *w = field;
+    if (!w->data) return sm_error("layer %lld: weights not prepared (sm_model_prepare_layer)", (long long)layer);
     float *buf = weight_f32(w);
-    const int rc = buf ? sm_cuda_net_upload(net, which, layer, buf, w->rows * w->cols) : -1;
+    const int rc = buf ? put(dst, (sm_cuda_tensor)role, layer, buf, w->rows * w->cols) : -1;
     free(buf);
     return rc;
 }
 
-static int upload_vector(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const float *v, int64_t n) {
-    return v ? sm_cuda_net_upload(net, which, layer, v, n) : 0;
-}
-
-/* 0, or an error naming the architecture whose block the CUDA code cannot run yet. */
-static int cuda_features(const sm_model *m) {
-    if (m->hp.features & ~(unsigned)SM_FEAT_CUDA)
-        return sm_error("CUDA: the %s block (features 0x%x) is not implemented on the GPU; use --device cpu", m->hp.arch,
-                        m->hp.features & ~(unsigned)SM_FEAT_CUDA);
-    if (m->n_rot != m->head_dim || m->rope_freq_long)
-        return sm_error("CUDA: %s (rope over part of each head or longrope factors) is not implemented on the GPU; "
-                        "use --device cpu", m->rope_freq_long ? "longrope" : "partial rotary");
-    return 0;
+static int put_net(void *dst, sm_cuda_tensor role, int64_t layer, const float *v, int64_t n) {
+    return v ? sm_cuda_net_upload(dst, role, layer, v, n) : 0;
 }
 
 int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, sm_cuda_net **out) {
     const sm_hparams *hp = &m->hp;
-    if (cuda_features(m)) return -1;
-    const sm_cuda_dims d = {.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_ff = hp->n_ff, .n_layer = hp->n_layer,
-                            .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = m->head_dim, .n_ctx = n_ctx,
-                            .rms_eps = hp->rms_eps, .rope_neox = m->rope == SM_ROPE_NEOX, .rope_freq = m->rope_freq};
+    cuda_setup s;
     sm_cuda_net *net = NULL;
-    if (sm_cuda_net_new(&d, &net)) {
+    int rc = setup(m, hp->n_layer, n_ctx, &s) || sm_cuda_net_new(&s.d, &net);
+    free(s.tables);
+    if (rc) {
         sm_cuda_net_free(net);
         return -1;
     }
-    int rc = upload_matrix(net, SM_CT_TOK_EMBD, -1, &m->tok_embd) || upload_matrix(net, SM_CT_OUTPUT, -1, &m->output) ||
-             upload_vector(net, SM_CT_OUTPUT_NORM, -1, m->output_norm, hp->n_embd);
-    /* the block's tensors from the table: each to its role; absent vectors stay absent */
-    for (int64_t l = 0; l < hp->n_layer && !rc; l++) {
-        const sm_layer_weights *L = &m->layers[l];
-        for (size_t i = 0; i < SM_N_BLOCK_TENSORS && !rc; i++) {
-            const sm_block_tensor *t = &SM_BLOCK_TENSORS[i];
-            if (sm_block_tensor_other_arch(hp, t)) continue;
-            const void *field = (const char *)L + t->off;
-            rc = t->cols == SM_DIM_NONE
-                     ? upload_vector(net, t->slot, l, *(float *const *)field, sm_dim_size(hp, t->rows))
-                     : (sm_block_tensor_present(hp, t) ? upload_matrix(net, t->slot, l, (const sm_weight *)field) : 0);
-        }
-    }
+    float *w = NULL;
+    rc = !(w = weight_f32(&m->tok_embd)) || sm_cuda_net_upload(net, SM_CT_TOK_EMBD, -1, w, hp->n_vocab * hp->n_embd);
+    free(w);
+    w = NULL;
+    rc = rc || !(w = weight_f32(&m->output)) || sm_cuda_net_upload(net, SM_CT_OUTPUT, -1, w, hp->n_vocab * hp->n_embd) ||
+         sm_cuda_net_upload(net, SM_CT_OUTPUT_NORM, -1, m->output_norm, hp->n_embd);
+    free(w);
+    /* every role of the description: absent vectors (biases) stay absent */
+    for (int64_t l = 0; l < hp->n_layer && !rc; l++)
+        for (int role = SM_CT_ATTN_NORM; role < SM_CT_COUNT && !rc; role++)
+            if (s.desc.role_n[role]) rc = upload_role(&m->layers[l], l, role, s.desc.role_n[role], put_net, net);
     if (rc) {
         sm_cuda_net_free(net);
         return -1;
@@ -78,39 +106,36 @@ int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, sm_cuda_net **out) {
 /* ---- the calibration block ---- */
 
 int sm_model_cuda_block_new(const sm_model *m, int64_t n_tok, sm_cuda_block **out) {
-    const sm_hparams *hp = &m->hp;
     *out = NULL;
-    if (cuda_features(m)) return -1;
-    const sm_cuda_dims d = {.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_ff = hp->n_ff, .n_layer = 1,
-                            .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = m->head_dim, .n_ctx = n_tok,
-                            .rms_eps = hp->rms_eps, .rope_neox = m->rope == SM_ROPE_NEOX, .rope_freq = m->rope_freq};
-    return sm_cuda_block_new(&d, out);
+    cuda_setup s;
+    const int rc = setup(m, 1, n_tok, &s) || sm_cuda_block_new(&s.d, out);
+    free(s.tables);
+    return rc ? -1 : 0;
+}
+
+static int put_block(void *dst, sm_cuda_tensor role, int64_t layer, const float *v, int64_t n) {
+    (void)layer;
+    return sm_cuda_block_set(dst, role, v, n);
 }
 
 int sm_model_cuda_block_set_linear(const sm_model *m, int64_t layer, sm_linear i, const float *w, sm_cuda_block *b) {
-    static const sm_cuda_tensor CT[SM_LIN_COUNT] = {
-        [SM_LIN_Q] = SM_CT_WQ, [SM_LIN_K] = SM_CT_WK, [SM_LIN_V] = SM_CT_WV, [SM_LIN_O] = SM_CT_WO,
-        [SM_LIN_GATE] = SM_CT_GATE, [SM_LIN_UP] = SM_CT_UP, [SM_LIN_DOWN] = SM_CT_DOWN};
     int64_t rows, cols;
     if ((int)i < 0 || i >= SM_LIN_COUNT || sm_model_linear_shape(m, layer, i, &rows, &cols)) return -1;
-    if (w) return sm_cuda_block_set(b, CT[i], w, rows * cols);
-    float *buf = malloc(sizeof(float) * (size_t)(rows * cols));
-    if (!buf) return sm_error("out of memory converting a %lld x %lld tensor for the GPU", (long long)rows, (long long)cols);
-    const int rc = sm_model_linear_f32(m, layer, i, buf) ? -1 : sm_cuda_block_set(b, CT[i], buf, rows * cols);
-    free(buf);
-    return rc;
+    const sm_cuda_tensor role = sm_linear_role(i);
+    if (w) return sm_cuda_block_set(b, role, w, rows * cols);
+    return upload_role(&m->layers[layer], layer, role, rows * cols, put_block, b);
 }
 
 int sm_model_cuda_block_load(const sm_model *m, int64_t layer, sm_cuda_block *b, const float *const *lin) {
     if (layer < 0 || layer >= m->hp.n_layer) return sm_error("layer %lld out of range", (long long)layer);
-    const sm_layer_weights *L = &m->layers[layer];
-    /* the block's vectors from the table (NULL removes an absent bias or norm) */
-    for (size_t i = 0; i < SM_N_BLOCK_TENSORS; i++) {
-        const sm_block_tensor *t = &SM_BLOCK_TENSORS[i];
-        if (sm_block_tensor_other_arch(&m->hp, t)) continue;
-        if (t->cols == SM_DIM_NONE &&
-            sm_cuda_block_set(b, t->slot, *(float *const *)((const char *)L + t->off), sm_dim_size(&m->hp, t->rows)))
-            return -1;
+    if (sm_cuda_block_set_layer(b, layer)) return -1;
+    /* the description's vectors (NULL removes an absent bias or norm), then the linears */
+    sm_block_desc desc;
+    sm_block_desc_build(m, &desc);
+    for (int role = SM_CT_ATTN_NORM; role < SM_CT_COUNT; role++) {
+        bool matrix = false;
+        if (!desc.role_n[role] || !sm_layer_role(&m->layers[layer], role, &matrix) || matrix) continue;
+        if (upload_role(&m->layers[layer], layer, role, desc.role_n[role], put_block, b)) return -1;
     }
     for (int i = 0; i < SM_LIN_COUNT; i++)
         if (sm_model_cuda_block_set_linear(m, layer, (sm_linear)i, lin ? lin[i] : NULL, b)) return -1;

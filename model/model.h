@@ -4,9 +4,11 @@
  * Adding an architecture = one row in the architecture table (model/arch.c: names, rope,
  * hyperparameter keys, block feature flags). The decoder block's tensors (HF and GGUF names,
  * shapes, convert-time transforms, when each is present) are one table for every
- * architecture (model/tensor_names.c); a new block operation adds a feature flag, its rows in
- * that table, and its step in each backend's one block (CPU model/forward.c, CUDA
- * kernels/cuda/block_ops.cuh used by both CUDA block copies). */
+ * architecture (model/tensor_names.c); the block itself is one description (model/block_desc.c,
+ * kernels.h sm_block_desc) that every backend executes: the CPU (model/forward.c), the CUDA
+ * forward and the CUDA calibration pass (kernels/cuda/block_exec.cu). A new block operation adds
+ * a feature flag, its rows in the tensor table, its step in the description and its operation
+ * in each executor. */
 #ifndef SMELT_MODEL_H
 #define SMELT_MODEL_H
 

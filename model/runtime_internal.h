@@ -5,6 +5,8 @@
 
 #include "model.h"
 
+#include "kernels/kernels.h"
+
 /* A weight matrix in its stored type: rows x cols, row r at data + r*stride. */
 typedef struct sm_weight {
     sm_type type;
@@ -78,6 +80,7 @@ struct sm_context {
     float *gate, *up;           /* [n_ff][ld] */
     float *logits_t;            /* [LOGIT_ROWS][ld] */
     double *ss;                 /* [n_batch] */
+    sm_block_desc block;        /* the decoder block this context executes (model/block_desc.c) */
     sm_observer_fn obs;         /* activation observer (NULL: none) and its argument */
     void *obs_user;
     bool int_dot;               /* sm_context_set_int_dot */
@@ -90,6 +93,21 @@ struct sm_context {
  * (layer l's own or replacements), KV cache of layer l at positions pos0... Returns 0, -1,
  * or the positive value an observer stopped it with (model/forward.c). */
 int sm_layer_forward(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n, int64_t pos0);
+
+/* The model's decoder block as data (model/block_desc.c), executed by every backend. */
+void sm_block_desc_build(const sm_model *m, sm_block_desc *d);
+/* Layer weights of a tensor role (sm_cuda_tensor): the sm_weight of a matrix, the float * field
+ * of a vector (*matrix says which, when matrix is not NULL); NULL for a role with no field. */
+const void *sm_layer_role(const sm_layer_weights *L, int role, bool *matrix);
+/* The tensor role of a block linear. */
+sm_cuda_tensor sm_linear_role(sm_linear l);
+/* 0, or an error when a context of n_ctx positions needs windowed attention on every layer
+ * (SM_FEAT_SWA with pattern 0: Phi-3), which no backend applies. */
+int sm_context_check_window(const sm_model *m, int64_t n_ctx);
+/* The rope tables of a context of n_ctx positions, [n_rot/2][n_ctx] each (longrope's factors as
+ * llama.cpp picks them for n_ctx, its attention factor applied); cos_swa / sin_swa (when the model
+ * has SM_FEAT_SWA_ROPE's second base, else unused and may be NULL) the windowed layers'. */
+void sm_rope_tables(const sm_model *m, int64_t n_ctx, float *cos_t, float *sin_t, float *cos_swa, float *sin_swa);
 
 /* The CUDA copy of the model's weights (model/forward_cuda.c). */
 int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, struct sm_cuda_net **out);

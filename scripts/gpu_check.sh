@@ -4,7 +4,12 @@
 #    chunk's mean score must agree to 1e-4 relative, and the GPU run must agree with the torch
 #    reference too;
 #  - GPTQ: tests/test_gptq_cuda.c run against the real plugin (Hessian, inverse factor, every
-#    grid, and whole `smelt gptq --device cuda` runs, each against the CPU path).
+#    grid, and whole `smelt gptq --device cuda` runs, each against the CPU path);
+#  - every architecture fixture (Qwen3, Gemma 2, Gemma 3, Phi-3, Phi-4-mini with longrope and
+#    partial rotary): tests/test_cuda_block.c against the real plugin - the CUDA forward's logits,
+#    the calibration block's outputs and Hessians, `smelt ppl --device cuda` vs cpu, and
+#    `smelt gptq --device cuda` vs cpu;
+#  - the plugin is compiled with warnings as errors (nvcc -Werror all-warnings, host -Wall -Wextra -Werror).
 # Needs nvcc and a CUDA device. usage: scripts/gpu_check.sh [CHUNKS]   (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +18,9 @@ assets=${SMELT_ASSETS:-$(cd .. && pwd)/shared}
 model=$assets/models/tiny-llama-kjv
 tokens=$model/reference/tokens_eval.txt
 build=${SMELT_BUILD_DIR:-build-cuda}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSMELT_CUDA=ON >/dev/null
-cmake --build "$build" -j"$(nproc)" --target smelt test_gptq_cuda >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSMELT_CUDA=ON -DSMELT_WERROR=ON \
+  -DCMAKE_CUDA_FLAGS="-Werror all-warnings -Xcompiler=-Wall,-Wextra,-Werror" >/dev/null
+cmake --build "$build" -j"$(nproc)" --target smelt smelt_cuda test_gptq_cuda test_cuda_block >/dev/null
 smelt=$build/smelt
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -44,5 +50,8 @@ fi
 echo "== GPTQ: GPU vs CPU (test_gptq_cuda with $build/libsmelt_cuda.so)"
 (cd "$build" && SMELT_CUDA_PLUGIN=$PWD/libsmelt_cuda.so SMELT_ASSETS=$assets SMELT_BIN=$PWD/smelt SMELT_NO_PROGRESS=1 \
   ./test_gptq_cuda) || { echo "FAIL: GPTQ on the GPU"; status=1; }
+echo "== every architecture's block: GPU vs CPU (test_cuda_block with $build/libsmelt_cuda.so)"
+(cd "$build" && SMELT_CUDA_PLUGIN=$PWD/libsmelt_cuda.so SMELT_ASSETS=$assets SMELT_BIN=$PWD/smelt SMELT_NO_PROGRESS=1 \
+  SMELT_SOURCE_DIR=$PWD/.. ./test_cuda_block) || { echo "FAIL: an architecture's block on the GPU"; status=1; }
 [ $status = 0 ] && echo "gpu_check: OK" || echo "gpu_check: FAILED"
 exit $status

@@ -59,6 +59,9 @@ void ta_quantize(const ta_arch *a);
 void ta_calibration(const ta_arch *a);
 /* The fixture's directory copied to tl_tmp(name) without the tensor `drop`; the copy's path. */
 const char *ta_copy_without(const ta_arch *a, const char *name, const char *drop);
+/* A copy of directory dir in tl_tmp(name) (path written to out) with config.json edited by a sed
+ * expression; out, or NULL on failure. */
+const char *ta_edit_config(const char *dir, const char *name, const char *sed, char out[1024]);
 /* A copy of the fixture (tl_tmp(name)) with config.json edited by a sed expression: the converter
  * and the runtime refuse it with `msg`. */
 void ta_refused_config(const ta_arch *a, const char *name, const char *sed, const char *msg);

@@ -159,6 +159,38 @@ static void refusals(void) {
                    "\"sliding_window_pattern\": 4");
 }
 
+/* transformers 5 writes the rope settings per layer type under rope_parameters (no rope_theta,
+ * rope_scaling or rope_local_base_freq at the top): the same model, the same hyperparameters */
+#define NESTED_ROPE(full_theta, local_theta, local_type)                                                              \
+    "s/\"rope_local_base_freq\": 10000.0, //;s/\"rope_scaling\": {\"factor\": 8.0, \"rope_type\": \"linear\"}, "       \
+    "\"rope_theta\": 1000000.0/\"rope_parameters\": {\"full_attention\": {\"factor\": 8.0, \"rope_theta\": " full_theta  \
+    ", \"rope_type\": \"linear\"}, \"sliding_attention\": {\"rope_theta\": " local_theta ", \"rope_type\": \"" local_type "\"}}/"
+static void rope_parameters(void) {
+    const char *dir = make();
+    char nested[1024], other[1024], cfg[1100];
+    if (!dir) return;
+    CHECK(ta_edit_config(dir, "gemma3-rope-params", NESTED_ROPE("1000000.0", "10000.0", "default"), nested) != NULL);
+    sm_hparams flat, hp;
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    CHECK_OK(sm_hparams_from_hf_config(cfg, &flat));
+    snprintf(cfg, sizeof cfg, "%s/config.json", nested);
+    CHECK_OK(sm_hparams_from_hf_config(cfg, &hp));
+    CHECK(!strcmp(hp.rope_scaling_type, "linear") && hp.rope_scaling_factor == 8.0f && hp.rope_theta == flat.rope_theta &&
+          hp.rope_theta_swa == flat.rope_theta_swa);
+    float *ref = ta_reference(&GEMMA3, "gemma3-tiny/logits_24x2048.f32");
+    float *l = ta_eval(&GEMMA3, nested);
+    if (ref && l) ta_against_torch(&GEMMA3, "nested rope_parameters", l, ref);
+    free(ref);
+    free(l);
+    /* values read from the nested objects, not defaults */
+    CHECK(ta_edit_config(dir, "gemma3-rope-params2", NESTED_ROPE("500000.0", "20000.0", "default"), other) != NULL);
+    snprintf(cfg, sizeof cfg, "%s/config.json", other);
+    CHECK_OK(sm_hparams_from_hf_config(cfg, &hp));
+    CHECK(hp.rope_theta == 500000.0f && hp.rope_theta_swa == 20000.0f);
+    ta_refused_config(&GEMMA3, "gemma3-rope-params3", NESTED_ROPE("1000000.0", "10000.0", "linear"),
+                      "\"sliding_attention\".\"rope_type\": expected \"default\"");
+}
+
 static void llama_cpp(void) {
     static const char *const RECIPES[] = {"Q4_K_M", "Q8_0", "Q4_K_S", "Q6_K", "Q2_K", "IQ4_XS"};
     if (tl_llama_cpp_bin("llama-quantize / llama-perplexity on the Gemma 3 GGUF")) /* tl_llama_cpp_bin( marks the entry */
@@ -177,6 +209,7 @@ void run_tests(void) {
     TEST(quantize);
     TEST(calibration);
     TEST(refusals);
+    TEST(rope_parameters);
     TEST(llama_cpp);
     TEST(help_lists_archs);
 }

@@ -33,14 +33,6 @@ static const char *const SHORT8 = "[1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0]";
 static const char *const LONG6 = "[1.0, 1.5, 2.5, 4.5, 8.0, 14.0]";
 static const char *const SHORT6 = "[1.0, 1.1, 1.25, 1.4, 1.6, 2.0]";
 
-/* `sed` on config.json of a copy of dir in tmp `name`; returns the copy (static buffer per name slot) */
-static const char *edited(const char *dir, const char *name, const char *sed, char out[1024]) {
-    snprintf(out, 1024, "%s", tl_tmp(name));
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && sed -i '%s' '%s/config.json'", out, dir, out, sed, out);
-    return system(cmd) == 0 ? out : NULL;
-}
-
 /* Phi-3-mini-128k / Phi-3.5-mini style: longrope with 8 factors, contexts 32 -> 128 */
 static const char *make_phi3_long(void) {
     static char dir[1024];
@@ -54,7 +46,7 @@ static const char *make_phi3_long(void) {
              "\"longrope\"}/",
              LONG8, SHORT8);
     /* not named "phi3...": llama.cpp's vocabulary loader then wants an <|endoftext|> token (by general.name) */
-    return edited(base, "longrope-tiny", sed, dir);
+    return ta_edit_config(base, "longrope-tiny", sed, dir);
 }
 
 /* Phi-4-mini style: partial_rotary_factor 0.75, longrope with 6 factors, tied embeddings (no
@@ -74,7 +66,7 @@ static const char *make_phi4_mini(void) {
              "s/\"bos_token_id\": 1/\"bos_token_id\": 676/;s/\"eos_token_id\": 2/\"eos_token_id\": 676/;"
              "s/\"pad_token_id\": 0/\"pad_token_id\": 676/",
              LONG6, SHORT6);
-    if (!edited(base, "phi4-mini", sed, dir)) return NULL;
+    if (!ta_edit_config(base, "phi4-mini", sed, dir)) return NULL;
     char cmd[4096];
     const char *src = getenv("SMELT_SOURCE_DIR") ? getenv("SMELT_SOURCE_DIR") : "..";
     snprintf(cmd, sizeof cmd,
@@ -228,7 +220,7 @@ static void long_factors_matter(void) {
     /* the same weights with long_factor = short_factor */
     char d2[1024], sed[512];
     snprintf(sed, sizeof sed, "s/\"long_factor\": \\[[^]]*\\]/\"long_factor\": %s/", SHORT8);
-    float *b = dir && edited(dir, "phi3-long-short", sed, d2) ? eval(d2, 64) : NULL;
+    float *b = dir && ta_edit_config(dir, "phi3-long-short", sed, d2) ? eval(d2, 64) : NULL;
     double diff = 0;
     for (int i = 0; a && b && i < LAST * V; i++) diff = fmax(diff, fabs((double)a[(64 - LAST) * V + i] - b[(64 - LAST) * V + i]));
     fprintf(stderr, "  long vs short factors at 64 tokens: max logit difference %.3g\n", diff);
@@ -236,6 +228,17 @@ static void long_factors_matter(void) {
     free(a);
     free(b);
     free(ref);
+}
+
+/* smelt imatrix and smelt gptq run through the block on both variants (longrope's long factors at
+ * the 64-token calibration length; Phi-4-mini's partial rotary), their GGUFs checked and evaluated */
+static void gguf_phi3long(const char *path, bool f32) { check_gguf(path, false, f32); }
+static void gguf_phi4mini(const char *path, bool f32) { check_gguf(path, true, f32); }
+static void calibration(void) {
+    const ta_arch phi3long = {"phi3long-calib", V, make_phi3_long, gguf_phi3long, 0, 0};
+    const ta_arch phi4mini = {"phi4mini-calib", V, make_phi4_mini, gguf_phi4mini, 0, 0};
+    ta_calibration(&phi3long);
+    ta_calibration(&phi4mini);
 }
 
 static double smelt_ppl(const char *model, int ctx) {
@@ -280,7 +283,7 @@ static void cli_ppl_quantize(void) {
 static void refused(const char *name, const char *sed, const char *msg) {
     const char *dir = make_phi3_long();
     char bad[1024];
-    if (!dir || !edited(dir, name, sed, bad)) {
+    if (!dir || !ta_edit_config(dir, name, sed, bad)) {
         CHECK(0);
         return;
     }
@@ -334,6 +337,7 @@ void run_tests(void) {
     TEST(phi4_mini);
     TEST(long_factors_matter);
     TEST(cli_ppl_quantize);
+    TEST(calibration);
     TEST(refusals);
     TEST(llama_cpp);
 }

@@ -1,10 +1,7 @@
-// forward.cu - the CUDA decoder of kernels.h: weights in device memory as float, token-major
-// activations, cuBLAS SGEMM for every projection, small kernels for the rest (RMSNorm, RoPE,
-// SiLU gate, residuals) and one block per (head, query) for causal attention over the KV
-// cache. A simple first version: correctness and agreement with the CPU path come first.
-#include "block_ops.cuh"
-#include "check.h"
-#include <cublas_v2.h>
+// forward.cu - the CUDA decoder of kernels.h: weights in device memory as float (one table of
+// tensor roles per layer), the embedding, every layer through the one block executor
+// (block_exec.h) with its KV cache, then the output norm and the logits (cuBLAS SGEMM).
+#include "block_exec.h"
 #include <cuda_runtime.h>
 
 #include <math.h>
@@ -14,269 +11,96 @@
 #define MAX_BATCH 512
 
 struct sm_cuda_net {
-    sm_cuda_dims d;
-    int64_t q_dim, kv_dim, max_batch;
-    cublasHandle_t blas;
+    smcu_exec e;
+    int64_t n_vocab, n_embd, n_layer, n_ctx, kv_dim;
     float *global[3];                 // TOK_EMBD, OUTPUT, OUTPUT_NORM
-    float **layer[SM_CT_COUNT];       // per layer tensors (index by sm_cuda_tensor)
+    float *(*layer)[SM_CT_COUNT];     // per layer: its tensors by role (NULL: absent)
     float *k_cache, *v_cache;         // [layer][n_head_kv][n_ctx][head_dim]
-    float *rope_cos, *rope_sin;       // [n_ctx][head_dim/2]
-    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up, *logits; // batch scratch, token-major
+    float *logits;                    // [max_batch][n_vocab]
     int32_t *tokens;
 };
 
-
-// ---- kernels ----
-
-__global__ void k_embed(const float *emb, const int32_t *tok, float *x, int64_t E) {
-    const int64_t t = blockIdx.x;
-    for (int64_t f = threadIdx.x; f < E; f += blockDim.x) x[t * E + f] = emb[(int64_t)tok[t] * E + f];
-}
-
-// one block per token; y = x / rms(x) * w
-__global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t E, float eps) {
-    __shared__ double part[256];
-    const int64_t t = blockIdx.x;
-    const float *xr = x + t * E;
-    double s = 0;
-    for (int64_t f = threadIdx.x; f < E; f += blockDim.x) s += (double)xr[f] * xr[f];
-    part[threadIdx.x] = s;
-    __syncthreads();
-    for (int step = blockDim.x / 2; step > 0; step /= 2) {
-        if ((int)threadIdx.x < step) part[threadIdx.x] += part[threadIdx.x + step];
-        __syncthreads();
-    }
-    const float scale = (float)(1.0 / sqrt(part[0] / (double)E + (double)eps));
-    for (int64_t f = threadIdx.x; f < E; f += blockDim.x) y[t * E + f] = (xr[f] * scale) * w[f];
-}
-
-__global__ void k_add_bias(float *y, const float *b, int64_t rows, int64_t cols) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < rows * cols) y[i] += b[i % cols];
-}
-
-__global__ void k_add(float *x, const float *d, int64_t n) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) x[i] += d[i];
-}
-
-__global__ void k_silu_mul(float *g, const float *u, int64_t n) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-
-// grid (tokens, heads); thread i rotates pair i of one head of one token
-__global__ void k_rope(float *v, int64_t width, int64_t hd, int64_t pos0, const float *cs, const float *sn,
-                       bool neox) {
-    const int64_t t = blockIdx.x, h = blockIdx.y, half = hd / 2;
-    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-        float *x = v + t * width + h * hd;
-        const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-        const float c = cs[(pos0 + t) * half + i], s = sn[(pos0 + t) * half + i];
-        const float xa = x[a], xb = x[b];
-        x[a] = xa * c - xb * s;
-        x[b] = xa * s + xb * c;
-    }
-}
-
-// k/v rows of the batch into the cache at positions pos0..
-__global__ void k_store_kv(const float *k, const float *v, float *kc, float *vc, int64_t n_kv, int64_t hd,
-                           int64_t n_ctx, int64_t pos0) {
-    const int64_t t = blockIdx.x, h = blockIdx.y;
-    for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
-        const int64_t dst = (h * n_ctx + pos0 + t) * hd + d;
-        kc[dst] = k[t * n_kv * hd + h * hd + d];
-        vc[dst] = v[t * n_kv * hd + h * hd + d];
-    }
-}
-
-// grid (queries, heads), dynamic shared memory: (pos0 + n) scores + reduction space
-__global__ void k_attention(const float *q, const float *kc, const float *vc, float *out, int64_t n_head,
-                            int64_t group, int64_t hd, int64_t n_ctx, int64_t pos0, float scale) {
-    extern __shared__ float sh[];
-    const int64_t t = blockIdx.x, h = blockIdx.y, n_keys = pos0 + t + 1;
-    float *p = sh, *red = sh + n_keys;
-    const float *qh = q + (t * n_head + h) * hd;
-    const float *kh = kc + (h / group) * n_ctx * hd, *vh = vc + (h / group) * n_ctx * hd;
-    float mx = -INFINITY;
-    for (int64_t j = threadIdx.x; j < n_keys; j += blockDim.x) {
-        float s = 0;
-        for (int64_t d = 0; d < hd; d++) s += qh[d] * kh[j * hd + d];
-        p[j] = s * scale;
-        mx = fmaxf(mx, p[j]);
-    }
-    red[threadIdx.x] = mx;
-    __syncthreads();
-    for (int step = blockDim.x / 2; step > 0; step /= 2) {
-        if ((int)threadIdx.x < step) red[threadIdx.x] = fmaxf(red[threadIdx.x], red[threadIdx.x + step]);
-        __syncthreads();
-    }
-    mx = red[0];
-    __syncthreads();
-    float sum = 0;
-    for (int64_t j = threadIdx.x; j < n_keys; j += blockDim.x) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    red[threadIdx.x] = sum;
-    __syncthreads();
-    for (int step = blockDim.x / 2; step > 0; step /= 2) {
-        if ((int)threadIdx.x < step) red[threadIdx.x] += red[threadIdx.x + step];
-        __syncthreads();
-    }
-    const float inv = 1.0f / red[0];
-    for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0;
-        for (int64_t j = 0; j < n_keys; j++) acc += p[j] * vh[j * hd + d];
-        out[(t * n_head + h) * hd + d] = acc * inv;
-    }
-}
-
-// ---- host side ----
-
-static int blocks(int64_t n, int per) { return (int)((n + per - 1) / per); }
-
-extern "C" int sm_cuda_net_new(const sm_cuda_dims *d, sm_cuda_net **out) {
-    *out = NULL;
-    const char *why = NULL;
-    if (!sm_cuda_available(&why)) return sm_error("CUDA: no usable device (%s)", why);
-    sm_cuda_net *n = (sm_cuda_net *)calloc(1, sizeof *n);
-    if (!n) return sm_error("out of memory");
-    n->d = *d;
-    n->q_dim = d->n_head * d->head_dim;
-    n->kv_dim = d->n_head_kv * d->head_dim;
-    n->max_batch = d->n_ctx < MAX_BATCH ? d->n_ctx : MAX_BATCH;
-    const size_t half = (size_t)d->head_dim / 2, B = (size_t)n->max_batch;
-    n->d.rope_freq = NULL;
-    *out = n; // from here on sm_cuda_net_free cleans up
-    if (cublasCreate(&n->blas) != CUBLAS_STATUS_SUCCESS) return sm_error("cuBLAS: cannot create a handle");
-    // full float precision: no TF32 tensor-core shortcuts
-    cublasSetMathMode(n->blas, CUBLAS_PEDANTIC_MATH);
-    for (int w = SM_CT_ATTN_NORM; w < SM_CT_COUNT; w++) {
-        n->layer[w] = (float **)calloc((size_t)d->n_layer, sizeof(float *));
-        if (!n->layer[w]) return sm_error("out of memory");
-    }
-    const size_t cache = (size_t)d->n_layer * (size_t)n->kv_dim * (size_t)d->n_ctx;
-    if (dev_alloc_floats(&n->k_cache, cache) || dev_alloc_floats(&n->v_cache, cache) ||
-        dev_alloc_floats(&n->rope_cos, (size_t)d->n_ctx * half) || dev_alloc_floats(&n->rope_sin, (size_t)d->n_ctx * half) ||
-        dev_alloc_floats(&n->x, B * d->n_embd) || dev_alloc_floats(&n->xn, B * d->n_embd) || dev_alloc_floats(&n->tmp, B * d->n_embd) ||
-        dev_alloc_floats(&n->q, B * n->q_dim) || dev_alloc_floats(&n->att, B * n->q_dim) || dev_alloc_floats(&n->k, B * n->kv_dim) ||
-        dev_alloc_floats(&n->v, B * n->kv_dim) || dev_alloc_floats(&n->gate, B * d->n_ff) || dev_alloc_floats(&n->up, B * d->n_ff) ||
-        dev_alloc_floats(&n->logits, B * d->n_vocab))
-        return -1;
-    CU(cudaMalloc((void **)&n->tokens, B * sizeof(int32_t)), "out of device memory");
-    // rope tables: angles in double on the host, like the CPU path
-    float *cs = (float *)malloc(sizeof(float) * (size_t)d->n_ctx * half), *sn = (float *)malloc(sizeof(float) * (size_t)d->n_ctx * half);
-    if (!cs || !sn) {
-        free(cs);
-        free(sn);
-        return sm_error("out of memory");
-    }
-    for (int64_t p = 0; p < d->n_ctx; p++)
-        for (size_t i = 0; i < half; i++) {
-            const double a = (double)p * d->rope_freq[i];
-            cs[p * half + i] = (float)cos(a);
-            sn[p * half + i] = (float)sin(a);
-        }
-    cudaError_t e1 = cudaMemcpy(n->rope_cos, cs, sizeof(float) * (size_t)d->n_ctx * half, cudaMemcpyHostToDevice);
-    cudaError_t e2 = cudaMemcpy(n->rope_sin, sn, sizeof(float) * (size_t)d->n_ctx * half, cudaMemcpyHostToDevice);
-    free(cs);
-    free(sn);
-    CU(e1, "copy rope table");
-    CU(e2, "copy rope table");
-    return 0;
+__global__ void kf_embed(const float *emb, const int32_t *tok, float *x, int64_t n, int64_t E) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n * E; i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = emb[(int64_t)tok[i / E] * E + i % E];
 }
 
 extern "C" void sm_cuda_net_free(sm_cuda_net *n) {
     if (!n) return;
     for (int i = 0; i < 3; i++) cudaFree(n->global[i]);
-    for (int w = SM_CT_ATTN_NORM; w < SM_CT_COUNT; w++) {
-        if (!n->layer[w]) continue;
-        for (int64_t l = 0; l < n->d.n_layer; l++) cudaFree(n->layer[w][l]);
-        free(n->layer[w]);
-    }
-    float *bufs[] = {n->k_cache, n->v_cache, n->rope_cos, n->rope_sin, n->x, n->xn, n->q, n->k,
-                     n->v, n->att, n->tmp, n->gate, n->up, n->logits};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
+    if (n->layer)
+        for (int64_t l = 0; l < n->n_layer; l++)
+            for (int w = 0; w < SM_CT_COUNT; w++) cudaFree(n->layer[l][w]);
+    free(n->layer);
+    cudaFree(n->k_cache);
+    cudaFree(n->v_cache);
+    cudaFree(n->logits);
     cudaFree(n->tokens);
-    if (n->blas) cublasDestroy(n->blas);
+    smcu_exec_free(&n->e);
     free(n);
 }
 
-extern "C" int sm_cuda_net_upload(sm_cuda_net *n, sm_cuda_tensor which, int64_t layer, const float *host, int64_t count) {
-    float **slot;
-    if (which <= SM_CT_OUTPUT_NORM) {
-        if (layer != -1) return sm_error("CUDA upload: tensor %d is model-wide", (int)which);
-        slot = &n->global[which];
-    } else {
-        if (which >= SM_CT_COUNT || layer < 0 || layer >= n->d.n_layer)
-            return sm_error("CUDA upload: no tensor %d in layer %lld", (int)which, (long long)layer);
-        slot = &n->layer[which][layer];
-    }
-    if (*slot) cudaFree(*slot);
-    *slot = NULL;
-    if (dev_alloc_floats(slot, count)) return -1;
-    CU(cudaMemcpy(*slot, host, sizeof(float) * (size_t)count, cudaMemcpyHostToDevice), "upload weights");
+extern "C" int sm_cuda_net_new(const sm_cuda_dims *d, sm_cuda_net **out) {
+    *out = NULL;
+    const char *why = NULL;
+    if (!sm_cuda_available(&why)) return sm_error("CUDA: no usable device (%s)", why);
+    if (d->n_vocab < 1 || d->n_layer < 1 || d->n_ctx < 1 || !d->block || d->block->rows[SM_BUF_X] != d->n_embd)
+        return sm_error("CUDA: bad model dimensions");
+    sm_cuda_net *n = (sm_cuda_net *)calloc(1, sizeof *n);
+    if (!n) return sm_error("out of memory");
+    *out = n; // from here on sm_cuda_net_free cleans up
+    n->n_vocab = d->n_vocab;
+    n->n_embd = d->n_embd;
+    n->n_layer = d->n_layer;
+    n->n_ctx = d->n_ctx;
+    n->kv_dim = d->block->rows[SM_BUF_K];
+    const int64_t B = d->n_ctx < MAX_BATCH ? d->n_ctx : MAX_BATCH;
+    if (smcu_exec_init(&n->e, d, B)) return -1;
+    n->layer = (float *(*)[SM_CT_COUNT])calloc((size_t)d->n_layer, sizeof *n->layer);
+    if (!n->layer) return sm_error("out of memory");
+    const int64_t cache = d->n_layer * n->kv_dim * d->n_ctx;
+    if (dev_alloc_floats(&n->k_cache, cache) || dev_alloc_floats(&n->v_cache, cache) ||
+        dev_alloc_floats(&n->logits, B * d->n_vocab) || dev_alloc((void **)&n->tokens, sizeof(int32_t) * (size_t)B))
+        return -1;
     return 0;
 }
 
-// y[n][rows] = x[n][cols] . W^T with W row-major [rows][cols]
-static int gemm(sm_cuda_net *net, const float *w, int64_t rows, int64_t cols, const float *x, int64_t n, float *y) {
-    const float one = 1.0f, zero = 0.0f;
-    BLAS(cublasSgemm(net->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows, (int)n, (int)cols, &one, w, (int)cols, x,
-                     (int)cols, &zero, y, (int)rows),
-         "SGEMM");
+extern "C" int sm_cuda_net_upload(sm_cuda_net *net, sm_cuda_tensor which, int64_t layer, const float *host, int64_t n) {
+    const bool global = which == SM_CT_TOK_EMBD || which == SM_CT_OUTPUT || which == SM_CT_OUTPUT_NORM;
+    const int64_t want = global ? (which == SM_CT_OUTPUT_NORM ? net->n_embd : net->n_vocab * net->n_embd)
+                                : smcu_exec_role_size(&net->e, which);
+    if (!want || (global ? layer != -1 : layer < 0 || layer >= net->n_layer))
+        return sm_error("CUDA: tensor %d of layer %lld is not one of this model's", (int)which, (long long)layer);
+    if (n != want)
+        return sm_error("CUDA: tensor %d has %lld values, expected %lld", (int)which, (long long)n, (long long)want);
+    float **dst = global ? &net->global[which] : &net->layer[layer][which];
+    if (!*dst && dev_alloc_floats(dst, n)) return -1;
+    CU(cudaMemcpy(*dst, host, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice), "upload weights");
     return 0;
-}
-
-static void bias(float *y, const float *b, int64_t n, int64_t cols) {
-    if (b) k_add_bias<<<blocks(n * cols, 256), 256>>>(y, b, n, cols);
 }
 
 static int batch(sm_cuda_net *net, const int32_t *tokens, int64_t n, int64_t pos0, int64_t out_first, float *logits) {
-    const sm_cuda_dims *d = &net->d;
-    const int64_t E = d->n_embd, F = d->n_ff, Q = net->q_dim, KV = net->kv_dim, hd = d->head_dim;
+    smcu_exec *e = &net->e;
+    const int64_t E = net->n_embd, V = net->n_vocab;
+    float *x = e->buf[SM_BUF_X], *xn = e->buf[SM_BUF_XN];
     CU(cudaMemcpy(net->tokens, tokens, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice), "copy tokens");
-    k_embed<<<(unsigned)n, 256>>>(net->global[SM_CT_TOK_EMBD], net->tokens, net->x, E);
-    const size_t shmem = sizeof(float) * (size_t)(pos0 + n + 128);
-    if (shmem > 48 * 1024) return sm_error("CUDA attention: %lld positions exceed this version's limit", (long long)(pos0 + n));
-    for (int64_t l = 0; l < d->n_layer; l++) {
-#define W(t) net->layer[t][l]
-        k_rmsnorm<<<(unsigned)n, 256>>>(net->x, W(SM_CT_ATTN_NORM), net->xn, E, d->rms_eps);
-        if (gemm(net, W(SM_CT_WQ), Q, E, net->xn, n, net->q) || gemm(net, W(SM_CT_WK), KV, E, net->xn, n, net->k) ||
-            gemm(net, W(SM_CT_WV), KV, E, net->xn, n, net->v))
+    SM_LAUNCH(kf_embed, grid_stride_blocks(n * E), 256, net->global[SM_CT_TOK_EMBD], net->tokens, x, n, E);
+    if (e->d.embd_scale > 0) smcu_scale(x, n * E, e->d.embd_scale);
+    // the last layer carries only the tokens whose logits are wanted
+    const int64_t last_from = !logits ? n : out_first < n ? out_first : n;
+    for (int64_t l = 0; l < net->n_layer; l++) {
+        const size_t off = (size_t)l * (size_t)(net->kv_dim * net->n_ctx);
+        if (smcu_exec_block(e, net->layer[l], net->k_cache + off, net->v_cache + off, l, n, pos0,
+                            l == net->n_layer - 1 ? last_from : 0, NULL, NULL))
             return -1;
-        bias(net->q, W(SM_CT_BQ), n, Q);
-        bias(net->k, W(SM_CT_BK), n, KV);
-        bias(net->v, W(SM_CT_BV), n, KV);
-        block_qk_norm(net->q, net->k, W(SM_CT_Q_NORM), W(SM_CT_K_NORM), n, d->n_head, d->n_head_kv, hd, d->rms_eps);
-        k_rope<<<dim3((unsigned)n, (unsigned)d->n_head), 64>>>(net->q, Q, hd, pos0, net->rope_cos, net->rope_sin, d->rope_neox);
-        k_rope<<<dim3((unsigned)n, (unsigned)d->n_head_kv), 64>>>(net->k, KV, hd, pos0, net->rope_cos, net->rope_sin, d->rope_neox);
-        float *kc = net->k_cache + (size_t)l * KV * d->n_ctx, *vc = net->v_cache + (size_t)l * KV * d->n_ctx;
-        k_store_kv<<<dim3((unsigned)n, (unsigned)d->n_head_kv), 64>>>(net->k, net->v, kc, vc, d->n_head_kv, hd, d->n_ctx, pos0);
-        k_attention<<<dim3((unsigned)n, (unsigned)d->n_head), 128, shmem>>>(
-            net->q, kc, vc, net->att, d->n_head, d->n_head / d->n_head_kv, hd, d->n_ctx, pos0, 1.0f / sqrtf((float)hd));
-        if (gemm(net, W(SM_CT_WO), E, Q, net->att, n, net->tmp)) return -1;
-        bias(net->tmp, W(SM_CT_BO), n, E);
-        k_add<<<blocks(n * E, 256), 256>>>(net->x, net->tmp, n * E);
-        k_rmsnorm<<<(unsigned)n, 256>>>(net->x, W(SM_CT_FFN_NORM), net->xn, E, d->rms_eps);
-        if (gemm(net, W(SM_CT_GATE), F, E, net->xn, n, net->gate) || gemm(net, W(SM_CT_UP), F, E, net->xn, n, net->up))
-            return -1;
-        bias(net->gate, W(SM_CT_BGATE), n, F);
-        bias(net->up, W(SM_CT_BUP), n, F);
-        k_silu_mul<<<blocks(n * F, 256), 256>>>(net->gate, net->up, n * F);
-        if (gemm(net, W(SM_CT_DOWN), E, F, net->gate, n, net->tmp)) return -1;
-        bias(net->tmp, W(SM_CT_BDOWN), n, E);
-        k_add<<<blocks(n * E, 256), 256>>>(net->x, net->tmp, n * E);
-#undef W
     }
-    CU(cudaGetLastError(), "kernel launch");
-    if (!logits || out_first >= n) return cudaDeviceSynchronize() == cudaSuccess ? 0 : sm_error("CUDA: forward: %s", cudaGetErrorString(cudaGetLastError()));
+    if (!logits || out_first >= n)
+        return cudaDeviceSynchronize() == cudaSuccess ? 0 : sm_error("CUDA: forward: %s", cudaGetErrorString(cudaGetLastError()));
     const int64_t n_out = n - out_first;
-    k_rmsnorm<<<(unsigned)n_out, 256>>>(net->x + out_first * E, net->global[SM_CT_OUTPUT_NORM], net->xn, E, d->rms_eps);
-    if (gemm(net, net->global[SM_CT_OUTPUT], d->n_vocab, E, net->xn, n_out, net->logits)) return -1;
-    CU(cudaMemcpy(logits, net->logits, sizeof(float) * (size_t)(n_out * d->n_vocab), cudaMemcpyDeviceToHost),
-       "copy logits");
+    smcu_exec_norm(e, x + out_first * E, net->global[SM_CT_OUTPUT_NORM], xn, n_out);
+    if (smcu_linear(e->blas, net->global[SM_CT_OUTPUT], V, E, xn, n_out, net->logits, false)) return -1;
+    if (e->d.final_softcap > 0) smcu_softcap(net->logits, n_out * V, e->d.final_softcap);
+    CU(cudaMemcpy(logits, net->logits, sizeof(float) * (size_t)(n_out * V), cudaMemcpyDeviceToHost), "copy logits");
     return 0;
 }
 
@@ -284,13 +108,12 @@ extern "C" int sm_cuda_net_eval(sm_cuda_net *net, const int32_t *tokens, int64_t
                                 float *logits) {
     if (!net->global[SM_CT_TOK_EMBD] || !net->global[SM_CT_OUTPUT] || !net->global[SM_CT_OUTPUT_NORM])
         return sm_error("CUDA: the model-wide tensors were not uploaded");
-    for (int w = SM_CT_ATTN_NORM; w <= SM_CT_DOWN; w++)
-        for (int64_t l = 0; l < net->d.n_layer; l++)
-            if (!net->layer[w][l]) return sm_error("CUDA: tensor %d of layer %lld was not uploaded", w, (long long)l);
-    for (int64_t b0 = 0; b0 < n; b0 += net->max_batch) {
-        const int64_t nb = n - b0 < net->max_batch ? n - b0 : net->max_batch;
+    for (int64_t l = 0; l < net->n_layer; l++)
+        if (smcu_exec_ready(&net->e, net->layer[l], l)) return -1;
+    for (int64_t b0 = 0; b0 < n; b0 += net->e.max_tok) {
+        const int64_t nb = n - b0 < net->e.max_tok ? n - b0 : net->e.max_tok;
         const int64_t first = out_first > b0 ? out_first - b0 : 0;
-        float *out = logits && first < nb ? logits + (b0 + first - out_first) * net->d.n_vocab : NULL;
+        float *out = logits && first < nb ? logits + (b0 + first - out_first) * net->n_vocab : NULL;
         if (batch(net, tokens + b0, nb, pos0 + b0, first, out)) return -1;
     }
     return 0;

@@ -25,6 +25,7 @@
 #define sm_cuda_block_new smcu_block_new
 #define sm_cuda_block_set smcu_block_set
 #define sm_cuda_block_run smcu_block_run
+#define sm_cuda_block_set_layer smcu_block_set_layer
 #define sm_cuda_block_free smcu_block_free
 #define sm_error smcu_error
 
