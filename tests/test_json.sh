@@ -44,6 +44,11 @@ run awq w.gguf awq a.gguf --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32
 run gptq wg.gguf gptq a.gguf --awq --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32 -o wg.gguf
 run gptq gt.gguf gptq a.gguf --calib "$TEXT" --to gguf --target-bpw 4.5 --sensitivity imatrix --probe-ctx 64 --probe-chunks 2 --samples 2 --seqlen 32 -o gt.gguf
 run sweep sw sweep a.gguf --eval "$TEXT" --calib "$TEXT" --recipes Q4_0 --methods rtn,imatrix --ctx 64 --chunks 2 --calib-chunks 2 -o sw
+run pack q.smelt pack q.gguf -o q.smelt
+run pack r.smelt pack q.gguf -o r.smelt --raw
+run unpack q2.gguf unpack q.smelt -o q2.gguf
+run pack d.smelt pack "$KJV" -o d.smelt --level 1
+run unpack d unpack d.smelt -o d
 run inspect - inspect q.gguf
 run inspect - inspect "$KJV"
 run "inspect --diff" - inspect a.gguf q.gguf --diff
