@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_FLOATS ((int64_t)4 << 20)
 #define NOT_SEEN ((sm_type)-2) /* a block linear the file lacks */
 
 typedef struct gguf_job {
@@ -35,44 +34,13 @@ typedef struct gguf_job {
     const sm_model *m;
 } gguf_job;
 
-/* Convert a tensor to `to` without importance weights, in bounded chunks of rows. */
-static int write_converted(gguf_job *j, const sm_tensor *t, sm_type to) {
-    if (to == t->type) {
-        const int rc = sm_sink_write(j->w, t->data, t->nbytes);
-        sm_gguf_release(j->g, t->data, t->nbytes); /* memory: see sm_model_release_layer */
-        return rc;
-    }
-    const int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t);
-    int64_t chunk = CHUNK_FLOATS / row;
-    if (chunk < 1) chunk = 1;
-    if (chunk > nrows) chunk = nrows;
-    const uint64_t src_row = sm_type_row_bytes(t->type, row), out_row = sm_type_row_bytes(to, row);
-    float *f = malloc(sizeof(float) * (size_t)(chunk * row));
-    void *q = malloc((size_t)(out_row * (uint64_t)chunk));
-    int rc = 0;
-    if (!f || !q) rc = sm_error("out of memory for tensor %s", t->name);
-    for (int64_t r0 = 0; r0 < nrows && !rc; r0 += chunk) {
-        const int64_t n = nrows - r0 < chunk ? nrows - r0 : chunk;
-        for (int64_t r = 0; r < n && !rc; r++)
-            rc = sm_dequantize_row(t->type, (const char *)t->data + (uint64_t)(r0 + r) * src_row, f + r * row, row);
-        if (!rc) {
-            if (!sm_type_get(to)->quantized) rc = sm_f32_to_plain(to, f, q, n * row);
-            else if (sm_quantize_rows(to, f, q, n, row, NULL) == 0) rc = -1;
-        }
-        if (!rc) rc = sm_sink_write(j->w, q, out_row * (uint64_t)n);
-        sm_gguf_release(j->g, (const char *)t->data + (uint64_t)r0 * src_row, (uint64_t)n * src_row);
-    }
-    free(f);
-    free(q);
-    return rc ? sm_error_ctx("tensor %s", t->name) : 0;
-}
-
 static const sm_tensor *tensor(const gguf_job *j, size_t i) {
     return j->hf ? sm_hf_source_tensor(j->hf, i) : sm_gguf_tensor(j->g, i);
 }
 
 static int write_tensor(gguf_job *j, size_t i) {
-    return j->hf ? sm_hf_source_write(j->hf, j->w, i, j->types[i]) : write_converted(j, tensor(j, i), j->types[i]);
+    return j->hf ? sm_hf_source_write(j->hf, j->w, i, j->types[i])
+                 : sm_quantize_write_tensor(j->w, j->g, tensor(j, i), j->types[i], NULL, NULL, 0);
 }
 
 /* AWQ: the scales (if any) a block's 1-D tensor is divided by, so that the block computes the
@@ -181,10 +149,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     /* plan every tensor in file order (the recipe's counters follow it), as smelt quantize */
     for (size_t i = 0; i < j.nt; i++) {
         const sm_tensor *t = tensor(&j, i);
-        bool fb = false;
-        j.types[i] = sm_recipe_tensor_type(&plan, t->name, t->n_dims, t->shape, t->type, &fb);
-        for (size_t k = 0; k < ro->n_plan; k++)
-            if (!strcmp(ro->plan_names[k], t->name)) j.types[i] = ro->plan_types[k];
+        j.types[i] = sm_quantize_plan_type(&plan, t, ro->plan_names, ro->plan_types, ro->n_plan, NULL);
         j.layer[i] = block_of(m, t->name, &j.linear[i]);
         if (j.layer[i] >= hp->n_layer) {
             sm_error("%s: tensor %s: the model has %lld blocks", src_path, t->name, (long long)hp->n_layer);

@@ -55,17 +55,20 @@ typedef struct cli_common {
 #define CLI_OPT_NOSYNC(c) {"--no-sync", CLI_FLAG, &(c).no_sync, 0, 0, NULL}
 
 /* The output options of producing commands (output.c): --split-max-size N[K|M|G] and
- * --split-max-tensors N (a GGUF split set, formats/sink.h) and --manifest FILE (a release
- * manifest, release/release.h). */
+ * --split-max-tensors N (a GGUF split set, formats/sink.h), --level N / --raw (a .smelt output:
+ * zstd level, or uncompressed) and --manifest FILE (a release manifest, release/release.h). */
 typedef struct cli_output {
     const char *split_size;
     long split_tensors;
     const char *manifest;
+    long level;       /* --level N: zstd level of a .smelt output */
+    bool raw;         /* --raw: a .smelt output stored uncompressed */
     char **files;     /* what the sink committed (filled during the run) */
     size_t n_files;
 } cli_output;
 #define CLI_OPT_SPLIT(o) {"--split-max-size", CLI_STR, &(o).split_size, 0, 0, NULL}, \
-    {"--split-max-tensors", CLI_LONG, &(o).split_tensors, 1, 1L << 30, NULL}
+    {"--split-max-tensors", CLI_LONG, &(o).split_tensors, 1, 1L << 30, NULL}, \
+    {"--level", CLI_LONG, &(o).level, 1, 19, NULL}, {"--raw", CLI_FLAG, &(o).raw, 0, 0, NULL}
 #define CLI_OPT_MANIFEST(o) {"--manifest", CLI_STR, &(o).manifest, 0, 0, NULL}
 /* Options -> sink options (split limits; the committed files recorded for --manifest): 0, or
  * the exit code of a usage error. */
@@ -78,6 +81,8 @@ cJSON *cli_output_provenance(const cli_output *o, const char *command, int argc,
  * (taken over); frees what o collected. 0, or 1 after printing the error. */
 int cli_output_finish(const char *cmd, cli_output *o, const char *out, cJSON *prov);
 void cli_output_free(cli_output *o); /* what o collected (after a failure) */
+/* A .smelt's n_files and n_tensors (the files it holds, their tensors) into a report. */
+void cli_report_smelt(cJSON *report, const char *smelt_path);
 
 /* Parse argv[1..argc-1] (argv[0] is the command name) against `opts` (ended by a CLI_END entry);
  * up to max_pos positional arguments go to pos[], their count to *n_pos. `name` is the command

@@ -27,6 +27,8 @@ static const char USAGE[] =
     "                       -00001-of-0000N.gguf, ... with at most N bytes of tensor data each\n"
     "                       (decimal units: 1M = 1000000; llama.cpp loads it from the first file)\n"
     "  --split-max-tensors N  the same with at most N tensors per file\n"
+    "  --level N            a .smelt output (OUT named *.smelt): zstd level 1..19 (default 3)\n"
+    "  --raw                a .smelt output stored uncompressed (aligned, mapped zero-copy)\n"
     "  --manifest FILE      record the output (size, SHA-256, XXH3-128), the sources' digests and\n"
     "                       the command in the release manifest FILE (docs/manifest.md)\n"
     "  --no-sync            skip the final fsync (faster; the file still appears only when\n"

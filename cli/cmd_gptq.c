@@ -88,6 +88,7 @@ static const char USAGE[] =
     "  --no-sync           skip the final fsync of the output\n"
     "  --split-max-size N[K|M|G], --split-max-tensors N\n"
     "                      gguf: write a split set (llama-gguf-split's layout; see smelt help convert)\n"
+    "  --level N, --raw    gguf to OUT named *.smelt: zstd level 1..19 (default 3), or uncompressed\n"
     "  --manifest FILE     record the output, its sources, recipe, GPTQ parameters and the\n"
     "                      calibration text's digests in the release manifest FILE (docs/manifest.md)\n";
 
@@ -290,8 +291,8 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     if (drc) return drc;
     const bool model_is_dir = sm_is_dir(model);
     if (to_hf && !model_is_dir) return cli_fail(name, "--to hf needs a Hugging Face model directory as MODEL");
-    if (to_hf && (sink.split_max_bytes || sink.split_max_tensors))
-        return cli_usage_error(cmd, "--split-max-size / --split-max-tensors apply to --to gguf:RECIPE only");
+    if (to_hf && (sink.split_max_bytes || sink.split_max_tensors || sink.level || sink.raw))
+        return cli_usage_error(cmd, "--split-max-size / --split-max-tensors / --level / --raw apply to --to gguf:RECIPE only");
     const int threads = cli_common_apply(&com);
     layer_progress lp = {.lines = !quiet && !json, .name = name, .method = method_name(&ro)};
     if (!quiet) {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: smelt pack IN -o OUT.smelt [--level N] [--raw] [--threads N] [--chunk-size BYTES]\n"
+    "usage: smelt pack IN -o OUT.smelt [--level N] [--raw] [--threads N] [--chunk-size BYTES] [--json]\n"
     "\n"
     "Pack a model into a .smelt file (docs/smelt-format.md). IN: a GGUF file, a safetensors file,\n"
     "or a model directory (every regular file in it). Tensors are compressed per chunk with zstd,\n"
@@ -21,6 +21,7 @@ static const char USAGE[] =
     "  --raw                store the files uncompressed (aligned: readers map tensors zero-copy)\n"
     "  --chunk-size BYTES   raw bytes per independently decodable chunk (default 262144)\n"
     "  -t, --threads N      threads (the output does not depend on it)\n"
+    "  --json               print a JSON report on stdout (fields: docs/json.md)\n"
     "  --quiet, -q          no progress bar\n"
     "  --no-sync            do not fsync the output\n";
 
@@ -39,8 +40,7 @@ static int run(int argc, char **argv) {
     long level = 0, chunk = 0;
     bool raw = false;
     const cli_option opts[] = {
-        CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_NOSYNC(com),
-        {"--quiet -q", CLI_FLAG, &com.quiet, 0, 0, NULL},
+        CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_NOSYNC(com), CLI_OPT_JSON(com),
         {"--level", CLI_LONG, &level, 1, 19, NULL},
         {"--chunk-size", CLI_LONG, &chunk, 4, 64L << 20, NULL},
         {"--raw", CLI_FLAG, &raw, 0, 0, NULL},
@@ -58,14 +58,26 @@ static int run(int argc, char **argv) {
     const int threads = cli_common_apply(&com);
     char *cmdline = join_args(argc, argv);
     sm_smelt_pack_opts o = {.level = (int)level, .raw = raw, .threads = threads, .chunk_size = (uint64_t)chunk,
-                            .command_line = cmdline, .quiet = com.quiet};
+                            .command_line = cmdline, .quiet = com.quiet || com.json};
     const double t0 = sm_now();
     rc = sm_smelt_pack(in, com.out, &o);
     free(cmdline);
     if (rc) return cli_fail_last("pack");
-    const double in_b = (double)cli_path_bytes(in), out_b = (double)cli_path_bytes(com.out);
+    const double secs = sm_now() - t0, in_b = (double)cli_path_bytes(in), out_b = (double)cli_path_bytes(com.out);
+    if (com.json) {
+        cJSON *j = cli_report_new("pack", &in, 1, com.out);
+        cJSON_AddNumberToObject(j, "bytes_in", in_b);
+        cJSON_AddNumberToObject(j, "saved", in_b > 0 ? 1.0 - out_b / in_b : 0.0);
+        cJSON_AddNumberToObject(j, "level", raw ? 0 : level ? (double)level : SM_SMELT_DEFAULT_LEVEL);
+        cJSON_AddBoolToObject(j, "raw", raw);
+        cli_report_smelt(j, com.out);
+        cJSON_AddNumberToObject(j, "seconds", secs);
+        cJSON_AddNumberToObject(j, "mb_per_s", secs > 0 ? in_b / 1e6 / secs : 0.0);
+        cli_report_print(j, com.out);
+        return 0;
+    }
     char b1[32], b2[32];
-    if (!com.quiet) cli_summary("pack", com.out, sm_now() - t0, "%s -> %s (%.1f%% saved)", cli_bytes(b1, sizeof b1, in_b),
+    if (!com.quiet) cli_summary("pack", com.out, secs, "%s -> %s (%.1f%% saved)", cli_bytes(b1, sizeof b1, in_b),
                 cli_bytes(b2, sizeof b2, out_b), in_b > 0 ? 100.0 * (1.0 - out_b / in_b) : 0.0);
     return 0;
 }

@@ -37,6 +37,8 @@ static const char USAGE[] =
     "  --split-max-size N[K|M|G]   write a split set (llama-gguf-split's layout: OUT without .gguf,\n"
     "                              -00001-of-0000N.gguf, ...), at most N bytes of tensor data each\n"
     "  --split-max-tensors N       the same, at most N tensors per file\n"
+    "  --level N                   a .smelt output (OUT named *.smelt): zstd level 1..19 (default 3)\n"
+    "  --raw                       a .smelt output stored uncompressed (aligned, mapped zero-copy)\n"
     "  --manifest FILE             record the output, its sources, recipe and method in the\n"
     "                              release manifest FILE (docs/manifest.md)\n"
     "  --no-sync                   skip the final fsync (the file still appears only complete)\n"

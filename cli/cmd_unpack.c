@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: smelt unpack X.smelt -o OUT\n"
+    "usage: smelt unpack X.smelt -o OUT [--json]\n"
     "\n"
     "Rebuild what `smelt pack` packed, byte for byte: OUT is the original file (a GGUF or\n"
     "safetensors file), or a directory of the original files when a directory was packed.\n"
@@ -13,13 +13,13 @@ static const char USAGE[] =
     "\n"
     "  -o, --outfile OUT    the file or directory to write (atomic)\n"
     "  -t, --threads N      threads for decoding\n"
+    "  --json               print a JSON report on stdout (fields: docs/json.md)\n"
     "  --quiet, -q          no summary line\n"
     "  --no-sync            do not fsync the output\n";
 
 static int run(int argc, char **argv) {
     cli_common com = {0};
-    const cli_option opts[] = {CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_NOSYNC(com),
-                               {"--quiet -q", CLI_FLAG, &com.quiet, 0, 0, NULL}, {0}};
+    const cli_option opts[] = {CLI_OPT_OUT(com), CLI_OPT_THREADS(com), CLI_OPT_NOSYNC(com), CLI_OPT_JSON(com), {0}};
     const char *pos[1];
     int npos = 0;
     int rc = cli_parse(&sm_cmd_unpack, NULL, argc, argv, opts, pos, 1, &npos);
@@ -36,8 +36,18 @@ static int run(int argc, char **argv) {
     cli_common_apply(&com);
     const double t0 = sm_now();
     if (sm_smelt_unpack(in, com.out)) return cli_fail_last("unpack");
+    const double secs = sm_now() - t0;
+    if (com.json) {
+        cJSON *j = cli_report_new("unpack", &in, 1, com.out);
+        cJSON_AddNumberToObject(j, "bytes_in", (double)cli_path_bytes(in));
+        cli_report_smelt(j, in);
+        cJSON_AddBoolToObject(j, "directory", dir);
+        cJSON_AddNumberToObject(j, "seconds", secs);
+        cli_report_print(j, com.out);
+        return 0;
+    }
     char b[32];
-    if (!com.quiet) cli_summary("unpack", com.out, sm_now() - t0, "%s", cli_bytes(b, sizeof b, (double)cli_path_bytes(com.out)));
+    if (!com.quiet) cli_summary("unpack", com.out, secs, "%s", cli_bytes(b, sizeof b, (double)cli_path_bytes(com.out)));
     return 0;
 }
 

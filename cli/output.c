@@ -1,7 +1,9 @@
 /* output.c - the output options every producing command shares: --split-max-size and
- * --split-max-tensors (a GGUF split set, formats/sink.h) and --manifest (release/release.h). */
+ * --split-max-tensors (a GGUF split set, formats/sink.h), --level / --raw (a .smelt output) and
+ * --manifest (release/release.h). */
 #include "cli.h"
 
+#include "formats/smelt.h"
 #include "release/release.h"
 
 #include <errno.h>
@@ -35,6 +37,9 @@ int cli_output_setup(const sm_command *c, cli_output *o, sm_sink_opts *s) {
         return cli_usage_error(c, "--split-max-size %s: expected a positive size N, NK, NM or NG (decimal: 1M = 1000000 bytes)",
                                o->split_size);
     if (o->split_tensors) s->split_max_tensors = (uint64_t)o->split_tensors;
+    if (o->raw && o->level) return cli_usage_error(c, "--raw stores the .smelt uncompressed: --level does not apply");
+    s->level = (int)o->level;
+    s->raw = o->raw;
     if (o->manifest) {
         s->on_file = collect;
         s->on_file_ctx = o;
@@ -76,4 +81,17 @@ void cli_output_free(cli_output *o) {
     free(o->files);
     o->files = NULL;
     o->n_files = 0;
+}
+
+void cli_report_smelt(cJSON *report, const char *smelt_path) {
+    sm_smelt *s;
+    size_t nf = 0, nt = 0;
+    if (!sm_smelt_open(smelt_path, &s)) {
+        nf = sm_smelt_n_files(s);
+        for (size_t i = 0; i < nf; i++) nt += sm_smelt_n_tensors(s, i);
+        sm_smelt_close(s);
+    }
+    sm_clear_error();
+    cJSON_AddNumberToObject(report, "n_files", (double)nf);
+    cJSON_AddNumberToObject(report, "n_tensors", (double)nt);
 }

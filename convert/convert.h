@@ -5,6 +5,7 @@
 #include "core/core.h"
 #include "formats/formats.h"
 #include "formats/sink.h"
+#include "quantize/quantize.h"
 
 struct sm_quantize_opts;
 struct sm_lora;
@@ -91,6 +92,19 @@ typedef struct sm_quantize_report {
  * new GGUF, streaming tensor by tensor. Output bytes do not depend on the thread count. */
 int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantize_opts *opts,
                      sm_quantize_report *rep);
+
+/* The one quantize-to-file path's pieces (quantize_write.c), used by sm_quantize_gguf and by
+ * GPTQ's GGUF output (calib/gptq_gguf.c):
+ * - a tensor's type: the recipe's (sm_recipe_tensor_type), then plan_types[k] where
+ *   plan_names[k] names it (an exact plan clears *fallback);
+ * - one tensor t of the mapped GGUF g written through the sink in type `to`: kept (copied in
+ *   bounded pieces, plain floats checked for NaN/Inf) or converted in bounded chunks of rows
+ *   (checked finite, quantized with `imatrix` if not NULL); the source pages are released as
+ *   they are written; prog (may be NULL) advances from done_before over t's bytes. */
+sm_type sm_quantize_plan_type(sm_recipe_plan *plan, const sm_tensor *t, const char *const *plan_names,
+                              const sm_type *plan_types, size_t n_plan, bool *fallback);
+int sm_quantize_write_tensor(sm_sink *w, const sm_gguf *g, const sm_tensor *t, sm_type to, const float *imatrix,
+                             sm_progress *prog, uint64_t done_before);
 
 /* ---- LoRA adapters (PEFT) ----
  * An adapter directory holds adapter_config.json and adapter_model.safetensors (or .bin).

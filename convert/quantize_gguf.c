@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_FLOATS ((int64_t)4 << 20) /* 16 MiB of floats per chunk */
-#define COPY_BYTES ((uint64_t)16 << 20)   /* a tensor kept in its type is copied this much at a time */
 
 static int parse_type(const char *name, const char *what, sm_type *out);
 
@@ -43,24 +41,6 @@ static int parse_type(const char *name, const char *what, sm_type *out) {
     *out = sm_type_from_name(name);
     if (*out == SM_TYPE_INVALID || !sm_quantize_supported(*out))
         return sm_error("%s: unknown or unsupported type '%s'", what, name);
-    return 0;
-}
-
-/* Quantize one tensor's rows [r0, r0+n) from its source bytes into dst. */
-static int convert_rows(const sm_tensor *t, sm_type to, int64_t r0, int64_t n, float *f32, void *dst,
-                        const float *imatrix) {
-    int64_t row = sm_tensor_row_len(t);
-    uint64_t src_row_bytes = sm_type_row_bytes(t->type, row);
-    const uint8_t *src = (const uint8_t *)t->data + (uint64_t)r0 * src_row_bytes;
-    for (int64_t r = 0; r < n; r++)
-        if (sm_dequantize_row(t->type, src + (uint64_t)r * src_row_bytes, f32 + r * row, row))
-            return sm_error_ctx("tensor %s row %lld", t->name, (long long)(r0 + r));
-    for (int64_t i = sm_allow_nonfinite() ? n * row : 0; i < n * row; i++)
-        if (!isfinite(f32[i]))
-            return sm_error("tensor %s: row %lld holds a non-finite value (column %lld)", t->name,
-                            (long long)(r0 + i / row), (long long)(i % row));
-    if (to == SM_TYPE_F32 || to == SM_TYPE_F16 || to == SM_TYPE_BF16) return sm_f32_to_plain(to, f32, dst, n * row);
-    if (sm_quantize_rows(to, f32, dst, n, row, imatrix) == 0) return sm_error_ctx("tensor %s", t->name);
     return 0;
 }
 
@@ -106,8 +86,6 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
     sm_type *types = NULL;
     const char **names = NULL;
     size_t *order = NULL;
-    float *f32 = NULL;
-    void *qbuf = NULL;
     int rc = -1;
     if (sm_gguf_open(in_path, &g)) goto done;
 
@@ -138,9 +116,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
     for (size_t i = 0; i < nt; i++) {
         const sm_tensor *t = sm_gguf_tensor(g, i);
         bool fb = false;
-        types[i] = sm_recipe_tensor_type(&plan, t->name, t->n_dims, t->shape, t->type, &fb);
-        for (size_t k = 0; k < o->n_plan; k++)
-            if (!strcmp(o->plan_names[k], t->name)) types[i] = o->plan_types[k], fb = false;
+        types[i] = sm_quantize_plan_type(&plan, t, o->plan_names, o->plan_types, o->n_plan, &fb);
         if (fb) rep->n_fallback++;
         const sm_type_info *src = sm_type_get(t->type);
         if (types[i] != t->type) {
@@ -196,52 +172,15 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         sm_type to = types[i];
         rep->n_tensors++;
         rep->bytes_in += t->nbytes;
-        if (to == t->type) {
-            /* copied in bounded pieces, each released once written (see the top); a plain float type
-             * is scanned for NaN/Inf on the way (quantized ones are not decoded). 16 MiB is a whole
-             * number of elements of every plain type. */
-            const uint64_t esize = sm_type_get(t->type)->block_bytes;
-            const int64_t row_len = sm_tensor_row_len(t);
-            for (uint64_t at = 0; at < t->nbytes; at += COPY_BYTES) {
-                const uint64_t n = t->nbytes - at < COPY_BYTES ? t->nbytes - at : COPY_BYTES;
-                const uint8_t *piece = (const uint8_t *)t->data + at;
-                const int64_t bad = sm_allow_nonfinite() ? -1 : sm_first_nonfinite(t->type, piece, (int64_t)(n / esize));
-                if (bad >= 0) {
-                    sm_nonfinite_error(t->type, piece + (size_t)bad * esize, (int64_t)(at / esize) + bad, row_len);
-                    sm_error_ctx("tensor %s", t->name);
-                    goto done;
-                }
-                if (sm_sink_write(w, piece, n)) goto done;
-                sm_gguf_release(g, piece, n);
-            }
-            rep->bytes_out += t->nbytes;
-        } else {
-            int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t);
-            const float *imw = NULL;
-            if (have_im) {
-                imw = sm_imatrix_find(&im, t->name, row, 0);
-                if (!imw && sm_recipe_requires_imatrix(&plan, t->name, to)) goto done;
-                sm_clear_error();
-            }
-            int64_t chunk = CHUNK_FLOATS / row;
-            if (chunk < 1) chunk = 1;
-            if (chunk > nrows) chunk = nrows;
-            const uint64_t out_row = sm_type_row_bytes(to, row), src_row = sm_type_row_bytes(t->type, row);
-            free(f32);
-            free(qbuf);
-            f32 = malloc((size_t)(chunk * row) * sizeof(float));
-            qbuf = malloc((size_t)(out_row * (uint64_t)chunk));
-            if (!f32 || !qbuf) { sm_error("out of memory for tensor %s", t->name); goto done; }
-            for (int64_t r0 = 0; r0 < nrows; r0 += chunk) {
-                int64_t n = nrows - r0 < chunk ? nrows - r0 : chunk;
-                if (convert_rows(t, to, r0, n, f32, qbuf, imw)) goto done;
-                sm_gguf_release(g, (const uint8_t *)t->data + (uint64_t)r0 * src_row, (uint64_t)n * src_row);
-                if (sm_sink_write(w, qbuf, out_row * (uint64_t)n)) goto done;
-                sm_progress_update(&prog, done_bytes + t->nbytes * (uint64_t)(r0 + n) / (uint64_t)nrows);
-            }
-            rep->bytes_out += out_row * (uint64_t)nrows;
-            rep->n_quantized++;
+        const float *imw = NULL;
+        if (have_im && to != t->type) {
+            imw = sm_imatrix_find(&im, t->name, sm_tensor_row_len(t), 0);
+            if (!imw && sm_recipe_requires_imatrix(&plan, t->name, to)) goto done;
+            sm_clear_error();
         }
+        if (sm_quantize_write_tensor(w, g, t, to, imw, &prog, done_bytes)) goto done;
+        rep->bytes_out += to == t->type ? t->nbytes : sm_type_row_bytes(to, sm_tensor_row_len(t)) * (uint64_t)sm_tensor_nrows(t);
+        if (to != t->type) rep->n_quantized++;
         if ((int)to >= 0 && to < SM_TYPE_GGML_COUNT) rep->n_by_type[to]++;
         done_bytes += t->nbytes;
         sm_progress_update(&prog, done_bytes);
@@ -256,8 +195,6 @@ done:
     free(names);
     free(types);
     free(order);
-    free(f32);
-    free(qbuf);
     rep->seconds = sm_now() - t0;
     return rc;
 }

@@ -231,6 +231,12 @@ sm_meta *sm_gguf_writer_meta(sm_gguf_writer *w);
 /* Shape outermost-first. Returns -1 if the name repeats or the row does not fit the type. */
 int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, sm_type type, int n_dims, const int64_t *shape);
 int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path);
+/* As begin, with every byte of the file going to emit (in order) instead of a file; `name` is
+ * used in errors. end then hands over no file (*out NULL). */
+typedef int (*sm_gguf_emit_fn)(void *ctx, const void *data, size_t n);
+int sm_gguf_writer_begin_fn(sm_gguf_writer *w, const char *name, sm_gguf_emit_fn emit, void *ctx);
+/* After begin: tensor i's offset in the data section (which starts where begin's bytes end). */
+uint64_t sm_gguf_writer_tensor_offset(const sm_gguf_writer *w, size_t i);
 int sm_gguf_writer_write(sm_gguf_writer *w, const void *data, uint64_t nbytes);
 int sm_gguf_writer_finish(sm_gguf_writer *w); /* frees w */
 /* As finish, without the commit: the complete file is handed over (*out, to commit or abort). */

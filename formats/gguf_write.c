@@ -25,7 +25,10 @@ struct sm_gguf_writer {
     size_t n_t, cap_t;
     wtensor *t;
     gguf_index tindex;
-    sm_outfile *out;  /* non-NULL between begin and finish/abort */
+    sm_outfile *out;  /* non-NULL between begin and finish/abort (or, instead, emit) */
+    sm_gguf_emit_fn emit; /* sm_gguf_writer_begin_fn: the bytes go here instead */
+    void *emit_ctx;
+    uint64_t pos;         /* bytes written */
     uint64_t alignment;
     size_t cur;       /* tensor being written */
     uint64_t cur_done;
@@ -51,7 +54,7 @@ sm_meta *sm_gguf_writer_meta(sm_gguf_writer *w) { return w ? w->meta : NULL; }
 
 int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, sm_type type, int n_dims, const int64_t *shape) {
     if (!w) return sm_error("GGUF writer: NULL writer");
-    if (w->out) return sm_error("GGUF writer: tensor '%s' added after begin", name ? name : "");
+    if (w->out || w->emit) return sm_error("GGUF writer: tensor '%s' added after begin", name ? name : "");
     if (!name || !*name) return sm_error("GGUF writer: tensor name is empty");
     if (strlen(name) >= GGUF_MAX_NAME)
         return sm_error("GGUF writer: tensor name '%s' has %zu bytes; ggml allows at most %d", name, strlen(name),
@@ -97,17 +100,32 @@ int sm_gguf_add_tensor(sm_gguf_writer *w, const char *name, sm_type type, int n_
 
 /* ---- serialization ---- */
 
-static int put_le(sm_outfile *o, uint64_t v, int n) {
+/* the output: the file, or the emit function */
+static int wout(sm_gguf_writer *w, const void *p, size_t n) {
+    w->pos += n;
+    return w->emit ? w->emit(w->emit_ctx, p, n) : sm_outfile_write(w->out, p, n);
+}
+
+static int wpad(sm_gguf_writer *w, uint64_t alignment) {
+    static const uint8_t zero[64];
+    while (w->pos % alignment) {
+        const uint64_t k = alignment - w->pos % alignment;
+        if (wout(w, zero, (size_t)(k < sizeof zero ? k : sizeof zero))) return -1;
+    }
+    return 0;
+}
+
+static int put_le(sm_gguf_writer *o, uint64_t v, int n) {
     uint8_t b[8];
     for (int i = 0; i < n; i++) b[i] = (uint8_t)(v >> (8 * i));
-    return sm_outfile_write(o, b, (size_t)n);
+    return wout(o, b, (size_t)n);
 }
 
-static int put_string(sm_outfile *o, const char *s, uint64_t len) {
-    return put_le(o, len, 8) || sm_outfile_write(o, s, (size_t)len);
+static int put_string(sm_gguf_writer *o, const char *s, uint64_t len) {
+    return put_le(o, len, 8) || wout(o, s, (size_t)len);
 }
 
-static int put_value(sm_outfile *o, const sm_gguf_value *v) {
+static int put_value(sm_gguf_writer *o, const sm_gguf_value *v) {
     switch (v->type) {
     case SM_GGUF_UINT8: case SM_GGUF_UINT16: case SM_GGUF_UINT32: case SM_GGUF_UINT64: case SM_GGUF_BOOL:
         return put_le(o, v->v.u, (int)gguf_vtype_size(v->type));
@@ -128,7 +146,7 @@ static int put_value(sm_outfile *o, const sm_gguf_value *v) {
     case SM_GGUF_ARRAY: {
         if (put_le(o, (uint64_t)v->v.arr.type, 4) || put_le(o, v->v.arr.n, 8)) return -1;
         size_t es = gguf_vtype_size(v->v.arr.type);
-        if (es) return sm_outfile_write(o, v->v.arr.data, (size_t)v->v.arr.n * es); /* little-endian host */
+        if (es) return wout(o, v->v.arr.data, (size_t)v->v.arr.n * es); /* little-endian host */
         for (uint64_t i = 0; i < v->v.arr.n; i++)
             if (put_value(o, &v->v.arr.items[i])) return -1;
         return 0;
@@ -138,9 +156,9 @@ static int put_value(sm_outfile *o, const sm_gguf_value *v) {
 }
 
 static int write_head(sm_gguf_writer *w) {
-    sm_outfile *o = w->out;
+    sm_gguf_writer *o = w;
     size_t n_kv = sm_meta_n(w->meta);
-    if (sm_outfile_write(o, GGUF_MAGIC, 4) || put_le(o, GGUF_VERSION, 4) || put_le(o, w->n_t, 8) ||
+    if (wout(o, GGUF_MAGIC, 4) || put_le(o, GGUF_VERSION, 4) || put_le(o, w->n_t, 8) ||
         put_le(o, n_kv, 8))
         return -1;
     for (size_t i = 0; i < n_kv; i++) {
@@ -156,12 +174,13 @@ static int write_head(sm_gguf_writer *w) {
             if (put_le(o, (uint64_t)t->ne[d], 8)) return -1;
         if (put_le(o, (uint64_t)t->type, 4) || put_le(o, t->offset, 8)) return -1;
     }
-    return sm_outfile_pad_to(o, w->alignment);
+    return wpad(o, w->alignment);
 }
 
-int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path) {
+/* begin, writing through emit (NULL: to the file `path`) */
+static int begin(sm_gguf_writer *w, const char *path, sm_gguf_emit_fn emit, void *ctx) {
     if (!w) return sm_error("%s: GGUF writer: NULL writer", path);
-    if (w->out) return sm_error("%s: GGUF writer: begin called twice", path);
+    if (w->out || w->emit) return sm_error("%s: GGUF writer: begin called twice", path);
     if (!w->meta) return sm_error("%s: GGUF writer: no metadata", path);
     if (sm_meta_error(w->meta)[0]) return sm_error("%s: GGUF writer: %s", path, sm_meta_error(w->meta));
     w->alignment = GGUF_DEFAULT_ALIGNMENT;
@@ -182,8 +201,8 @@ int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path) {
         if (padded < w->t[i].nbytes || __builtin_add_overflow(off, padded, &off))
             return sm_error("%s: GGUF writer: data section size overflows", path);
     }
-    w->out = sm_outfile_open(path);
-    if (!w->out) return -1;
+    if (emit) w->emit = emit, w->emit_ctx = ctx;
+    else if (!(w->out = sm_outfile_open(path))) return -1;
     sm_meta_freeze(w->meta, true);
     w->cur = 0;
     w->cur_done = 0;
@@ -194,8 +213,16 @@ int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path) {
     return 0;
 }
 
+int sm_gguf_writer_begin(sm_gguf_writer *w, const char *path) { return begin(w, path, NULL, NULL); }
+
+int sm_gguf_writer_begin_fn(sm_gguf_writer *w, const char *name, sm_gguf_emit_fn emit, void *ctx) {
+    return begin(w, name, emit, ctx);
+}
+
+uint64_t sm_gguf_writer_tensor_offset(const sm_gguf_writer *w, size_t i) { return w->t[i].offset; }
+
 int sm_gguf_writer_write(sm_gguf_writer *w, const void *data, uint64_t nbytes) {
-    if (!w || !w->out) return sm_error("GGUF writer: write before begin");
+    if (!w || !(w->out || w->emit)) return sm_error("GGUF writer: write before begin");
     if (w->failed) return sm_error("GGUF writer: write after a failed write");
     if (w->cur >= w->n_t) {
         w->failed = true;
@@ -209,7 +236,7 @@ int sm_gguf_writer_write(sm_gguf_writer *w, const void *data, uint64_t nbytes) {
                         t->name, (unsigned long long)nbytes, (unsigned long long)(t->nbytes - w->cur_done),
                         (unsigned long long)t->nbytes);
     }
-    if (nbytes > SIZE_MAX || sm_outfile_write(w->out, data, (size_t)nbytes)) {
+    if (nbytes > SIZE_MAX || wout(w, data, (size_t)nbytes)) {
         w->failed = true;
         return -1;
     }
@@ -217,7 +244,7 @@ int sm_gguf_writer_write(sm_gguf_writer *w, const void *data, uint64_t nbytes) {
     if (w->cur_done == t->nbytes) {
         w->cur++;
         w->cur_done = 0;
-        if (sm_outfile_pad_to(w->out, w->alignment)) {
+        if (wpad(w, w->alignment)) {
             w->failed = true;
             return -1;
         }
@@ -238,7 +265,7 @@ int sm_gguf_writer_end(sm_gguf_writer *w, sm_outfile **out) {
     *out = NULL;
     if (!w) return sm_error("GGUF writer: NULL writer");
     int rc = 0;
-    if (!w->out) {
+    if (!w->out && !w->emit) {
         rc = sm_error("GGUF writer: finish before begin");
     } else if (w->failed) {
         rc = sm_error("GGUF writer: not finishing after a failed write");

@@ -42,6 +42,11 @@ sm_sink *sm_sink_open(const char *path, const sm_sink_opts *opts) {
         sm_error("%s: output format %s is not supported by this build", path, sm_sink_format_name(o.format));
         return NULL;
     }
+    if (o.format != SM_SINK_SMELT && (o.level || o.raw)) {
+        sm_error("%s: --level / --raw apply to a .smelt output only, not %s (name the output *.smelt)", path,
+                 sm_sink_format_name(o.format));
+        return NULL;
+    }
     if (o.format != SM_SINK_GGUF && (o.split_max_bytes || o.split_max_tensors)) {
         sm_error("%s: --split-max-size / --split-max-tensors apply to GGUF output only, not %s", path,
                  sm_sink_format_name(o.format));

@@ -54,6 +54,11 @@ printf '#!/bin/sh\nexit 1\n' > fakeslurm/sacct
 chmod +x fakeslurm/*
 PATH=$TMP/fakeslurm:$PATH run "sweep --slurm" sws sweep a.gguf --eval "$TEXT" --recipes Q4_0 --methods rtn --ctx 64 --chunks 2 -o sws --slurm
 PATH=$TMP/fakeslurm:$PATH run "sweep --status" - sweep --status sws
+run pack q.smelt pack q.gguf -o q.smelt
+run pack r.smelt pack q.gguf -o r.smelt --raw
+run unpack q2.gguf unpack q.smelt -o q2.gguf
+run pack d.smelt pack "$KJV" -o d.smelt --level 1
+run unpack d unpack d.smelt -o d
 run inspect - inspect q.gguf
 run inspect - inspect "$KJV"
 run "inspect --diff" - inspect a.gguf q.gguf --diff

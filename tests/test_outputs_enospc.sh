@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_outputs_enospc.sh - a full disk (a 1 MiB tmpfs): file and directory outputs fail with a
-# clear error, leave neither the output nor a temporary, and a previous output survives.
+# clear error, leave neither the output nor a temporary, and a previous output survives
+# (GGUF, .smelt written by a producer and by pack, a directory).
 # Needs to mount a tmpfs (root); exits 77 where it cannot.
 . "$(dirname "$0")/testlib.sh"
 BASE=$KJV
@@ -26,6 +27,10 @@ full quantize "$SMELT" quantize a.gguf small/prev.gguf Q8_0 --quiet
 [ "$(stat -c %a small/prev.gguf)" = 600 ] || fail "small/prev.gguf changed mode"
 full convert "$SMELT" convert "$BASE" -o small/c.gguf --quiet
 [ -e small/c.gguf ] && fail "small/c.gguf exists"
+full convert-smelt "$SMELT" convert "$BASE" -o small/c.smelt --quiet
+[ -e small/c.smelt ] && fail "small/c.smelt exists"
+full pack "$SMELT" pack a.gguf -o small/p.smelt --quiet
+[ -e small/p.smelt ] && fail "small/p.smelt exists"
 full merge "$SMELT" lora merge "$BASE" --adapter "$ADAPTER" -o small/merged --quiet
 [ -e small/merged ] && fail "small/merged exists"
 left=$(ls -A small | grep -v '^prev\.gguf$')

@@ -3,11 +3,13 @@
  * do not fill a chunk, malformed chunks refused, and a packed file whose every byte is damaged
  * in turn: the reader either refuses it with an error or (for bytes no checksum covers, as JSON
  * whitespace cannot be) decodes exactly the original. */
+#include "formats/sink.h"
 #include "formats/smelt_internal.h"
 #include "testlib.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zstd.h>
 
 /* two BF16 values 1.0 (0x3f80) and -1.5 (0xbfc0): too short for zstd to shrink, so both planes
@@ -107,7 +109,72 @@ static void damaged_bytes(void) {
     free(orig), free(img);
 }
 
+/* One model through a sink of format f (split none) at path: F32, F16, BF16 (over two 256 KiB
+ * chunks, not a multiple of them), Q8_0 and an odd-sized F32 tensor, metadata of several types. */
+static int write_model(const char *path, sm_sink_format f, bool raw) {
+    const sm_sink_opts o = {.format = f, .raw = raw};
+    sm_sink *s = sm_sink_open(path, &o);
+    if (!s) return -1;
+    sm_meta *m = sm_sink_meta(s);
+    sm_meta_set_str(m, "general.architecture", "llama");
+    sm_meta_set_u32(m, "llama.block_count", 2);
+    sm_meta_set_f32(m, "llama.rope.freq_base", 10000.5f);
+    const char *toks[3] = {"<s>", "a", "b"};
+    sm_meta_set_arr_str(m, "tokenizer.ggml.tokens", toks, 3);
+    const int64_t s1[2] = {300, 1000}, s2[2] = {4, 64}, s3[1] = {7};
+    const sm_type types[5] = {SM_TYPE_BF16, SM_TYPE_F16, SM_TYPE_F32, SM_TYPE_Q8_0, SM_TYPE_F32};
+    const char *names[5] = {"a.weight", "b.weight", "c.weight", "d.weight", "e.bias"};
+    const int64_t *shapes[5] = {s1, s2, s2, s2, s3};
+    int rc = 0;
+    for (int i = 0; i < 5 && !rc; i++) rc = sm_sink_add(s, names[i], types[i], i == 4 ? 1 : 2, shapes[i]);
+    if (!rc) rc = sm_sink_begin(s);
+    uint32_t x = 99;
+    for (int i = 0; i < 5 && !rc; i++) {
+        const uint64_t nb = s->tensors[i].nbytes;
+        uint8_t *b = malloc(nb);
+        for (uint64_t k = 0; k < nb; k++) {
+            x = x * 1664525u + 1013904223u;
+            b[k] = k % 2 ? (uint8_t)(0x3c + (x >> 30)) : (uint8_t)(x >> 24);
+        }
+        for (uint64_t k = 0; k < nb && !rc; k += 70001) /* in uneven pieces */
+            rc = sm_sink_write(s, b + k, nb - k < 70001 ? nb - k : 70001);
+        free(b);
+    }
+    if (!rc) rc = sm_sink_finish(s);
+    sm_sink_close(s);
+    return rc;
+}
+
+/* The sink's .smelt (streamed, no intermediate GGUF) is byte for byte sm_smelt_pack of the GGUF
+ * the GGUF sink writes (named as the .smelt holds it), packed and raw; and the same on a second
+ * run (the inner file name once carried the process id). */
+static void sink_matches_pack(void) {
+    char d1[512], d2[512], d3[512], g[600], p1[600], p2[600], p3[600];
+    snprintf(d1, sizeof d1, "%s", tl_tmp("sp1"));
+    snprintf(d2, sizeof d2, "%s", tl_tmp("sp2"));
+    snprintf(d3, sizeof d3, "%s", tl_tmp("sp3"));
+    CHECK(!mkdir(d1, 0700) && !mkdir(d2, 0700) && !mkdir(d3, 0700));
+    snprintf(g, sizeof g, "%s/m.gguf", d1);
+    CHECK_OK(write_model(g, SM_SINK_GGUF, false));
+    for (int raw = 0; raw < 2; raw++) {
+        snprintf(p1, sizeof p1, "%s/m.smelt", d1);
+        snprintf(p2, sizeof p2, "%s/m.smelt", d2);
+        snprintf(p3, sizeof p3, "%s/m.smelt", d3);
+        const sm_smelt_pack_opts o = {.raw = raw, .quiet = true};
+        CHECK_OK(sm_smelt_pack(g, p1, &o));
+        CHECK_OK(write_model(p2, SM_SINK_SMELT, raw));
+        CHECK_MSG(tl_same_file(p1, p2), "raw=%d: the sink's .smelt differs from pack of its GGUF", raw);
+        CHECK_OK(write_model(p3, SM_SINK_SMELT, raw));
+        size_t n2, n3;
+        char *a = tl_slurp(p2, &n2), *b = tl_slurp(p3, &n3);
+        CHECK(a && b && n2 == n3 && !memcmp(a, b, n2));
+        free(a), free(b);
+        CHECK(sm_smelt_verify_file(p2, NULL, NULL) == 0);
+    }
+}
+
 void run_tests(void) {
+    TEST(sink_matches_pack);
     TEST(bf16_layout);
     TEST(round_trips);
     TEST(damaged_bytes);

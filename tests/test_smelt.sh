@@ -84,6 +84,17 @@ expect_grep "$TMP/log" '39 tensors, 4196608 parameters'
 "$SMELT" quantize "$TMP/bf16.gguf" "$TMP/qs.smelt" Q8_0 -q || fail "quantize to X.smelt"
 "$SMELT" unpack "$TMP/qs.smelt" -o "$TMP/qs.gguf" -q && cmp -s "$TMP/qs.gguf" "$TMP/fromgguf.gguf" ||
   fail "quantize to X.smelt: unpacks to a different GGUF"
+# --raw / --level N on a producer (its bytes equal pack's: test_smelt.c); refused for a GGUF output
+"$SMELT" quantize "$TMP/bf16.gguf" "$TMP/qr.smelt" Q8_0 -q --raw || fail "quantize to X.smelt --raw"
+"$SMELT" unpack "$TMP/qr.smelt" -o "$TMP/qr.gguf" -q && cmp -s "$TMP/qr.gguf" "$TMP/fromgguf.gguf" || fail "quantize --raw: unpacks to a different GGUF"
+[ "$(stat -c %s "$TMP/qr.smelt")" -gt "$(stat -c %s "$TMP/fromgguf.gguf")" ] || fail "quantize --raw: not stored raw"
+"$SMELT" convert "$M" -o "$TMP/c19.smelt" --outtype bf16 -q --level 19 || fail "convert --level 19"
+"$SMELT" unpack "$TMP/c19.smelt" -o "$TMP/c19.gguf" -q && cmp -s "$TMP/c19.gguf" "$TMP/bf16.gguf" || fail "convert --level 19: unpacks to a different GGUF"
+cmp -s "$TMP/c19.smelt" "$TMP/conv.smelt" && fail "convert --level 19 wrote the default level's bytes"
+expect_exit 1 "$TMP/log" "$SMELT" quantize "$TMP/bf16.gguf" "$TMP/qx.gguf" Q8_0 -q --raw
+expect_grep "$TMP/log" "qx\.gguf: --level / --raw apply to a \.smelt output only"
+expect_exit 2 "$TMP/log" "$SMELT" convert "$M" -o "$TMP/cx.smelt" -q --raw --level 3
+[ ! -e "$TMP/qx.gguf" ] && [ ! -e "$TMP/cx.smelt" ] || fail "a refused --raw/--level left output"
 [ -z "$(ls "$TMP" | grep 'tmp')" ] || fail "temporaries left: $(ls "$TMP" | grep tmp)"
 
 # ---- a corrupted byte inside a tensor of a raw .smelt: the file starts at 4096 in the .smelt,
