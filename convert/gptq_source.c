@@ -2,11 +2,12 @@
  *
  * A GPTQ linear (NAME.qweight, .qzeros, .scales, .g_idx; formats/gptq_hf.c decodes them)
  * becomes the GGUF tensor NAME.weight. When the grids coincide it is repacked without any
- * loss: symmetric 4-bit codes q with zero point 8 and an F16 scale per 32 consecutive inputs
- * are exactly ggml's Q4_0 blocks (d = scale, value d * (q - 8)), and the same in 8 bits with
- * zero point 128 are Q8_0 blocks (d = scale, value d * (q - 128)). Any other layout (act-order
- * groups, asymmetric grids, other group sizes or bit widths) is dequantized to float and
- * written in the output type. Either way the rope permutation of q/k rows is applied. */
+ * loss: symmetric 4-bit codes q with zero point 8 and an F16 scale per group of consecutive
+ * inputs whose size is a multiple of 32 (32, 64, 128, or one group per row) are exactly
+ * ggml's Q4_0 blocks, each block of a group taking the group's scale (d = scale, value
+ * d * (q - 8)), and the same in 8 bits with zero point 128 are Q8_0 blocks (d = scale, value
+ * d * (q - 128)). Any other layout (act-order groups, asymmetric grids (AutoAWQ's too), other
+ * group sizes or bit widths) is dequantized to float and written in the output type. Either way the rope permutation of q/k rows is applied. */
 #include "convert_internal.h"
 
 #include "quantize/quantize.h"
@@ -30,17 +31,24 @@ int cv_gptq_part(const char *name) {
     return k < 0 ? 0 : k == 0 ? 1 : 2;
 }
 
+/* Inputs per group: a multiple of 32 (whole ggml blocks), else 0. */
+static int64_t group_inputs(const sm_gptq_hf_config *c, int64_t in_f) {
+    const int64_t gs = c->group_size == -1 ? in_f : c->group_size;
+    return gs % 32 || in_f % gs ? 0 : gs;
+}
+
 /* Q4_0 / Q8_0 when the checkpoint's grid is the block type's, else SM_TYPE_INVALID. */
 static sm_type lossless_type(const sm_gptq_hf_config *c, const cv_item *it) {
-    if (!c->sym || c->group_size != 32 || (c->bits != 4 && c->bits != 8)) return SM_TYPE_INVALID;
+    const int64_t gs = group_inputs(c, it->shape[1]);
+    if (c->awq || !c->sym || !gs || (c->bits != 4 && c->bits != 8)) return SM_TYPE_INVALID;
     if (it->gptq[2]->type != SM_TYPE_F16) return SM_TYPE_INVALID;
     const sm_tensor *g = it->gptq[3];
-    if (g) { /* groups must be 32 consecutive inputs (no act-order permutation) */
+    if (g) { /* groups must be consecutive inputs (no act-order permutation) */
         if (g->type != SM_TYPE_I32 || sm_tensor_nelements(g) != it->shape[1]) return SM_TYPE_INVALID;
         for (int64_t i = 0; i < it->shape[1]; i++) {
             int32_t v;
             memcpy(&v, (const char *)g->data + 4 * i, 4);
-            if (v != i / 32) return SM_TYPE_INVALID;
+            if (v != i / gs) return SM_TYPE_INVALID;
         }
     }
     return c->bits == 4 ? SM_TYPE_Q4_0 : SM_TYPE_Q8_0;
@@ -86,7 +94,8 @@ static int64_t source_row(int64_t r, int64_t n, int64_t heads) {
 /* Repack codes + F16 scales into Q4_0 / Q8_0 blocks, output row by output row. */
 static int repack(const cv_item *it, void *dst) {
     const sm_gptq_hf_config *c = it->gptq_cfg;
-    const int64_t out_f = it->shape[0], in_f = it->shape[1], ng = in_f / 32, zero = c->bits == 4 ? 8 : 128;
+    const int64_t out_f = it->shape[0], in_f = it->shape[1], nb = in_f / 32, zero = c->bits == 4 ? 8 : 128;
+    const int64_t gs = group_inputs(c, in_f), ng = in_f / gs;
     const sm_tensor *qw = it->gptq[0], *qz = it->gptq[1], *sc = it->gptq[2];
     uint8_t *codes = malloc((size_t)(out_f * in_f));
     int32_t *zeros = malloc(sizeof(int32_t) * (size_t)(ng * out_f));
@@ -95,16 +104,17 @@ static int repack(const cv_item *it, void *dst) {
     const size_t block = sm_type_get(it->type)->block_bytes;
     for (int64_t r = 0; r < out_f && !rc; r++) {
         const int64_t sr = source_row(r, out_f, it->permute_heads);
-        uint8_t *row = (uint8_t *)dst + (size_t)r * (size_t)ng * block;
-        for (int64_t g = 0; g < ng; g++) {
+        uint8_t *row = (uint8_t *)dst + (size_t)r * (size_t)nb * block;
+        for (int64_t bi = 0; bi < nb; bi++) { /* every ggml block of a group gets its scale */
+            const int64_t g = bi * 32 / gs;
             if (zeros[g * out_f + sr] != zero) {
                 rc = sm_error("zero point %d in a symmetric %d-bit checkpoint (expected %lld)", zeros[g * out_f + sr],
                               c->bits, (long long)zero);
                 break;
             }
-            uint8_t *b = row + (size_t)g * block;
+            uint8_t *b = row + (size_t)bi * block;
             memcpy(b, (const char *)sc->data + 2 * (size_t)(g * out_f + sr), 2); /* d: the F16 scale */
-            const uint8_t *q = codes + sr * in_f + g * 32;
+            const uint8_t *q = codes + sr * in_f + bi * 32;
             if (c->bits == 4)
                 for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)(q[j] | q[j + 16] << 4);
             else

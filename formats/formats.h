@@ -325,6 +325,15 @@ void sm_vocab_free(sm_vocab *v);
  * zero-0 fields borrow from their neighbours) alike. The writer refuses a zero point of 0 in
  * v1, because per-field readers (exllama, vLLM, AutoGPTQ's kernels) cannot decode it;
  * quantize with sm_gptq_opts.v1_zero, or write gptq_v2.
+ *
+ * AutoAWQ "gemm" checkpoints (quant_method "awq", version "gemm", zero_point true, 4 bits;
+ * AutoAWQ's WQLinear_GEMM.from_linear) share the tensor names, without g_idx, but pack
+ * along the OUTPUT dimension:
+ *   qweight  I32 [in, out/8]  word [i][o/8] holds the codes of outputs o/8*8 + ORDER[k] at
+ *            bits 4k, ORDER = {0, 2, 4, 6, 1, 3, 5, 7}
+ *   qzeros   I32 [in/group_size, out/8]  the zero points themselves, packed the same way
+ *   scales   F16 [in/group_size, out]
+ * and w[o][i] = scales[g][o] * (code - zero) with g = i / group_size (group_size divides in).
  * ==================================================================================== */
 
 typedef struct sm_gptq_hf_config {
@@ -336,16 +345,19 @@ typedef struct sm_gptq_hf_config {
     bool static_groups;
     bool true_sequential;
     double damp_percent;
+    bool awq;            /* quant_method "awq": AutoAWQ's gemm layout (then sym is false) */
 } sm_gptq_hf_config;
 
 /* Parse a quantization_config object (`what` names it in errors). Refuses quant_method other
- * than "gptq", pack_dtype other than "int32", unknown checkpoint formats and bad bit widths. */
+ * than "gptq" or "awq", pack_dtype other than "int32", unknown checkpoint formats and bad bit
+ * widths; for "awq" anything but version "gemm" with zero_point true and 4 bits. */
 int sm_gptq_hf_config_parse(const cJSON *qc, const char *what, sm_gptq_hf_config *out);
 /* The quantization_config object for a config (NULL if out of memory). */
 cJSON *sm_gptq_hf_config_to_json(const sm_gptq_hf_config *c);
 
 /* The tensor shapes of an out x in linear; -1 (sm_error) unless in and out are multiples of
- * 32 (AutoGPTQ and GPTQModel size qweight and qzeros as in // 32 * bits, out // 32 * bits). */
+ * 32 (AutoGPTQ and GPTQModel size qweight and qzeros as in // 32 * bits, out // 32 * bits;
+ * AWQ: out a multiple of 8 and group_size dividing in). */
 int sm_gptq_hf_shapes(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, int64_t *n_groups,
                       int64_t qweight_shape[2], int64_t qzeros_shape[2]);
 /* codes [out, in] (as sm_gptq_result.codes) and zeros [n_groups, out] (real zero points) ->
@@ -365,7 +377,8 @@ int sm_gptq_hf_dequantize(const sm_gptq_hf_config *c, const sm_tensor *qweight, 
                           int64_t *in_f);
 
 /* (calibration section) The GPTQ config of a Hugging Face model directory: config.json's
- * quantization_config when its quant_method is "gptq", else AutoGPTQ's quantize_config.json.
+ * quantization_config when its quant_method is "gptq" or "awq", else AutoGPTQ's
+ * quantize_config.json.
  * 0 and *cfg filled for a GPTQ checkpoint, 1 for any other directory, -1 on a bad config. */
 int sm_gptq_hf_config_load(const char *dir, sm_gptq_hf_config *cfg);
 

@@ -6,13 +6,16 @@
  * continuous bit stream over groups of 3 words; `zeros -= 1` before packing the zero points
  * along the output dimension) and GPTQModel's checkpoint_format handling
  * (convert_gptq_v1_to_v2_format: whole-word additions of 0x55555555 / 0x11111111 / 0x01010101
- * for 2 / 4 / 8 bits, a per-field +1 for 3 bits). Tensor bytes are read with memcpy: a
+ * for 2 / 4 / 8 bits, a per-field +1 for 3 bits); AutoAWQ's gemm layout (WQLinear_GEMM.from_linear:
+ * 4-bit codes and zero points packed along the output dimension, 8 per int32 in the order
+ * 0 2 4 6 1 3 5 7, zero points stored as they are). Tensor bytes are read with memcpy: a
  * safetensors data offset need not be aligned. */
 #include "formats/formats.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define GPTQ_MAX_DIM ((int64_t)1 << 24)
 
@@ -49,12 +52,35 @@ static const char *get_str(const cJSON *qc, const char *key) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* AutoAWQ's config (transformers' AwqConfig keys; AutoAWQ's own w_bit / q_group_size too). */
+static int parse_awq(const cJSON *qc, const char *what, sm_gptq_hf_config *out) {
+    const char *bk = cJSON_GetObjectItemCaseSensitive(qc, "bits") ? "bits" : "w_bit";
+    const char *gk = cJSON_GetObjectItemCaseSensitive(qc, "group_size") ? "group_size" : "q_group_size";
+    bool zero_point = true;
+    if (get_int(qc, what, bk, true, 0, &out->bits) || get_int(qc, what, gk, false, 128, &out->group_size) ||
+        get_bool(qc, what, "zero_point", true, &zero_point))
+        return -1;
+    if (out->bits != 4) return sm_error("%s: AWQ with %d bits is not supported (AutoAWQ's gemm layout: 4)", what, out->bits);
+    if (out->group_size == 0 || out->group_size < -1)
+        return sm_error("%s: group_size %d (must be positive or -1)", what, out->group_size);
+    if (!zero_point) return sm_error("%s: AWQ with zero_point false is not supported (gemm checkpoints store zero points)", what);
+    if (cJSON_GetObjectItemCaseSensitive(qc, "version") && !get_str(qc, "version"))
+        return sm_error("%s: \"version\" must be a string", what);
+    const char *ver = get_str(qc, "version");
+    if (ver && strcasecmp(ver, "gemm"))
+        return sm_error("%s: AWQ version \"%s\" is not supported (\"gemm\" only)", what, ver);
+    out->awq = true;
+    out->true_sequential = true;
+    return 0;
+}
+
 int sm_gptq_hf_config_parse(const cJSON *qc, const char *what, sm_gptq_hf_config *out) {
     memset(out, 0, sizeof *out);
     if (!cJSON_IsObject(qc)) return sm_error("%s: quantization config must be an object", what);
     const char *method = get_str(qc, "quant_method");
+    if (method && !strcmp(method, "awq")) return parse_awq(qc, what, out);
     if (method && strcmp(method, "gptq"))
-        return sm_error("%s: quant_method \"%s\" is not GPTQ", what, method);
+        return sm_error("%s: quant_method \"%s\" is not GPTQ or AWQ", what, method);
     if (cJSON_GetObjectItemCaseSensitive(qc, "quant_method") && !method)
         return sm_error("%s: \"quant_method\" must be a string", what);
     if (get_int(qc, what, "bits", true, 0, &out->bits) ||
@@ -83,7 +109,10 @@ int sm_gptq_hf_config_parse(const cJSON *qc, const char *what, sm_gptq_hf_config
 cJSON *sm_gptq_hf_config_to_json(const sm_gptq_hf_config *c) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    bool ok = cJSON_AddNumberToObject(o, "bits", c->bits) && cJSON_AddNumberToObject(o, "group_size", c->group_size) &&
+    bool ok = c->awq ? cJSON_AddStringToObject(o, "quant_method", "awq") && cJSON_AddNumberToObject(o, "bits", c->bits) &&
+                           cJSON_AddNumberToObject(o, "group_size", c->group_size) &&
+                           cJSON_AddBoolToObject(o, "zero_point", true) && cJSON_AddStringToObject(o, "version", "gemm")
+    : cJSON_AddNumberToObject(o, "bits", c->bits) && cJSON_AddNumberToObject(o, "group_size", c->group_size) &&
               cJSON_AddNumberToObject(o, "damp_percent", c->damp_percent) &&
               cJSON_AddBoolToObject(o, "desc_act", c->desc_act) &&
               cJSON_AddBoolToObject(o, "static_groups", c->static_groups) && cJSON_AddBoolToObject(o, "sym", c->sym) &&
@@ -106,6 +135,19 @@ int sm_gptq_hf_shapes(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, i
     if (c->group_size == 0 || c->group_size < -1) return sm_error("gptq: group_size %d", c->group_size);
     if (out_f <= 0 || in_f <= 0 || out_f > GPTQ_MAX_DIM || in_f > GPTQ_MAX_DIM)
         return sm_error("gptq: linear %lld x %lld is out of range", (long long)out_f, (long long)in_f);
+    if (c->awq) { /* WQLinear_GEMM: in % group_size == 0, out % (32 / bits) == 0 */
+        const int64_t gs = c->group_size == -1 ? in_f : c->group_size;
+        if (in_f % gs)
+            return sm_error("awq: %lld input features is not a multiple of group_size %lld", (long long)in_f,
+                            (long long)gs);
+        if (out_f % 8) return sm_error("awq: %lld output features is not a multiple of 8", (long long)out_f);
+        *n_groups = in_f / gs;
+        qweight_shape[0] = in_f;
+        qweight_shape[1] = out_f / 8;
+        qzeros_shape[0] = *n_groups;
+        qzeros_shape[1] = out_f / 8;
+        return 0;
+    }
     /* AutoGPTQ and GPTQModel size the tensors as in // 32 * bits and out // 32 * bits */
     if (in_f % 32) return sm_error("gptq: %lld input features is not a multiple of 32", (long long)in_f);
     if (out_f % 32) return sm_error("gptq: %lld output features is not a multiple of 32", (long long)out_f);
@@ -140,12 +182,19 @@ static void put_code(uint32_t *base, int64_t stride, int64_t idx, int bits, uint
     if (sh + bits > 32) base[(w + 1) * stride] |= v >> (32 - sh);
 }
 
+/* AWQ: bit offset of output o's code in its word (the inverse of the order 0 2 4 6 1 3 5 7). */
+static const int AWQ_SHIFT[8] = {0, 16, 4, 20, 8, 24, 12, 28};
+
+/* Code of output o in a row of AWQ words (unaligned). */
+static uint32_t awq_code(const uint8_t *row, int64_t o) { return (word_at(row, 1, o / 8) >> AWQ_SHIFT[o % 8]) & 15u; }
+
 static uint32_t v1_word_offset(int bits) {
     return bits == 2 ? 0x55555555u : bits == 4 ? 0x11111111u : 0x01010101u;
 }
 
 /* Zero point o of group row `zrow` (words of one qzeros row, unaligned). */
 static int32_t get_zero(const sm_gptq_hf_config *c, const uint8_t *zrow, int64_t o) {
+    if (c->awq) return (int32_t)awq_code(zrow, o);
     if (!c->v2 && c->bits != 3) {
         /* whole-word v1 -> v2: add 1 to every field with carries, then read the field */
         const int64_t bit = o * c->bits;
@@ -165,7 +214,7 @@ int sm_gptq_hf_pack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, con
         if (codes[k] > maxq)
             return sm_error("gptq pack: code %u at (%lld, %lld) exceeds %d bits", codes[k], (long long)(k / in_f),
                             (long long)(k % in_f), c->bits);
-    const int32_t zlo = c->v2 ? 0 : 1;
+    const int32_t zlo = c->v2 || c->awq ? 0 : 1;
     for (int64_t k = 0; k < ng * out_f; k++)
         if (zeros[k] < zlo || zeros[k] > (int32_t)maxq) {
             if (zeros[k] == 0)
@@ -177,6 +226,14 @@ int sm_gptq_hf_pack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, con
         }
     memset(qweight, 0, sizeof(int32_t) * (size_t)(qws[0] * qws[1]));
     memset(qzeros, 0, sizeof(int32_t) * (size_t)(qzs[0] * qzs[1]));
+    if (c->awq) {
+        uint32_t *qw = (uint32_t *)qweight, *qz = (uint32_t *)qzeros;
+        for (int64_t o = 0; o < out_f; o++) {
+            for (int64_t i = 0; i < in_f; i++) qw[i * qws[1] + o / 8] |= (uint32_t)codes[o * in_f + i] << AWQ_SHIFT[o % 8];
+            for (int64_t g = 0; g < ng; g++) qz[g * qzs[1] + o / 8] |= (uint32_t)zeros[g * out_f + o] << AWQ_SHIFT[o % 8];
+        }
+        return 0;
+    }
     for (int64_t o = 0; o < out_f; o++)
         for (int64_t i = 0; i < in_f; i++) put_code((uint32_t *)qweight + o, out_f, i, c->bits, codes[o * in_f + i]);
     for (int64_t g = 0; g < ng; g++)
@@ -185,13 +242,18 @@ int sm_gptq_hf_pack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, con
     return 0;
 }
 
+/* Code of (output o, input i) of a qweight of `out_f` outputs. */
+static uint32_t code_at(const sm_gptq_hf_config *c, const uint8_t *qw, int64_t out_f, int64_t o, int64_t i) {
+    return c->awq ? awq_code(qw + (size_t)(i * (out_f / 8)) * 4, o) : get_code(qw + 4 * o, out_f, i, c->bits);
+}
+
 int sm_gptq_hf_unpack(const sm_gptq_hf_config *c, int64_t out_f, int64_t in_f, const void *qweight,
                       const void *qzeros, uint8_t *codes, int32_t *zeros) {
     int64_t ng, qws[2], qzs[2];
     if (sm_gptq_hf_shapes(c, out_f, in_f, &ng, qws, qzs)) return -1;
     const uint8_t *qw = qweight, *qz = qzeros;
     for (int64_t o = 0; o < out_f; o++)
-        for (int64_t i = 0; i < in_f; i++) codes[o * in_f + i] = (uint8_t)get_code(qw + 4 * o, out_f, i, c->bits);
+        for (int64_t i = 0; i < in_f; i++) codes[o * in_f + i] = (uint8_t)code_at(c, qw, out_f, o, i);
     for (int64_t g = 0; g < ng; g++)
         for (int64_t o = 0; o < out_f; o++) zeros[g * out_f + o] = get_zero(c, qz + 4 * g * qzs[1], o);
     return 0;
@@ -223,10 +285,13 @@ int sm_gptq_hf_dequantize(const sm_gptq_hf_config *c, const sm_tensor *qweight, 
     if (qweight->type != SM_TYPE_I32) return sm_error("gptq: %s: expected I32, found %s", qwn, sm_type_name(qweight->type));
     if (qweight->n_dims != 2) return sm_error("gptq: %s: expected 2 dimensions, found %d", qwn, qweight->n_dims);
     if (qweight->shape[0] <= 0 || qweight->shape[1] <= 0 || qweight->shape[0] > GPTQ_MAX_DIM ||
-        qweight->shape[1] > GPTQ_MAX_DIM || qweight->shape[0] % c->bits)
+        qweight->shape[1] > GPTQ_MAX_DIM || (!c->awq && qweight->shape[0] % c->bits))
         return sm_error("gptq: %s: shape [%lld, %lld] is not a packed %d-bit weight", qwn, (long long)qweight->shape[0],
                         (long long)qweight->shape[1], c->bits);
-    const int64_t out = qweight->shape[1], in = qweight->shape[0] * 32 / c->bits;
+    if (c->awq && g_idx) return sm_error("awq: %s: AWQ checkpoints have no g_idx", g_idx->name ? g_idx->name : "g_idx");
+    /* GPTQ packs along the input, AWQ along the output */
+    const int64_t out = c->awq ? qweight->shape[1] * 8 : qweight->shape[1];
+    const int64_t in = c->awq ? qweight->shape[0] : qweight->shape[0] * 32 / c->bits;
     int64_t ng, qws[2], qzs[2];
     if (sm_gptq_hf_shapes(c, out, in, &ng, qws, qzs)) return sm_error_ctx("%s", qwn);
     const int64_t ssh[2] = {ng, out}, gsh[1] = {in};
@@ -255,6 +320,7 @@ int sm_gptq_hf_dequantize(const sm_gptq_hf_config *c, const sm_tensor *qweight, 
         int64_t g;
         if (!g_idx) {
             g = c->group_size == -1 ? 0 : i / c->group_size;
+            if (c->awq) g = i / (in / ng); /* in is a multiple of ng groups */
         } else if (g_idx->type == SM_TYPE_I32) {
             int32_t v;
             memcpy(&v, (const uint8_t *)g_idx->data + 4 * i, 4);
@@ -289,7 +355,7 @@ int sm_gptq_hf_dequantize(const sm_gptq_hf_config *c, const sm_tensor *qweight, 
     for (int64_t o = 0; o < out; o++)
         for (int64_t i = 0; i < in; i++) {
             const int64_t g = gi[i];
-            const int32_t q = (int32_t)get_code(qw + 4 * o, out, i, c->bits);
+            const int32_t q = (int32_t)code_at(c, qw, out, o, i);
             dst[o * in + i] = sc[g * out + o] * (float)(q - zr[g * out + o]);
         }
     rc = 0;

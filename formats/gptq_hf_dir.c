@@ -1,6 +1,6 @@
-/* gptq_hf_dir.c - is a Hugging Face model directory a GPTQ checkpoint, and with which
- * quantization config: config.json's quantization_config (transformers / optimum / GPTQModel),
- * else AutoGPTQ's quantize_config.json. */
+/* gptq_hf_dir.c - is a Hugging Face model directory a GPTQ (or AutoAWQ) checkpoint, and with
+ * which quantization config: config.json's quantization_config (transformers / optimum /
+ * GPTQModel / AutoAWQ), else AutoGPTQ's quantize_config.json. */
 #include "formats/formats.h"
 
 #include <stdlib.h>
@@ -29,7 +29,8 @@ int sm_gptq_hf_config_load(const char *dir, sm_gptq_hf_config *cfg) {
         int rc = 1;
         if (f == 1 && !cJSON_IsObject(qc))
             rc = sm_error("%s: expected a JSON object", path);
-        else if (f == 1 || (cJSON_IsObject(qc) && cJSON_IsString(method) && !strcmp(method->valuestring, "gptq")))
+        else if (f == 1 || (cJSON_IsObject(qc) && cJSON_IsString(method) &&
+                            (!strcmp(method->valuestring, "gptq") || !strcmp(method->valuestring, "awq"))))
             rc = sm_gptq_hf_config_parse(qc, path, cfg);
         cJSON_Delete(root);
         free(path);

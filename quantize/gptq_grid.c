@@ -7,12 +7,20 @@
  *    xmin < 0; both zero -> [-1, 1]; scale = (xmax - xmin) / maxq, rounded to f16 (what the
  *    checkpoint stores) before it is used; zero = sym ? (maxq + 1) / 2 : round(-xmin / scale);
  *    q = clamp(round(x / scale) + zero, 0, maxq), w-hat = scale * (q - zero).
- *  - LEGACY (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; blocks of 32) and KQUANT (Q4_K, Q5_K, Q6_K;
- *    super-blocks of 256): the block's scales come from our ggml-identical codec run on the
+ *  - LEGACY (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; blocks of 32), KQUANT (Q2_K, Q3_K, Q4_K, Q5_K,
+ *    Q6_K; super-blocks of 256) and the non-linear IQ4_NL (blocks of 32) and IQ4_XS
+ *    (super-blocks of 256; nearest of the 16 fixed levels times the sub-block scale): the
+ *    block's scales come from our ggml-identical codec run on the
  *    current weights of the block (with importance = diag H when asked: ggml's weighted rule,
  *    the block standing in for the row in the legacy types' sigma2); the stored f16 scales
  *    are decoded exactly as ggml's dequantizer does, and each weight then goes to the nearest
- *    level of that grid. The value returned is computed with the dequantizer's float
+ *    level of that grid. The scales of a k-quant super-block (its f16 super-scale and all its
+ *    sub-scales) are fitted once, when the sweep reaches the super-block's first column, on
+ *    the weights as updated by all earlier columns: the super-scale depends on every
+ *    sub-block, so it cannot be refitted per sub-block without changing the scales of columns
+ *    already quantized, and fitting on the updated weights lets the codec see the errors
+ *    already pushed into them (as the reference GPTQ fits each group when it starts).
+ *    The value returned is computed with the dequantizer's float
  *    operations, so the packed blocks decode to exactly the returned values. */
 #include "quantize/gptq_internal.h"
 
@@ -25,9 +33,12 @@
 static bool is_legacy(sm_type t) {
     return t == SM_TYPE_Q4_0 || t == SM_TYPE_Q4_1 || t == SM_TYPE_Q5_0 || t == SM_TYPE_Q5_1 || t == SM_TYPE_Q8_0;
 }
-static bool is_kquant(sm_type t) { return t == SM_TYPE_Q4_K || t == SM_TYPE_Q5_K || t == SM_TYPE_Q6_K; }
+static bool is_kquant(sm_type t) {
+    return t == SM_TYPE_Q2_K || t == SM_TYPE_Q3_K || t == SM_TYPE_Q4_K || t == SM_TYPE_Q5_K || t == SM_TYPE_Q6_K;
+}
+static bool is_iq4(sm_type t) { return t == SM_TYPE_IQ4_NL || t == SM_TYPE_IQ4_XS; }
 
-bool sm_gptq_has_grid(sm_type t) { return is_legacy(t) || is_kquant(t); }
+bool sm_gptq_has_grid(sm_type t) { return is_legacy(t) || is_kquant(t) || is_iq4(t); }
 
 int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) {
     memset(g, 0, sizeof *g);
@@ -45,7 +56,8 @@ int gq_grid_init(gq_grid *g, const sm_gptq_opts *o, int64_t rows, int64_t cols) 
     } else {
         const sm_type t = o->gguf_type;
         if (!sm_gptq_has_grid(t))
-            return sm_error("gptq: GGUF type %s is not supported (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)",
+            return sm_error("gptq: GGUF type %s is not supported (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, "
+                            "Q6_K, IQ4_NL, IQ4_XS)",
                             sm_type_name(t));
         g->type = t;
         g->group = sm_type_get(t)->block_size;
@@ -133,6 +145,10 @@ static void run_codec(sm_type t, const float *xf, void *blk, int n, const float 
     case SM_TYPE_Q5_0: q_quantize_q5_0(xf, blk, n, imp); break;
     case SM_TYPE_Q5_1: q_quantize_q5_1(xf, blk, n, imp); break;
     case SM_TYPE_Q8_0: q_quantize_q8_0(xf, blk, n, imp); break;
+    case SM_TYPE_Q2_K: q_quantize_q2_K(xf, blk, n, imp); break;
+    case SM_TYPE_Q3_K: q_quantize_q3_K(xf, blk, n, imp); break;
+    case SM_TYPE_IQ4_NL: q_quantize_iq4_nl(xf, blk, n, imp); break;
+    case SM_TYPE_IQ4_XS: q_quantize_iq4_xs(xf, blk, n, imp); break;
     case SM_TYPE_Q4_K: q_quantize_q4_K(xf, blk, n, imp); break;
     case SM_TYPE_Q5_K: q_quantize_q5_K(xf, blk, n, imp); break;
     case SM_TYPE_Q6_K: q_quantize_q6_K(xf, blk, n, imp); break;
@@ -186,6 +202,37 @@ static int fit_gguf(gq_grid *g, int64_t r, int64_t gi, const double *x, const fl
         for (int j = 0; j < QK_K / 16; j++) a[j] = d * b6->scales[j];
         break;
     }
+    case SM_TYPE_Q2_K: { /* 16 sub-blocks of 16: scale and min, as q_dequantize_q2_K */
+        const block_q2_K *b2 = (const block_q2_K *)blk;
+        const float d = h2f(b2->d), min = h2f(b2->dmin);
+        if (!isfinite(d) || !isfinite(min)) goto overflow;
+        for (int j = 0; j < QK_K / 16; j++) {
+            a[2 * j] = d * (b2->scales[j] & 0xF);
+            a[2 * j + 1] = min * (b2->scales[j] >> 4);
+        }
+        break;
+    }
+    case SM_TYPE_Q3_K: { /* 16 signed sub-scales, as q_dequantize_q3_K */
+        const block_q3_K *b3 = (const block_q3_K *)blk;
+        const float d = h2f(b3->d);
+        if (!isfinite(d)) goto overflow;
+        for (int j = 0; j < QK_K / 16; j++) a[j] = d * q_q3_K_scale(b3->scales, j);
+        break;
+    }
+    case SM_TYPE_IQ4_NL: {
+        const block_iq4_nl *bn = (const block_iq4_nl *)blk;
+        a[0] = h2f(bn->d);
+        if (!isfinite(a[0])) goto overflow;
+        break;
+    }
+    case SM_TYPE_IQ4_XS: { /* 8 sub-blocks of 32, as q_dequantize_iq4_xs */
+        const block_iq4_xs *bx = (const block_iq4_xs *)blk;
+        const float d = h2f(bx->d);
+        if (!isfinite(d)) goto overflow;
+        for (int j = 0; j < QK_K / 32; j++)
+            a[j] = d * (float)((((bx->scales_l[j / 2] >> 4 * (j % 2)) & 0xf) | (((bx->scales_h >> 2 * j) & 3) << 4)) - 32);
+        break;
+    }
     default: break;
     }
     return 0;
@@ -203,6 +250,18 @@ static int level(double x, double d, int off, int lo, int hi, int dflt) {
     if (d == 0) return dflt;
     double l = nearbyint(x / d) + off;
     return (int)(l < lo ? lo : l > hi ? hi : l);
+}
+
+/* The nearest of IQ4's 16 non-uniform levels times the (sub-)block scale d. */
+static double iq4_level(float d, double x, uint8_t *code) {
+    int L = d == 0 ? 8 : q_best_index_int8(16, sm_iq4nl_values, (float)(x / d));
+    /* x / d was rounded to float: settle the neighbours on the exact distances */
+    const int l0 = L;
+    for (int k = l0 - 1; k <= l0 + 1; k += 2)
+        if (k >= 0 && k < 16 && fabs(x - d * (float)sm_iq4nl_values[k]) < fabs(x - d * (float)sm_iq4nl_values[L]))
+            L = k;
+    *code = (uint8_t)L;
+    return d * (float)sm_iq4nl_values[L];
 }
 
 double gq_grid_quant(const gq_grid *g, int64_t r, int64_t c, double x, uint8_t *code) {
@@ -235,6 +294,21 @@ double gq_grid_quant(const gq_grid *g, int64_t r, int64_t c, double x, uint8_t *
         *code = (uint8_t)L;
         return ds * (float)(L - 32);
     }
+    case SM_TYPE_Q2_K: {
+        const int j = (int)(c % QK_K) / 16;
+        const float d1 = a[2 * j], m1 = a[2 * j + 1];
+        L = level(x + m1, d1, 0, 0, 3, 0);
+        *code = (uint8_t)L;
+        return d1 * (float)L - m1;
+    }
+    case SM_TYPE_Q3_K: {
+        const float ds = a[(c % QK_K) / 16];
+        L = level(x, ds, 4, 0, 7, 4);
+        *code = (uint8_t)L;
+        return ds * (float)(L - 4);
+    }
+    case SM_TYPE_IQ4_NL: return iq4_level(a[0], x, code);
+    case SM_TYPE_IQ4_XS: return iq4_level(a[(c % QK_K) / 32], x, code);
     default: *code = 0; return 0;
     }
 }
@@ -255,6 +329,15 @@ void gq_grid_pack_row(gq_grid *g, int64_t r, const uint8_t *codes) {
         case SM_TYPE_Q5_K: q_pack_q5_K(L, ((block_q5_K *)blk)->qh, ((block_q5_K *)blk)->qs); break;
         /* codes 0..63: the same values as int8_t */
         case SM_TYPE_Q6_K: q_pack_q6_K((const int8_t *)L, (block_q6_K *)blk); break;
+        case SM_TYPE_Q2_K: q_pack_2bit(L, ((block_q2_K *)blk)->qs); break;
+        case SM_TYPE_Q3_K: { /* codes 0..7; q_q3_K_pack splits off the high bit in place */
+            int8_t l3[QK_K];
+            for (int j = 0; j < QK_K; j++) l3[j] = (int8_t)L[j];
+            q_q3_K_pack(l3, (block_q3_K *)blk);
+            break;
+        }
+        case SM_TYPE_IQ4_NL: q_pack_nibbles(L, ((block_iq4_nl *)blk)->qs, QK32); break;
+        case SM_TYPE_IQ4_XS: q_pack_nibbles(L, ((block_iq4_xs *)blk)->qs, QK_K); break;
         default: break;
         }
     }

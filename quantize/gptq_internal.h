@@ -87,7 +87,7 @@ typedef struct gq_grid {
     float *act;         /* [rows][GQ_ACT] */
 } gq_grid;
 
-#define GQ_ACT 32 /* floats of decoded per-row active parameters (Q6_K: 16 scales) */
+#define GQ_ACT 32 /* floats of decoded per-row active parameters (Q2_K: 16 scales and 16 mins) */
 
 /* Set up a grid for a rows x cols weight; allocates the parameter storage. -1 on a bad
  * option (sm_error). */

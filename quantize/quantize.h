@@ -95,7 +95,8 @@ typedef struct sm_gptq_opts {
                             equal the CPU's up to rounding. Fails if no device is usable. */
 } sm_gptq_opts;
 
-/* True if GPTQ has a grid for this GGUF type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K). */
+/* True if GPTQ has a grid for this GGUF type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K,
+ * Q5_K, Q6_K, IQ4_NL, IQ4_XS). */
 bool sm_gptq_has_grid(sm_type t);
 
 /* Defaults: HF grid, 4 bits, group 128, sym, damp 0.01, block 128, use_importance. */

@@ -11,6 +11,8 @@
 # llama-perplexity --kl-divergence. Prints a markdown table.
 #
 # usage: scripts/awq_acceptance.sh [F32.gguf]   (default: smelt convert of the f32 checkpoint)
+#        GPTQ on the low-bit grids (issue 14): RECIPES="Q2_K Q3_K_M IQ4_NL IQ4_XS" \
+#        METHODS="rtn imatrix gptq" scripts/awq_acceptance.sh
 # env: LLAMA_CPP_BIN (llama.cpp's bin dir), SMELT_BIN, SMELT_ASSETS, CALIB_ARGS (the calibration
 #      sampling, default "--samples 112 --seqlen 256 --in-order"), AWQ_ARGS (extra smelt awq
 #      options), METHODS (default "rtn imatrix awq gptq awq+gptq"), RECIPES (default

@@ -487,6 +487,46 @@ static void gptq_gguf_beats_rtn(void) {
     CHECK(isfinite(p_gptq) && p_gptq < p_rtn && p_gptq > p_f32 * 0.98);
 }
 
+/* GPTQ on the low-bit grids (Q2_K, Q3_K via the Q3_K_S mixture, IQ4_NL, IQ4_XS): every
+ * block-0 linear is GPTQ-quantized (method "gptq") with a proxy loss below round-to-nearest's
+ * on the same grid, and the model's perplexity is below smelt quantize's (no importance). */
+static void gptq_lowbit_beats_rtn(void) {
+    const char *gguf = f32_gguf();
+    if (!gguf) return;
+    const char *const recipes[] = {"Q2_K", "Q3_K_S", "IQ4_NL", "IQ4_XS"};
+    const double p_f32 = ppl_of(gguf, 12);
+    for (size_t r = 0; r < sizeof recipes / sizeof recipes[0]; r++) {
+        char cmd[2048], *log = NULL, out[256], rtn[256];
+        snprintf(out, sizeof out, "%s", tl_tmp("gptq-low.gguf"));
+        snprintf(rtn, sizeof rtn, "%s", tl_tmp("rtn-low.gguf"));
+        snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 8 --seqlen 128 --to gguf:%s -o %s --json", gguf,
+                 tl_asset(CALIB_TEXT), recipes[r], out);
+        CHECK(tl_run_smelt(cmd, &log) == 0);
+        cJSON *j = log ? cJSON_Parse(log) : NULL;
+        CHECK_MSG(j != NULL, "smelt gptq --json: %s", log ? log : "(no output)");
+        const cJSON *lin = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "layers"), 0), "linears");
+        CHECK(cJSON_GetArraySize(lin) == 7);
+        int worse = 0, n_low = 0;
+        for (int i = 0; i < cJSON_GetArraySize(lin); i++) {
+            const cJSON *x = cJSON_GetArrayItem(lin, i);
+            const char *type = cJSON_GetObjectItem(x, "type")->valuestring;
+            n_low += !strcmp(type, "q2_K") || !strcmp(type, "q3_K") || !strcmp(type, "iq4_nl") || !strcmp(type, "iq4_xs");
+            worse += strcmp(cJSON_GetObjectItem(x, "method")->valuestring, "gptq") ||
+                     !(cJSON_GetObjectItem(x, "loss_gptq")->valuedouble < cJSON_GetObjectItem(x, "loss_rtn")->valuedouble);
+        }
+        CHECK_MSG(worse == 0 && n_low > 0, "%s: %d block-0 linears not GPTQ or not below rtn, %d on a low-bit grid",
+                  recipes[r], worse, n_low);
+        cJSON_Delete(j);
+        free(log);
+        snprintf(cmd, sizeof cmd, "quantize %s %s %s --quiet", gguf, rtn, recipes[r]);
+        CHECK(tl_run_smelt(cmd, &log) == 0);
+        free(log);
+        const double p_rtn = ppl_of(rtn, 12), p_gptq = ppl_of(out, 12);
+        fprintf(stderr, "  %s ppl (12 chunks of 128): f32 %.4f, rtn %.4f, gptq %.4f\n", recipes[r], p_f32, p_rtn, p_gptq);
+        CHECK_MSG(isfinite(p_gptq) && p_gptq < p_rtn && p_gptq > p_f32 * 0.98, "%s", recipes[r]);
+    }
+}
+
 static void gptq_hf_checkpoint(void) {
     char cmd[2048], *log = NULL;
     const char *dir = tl_tmp("gptq-hf");
@@ -546,23 +586,23 @@ static double linear_diff(const sm_model *a, const sm_model *b, int64_t l, sm_li
     return worst;
 }
 
-/* smelt convert of HF GPTQ checkpoints: symmetric 4-bit groups of 32 become Q4_0 blocks with
- * exactly the same values; act-order / asymmetric ones (gptq_hf_checkpoint's) are dequantized
+/* smelt convert of HF GPTQ checkpoints: symmetric 4-bit groups of 32 (and of 128: four
+ * blocks sharing the group's scale) become Q4_0 blocks with exactly the same values; act-order / asymmetric ones (gptq_hf_checkpoint's) are dequantized
  * (F32 here: exact too). */
 static void gptq_hf_to_gguf(void) {
-    const char *const variants[2][2] = {{"--group 32", "q4_0"}, {"", "f32"}};
-    for (int v = 0; v < 2; v++) {
+    const char *const variants[3][2] = {{"--group 32", "q4_0"}, {"", "f32"}, {"--group 128", "q4_0"}};
+    for (int v = 0; v < 3; v++) {
         char cmd[2048], *log = NULL, dir[64], gguf[64];
-        snprintf(dir, sizeof dir, v == 0 ? "hf-g32" : "gptq-hf");
+        snprintf(dir, sizeof dir, v == 0 ? "hf-g32" : v == 1 ? "gptq-hf" : "hf-g128");
         snprintf(gguf, sizeof gguf, "hf-%d.gguf", v);
-        if (v == 0) {
+        if (v != 1) {
             snprintf(cmd, sizeof cmd, "gptq %s --calib %s --samples 4 --seqlen 64 %s --to hf -o %s --quiet --no-loss",
                      tl_asset(KJV_F32), tl_asset(CALIB_TEXT), variants[v][0], tl_tmp(dir));
             CHECK(tl_run_smelt(cmd, &log) == 0);
             free(log);
         }
         snprintf(cmd, sizeof cmd, "convert %s -o %s --outtype %s --quiet", tl_tmp(dir), tl_tmp(gguf),
-                 v == 0 ? "f16" : "f32");
+                 v != 1 ? "f16" : "f32");
         CHECK(tl_run_smelt(cmd, &log) == 0);
         free(log);
         sm_gguf *g = NULL;
@@ -572,7 +612,7 @@ static void gptq_hf_to_gguf(void) {
             CHECK_MSG(t && !strcmp(sm_type_name(t->type), variants[v][1]), "%s: %s", dir,
                       t ? sm_type_name(t->type) : "missing");
             uint64_t ft = 99;
-            CHECK(sm_gguf_get_u64(g, "general.file_type", &ft) == 0 && ft == (v == 0 ? 2u : 0u));
+            CHECK(sm_gguf_get_u64(g, "general.file_type", &ft) == 0 && ft == (v != 1 ? 2u : 0u));
             sm_gguf_close(g);
         }
         sm_model *hf = NULL, *gg = NULL;
@@ -659,6 +699,7 @@ void run_tests(void) {
     TEST(imatrix_cli);
     TEST(imatrix_vs_llamacpp);
     TEST(gptq_gguf_beats_rtn);
+    TEST(gptq_lowbit_beats_rtn);
     TEST(gptq_hf_checkpoint);
     TEST(gptq_hf_to_gguf);
     TEST(gptq_thread_invariance);

@@ -336,6 +336,13 @@ static void set_all_codes(sm_type t, uint8_t *blk, int L) {
         memset(((block_q6_K *)blk)->ql, (L & 15) * 0x11, 128);
         memset(((block_q6_K *)blk)->qh, ((L >> 4) & 3) * 0x55, 64);
         break;
+    case SM_TYPE_Q2_K: memset(((block_q2_K *)blk)->qs, L * 0x55, 64); break;
+    case SM_TYPE_Q3_K: /* level L: low bits L & 3, high-mask bit set for L >= 4 (value L - 4) */
+        memset(((block_q3_K *)blk)->qs, (L & 3) * 0x55, 64);
+        memset(((block_q3_K *)blk)->hmask, L >= 4 ? 0xFF : 0, 32);
+        break;
+    case SM_TYPE_IQ4_NL: memset(((block_iq4_nl *)blk)->qs, L * 0x11, 16); break;
+    case SM_TYPE_IQ4_XS: memset(((block_iq4_xs *)blk)->qs, L * 0x11, 128); break;
     default: break;
     }
 }
@@ -350,7 +357,8 @@ static void ref_fit_gguf(const sm_gptq_opts *o, const double *x, const float *im
     for (int i = 0; i < bs; i++) sum += imp[i];
     CHECK(sm_quantize_rows(o->gguf_type, xf, blk, 1, bs, o->use_importance && sum > 0 ? imp : NULL) == ti->block_bytes);
     p->nlev = o->gguf_type == SM_TYPE_Q8_0 ? 256 : o->gguf_type == SM_TYPE_Q6_K ? 64
-              : (o->gguf_type == SM_TYPE_Q5_0 || o->gguf_type == SM_TYPE_Q5_1 || o->gguf_type == SM_TYPE_Q5_K) ? 32 : 16;
+              : (o->gguf_type == SM_TYPE_Q5_0 || o->gguf_type == SM_TYPE_Q5_1 || o->gguf_type == SM_TYPE_Q5_K) ? 32
+              : o->gguf_type == SM_TYPE_Q3_K ? 8 : o->gguf_type == SM_TYPE_Q2_K ? 4 : 16;
     free(p->lv);
     p->lv = malloc(sizeof(float) * (size_t)(p->nlev * bs));
     for (int L = 0; L < p->nlev; L++) {
@@ -500,6 +508,8 @@ static void beats_rtn(void) {
         {"Q5_0", gguf_opts(SM_TYPE_Q5_0)},                  {"Q5_1", gguf_opts(SM_TYPE_Q5_1)},
         {"Q8_0", gguf_opts(SM_TYPE_Q8_0)},                  {"Q4_K", gguf_opts(SM_TYPE_Q4_K)},
         {"Q5_K", gguf_opts(SM_TYPE_Q5_K)},                  {"Q6_K", gguf_opts(SM_TYPE_Q6_K)},
+        {"Q2_K", gguf_opts(SM_TYPE_Q2_K)},                  {"Q3_K", gguf_opts(SM_TYPE_Q3_K)},
+        {"IQ4_NL", gguf_opts(SM_TYPE_IQ4_NL)},              {"IQ4_XS", gguf_opts(SM_TYPE_IQ4_XS)},
     };
     double *wq = malloc(sizeof(double) * NR * NC);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -546,10 +556,16 @@ static void equals_column_by_column(void) {
         {"Q4_K batch 96", gguf_opts(SM_TYPE_Q4_K), 96},
         {"Q6_K", gguf_opts(SM_TYPE_Q6_K), 128},
         {"Q5_K no importance", gguf_opts(SM_TYPE_Q5_K), 128},
+        {"Q2_K batch 96", gguf_opts(SM_TYPE_Q2_K), 96},
+        {"Q3_K", gguf_opts(SM_TYPE_Q3_K), 128},
+        {"IQ4_NL batch 20", gguf_opts(SM_TYPE_IQ4_NL), 20},
+        {"IQ4_XS", gguf_opts(SM_TYPE_IQ4_XS), 128},
+        {"Q3_K no importance", gguf_opts(SM_TYPE_Q3_K), 128},
     };
     cases[3].o.static_groups = true;
     cases[5].o.v1_zero = true;
     cases[10].o.use_importance = false;
+    cases[15].o.use_importance = false;
     double *wq = malloc(sizeof(double) * R2 * N2), *wg = malloc(sizeof(double) * R2 * N2);
     int *codes = malloc(sizeof(int) * R2 * N2), *zeros = malloc(sizeof(int) * R2 * N2);
     float *scales = malloc(sizeof(float) * R2 * N2);
@@ -652,7 +668,8 @@ static void threads_and_isas(void) {
 /* (iv) */
 static void gguf_bytes_decode_to_what(void) {
     const sm_type types[] = {SM_TYPE_Q4_0, SM_TYPE_Q4_1, SM_TYPE_Q5_0, SM_TYPE_Q5_1,
-                             SM_TYPE_Q8_0, SM_TYPE_Q4_K, SM_TYPE_Q5_K, SM_TYPE_Q6_K};
+                             SM_TYPE_Q8_0, SM_TYPE_Q4_K, SM_TYPE_Q5_K, SM_TYPE_Q6_K,
+                             SM_TYPE_Q2_K, SM_TYPE_Q3_K, SM_TYPE_IQ4_NL, SM_TYPE_IQ4_XS};
     float *row = malloc(sizeof(float) * NC);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         sm_gptq_opts o = gguf_opts(types[i]);
@@ -752,8 +769,8 @@ static void refusals(void) {
     o.bits = 4;
     o.group_size = 0;
     CHECK_FAILS_WITH(sm_gptq_quantize(p, g_w, NR, &o, &res), "group size");
-    q = gguf_opts(SM_TYPE_Q2_K);
-    CHECK_FAILS_WITH(sm_gptq_quantize(p, g_w, NR, &q, &res), "q2_K");
+    q = gguf_opts(SM_TYPE_IQ2_XS);
+    CHECK_FAILS_WITH(sm_gptq_quantize(p, g_w, NR, &q, &res), "iq2_xs");
     float *w = malloc(sizeof(float) * NR * NC);
     memcpy(w, g_w, sizeof(float) * NR * NC);
     w[3 * NC + 5] = INFINITY;

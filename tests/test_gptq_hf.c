@@ -172,7 +172,7 @@ static void config_json(void) {
         {"{\"bits\": 5}", "5 bits"},
         {"{\"group_size\": 128}", "missing \"bits\""},
         {"{\"bits\": 4, \"group_size\": 0}", "group_size 0"},
-        {"{\"bits\": 4, \"quant_method\": \"awq\"}", "not GPTQ"},
+        {"{\"bits\": 4, \"quant_method\": \"hqq\"}", "not GPTQ"},
         {"{\"bits\": 4, \"checkpoint_format\": \"marlin\"}", "marlin"},
         {"{\"bits\": 4, \"pack_dtype\": \"int16\"}", "int16"},
         {"{\"bits\": \"4\"}", "integer"},
@@ -337,6 +337,80 @@ static void fuzz_seeds(void) {
     }
 }
 
+static sm_gptq_hf_config awq_config(const char *json, const char *needle) {
+    cJSON *j = cJSON_Parse(json);
+    sm_gptq_hf_config c;
+    if (needle) CHECK_FAILS_WITH(sm_gptq_hf_config_parse(j, "config.json", &c), needle);
+    else CHECK_OK(sm_gptq_hf_config_parse(j, "config.json", &c));
+    cJSON_Delete(j);
+    return c;
+}
+
+/* AutoAWQ gemm checkpoints: tests/data/awq-gemm/linear.safetensors was made by
+ * scripts/make_awq_fixture.py, which packs as AutoAWQ's WQLinear_GEMM.from_linear and
+ * dequantizes as its dequantize_gemm (torch, independent of smelt): smelt's reader gives the
+ * same floats, and its packer rebuilds the same words. */
+static void awq_gemm_oracle(void) {
+    enum { OUT = 48, IN = 256, GS = 64 };
+    const char *src = getenv("SMELT_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/awq-gemm/linear.safetensors", src ? src : "..");
+    sm_gptq_hf_config c = awq_config(
+        "{\"quant_method\":\"awq\",\"bits\":4,\"group_size\":64,\"zero_point\":true,\"version\":\"GEMM\"}", NULL);
+    CHECK(c.awq && c.bits == 4 && c.group_size == GS && !c.sym);
+    /* the config round-trips through its JSON */
+    cJSON *back = sm_gptq_hf_config_to_json(&c);
+    sm_gptq_hf_config d;
+    CHECK_OK(sm_gptq_hf_config_parse(back, "back", &d));
+    CHECK(memcmp(&c, &d, sizeof c) == 0);
+    cJSON_Delete(back);
+    /* AutoAWQ's own key names; defaults: zero_point true, version gemm */
+    d = awq_config("{\"quant_method\":\"awq\",\"w_bit\":4,\"q_group_size\":64}", NULL);
+    CHECK(memcmp(&c, &d, sizeof c) == 0);
+    awq_config("{\"quant_method\":\"awq\",\"bits\":4,\"version\":\"gemv\"}", "version \"gemv\"");
+    awq_config("{\"quant_method\":\"awq\",\"bits\":8}", "8 bits");
+    awq_config("{\"quant_method\":\"awq\",\"bits\":4,\"zero_point\":false}", "zero_point false");
+    awq_config("{\"quant_method\":\"awq\",\"bits\":4,\"version\":3}", "\"version\" must be a string");
+    awq_config("{\"quant_method\":\"squeezellm\",\"bits\":4}", "not GPTQ or AWQ");
+
+    sm_ckpt *ck;
+    CHECK_OK(sm_ckpt_open(path, &ck));
+    if (!ck) return;
+    const sm_tensor *tq = sm_ckpt_find(ck, "l.qweight"), *tz = sm_ckpt_find(ck, "l.qzeros"),
+                    *ts = sm_ckpt_find(ck, "l.scales"), *te = sm_ckpt_find(ck, "l.expected");
+    CHECK(tq && tz && ts && te && te->type == SM_TYPE_F32);
+    float *deq = malloc(sizeof(float) * OUT * IN);
+    int64_t of = 0, inf = 0;
+    CHECK_OK(sm_gptq_hf_dequantize(&c, tq, tz, ts, NULL, deq, &of, &inf));
+    CHECK(of == OUT && inf == IN);
+    int diff = 0;
+    for (int k = 0; k < OUT * IN; k++) {
+        float e;
+        memcpy(&e, (const char *)te->data + 4 * (size_t)k, 4);
+        diff += deq[k] != e;
+    }
+    CHECK_MSG(diff == 0, "%d of %d values differ from AutoAWQ's dequantize_gemm", diff, OUT * IN);
+    /* unpack, pack: AutoAWQ's words again */
+    uint8_t *codes = malloc(OUT * IN);
+    int32_t zeros[(IN / GS) * OUT], qw[IN * OUT / 8], qz[(IN / GS) * OUT / 8];
+    CHECK_OK(sm_gptq_hf_unpack(&c, OUT, IN, tq->data, tz->data, codes, zeros));
+    CHECK_OK(sm_gptq_hf_pack(&c, OUT, IN, codes, zeros, qw, qz));
+    CHECK(memcmp(qw, tq->data, sizeof qw) == 0 && memcmp(qz, tz->data, sizeof qz) == 0);
+    /* g_idx is not part of the layout; shapes */
+    CHECK_FAILS_WITH(sm_gptq_hf_dequantize(&c, tq, tz, ts, tq, deq, &of, &inf), "no g_idx");
+    int64_t ng, a[2], b[2];
+    CHECK_FAILS_WITH(sm_gptq_hf_shapes(&c, 44, 256, &ng, a, b), "multiple of 8");
+    CHECK_FAILS_WITH(sm_gptq_hf_shapes(&c, 48, 96, &ng, a, b), "multiple of group_size 64");
+    CHECK_OK(sm_gptq_hf_shapes(&c, 40, 192, &ng, a, b));
+    CHECK(ng == 3 && a[0] == 192 && a[1] == 5 && b[0] == 3 && b[1] == 5);
+    sm_tensor bad = *ts;
+    bad.shape[0] = 3;
+    CHECK_FAILS_WITH(sm_gptq_hf_dequantize(&c, tq, tz, &bad, NULL, deq, &of, &inf), "dimension 0");
+    free(codes);
+    free(deq);
+    sm_ckpt_close(ck);
+}
+
 void run_tests(void) {
     TEST(hand_examples);
     TEST(autogptq_hashes);
@@ -344,4 +418,5 @@ void run_tests(void) {
     TEST(config_json);
     TEST(gptq_to_checkpoint);
     TEST(fuzz_seeds);
+    TEST(awq_gemm_oracle);
 }
