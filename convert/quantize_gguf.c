@@ -18,6 +18,20 @@
 
 static int parse_type(const char *name, const char *what, sm_type *out);
 
+/* The matrices of a tensor that llama-quantize quantizes one at a time: a 3-D expert tensor
+ * [n_expert, rows, cols] has n_expert, any other one. */
+static int64_t n_matrices(const sm_tensor *t) { return t->n_dims == 3 && t->shape[0] > 0 ? t->shape[0] : 1; }
+
+/* {arch}.expert_count, 0 when absent (a dense model) */
+static int64_t expert_count(const sm_gguf *g, const char *arch) {
+    char key[128];
+    uint64_t n = 0;
+    snprintf(key, sizeof key, "%s.expert_count", arch);
+    if (!sm_gguf_find(g, key) || sm_gguf_get_u64(g, key, &n)) n = 0;
+    sm_clear_error();
+    return n > INT32_MAX ? 0 : (int64_t)n;
+}
+
 int cv_recipe_configure(sm_recipe_plan *plan, const sm_quantize_opts *o) {
     plan->pure = o->pure;
     if (parse_type(o->output_type, "--output-tensor-type", &plan->output_type) ||
@@ -131,6 +145,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
 
     if (sm_recipe_plan_begin(&plan, recipe, names, nt, arch, (int64_t)n_layer, (int64_t)n_head, (int64_t)n_head_kv, have_im))
         goto done;
+    sm_recipe_set_experts(&plan, expert_count(g, arch));
     if (cv_recipe_configure(&plan, o)) goto done;
 
     /* plan every tensor; refuse what cannot be done before writing anything */
@@ -139,6 +154,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         const sm_tensor *t = sm_gguf_tensor(g, i);
         bool fb = false;
         types[i] = sm_recipe_tensor_type(&plan, t->name, t->n_dims, t->shape, t->type, &fb);
+        if (types[i] == SM_TYPE_INVALID) { sm_error_ctx("%s", in_path); goto done; }
         for (size_t k = 0; k < o->n_plan; k++)
             if (!strcmp(o->plan_names[k], t->name)) types[i] = o->plan_types[k], fb = false;
         if (fb) rep->n_fallback++;
@@ -159,7 +175,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
             }
             const float *imw = NULL;
             if (have_im && sm_type_get(types[i])->quantized &&
-                sm_imatrix_for_tensor(&im, o->imatrix_path, t->name, sm_tensor_row_len(t), &imw))
+                sm_imatrix_for_experts(&im, o->imatrix_path, t->name, sm_tensor_row_len(t), n_matrices(t), &imw))
                 goto done;
             if (sm_recipe_requires_imatrix(&plan, t->name, types[i]) && !imw) {
                 sm_error("tensor %s: %s in %s needs an importance matrix (%s)", t->name, sm_type_name(types[i]),
@@ -216,25 +232,27 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
             }
             rep->bytes_out += t->nbytes;
         } else {
-            int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t);
+            /* an expert tensor is quantized one expert (matrix) at a time, each with its own
+             * importance row (llama-quantize's per-expert loop); a dense tensor is one matrix */
+            const int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t), n_mat = n_matrices(t);
+            const int64_t mat_rows = nrows / n_mat;
             const float *imw = NULL;
-            if (have_im) {
-                imw = sm_imatrix_find(&im, t->name, row, 0);
-                if (!imw && sm_recipe_requires_imatrix(&plan, t->name, to)) goto done;
-                sm_clear_error();
-            }
+            if (have_im && sm_type_get(to)->quantized &&
+                sm_imatrix_for_experts(&im, o->imatrix_path, t->name, row, n_mat, &imw))
+                goto done;
             int64_t chunk = CHUNK_FLOATS / row;
             if (chunk < 1) chunk = 1;
-            if (chunk > nrows) chunk = nrows;
+            if (chunk > mat_rows) chunk = mat_rows;
             const uint64_t out_row = sm_type_row_bytes(to, row), src_row = sm_type_row_bytes(t->type, row);
             free(f32);
             free(qbuf);
             f32 = malloc((size_t)(chunk * row) * sizeof(float));
             qbuf = malloc((size_t)(out_row * (uint64_t)chunk));
             if (!f32 || !qbuf) { sm_error("out of memory for tensor %s", t->name); goto done; }
-            for (int64_t r0 = 0; r0 < nrows; r0 += chunk) {
-                int64_t n = nrows - r0 < chunk ? nrows - r0 : chunk;
-                if (convert_rows(t, to, r0, n, f32, qbuf, imw)) goto done;
+            for (int64_t r0 = 0, n; r0 < nrows; r0 += n) {
+                const int64_t mat = r0 / mat_rows, mat_end = (mat + 1) * mat_rows;
+                n = mat_end - r0 < chunk ? mat_end - r0 : chunk;
+                if (convert_rows(t, to, r0, n, f32, qbuf, imw ? imw + mat * row : NULL)) goto done;
                 sm_gguf_release(g, (const uint8_t *)t->data + (uint64_t)r0 * src_row, (uint64_t)n * src_row);
                 if (sm_sink_write(w, qbuf, out_row * (uint64_t)n)) goto done;
                 sm_progress_update(&prog, done_bytes + t->nbytes * (uint64_t)(r0 + n) / (uint64_t)nrows);
