@@ -86,6 +86,10 @@ const float *sm_imatrix_find(const sm_imatrix *m, const char *tensor_name, int64
  * `path` and the tensor. */
 int sm_imatrix_for_tensor(const sm_imatrix *m, const char *path, const char *tensor_name, int64_t n_per_row,
                           const float **out);
+/* The same for a tensor of n_mat matrices (a 3-D expert tensor [n_mat, rows, n_per_row]): *out
+ * holds n_mat * n_per_row weights, expert x's at *out + x * n_per_row. */
+int sm_imatrix_for_experts(const sm_imatrix *m, const char *path, const char *tensor_name, int64_t n_per_row,
+                           int64_t n_mat, const float **out);
 /* Add an entry (copies; name must be new); used by the calibration collector and tests. */
 int sm_imatrix_add(sm_imatrix *m, const char *name, int64_t n_mat, int64_t n_per_row, const float *sums,
                    const int64_t *counts);

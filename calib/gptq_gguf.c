@@ -150,6 +150,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     for (size_t i = 0; i < j.nt; i++) {
         const sm_tensor *t = tensor(&j, i);
         j.types[i] = sm_quantize_plan_type(&plan, t, ro->plan_names, ro->plan_types, ro->n_plan, NULL);
+        if (j.types[i] == SM_TYPE_INVALID) { sm_error_ctx("%s", src_path); goto done; }
         j.layer[i] = block_of(m, t->name, &j.linear[i]);
         if (j.layer[i] >= hp->n_layer) {
             sm_error("%s: tensor %s: the model has %lld blocks", src_path, t->name, (long long)hp->n_layer);

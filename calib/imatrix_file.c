@@ -99,6 +99,11 @@ const float *sm_imatrix_find(const sm_imatrix *m, const char *tensor_name, int64
 
 int sm_imatrix_for_tensor(const sm_imatrix *m, const char *path, const char *tensor_name, int64_t n_per_row,
                           const float **out) {
+    return sm_imatrix_for_experts(m, path, tensor_name, n_per_row, 1, out);
+}
+
+int sm_imatrix_for_experts(const sm_imatrix *m, const char *path, const char *tensor_name, int64_t n_per_row,
+                           int64_t n_mat, const float **out) {
     *out = NULL;
     const sm_imatrix_entry *e = find_entry(m, tensor_name);
     if (!e) {
@@ -107,11 +112,14 @@ int sm_imatrix_for_tensor(const sm_imatrix *m, const char *path, const char *ten
                         "this model",
                         path, tensor_name, m->n_entries, m->n_entries ? m->entries[0].name : "none");
     }
-    if (e->n_mat != 1 || e->n_values != n_per_row) {
+    /* llama-imatrix's entry of an expert tensor holds n_mat rows of weights: one count per expert
+     * in its GGUF format, a single ncall in the legacy .dat */
+    if ((e->n_mat != 1 && e->n_mat != n_mat) || e->n_values != n_per_row * n_mat) {
         if (!strcmp(tensor_name, "token_embd.weight")) return 0;
         return sm_error("%s: the importance matrix entry for %s has %lld values (%lld matrices), the tensor's rows "
-                        "have %lld columns: it was not made for this model",
-                        path, tensor_name, (long long)e->n_values, (long long)e->n_mat, (long long)n_per_row);
+                        "have %lld columns (%lld matrices): it was not made for this model",
+                        path, tensor_name, (long long)e->n_values, (long long)e->n_mat, (long long)n_per_row,
+                        (long long)n_mat);
     }
     *out = e->weights;
     return 0;

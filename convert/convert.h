@@ -101,6 +101,9 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
  *   bounded pieces, plain floats checked for NaN/Inf) or converted in bounded chunks of rows
  *   (checked finite, quantized with `imatrix` if not NULL); the source pages are released as
  *   they are written; prog (may be NULL) advances from done_before over t's bytes. */
+/* The matrices of a tensor that llama-quantize quantizes one at a time: a 3-D expert tensor
+ * [n_expert, rows, cols] has n_expert, any other one. */
+int64_t sm_quantize_n_matrices(const sm_tensor *t);
 sm_type sm_quantize_plan_type(sm_recipe_plan *plan, const sm_tensor *t, const char *const *plan_names,
                               const sm_type *plan_types, size_t n_plan, bool *fallback);
 int sm_quantize_write_tensor(sm_sink *w, const sm_gguf *g, const sm_tensor *t, sm_type to, const float *imatrix,

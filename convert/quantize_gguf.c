@@ -16,6 +16,17 @@
 
 static int parse_type(const char *name, const char *what, sm_type *out);
 
+
+/* {arch}.expert_count, 0 when absent (a dense model) */
+static int64_t expert_count(const sm_gguf *g, const char *arch) {
+    char key[128];
+    uint64_t n = 0;
+    snprintf(key, sizeof key, "%s.expert_count", arch);
+    if (!sm_gguf_find(g, key) || sm_gguf_get_u64(g, key, &n)) n = 0;
+    sm_clear_error();
+    return n > INT32_MAX ? 0 : (int64_t)n;
+}
+
 int cv_recipe_configure(sm_recipe_plan *plan, const sm_quantize_opts *o) {
     plan->pure = o->pure;
     if (parse_type(o->output_type, "--output-tensor-type", &plan->output_type) ||
@@ -109,6 +120,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
 
     if (sm_recipe_plan_begin(&plan, recipe, names, nt, arch, (int64_t)n_layer, (int64_t)n_head, (int64_t)n_head_kv, have_im))
         goto done;
+    sm_recipe_set_experts(&plan, expert_count(g, arch));
     if (cv_recipe_configure(&plan, o)) goto done;
 
     /* plan every tensor; refuse what cannot be done before writing anything */
@@ -117,6 +129,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         const sm_tensor *t = sm_gguf_tensor(g, i);
         bool fb = false;
         types[i] = sm_quantize_plan_type(&plan, t, o->plan_names, o->plan_types, o->n_plan, &fb);
+        if (types[i] == SM_TYPE_INVALID) { sm_error_ctx("%s", in_path); goto done; }
         if (fb) rep->n_fallback++;
         const sm_type_info *src = sm_type_get(t->type);
         if (types[i] != t->type) {
@@ -135,7 +148,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
             }
             const float *imw = NULL;
             if (have_im && sm_type_get(types[i])->quantized &&
-                sm_imatrix_for_tensor(&im, o->imatrix_path, t->name, sm_tensor_row_len(t), &imw))
+                sm_imatrix_for_experts(&im, o->imatrix_path, t->name, sm_tensor_row_len(t), sm_quantize_n_matrices(t), &imw))
                 goto done;
             if (sm_recipe_requires_imatrix(&plan, t->name, types[i]) && !imw) {
                 sm_error("tensor %s: %s in %s needs an importance matrix (%s)", t->name, sm_type_name(types[i]),
@@ -172,12 +185,12 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         sm_type to = types[i];
         rep->n_tensors++;
         rep->bytes_in += t->nbytes;
+        /* an expert tensor's importance holds one row per expert (llama-imatrix's per-expert
+         * counts); sm_quantize_write_tensor quantizes it one expert at a time */
         const float *imw = NULL;
-        if (have_im && to != t->type) {
-            imw = sm_imatrix_find(&im, t->name, sm_tensor_row_len(t), 0);
-            if (!imw && sm_recipe_requires_imatrix(&plan, t->name, to)) goto done;
-            sm_clear_error();
-        }
+        if (have_im && to != t->type && sm_type_get(to)->quantized &&
+            sm_imatrix_for_experts(&im, o->imatrix_path, t->name, sm_tensor_row_len(t), sm_quantize_n_matrices(t), &imw))
+            goto done;
         if (sm_quantize_write_tensor(w, g, t, to, imw, &prog, done_bytes)) goto done;
         rep->bytes_out += to == t->type ? t->nbytes : sm_type_row_bytes(to, sm_tensor_row_len(t)) * (uint64_t)sm_tensor_nrows(t);
         if (to != t->type) rep->n_quantized++;

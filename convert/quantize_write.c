@@ -25,6 +25,8 @@ sm_type sm_quantize_plan_type(sm_recipe_plan *plan, const sm_tensor *t, const ch
     return to;
 }
 
+int64_t sm_quantize_n_matrices(const sm_tensor *t) { return t->n_dims == 3 && t->shape[0] > 0 ? t->shape[0] : 1; }
+
 /* Quantize one tensor's rows [r0, r0+n) from its source bytes into dst. */
 static int convert_rows(const sm_tensor *t, sm_type to, int64_t r0, int64_t n, float *f32, void *dst,
                         const float *imatrix) {
@@ -66,17 +68,20 @@ static int copy_tensor(sm_sink *w, const sm_gguf *g, const sm_tensor *t) {
 int sm_quantize_write_tensor(sm_sink *w, const sm_gguf *g, const sm_tensor *t, sm_type to, const float *imatrix,
                     sm_progress *prog, uint64_t done_before) {
     if (to == t->type) return copy_tensor(w, g, t);
-    const int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t);
+    /* an expert tensor is quantized one expert (matrix) at a time, each with its own importance
+     * row (llama-quantize's per-expert loop); a dense tensor is one matrix */
+    const int64_t row = sm_tensor_row_len(t), nrows = sm_tensor_nrows(t), mat_rows = nrows / sm_quantize_n_matrices(t);
     int64_t chunk = CHUNK_FLOATS / row;
     if (chunk < 1) chunk = 1;
-    if (chunk > nrows) chunk = nrows;
+    if (chunk > mat_rows) chunk = mat_rows;
     const uint64_t out_row = sm_type_row_bytes(to, row), src_row = sm_type_row_bytes(t->type, row);
     float *f32 = malloc((size_t)(chunk * row) * sizeof(float));
     void *q = malloc((size_t)(out_row * (uint64_t)chunk));
     int rc = !f32 || !q ? sm_error("out of memory for tensor %s", t->name) : 0;
-    for (int64_t r0 = 0; r0 < nrows && !rc; r0 += chunk) {
-        const int64_t n = nrows - r0 < chunk ? nrows - r0 : chunk;
-        rc = convert_rows(t, to, r0, n, f32, q, imatrix);
+    for (int64_t r0 = 0, n; r0 < nrows && !rc; r0 += n) {
+        const int64_t mat = r0 / mat_rows, mat_end = (mat + 1) * mat_rows;
+        n = mat_end - r0 < chunk ? mat_end - r0 : chunk;
+        rc = convert_rows(t, to, r0, n, f32, q, imatrix ? imatrix + mat * row : NULL);
         sm_gguf_release(g, (const uint8_t *)t->data + (uint64_t)r0 * src_row, (uint64_t)n * src_row);
         if (!rc) rc = sm_sink_write(w, q, out_row * (uint64_t)n);
         if (!rc && prog) sm_progress_update(prog, done_before + t->nbytes * (uint64_t)(r0 + n) / (uint64_t)nrows);

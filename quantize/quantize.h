@@ -178,6 +178,7 @@ typedef struct sm_recipe_plan {
     const sm_recipe *recipe;
     int64_t n_head, n_head_kv; /* for n_gqa (attn_v rules) */
     int n_layer;
+    int n_expert;              /* the model's expert count ({arch}.expert_count; 0: dense) */
     bool llama_70b;            /* llama.cpp's LLM_TYPE_70B: llama arch, 80 layers, GQA */
     bool has_imatrix;
     bool pure;                 /* every quantizable tensor gets the default type (no mixture) */
@@ -196,11 +197,16 @@ typedef struct sm_recipe_plan {
 /* Initialise a plan for a model with these tensor names (GGUF names, file order). */
 int sm_recipe_plan_begin(sm_recipe_plan *p, const sm_recipe *r, const char *const *names, size_t n_names,
                          const char *arch, int64_t n_layer, int64_t n_head, int64_t n_head_kv, bool has_imatrix);
+/* A mixture-of-experts model ({arch}.expert_count): llama.cpp's expert rules (attn_v/attn_k/
+ * attn_output of 8-expert models, attn_v of 4+ experts in the 1-2 bit i-quants, feed-forward
+ * layers told by the block number in the name). Call before planning tensors. */
+void sm_recipe_set_experts(sm_recipe_plan *p, int64_t n_expert);
 /* Add `--tensor-type REGEX=TYPE` (type NULL: `--keep REGEX`). */
 int sm_recipe_add_rule(sm_recipe_plan *p, const char *regex, const char *type_name);
 /* The type for one tensor (shape outermost-first; cur_type: its type in the source). Returns
  * cur_type for tensors that are not quantized (1-D, norms, --keep). *fallback is set when the
- * row length forced a fallback type. */
+ * row length forced a fallback type. SM_TYPE_INVALID (sm_error): an expert model's feed-forward
+ * tensor without a block number in [0, n_layer) in its name, which llama.cpp refuses too. */
 sm_type sm_recipe_tensor_type(sm_recipe_plan *p, const char *name, int n_dims, const int64_t *shape,
                               sm_type cur_type, bool *fallback);
 /* True when a tensor of this type, in this recipe, must have importance weights (llama.cpp). */

@@ -3,6 +3,7 @@
 #include "quantize/quantize.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,11 @@ int sm_recipe_plan_begin(sm_recipe_plan *p, const sm_recipe *r, const char *cons
     return 0;
 }
 
+void sm_recipe_set_experts(sm_recipe_plan *p, int64_t n_expert) {
+    p->n_expert = n_expert > 0 && n_expert < INT32_MAX ? (int)n_expert : 0;
+    if (p->n_expert == 8) p->llama_70b = false; /* llama.cpp's 8-expert llama models are 8x7B / 8x22B */
+}
+
 int sm_recipe_add_rule(sm_recipe_plan *p, const char *regex, const char *type_name) {
     if (p->n_rules >= SM_RECIPE_MAX_RULES) return sm_error("too many tensor type rules (max %d)", SM_RECIPE_MAX_RULES);
     sm_recipe_rule *rule = &p->rules[p->n_rules];
@@ -172,25 +178,55 @@ static bool low_iq(int ft) {
     return ft == FT_IQ2_XXS || ft == FT_IQ2_XS || ft == FT_IQ1_S || ft == FT_IQ2_S || ft == FT_IQ2_M || ft == FT_IQ1_M;
 }
 
-/* llama_tensor_get_type_impl's rules for the 1- and 2-bit i-quant recipes (dense models). */
+/* llama_tensor_get_type_impl's rules for the 1- and 2-bit i-quant recipes (n_expert: the
+ * model's expert count, 0 for a dense model). */
 static sm_type low_iq_type(sm_recipe_plan *p, sm_type t, category cat, int64_t n_gqa) {
     const int ft = p->recipe->ftype;
     const bool s_or_m = ft == FT_IQ2_S || ft == FT_IQ2_M;
     if (is_attn_v(cat)) {
-        t = n_gqa >= 4 ? SM_TYPE_Q4_K : s_or_m ? SM_TYPE_IQ3_S : SM_TYPE_Q2_K;
+        t = n_gqa >= 4 || p->n_expert >= 4 ? SM_TYPE_Q4_K : s_or_m ? SM_TYPE_IQ3_S : SM_TYPE_Q2_K;
         p->i_attention_wv++;
+    } else if (p->n_expert == 8 && cat == CAT_ATTN_K) {
+        t = SM_TYPE_Q4_K;
     } else if (cat == CAT_FFN_DOWN) {
         if (p->i_ffn_down < p->n_layer / 8) t = s_or_m ? SM_TYPE_IQ3_S : SM_TYPE_Q2_K;
         p->i_ffn_down++;
     } else if (cat == CAT_ATTN_OUTPUT) {
-        if (ft == FT_IQ1_S || ft == FT_IQ1_M) t = SM_TYPE_IQ2_XXS;
+        if (p->n_expert == 8) t = SM_TYPE_Q5_K;
+        else if (ft == FT_IQ1_S || ft == FT_IQ1_M) t = SM_TYPE_IQ2_XXS;
         else if (s_or_m) t = SM_TYPE_IQ3_S;
     }
     return t;
 }
 
-/* llama_tensor_get_type_impl for the supported ftypes (dense models; MXFP4_MOE's expert rule) */
-static sm_type mixture_type(sm_recipe_plan *p, sm_type t, category cat, int64_t row_len, bool experts) {
+/* The layer a feed-forward rule looks at (llama-quant.cpp's layer_info): the running counter in a
+ * dense model; in a mixture of experts the block number in the name (-1 with an error when there
+ * is none in [0, n_layer)). */
+static int ffn_layer(const sm_recipe_plan *p, int counter, const char *name) {
+    if (p->n_expert <= 1) return counter;
+    int layer = -1;
+    if (sscanf(name, "blk.%d.", &layer) != 1) {
+        sm_error("tensor %s: cannot tell its layer (blk.N.) for the expert-model rules", name);
+        return -1;
+    }
+    if (layer < 0 || layer >= p->n_layer) {
+        sm_error("tensor %s: layer %d outside [0, %d) (block_count)", name, layer, p->n_layer);
+        return -1;
+    }
+    return layer;
+}
+
+/* attn_output in the k-quant and i-quant recipes whose 8-expert models get Q5_K there */
+static bool moe8_attn_output_q5k(int ft) {
+    return ft == FT_Q2_K || ft == FT_IQ3_XS || ft == FT_IQ3_XXS || ft == FT_Q3_K_S || ft == FT_Q3_K_M ||
+           ft == FT_IQ4_NL || ft == FT_Q4_K_S || ft == FT_Q4_K_M || ft == FT_IQ3_S || ft == FT_IQ3_M || ft == FT_IQ4_XS;
+}
+
+/* llama_tensor_get_type_impl for the supported ftypes, dense and mixture-of-experts models
+ * (p->n_expert; `experts`: a 3-D tensor with more than one expert, for MXFP4_MOE). Returns
+ * SM_TYPE_INVALID (sm_error) where llama.cpp refuses the tensor. */
+static sm_type mixture_type(sm_recipe_plan *p, sm_type t, category cat, const char *name, int64_t row_len,
+                            bool experts) {
     const int ft = p->recipe->ftype;
     const int64_t n_gqa = p->n_head_kv ? p->n_head / p->n_head_kv : 1;
     if (cat == CAT_OUTPUT || (p->tied_embeddings && cat == CAT_TOKEN_EMBD)) {
@@ -223,21 +259,25 @@ static sm_type mixture_type(sm_recipe_plan *p, sm_type t, category cat, int64_t 
             t = SM_TYPE_Q6_K;
         else if (ft == FT_Q4_K_S && p->i_attention_wv < 4) t = SM_TYPE_Q5_K;
         if (p->llama_70b && (t == SM_TYPE_Q3_K || t == SM_TYPE_Q4_K)) t = SM_TYPE_Q5_K;
+        if (p->n_expert == 8) t = SM_TYPE_Q8_0;
         p->i_attention_wv++;
         return t;
     }
     if (cat == CAT_ATTN_K || cat == CAT_ATTN_Q) {
-        if (ft == FT_IQ3_XS) t = SM_TYPE_IQ3_XXS;
+        if (cat == CAT_ATTN_K && p->n_expert == 8) t = SM_TYPE_Q8_0;
+        else if (ft == FT_IQ3_XS) t = SM_TYPE_IQ3_XXS;
         else if (ft == FT_IQ3_XXS) t = SM_TYPE_IQ2_S;
         return t;
     }
     if (cat == CAT_FFN_DOWN) {
-        const int i_layer = p->i_ffn_down, n_layer = p->n_layer;
+        const int i_layer = ffn_layer(p, p->i_ffn_down, name), n_layer = p->n_layer;
+        if (i_layer < 0) return SM_TYPE_INVALID;
         if (ft == FT_Q2_K) t = SM_TYPE_Q3_K;
         else if (ft == FT_Q2_K_S) { if (i_layer < n_layer / 8) t = SM_TYPE_Q4_K; }
         else if (ft == FT_IQ3_XXS && !p->has_imatrix) t = i_layer < n_layer / 8 ? SM_TYPE_Q4_K : SM_TYPE_Q3_K;
         else if (ft == FT_Q3_K_M) t = i_layer < n_layer / 16 ? SM_TYPE_Q5_K : SM_TYPE_Q4_K;
-        else if (ft == FT_IQ3_M && i_layer < n_layer / 8) t = SM_TYPE_Q4_K;
+        else if (ft == FT_IQ3_M && (i_layer < n_layer / 8 || (p->n_expert == 8 && use_more_bits(i_layer, n_layer))))
+            t = SM_TYPE_Q4_K;
         else if (ft == FT_Q3_K_L) t = SM_TYPE_Q5_K;
         else if (ft == FT_Q4_K_M) { if (use_more_bits(i_layer, n_layer)) t = SM_TYPE_Q6_K; }
         else if (i_layer < n_layer / 8 && (ft == FT_IQ4_NL || ft == FT_IQ4_XS) && !p->has_imatrix) t = SM_TYPE_Q5_K;
@@ -249,6 +289,7 @@ static sm_type mixture_type(sm_recipe_plan *p, sm_type t, category cat, int64_t 
         return t;
     }
     if (cat == CAT_ATTN_OUTPUT) {
+        if (p->n_expert == 8) return moe8_attn_output_q5k(ft) ? SM_TYPE_Q5_K : t;
         if (ft == FT_Q2_K) t = SM_TYPE_Q3_K;
         else if (ft == FT_IQ3_XXS) t = SM_TYPE_IQ3_S;
         else if (ft == FT_Q3_K_M) t = SM_TYPE_Q4_K;
@@ -263,9 +304,11 @@ static sm_type mixture_type(sm_recipe_plan *p, sm_type t, category cat, int64_t 
         return t;
     }
     if (cat == CAT_FFN_GATE || cat == CAT_FFN_UP) {
-        int *i_layer = cat == CAT_FFN_GATE ? &p->i_ffn_gate : &p->i_ffn_up;
-        if (ft == FT_IQ3_XS && *i_layer >= p->n_layer / 8 && *i_layer < 7 * p->n_layer / 8) t = SM_TYPE_IQ3_XXS;
-        (*i_layer)++;
+        int *counter = cat == CAT_FFN_GATE ? &p->i_ffn_gate : &p->i_ffn_up;
+        const int i_layer = ffn_layer(p, *counter, name);
+        if (i_layer < 0) return SM_TYPE_INVALID;
+        if (ft == FT_IQ3_XS && i_layer >= p->n_layer / 8 && i_layer < 7 * p->n_layer / 8) t = SM_TYPE_IQ3_XXS;
+        (*counter)++;
     }
     return t;
 }
@@ -309,7 +352,8 @@ sm_type sm_recipe_tensor_type(sm_recipe_plan *p, const char *name, int n_dims, c
             break;
         }
     }
-    if (!manual && !p->pure) t = mixture_type(p, t, cat, row_len, n_dims == 3 && shape[0] > 1);
+    if (!manual && !p->pure) t = mixture_type(p, t, cat, name, row_len, n_dims == 3 && shape[0] > 1);
+    if (t == SM_TYPE_INVALID) return t;
     sm_type f = fallback_type(t, row_len);
     if (f != t) {
         p->n_fallback++;
