@@ -105,7 +105,7 @@ static int apply_recipe(const cv_source *s, const sm_quantize_opts *q, cv_plan *
     rc = cv_recipe_configure(&rp, q);
     for (size_t i = 0; !rc && i < p->n; i++) {
         cv_item *it = &p->items[i];
-        if (!it->src) continue; /* generated tensors stay F32 */
+        if (!it->src && !it->n_experts) continue; /* generated tensors stay F32 */
         bool fb = false;
         sm_type t = sm_recipe_tensor_type(&rp, it->name, it->n_dims, it->shape, SM_TYPE_F32, &fb);
         p->n_fallback += fb;

@@ -16,7 +16,7 @@ post_attention_layernorm, block_sparse_moe.gate [experts, hidden], block_sparse_
 w2, w3} (w1 gate, w3 up [96, 64], w2 down [64, 96]).
 
 Qwen3-MoE (Qwen3MoeForCausalLM, Qwen3-30B-A3B's config keys, sizes shrunk): hidden 64, 4 heads of
-head_dim 32, 2 KV heads, 2 layers, 8 experts of moe_intermediate_size 48, 2 used per token,
+head_dim 32, 2 KV heads, 2 layers, 8 experts of moe_intermediate_size 64, 2 used per token,
 norm_topk_prob true, intermediate_size 96 (unused: every layer is sparse), rope theta 1e6, eps
 1e-6, untied lm_head, the 679-token Qwen2 BPE tokenizer of tests/data/bpe-qwen2. Per layer
 (modeling_qwen3_moe.py): input_layernorm, self_attn.{q,k,v,o}_proj, self_attn.{q,k}_norm,
@@ -42,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ARCHS = {
     "mixtral": dict(hidden=64, heads=4, kv=2, hd=16, ff=96, ff_exp=96, layers=2, vocab=2048, experts=4, used=2,
                     theta=1e6, eps=1e-5, qk_norm=False, norm_topk=True),
-    "qwen3moe": dict(hidden=64, heads=4, kv=2, hd=32, ff=96, ff_exp=48, layers=2, vocab=679, experts=8, used=2,
+    "qwen3moe": dict(hidden=64, heads=4, kv=2, hd=32, ff=96, ff_exp=64, layers=2, vocab=679, experts=8, used=2,
                      theta=1e6, eps=1e-6, qk_norm=True, norm_topk=True),
 }
 

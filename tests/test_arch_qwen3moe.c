@@ -1,6 +1,6 @@
 /* test_arch_qwen3moe.c - Qwen3-MoE (Qwen3MoeForCausalLM) end to end through the architecture table:
  * a tiny mixture of experts (tests/testlib.c tl_make_qwen3moe_tiny: 2 layers of 8 experts of
- * moe_intermediate_size 48, 2 used per token, norm_topk_prob, per-head q/k norms, Qwen3-30B-A3B's
+ * moe_intermediate_size 64, 2 used per token, norm_topk_prob, per-head q/k norms, Qwen3-30B-A3B's
  * config keys and HF names mlp.gate / mlp.experts.E.{gate,up,down}_proj, the 679-token Qwen2 BPE
  * tokenizer) against the torch reference of scripts/make_moe_reference.py (tests/data/qwen3moe-tiny/,
  * written from transformers' modeling_qwen3_moe.py):
@@ -26,7 +26,7 @@ static void check_gguf(const char *path, bool f32);
 static const ta_arch QWEN3MOE = {"qwen3moe", QW3_VOCAB, tl_make_qwen3moe_tiny, check_gguf, 0.04, 0.25};
 
 /* sha256 of the data section of llama.cpp's convert_hf_to_gguf.py --outtype f32 output for the fixture */
-#define LLAMA_CPP_F32_DATA_SHA256 "44bd01f65e42e4e402e84643714c838f1efb7aeef68081f7aeb55bf02cf3a46d"
+#define LLAMA_CPP_F32_DATA_SHA256 "1b4248e2c52082e6d9907fe133c1ec087a7050d7740b0e3e53824541e1102b7f"
 
 static void check_gguf(const char *path, bool f32) {
     sm_gguf *g = NULL;
@@ -44,7 +44,7 @@ static void check_gguf(const char *path, bool f32) {
                              QW3_HD, 0, Q3M_FF_EXP};
     ta_check_key_order(g, KEYS, VALS, sizeof KEYS / sizeof KEYS[0], f32);
     s = sm_gguf_get_str(g, "general.size_label");
-    CHECK_MSG(s && !strcmp(s, "8x156K"), "size label %s", s ? s : "(none)");
+    CHECK_MSG(s && !strcmp(s, "8x162K"), "size label %s", s ? s : "(none)");
     CHECK(sm_gguf_n_tensors(g) == (size_t)(3 + QW_LAYERS * 12));
     static const char *const ORDER[] = {"output.weight", "token_embd.weight", "blk.0.attn_norm.weight", "blk.0.ffn_down_exps.weight",
                                         "blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight",
@@ -79,7 +79,7 @@ static void refusals(void) {
                       "\"norm_topk_prob\" is false or absent");
     ta_refused_config(&QWEN3MOE, "qwen3moe-dense", "s/\"mlp_only_layers\": \\[\\]/\"mlp_only_layers\": [1]/",
                       "make some layers dense");
-    ta_refused_config(&QWEN3MOE, "qwen3moe-noff", "s/\"moe_intermediate_size\": 48,//", "missing \"moe_intermediate_size\"");
+    ta_refused_config(&QWEN3MOE, "qwen3moe-noff", "s/\"moe_intermediate_size\": 64,//", "missing \"moe_intermediate_size\"");
 }
 
 static void llama_cpp(void) {

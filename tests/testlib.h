@@ -149,7 +149,7 @@ const char *tl_make_gemma3_tiny(bool vlm);
  * (Qwen3MoeForCausalLM: q/k norms, mlp.gate, mlp.experts.E.{gate,up,down}_proj; Q3M_EXPERTS
  * experts of moe_intermediate_size Q3M_FF_EXP, MX_USED used, norm_topk_prob, untied lm_head, the
  * 679-token Qwen2 BPE tokenizer). NULL on failure. */
-enum { MX_EXPERTS = 4, MX_USED = 2, Q3M_EXPERTS = 8, Q3M_FF_EXP = 48 };
+enum { MX_EXPERTS = 4, MX_USED = 2, Q3M_EXPERTS = 8, Q3M_FF_EXP = 64 };
 const char *tl_make_mixtral_tiny(void);
 const char *tl_make_qwen3moe_tiny(void);
 /* Write bytes to a file; 0 on success. */
