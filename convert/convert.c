@@ -14,7 +14,7 @@
 #define GGML_QUANT_VERSION 2
 
 void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts *o, sm_meta *w) {
-    char label[32];
+    char label[48];
     sm_meta_set_str(w, "general.architecture", s->hp.arch);
     if (s->longrope[0]) { /* Phi3MiniModel writes it while preparing the tensors, before general.type */
         char k[64];
@@ -23,7 +23,26 @@ void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts
     }
     sm_meta_set_str(w, "general.type", "model");
     sm_meta_set_str(w, "general.name", s->name);
-    cv_size_label(p->n_params, label, sizeof label);
+    /* gguf-py's size_label: with expert stacks (*_exps.), "<experts>x<shared + one expert's params>" */
+    int64_t shared = 0, per_expert = 0, expert_sum = 0, n_stacks = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        int64_t n = 1;
+        for (int d = 0; d < p->items[i].n_dims; d++) n *= p->items[i].shape[d];
+        if (strstr(p->items[i].name, "_exps.") && p->items[i].n_dims >= 3) {
+            per_expert += n / p->items[i].shape[0];
+            expert_sum += p->items[i].shape[0];
+            n_stacks++;
+        } else {
+            shared += n;
+        }
+    }
+    if (n_stacks) {
+        char sz[24];
+        cv_size_label(shared + per_expert, sz, sizeof sz);
+        snprintf(label, sizeof label, "%lldx%s", (long long)(expert_sum / n_stacks), sz);
+    } else {
+        cv_size_label(p->n_params, label, sizeof label);
+    }
     sm_meta_set_str(w, "general.size_label", label);
     sm_hparams_to_meta_ftype(&s->hp, p->ftype, w);
     sm_meta_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);

@@ -44,6 +44,10 @@ typedef struct cv_item {
     const sm_tensor *gptq[4];
     const sm_gptq_hf_config *gptq_cfg;
     float *owned_gen;       /* gen when the plan computed it for this item (a shifted norm): freed with the plan */
+    /* a stack of experts (ffn_*_exps, shape [n_experts, rows, cols]; src NULL): each expert's [rows, cols]
+     * tensor, written one after the other (plan.c keeps them) */
+    const sm_tensor *const *experts;
+    int64_t n_experts;
 } cv_item;
 
 typedef struct cv_plan {
@@ -56,6 +60,7 @@ typedef struct cv_plan {
     int ftype;              /* general.file_type */
     struct sm_imatrix *im;  /* loaded --imatrix (owned) */
     int64_t n_fallback;     /* recipe fallbacks */
+    const sm_tensor **expert_src; /* SM_FEAT_MOE: [n_layer][3 stacks][n_expert] source tensors of the stacks */
 } cv_plan;
 
 /* Types from o->outtype ("f32", "f16", "bf16", "q8_0", "auto" or NULL = auto), or from the

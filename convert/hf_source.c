@@ -19,14 +19,22 @@ struct sm_hf_source {
     sm_tensor *views; /* per item: name, type, shape; data NULL */
 };
 
+/* The next source tensor after tensor e of item *i (an expert stack has n_experts): its index in the
+ * item, *i moved on past a finished item. */
+static size_t it_next(const cv_item *it, size_t e, size_t *i) {
+    if (it->n_experts && (int64_t)e + 1 < it->n_experts) return e + 1;
+    ++*i;
+    return 0;
+}
+
 /* smelt convert refuses NaN/Inf weights (unless --allow-nonfinite) before it writes anything:
  * the same check here, over every tensor before any work, in bounded pieces whose pages are
  * handed back as they are checked. */
 static int check_finite(const sm_hf_source *h, const char *dir) {
     if (sm_allow_nonfinite()) return 0;
-    for (size_t i = 0; i < h->p.n; i++) {
+    for (size_t i = 0, e = 0; i < h->p.n; e = it_next(&h->p.items[i], e, &i)) {
         const cv_item *it = &h->p.items[i];
-        const sm_tensor *t = it->src;
+        const sm_tensor *t = it->n_experts ? it->experts[e] : it->src;
         if (!t || it->gptq[0] || sm_type_get(t->type)->quantized || !t->data) continue;
         const size_t es = sm_type_get(t->type)->block_bytes;
         const int64_t n = (int64_t)(t->nbytes / es), piece = (int64_t)(((uint64_t)16 << 20) / es);
@@ -110,6 +118,15 @@ void sm_hf_source_set_quantized_metadata(const sm_hf_source *h, sm_meta *w, uint
 static int converted_rows(const sm_hf_source *h, const cv_item *it, int64_t r0, int64_t n, int64_t n_rows, int64_t elems,
                           uint8_t *dst) {
     const uint64_t out_row = sm_type_row_bytes(it->type, elems);
+    if (it->n_experts) { /* a stack: row r is expert r's whole matrix */
+        for (int64_t r = 0; r < n; r++) {
+            cv_item one = *it;
+            one.n_experts = 0;
+            one.src = it->experts[r0 + r];
+            if (converted_rows(h, &one, 0, 1, 1, elems, dst + (uint64_t)r * out_row)) return -1;
+        }
+        return 0;
+    }
     if (!it->src) { /* generated (F32) */
         memcpy(dst, (const uint8_t *)it->gen + (uint64_t)r0 * out_row, (size_t)(out_row * (uint64_t)n));
         return 0;

@@ -105,7 +105,7 @@ static int apply_recipe(const cv_source *s, const sm_quantize_opts *q, cv_plan *
     rc = cv_recipe_configure(&rp, q);
     for (size_t i = 0; !rc && i < p->n; i++) {
         cv_item *it = &p->items[i];
-        if (!it->src) continue; /* generated tensors stay F32 */
+        if (!it->src && !it->n_experts) continue; /* generated tensors stay F32 */
         bool fb = false;
         sm_type t = sm_recipe_tensor_type(&rp, it->name, it->n_dims, it->shape, SM_TYPE_F32, &fb);
         p->n_fallback += fb;
@@ -130,8 +130,107 @@ static int apply_recipe(const cv_source *s, const sm_quantize_opts *q, cv_plan *
     return rc;
 }
 
+/* ---- mixtures of experts: one GGUF tensor [n_expert, rows, cols] per layer and matrix, stacked from
+ * the experts' own tensors. As llama.cpp's converters do (LlamaModel / Qwen2MoeModel.modify_tensors),
+ * a layer's three stacks come out where the last of its expert tensors is in the checkpoint's order,
+ * in the order of their HF names (w1, w2, w3; down_proj, gate_proj, up_proj). Only the sources are
+ * recorded here: the writer streams them one after the other (bounded by its chunk buffers). */
+
+typedef struct moe_plan {
+    sm_moe_stack rows[3]; /* the model's stacks, in HF-name order */
+    int64_t *seen;        /* per layer: expert tensors seen */
+} moe_plan;
+
+static int moe_begin(const sm_hparams *hp, cv_plan *p, moe_plan *mp) {
+    if (!(hp->features & SM_FEAT_MOE)) return 0;
+    if (sm_moe_stacks(hp, mp->rows)) return -1;
+    mp->seen = calloc((size_t)hp->n_layer, sizeof *mp->seen);
+    p->expert_src = calloc((size_t)(hp->n_layer * 3 * hp->n_expert), sizeof *p->expert_src);
+    return mp->seen && p->expert_src ? 0 : sm_error("out of memory");
+}
+
+/* The HF name of expert e of stack row r in layer l. */
+static void expert_hf_name(const sm_moe_stack *r, int64_t l, int64_t e, char *out, size_t cap) {
+    const char *star = strchr(r->hf, '*');
+    snprintf(out, cap, "model.layers.%lld.%.*s%lld%s.weight", (long long)l, (int)(star - r->hf), r->hf, (long long)e,
+             star + 1);
+}
+
+/* Checkpoint tensor t is expert (flags >> SM_MAP_EXPERT_SHIFT) of the stack `gguf`: recorded; the
+ * layer's last one emits its three stacks. */
+static int moe_add(const cv_source *s, const sm_convert_opts *o, cv_plan *p, moe_plan *mp, const sm_tensor *t,
+                   const char *gguf, int flags, expected *exp, size_t n_exp) {
+    const sm_hparams *hp = &s->hp;
+    const char *path = s->ckpt->path;
+    const int64_t NE = hp->n_expert, e = flags >> SM_MAP_EXPERT_SHIFT;
+    long long l = -1;
+    int k = -1, off = 0;
+    if (sscanf(gguf, "blk.%lld.%n", &l, &off) != 1 || l < 0 || l >= hp->n_layer) return sm_error("internal: %s", gguf);
+    for (int i = 0; i < 3; i++)
+        if (!strncmp(gguf + off, mp->rows[i].gguf, strlen(mp->rows[i].gguf)) &&
+            !strcmp(gguf + off + strlen(mp->rows[i].gguf), ".weight"))
+            k = i;
+    if (k < 0) return sm_error("internal: %s is no expert stack", gguf);
+    const sm_moe_stack *r = &mp->rows[k];
+    const sm_tensor **slot = &p->expert_src[(l * 3 + k) * NE + e];
+    if (*slot) return sm_error("%s: tensors \"%s\" and \"%s\" are both expert %lld of %s", path, (*slot)->name, t->name,
+                               (long long)e, gguf);
+    const int64_t rows = r->rows, cols = r->cols;
+    char b1[96], b2[96];
+    if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return sm_error("%s: tensor \"%s\" has shape %s, but the configuration implies %s", path, t->name,
+                        sm_shape_str(t, b1, sizeof b1), shape_of(2, (const int64_t[SM_MAX_DIMS]){rows, cols}, b2, sizeof b2));
+    if (!convertible(t->type))
+        return sm_error("%s: tensor \"%s\" has dtype %s; only floating-point weights can be converted", path, t->name,
+                        sm_type_name(t->type));
+    if (t->nbytes != (uint64_t)sm_tensor_nelements(t) * sm_type_get(t->type)->block_bytes)
+        return sm_error("%s: tensor \"%s\": %llu bytes of data for %s %s", path, t->name, (unsigned long long)t->nbytes,
+                        sm_type_name(t->type), sm_shape_str(t, b1, sizeof b1));
+    if (o->n_loras && sm_lora_touches(o->loras, o->n_loras, t->name))
+        return sm_error("%s: tensor \"%s\": LoRA adapters on expert tensors are not supported", path, t->name);
+    *slot = t;
+    p->bytes_in += t->nbytes;
+    if (++mp->seen[l] < 3 * NE) return 0;
+    for (int i = 0; i < 3; i++) {
+        cv_item *it = &p->items[p->n];
+        snprintf(it->name, sizeof it->name, "blk.%lld.%s.weight", l, mp->rows[i].gguf);
+        expected key;
+        snprintf(key.name, sizeof key.name, "%s", it->name);
+        expected *x = bsearch(&key, exp, n_exp, sizeof *exp, cmp_expected);
+        if (!x) return sm_error("internal: %s is not expected", it->name);
+        it->experts = &p->expert_src[(l * 3 + i) * NE];
+        x->seen_as = it->experts[0]->name;
+        it->n_experts = NE;
+        it->n_dims = 3;
+        it->shape[0] = NE;
+        it->shape[1] = mp->rows[i].rows;
+        it->shape[2] = mp->rows[i].cols;
+        it->type = item_type(it->name, 3, it->shape[2], p->outtype, 0);
+        finish_item(p, it);
+        p->n++;
+    }
+    return 0;
+}
+
+/* Every expert of every layer present (the first missing one named). */
+static int moe_check(const cv_source *s, const cv_plan *p, const moe_plan *mp) {
+    const sm_hparams *hp = &s->hp;
+    for (int64_t l = 0; mp->seen && l < hp->n_layer; l++)
+        for (int k = 0; k < 3 && mp->seen[l] < 3 * hp->n_expert; k++)
+            for (int64_t e = 0; e < hp->n_expert; e++)
+                if (!p->expert_src[(l * 3 + k) * hp->n_expert + e]) {
+                    char hf[160];
+                    expert_hf_name(&mp->rows[k], l, e, hf, sizeof hf);
+                    return sm_error("%s: missing tensor \"%s\" (expert %lld of blk.%lld.%s.weight)", s->ckpt->path, hf,
+                                    (long long)e, (long long)l, mp->rows[k].gguf);
+                }
+    return 0;
+}
+
 int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
     memset(p, 0, sizeof *p);
+    moe_plan mp;
+    memset(&mp, 0, sizeof mp);
     const sm_hparams *hp = &s->hp;
     const sm_ckpt *c = s->ckpt;
     p->outtype = resolve_outtype(s, o->quant ? "f32" : o->outtype);
@@ -190,6 +289,7 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
         finish_item(p, it);
     }
 
+    if (moe_begin(hp, p, &mp)) goto fail;
     char b1[96], b2[96];
     for (size_t i = 0; i < c->n_tensors; i++) {
         const sm_tensor *t = &c->tensors[i];
@@ -204,6 +304,10 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
                 goto fail;
             }
             if (cv_gptq_plan_item(s, t, p->outtype, it, &flags)) goto fail;
+            if (flags & SM_MAP_EXPERT) {
+                sm_error("%s: tensor \"%s\": GPTQ-quantized experts are not supported", c->path, t->name);
+                goto fail;
+            }
         } else if (s->llama2c) {
             snprintf(it->name, sizeof it->name, "%s", t->name); /* already GGUF names and layout */
         } else {
@@ -214,6 +318,13 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
             }
             if (r == 0) {
                 n_vision += sm_is_vision_tensor(hp, t->name);
+                continue;
+            }
+            if (flags & SM_MAP_EXPERT) {
+                char stack[64];
+                snprintf(stack, sizeof stack, "%s", it->name);
+                it->name[0] = 0; /* the slot takes the stacks (or the next tensor) */
+                if (moe_add(s, o, p, &mp, t, stack, flags, exp, n_exp)) goto fail;
                 continue;
             }
         }
@@ -311,6 +422,7 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
         finish_item(p, it);
         p->n++;
     }
+    if (moe_check(s, p, &mp)) goto fail;
     for (size_t i = 0; i < n_exp; i++)
         if (!exp[i].seen_as) {
             char hf[96];
@@ -334,6 +446,7 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
         fprintf(stderr, "note: %s: %zu vision-tower / projector tensors skipped: the GGUF holds the text model "
                         "(llama.cpp keeps the vision part in a separate mmproj file)\n", c->path, n_vision);
     free(exp);
+    free(mp.seen);
     if (o->quant && apply_recipe(s, o->quant, p)) {
         cv_plan_free(p);
         return -1;
@@ -343,6 +456,7 @@ oom:
     sm_error("out of memory");
 fail:
     free(exp);
+    free(mp.seen);
     cv_plan_free(p);
     return -1;
 }
@@ -355,5 +469,6 @@ void cv_plan_free(cv_plan *p) {
     for (size_t i = 0; p->items && i < p->n; i++) free(p->items[i].owned_gen);
     free(p->items);
     free(p->rope_freqs);
+    free(p->expert_src);
     memset(p, 0, sizeof *p);
 }

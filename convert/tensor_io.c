@@ -276,6 +276,21 @@ static int check_finite(const sm_tensor *t, int64_t first, int64_t n, int64_t ro
 }
 
 int cv_write_item(cv_io *io, const cv_item *it) {
+    if (it->n_experts) { /* a stack: each expert's matrix in turn, as a tensor of its own */
+        cv_item one = *it;
+        one.experts = NULL;
+        one.n_experts = 0;
+        one.n_dims = 2;
+        one.shape[0] = it->shape[1];
+        one.shape[1] = it->shape[2];
+        one.shape[2] = 0;
+        one.nbytes = it->nbytes / (uint64_t)it->n_experts;
+        for (int64_t e = 0; e < it->n_experts; e++) {
+            one.src = it->experts[e];
+            if (cv_write_item(io, &one)) return -1;
+        }
+        return 0;
+    }
     if (!it->src) /* generated: F32 already */
         return push(io, (job){.data = (const uint8_t *)it->gen, .n = it->nbytes, .buf = -1}) ? writer_error(io) : 0;
     if (it->gptq[0]) { /* a GPTQ linear: decoded whole (one tensor's bytes at a time) */

@@ -125,6 +125,7 @@ typedef enum sm_block_opcode {
     SM_OP_ATTENTION, /* dst[0] = causal attention of Q over the cache (scale, soft-cap, the layer's window) */
     SM_OP_ADD,       /* dst[0] += src */
     SM_OP_GLU,       /* dst[0] = act(dst[0]) * src (act: the description's) */
+    SM_OP_MOE,       /* dst[0] += the routed experts' weighted SwiGLU of src (SM_FEAT_MOE; CPU only) */
 } sm_block_opcode;
 
 #define SM_BLOCK_MAX_OPS 24

@@ -48,6 +48,12 @@ static const sm_arch_info ARCHS[] = {
      SM_KEYS_GEMMA3},
     {"Gemma3ForConditionalGeneration", "gemma3", SM_ROPE_NEOX, false, false, false, NULL, false, false, 131072, NULL,
      GEMMA3_FEATURES | SM_FEAT_VLM_TEXT, SM_KEYS_GEMMA3},
+    /* mixtures of experts: Mixtral (conversion/llama.py LlamaModel: GGUF llama with expert counts) and
+     * Qwen3-MoE (conversion/qwen.py Qwen3MoeModel, Qwen2MoeModel's keys) */
+    {"MixtralForCausalLM", "llama", SM_ROPE_NORM, true, true, false, NULL, false, true, 131072, "llama-bpe",
+     SM_FEAT_MOE | SM_FEAT_MOE_BSM, SM_KEYS_TEXT},
+    {"Qwen3MoeForCausalLM", "qwen3moe", SM_ROPE_NEOX, false, false, false, "attention_bias", false, true, 32768, "qwen2",
+     SM_FEAT_QK_NORM | SM_FEAT_MOE, SM_KEYS_QWEN_MOE},
     {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, 0, SM_KEYS_TEXT},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
@@ -272,6 +278,34 @@ static int gemma3_extras(const cJSON *cfg, const char *path, sm_hparams *hp) {
     return 0;
 }
 
+/* A mixture of experts (transformers' MixtralConfig / Qwen3MoeConfig; the counts under the names
+ * convert_hf_to_gguf.py's TextModel looks for). llama.cpp's llama and qwen3moe graphs always
+ * renormalise the chosen experts' weights and make every layer sparse: a config that says otherwise
+ * is refused rather than run differently from llama.cpp. */
+#define MAX_EXPERTS 512 /* LLAMA_MAX_EXPERTS */
+static int moe_extras(const sm_arch_info *a, const cJSON *cfg, const char *path, sm_hparams *hp) {
+    const char *ne_key = cJSON_GetObjectItemCaseSensitive(cfg, "num_local_experts") ? "num_local_experts" : "num_experts";
+    if (need_int(cfg, path, ne_key, 1, MAX_EXPERTS, &hp->n_expert)) return -1;
+    hp->n_expert_used = 2;
+    if (get_int(cfg, path, "num_experts_per_tok", 1, hp->n_expert, &hp->n_expert_used) < 0) return -1;
+    hp->n_ff_exp = hp->n_ff;
+    if (a->gguf_keys != SM_KEYS_QWEN_MOE) return 0;
+    if (need_int(cfg, path, "moe_intermediate_size", 1, MAX_DIM, &hp->n_ff_exp)) return -1;
+    bool norm = false;
+    if (get_bool(cfg, path, "norm_topk_prob", &norm) < 0) return -1;
+    if (!norm)
+        return sm_error("%s: \"norm_topk_prob\" is false or absent; llama.cpp's qwen3moe graph always renormalises the "
+                        "chosen experts' weights (only norm_topk_prob true is supported)", path);
+    int64_t step = 1;
+    if (get_int(cfg, path, "decoder_sparse_step", 1, 65536, &step) < 0) return -1;
+    const cJSON *mlp_only = cJSON_GetObjectItemCaseSensitive(cfg, "mlp_only_layers");
+    if (step != 1 || (mlp_only && !cJSON_IsNull(mlp_only) && (!cJSON_IsArray(mlp_only) || cJSON_GetArraySize(mlp_only))))
+        return sm_error("%s: \"decoder_sparse_step\" / \"mlp_only_layers\" make some layers dense; llama.cpp's qwen3moe "
+                        "makes every layer a mixture of experts (only decoder_sparse_step 1 without mlp_only_layers "
+                        "is supported)", path);
+    return 0;
+}
+
 /* A multimodal config's text_config over its top level (TextModel.__init__), and the defaults
  * of transformers' Gemma3TextConfig for the sizes a Gemma 3 config may leave out. */
 static cJSON *text_config(cJSON *cfg) {
@@ -433,6 +467,7 @@ static int from_config(const cJSON *cfg, const char *path, sm_hparams *hp) {
         return sm_error("%s: rope scaling \"longrope\" is not supported for %s (only Phi3ForCausalLM, as llama.cpp)",
                         path, a->hf_name);
     if (a->gguf_keys == SM_KEYS_PHI3 && phi3_extras(cfg, path, hp)) return -1;
+    if ((a->features & SM_FEAT_MOE) && moe_extras(a, cfg, path, hp)) return -1;
     if (a->gguf_keys == SM_KEYS_GEMMA3) return gemma3_extras(cfg, path, hp);
     if (a->gguf_keys == SM_KEYS_GEMMA2) return gemma2_extras(cfg, path, hp);
     return a->sliding_window_key ? sliding_window_extras(cfg, path, hp) : 0;

@@ -67,6 +67,10 @@ static const sm_weight *linear(const sm_layer_weights *L, sm_linear which) {
 static int check(const sm_model *m, int64_t layer, sm_linear which) {
     if (layer < 0 || layer >= m->hp.n_layer) return sm_error("layer %lld out of range", (long long)layer);
     if ((int)which < 0 || which >= SM_LIN_COUNT) return sm_error("no such linear (%d)", (int)which);
+    if ((m->hp.features & SM_FEAT_MOE) && sm_linear_input_of(which) >= SM_IN_FFN)
+        return sm_error("layer %lld: %s: the model's FFN is a mixture of experts (ffn_gate_inp and the stacked "
+                        "ffn_*_exps), it has no dense %s", (long long)layer, sm_linear_gguf_name(which),
+                        sm_linear_gguf_name(which));
     return 0;
 }
 
@@ -113,6 +117,7 @@ int sm_model_eval_block(const sm_model *m, sm_context *c, int64_t layer, const s
     if (ov)
         for (int i = 0; i < SM_LIN_COUNT; i++)
             if (ov->w[i]) {
+                if (check(m, layer, (sm_linear)i)) return -1;
                 sm_weight *w = (sm_weight *)linear(&L, (sm_linear)i);
                 *w = (sm_weight){SM_TYPE_F32, ov->w[i], sizeof(float) * (size_t)w->cols, w->rows, w->cols};
             }

@@ -107,6 +107,10 @@ void sm_block_desc_build(const sm_model *m, sm_block_desc *d) {
     /* feed-forward */
     norm(&b, SM_BUF_X, SM_BUF_XN, SM_CT_FFN_NORM);
     observe(&b, SM_BUF_XN, SM_IN_FFN);
+    if (hp->features & SM_FEAT_MOE) { /* router, top-k, the experts' SwiGLU, into x (model/moe.c) */
+        simple(&b, SM_OP_MOE, SM_BUF_XN, SM_BUF_X);
+        return;
+    }
     linear(&b, SM_BUF_XN, 2, (const int[]){SM_BUF_GATE, SM_BUF_UP}, (const int[]){SM_CT_GATE, SM_CT_UP},
            (const int[]){SM_CT_BGATE, SM_CT_BUP}, false);
     simple(&b, SM_OP_GLU, SM_BUF_UP, SM_BUF_GATE);
@@ -130,7 +134,8 @@ const char *sm_feature_name(unsigned bit) {
         {SM_FEAT_POST_NORMS, "post-attention / post-FFN norms"}, {SM_FEAT_SOFTCAP, "logit soft-capping"},
         {SM_FEAT_SWA, "sliding-window attention"}, {SM_FEAT_NORM_SHIFT, "(1 + w) norms"},
         {SM_FEAT_SWA_ROPE, "local rope base of the sliding layers"}, {SM_FEAT_VLM_TEXT, "vision-language text model"},
-        {SM_FEAT_SPM_NO_SPACE_PREFIX, "SentencePiece without space prefix"}};
+        {SM_FEAT_SPM_NO_SPACE_PREFIX, "SentencePiece without space prefix"}, {SM_FEAT_MOE, "mixture of experts"},
+        {SM_FEAT_MOE_BSM, "mixture of experts (Qwen3-MoE routing)"}};
     static _Thread_local char other[32];
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if (NAMES[i].bit == bit) return NAMES[i].name;

@@ -87,12 +87,13 @@ static int context_new(const sm_model *m, int64_t n_ctx, int64_t n_batch, int64_
     c->att = xalloc(ld * (size_t)m->q_dim, sizeof(float));
     c->k = xalloc(ld * (size_t)m->kv_dim, sizeof(float));
     c->v = xalloc(ld * (size_t)m->kv_dim, sizeof(float));
-    c->gate = xalloc(ld * (size_t)hp->n_ff, sizeof(float));
-    c->up = xalloc(ld * (size_t)hp->n_ff, sizeof(float));
+    const size_t ff = (size_t)(hp->n_ff_exp > hp->n_ff ? hp->n_ff_exp : hp->n_ff); /* a mixture's experts use them too */
+    c->gate = xalloc(ld * ff, sizeof(float));
+    c->up = xalloc(ld * ff, sizeof(float));
     c->logits_t = xalloc(ld * logit_rows, sizeof(float));
     c->ss = xalloc((size_t)n_batch, sizeof(double));
     if (!c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin || !c->x || !c->xn || !c->tmp || !c->q ||
-        !c->att || !c->k || !c->v || !c->gate || !c->up || !c->logits_t || !c->ss ||
+        !c->att || !c->k || !c->v || !c->gate || !c->up || !c->logits_t || !c->ss || sm_moe_context_alloc(c) ||
         (m->rope_freq_swa && (!c->rope_cos_swa || !c->rope_sin_swa))) {
         sm_context_free(c);
         return sm_error("out of memory for a context of %lld positions (KV cache %.1f MiB)", (long long)n_ctx,
@@ -132,6 +133,7 @@ int sm_context_new_on(const sm_model *m, sm_device device, int64_t n_ctx, int64_
 void sm_context_free(sm_context *c) {
     if (!c) return;
     sm_cuda_net_free(c->cuda);
+    sm_moe_context_free(c);
     void *bufs[] = {c->k_cache, c->v_cache, c->rope_cos, c->rope_sin, c->rope_cos_swa, c->rope_sin_swa, c->x, c->xn, c->tmp, c->q,
                     c->att, c->k, c->v, c->gate, c->up, c->logits_t, c->ss};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -304,6 +306,9 @@ static int block(sm_context *c, const sm_layer_weights *L, int64_t l, int64_t n,
             if (sm_attention(c, l, src, k, pos0 + col, dst)) return -1;
             break;
         case SM_OP_ADD: add_rows(c, dst, src, d->rows[o->dst[0]], k); break;
+        case SM_OP_MOE:
+            if ((rc = sm_moe_ffn(c, L, l, src, dst, k))) return rc;
+            break;
         case SM_OP_GLU: {
             const int64_t F = d->rows[o->dst[0]];
             if (d->act == SM_ACT_GELU_TANH) {
@@ -365,7 +370,7 @@ static int batch(sm_context *c, const int32_t *tokens, int64_t n, int64_t pos0, 
         }
     }
     /* without an observer the last layer carries only the tokens whose logits are wanted */
-    const int64_t last_from = c->obs ? 0 : !logits ? n : out_first < n ? out_first : n;
+    const int64_t last_from = c->obs || c->eobs ? 0 : !logits ? n : out_first < n ? out_first : n;
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const int rc = block(c, &m->layers[l], l, n, pos0, l == hp->n_layer - 1 ? last_from : 0);
         if (rc) return rc;

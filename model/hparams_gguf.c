@@ -21,7 +21,8 @@ typedef struct gguf_key { const char *suffix; key_type type; size_t off; } gguf_
 
 enum { K_CTX, K_EMBD, K_FF, K_LAYERS, K_HEADS, K_HEADS_KV, K_EPS, K_KEY_LEN, K_VALUE_LEN, K_ROPE_DIM, K_ROPE_BASE,
        K_SCALING_TYPE, K_SCALING_FACTOR, K_ORIG_CTX, K_YARN_EXT, K_YARN_ATTN, K_YARN_FAST, K_YARN_SLOW, K_VOCAB,
-       K_ATTN_CAP, K_FINAL_CAP, K_SWA, K_ROPE_BASE_SWA, K_ROT_DIM, K_FILE_TYPE /* general.file_type, where the converter class writes it */ };
+       K_ATTN_CAP, K_FINAL_CAP, K_SWA, K_ROPE_BASE_SWA, K_ROT_DIM, K_EXPERTS, K_EXPERTS_USED, K_EXPERT_FF,
+       K_FILE_TYPE /* general.file_type, where the converter class writes it */ };
 
 static const gguf_key KEYS[] = {
     [K_CTX] = U32("context_length", n_ctx_train),
@@ -48,6 +49,9 @@ static const gguf_key KEYS[] = {
     [K_SWA] = U32("attention.sliding_window", sliding_window),
     [K_ROPE_BASE_SWA] = F32("rope.freq_base_swa", rope_theta_swa),
     [K_ROT_DIM] = U32("rope.dimension_count", n_rot), /* Phi3MiniModel: partial rotary */
+    [K_EXPERTS] = U32("expert_count", n_expert),
+    [K_EXPERTS_USED] = U32("expert_used_count", n_expert_used),
+    [K_EXPERT_FF] = U32("expert_feed_forward_length", n_ff_exp),
     [K_FILE_TYPE] = {"general.file_type", KT_U32, 0},
 };
 
@@ -55,6 +59,7 @@ static const gguf_key KEYS[] = {
 typedef enum { W_ALWAYS, W_SCALED /* linear or yarn rope scaling */, W_YARN, W_YARN_EXT, W_YARN_ATTN, W_YARN_FAST,
                W_YARN_SLOW, W_HEAD_DIM /* head_dim given or not n_embd / n_head */, W_LLAMA /* LlamaModel keys */,
                W_FINAL_CAP /* final soft-capping set */, W_SWA_ROPE /* a local rope base */,
+               W_MOE /* a mixture of experts */,
                W_END } key_when;
 typedef struct key_use { int key; key_when when; } key_use;
 
@@ -63,8 +68,14 @@ static const key_use TEXT_KEYS[] = { /* TextModel + LlamaModel */
     {K_LAYERS, W_ALWAYS}, {K_CTX, W_ALWAYS}, {K_EMBD, W_ALWAYS}, {K_FF, W_ALWAYS}, {K_HEADS, W_ALWAYS},
     {K_HEADS_KV, W_ALWAYS}, {K_SCALING_TYPE, W_SCALED}, {K_SCALING_FACTOR, W_SCALED}, {K_ORIG_CTX, W_YARN},
     {K_YARN_EXT, W_YARN_EXT}, {K_YARN_ATTN, W_YARN_ATTN}, {K_YARN_FAST, W_YARN_FAST}, {K_YARN_SLOW, W_YARN_SLOW},
-    {K_ROPE_BASE, W_ALWAYS}, {K_EPS, W_ALWAYS}, {K_KEY_LEN, W_HEAD_DIM}, {K_VALUE_LEN, W_HEAD_DIM},
-    {K_FILE_TYPE, W_ALWAYS}, {K_VOCAB, W_LLAMA}, {K_ROPE_DIM, W_LLAMA}, {0, W_END}};
+    {K_ROPE_BASE, W_ALWAYS}, {K_EPS, W_ALWAYS}, {K_EXPERTS, W_MOE}, {K_EXPERTS_USED, W_MOE}, {K_KEY_LEN, W_HEAD_DIM},
+    {K_VALUE_LEN, W_HEAD_DIM}, {K_FILE_TYPE, W_ALWAYS}, {K_VOCAB, W_LLAMA}, {K_ROPE_DIM, W_LLAMA}, {0, W_END}};
+static const key_use QWEN_MOE_KEYS[] = { /* Qwen2MoeModel: TextModel's, then the expert FFN width */
+    {K_LAYERS, W_ALWAYS}, {K_CTX, W_ALWAYS}, {K_EMBD, W_ALWAYS}, {K_FF, W_ALWAYS}, {K_HEADS, W_ALWAYS},
+    {K_HEADS_KV, W_ALWAYS}, {K_SCALING_TYPE, W_SCALED}, {K_SCALING_FACTOR, W_SCALED}, {K_ORIG_CTX, W_YARN},
+    {K_YARN_EXT, W_YARN_EXT}, {K_YARN_ATTN, W_YARN_ATTN}, {K_YARN_FAST, W_YARN_FAST}, {K_YARN_SLOW, W_YARN_SLOW},
+    {K_ROPE_BASE, W_ALWAYS}, {K_EPS, W_ALWAYS}, {K_EXPERTS, W_MOE}, {K_EXPERTS_USED, W_MOE}, {K_KEY_LEN, W_HEAD_DIM},
+    {K_VALUE_LEN, W_HEAD_DIM}, {K_FILE_TYPE, W_ALWAYS}, {K_EXPERT_FF, W_MOE}, {0, W_END}};
 static const key_use PHI3_KEYS[] = { /* conversion/phi.py Phi3MiniModel */
     {K_CTX, W_ALWAYS}, {K_ORIG_CTX, W_ALWAYS}, {K_EMBD, W_ALWAYS}, {K_FF, W_ALWAYS}, {K_LAYERS, W_ALWAYS},
     {K_HEADS, W_ALWAYS}, {K_HEADS_KV, W_ALWAYS}, {K_EPS, W_ALWAYS}, {K_ROT_DIM, W_ALWAYS}, {K_ROPE_BASE, W_ALWAYS},
@@ -80,7 +91,8 @@ static const key_use GEMMA3_KEYS[] = { /* Gemma3Model: TextModel's (its later va
     {K_ROPE_BASE, W_ALWAYS}, {K_ROPE_BASE_SWA, W_SWA_ROPE}, {K_EPS, W_ALWAYS}, {K_KEY_LEN, W_ALWAYS},
     {K_VALUE_LEN, W_ALWAYS}, {K_FILE_TYPE, W_ALWAYS}, {K_FINAL_CAP, W_FINAL_CAP}, {K_SWA, W_ALWAYS}, {0, W_END}};
 static const key_use *const KEY_SETS[] = {[SM_KEYS_TEXT] = TEXT_KEYS, [SM_KEYS_PHI3] = PHI3_KEYS,
-                                          [SM_KEYS_GEMMA2] = GEMMA2_KEYS, [SM_KEYS_GEMMA3] = GEMMA3_KEYS};
+                                          [SM_KEYS_GEMMA2] = GEMMA2_KEYS, [SM_KEYS_GEMMA3] = GEMMA3_KEYS,
+                                          [SM_KEYS_QWEN_MOE] = QWEN_MOE_KEYS};
 
 static bool key_wanted(const sm_hparams *hp, key_when when) {
     bool yarn = !strcmp(hp->rope_scaling_type, "yarn");
@@ -96,6 +108,7 @@ static bool key_wanted(const sm_hparams *hp, key_when when) {
     case W_LLAMA: return hp->llama_keys;
     case W_FINAL_CAP: return hp->final_softcap > 0;
     case W_SWA_ROPE: return hp->rope_theta_swa > 0;
+    case W_MOE: return hp->n_expert > 0;
     case W_END: break;
     }
     return false;
@@ -142,6 +155,25 @@ static int get_float(const sm_gguf *g, const char *k, float *out) {
     double d;
     if (sm_gguf_get_f64(g, k, &d)) return -1;
     *out = (float)d;
+    return 0;
+}
+
+/* llama.cpp's expert keys: a llama file with expert_count > 0 is a Mixtral; qwen3moe needs them. The
+ * expert FFN width defaults as llama.cpp's loaders take it (llama: n_ff; qwen3moe: n_ff / used). */
+static int moe_from_gguf(const sm_gguf *g, sm_hparams *hp) {
+    char k[128];
+    const char *a = hp->arch;
+    const bool required = (hp->features & SM_FEAT_MOE) != 0;
+    if (!sm_gguf_find(g, key(k, sizeof k, a, "expert_count")) && !required) return 0;
+    if (get_dim(g, k, &hp->n_expert, true) || get_dim(g, key(k, sizeof k, a, "expert_used_count"), &hp->n_expert_used, true))
+        return -1;
+    if (hp->n_expert > 512 || hp->n_expert_used > hp->n_expert)
+        return sm_error("%s: %lld experts, %lld used per token: expected 1 <= used <= experts <= 512", sm_gguf_path(g),
+                        (long long)hp->n_expert, (long long)hp->n_expert_used);
+    hp->n_ff_exp = hp->gguf_keys == SM_KEYS_QWEN_MOE ? hp->n_ff / hp->n_expert_used : hp->n_ff;
+    if (get_dim(g, key(k, sizeof k, a, "expert_feed_forward_length"), &hp->n_ff_exp, false)) return -1;
+    if (hp->n_ff_exp <= 0) return sm_error("%s: expert feed-forward length is 0", sm_gguf_path(g));
+    hp->features |= SM_FEAT_MOE | (hp->gguf_keys == SM_KEYS_QWEN_MOE ? 0 : SM_FEAT_MOE_BSM);
     return 0;
 }
 
@@ -272,7 +304,7 @@ int sm_hparams_from_gguf(const sm_gguf *g, sm_hparams *hp) {
         hp->attn_scale = (float)(1.0 / sqrt((double)(hp->n_layer == 62 ? hp->n_embd / hp->n_head : hp->head_dim)));
     }
     if (hp->n_head % hp->n_head_kv) return sm_error("%s: head_count is not a multiple of head_count_kv", sm_gguf_path(g));
-    return 0;
+    return moe_from_gguf(g, hp);
 }
 
 int sm_ftype_for_type(sm_type t) {

@@ -51,6 +51,10 @@ typedef struct sm_hparams {
     /* ---- Phi-3 / Phi-4-mini (model/longrope.c) ---- */
     int64_t n_rot;         /* rotated dimensions of each head (partial_rotary_factor; 0: the whole head) */
     float rope_attn_factor;/* longrope: cos and sin multiplied by it (phi3.rope.scaling.attn_factor; 0: 1) */
+    /* ---- mixture of experts (SM_FEAT_MOE; 0 otherwise) ---- */
+    int64_t n_expert;      /* experts per layer (<arch>.expert_count) */
+    int64_t n_expert_used; /* experts each token is routed to (<arch>.expert_used_count) */
+    int64_t n_ff_exp;      /* an expert's FFN width (qwen3moe.expert_feed_forward_length; Mixtral: n_ff) */
 } sm_hparams;
 
 /* Decoder-block features beyond Llama's (RMSNorm, GQA attention with rope, SiLU-gated FFN),
@@ -73,6 +77,13 @@ enum {
                                     are the text model's; vision_tower.* / multi_modal_projector.* are skipped */
     SM_FEAT_SPM_NO_SPACE_PREFIX = 1u << 15, /* a SentencePiece tokenizer gets add_space_prefix false (Gemma's
                                                converters: add_add_space_prefix(False)) */
+    /* Mixtral, Qwen3-MoE: */
+    SM_FEAT_MOE = 1u << 18, /* the FFN is a routed mixture of experts: router ffn_gate_inp [n_expert, n_embd], softmax
+                               over the experts, the n_expert_used most probable ones (weights renormalised to sum 1,
+                               as llama.cpp's llama and qwen3moe graphs do), each a SiLU-gated FFN of n_ff_exp stored
+                               stacked in ffn_{gate,up,down}_exps [n_expert, rows, cols]; their weighted sum */
+    SM_FEAT_MOE_BSM = 1u << 19, /* HF names block_sparse_moe.gate / .experts.E.w1,w2,w3 (Mixtral) instead of
+                                   mlp.gate / mlp.experts.E.{gate,up,down}_proj (Qwen3-MoE); names only */
 };
 
 /* Layer l attends within hp->sliding_window (SM_FEAT_SWA's pattern; llama.cpp's set_swa_pattern). */
@@ -114,6 +125,7 @@ enum {
     SM_KEYS_PHI3 = 1,   /* Phi3MiniModel: its own order, sliding_window, orig ctx */
     SM_KEYS_GEMMA2 = 2, /* Gemma2Model: no rope keys; key/value_length, soft-capping, sliding_window */
     SM_KEYS_GEMMA3 = 3, /* Gemma3Model: TextModel's, rope.freq_base_swa, then final soft-capping, sliding_window */
+    SM_KEYS_QWEN_MOE = 4, /* Qwen2MoeModel: TextModel's (expert counts included), then expert_feed_forward_length */
 };
 
 /* The row for a config.json architecture / a GGUF general.architecture, or NULL. */
@@ -138,10 +150,19 @@ enum {
     SM_MAP_PERMUTE_K = 1 << 1, /* same with n_head_kv */
     SM_MAP_KEEP_F32 = 1 << 2,  /* norms and 1-D tensors stay F32 */
     SM_MAP_NORM_SHIFT = 1 << 3,/* a norm weight stored as w where the model uses 1 + w: + 1 (SM_FEAT_NORM_SHIFT) */
+    SM_MAP_EXPERT = 1 << 4,    /* one expert's matrix of a stacked GGUF tensor (ffn_*_exps): the expert's index is
+                                  flags >> SM_MAP_EXPERT_SHIFT */
 };
+#define SM_MAP_EXPERT_SHIFT 16
 /* Map an HF tensor name to its GGUF name. Returns 1 and fills gguf_name/flags on a match,
  * 0 for a tensor to skip silently (e.g. rotary_emb.inv_freq), -1 (error) for an unknown name. */
 int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, size_t cap, int *flags);
+/* SM_FEAT_MOE: the three expert stacks of a layer in the order llama.cpp's converter writes them
+ * (that of their HF names: Mixtral's w1, w2, w3; Qwen3-MoE's down_proj, gate_proj, up_proj): the
+ * GGUF stem ("ffn_gate_exps"), the HF stem with "*" for the expert ("block_sparse_moe.experts.*.w1")
+ * and one expert's [rows, cols]. -1 for a model without experts. */
+typedef struct sm_moe_stack { const char *gguf, *hf; int64_t rows, cols; } sm_moe_stack;
+int sm_moe_stacks(const sm_hparams *hp, sm_moe_stack out[3]);
 /* The inverse (GGUF -> HF name), for LoRA and exports; 0 if none. */
 int sm_map_gguf_name(const sm_hparams *hp, const char *gguf_name, char *hf_name, size_t cap);
 /* ---- added with the converter ---- */
@@ -321,6 +342,19 @@ typedef int (*sm_observer_fn)(void *user, int64_t layer, sm_linear_input which, 
 /* Install (fn non-NULL) or remove (fn NULL) the context's observer. Only CPU contexts
  * support observers (-1 on a CUDA context). Unobserved evaluation costs one test per group. */
 int sm_context_set_observer(sm_context *c, sm_observer_fn fn, void *user);
+
+/* A mixture-of-experts block (SM_FEAT_MOE) has no dense ffn_gate/up/down: the observer above
+ * sees SM_IN_FFN as the router's (ffn_gate_inp's) input, every token, and no SM_IN_FFN_DOWN.
+ * Each expert's own inputs go to an expert observer, called per layer for each expert that
+ * receives tokens (in expert order), with only those n_tok tokens, gathered: which is SM_IN_FFN
+ * (ffn_norm(x): the input of the expert's slices of ffn_gate_exps and ffn_up_exps) or
+ * SM_IN_FFN_DOWN (silu(gate) * up: the input of its slice of ffn_down_exps); x[f*ld + i] is
+ * feature f of the i-th routed token, tok[i] that token's column in the layer's SM_IN_FFN batch
+ * (increasing) and weight[i] its routing weight for this expert (after renormalisation). Return
+ * values as for sm_observer_fn. CPU contexts only. */
+typedef int (*sm_expert_observer_fn)(void *user, int64_t layer, int64_t expert, sm_linear_input which, const float *x,
+                                     int64_t ld, int64_t cols, int64_t n_tok, const int32_t *tok, const float *weight);
+int sm_context_set_expert_observer(sm_context *c, sm_expert_observer_fn fn, void *user);
 
 /* Shape of a block's linear: rows = outputs, cols = inputs. */
 int sm_model_linear_shape(const sm_model *m, int64_t layer, sm_linear which, int64_t *rows, int64_t *cols);

@@ -24,6 +24,10 @@ typedef struct sm_layer_weights {
     sm_weight wq, wk, wv, wo, gate, up, down;
     /* SM_FEAT_FUSED: the stored attn_qkv / fused ffn_up; wq, wk, wv and gate, up are row views of them */
     sm_weight wqkv, gate_up;
+    /* SM_FEAT_MOE: the router [n_expert, n_embd] and each expert's gate, up [n_ff_exp, n_embd] and down
+     * [n_embd, n_ff_exp] (n_expert each: views of the stacked GGUF tensors, or the HF experts' own) */
+    sm_weight gate_inp;
+    sm_weight *gate_exps, *up_exps, *down_exps;
 } sm_layer_weights;
 
 struct sm_model {
@@ -56,6 +60,7 @@ struct sm_model {
      * their rows in llama.cpp's order while the layer is prepared (NULL otherwise); 2 per layer */
     sm_weight *qk_src;
     void **qk_perm;
+    sm_weight *expert_w;        /* SM_FEAT_MOE: the experts' matrices of every layer (the layers' *_exps point in) */
 };
 
 /* Activations are feature-major (see kernels.h): row f of a batch buffer holds feature f of
@@ -84,6 +89,13 @@ struct sm_context {
     sm_observer_fn obs;         /* activation observer (NULL: none) and its argument */
     void *obs_user;
     bool int_dot;               /* sm_context_set_int_dot */
+    sm_expert_observer_fn eobs; /* SM_FEAT_MOE: the experts' observer (NULL: none) and its argument */
+    void *eobs_user;
+    /* SM_FEAT_MOE scratch (model/moe.c): router probabilities [n_expert][ld], one expert's gathered
+     * tokens [max(n_embd, ..)][ld], each routing slot's weighted expert output [n_expert_used][n_embd][ld],
+     * per token its experts and weights [ld][n_expert_used], one expert's tokens, slots and weights */
+    float *router, *xe, *slots, *sel_w, *e_w;
+    int32_t *sel, *e_tok, *e_slot;
 };
 
 /* Vocabulary rows per output product (bounds the transposed-logits scratch). */
@@ -108,6 +120,11 @@ int sm_context_check_window(const sm_model *m, int64_t n_ctx);
  * llama.cpp picks them for n_ctx, its attention factor applied); cos_swa / sin_swa (when the model
  * has SM_FEAT_SWA_ROPE's second base, else unused and may be NULL) the windowed layers'. */
 void sm_rope_tables(const sm_model *m, int64_t n_ctx, float *cos_t, float *sin_t, float *cos_swa, float *sin_swa);
+/* The mixture-of-experts FFN (model/moe.c) over tokens [0, n) of xn (ffn_norm(x), feature-major,
+ * c->ld apart): x += the weighted sum of each token's experts. 0, -1, or an observer's stop value. */
+int sm_moe_ffn(sm_context *c, const sm_layer_weights *L, int64_t l, const float *xn, float *x, int64_t n);
+int sm_moe_context_alloc(sm_context *c);
+void sm_moe_context_free(sm_context *c);
 
 /* The CUDA copy of the model's weights (model/forward_cuda.c). */
 int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, struct sm_cuda_net **out);

@@ -40,14 +40,31 @@ const sm_block_tensor SM_BLOCK_TENSORS[] = {
      VEC(ffn_norm)},
     {"post_feedforward_layernorm", "post_ffw_norm", false, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_POST_NORMS, 0,
      SM_CT_POST_FFW_NORM, VEC(post_ffw_norm)},
-    {"mlp.gate_proj", "ffn_gate", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_UNFUSED, 0, SM_CT_GATE, MAT(gate)},
-    {"mlp.up_proj", "ffn_up", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_UNFUSED, 0, SM_CT_UP, MAT(up)},
-    {"mlp.down_proj", "ffn_down", false, SM_DIM_EMBD, SM_DIM_FF, SM_WHEN_ALWAYS, 0, SM_CT_DOWN, MAT(down)},
+    {"mlp.gate_proj", "ffn_gate", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_DENSE_UNFUSED, 0, SM_CT_GATE, MAT(gate)},
+    {"mlp.up_proj", "ffn_up", false, SM_DIM_FF, SM_DIM_EMBD, SM_WHEN_DENSE_UNFUSED, 0, SM_CT_UP, MAT(up)},
+    {"mlp.down_proj", "ffn_down", false, SM_DIM_EMBD, SM_DIM_FF, SM_WHEN_DENSE, 0, SM_CT_DOWN, MAT(down)},
     {"self_attn.qkv_proj", "attn_qkv", false, SM_DIM_QKV, SM_DIM_EMBD, SM_WHEN_FUSED, 0, SM_CT_COUNT, MAT(wqkv)},
     {"mlp.gate_up_proj", "ffn_up", false, SM_DIM_FF2, SM_DIM_EMBD, SM_WHEN_FUSED, 0, SM_CT_COUNT, MAT(gate_up)},
     {"mlp.gate_proj", "ffn_gate", true, SM_DIM_FF, SM_DIM_NONE, SM_WHEN_MLP_BIAS, 0, SM_CT_BGATE, VEC(bgate)},
     {"mlp.up_proj", "ffn_up", true, SM_DIM_FF, SM_DIM_NONE, SM_WHEN_MLP_BIAS, 0, SM_CT_BUP, VEC(bup)},
     {"mlp.down_proj", "ffn_down", true, SM_DIM_EMBD, SM_DIM_NONE, SM_WHEN_MLP_BIAS, 0, SM_CT_BDOWN, VEC(bdown)},
+    /* mixtures of experts (not on CUDA): the router, then the experts stacked per matrix; the stacks
+     * in the order of their HF stems (llama.cpp's converters stack w1, w2, w3 and down, gate, up) */
+    {"mlp.gate", "ffn_gate_inp", false, SM_DIM_EXPERTS, SM_DIM_EMBD, SM_WHEN_MOE, 0, SM_CT_COUNT, MAT(gate_inp)},
+    {"mlp.experts.*.down_proj", "ffn_down_exps", false, SM_DIM_EMBD, SM_DIM_FF_EXP, SM_WHEN_MOE, 0, SM_CT_COUNT,
+     MAT(down_exps)},
+    {"mlp.experts.*.gate_proj", "ffn_gate_exps", false, SM_DIM_FF_EXP, SM_DIM_EMBD, SM_WHEN_MOE, 0, SM_CT_COUNT,
+     MAT(gate_exps)},
+    {"mlp.experts.*.up_proj", "ffn_up_exps", false, SM_DIM_FF_EXP, SM_DIM_EMBD, SM_WHEN_MOE, 0, SM_CT_COUNT,
+     MAT(up_exps)},
+    {"block_sparse_moe.gate", "ffn_gate_inp", false, SM_DIM_EXPERTS, SM_DIM_EMBD, SM_WHEN_MOE_BSM, 0, SM_CT_COUNT,
+     MAT(gate_inp)},
+    {"block_sparse_moe.experts.*.w1", "ffn_gate_exps", false, SM_DIM_FF_EXP, SM_DIM_EMBD, SM_WHEN_MOE_BSM, 0,
+     SM_CT_COUNT, MAT(gate_exps)},
+    {"block_sparse_moe.experts.*.w2", "ffn_down_exps", false, SM_DIM_EMBD, SM_DIM_FF_EXP, SM_WHEN_MOE_BSM, 0,
+     SM_CT_COUNT, MAT(down_exps)},
+    {"block_sparse_moe.experts.*.w3", "ffn_up_exps", false, SM_DIM_FF_EXP, SM_DIM_EMBD, SM_WHEN_MOE_BSM, 0,
+     SM_CT_COUNT, MAT(up_exps)},
 };
 const size_t SM_N_BLOCK_TENSORS = sizeof SM_BLOCK_TENSORS / sizeof SM_BLOCK_TENSORS[0];
 #define N_LAYER SM_N_BLOCK_TENSORS
@@ -57,9 +74,28 @@ const size_t SM_N_BLOCK_TENSORS = sizeof SM_BLOCK_TENSORS / sizeof SM_BLOCK_TENS
  * another tensor elsewhere) and does not apply to hp's; hp NULL: no features. */
 bool sm_block_tensor_other_arch(const sm_hparams *hp, const sm_block_tensor *t) {
     const unsigned f = hp ? hp->features : 0;
+    const bool unfused = t->when == SM_WHEN_UNFUSED || t->when == SM_WHEN_DENSE_UNFUSED;
     return (t->when == SM_WHEN_POST_NORMS && !(f & SM_FEAT_POST_NORMS)) ||
            (t->when == SM_WHEN_NO_POST_NORMS && (f & SM_FEAT_POST_NORMS)) ||
-           (t->when == SM_WHEN_FUSED && !(f & SM_FEAT_FUSED)) || (t->when == SM_WHEN_UNFUSED && (f & SM_FEAT_FUSED));
+           (t->when == SM_WHEN_FUSED && !(f & SM_FEAT_FUSED)) || (unfused && (f & SM_FEAT_FUSED)) ||
+           ((t->when == SM_WHEN_MOE || t->when == SM_WHEN_MOE_BSM) && !(hp && sm_block_tensor_present(hp, t)));
+}
+
+bool sm_block_tensor_is_stack(const sm_block_tensor *t) { return strchr(t->hf, '*') != NULL; }
+
+int sm_moe_stacks(const sm_hparams *hp, sm_moe_stack out[3]) {
+    int k = 0;
+    for (size_t i = 0; i < N_LAYER && k < 3; i++)
+        if (sm_block_tensor_is_stack(&LAYER[i]) && sm_block_tensor_present(hp, &LAYER[i]))
+            out[k++] = (sm_moe_stack){LAYER[i].gguf, LAYER[i].hf, sm_dim_size(hp, LAYER[i].rows), sm_dim_size(hp, LAYER[i].cols)};
+    if (k != 3) return sm_error("%s: not a mixture of experts", hp->hf_arch[0] ? hp->hf_arch : hp->arch);
+    for (int i = 1; i < 3; i++) /* insertion sort by HF stem */
+        for (int j = i; j > 0 && strcmp(out[j - 1].hf, out[j].hf) > 0; j--) {
+            const sm_moe_stack t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return 0;
 }
 
 bool sm_block_tensor_present(const sm_hparams *hp, const sm_block_tensor *t) {
@@ -73,6 +109,10 @@ bool sm_block_tensor_present(const sm_hparams *hp, const sm_block_tensor *t) {
     case SM_WHEN_FUSED: return (hp->features & SM_FEAT_FUSED) != 0;
     case SM_WHEN_POST_NORMS: return (hp->features & SM_FEAT_POST_NORMS) != 0;
     case SM_WHEN_NO_POST_NORMS: return (hp->features & SM_FEAT_POST_NORMS) == 0;
+    case SM_WHEN_DENSE: return !(hp->features & SM_FEAT_MOE);
+    case SM_WHEN_DENSE_UNFUSED: return !(hp->features & (SM_FEAT_MOE | SM_FEAT_FUSED));
+    case SM_WHEN_MOE: return (hp->features & (SM_FEAT_MOE | SM_FEAT_MOE_BSM)) == SM_FEAT_MOE;
+    case SM_WHEN_MOE_BSM: return (hp->features & (SM_FEAT_MOE | SM_FEAT_MOE_BSM)) == (SM_FEAT_MOE | SM_FEAT_MOE_BSM);
     }
     return false;
 }
@@ -87,6 +127,8 @@ int64_t sm_dim_size(const sm_hparams *hp, sm_dim d) {
     case SM_DIM_HEAD: return hp->head_dim;
     case SM_DIM_QKV: return (hp->n_head + 2 * hp->n_head_kv) * hp->head_dim;
     case SM_DIM_FF2: return 2 * hp->n_ff;
+    case SM_DIM_EXPERTS: return hp->n_expert;
+    case SM_DIM_FF_EXP: return hp->n_ff_exp;
     }
     return 0;
 }
@@ -118,6 +160,24 @@ static const char *split_suffix(const char *name, size_t *stem) {
             return SUF[i];
         }
     return NULL;
+}
+
+/* rest[0, len) is the stem `pat`, whose "*" (if any) stands for an expert number (decimal, no
+ * leading zeros), returned in *expert. */
+static bool stem_matches(const char *pat, const char *rest, size_t len, long *expert) {
+    const char *star = strchr(pat, '*');
+    if (!star) return strlen(pat) == len && !memcmp(rest, pat, len);
+    const size_t pre = (size_t)(star - pat), post = strlen(star + 1);
+    if (len < pre + post + 1 || memcmp(rest, pat, pre) || memcmp(rest + len - post, star + 1, post)) return false;
+    const char *d = rest + pre, *end = rest + len - post;
+    if (end - d > 6 || (d[0] == '0' && end - d > 1)) return false;
+    long e = 0;
+    for (; d < end; d++) {
+        if (*d < '0' || *d > '9') return false;
+        e = e * 10 + (*d - '0');
+    }
+    *expert = e;
+    return true;
 }
 
 bool sm_is_vision_tensor(const sm_hparams *hp, const char *hf_name) {
@@ -171,12 +231,22 @@ int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, s
             if (*end == '.' && n >= 0 && n < 1000000) {
                 const char *rest = end + 1;
                 size_t rest_len = (size_t)(hf_name + stem - rest);
-                for (size_t i = 0; i < N_LAYER; i++)
-                    if (!sm_block_tensor_other_arch(hp, &LAYER[i]) && strlen(LAYER[i].hf) == rest_len &&
-                        !memcmp(rest, LAYER[i].hf, rest_len)) {
-                        if (n >= hp->n_layer)
-                            return sm_error("tensor \"%s\": layer %ld, but the model has %lld layers", hf_name, n,
-                                            (long long)hp->n_layer);
+                for (size_t i = 0; i < N_LAYER; i++) {
+                    long e = -1;
+                    if (sm_block_tensor_other_arch(hp, &LAYER[i]) || !stem_matches(LAYER[i].hf, rest, rest_len, &e))
+                        continue;
+                    if (n >= hp->n_layer)
+                        return sm_error("tensor \"%s\": layer %ld, but the model has %lld layers", hf_name, n,
+                                        (long long)hp->n_layer);
+                    if (e >= 0) { /* one expert of a stack */
+                        if (bias) break;
+                        if (e >= hp->n_expert)
+                            return sm_error("tensor \"%s\": expert %ld, but the model has %lld experts", hf_name, e,
+                                            (long long)hp->n_expert);
+                        *flags |= SM_MAP_EXPERT | (int)(e << SM_MAP_EXPERT_SHIFT);
+                    }
+                    if (!strcmp(LAYER[i].gguf, "ffn_gate_inp")) *flags |= SM_MAP_KEEP_F32; /* the converter's FFN_GATE_INP rule */
+                    {
                         if (fits(snprintf(gguf_name, cap, "blk.%ld.%s%s", n, LAYER[i].gguf, suf), cap)) return -1;
                         if (hp->rope_hf_layout) *flags |= LAYER[i].permute;
                         if (LAYER[i].cols == SM_DIM_NONE || bias) *flags |= SM_MAP_KEEP_F32;
@@ -184,6 +254,7 @@ int sm_map_hf_name(const sm_hparams *hp, const char *hf_name, char *gguf_name, s
                             *flags |= SM_MAP_NORM_SHIFT;
                         return 1;
                     }
+                }
             }
         }
     }
@@ -232,7 +303,7 @@ int sm_norm_shift_to_f32(sm_type src_type, const void *src, float *out, int64_t 
 typedef struct expect {
     const char *name; /* global name, or the part after "blk.N." */
     int n_dims;
-    int64_t shape[2];
+    int64_t shape[3];
 } expect;
 
 int sm_arch_tensor(const sm_hparams *hp, size_t i, char *name, size_t cap, int *n_dims, int64_t shape[SM_MAX_DIMS]) {
@@ -255,7 +326,10 @@ int sm_arch_tensor(const sm_hparams *hp, size_t i, char *name, size_t cap, int *
         size_t j = i - n_global;
         if (j / n_per >= (size_t)hp->n_layer) return 0;
         const sm_block_tensor *t = per[j % n_per];
-        e = (expect){NULL, t->cols == SM_DIM_NONE ? 1 : 2, {sm_dim_size(hp, t->rows), sm_dim_size(hp, t->cols)}};
+        if (sm_block_tensor_is_stack(t))
+            e = (expect){NULL, 3, {hp->n_expert, sm_dim_size(hp, t->rows), sm_dim_size(hp, t->cols)}};
+        else
+            e = (expect){NULL, t->cols == SM_DIM_NONE ? 1 : 2, {sm_dim_size(hp, t->rows), sm_dim_size(hp, t->cols)}};
         k = snprintf(name, cap, "blk.%zu.%s%s", j / n_per, t->gguf, t->bias ? ".bias" : ".weight");
     }
     if (k < 0 || (size_t)k >= cap) return sm_error("tensor name too long for the buffer");

@@ -99,6 +99,43 @@ static void release(const sm_model *m, const sm_weight *w) {
     if (m->ckpt) sm_ckpt_release(m->ckpt, w->data, n); /* owned float copies lie outside: untouched */
 }
 
+/* The experts of layer l's stack t (SM_FEAT_MOE), n_expert matrices [rows, cols] into the model's
+ * expert_w: views of the GGUF's [n_expert, rows, cols] tensor, or the HF experts' own tensors (named
+ * "blk.L.<stack>.weight/E" by map_hf). */
+static int get_stack(sm_model *m, int64_t l, const sm_block_tensor *t, sm_weight **out) {
+    const sm_hparams *hp = &m->hp;
+    const int64_t NE = hp->n_expert, rows = sm_dim_size(hp, t->rows), cols = sm_dim_size(hp, t->cols);
+    if (!m->expert_w && !(m->expert_w = calloc((size_t)(hp->n_layer * 3 * NE), sizeof *m->expert_w)))
+        return sm_error("out of memory");
+    const int k = !strcmp(t->gguf, "ffn_gate_exps") ? 0 : !strcmp(t->gguf, "ffn_up_exps") ? 1 : 2;
+    sm_weight *w = m->expert_w + (l * 3 + k) * NE;
+    *out = w;
+    char n[128];
+    snprintf(n, sizeof n, "blk.%lld.%s.weight", (long long)l, t->gguf);
+    if (!m->gguf) {
+        for (int64_t e = 0; e < NE; e++) {
+            char ne[160];
+            snprintf(ne, sizeof ne, "%s/%lld", n, (long long)e);
+            if (get_matrix(m, ne, rows, cols, &w[e])) return -1;
+        }
+        return 0;
+    }
+    const sm_tensor *g = find(m, n);
+    if (!g) return sm_error("%s: tensor %s is missing", source(m), n);
+    char want[96];
+    snprintf(want, sizeof want, "[%lld, %lld, %lld]", (long long)NE, (long long)rows, (long long)cols);
+    if (g->n_dims != 3 || g->shape[0] != NE || g->shape[1] != rows || g->shape[2] != cols) return shape_error(m, g, n, want);
+    if (!sm_matmul_supported(g->type, cols))
+        return sm_error("%s: tensor %s: the runtime cannot multiply with %s weights", source(m), n, sm_type_name(g->type));
+    const size_t stride = (size_t)sm_type_row_bytes(g->type, cols);
+    if (!g->data || g->nbytes < stride * (uint64_t)rows * (uint64_t)NE)
+        return sm_error("%s: tensor %s: %llu bytes of data, expected %llu", source(m), n, (unsigned long long)g->nbytes,
+                        (unsigned long long)(stride * (uint64_t)rows * (uint64_t)NE));
+    for (int64_t e = 0; e < NE; e++)
+        w[e] = (sm_weight){g->type, (const char *)g->data + stride * (size_t)(rows * e), stride, rows, cols};
+    return 0;
+}
+
 /* A vector of n floats (copied); *out = NULL if absent and optional. */
 static int get_vector(sm_model *m, const char *name, int64_t n, bool optional, float **out) {
     *out = NULL;
@@ -154,6 +191,10 @@ static int check_hparams(sm_model *m) {
                         hp->features & ~(unsigned)SM_FEAT_CPU);
     if (!(hp->rms_eps > 0) || !(hp->rope_theta > 0))
         return sm_error("%s: rms_eps and rope_theta must be positive", source(m));
+    if ((hp->features & SM_FEAT_MOE) && (hp->n_expert <= 0 || hp->n_expert > 512 || hp->n_expert_used <= 0 ||
+                                         hp->n_expert_used > hp->n_expert || hp->n_ff_exp <= 0 || hp->n_ff_exp > MAX_DIM))
+        return sm_error("%s: implausible mixture of experts (%lld experts, %lld used, expert FFN %lld)", source(m),
+                        (long long)hp->n_expert, (long long)hp->n_expert_used, (long long)hp->n_ff_exp);
     m->head_dim = hp->head_dim;
     m->n_rot = hp->n_rot ? hp->n_rot : hp->head_dim;
     if (m->n_rot <= 0 || m->n_rot > m->head_dim || m->n_rot % 2)
@@ -249,7 +290,9 @@ static int load_tensors(sm_model *m) {
             char n[96];
             snprintf(n, sizeof n, "blk.%lld.%s%s", (long long)l, t->gguf, t->bias ? ".bias" : ".weight");
             const int64_t rows = sm_dim_size(hp, t->rows);
-            if (t->cols == SM_DIM_NONE) {
+            if (sm_block_tensor_is_stack(t)) {
+                if (get_stack(m, l, t, (sm_weight **)(void *)((char *)L + t->off))) return -1;
+            } else if (t->cols == SM_DIM_NONE) {
                 if (get_vector(m, n, rows, t->bias, (float **)((char *)L + t->off))) return -1;
             } else if (get_matrix(m, n, rows, sm_dim_size(hp, t->cols), (sm_weight *)((char *)L + t->off))) {
                 return -1;
@@ -301,7 +344,13 @@ static int map_hf(const sm_model *m, const char *hf, char *out, size_t cap) {
             return 1;
         }
     }
-    return sm_map_hf_name(&m->hp, hf, out, cap, &flags);
+    const int r = sm_map_hf_name(&m->hp, hf, out, cap, &flags);
+    if (r == 1 && (flags & SM_MAP_EXPERT)) { /* one expert of a stack: get_stack finds it as NAME/E */
+        const size_t len = strlen(out);
+        if (snprintf(out + len, cap - len, "/%d", flags >> SM_MAP_EXPERT_SHIFT) >= (int)(cap - len))
+            return sm_error("tensor name %s is too long", hf);
+    }
+    return r;
 }
 
 static int open_hf(sm_model *m, const char *dir) {
@@ -425,6 +474,10 @@ void sm_model_release_layer(const sm_model *m, int64_t layer) {
     const sm_weight *const w[SM_LIN_COUNT] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
     for (int i = 0; i < SM_LIN_COUNT; i++)
         if (w[i]->data) release(m, w[i]);
+    if (L->gate_inp.data) release(m, &L->gate_inp);
+    const sm_weight *const ex[3] = {L->gate_exps, L->up_exps, L->down_exps};
+    for (int k = 0; k < 3; k++)
+        for (int64_t e = 0; ex[k] && e < m->hp.n_expert; e++) release(m, &ex[k][e]);
 }
 
 /* Row r of llama.cpp's q/k order comes from this row of HF's rotate_half order (convert's rule). */
@@ -495,6 +548,7 @@ void sm_model_free(sm_model *m) {
         for (int64_t i = 0; i < 2 * m->hp.n_layer; i++) free(m->qk_perm[i]);
     free(m->qk_perm);
     free(m->qk_src);
+    free(m->expert_w);
     sm_tokenizer_free(m->tok);
     if (m->has_vocab) sm_vocab_free(&m->vocab);
     if (m->gguf) sm_gguf_close(m->gguf);
@@ -520,6 +574,10 @@ uint64_t sm_model_weight_bytes(const sm_model *m) {
         const sm_layer_weights *L = &m->layers[l];
         const sm_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
         for (size_t i = 0; i < 7; i++) b += (uint64_t)ws[i]->stride * (uint64_t)ws[i]->rows;
+        /* a mixture of experts reads its router and n_expert_used experts per token */
+        const sm_weight *ex[] = {L->gate_exps, L->up_exps, L->down_exps};
+        for (size_t i = 0; i < 3 && ex[i]; i++) b += (uint64_t)ex[i]->stride * (uint64_t)ex[i]->rows * (uint64_t)m->hp.n_expert_used;
+        b += (uint64_t)L->gate_inp.stride * (uint64_t)L->gate_inp.rows;
     }
     return b;
 }

@@ -4,6 +4,7 @@
 #include "convert/convert.h"
 #include "model/model.h"
 #include "quantize/quantize.h"
+#include "release/release.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -43,7 +44,8 @@ float *ta_eval(const ta_arch *a, const char *path) {
         free(logits);
         logits = NULL;
     }
-    CHECK(sm_model_rope(m) == SM_ROPE_NEOX);
+    const sm_arch_info *ai = sm_arch_by_gguf(sm_model_hparams(m)->arch); /* GGUF llama (Mixtral): ggml's rope */
+    CHECK(sm_model_rope(m) == SM_ROPE_NEOX || (ai && ai->gguf_rope == SM_ROPE_NORM));
     sm_context_free(c);
     sm_model_free(m);
     return logits;
@@ -301,4 +303,99 @@ const char *ta_edit_config(const char *dir, const char *name, const char *sed, c
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && sed -i '%s' '%s/config.json'", out, dir, out, sed, out);
     return system(cmd) == 0 ? out : NULL;
+}
+
+/* ---- mixtures of experts ---- */
+
+void ta_same_as_converter(const char *gguf, uint64_t from, const char *sha256) {
+    size_t len = 0;
+    uint8_t *b = (uint8_t *)tl_slurp(gguf, &len);
+    CHECK(b && from <= len);
+    if (!b || from > len) {
+        free(b);
+        return;
+    }
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.part", gguf);
+    CHECK(tl_write_file(tmp, b + from, len - from) == 0);
+    free(b);
+    sm_file_hashes h;
+    CHECK_OK(sm_hash_file(tmp, &h));
+    CHECK_MSG(!strcmp(h.sha256, sha256), "%s from byte %llu: sha256 %s, llama.cpp's converter wrote %s", gguf,
+              (unsigned long long)from, h.sha256, sha256);
+}
+
+typedef struct moe_seen {
+    const sm_hparams *hp;
+    float *ffn_in;     /* the layer's SM_IN_FFN batch as the ordinary observer saw it */
+    int64_t ffn_ld, ffn_n, layer;
+    int64_t routed[2]; /* per which: tokens routed (SM_IN_FFN, SM_IN_FFN_DOWN), this layer */
+    double *wsum;      /* per token: the sum of its routing weights */
+    int bad, downs;
+} moe_seen;
+
+static int moe_obs(void *user, int64_t layer, sm_linear_input which, const float *x, int64_t ld, int64_t cols,
+                   int64_t n) {
+    moe_seen *s = user;
+    if (which == SM_IN_FFN_DOWN) s->downs++;
+    if (which != SM_IN_FFN || layer != s->layer) return 0;
+    s->ffn_ld = ld;
+    s->ffn_n = n;
+    for (int64_t f = 0; f < cols; f++) memcpy(s->ffn_in + f * n, x + f * ld, sizeof(float) * (size_t)n);
+    return 0;
+}
+
+static int moe_eobs(void *user, int64_t layer, int64_t expert, sm_linear_input which, const float *x, int64_t ld,
+                    int64_t cols, int64_t n, const int32_t *tok, const float *w) {
+    moe_seen *s = user;
+    if (layer != s->layer) return 0;
+    s->routed[which == SM_IN_FFN_DOWN] += n;
+    const int64_t want = which == SM_IN_FFN ? s->hp->n_embd : s->hp->n_ff_exp;
+    if (cols != want || expert < 0 || expert >= s->hp->n_expert) s->bad++;
+    for (int64_t i = 0; i < n; i++) {
+        if (tok[i] < 0 || tok[i] >= s->ffn_n || (i && tok[i] <= tok[i - 1]) || !(w[i] > 0 && w[i] <= 1)) s->bad++;
+        if (which != SM_IN_FFN) continue;
+        s->wsum[tok[i]] += w[i];
+        for (int64_t f = 0; f < cols; f++) /* gathered: the router's input columns, as they are */
+            if (x[f * ld + i] != s->ffn_in[f * s->ffn_n + tok[i]]) {
+                s->bad++;
+                break;
+            }
+    }
+    return 0;
+}
+
+void ta_moe_observer(const ta_arch *a) {
+    const char *dir = a->make();
+    sm_model *m = NULL;
+    CHECK_OK(dir ? sm_model_load(dir, NULL, &m) : -1);
+    if (!m) return;
+    const sm_hparams *hp = sm_model_hparams(m);
+    moe_seen s = {hp, malloc(sizeof(float) * (size_t)(hp->n_embd * TA_T)), 0, 0, hp->n_layer - 1, {0, 0},
+                  calloc(TA_T, sizeof(double)), 0, 0};
+    int32_t toks[TA_T];
+    ta_tokens(a, toks);
+    sm_context *c = NULL;
+    CHECK_OK(sm_context_new(m, 64, 0, &c));
+    if (c && s.ffn_in && s.wsum) {
+        CHECK_OK(sm_context_set_observer(c, moe_obs, &s));
+        CHECK_OK(sm_context_set_expert_observer(c, moe_eobs, &s));
+        CHECK_OK(sm_model_eval(m, c, toks, TA_T, 0, TA_T - 1, NULL));
+        /* every token went to n_expert_used experts, both inputs of each observed, weights summing to 1 */
+        CHECK_MSG(s.routed[0] == TA_T * hp->n_expert_used && s.routed[1] == s.routed[0] && !s.bad && !s.downs,
+                  "routed %lld/%lld of %lld, %d bad, %d dense down inputs", (long long)s.routed[0],
+                  (long long)s.routed[1], (long long)(TA_T * hp->n_expert_used), s.bad, s.downs);
+        for (int t = 0; t < TA_T; t++) CHECK_MSG(fabs(s.wsum[t] - 1) < 1e-5, "token %d: weights sum to %g", t, s.wsum[t]);
+    }
+    /* the dense FFN's calibration access has nothing to give: a clear error */
+    int64_t r, k;
+    CHECK_FAILS_WITH(sm_model_linear_shape(m, 0, SM_LIN_GATE, &r, &k), "mixture of experts");
+    CHECK_OK(sm_model_linear_shape(m, 0, SM_LIN_Q, &r, &k));
+    /* no GPU block for it yet: refused with a message, never run without the experts */
+    sm_context *g = NULL;
+    CHECK(sm_context_new_on(m, SM_DEVICE_CUDA, 64, 0, &g) != 0 && g == NULL);
+    sm_context_free(c);
+    sm_model_free(m);
+    free(s.ffn_in);
+    free(s.wsum);
 }

@@ -71,4 +71,12 @@ void ta_llama_cpp(const ta_arch *a, const char *const *recipes, size_t n_recipes
 /* smelt help convert lists every architecture of the table, and `arch` among them. */
 void ta_help_lists_archs(const char *arch);
 
+/* Mixtures of experts: the bytes of `gguf` from offset `from` have this sha256 (that of llama.cpp's
+ * convert_hf_to_gguf.py output for the fixture, recorded by the test). */
+void ta_same_as_converter(const char *gguf, uint64_t from, const char *sha256);
+/* The fixture's HF directory evaluated with an observer and an expert observer: each token routed to
+ * n_expert_used experts, their gathered inputs the router's input columns, weights summing to 1;
+ * the dense-FFN calibration access and the CUDA context refused with a message. */
+void ta_moe_observer(const ta_arch *a);
+
 #endif

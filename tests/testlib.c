@@ -403,6 +403,79 @@ const char *tl_make_gemma3_tiny(bool vlm) {
     return write_fixture(&f, dirs[vlm], sizeof dirs[0]);
 }
 
+/* The expert tensors of one layer: E experts, each its gate, down and up (Mixtral's w1, w2, w3) or
+ * gate_proj, up_proj, down_proj (Qwen3-MoE), in scripts/make_moe_reference.py's order. */
+#define TL_EXP_BSM(E, FF) {"block_sparse_moe.experts." #E ".w1.weight", FF, QW_HIDDEN}, \
+    {"block_sparse_moe.experts." #E ".w2.weight", QW_HIDDEN, FF}, {"block_sparse_moe.experts." #E ".w3.weight", FF, QW_HIDDEN}
+#define TL_EXP_QWEN(E, FF) {"mlp.experts." #E ".gate_proj.weight", FF, QW_HIDDEN}, \
+    {"mlp.experts." #E ".up_proj.weight", FF, QW_HIDDEN}, {"mlp.experts." #E ".down_proj.weight", QW_HIDDEN, FF}
+
+const char *tl_make_mixtral_tiny(void) {
+    static char dir[1024];
+    const char *const copy[] = {tl_asset("models/tiny-llama-kjv/tokenizer.model"),
+                                tl_asset("models/tiny-llama-kjv/tokenizer_config.json"),
+                                tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), NULL};
+    /* Mixtral-8x7B-v0.1's config.json keys, sizes shrunk (scripts/make_moe_reference.py) */
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "{\n  \"architectures\": [\"MixtralForCausalLM\"],\n  \"attention_dropout\": 0.0,\n  \"bos_token_id\": 1,\n"
+             "  \"eos_token_id\": 2,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"initializer_range\": 0.02,\n"
+             "  \"intermediate_size\": %d,\n  \"max_position_embeddings\": 256,\n  \"model_type\": \"mixtral\",\n"
+             "  \"num_attention_heads\": %d,\n  \"num_experts_per_tok\": %d,\n  \"num_hidden_layers\": %d,\n"
+             "  \"num_key_value_heads\": %d,\n  \"num_local_experts\": %d,\n  \"output_router_logits\": false,\n"
+             "  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": 1000000.0,\n  \"router_aux_loss_coef\": 0.02,\n"
+             "  \"sliding_window\": null,\n  \"tie_word_embeddings\": false,\n  \"torch_dtype\": \"float32\",\n"
+             "  \"transformers_version\": \"4.36.0.dev0\",\n  \"use_cache\": true,\n  \"vocab_size\": %d\n}\n",
+             QW_HIDDEN, QW_FF, QW_HEADS, MX_USED, QW_LAYERS, QW_KV, MX_EXPERTS, QW_VOCAB);
+    static const tl_tdesc head[] = {{"model.embed_tokens.weight", QW_VOCAB, QW_HIDDEN}, {0}};
+    static const tl_tdesc layer[] = {TL_NORM("input_layernorm.weight"), TL_ATTN(QW_HD),
+                                     TL_NORM("post_attention_layernorm.weight"),
+                                     {"block_sparse_moe.gate.weight", MX_EXPERTS, QW_HIDDEN},
+                                     TL_EXP_BSM(0, QW_FF), TL_EXP_BSM(1, QW_FF), TL_EXP_BSM(2, QW_FF),
+                                     TL_EXP_BSM(3, QW_FF), {0}};
+    static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {"lm_head.weight", QW_VOCAB, QW_HIDDEN}, {0}};
+    const tl_fixture f = {"mixtral", cfg, NULL, copy, head, layer, tail, false, 0, NULL, NULL};
+    return write_fixture(&f, dir, sizeof dir);
+}
+
+const char *tl_make_qwen3moe_tiny(void) {
+    static char dir[1024];
+    const char *src = getenv("SMELT_SOURCE_DIR") ? getenv("SMELT_SOURCE_DIR") : "..";
+    char tok[1024];
+    snprintf(tok, sizeof tok, "%s/tests/data/bpe-qwen2/tokenizer.json", src);
+    const char *const copy[] = {tok, NULL};
+    const char *tcfg = "{\"add_bos_token\": false, \"bos_token\": null, \"eos_token\": \"<|im_end|>\", "
+                       "\"errors\": \"replace\", \"model_max_length\": 131072, \"pad_token\": \"<|endoftext|>\", "
+                       "\"split_special_tokens\": false, \"tokenizer_class\": \"Qwen2Tokenizer\", \"unk_token\": null}\n";
+    /* Qwen3-30B-A3B's config.json keys, sizes shrunk (scripts/make_moe_reference.py) */
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "{\n  \"architectures\": [\"Qwen3MoeForCausalLM\"],\n  \"attention_bias\": false,\n"
+             "  \"attention_dropout\": 0.0,\n  \"bos_token_id\": 676,\n  \"decoder_sparse_step\": 1,\n"
+             "  \"eos_token_id\": 678,\n  \"head_dim\": %d,\n  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n"
+             "  \"initializer_range\": 0.02,\n  \"intermediate_size\": %d,\n  \"max_position_embeddings\": 256,\n"
+             "  \"max_window_layers\": %d,\n  \"mlp_only_layers\": [],\n  \"model_type\": \"qwen3_moe\",\n"
+             "  \"moe_intermediate_size\": %d,\n  \"norm_topk_prob\": true,\n  \"num_attention_heads\": %d,\n"
+             "  \"num_experts\": %d,\n  \"num_experts_per_tok\": %d,\n  \"num_hidden_layers\": %d,\n"
+             "  \"num_key_value_heads\": %d,\n  \"output_router_logits\": false,\n  \"rms_norm_eps\": 1e-06,\n"
+             "  \"rope_scaling\": null,\n  \"rope_theta\": 1000000.0,\n  \"router_aux_loss_coef\": 0.001,\n"
+             "  \"sliding_window\": null,\n  \"tie_word_embeddings\": false,\n  \"torch_dtype\": \"float32\",\n"
+             "  \"transformers_version\": \"4.51.0\",\n  \"use_cache\": true,\n  \"use_sliding_window\": false,\n"
+             "  \"vocab_size\": %d\n}\n",
+             QW3_HD, QW_HIDDEN, QW_FF, QW_LAYERS, Q3M_FF_EXP, QW_HEADS, Q3M_EXPERTS, MX_USED, QW_LAYERS, QW_KV,
+             QW3_VOCAB);
+    static const tl_tdesc head[] = {{"model.embed_tokens.weight", QW3_VOCAB, QW_HIDDEN}, {0}};
+    static const tl_tdesc layer[] = {
+        TL_NORM("input_layernorm.weight"), TL_ATTN(QW3_HD), {"self_attn.q_norm.weight", QW3_HD, 0},
+        {"self_attn.k_norm.weight", QW3_HD, 0}, TL_NORM("post_attention_layernorm.weight"),
+        {"mlp.gate.weight", Q3M_EXPERTS, QW_HIDDEN}, TL_EXP_QWEN(0, Q3M_FF_EXP), TL_EXP_QWEN(1, Q3M_FF_EXP),
+        TL_EXP_QWEN(2, Q3M_FF_EXP), TL_EXP_QWEN(3, Q3M_FF_EXP), TL_EXP_QWEN(4, Q3M_FF_EXP), TL_EXP_QWEN(5, Q3M_FF_EXP),
+        TL_EXP_QWEN(6, Q3M_FF_EXP), TL_EXP_QWEN(7, Q3M_FF_EXP), {0}};
+    static const tl_tdesc tail[] = {TL_NORM("model.norm.weight"), {"lm_head.weight", QW3_VOCAB, QW_HIDDEN}, {0}};
+    const tl_fixture f = {"qwen3moe", cfg, tcfg, copy, head, layer, tail, false, 0, NULL, NULL};
+    return write_fixture(&f, dir, sizeof dir);
+}
+
 static bool g_llama_mode;
 
 const char *tl_llama_cpp_bin(const char *what) {

@@ -148,6 +148,16 @@ size_t tl_same_as_llama_quantize(const char *bin, const char *src, const char *c
  * scripts/make_gemma3_reference.py, whose torch logits are in tests/data/gemma3-tiny/. */
 enum { GM3_LAYERS = 6 };
 const char *tl_make_gemma3_tiny(bool vlm);
+/* Tiny mixture-of-experts HF directories (scripts/make_moe_reference.py, whose torch logits are in
+ * tests/data/{mixtral,qwen3moe}-tiny/): Mixtral (MixtralForCausalLM config keys and tensor names:
+ * block_sparse_moe.gate, block_sparse_moe.experts.E.w1/w2/w3; sizes QW_*, MX_EXPERTS experts of
+ * QW_FF, MX_USED used per token, untied lm_head, the tiny-llama-kjv SPM tokenizer) and Qwen3-MoE
+ * (Qwen3MoeForCausalLM: q/k norms, mlp.gate, mlp.experts.E.{gate,up,down}_proj; Q3M_EXPERTS
+ * experts of moe_intermediate_size Q3M_FF_EXP, MX_USED used, norm_topk_prob, untied lm_head, the
+ * 679-token Qwen2 BPE tokenizer). NULL on failure. */
+enum { MX_EXPERTS = 4, MX_USED = 2, Q3M_EXPERTS = 8, Q3M_FF_EXP = 64 };
+const char *tl_make_mixtral_tiny(void);
+const char *tl_make_qwen3moe_tiny(void);
 /* Write bytes to a file; 0 on success. */
 int tl_write_file(const char *path, const void *data, size_t len);
 

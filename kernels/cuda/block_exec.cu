@@ -274,6 +274,7 @@ int smcu_exec_block(smcu_exec *e, float *const *w, float *kc, float *vc, int64_t
             if (attention(e, src, dst, kc, vc, k, pos0 + col, layer)) return -1;
             break;
         case SM_OP_ADD: LAUNCH(kx_add, k * d->rows[o->dst[0]], dst, src, k * d->rows[o->dst[0]]); break;
+        case SM_OP_MOE: break; // not on the GPU: refused where the description is checked (above)
         case SM_OP_GLU: LAUNCH(kx_glu, k * d->rows[o->dst[0]], dst, src, k * d->rows[o->dst[0]], d->act); break;
         }
     }
