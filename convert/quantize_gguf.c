@@ -95,6 +95,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
     sm_sink *w = NULL;
     sm_recipe_plan plan = {0};
     sm_type *types = NULL;
+    const float **imws = NULL;
     const char **names = NULL;
     size_t *order = NULL;
     int rc = -1;
@@ -103,7 +104,8 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
     size_t nt = sm_gguf_n_tensors(g);
     names = calloc(nt ? nt : 1, sizeof *names);
     types = calloc(nt ? nt : 1, sizeof *types);
-    if (!names || !types) { sm_error("out of memory"); goto done; }
+    imws = calloc(nt ? nt : 1, sizeof *imws); /* each tensor's importance rows, found once while planning */
+    if (!names || !types || !imws) { sm_error("out of memory"); goto done; }
     for (size_t i = 0; i < nt; i++) names[i] = sm_gguf_tensor(g, i)->name;
 
     const char *arch = sm_gguf_get_str(g, "general.architecture");
@@ -150,6 +152,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
             if (have_im && sm_type_get(types[i])->quantized &&
                 sm_imatrix_for_experts(&im, o->imatrix_path, t->name, sm_tensor_row_len(t), sm_quantize_n_matrices(t), &imw))
                 goto done;
+            imws[i] = imw;
             if (sm_recipe_requires_imatrix(&plan, t->name, types[i]) && !imw) {
                 sm_error("tensor %s: %s in %s needs an importance matrix (%s)", t->name, sm_type_name(types[i]),
                          recipe->name, have_im ? "the one given has no entry for it" : "--imatrix");
@@ -187,11 +190,7 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
         rep->bytes_in += t->nbytes;
         /* an expert tensor's importance holds one row per expert (llama-imatrix's per-expert
          * counts); sm_quantize_write_tensor quantizes it one expert at a time */
-        const float *imw = NULL;
-        if (have_im && to != t->type && sm_type_get(to)->quantized &&
-            sm_imatrix_for_experts(&im, o->imatrix_path, t->name, sm_tensor_row_len(t), sm_quantize_n_matrices(t), &imw))
-            goto done;
-        if (sm_quantize_write_tensor(w, g, t, to, imw, &prog, done_bytes)) goto done;
+        if (sm_quantize_write_tensor(w, g, t, to, imws[i], &prog, done_bytes)) goto done;
         rep->bytes_out += to == t->type ? t->nbytes : sm_type_row_bytes(to, sm_tensor_row_len(t)) * (uint64_t)sm_tensor_nrows(t);
         if (to != t->type) rep->n_quantized++;
         if ((int)to >= 0 && to < SM_TYPE_GGML_COUNT) rep->n_by_type[to]++;
@@ -207,6 +206,7 @@ done:
     if (have_im) sm_imatrix_free(&im);
     free(names);
     free(types);
+    free(imws);
     free(order);
     rep->seconds = sm_now() - t0;
     return rc;

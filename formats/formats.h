@@ -278,8 +278,12 @@ typedef struct sm_vocab {
 } sm_vocab;
 
 enum { SM_VOCAB_HAS_ADD_BOS = 1, SM_VOCAB_HAS_ADD_EOS = 2, SM_VOCAB_HAS_ADD_SPACE_PREFIX = 4,
-       SM_VOCAB_ADD_SPACE_PREFIX_LAST = 8 /* written after the other tokenizer keys (Gemma's set_vocab adds it
-                                             after the SentencePiece vocabulary), not first */ };
+       SM_VOCAB_ADD_SPACE_PREFIX_LAST = 8, /* written after the other tokenizer keys (Gemma's set_vocab adds it
+                                             after the SentencePiece vocabulary), not first */
+       /* add_space_prefix came from tokenizer_config.json's add_prefix_space, which only some of
+        * llama.cpp's converters write (sm_vocab_apply_arch undoes it for the others); before it,
+        * the value was on / already stated */
+       SM_VOCAB_PREFIX_FROM_TOKCFG = 16, SM_VOCAB_PREFIX_WAS_ON = 32, SM_VOCAB_PREFIX_WAS_STATED = 64 };
 
 /* From an HF model directory, as llama.cpp's convert_hf_to_gguf.py makes it: tokenizer.model
  * (SPM) or else tokenizer.json (byte-level BPE: gpt-2, llama-bpe, qwen2 pre-tokenizers), plus

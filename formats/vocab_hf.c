@@ -534,8 +534,10 @@ static int apply_special(const char *dir, const cJSON *tok_json, const cJSON *to
         if (chat_template(dir, tok_cfg, v)) return -1;
         const cJSON *aps = obj_get(tok_cfg, "add_prefix_space");
         if (cJSON_IsBool(aps)) {
+            if (v->add_space_prefix) v->explicit_flags |= SM_VOCAB_PREFIX_WAS_ON;
+            if (v->explicit_flags & SM_VOCAB_HAS_ADD_SPACE_PREFIX) v->explicit_flags |= SM_VOCAB_PREFIX_WAS_STATED;
             v->add_space_prefix = cJSON_IsTrue(aps);
-            v->explicit_flags |= SM_VOCAB_HAS_ADD_SPACE_PREFIX;
+            v->explicit_flags |= SM_VOCAB_HAS_ADD_SPACE_PREFIX | SM_VOCAB_PREFIX_FROM_TOKCFG;
         }
     }
     for (int k = 0; k < SP_N; k++) {

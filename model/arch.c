@@ -27,8 +27,10 @@ static int sliding_window_extras(const cJSON *cfg, const char *path, sm_hparams 
     (SM_FEAT_QK_NORM | SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | SM_FEAT_SWA |      \
      SM_FEAT_SWA_ROPE | SM_FEAT_NORM_SHIFT | SM_FEAT_SPM_NO_SPACE_PREFIX)
 static const sm_arch_info ARCHS[] = {
-    {"LlamaForCausalLM", "llama", SM_ROPE_NORM, true, true, false, "attention_bias", true, false, 2048, "llama-bpe", 0, SM_KEYS_TEXT},
-    {"MistralForCausalLM", "llama", SM_ROPE_NORM, true, true, false, NULL, false, true, 131072, "llama-bpe", 0, SM_KEYS_TEXT},
+    {"LlamaForCausalLM", "llama", SM_ROPE_NORM, true, true, false, "attention_bias", true, false, 2048, "llama-bpe", SM_FEAT_TOKCFG_SPACE_PREFIX,
+     SM_KEYS_TEXT},
+    {"MistralForCausalLM", "llama", SM_ROPE_NORM, true, true, false, NULL, false, true, 131072, "llama-bpe",
+     SM_FEAT_TOKCFG_SPACE_PREFIX, SM_KEYS_TEXT},
     {"Qwen2ForCausalLM", "qwen2", SM_ROPE_NEOX, false, false, true, NULL, false, true, 32768, "qwen2", 0, SM_KEYS_TEXT},
     {"Qwen3ForCausalLM", "qwen3", SM_ROPE_NEOX, false, false, false, "attention_bias", false, true, 32768, "qwen2",
      SM_FEAT_QK_NORM, SM_KEYS_TEXT},
@@ -51,10 +53,11 @@ static const sm_arch_info ARCHS[] = {
     /* mixtures of experts: Mixtral (conversion/llama.py LlamaModel: GGUF llama with expert counts) and
      * Qwen3-MoE (conversion/qwen.py Qwen3MoeModel, Qwen2MoeModel's keys) */
     {"MixtralForCausalLM", "llama", SM_ROPE_NORM, true, true, false, NULL, false, true, 131072, "llama-bpe",
-     SM_FEAT_MOE | SM_FEAT_MOE_BSM, SM_KEYS_TEXT},
+     SM_FEAT_MOE | SM_FEAT_MOE_BSM | SM_FEAT_TOKCFG_SPACE_PREFIX, SM_KEYS_TEXT},
     {"Qwen3MoeForCausalLM", "qwen3moe", SM_ROPE_NEOX, false, false, false, "attention_bias", false, true, 32768, "qwen2",
      SM_FEAT_QK_NORM | SM_FEAT_MOE, SM_KEYS_QWEN_MOE},
-    {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, 0, SM_KEYS_TEXT},
+    {NULL, "mistral", SM_ROPE_NORM, false, false, false, NULL, false, false, 0, NULL, SM_FEAT_TOKCFG_SPACE_PREFIX,
+     SM_KEYS_TEXT},
 };
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
@@ -93,6 +96,13 @@ const char *sm_supported_gguf_archs(void) {
 }
 
 void sm_vocab_apply_arch(const sm_hparams *hp, sm_vocab *v) {
+    /* tokenizer_config.json's add_prefix_space is read by LlamaModel.set_vocab (Llama, Mistral,
+     * Mixtral), not by Qwen2/Qwen3/Phi-3/Gemma's converters: for those it is as if absent */
+    if ((v->explicit_flags & SM_VOCAB_PREFIX_FROM_TOKCFG) && !(hp->features & SM_FEAT_TOKCFG_SPACE_PREFIX)) {
+        v->add_space_prefix = (v->explicit_flags & SM_VOCAB_PREFIX_WAS_ON) != 0;
+        if (!(v->explicit_flags & SM_VOCAB_PREFIX_WAS_STATED)) v->explicit_flags &= ~(unsigned)SM_VOCAB_HAS_ADD_SPACE_PREFIX;
+    }
+    v->explicit_flags &= ~(unsigned)(SM_VOCAB_PREFIX_FROM_TOKCFG | SM_VOCAB_PREFIX_WAS_ON | SM_VOCAB_PREFIX_WAS_STATED);
     if ((hp->features & SM_FEAT_SPM_NO_SPACE_PREFIX) && v->kind == SM_VOCAB_SPM) {
         v->add_space_prefix = false;
         v->explicit_flags |= SM_VOCAB_HAS_ADD_SPACE_PREFIX | SM_VOCAB_ADD_SPACE_PREFIX_LAST; /* Gemma{2,3}Model.set_vocab */

@@ -51,7 +51,7 @@ typedef struct sm_block_tensor {
 #define SM_FEAT_CPU                                                                                              \
     (SM_FEAT_QK_NORM | SM_FEAT_FUSED | SM_FEAT_GELU_TANH | SM_FEAT_EMBD_SCALE | SM_FEAT_POST_NORMS | SM_FEAT_SOFTCAP | \
      SM_FEAT_SWA | SM_FEAT_NORM_SHIFT | SM_FEAT_SPM_NO_SPACE_PREFIX | SM_FEAT_SWA_ROPE | SM_FEAT_VLM_TEXT | SM_FEAT_MOE | \
-     SM_FEAT_MOE_BSM)
+     SM_FEAT_MOE_BSM | SM_FEAT_TOKCFG_SPACE_PREFIX)
 /* kernels/cuda/block_exec.cu executes the same block description (fused q/k/v and gate/up are
  * split into their row views at upload; norm shifts, tokenizer and naming rules act before);
  * the mixture-of-experts FFN is not on the GPU yet (refused, naming it) */

@@ -82,6 +82,8 @@ enum {
                                over the experts, the n_expert_used most probable ones (weights renormalised to sum 1,
                                as llama.cpp's llama and qwen3moe graphs do), each a SiLU-gated FFN of n_ff_exp stored
                                stacked in ffn_{gate,up,down}_exps [n_expert, rows, cols]; their weighted sum */
+    SM_FEAT_TOKCFG_SPACE_PREFIX = 1u << 20, /* tokenizer_config.json's add_prefix_space becomes add_space_prefix
+                                               (LlamaModel.set_vocab; other converters ignore it) */
     SM_FEAT_MOE_BSM = 1u << 19, /* HF names block_sparse_moe.gate / .experts.E.w1,w2,w3 (Mixtral) instead of
                                    mlp.gate / mlp.experts.E.{gate,up,down}_proj (Qwen3-MoE); names only */
 };

@@ -47,6 +47,10 @@ static void check_gguf(const char *path, bool f32) {
     CHECK(s && !strcmp(s, "gpt2"));
     s = sm_gguf_get_str(g, "tokenizer.ggml.pre");
     CHECK(s && !strcmp(s, "qwen2"));
+    /* tokenizer_config.json says add_prefix_space false, which Qwen2Model/Qwen3Model's set_vocab
+     * (conversion/qwen.py) never reads, unlike LlamaModel's: convert_hf_to_gguf.py writes no
+     * tokenizer.ggml.add_space_prefix here (smelt wrote it) */
+    CHECK(sm_gguf_find(g, "tokenizer.ggml.add_space_prefix") == NULL);
     s = sm_gguf_get_str(g, "tokenizer.chat_template");
     CHECK(s && strstr(s, "<|im_start|>assistant"));
     for (int l = 0; l < QW_LAYERS; l++)

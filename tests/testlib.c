@@ -225,11 +225,14 @@ static const char *write_fixture(const tl_fixture *f, char *dir, size_t cap) {
 #define TL_MLP {"mlp.gate_proj.weight", QW_FF, QW_HIDDEN}, {"mlp.up_proj.weight", QW_FF, QW_HIDDEN}, {"mlp.down_proj.weight", QW_HIDDEN, QW_FF}
 #define TL_NORM(s) {s, QW_HIDDEN, 0}
 
+/* the SentencePiece tokenizer files of tiny-llama-kjv, copied into the SPM fixtures */
+#define KJV_SPM_TOKENIZER                                                                                          \
+    {tl_asset("models/tiny-llama-kjv/tokenizer.model"), tl_asset("models/tiny-llama-kjv/tokenizer_config.json"), \
+     tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), NULL}
+
 const char *tl_make_qwen2_tiny(void) {
     static char dir[1024];
-    const char *const copy[] = {tl_asset("models/tiny-llama-kjv/tokenizer.model"),
-                                tl_asset("models/tiny-llama-kjv/tokenizer_config.json"),
-                                tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), NULL};
+    const char *const copy[] = KJV_SPM_TOKENIZER;
     const char *cfg = "{\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\", \"hidden_size\": 64, "
                       "\"intermediate_size\": 96, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
                       "\"num_key_value_heads\": 2, \"vocab_size\": 2048, \"max_position_embeddings\": 256, "
@@ -326,9 +329,7 @@ const char *tl_make_phi3_tiny(void) {
 
 const char *tl_make_gemma2_tiny(void) {
     static char dir[1024];
-    const char *const copy[] = {tl_asset("models/tiny-llama-kjv/tokenizer.model"),
-                                tl_asset("models/tiny-llama-kjv/tokenizer_config.json"),
-                                tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), NULL};
+    const char *const copy[] = KJV_SPM_TOKENIZER;
     /* gemma-2-2b's config.json keys, sizes shrunk */
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
@@ -357,9 +358,7 @@ const char *tl_make_gemma2_tiny(void) {
 
 const char *tl_make_gemma3_tiny(bool vlm) {
     static char dirs[2][1024];
-    const char *const copy[] = {tl_asset("models/tiny-llama-kjv/tokenizer.model"),
-                                tl_asset("models/tiny-llama-kjv/tokenizer_config.json"),
-                                tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), NULL};
+    const char *const copy[] = KJV_SPM_TOKENIZER;
     /* Gemma3TextConfig's keys (gemma-3-4b's linear rope scaling), sizes shrunk: as
      * scripts/make_gemma3_reference.py writes them */
     char text[2048], cfg[4096];
@@ -412,9 +411,7 @@ const char *tl_make_gemma3_tiny(bool vlm) {
 
 const char *tl_make_mixtral_tiny(void) {
     static char dir[1024];
-    const char *const copy[] = {tl_asset("models/tiny-llama-kjv/tokenizer.model"),
-                                tl_asset("models/tiny-llama-kjv/tokenizer_config.json"),
-                                tl_asset("models/tiny-llama-kjv/special_tokens_map.json"), NULL};
+    const char *const copy[] = KJV_SPM_TOKENIZER;
     /* Mixtral-8x7B-v0.1's config.json keys, sizes shrunk (scripts/make_moe_reference.py) */
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
