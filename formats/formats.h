@@ -265,7 +265,14 @@ typedef struct sm_vocab {
     int32_t n_merges;
     char **merges;   /* BPE only: "left right" */
     int32_t bos_id, eos_id, unk_id, pad_id; /* -1 when absent */
+    /* The order the source set the special ids in (0 bos, 1 eos, 2 unk, 3 pad), which is the
+     * order convert_hf_to_gguf.py writes their keys in (gguf-py SpecialVocab: tokenizer_config's
+     * tokens first, then config.json's *_token_id); n_id_order 0: bos, eos, unk, pad. */
+    uint8_t n_id_order, id_order[4];
     bool add_bos, add_eos;
+    bool add_sep;                    /* written only (llama.cpp's BERT-style flag); smelt adds no separator */
+    /* the order the source stated add_bos / add_eos / add_sep in (0, 1, 2), as for id_order */
+    uint8_t n_add_order, add_order[3];
     bool add_space_prefix;           /* SPM add_dummy_prefix */
     char pre[32];                    /* tokenizer.ggml.pre ("default", "llama-bpe", "qwen2", "gpt-2", ...) */
     /* Which of add_bos / add_eos / add_space_prefix the source states (SM_VOCAB_HAS_*); the
@@ -277,7 +284,7 @@ typedef struct sm_vocab {
     char *chat_template;             /* tokenizer.chat_template, NULL if none */
 } sm_vocab;
 
-enum { SM_VOCAB_HAS_ADD_BOS = 1, SM_VOCAB_HAS_ADD_EOS = 2, SM_VOCAB_HAS_ADD_SPACE_PREFIX = 4,
+enum { SM_VOCAB_HAS_ADD_BOS = 1, SM_VOCAB_HAS_ADD_EOS = 2, SM_VOCAB_HAS_ADD_SPACE_PREFIX = 4, SM_VOCAB_HAS_ADD_SEP = 128,
        SM_VOCAB_ADD_SPACE_PREFIX_LAST = 8, /* written after the other tokenizer keys (Gemma's set_vocab adds it
                                              after the SentencePiece vocabulary), not first */
        /* add_space_prefix came from tokenizer_config.json's add_prefix_space, which only some of

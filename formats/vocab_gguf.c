@@ -7,7 +7,8 @@
  *   tokenizer.ggml.token_type   [i32]
  *   tokenizer.ggml.merges       [string] (BPE)
  *   tokenizer.ggml.{bos,eos,unknown,padding}_token_id   u32, when set
- *   tokenizer.ggml.add_bos_token / add_eos_token        bool, when stated by the source
+ *   tokenizer.ggml.add_bos_token / add_eos_token / add_sep_token  bool, when stated by the source
+ *                               (ids and flags in the order the source set them, as SpecialVocab does)
  *   tokenizer.ggml.add_space_prefix                     bool, when stated by the source
  *   tokenizer.chat_template     string, when present
  *
@@ -33,10 +34,25 @@ void sm_vocab_to_meta(const sm_vocab *v, sm_meta *w) {
     sm_meta_set_arr(w, KEY("token_type"), SM_GGUF_INT32, v->types, (size_t)v->n_tokens);
     if (v->kind == SM_VOCAB_BPE) sm_meta_set_arr_str(w, KEY("merges"), (const char *const *)v->merges, (size_t)v->n_merges);
     const int32_t ids[4] = {v->bos_id, v->eos_id, v->unk_id, v->pad_id};
+    bool written[4] = {false, false, false, false};
+    for (int i = 0; i < v->n_id_order && i < 4; i++) { /* the source's order first */
+        const int k = v->id_order[i] & 3;
+        if (ids[k] >= 0 && !written[k]) sm_meta_set_u32(w, ID_KEYS[k], (uint32_t)ids[k]);
+        written[k] = true;
+    }
     for (int k = 0; k < 4; k++)
-        if (ids[k] >= 0) sm_meta_set_u32(w, ID_KEYS[k], (uint32_t)ids[k]);
-    if (v->explicit_flags & SM_VOCAB_HAS_ADD_BOS) sm_meta_set_bool(w, KEY("add_bos_token"), v->add_bos);
-    if (v->explicit_flags & SM_VOCAB_HAS_ADD_EOS) sm_meta_set_bool(w, KEY("add_eos_token"), v->add_eos);
+        if (ids[k] >= 0 && !written[k]) sm_meta_set_u32(w, ID_KEYS[k], (uint32_t)ids[k]);
+    static const char *const ADD_KEYS[3] = {KEY("add_bos_token"), KEY("add_eos_token"), KEY("add_sep_token")};
+    static const unsigned ADD_FLAGS[3] = {SM_VOCAB_HAS_ADD_BOS, SM_VOCAB_HAS_ADD_EOS, SM_VOCAB_HAS_ADD_SEP};
+    const bool adds[3] = {v->add_bos, v->add_eos, v->add_sep};
+    bool add_written[3] = {false, false, false};
+    for (int i = 0; i < v->n_add_order && i < 3; i++) { /* the source's order first */
+        const int k = v->add_order[i] % 3;
+        if ((v->explicit_flags & ADD_FLAGS[k]) && !add_written[k]) sm_meta_set_bool(w, ADD_KEYS[k], adds[k]);
+        add_written[k] = true;
+    }
+    for (int k = 0; k < 3; k++)
+        if ((v->explicit_flags & ADD_FLAGS[k]) && !add_written[k]) sm_meta_set_bool(w, ADD_KEYS[k], adds[k]);
     if (v->chat_template) sm_meta_set_str(w, "tokenizer.chat_template", v->chat_template);
     if (asp == (SM_VOCAB_HAS_ADD_SPACE_PREFIX | SM_VOCAB_ADD_SPACE_PREFIX_LAST))
         sm_meta_set_bool(w, KEY("add_space_prefix"), v->add_space_prefix);
@@ -126,6 +142,7 @@ int sm_vocab_from_gguf(const sm_gguf *g, sm_vocab *out) {
     }
     if (!rc) rc = read_flag(g, KEY("add_bos_token"), SM_VOCAB_HAS_ADD_BOS, &out->add_bos, &out->explicit_flags);
     if (!rc) rc = read_flag(g, KEY("add_eos_token"), SM_VOCAB_HAS_ADD_EOS, &out->add_eos, &out->explicit_flags);
+    if (!rc) rc = read_flag(g, KEY("add_sep_token"), SM_VOCAB_HAS_ADD_SEP, &out->add_sep, &out->explicit_flags);
     if (!rc) rc = read_flag(g, KEY("add_space_prefix"), SM_VOCAB_HAS_ADD_SPACE_PREFIX, &out->add_space_prefix, &out->explicit_flags);
     const char *ct = sm_gguf_get_str(g, "tokenizer.chat_template");
     if (!rc && ct && !(out->chat_template = strdup(ct))) rc = sm_error("%s: out of memory", path);

@@ -422,18 +422,60 @@ static int spm_from_hf(const char *dir, const char *model_path, const cJSON *con
 enum { SP_BOS, SP_EOS, SP_UNK, SP_PAD, SP_N };
 static const char *const SP_NAMES[SP_N] = {"bos", "eos", "unk", "pad"};
 
+enum { ADD_BOS, ADD_EOS, ADD_SEP, ADD_N }; /* the add_*_token flags smelt writes */
+
 typedef struct special {
     int32_t id[SP_N];
     const char *text[SP_N]; /* the tokenizer_config.json strings, possibly replaced */
-    int add_bos, add_eos;   /* -1 unset */
+    int add[ADD_N];         /* -1 unset */
+    /* the order the ids and the add flags were set in (SpecialVocab's dict orders, which
+     * convert_hf_to_gguf.py writes the keys in) */
+    uint8_t n_order, order[SP_N], n_add_order, add_order[ADD_N];
 } special;
 
 static void set_id(special *sp, int k, int64_t id, int32_t n_vocab) {
-    if (sp->id[k] < 0 && id >= 0 && id < n_vocab) sp->id[k] = (int32_t)id;
+    if (sp->id[k] < 0 && id >= 0 && id < n_vocab) {
+        sp->id[k] = (int32_t)id;
+        sp->order[sp->n_order++] = (uint8_t)k;
+    }
+}
+
+static void set_add(special *sp, int k, bool on) {
+    if (sp->add[k] < 0) sp->add_order[sp->n_add_order++] = (uint8_t)k;
+    sp->add[k] = on;
+}
+
+static bool same(const char *a, const char *b) { return a && b && !strcmp(a, b); }
+
+/* The "SpecialToken" id of a template entry, NULL if it is none (or empty). */
+static const char *template_special(const cJSON *entry) {
+    const char *id = obj_str(obj_get(entry, "SpecialToken"), "id");
+    return id && *id ? id : NULL;
+}
+
+/* TemplateProcessing's pair template: whether a separator goes between A and B (SpecialVocab's
+ * reading: A [sep] [eos] B once the single template's leading/trailing tokens are stripped). */
+static void pair_template(const cJSON *pair, const char *first, const char *last, const char *sep, special *sp) {
+    int n = cJSON_GetArraySize(pair), lo = 0, hi = n;
+    if (!cJSON_IsArray(pair) || n == 0) return;
+    if (first && same(template_special(array_item(pair, 0)), first)) lo = 1;
+    if (last && same(template_special(array_item(pair, n - 1)), last)) hi = n - 1;
+    if (hi <= lo) return;
+    const char *a = obj_str(obj_get(array_item(pair, lo), "Sequence"), "id");
+    const char *b = obj_str(obj_get(array_item(pair, hi - 1), "Sequence"), "id");
+    if (!same(a, "A") || !same(b, "B") || hi - lo < 3) return;
+    bool add_sep = false;
+    const char *e0 = template_special(array_item(pair, lo + 1));
+    if (e0 && (same(e0, sep) || same(e0, sp->text[SP_EOS])) && !last) add_sep = true;
+    if (hi - lo - 2 == 2) {
+        const char *e1 = template_special(array_item(pair, lo + 2));
+        if (e1 && (same(e1, sep) || same(e1, sp->text[SP_EOS]))) add_sep = true;
+    }
+    set_add(sp, ADD_SEP, add_sep);
 }
 
 /* tokenizer.json post_processor: what TemplateProcessing / RobertaProcessing imply. */
-static void post_processor(const cJSON *tok_json, const cJSON *tok_cfg, special *sp, const char **cls) {
+static void post_processor(const cJSON *tok_json, const cJSON *tok_cfg, special *sp, const char **cls, const char *sep) {
     const cJSON *pp = obj_get(tok_json, "post_processor");
     if (!cJSON_IsObject(pp)) return;
     const cJSON *list = obj_get(pp, "processors");
@@ -441,27 +483,32 @@ static void post_processor(const cJSON *tok_json, const cJSON *tok_cfg, special 
     for (; one; one = cJSON_IsArray(list) ? one->next : NULL) {
         const char *type = obj_str(one, "type");
         if (type && !strcmp(type, "RobertaProcessing")) {
-            sp->add_bos = sp->add_eos = 1;
+            set_add(sp, ADD_BOS, true);
+            set_add(sp, ADD_EOS, true);
+            set_add(sp, ADD_SEP, true);
             continue;
         }
         if (!type || strcmp(type, "TemplateProcessing")) continue;
         const cJSON *single = obj_get(one, "single");
         int n = cJSON_GetArraySize(single);
-        if (!cJSON_IsArray(single) || n <= 1) continue;
-        const char *first = obj_str(obj_get(array_item(single, 0), "SpecialToken"), "id");
-        if (first && *first) {
-            if (!tok_cfg) sp->text[SP_BOS] = first;
-            else if ((!sp->text[SP_BOS] || strcmp(first, sp->text[SP_BOS])) && (!*cls || strcmp(first, *cls))) {
-                if (!sp->text[SP_BOS]) sp->text[SP_BOS] = first;
-                if (!*cls) *cls = first;
+        const char *first = NULL, *last = NULL;
+        if (cJSON_IsArray(single) && n > 1) {
+            first = template_special(array_item(single, 0));
+            if (first) {
+                if (!tok_cfg) sp->text[SP_BOS] = first;
+                else if (!same(first, sp->text[SP_BOS]) && !same(first, *cls)) {
+                    if (!sp->text[SP_BOS]) sp->text[SP_BOS] = first;
+                    if (!*cls) *cls = first;
+                }
+                set_add(sp, ADD_BOS, same(first, sp->text[SP_BOS]) || same(first, *cls));
             }
-            sp->add_bos = (sp->text[SP_BOS] && !strcmp(first, sp->text[SP_BOS])) || (*cls && !strcmp(first, *cls));
+            last = template_special(array_item(single, n - 1));
+            if (last) {
+                sp->text[SP_EOS] = last; /* a different EOS replaces tokenizer_config's (which llama.cpp keeps as EOT) */
+                set_add(sp, ADD_EOS, true);
+            }
         }
-        const char *last = obj_str(obj_get(array_item(single, n - 1), "SpecialToken"), "id");
-        if (last && *last) {
-            sp->text[SP_EOS] = last; /* a different EOS replaces tokenizer_config's (which llama.cpp keeps as EOT) */
-            sp->add_eos = 1;
-        }
+        pair_template(obj_get(one, "pair"), first, last, sep, sp);
     }
 }
 
@@ -496,8 +543,8 @@ static int chat_template(const char *dir, const cJSON *tok_cfg, sm_vocab *v) {
 }
 
 static int apply_special(const char *dir, const cJSON *tok_json, const cJSON *tok_cfg, const cJSON *config, sm_vocab *v) {
-    special sp = {{-1, -1, -1, -1}, {NULL}, -1, -1};
-    const char *cls = NULL;
+    special sp = {{-1, -1, -1, -1}, {NULL}, {-1, -1, -1}, 0, {0}, 0, {0}};
+    const char *cls = NULL, *sep = NULL;
     if (!cJSON_IsObject(tok_cfg) || !tok_cfg->child) tok_cfg = NULL; /* SpecialVocab treats {} as absent */
     if (tok_cfg)
         for (int k = 0; k < SP_N; k++) {
@@ -508,17 +555,19 @@ static int apply_special(const char *dir, const cJSON *tok_json, const cJSON *to
         }
     if (tok_json && tok_cfg) {
         cls = token_text(obj_get(tok_cfg, "cls_token"));
-        const char *sep = token_text(obj_get(tok_cfg, "sep_token"));
+        sep = token_text(obj_get(tok_cfg, "sep_token"));
         if (cls && !*cls) cls = NULL;
         if (!sp.text[SP_BOS] && cls) sp.text[SP_BOS] = cls;
         if (!sp.text[SP_EOS] && sep && *sep) sp.text[SP_EOS] = sep;
     }
-    if (tok_json) post_processor(tok_json, tok_cfg, &sp, &cls);
+    if (tok_json) post_processor(tok_json, tok_cfg, &sp, &cls, sep && *sep ? sep : NULL);
     /* SpecialVocab stops here without tokenizer_config.json */
     if (tok_cfg) {
-        const cJSON *b = obj_get(tok_cfg, "add_bos_token"), *e = obj_get(tok_cfg, "add_eos_token");
-        if (cJSON_IsBool(b)) sp.add_bos = cJSON_IsTrue(b);
-        if (cJSON_IsBool(e)) sp.add_eos = cJSON_IsTrue(e);
+        static const char *const ADD_KEYS[ADD_N] = {"add_bos_token", "add_eos_token", "add_sep_token"};
+        for (int k = 0; k < ADD_N; k++) {
+            const cJSON *flag = obj_get(tok_cfg, ADD_KEYS[k]);
+            if (cJSON_IsBool(flag)) set_add(&sp, k, cJSON_IsTrue(flag));
+        }
         const cJSON *added = obj_get(tok_json, "added_tokens");
         for (int k = 0; k < SP_N; k++) {
             if (!sp.text[k]) continue;
@@ -552,14 +601,17 @@ static int apply_special(const char *dir, const cJSON *tok_json, const cJSON *to
     v->eos_id = sp.id[SP_EOS];
     v->unk_id = sp.id[SP_UNK];
     v->pad_id = sp.id[SP_PAD];
-    if (sp.add_bos >= 0) {
-        v->add_bos = sp.add_bos;
-        v->explicit_flags |= SM_VOCAB_HAS_ADD_BOS;
-    }
-    if (sp.add_eos >= 0) {
-        v->add_eos = sp.add_eos;
-        v->explicit_flags |= SM_VOCAB_HAS_ADD_EOS;
-    }
+    v->n_id_order = sp.n_order;
+    memcpy(v->id_order, sp.order, sizeof v->id_order);
+    static const unsigned ADD_FLAGS[ADD_N] = {SM_VOCAB_HAS_ADD_BOS, SM_VOCAB_HAS_ADD_EOS, SM_VOCAB_HAS_ADD_SEP};
+    bool *const add_dst[ADD_N] = {&v->add_bos, &v->add_eos, &v->add_sep};
+    for (int k = 0; k < ADD_N; k++)
+        if (sp.add[k] >= 0) {
+            *add_dst[k] = sp.add[k];
+            v->explicit_flags |= ADD_FLAGS[k];
+        }
+    v->n_add_order = sp.n_add_order;
+    memcpy(v->add_order, sp.add_order, sizeof v->add_order);
     return 0;
 }
 

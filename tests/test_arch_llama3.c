@@ -142,6 +142,16 @@ static void logits_hf_and_gguf(void) {
         CHECK(sm_gguf_find_tensor(g, "output.weight") == NULL);
         const char *s = sm_gguf_get_str(g, "tokenizer.ggml.pre");
         CHECK(s && !strcmp(s, "llama-bpe"));
+        /* Llama 3's post_processor pair template (bos A bos B) makes gguf-py's SpecialVocab write
+         * add_sep_token = false after add_bos_token = true (as convert_hf_to_gguf.py does for this
+         * fixture and for Meta's tokenizer.json) */
+        bool add_bos = false, add_sep = true;
+        CHECK(sm_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos) == 0 && add_bos);
+        CHECK(sm_gguf_get_bool(g, "tokenizer.ggml.add_sep_token", &add_sep) == 0 && !add_sep);
+        static const char *const order[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                            "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_sep_token",
+                                            "tokenizer.chat_template"};
+        ta_check_key_order(g, order, NULL, 5, true);
         sm_gguf_close(g);
     }
     float *b = eval(gguf);

@@ -51,6 +51,12 @@ static void check_gguf(const char *path, bool f32) {
      * (conversion/qwen.py) never reads, unlike LlamaModel's: convert_hf_to_gguf.py writes no
      * tokenizer.ggml.add_space_prefix here (smelt wrote it) */
     CHECK(sm_gguf_find(g, "tokenizer.ggml.add_space_prefix") == NULL);
+    /* the special ids in gguf-py SpecialVocab's order: tokenizer_config.json's tokens found in
+     * tokenizer.json's added_tokens first (eos, pad; its bos_token is null), then config.json's
+     * bos_token_id (convert_hf_to_gguf.py's file for this fixture, read back, has this order) */
+    static const char *const ids[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id",
+                                      "tokenizer.ggml.bos_token_id"};
+    ta_check_key_order(g, ids, NULL, 3, true);
     s = sm_gguf_get_str(g, "tokenizer.chat_template");
     CHECK(s && strstr(s, "<|im_start|>assistant"));
     for (int l = 0; l < QW_LAYERS; l++)

@@ -425,7 +425,11 @@ static void bpe_llama3(void) {
     CHECK(v.types[676] == SM_TOKEN_CONTROL && v.types[679] == SM_TOKEN_USER_DEFINED && !strcmp(v.tokens[679], "<tool>"));
     CHECK(v.types[680] == SM_TOKEN_CONTROL); /* "<|reserved_0|>" is not special but looks special */
     CHECK(!strcmp(v.tokens[683], "[PAD683]") && v.types[683] == SM_TOKEN_UNUSED);
-    CHECK(v.bos_id == 676 && v.eos_id == 677 && v.add_bos && v.explicit_flags == SM_VOCAB_HAS_ADD_BOS);
+    /* gguf-py's SpecialVocab on this directory: ids {bos 676, eos 677}, add flags {bos: True,
+     * sep: False} (the pair template "bos A bos B" states no separator), in that order */
+    CHECK(v.bos_id == 676 && v.eos_id == 677 && v.add_bos && !v.add_sep &&
+          v.explicit_flags == (SM_VOCAB_HAS_ADD_BOS | SM_VOCAB_HAS_ADD_SEP));
+    CHECK(v.n_add_order == 2 && v.add_order[0] == 0 && v.add_order[1] == 2);
     CHECK(v.chat_template && strstr(v.chat_template, "<|eot_id|>"));
     sm_vocab_free(&v);
     bpe_fixture("bpe-llama3");
@@ -436,6 +440,8 @@ static void bpe_qwen2(void) {
     REQUIRE_OK(sm_vocab_load_hf(src_path("tests/data/bpe-qwen2"), &v));
     CHECK(v.kind == SM_VOCAB_BPE && !strcmp(v.pre, "qwen2") && v.n_tokens == 679);
     CHECK(v.eos_id == 678 && v.pad_id == 676 && v.bos_id == 676 && !v.add_bos);
+    /* SpecialVocab's order here: {eos, pad, bos} (tokenizer_config.json's tokens, then config.json's ids) */
+    CHECK(v.n_id_order == 3 && v.id_order[0] == 1 && v.id_order[1] == 3 && v.id_order[2] == 0);
     CHECK((v.explicit_flags & 15) == SM_VOCAB_HAS_ADD_SPACE_PREFIX && !v.add_space_prefix);
     /* tokenizer_config.json's add_prefix_space is LlamaModel.set_vocab's rule only: for Qwen2 it
      * is as if absent (convert_hf_to_gguf.py writes no add_space_prefix); for Llama it stays */
