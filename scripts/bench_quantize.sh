@@ -42,7 +42,7 @@ if [ ! -f "$in" ]; then
   done
   "$build/smelt" convert "$work/model" -o "$in" --outtype f16 --quiet
 fi
-mb=$(awk -v b="$(stat -c %s "$in")" 'BEGIN { printf "%.1f", b / 1048576 }')
+mb=$(awk -v b="$(stat -L -c %s "$in")" 'BEGIN { printf "%.1f", b / 1048576 }')
 
 # run FILE CMD...: appends "wall cpu" seconds of one run of CMD to FILE (fails, naming the
 # command, when it fails)
