@@ -117,9 +117,17 @@ static void build(q_iq_grid_id id) {
         }
         free(d2);
     }
-    if (failed) { free(nb); goto fail; }
+    /* each list entry's levels, with Q_IQ_CODES_PAD readable entries past the last list */
+    uint16_t *codes = failed ? NULL : calloc((size_t)total + Q_IQ_CODES_PAD, sizeof(uint16_t));
+    if (!codes) { free(nb); goto fail; }
+    for (int i = 0; i < map_size; i++) {
+        if (map[i] >= 0) continue;
+        const uint16_t *list = nb - map[i] - 1;
+        for (int j = 1; j <= list[0]; j++)
+            codes[list - nb + j] = (uint16_t)(d->kgrid[list[j]] & ((1 << d->bits * d->dim) - 1));
+    }
     free(count);
-    GRIDS[id] = (q_iq_grid){d->dim, d->bits, d->size, pos, deq, map, nb};
+    GRIDS[id] = (q_iq_grid){d->dim, d->bits, d->size, pos, deq, map, nb, codes};
     return;
 fail:
     free(pos), free(deq), free(map), free(count);

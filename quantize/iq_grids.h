@@ -33,12 +33,24 @@ typedef struct q_iq_grid {
     const int32_t *map;   /* for each index sum l_i << bits*i: the grid point (>= 0), or
                              -(offset + 1) of its neighbour list (count, then grid indices) */
     const uint16_t *neighbours;
+    const uint16_t *codes; /* parallel to neighbours: each listed point's levels sum l_i << bits*i
+                              (a count slot: anything); Q_IQ_CODES_PAD more entries readable */
 } q_iq_grid;
+
+#define Q_IQ_CODES_PAD 16
 
 /* The grid, built on first use (thread-safe); NULL only if memory ran out. */
 const q_iq_grid *q_iq_grid_get(q_iq_grid_id id);
 
 /* The neighbour list of a map index that is not on the grid: n = list[0], then n indices. */
 static inline const uint16_t *q_iq_neighbours(const q_iq_grid *g, int u) { return g->neighbours - g->map[u] - 1; }
+
+/* The first nearest point of neighbour list nb (codes: the list's entries of q_iq_grid.codes)
+ * to xval[dim] at `scale`: the smallest sum over coordinates i, in order from 0.0f, of
+ * w[i]*(scale*q - xval[i])*(scale*q - xval[i]) (q = 2 l_i + 1, l_i the point's level i, so
+ * ggml's iq2/iq3_find_best_neighbour's bits); the first of equals, -1 if none is below FLT_MAX.
+ * dim 8 means 2 bits per level, dim 4 means 3. The scalar loop is in q_iq23.c. */
+int q_iq_nearest_avx2(const uint16_t *nb, const uint16_t *codes, int dim, const float *xval, const float *w,
+                      float scale);
 
 #endif

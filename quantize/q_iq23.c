@@ -8,6 +8,7 @@
  * point is off the grid; the group scales are then coded in 4 bits against max/31. One
  * parameterized routine reproduces the five variants of ggml's search, in ggml's order. */
 #include "quantize/codec_internal.h"
+#include "kernels/kernels.h"
 #include "quantize/iq_grids.h"
 
 #include <float.h>
@@ -38,20 +39,38 @@ static const iq_spec IQ3_XXS = {Q_IQ_GRID_3XXS, 32, 8, 15, 0.2f, true, false, tr
 static const iq_spec IQ3_S = {Q_IQ_GRID_3S, 32, 8, 9, 0.2f, false, false, false, RECHECK_ALL_IF_OFF, W_X2, 0.0f, 1.033f};
 
 /* The grid point among the neighbours of an off-grid index nearest to scale*q ~ xval
- * (weighted; the first of equals); its levels into L. */
-static int best_neighbour(const q_iq_grid *g, int u, const float *xval, const float *w, float scale, int8_t *L) {
-    const uint16_t *nb = q_iq_neighbours(g, u);
+ * (weighted; the first of equals); its levels into L.
+ *
+ * A coordinate takes one of kmax values q = 2l+1, so each term w*(scale*q - x)^2 is computed
+ * once per coordinate and level, before the neighbours are scanned; a neighbour's distance
+ * is then the same terms added in the same order as ggml adds them, so the same bits
+ * (q_iq_nearest_avx2 does the same eight neighbours at a time). */
+static inline int nearest_scalar(const uint16_t *nb, const uint16_t *codes, const float *xval, const float *w,
+                                 float scale, const int dim, const int bits) {
+    float terms[8][8];
+    for (int i = 0; i < dim; ++i)
+        for (int l = 0; l < 1 << bits; ++l) {
+            float diff = scale * (float)(2 * l + 1) - xval[i];
+            terms[i][l] = w[i] * diff * diff;
+        }
     float best_d2 = FLT_MAX;
     int best = -1;
     for (int j = 1; j <= nb[0]; ++j) {
-        const int8_t *pg = g->pos + 8 * nb[j];
         float d2 = 0;
-        for (int i = 0; i < g->dim; ++i) {
-            float diff = scale * pg[i] - xval[i];
-            d2 += w[i] * diff * diff;
-        }
+        for (int i = 0; i < dim; ++i) d2 += terms[i][codes[j] >> bits * i & ((1 << bits) - 1)];
         if (d2 < best_d2) { best_d2 = d2; best = nb[j]; }
     }
+    return best;
+}
+
+static int best_neighbour(const q_iq_grid *g, bool simd, int u, const float *xval, const float *w, float scale,
+                          int8_t *L) {
+    const int32_t off = -g->map[u] - 1;
+    const uint16_t *nb = g->neighbours + off, *codes = g->codes + off;
+    int best = simd               ? q_iq_nearest_avx2(nb, codes, g->dim, xval, w, scale)
+               : g->dim == 8 ? nearest_scalar(nb, codes, xval, w, scale, 8, 2) /* constant dims: unrolled */
+                             : nearest_scalar(nb, codes, xval, w, scale, 4, 3);
+    if (best < 0) best = nb[1]; /* no finite distance (ggml asserts): any point */
     const int8_t *pg = g->pos + 8 * best;
     for (int i = 0; i < g->dim; ++i) L[i] = (int8_t)((pg[i] - 1) / 2);
     return best;
@@ -59,8 +78,8 @@ static int best_neighbour(const q_iq_grid *g, int u, const float *xval, const fl
 
 /* Rounds sub-group xval[dim] at inverse scale id to levels L; off the grid, the best
  * neighbour at `scale`. Returns whether the rounded point was on the grid. */
-static bool round_sub(const q_iq_grid *g, const iq_spec *s, const float *xval, const float *waux, float id, float scale,
-                      int8_t *L) {
+static bool round_sub(const q_iq_grid *g, const iq_spec *s, bool simd, const float *xval, const float *waux, float id,
+                      float scale, int8_t *L) {
     int u = 0;
     for (int i = 0; i < g->dim; ++i) {
         int l = q_nearest_int(0.5f * (id * xval[i] - 1));
@@ -68,7 +87,7 @@ static bool round_sub(const q_iq_grid *g, const iq_spec *s, const float *xval, c
         u |= L[i] << g->bits * i;
     }
     if (g->map[u] >= 0) return true;
-    best_neighbour(g, u, xval, waux, scale, L);
+    best_neighbour(g, simd, u, xval, waux, scale, L);
     return false;
 }
 
@@ -117,7 +136,7 @@ static void split_signs(const iq_spec *s, int n, const float *xb, const float *w
 
 /* One group: levels into L, sign bytes into signs, its scale into *scale. False for a group
  * that is all zero (nothing of it is stored). */
-static bool iq_group(const iq_spec *s, const q_iq_grid *g, const float *xb, const float *weight, int8_t *L,
+static bool iq_group(const iq_spec *s, const q_iq_grid *g, bool simd, const float *xb, const float *weight, int8_t *L,
                      uint8_t *signs, float *scale_out) {
     const int n = s->group, nsub = n / g->dim;
     float xval[32], waux[32];
@@ -143,7 +162,8 @@ static bool iq_group(const iq_spec *s, const q_iq_grid *g, const float *xb, cons
         float id = (2 * s->kmax - 1 + is * s->step) / ref;
         float this_scale = 1 / id;
         for (int k = 0; k < nsub; ++k)
-            on_grid_aux[k] = round_sub(g, s, xval + g->dim * k, waux + g->dim * k, id, this_scale, Laux + g->dim * k);
+            on_grid_aux[k] = round_sub(g, s, simd, xval + g->dim * k, waux + g->dim * k, id, this_scale,
+                                       Laux + g->dim * k);
         float sumqx, sumq2;
         iq_sums(n, weight, xval, Laux, &sumqx, &sumq2);
         if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
@@ -159,7 +179,7 @@ static bool iq_group(const iq_spec *s, const q_iq_grid *g, const float *xb, cons
         float id = 1 / scale;
         for (int k = 0; k < nsub; ++k) {
             if (s->recheck == RECHECK_OFF_ONLY && on_grid[k]) continue;
-            round_sub(g, s, xval + g->dim * k, waux + g->dim * k, id, scale, L + g->dim * k);
+            round_sub(g, s, simd, xval + g->dim * k, waux + g->dim * k, id, scale, L + g->dim * k);
         }
         float sumqx, sumq2;
         iq_sums(n, weight, xval, L, &sumqx, &sumq2);
@@ -190,6 +210,7 @@ typedef void (*scales_fn)(uint8_t *y, uint16_t d, const int *codes);
 static void iq_quantize(const iq_spec *s, const float *x, void *vy, size_t block_bytes, int64_t n, const float *qw,
                         pack_fn pack, scales_fn put_scales) {
     const q_iq_grid *g = q_iq_grid_get(s->grid);
+    const bool simd = sm_isa_active() >= SM_ISA_AVX2;
     const int ngroups = QK_K / s->group;
     uint8_t *y = vy;
     for (int64_t ibl = 0; ibl < n / QK_K; ++ibl, y += block_bytes) {
@@ -205,7 +226,7 @@ static void iq_quantize(const iq_spec *s, const float *x, void *vy, size_t block
             int8_t L[32];
             uint8_t signs[4];
             iq_weights(s, xb, qw ? qw + QK_K * ibl + s->group * ib : NULL, sigma2, s->group, weight);
-            if (iq_group(s, g, xb, weight, L, signs, &scales[ib])) pack(y, ib, slot++, g, L, signs);
+            if (iq_group(s, g, simd, xb, weight, L, signs, &scales[ib])) pack(y, ib, slot++, g, L, signs);
             max_scale = Q_MAX(max_scale, scales[ib]);
         }
         if (!max_scale) { memset(y, 0, block_bytes); continue; }

@@ -9,8 +9,10 @@
 
 #include "kernels/kernels.h"
 #include "quantize/codec_internal.h"
+#include "quantize/iq_grids.h"
 #include "quantize/quantize.h"
 
+#include <float.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +351,62 @@ static void refusals(void) {
     CHECK_OK(sm_dequantize_row(SM_TYPE_Q4_K, out, deq, 256));
 }
 
+/* The i-quants' AVX2 neighbour search (eight neighbours at a time, lists of any length, so
+ * every tail) against ggml's loop as written in iq2/iq3_find_best_neighbour: for every
+ * off-grid index of every grid, on random inputs and on integer ones (many equal distances,
+ * where the first in list order must win). */
+static int ref_nearest(const q_iq_grid *g, const uint16_t *nb, const float *xval, const float *w, float scale) {
+    float best_d2 = FLT_MAX;
+    int best = -1;
+    for (int j = 1; j <= nb[0]; ++j) {
+        const int8_t *pg = g->pos + 8 * nb[j];
+        float d2 = 0;
+        for (int i = 0; i < g->dim; ++i) {
+            float q = pg[i];
+            float diff = scale * q - xval[i];
+            d2 += w[i] * diff * diff;
+        }
+        if (d2 < best_d2) { best_d2 = d2; best = nb[j]; }
+    }
+    return best;
+}
+
+static void iq_neighbour_search(void) {
+    if (sm_cpu_isa() < SM_ISA_AVX2) { fprintf(stderr, "  (no AVX2: the AVX2 search is not run)\n"); return; }
+    static const q_iq_grid_id ids[] = {Q_IQ_GRID_2XXS, Q_IQ_GRID_2XS, Q_IQ_GRID_2S, Q_IQ_GRID_3XXS, Q_IQ_GRID_3S};
+    uint64_t s = 99;
+    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
+        const q_iq_grid *g = q_iq_grid_get(ids[k]);
+        CHECK(g != NULL);
+        if (!g) continue;
+        const int map_size = g->bits == 2 ? 1 << 16 : 1 << 12;
+        int lists = 0, bad = 0, lens[8] = {0};
+        for (int u = 0; u < map_size; u++) {
+            if (g->bits == 2 && ((u & 0x5555) & (u >> 1 & 0x5555))) continue; /* a level 3 */
+            if (g->map[u] >= 0) continue;
+            const uint16_t *nb = q_iq_neighbours(g, u), *codes = g->codes + (nb - g->neighbours);
+            lens[nb[0] % 8]++;
+            for (int trial = 0; trial < 2; trial++) {
+                float xval[8], w[8], scale = trial ? 1.0f : 0.5f + gold_unif(&s);
+                for (int i = 0; i < g->dim; i++) {
+                    xval[i] = trial ? (float)(gold_next(&s) % 16) : 8 * gold_unif(&s);
+                    w[i] = trial ? 1.0f : gold_unif(&s);
+                }
+                const int want = ref_nearest(g, nb, xval, w, scale);
+                const int got = q_iq_nearest_avx2(nb, codes, g->dim, xval, w, scale);
+                bad += got != want;
+                if (got != want && bad < 4)
+                    fprintf(stderr, "  grid %d index %d (%d neighbours): %d, ggml's loop %d\n", (int)ids[k], u,
+                            nb[0], got, want);
+            }
+            lists++;
+        }
+        CHECK_MSG(bad == 0, "grid %d: %d of %d searches differ", (int)ids[k], bad, 2 * lists);
+        for (int r = 0; r < 8; r++) /* every tail length occurs */
+            CHECK_MSG(lens[r] > 0 || g->dim == 4, "grid %d: no list of length %d mod 8", (int)ids[k], r);
+    }
+}
+
 void run_tests(void) {
     for (int r = 0; r < GOLD_ROWS; r++) gold_row(r, g_x + r * GOLD_COLS);
     gold_imatrix(g_imat);
@@ -357,5 +415,6 @@ void run_tests(void) {
     TEST(golden_plain_and_q8_K);
     TEST(isa_and_thread_independence);
     TEST(signed_zeros);
+    TEST(iq_neighbour_search);
     TEST(refusals);
 }
