@@ -64,10 +64,9 @@ static int observe(void *user, int64_t layer, sm_linear_input which, const float
 /* The expert observer: each expert's routed inputs into that expert's Hessian. */
 static int observe_expert(void *user, int64_t layer, int64_t expert, sm_linear_input which, const float *x, int64_t ld,
                           int64_t cols, int64_t n_tok, const int32_t *tok, const float *weight) {
-    (void)tok;
-    (void)weight;
+    (void)tok, (void)weight;
     capture *c = user;
-    const int k = which == SM_IN_FFN ? 0 : which == SM_IN_FFN_DOWN ? 1 : -1;
+    const int k = sm_expert_input(which);
     if (layer != c->layer || k < 0 || !c->eh[k]) return 0;
     const double t0 = sm_now();
     if (sm_hessian_cols(c->eh[k][expert]) != cols)

@@ -50,10 +50,9 @@ static int observe(void *user, int64_t layer, sm_linear_input which, const float
 
 static int observe_expert(void *user, int64_t layer, int64_t expert, sm_linear_input which, const float *x, int64_t ld,
                           int64_t cols, int64_t n_tok, const int32_t *tok, const float *weight) {
-    (void)tok;
-    (void)weight;
+    (void)tok, (void)weight;
     collector *c = user;
-    const int k = which == SM_IN_FFN ? 0 : which == SM_IN_FFN_DOWN ? 1 : -1;
+    const int k = sm_expert_input(which);
     if (k < 0 || cols != c->exp_cols[k] || layer < 0 || layer >= c->n_layer || expert < 0 || expert >= c->n_expert)
         return sm_error("imatrix: unexpected expert activation shape");
     const int64_t le = layer * c->n_expert + expert;

@@ -357,6 +357,8 @@ int sm_context_set_observer(sm_context *c, sm_observer_fn fn, void *user);
 typedef int (*sm_expert_observer_fn)(void *user, int64_t layer, int64_t expert, sm_linear_input which, const float *x,
                                      int64_t ld, int64_t cols, int64_t n_tok, const int32_t *tok, const float *weight);
 int sm_context_set_expert_observer(sm_context *c, sm_expert_observer_fn fn, void *user);
+/* An expert input's index: 0 for SM_IN_FFN (gate/up), 1 for SM_IN_FFN_DOWN, -1 for any other. */
+int sm_expert_input(sm_linear_input which);
 /* SM_FEAT_MOE: one expert's matrix of layer `layer`'s stack `stack` (0 ffn_gate_exps, 1
  * ffn_up_exps, 2 ffn_down_exps): its shape (rows = outputs) and its weights as floats, rows x
  * cols row-major (the layer prepared, as sm_model_linear_f32). */

@@ -51,6 +51,8 @@ int sm_context_set_expert_observer(sm_context *c, sm_expert_observer_fn fn, void
     return 0;
 }
 
+int sm_expert_input(sm_linear_input which) { return which == SM_IN_FFN ? 0 : which == SM_IN_FFN_DOWN ? 1 : -1; }
+
 int sm_model_expert_shape(const sm_model *m, int stack, int64_t *rows, int64_t *cols) {
     const sm_hparams *hp = &m->hp;
     if (!(hp->features & SM_FEAT_MOE)) return sm_error("the model has no experts");
