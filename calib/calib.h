@@ -306,7 +306,25 @@ typedef struct sm_gptq_linear {
      * the writer divides the tensor feeding the input (attn_norm, ffn_norm, v's or up's rows and
      * bias) by col_scale, and the biases of scaled rows by row_scale. */
     const float *awq_col_scale, *awq_row_scale;
+    /* SM_FEAT_MOE: lin[SM_LIN_GATE], [SM_LIN_UP], [SM_LIN_DOWN] stand for the stacks
+     * ffn_{gate,up,down}_exps: n_expert results, expert e's in experts[e] (res unused) */
+    const sm_gptq_result *experts;
 } sm_gptq_linear;
+
+/* SM_FEAT_MOE: what one expert of a block became. Each expert's three matrices are quantized
+ * with their own Hessians, from the calibration tokens routed to it (gate/up: those tokens'
+ * ffn_norm(x); down: their silu(gate) * up with the expert's quantized gate/up). An expert
+ * routed fewer than opts.moe_min_tokens tokens is starved: its matrices are rounded to nearest
+ * with diag(H) as importance (with no token at all: without importance, as llama-quantize
+ * without an imatrix). */
+typedef struct sm_gptq_expert_report {
+    int64_t tokens;             /* calibration tokens routed to it */
+    bool starved;               /* tokens < moe_min_tokens: rounded to nearest */
+    sm_type type[3];            /* gate, up, down */
+    bool gptq[3];
+    double loss_rtn[3], loss_gptq[3];
+} sm_gptq_expert_report;
+#define SM_GPTQ_MOE_MIN_TOKENS 128 /* the default of opts.moe_min_tokens */
 
 typedef struct sm_gptq_layer_report {
     double seconds;                  /* the whole block: passes, Hessians, quantization */
@@ -323,6 +341,8 @@ typedef struct sm_gptq_layer_report {
      * scaled (o under grouped-query attention); loss_rtn is then alpha 0's loss in the search */
     double awq_alpha[4];
     double seconds_awq;              /* the scale and clip searches */
+    int64_t n_expert;                /* SM_FEAT_MOE: the block's experts (its ffn_* entries above unused) */
+    sm_gptq_expert_report *experts;  /* n_expert, malloc'ed (freed by sm_gptq_run_report_free) */
 } sm_gptq_layer_report;
 
 typedef struct sm_gptq_run_opts {
@@ -331,6 +351,8 @@ typedef struct sm_gptq_run_opts {
                                  the HF integer grid); NULL: the HF grid everywhere */
     bool no_true_sequential;  /* collect every Hessian of a block in one pass with the
                                  original weights (the GPTQ paper's plain variant) */
+    int64_t moe_min_tokens;   /* SM_FEAT_MOE: experts routed fewer calibration tokens are rounded
+                                 to nearest (sm_gptq_expert_report); 0: SM_GPTQ_MOE_MIN_TOKENS */
     sm_awq_opts awq;          /* AWQ scaling first (awq.enabled; CPU only, GGUF types only) */
     /* Called once per block when its linears are quantized (lin[i] for sm_linear i; the callee
      * may take ownership of lin[i].res by zeroing it). May be NULL. */

@@ -34,6 +34,17 @@ typedef struct gguf_job {
     const sm_model *m;
 } gguf_job;
 
+/* The stored tensor holding linear l (sm_model_linear_tensor; a mixture of experts' ffn_gate,
+ * ffn_up, ffn_down: its stacks ffn_{gate,up,down}_exps, each expert's rows after the last's). */
+static const char *stem_of(const sm_model *m, sm_linear l, int64_t *row0) {
+    static const char *const STACKS[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    if ((sm_model_hparams(m)->features & SM_FEAT_MOE) && l >= SM_LIN_GATE) {
+        *row0 = 0;
+        return STACKS[l - SM_LIN_GATE];
+    }
+    return sm_model_linear_tensor(m, l, row0);
+}
+
 static const sm_tensor *tensor(const gguf_job *j, size_t i) {
     return j->hf ? sm_hf_source_tensor(j->hf, i) : sm_gguf_tensor(j->g, i);
 }
@@ -85,12 +96,14 @@ static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
             /* the linears stored in this tensor, in row order (q, k, v of a fused attn_qkv): each
              * row is quantized on its own, so their packed rows concatenate */
             int64_t r0;
-            const char *stem = sm_model_linear_tensor(j->m, (sm_linear)j->linear[i], &r0);
+            const char *stem = stem_of(j->m, (sm_linear)j->linear[i], &r0);
             rc = 0;
             for (int k = 0; k < SM_LIN_COUNT && !rc; k++)
-                if (!strcmp(sm_model_linear_tensor(j->m, (sm_linear)k, &r0), stem)) {
+                if (!strcmp(stem_of(j->m, (sm_linear)k, &r0), stem)) {
                     const sm_gptq_result *r = &lin[k].res;
-                    rc = sm_sink_write(j->w, r->packed, r->packed_bytes);
+                    if (!lin[k].experts) rc = sm_sink_write(j->w, r->packed, r->packed_bytes);
+                    for (int64_t e = 0; lin[k].experts && e < sm_model_hparams(j->m)->n_expert && !rc; e++)
+                        rc = sm_sink_write(j->w, lin[k].experts[e].packed, lin[k].experts[e].packed_bytes);
                 }
         } else {
             const float *s = fold_scale(tensor(j, i)->name, lin);
@@ -110,7 +123,7 @@ static int64_t block_of(const sm_model *m, const char *name, int *linear) {
     if (end == name + 4 || *end != '.' || l < 0) return -1;
     for (int i = 0; i < SM_LIN_COUNT; i++) {
         int64_t r0;
-        const char *ln = sm_model_linear_tensor(m, (sm_linear)i, &r0);
+        const char *ln = stem_of(m, (sm_linear)i, &r0);
         if (r0) continue; /* a later part of a fused tensor */
         const size_t n = strlen(ln);
         if (!strncmp(end + 1, ln, n) && !strcmp(end + 1 + n, ".weight")) *linear = i;
@@ -145,6 +158,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     for (int64_t i = 0; i < hp->n_layer * SM_LIN_COUNT; i++) lin_types[i] = NOT_SEEN;
     if (sm_recipe_plan_begin(&plan, recipe, names, j.nt, hp->arch, hp->n_layer, hp->n_head, hp->n_head_kv, true))
         goto done;
+    sm_recipe_set_experts(&plan, hp->n_expert); /* llama-quantize's 8-expert rules, as smelt quantize */
 
     /* plan every tensor in file order (the recipe's counters follow it), as smelt quantize */
     for (size_t i = 0; i < j.nt; i++) {
@@ -168,9 +182,9 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
         }
         if (j.linear[i] >= 0) { /* every linear the tensor holds (fused: q, k, v or gate, up) */
             int64_t r0;
-            const char *stem = sm_model_linear_tensor(m, (sm_linear)j.linear[i], &r0);
+            const char *stem = stem_of(m, (sm_linear)j.linear[i], &r0);
             for (int k = 0; k < SM_LIN_COUNT; k++)
-                if (!strcmp(sm_model_linear_tensor(m, (sm_linear)k, &r0), stem))
+                if (!strcmp(stem_of(m, (sm_linear)k, &r0), stem))
                     lin_types[j.layer[i] * SM_LIN_COUNT + k] = j.types[i];
         }
     }
@@ -178,8 +192,7 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
         for (int i = 0; i < SM_LIN_COUNT; i++)
             if (lin_types[l * SM_LIN_COUNT + i] == NOT_SEEN) {
                 int64_t r0;
-                sm_error("%s: tensor blk.%lld.%s.weight is missing", src_path, (long long)l,
-                         sm_model_linear_tensor(m, (sm_linear)i, &r0));
+                sm_error("%s: tensor blk.%lld.%s.weight is missing", src_path, (long long)l, stem_of(m, (sm_linear)i, &r0));
                 goto done;
             }
 

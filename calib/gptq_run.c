@@ -36,6 +36,7 @@ typedef struct capture {
     double seconds;             /* spent accumulating */
     double *absum[SM_IN_COUNT]; /* AWQ: per column sum of |x| (NULL: not wanted) */
     sm_cuda_block *gpu;         /* --device cuda: the block on the GPU */
+    sm_hessian **eh[2];         /* SM_FEAT_MOE: per expert, its SM_IN_FFN / SM_IN_FFN_DOWN Hessian (NULL: not wanted) */
 } capture;
 
 static int observe(void *user, int64_t layer, sm_linear_input which, const float *x, int64_t ld, int64_t cols,
@@ -60,20 +61,36 @@ static int observe(void *user, int64_t layer, sm_linear_input which, const float
     return which == c->stop_at ? 1 : 0;
 }
 
-/* Round-to-nearest (with diag H as importance) into a result that looks like GPTQ's. */
+/* The expert observer: each expert's routed inputs into that expert's Hessian. */
+static int observe_expert(void *user, int64_t layer, int64_t expert, sm_linear_input which, const float *x, int64_t ld,
+                          int64_t cols, int64_t n_tok, const int32_t *tok, const float *weight) {
+    (void)tok, (void)weight;
+    capture *c = user;
+    const int k = sm_expert_input(which);
+    if (layer != c->layer || k < 0 || !c->eh[k]) return 0;
+    const double t0 = sm_now();
+    if (sm_hessian_cols(c->eh[k][expert]) != cols)
+        return sm_error("gptq: unexpected expert activation width %lld", (long long)cols);
+    const int rc = sm_hessian_add_feature_major(c->eh[k][expert], x, n_tok, ld);
+    c->seconds += sm_now() - t0;
+    return rc;
+}
+
+/* Round-to-nearest (with diag H as importance; H NULL: none, and no loss) into a result that
+ * looks like GPTQ's. */
 static int round_to_nearest(sm_type type, const double *H, const float *W, int64_t rows, int64_t cols, bool skip_loss,
                             sm_gptq_result *res) {
     memset(res, 0, sizeof *res);
     const uint64_t row_bytes = sm_type_row_bytes(type, cols);
-    float *imp = malloc(sizeof(float) * (size_t)cols);
+    float *imp = H ? malloc(sizeof(float) * (size_t)cols) : NULL;
     res->packed = malloc((size_t)(row_bytes * (uint64_t)rows));
     res->deq = malloc(sizeof(float) * (size_t)(rows * cols));
-    if (!imp || !res->packed || !res->deq) {
+    if ((H && !imp) || !res->packed || !res->deq) {
         free(imp);
         sm_gptq_result_free(res);
         return sm_error("out of memory");
     }
-    for (int64_t c = 0; c < cols; c++) imp[c] = (float)H[c * cols + c];
+    for (int64_t c = 0; c < cols && H; c++) imp[c] = (float)H[c * cols + c];
     const bool plain = !sm_type_get(type)->quantized;
     int rc = 0;
     if (plain) rc = sm_f32_to_plain(type, W, res->packed, rows * cols);
@@ -88,7 +105,7 @@ static int round_to_nearest(sm_type type, const double *H, const float *W, int64
     res->rows = rows;
     res->cols = cols;
     res->packed_bytes = (size_t)(row_bytes * (uint64_t)rows);
-    if (!skip_loss) {
+    if (!skip_loss && H) {
         if (sm_gptq_proxy_loss(H, cols, W, res->deq, rows, &res->loss_rtn)) {
             sm_gptq_result_free(res);
             return -1;
@@ -120,19 +137,27 @@ static int pass_gpu(const sm_model *m, capture *cap, float *x, const sm_calib_se
     return 0;
 }
 
-static int pass(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, const sm_block_override *ov, float *x,
-                const sm_calib_set *cs, sm_gptq_layer_report *lr) {
+/* copy non-NULL (seqlen x n_embd floats): each sample runs on a copy there, to the block's end
+ * (every expert observed), and x stays as it is. */
+static int pass_on(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, const sm_block_override *ov, float *x,
+                   const sm_calib_set *cs, sm_gptq_layer_report *lr, float *copy) {
     const int64_t E = sm_model_hparams(m)->n_embd, L = cs->seqlen;
     if (cap->gpu) return pass_gpu(m, cap, x, cs, lr);
     const double t0 = sm_now(), h0 = cap->seconds;
     for (int64_t s = 0; s < cs->n_samples; s++) {
-        const int rc = sm_model_eval_block(m, ctx, l, ov, x + s * L * E, L, 0);
+        if (copy) memcpy(copy, x + s * L * E, sizeof(float) * (size_t)(L * E));
+        const int rc = sm_model_eval_block(m, ctx, l, ov, copy ? copy : x + s * L * E, L, 0);
         if (rc < 0) return -1;
         if (rc == 0 && cap->stop_at < SM_IN_COUNT) return sm_error("gptq: the block ended before its input was seen");
     }
     lr->seconds_hessian += cap->seconds - h0;
     lr->seconds_forward += sm_now() - t0 - (cap->seconds - h0);
     return 0;
+}
+
+static int pass(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, const sm_block_override *ov, float *x,
+                const sm_calib_set *cs, sm_gptq_layer_report *lr) {
+    return pass_on(m, ctx, cap, l, ov, x, cs, lr, NULL);
 }
 
 static int quantize_linears(const sm_model *m, int64_t l, int g, const double *H, int64_t cols,
@@ -161,6 +186,20 @@ static int quantize_group(const sm_model *m, int64_t l, int g, const double *H, 
     return rc;
 }
 
+/* One matrix: GPTQ on its type's grid against H (*hinv: H's factorization, made on first use,
+ * shared by the matrices reading one input), or, without a grid or with allow_gptq false,
+ * round-to-nearest with diag(H) as importance (H NULL: none). */
+static int quantize_matrix(const double *H, int64_t cols, sm_type type, bool allow_gptq, const sm_gptq_run_opts *o,
+                           sm_gptq_hinv **hinv, float *W, int64_t rows, bool *gptq, sm_gptq_result *res) {
+    *gptq = allow_gptq && H && (type == SM_TYPE_INVALID || sm_gptq_has_grid(type)) && (!o->awq.enabled || o->awq.then_gptq);
+    if (!*gptq) return round_to_nearest(type, H, W, rows, cols, o->q.skip_loss || o->awq.enabled, res);
+    sm_gptq_opts q = o->q;
+    q.skip_loss |= o->awq.enabled; /* AWQ reports its own loss against the unscaled weights */
+    q.gguf_type = type;
+    if (!*hinv && sm_gptq_prepare(H, cols, &q, hinv)) return -1;
+    return sm_gptq_quantize(*hinv, W, rows, &q, res);
+}
+
 static int quantize_linears(const sm_model *m, int64_t l, int g, const double *H, int64_t cols,
                             const sm_gptq_run_opts *o, float *const *W, sm_gptq_linear *lin, sm_gptq_layer_report *lr) {
     sm_gptq_hinv *hinv = NULL;
@@ -170,18 +209,7 @@ static int quantize_linears(const sm_model *m, int64_t l, int g, const double *H
         if (sm_model_linear_shape(m, l, i, &rows, &c)) return -1;
         sm_gptq_linear *li = &lin[i];
         li->type = o->types ? o->types[l * SM_LIN_COUNT + i] : SM_TYPE_INVALID;
-        li->gptq = (li->type == SM_TYPE_INVALID || sm_gptq_has_grid(li->type)) &&
-                   (!o->awq.enabled || o->awq.then_gptq);
-        int rc;
-        if (li->gptq) {
-            sm_gptq_opts q = o->q;
-            q.skip_loss |= o->awq.enabled; /* AWQ reports its own loss against the unscaled weights */
-            q.gguf_type = li->type;
-            if (!hinv && sm_gptq_prepare(H, cols, &q, &hinv)) return sm_error_ctx("layer %lld", (long long)l);
-            rc = sm_gptq_quantize(hinv, W[i], rows, &q, &li->res);
-        } else {
-            rc = round_to_nearest(li->type, H, W[i], rows, cols, o->q.skip_loss || o->awq.enabled, &li->res);
-        }
+        const int rc = quantize_matrix(H, cols, li->type, true, o, &hinv, W[i], rows, &li->gptq, &li->res);
         if (rc) {
             sm_gptq_hinv_free(hinv);
             return sm_error_ctx("blk.%lld.%s", (long long)l, sm_linear_gguf_name(i));
@@ -197,6 +225,150 @@ static int quantize_linears(const sm_model *m, int64_t l, int g, const double *H
     return 0;
 }
 
+/* ---- mixtures of experts (SM_FEAT_MOE): per-expert Hessians and results ---- */
+
+static const sm_linear STACK_LIN[3] = {SM_LIN_GATE, SM_LIN_UP, SM_LIN_DOWN}; /* ffn_{gate,up,down}_exps */
+
+typedef struct moe_state {
+    int64_t n;                /* experts */
+    sm_gptq_result *res[3];   /* per stack: n results */
+    const float **deq[3];     /* per stack: the experts' quantized weights (the block override) */
+    sm_hessian **h[2];        /* per input (SM_IN_FFN, SM_IN_FFN_DOWN): n Hessians */
+    float *copy;              /* one sample's residual stream (passes that leave x as it is) */
+} moe_state;
+
+static void moe_hessians_free(moe_state *st) {
+    for (int k = 0; k < 2; k++) {
+        for (int64_t e = 0; st->h[k] && e < st->n; e++) sm_hessian_free(st->h[k][e]);
+        free(st->h[k]);
+        st->h[k] = NULL;
+    }
+}
+
+static void moe_state_clear(moe_state *st) {
+    moe_hessians_free(st);
+    for (int s = 0; s < 3; s++) {
+        for (int64_t e = 0; st->res[s] && e < st->n; e++) sm_gptq_result_free(&st->res[s][e]);
+        if (st->res[s]) memset(st->res[s], 0, sizeof(sm_gptq_result) * (size_t)st->n);
+        if (st->deq[s]) memset(st->deq[s], 0, sizeof(float *) * (size_t)st->n);
+    }
+}
+
+static void moe_state_free(moe_state *st) {
+    moe_state_clear(st);
+    for (int s = 0; s < 3; s++) {
+        free(st->res[s]);
+        free((void *)st->deq[s]);
+    }
+    free(st->copy);
+}
+
+static int moe_state_init(const sm_model *m, const sm_calib_set *cs, moe_state *st) {
+    const sm_hparams *hp = sm_model_hparams(m);
+    st->n = hp->n_expert;
+    for (int s = 0; s < 3; s++) {
+        st->res[s] = calloc((size_t)st->n, sizeof *st->res[s]);
+        st->deq[s] = calloc((size_t)st->n, sizeof *st->deq[s]);
+        if (!st->res[s] || !st->deq[s]) return sm_error("out of memory");
+    }
+    st->copy = malloc(sizeof(float) * (size_t)(cs->seqlen * hp->n_embd));
+    return st->copy ? 0 : sm_error("out of memory");
+}
+
+/* One pass over every sample (x unchanged) collecting the experts' Hessians of the inputs in
+ * `want` (bit k: input k; 0 SM_IN_FFN, 1 SM_IN_FFN_DOWN). */
+static int moe_collect(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, const sm_block_override *ov,
+                       float *x, const sm_calib_set *cs, moe_state *st, unsigned want, sm_gptq_layer_report *lr) {
+    int64_t rows, cols[3];
+    for (int s = 0; s < 3; s++)
+        if (sm_model_expert_shape(m, s, &rows, &cols[s])) return -1;
+    for (int k = 0; k < 2; k++) {
+        if (!(want >> k & 1)) continue;
+        if (!(st->h[k] = calloc((size_t)st->n, sizeof *st->h[k]))) return sm_error("out of memory");
+        for (int64_t e = 0; e < st->n; e++)
+            if (!(st->h[k][e] = sm_hessian_new(cols[k ? 2 : 0]))) return -1;
+        cap->eh[k] = st->h[k];
+    }
+    cap->stop_at = SM_IN_COUNT;
+    const int rc = pass_on(m, ctx, cap, l, ov, x, cs, lr, st->copy);
+    cap->eh[0] = cap->eh[1] = NULL;
+    return rc;
+}
+
+/* Quantize every expert's matrices that read input k against that expert's Hessian (a starved
+ * expert: round-to-nearest with diag(H), or no importance without tokens). */
+static int moe_quantize(const sm_model *m, int64_t l, int k, const sm_gptq_run_opts *o, moe_state *st,
+                        sm_gptq_layer_report *lr) {
+    const double t0 = sm_now();
+    const int64_t min_tokens = o->moe_min_tokens > 0 ? o->moe_min_tokens : SM_GPTQ_MOE_MIN_TOKENS;
+    float *W = NULL;
+    int rc = 0;
+    for (int64_t e = 0; e < st->n && !rc; e++) {
+        sm_gptq_expert_report *er = &lr->experts[e];
+        const int64_t tokens = sm_hessian_tokens(st->h[k][e]);
+        const double *H = sm_hessian_matrix(st->h[k][e]);
+        if (!H) return -1;
+        if (k == 0) {
+            er->tokens = tokens;
+            er->starved = tokens < min_tokens;
+        }
+        sm_gptq_hinv *hinv = NULL;
+        for (int s = k ? 2 : 0; s < (k ? 3 : 2) && !rc; s++) {
+            int64_t rows, cols;
+            rc = sm_model_expert_shape(m, s, &rows, &cols);
+            if (!rc && !(W = malloc(sizeof(float) * (size_t)(rows * cols)))) rc = sm_error("out of memory");
+            if (!rc) rc = sm_model_expert_f32(m, l, s, e, W);
+            er->type[s] = o->types[l * SM_LIN_COUNT + STACK_LIN[s]];
+            if (!rc) rc = quantize_matrix(tokens ? H : NULL, cols, er->type[s], !er->starved, o, &hinv, W, rows,
+                                          &er->gptq[s], &st->res[s][e]);
+            if (rc) sm_error_ctx("blk.%lld.%s_exps, expert %lld", (long long)l, sm_linear_gguf_name(STACK_LIN[s]),
+                                 (long long)e);
+            er->loss_rtn[s] = st->res[s][e].loss_rtn;
+            er->loss_gptq[s] = st->res[s][e].loss_gptq;
+            st->deq[s][e] = st->res[s][e].deq;
+            free(W);
+            W = NULL;
+        }
+        sm_gptq_hinv_free(hinv);
+    }
+    lr->seconds_quantize += sm_now() - t0;
+    return rc;
+}
+
+/* A block's experts, after its attention: true-sequential, gate/up against the inputs with the
+ * quantized attention, then down against the intermediate activations of the quantized gate/up
+ * (no_true_sequential: both from one pass with the original weights). ov then replaces them all. */
+static int moe_block(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, sm_block_override *ov, float *x,
+                     const sm_calib_set *cs, const sm_gptq_run_opts *o, moe_state *st, sm_gptq_layer_report *lr) {
+    lr->n_expert = st->n;
+    if (!(lr->experts = calloc((size_t)st->n, sizeof *lr->experts))) return sm_error("out of memory");
+    int rc;
+    if (o->no_true_sequential) {
+        rc = moe_collect(m, ctx, cap, l, NULL, x, cs, st, 3u, lr);
+        if (!rc) rc = moe_quantize(m, l, 0, o, st, lr);
+        if (!rc) rc = moe_quantize(m, l, 1, o, st, lr);
+    } else {
+        rc = moe_collect(m, ctx, cap, l, ov, x, cs, st, 1u, lr);
+        if (!rc) rc = moe_quantize(m, l, 0, o, st, lr);
+        ov->exps[0] = st->deq[0];
+        ov->exps[1] = st->deq[1];
+        if (!rc) rc = moe_collect(m, ctx, cap, l, ov, x, cs, st, 2u, lr);
+        if (!rc) rc = moe_quantize(m, l, 1, o, st, lr);
+    }
+    moe_hessians_free(st);
+    /* the stacks in the linears' report: their type, GPTQ if any expert had it, losses summed */
+    for (int s = 0; s < 3; s++) {
+        ov->exps[s] = st->deq[s];
+        const sm_linear i = STACK_LIN[s];
+        lr->type[i] = o->types[l * SM_LIN_COUNT + i];
+        for (int64_t e = 0; e < st->n; e++) {
+            lr->gptq[i] |= lr->experts[e].gptq[s];
+            lr->loss_rtn[i] += lr->experts[e].loss_rtn[s];
+            lr->loss_gptq[i] += lr->experts[e].loss_gptq[s];
+        }
+    }
+    return rc;
+}
 
 /* ---- AWQ (calib.h): the per-block state and steps ---- */
 
@@ -387,6 +559,14 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
         return sm_error("awq: --device cuda is not supported (the AWQ searches run on the CPU only)");
     if (o->awq.enabled && !o->types)
         return sm_error("awq: the Hugging Face integer grid (--to hf) is not supported; use --to gguf:RECIPE");
+    const bool moe = (hp->features & SM_FEAT_MOE) != 0;
+    if (moe && (o->awq.enabled || o->q.device == SM_DEVICE_CUDA || !o->types))
+        return sm_error("gptq: a mixture of experts is quantized on the CPU, by GPTQ alone, into a GGUF (%s is not "
+                        "supported for it)",
+                        o->awq.enabled ? "AWQ" : o->q.device == SM_DEVICE_CUDA ? "--device cuda" : "--to hf");
+    /* the linears held as floats: a mixture of experts' FFN is its expert stacks (moe_block) */
+    const int n_lin = moe ? SM_LIN_GATE : SM_LIN_COUNT, n_groups = moe ? 2 : N_GROUPS;
+    moe_state st = {0};
     const uint64_t act_floats = (uint64_t)S * (uint64_t)L * (uint64_t)E;
     if (act_floats > ((uint64_t)1 << 40)) return sm_error("gptq: %lld samples of %lld tokens are too many", (long long)S, (long long)L);
     rep->n_layer = n_layer;
@@ -411,16 +591,17 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
     sm_model_release_layer(m, -1); /* memory: the mapped weights are resident one block at a time */
     if (o->q.device == SM_DEVICE_CUDA) {
         if (sm_model_cuda_block_new(m, L, &cap.gpu)) goto done;
-    } else if (sm_context_new_block(m, L, L, &ctx) || sm_context_set_observer(ctx, observe, &cap)) {
+    } else if (sm_context_new_block(m, L, L, &ctx) || sm_context_set_observer(ctx, observe, &cap) ||
+               (moe && (sm_context_set_expert_observer(ctx, observe_expert, &cap) || moe_state_init(m, cs, &st)))) {
         goto done;
     }
 
     for (int64_t l = 0; l < n_layer; l++) {
         const double t0 = sm_now();
         sm_gptq_layer_report *lr = &rep->layers[l];
-        sm_block_override ov = {{0}};
+        sm_block_override ov = {{0}, {0}};
         if (sm_model_prepare_layer(m, l)) goto done;
-        for (int i = 0; i < SM_LIN_COUNT; i++) {
+        for (int i = 0; i < n_lin; i++) {
             int64_t rows, cols;
             free(W[i]);
             if (sm_model_linear_shape(m, l, (sm_linear)i, &rows, &cols)) goto done;
@@ -448,19 +629,20 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
                 for (int k = 0; k < GROUPS[g].n && !lrc; k++) lrc = use_quantized(m, &cap, &ov, lin, GROUPS[g].lin[k], A.eff);
             }
         } else if (o->no_true_sequential) {
-            /* one pass with the original weights collects every input, stopping before down */
-            for (int g = 0; g < N_GROUPS && !lrc; g++) {
+            /* one pass with the original weights collects every input, stopping before down
+             * (a mixture of experts: before the router) */
+            for (int g = 0; g < n_groups && !lrc; g++) {
                 int64_t rows, cols;
                 lrc = sm_model_linear_shape(m, l, GROUPS[g].lin[0], &rows, &cols);
                 if (!lrc && !(h[g] = cap.h[GROUPS[g].in] = sm_hessian_new_on(cols, o->q.device))) lrc = -1;
             }
-            cap.stop_at = SM_IN_FFN_DOWN;
+            cap.stop_at = moe ? SM_IN_FFN : SM_IN_FFN_DOWN;
             if (!lrc) lrc = pass(m, ctx, &cap, l, NULL, x, cs, lr);
-            for (int g = 0; g < N_GROUPS && !lrc; g++)
+            for (int g = 0; g < n_groups && !lrc; g++)
                 lrc = quantize_group(m, l, g, sm_hessian_matrix(h[g]), sm_hessian_cols(h[g]), o, W, lin, lr);
-            for (int i = 0; i < SM_LIN_COUNT && !lrc; i++) lrc = use_quantized(m, &cap, &ov, lin, (sm_linear)i, NULL);
+            for (int i = 0; i < n_lin && !lrc; i++) lrc = use_quantized(m, &cap, &ov, lin, (sm_linear)i, NULL);
         } else {
-            for (int g = 0; g < N_GROUPS && !lrc; g++) {
+            for (int g = 0; g < n_groups && !lrc; g++) {
                 int64_t rows, cols;
                 lrc = sm_model_linear_shape(m, l, GROUPS[g].lin[0], &rows, &cols);
                 if (!lrc && !(h[g] = cap.h[GROUPS[g].in] = sm_hessian_new_on(cols, o->q.device))) lrc = -1;
@@ -485,6 +667,13 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
         }
         for (int g = 0; g < N_GROUPS; g++) sm_hessian_free(h[g]);
         memset(cap.h, 0, sizeof cap.h);
+        if (!lrc && moe) {
+            lrc = moe_block(m, ctx, &cap, l, &ov, x, cs, o, &st, lr);
+            for (int s = 0; s < 3; s++) {
+                lin[STACK_LIN[s]].type = o->types[l * SM_LIN_COUNT + STACK_LIN[s]];
+                lin[STACK_LIN[s]].experts = st.res[s];
+            }
+        }
         if (lrc) {
             awq_layer_free(&A);
             goto done;
@@ -494,6 +683,7 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
         const int prc = pass(m, ctx, &cap, l, &ov, x, cs, lr);
         const int src = prc ? -1 : o->sink ? o->sink(o->sink_user, l, lin) : 0;
         awq_layer_free(&A);
+        moe_state_clear(&st);
         if (prc || src) goto done;
         sm_model_release_layer(m, l);
         for (int i = 0; i < SM_LIN_COUNT; i++) {
@@ -511,6 +701,7 @@ done:
     }
     sm_context_free(ctx);
     sm_cuda_block_free(cap.gpu);
+    moe_state_free(&st);
     free(x);
     rep->seconds = sm_now() - t_start;
     if (rc) sm_gptq_run_report_free(rep);
@@ -518,6 +709,7 @@ done:
 }
 
 void sm_gptq_run_report_free(sm_gptq_run_report *r) {
+    for (int64_t l = 0; r->layers && l < r->n_layer; l++) free(r->layers[l].experts);
     free(r->layers);
     memset(r, 0, sizeof *r);
 }

@@ -1,7 +1,13 @@
 /* imatrix_collect.c - importance matrices from a forward pass, as llama-imatrix computes them:
  * an activation observer on the runtime sums, per linear input and input column, the squares
  * of the activations of every evaluated token. Linears that share an input (q/k/v, gate/up)
- * share one sum, stored under each weight's name. */
+ * share one sum, stored under each weight's name.
+ *
+ * A mixture of experts (SM_FEAT_MOE): the router ffn_gate_inp reads every token's ffn_norm(x)
+ * (a dense entry, the observer's SM_IN_FFN); the expert observer gives each expert the tokens
+ * routed to it, and, as llama-imatrix's GGML_OP_MUL_MAT_ID branch, expert e's row of the
+ * 3-D entries sums the squares of those tokens' inputs and its count is their number:
+ * ffn_norm(x) for ffn_gate_exps and ffn_up_exps, silu(gate) * up for ffn_down_exps. */
 #include "calib_internal.h"
 
 #include <math.h>
@@ -16,7 +22,21 @@ typedef struct collector {
     int64_t cols[SM_IN_COUNT];
     double *sums[SM_IN_COUNT];   /* [n_layer][cols] per block input; [cols] for the output */
     int64_t count[SM_IN_COUNT];  /* tokens seen by layer 0's input (every layer sees as many) */
+    /* SM_FEAT_MOE: per layer and expert, the sums of its two inputs and its routed tokens */
+    int64_t n_expert, exp_cols[2];   /* [0]: SM_IN_FFN (n_embd), [1]: SM_IN_FFN_DOWN (n_ff_exp) */
+    double *exp_sums[2];             /* [n_layer][n_expert][exp_cols] */
+    int64_t *exp_count;              /* [n_layer][n_expert] */
 } collector;
+
+static void add_squares(double *acc, const float *x, int64_t ld, int64_t cols, int64_t n_tok) {
+#pragma omp parallel for schedule(static) if (cols * n_tok >= (1 << 16))
+    for (int64_t f = 0; f < cols; f++) {
+        const float *row = x + f * ld;
+        double s = 0.0;
+        for (int64_t t = 0; t < n_tok; t++) s += (double)row[t] * (double)row[t];
+        acc[f] += s;
+    }
+}
 
 static int observe(void *user, int64_t layer, sm_linear_input which, const float *x, int64_t ld, int64_t cols,
                    int64_t n_tok) {
@@ -24,12 +44,39 @@ static int observe(void *user, int64_t layer, sm_linear_input which, const float
     if (which >= SM_IN_COUNT || cols != c->cols[which]) return sm_error("imatrix: unexpected activation shape");
     double *acc = c->sums[which] + (which == SM_IN_OUTPUT ? 0 : layer * cols);
     if (which == SM_IN_OUTPUT || layer == 0) c->count[which] += n_tok;
-#pragma omp parallel for schedule(static) if (cols * n_tok >= (1 << 16))
-    for (int64_t f = 0; f < cols; f++) {
-        const float *row = x + f * ld;
-        double s = 0.0;
-        for (int64_t t = 0; t < n_tok; t++) s += (double)row[t] * (double)row[t];
-        acc[f] += s;
+    add_squares(acc, x, ld, cols, n_tok);
+    return 0;
+}
+
+static int observe_expert(void *user, int64_t layer, int64_t expert, sm_linear_input which, const float *x, int64_t ld,
+                          int64_t cols, int64_t n_tok, const int32_t *tok, const float *weight) {
+    (void)tok, (void)weight;
+    collector *c = user;
+    const int k = sm_expert_input(which);
+    if (k < 0 || cols != c->exp_cols[k] || layer < 0 || layer >= c->n_layer || expert < 0 || expert >= c->n_expert)
+        return sm_error("imatrix: unexpected expert activation shape");
+    const int64_t le = layer * c->n_expert + expert;
+    if (k == 0) c->exp_count[le] += n_tok;
+    add_squares(c->exp_sums[k] + le * cols, x, ld, cols, n_tok);
+    return 0;
+}
+
+/* The MoE entries of layer l: the router's (dense) and the three expert stacks'. */
+static int store_experts(sm_imatrix *out, const collector *c, int64_t l, float *tmp) {
+    const int64_t NE = c->n_expert;
+    static const char *const STACK[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    char name[96];
+    snprintf(name, sizeof name, "blk.%lld.ffn_gate_inp.weight", (long long)l);
+    const int64_t E = c->cols[SM_IN_FFN];
+    for (int64_t i = 0; i < E; i++) tmp[i] = (float)c->sums[SM_IN_FFN][l * E + i];
+    if (sm_imatrix_add(out, name, 1, E, tmp, &c->count[SM_IN_FFN])) return -1;
+    for (int s = 0; s < 3; s++) {
+        const int k = s == 2;
+        const int64_t cols = c->exp_cols[k];
+        const double *src = c->exp_sums[k] + l * NE * cols;
+        for (int64_t i = 0; i < NE * cols; i++) tmp[i] = (float)src[i];
+        snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, STACK[s]);
+        if (sm_imatrix_add(out, name, NE, cols, tmp, c->exp_count + l * NE)) return -1;
     }
     return 0;
 }
@@ -65,14 +112,31 @@ int sm_imatrix_compute(const sm_model *m, const int32_t *tokens, int64_t n_token
     float *logits = NULL, *tmp = NULL;
     int rc = -1;
     if (!chunk) goto oom;
-    /* the input widths: attn_q's, attn_output's, ffn_gate's, ffn_down's and the embedding's */
+    /* the input widths: attn_q's, attn_output's, ffn_gate's, ffn_down's and the embedding's
+     * (a mixture of experts: the router's, n_embd; its experts' are collected apart) */
+    const bool moe = (hp->features & SM_FEAT_MOE) != 0;
     const sm_linear first_of[N_BLOCK_IN] = {SM_LIN_Q, SM_LIN_O, SM_LIN_GATE, SM_LIN_DOWN};
     for (int i = 0; i < N_BLOCK_IN; i++) {
+        if (moe && i >= SM_IN_FFN) {
+            col.cols[i] = i == SM_IN_FFN ? hp->n_embd : 1;
+            continue;
+        }
         if (sm_model_linear_shape(m, 0, first_of[i], &r, &c)) goto done;
         col.cols[i] = c;
     }
     col.cols[SM_IN_OUTPUT] = hp->n_embd;
     int64_t max_cols = 0;
+    if (moe) {
+        col.n_expert = hp->n_expert;
+        col.exp_cols[0] = hp->n_embd;
+        col.exp_cols[1] = hp->n_ff_exp;
+        for (int k = 0; k < 2; k++) {
+            if (!(col.exp_sums[k] = calloc((size_t)(hp->n_layer * hp->n_expert * col.exp_cols[k]), sizeof(double))))
+                goto oom;
+            if (hp->n_expert * col.exp_cols[k] > max_cols) max_cols = hp->n_expert * col.exp_cols[k];
+        }
+        if (!(col.exp_count = calloc((size_t)(hp->n_layer * hp->n_expert), sizeof(int64_t)))) goto oom;
+    }
     for (int i = 0; i < SM_IN_COUNT; i++) {
         const int64_t n = i == SM_IN_OUTPUT ? 1 : hp->n_layer;
         col.sums[i] = calloc((size_t)(n * col.cols[i]), sizeof(double));
@@ -84,7 +148,9 @@ int sm_imatrix_compute(const sm_model *m, const int32_t *tokens, int64_t n_token
     if (want_ppl) v = malloc(sizeof(double) * (size_t)scored);
     if (!tmp || ((want_output || want_ppl) && !logits) || (want_ppl && !v)) goto oom;
 
-    if (sm_context_new(m, n_ctx, n_ctx, &ctx) || sm_context_set_observer(ctx, observe, &col)) goto done;
+    if (sm_context_new(m, n_ctx, n_ctx, &ctx) || sm_context_set_observer(ctx, observe, &col) ||
+        (moe && sm_context_set_expert_observer(ctx, observe_expert, &col)))
+        goto done;
     sm_progress prog;
     sm_progress_begin(&prog, "imatrix", (uint64_t)n_chunk, o->quiet);
     double nll = 0, nll2 = 0;
@@ -123,15 +189,18 @@ int sm_imatrix_compute(const sm_model *m, const int32_t *tokens, int64_t n_token
 
     /* entries, named as llama.cpp names the weights */
     char name[96];
-    for (int64_t l = 0; l < hp->n_layer; l++)
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        if (moe && store_experts(out, &col, l, tmp)) goto done;
         for (int i = 0; i < SM_LIN_COUNT; i++) {
             const sm_linear_input in = sm_linear_input_of((sm_linear)i);
+            if (moe && in >= SM_IN_FFN) continue;
             int64_t row0;
             const char *stem = sm_model_linear_tensor(m, (sm_linear)i, &row0);
             if (row0) continue; /* a later part of a fused tensor: its entry is its first part's (one input) */
             snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, stem);
             if (store(out, name, col.sums[in] + l * col.cols[in], col.cols[in], col.count[in], tmp)) goto done;
         }
+    }
     if (want_output && store(out, "output.weight", col.sums[SM_IN_OUTPUT], hp->n_embd, col.count[SM_IN_OUTPUT], tmp))
         goto done;
     if (o->dataset && sm_imatrix_add_dataset(out, o->dataset)) goto done;
@@ -148,6 +217,9 @@ oom:
 done:
     sm_context_free(ctx);
     for (int i = 0; i < SM_IN_COUNT; i++) free(col.sums[i]);
+    free(col.exp_sums[0]);
+    free(col.exp_sums[1]);
+    free(col.exp_count);
     free(chunk);
     free(logits);
     free(tmp);

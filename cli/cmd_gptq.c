@@ -73,6 +73,13 @@ static const char USAGE[] =
     "  --no-importance     gguf: fit block scales with ggml's plain rule, not weighted by diag(H)\n"
     "  --no-true-sequential  all Hessians of a block from the unquantized block\n"
     "  --no-loss           skip the loss report (saves a round-to-nearest pass per linear)\n"
+    "  --moe-min-tokens N  mixtures of experts (Mixtral, Qwen3-MoE; gguf targets, CPU, not with\n"
+    "                      --awq): each expert's gate/up and down get their own Hessians from the\n"
+    "                      calibration tokens routed to it; an expert routed fewer than N tokens\n"
+    "                      (default 128) is starved: its matrices are rounded to nearest with\n"
+    "                      diag(H) as importance (no token at all: without importance, as\n"
+    "                      llama-quantize without an imatrix). --json: \"moe\" names them. The\n"
+    "                      router (ffn_gate_inp) stays F32, as llama-quantize keeps it\n"
     "  --awq               AWQ scaling and clipping first (see smelt help awq; gguf targets, CPU),\n"
     "                      then GPTQ on the scaled weights; --awq-grid, --awq-alpha, --no-clip\n"
     "                      as in smelt awq\n"
@@ -119,6 +126,31 @@ static void on_layer(void *user, int64_t layer, int64_t n_layer, const sm_gptq_l
 
 static const char *method_name(const sm_gptq_run_opts *ro) {
     return !ro->awq.enabled ? "gptq" : ro->awq.then_gptq ? "awq+gptq" : "awq";
+}
+
+/* Mixtures of experts: every expert's tokens and method, the starved ones listed apart. */
+static cJSON *moe_json(const sm_gptq_run_opts *ro, const sm_gptq_run_report *rep) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "min_tokens", (double)(ro->moe_min_tokens > 0 ? ro->moe_min_tokens : SM_GPTQ_MOE_MIN_TOKENS));
+    cJSON *all = cJSON_AddArrayToObject(o, "experts"), *starved = cJSON_AddArrayToObject(o, "starved");
+    for (int64_t l = 0; l < rep->n_layer; l++)
+        for (int64_t e = 0; e < rep->layers[l].n_expert; e++) {
+            const sm_gptq_expert_report *x = &rep->layers[l].experts[e];
+            cJSON *a = cJSON_CreateObject();
+            cJSON_AddNumberToObject(a, "layer", (double)l);
+            cJSON_AddNumberToObject(a, "expert", (double)e);
+            cJSON_AddNumberToObject(a, "tokens", (double)x->tokens);
+            if (x->starved) cJSON_AddItemToArray(starved, cJSON_Duplicate(a, true));
+            cJSON_AddBoolToObject(a, "starved", x->starved);
+            cJSON_AddStringToObject(a, "method", x->gptq[0] || x->gptq[2] ? "gptq"
+                                                 : x->tokens ? "importance_rounding" : "rounding");
+            double rtn = 0, gptq = 0;
+            for (int s = 0; s < 3; s++) rtn += x->loss_rtn[s], gptq += x->loss_gptq[s];
+            cJSON_AddNumberToObject(a, "loss_rtn", rtn);
+            cJSON_AddNumberToObject(a, "loss_gptq", gptq);
+            cJSON_AddItemToArray(all, a);
+        }
+    return o;
 }
 
 static cJSON *report_json(const char *cmd, const sm_gptq_run_opts *ro, const sm_gptq_run_report *rep, const char *model,
@@ -168,6 +200,7 @@ static cJSON *report_json(const char *cmd, const sm_gptq_run_opts *ro, const sm_
         }
         cJSON_AddItemToArray(layers, lj);
     }
+    if (rep->n_layer > 0 && rep->layers[0].experts) cJSON_AddItemToObject(j, "moe", moe_json(ro, rep));
     cJSON_AddNumberToObject(j, "loss_rtn", tot_rtn);
     cJSON_AddNumberToObject(j, "loss_gptq", tot_gptq);
     if (mixture) cJSON_AddItemToObject(j, "mixture", cli_mixture_json(mixture));
@@ -192,6 +225,7 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     long samples = co.n_samples, seqlen = co.seqlen, seed = 0, bits = ro.q.bits, group = ro.q.group_size,
          block = ro.q.block_size;
     double damp = ro.q.damp, target_bpw = 0;
+    long moe_min_tokens = SM_GPTQ_MOE_MIN_TOKENS;
     const char *target_size = NULL, *sensitivity = "kld";
     long probe_ctx = 512, probe_chunks = 8;
     sm_target_opts to = {.kld_probes = true};
@@ -215,6 +249,7 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
         {"--no-importance", CLI_FLAG, &no_importance, 0, 0, NULL},
         {"--no-true-sequential", CLI_FLAG, &ro.no_true_sequential, 0, 0, NULL},
         {"--no-loss", CLI_FLAG, &ro.q.skip_loss, 0, 0, NULL},
+        {"--moe-min-tokens", CLI_LONG, &moe_min_tokens, 1, INT64_MAX, NULL},
         {"--device", CLI_STR, &device, 0, 0, NULL},
         CLI_OPT_SPLIT(oo), CLI_OPT_MANIFEST(oo),
         {awq_cmd ? "--gptq" : "--awq", CLI_FLAG, awq_cmd ? &gptq_flag : &awq_flag, 0, 0, NULL},
@@ -242,6 +277,7 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     ro.q.group_size = (int)group;
     ro.q.block_size = (int)block;
     ro.q.damp = damp;
+    ro.moe_min_tokens = moe_min_tokens;
     if (asym) ro.q.sym = false;
     if (no_importance) ro.q.use_importance = false;
     if (!model) return cli_usage_error(cmd, "expected MODEL");

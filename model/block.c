@@ -7,6 +7,7 @@
 #include "arch_internal.h"
 #include "kernels/kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -123,16 +124,19 @@ int sm_model_eval_block(const sm_model *m, sm_context *c, int64_t layer, const s
             }
     if (!L.wq.data || !L.wk.data) /* sm_model_gguf_layout: the layer was not prepared */
         return sm_error("layer %lld: weights not prepared (sm_model_prepare_layer)", (long long)layer);
+    sm_weight *exps = NULL;
+    if (sm_moe_override(m, &L, ov, &exps)) return -1;
     const int64_t E = m->hp.n_embd, ld = c->ld;
-    for (int64_t b0 = 0; b0 < n; b0 += c->n_batch) {
+    int rc = 0;
+    for (int64_t b0 = 0; b0 < n && !rc; b0 += c->n_batch) {
         const int64_t nb = n - b0 < c->n_batch ? n - b0 : c->n_batch;
         float *xb = x + b0 * E;
         for (int64_t t = 0; t < nb; t++)
             for (int64_t f = 0; f < E; f++) c->x[f * ld + t] = xb[t * E + f];
-        const int rc = sm_layer_forward(c, &L, layer, nb, pos0 + b0);
-        if (rc) return rc;
+        if ((rc = sm_layer_forward(c, &L, layer, nb, pos0 + b0))) break;
         for (int64_t t = 0; t < nb; t++)
             for (int64_t f = 0; f < E; f++) xb[t * E + f] = c->x[f * ld + t];
     }
-    return 0;
+    free(exps);
+    return rc;
 }

@@ -357,6 +357,13 @@ int sm_context_set_observer(sm_context *c, sm_observer_fn fn, void *user);
 typedef int (*sm_expert_observer_fn)(void *user, int64_t layer, int64_t expert, sm_linear_input which, const float *x,
                                      int64_t ld, int64_t cols, int64_t n_tok, const int32_t *tok, const float *weight);
 int sm_context_set_expert_observer(sm_context *c, sm_expert_observer_fn fn, void *user);
+/* An expert input's index: 0 for SM_IN_FFN (gate/up), 1 for SM_IN_FFN_DOWN, -1 for any other. */
+int sm_expert_input(sm_linear_input which);
+/* SM_FEAT_MOE: one expert's matrix of layer `layer`'s stack `stack` (0 ffn_gate_exps, 1
+ * ffn_up_exps, 2 ffn_down_exps): its shape (rows = outputs) and its weights as floats, rows x
+ * cols row-major (the layer prepared, as sm_model_linear_f32). */
+int sm_model_expert_shape(const sm_model *m, int stack, int64_t *rows, int64_t *cols);
+int sm_model_expert_f32(const sm_model *m, int64_t layer, int stack, int64_t expert, float *dst);
 
 /* Shape of a block's linear: rows = outputs, cols = inputs. */
 int sm_model_linear_shape(const sm_model *m, int64_t layer, sm_linear which, int64_t *rows, int64_t *cols);
@@ -392,6 +399,9 @@ const float *sm_model_block_vector(const sm_model *m, int64_t layer, const char 
  * sm_model_linear_f32 gives; NULL keeps the model's own weight. */
 typedef struct sm_block_override {
     const float *w[SM_LIN_COUNT];
+    /* SM_FEAT_MOE: per expert stack (0 ffn_gate_exps, 1 ffn_up_exps, 2 ffn_down_exps) NULL, or
+     * n_expert pointers, each NULL (the model's weights) or that expert's replacement floats */
+    const float *const *exps[3];
 } sm_block_override;
 
 /* Run decoder block `layer` alone (CPU contexts) over n tokens of the residual stream x

@@ -51,6 +51,51 @@ int sm_context_set_expert_observer(sm_context *c, sm_expert_observer_fn fn, void
     return 0;
 }
 
+int sm_expert_input(sm_linear_input which) { return which == SM_IN_FFN ? 0 : which == SM_IN_FFN_DOWN ? 1 : -1; }
+
+int sm_model_expert_shape(const sm_model *m, int stack, int64_t *rows, int64_t *cols) {
+    const sm_hparams *hp = &m->hp;
+    if (!(hp->features & SM_FEAT_MOE)) return sm_error("the model has no experts");
+    if (stack < 0 || stack > 2) return sm_error("no expert stack %d", stack);
+    *rows = stack == 2 ? hp->n_embd : hp->n_ff_exp;
+    *cols = stack == 2 ? hp->n_ff_exp : hp->n_embd;
+    return 0;
+}
+
+int sm_model_expert_f32(const sm_model *m, int64_t layer, int stack, int64_t expert, float *dst) {
+    int64_t rows = 0, cols = 0;
+    if (sm_model_expert_shape(m, stack, &rows, &cols)) return -1;
+    if (layer < 0 || layer >= m->hp.n_layer || expert < 0 || expert >= m->hp.n_expert)
+        return sm_error("layer %lld expert %lld out of range", (long long)layer, (long long)expert);
+    const sm_layer_weights *L = &m->layers[layer];
+    const sm_weight *w = (stack == 0 ? L->gate_exps : stack == 1 ? L->up_exps : L->down_exps) + expert;
+    if (!w->data) return sm_error("layer %lld: weights not prepared (sm_model_prepare_layer)", (long long)layer);
+    for (int64_t r = 0; r < rows; r++)
+        if (sm_row_to_f32(w->type, (const char *)w->data + (size_t)r * w->stride, dst + r * cols, cols)) return -1;
+    return 0;
+}
+
+/* The layer's expert stacks with ov's replacements (F32) in *tmp (3 x n_expert, malloc'ed). */
+int sm_moe_override(const sm_model *m, sm_layer_weights *L, const sm_block_override *ov, sm_weight **tmp) {
+    *tmp = NULL;
+    if (!ov || !(m->hp.features & SM_FEAT_MOE) || (!ov->exps[0] && !ov->exps[1] && !ov->exps[2])) return 0;
+    const int64_t NE = m->hp.n_expert;
+    sm_weight *w = malloc(sizeof *w * (size_t)(3 * NE));
+    if (!w) return sm_error("out of memory");
+    sm_weight **stacks[3] = {&L->gate_exps, &L->up_exps, &L->down_exps};
+    for (int k = 0; k < 3; k++) {
+        for (int64_t e = 0; e < NE; e++) {
+            w[k * NE + e] = (*stacks[k])[e];
+            if (ov->exps[k] && ov->exps[k][e])
+                w[k * NE + e] = (sm_weight){SM_TYPE_F32, ov->exps[k][e], sizeof(float) * (size_t)w[k * NE + e].cols,
+                                            w[k * NE + e].rows, w[k * NE + e].cols};
+        }
+        *stacks[k] = w + k * NE;
+    }
+    *tmp = w;
+    return 0;
+}
+
 /* Token t's experts and weights (router probabilities of the batch in c->router, column t). */
 static void route(sm_context *c, int64_t t) {
     const sm_hparams *hp = &c->m->hp;

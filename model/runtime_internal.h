@@ -125,6 +125,9 @@ void sm_rope_tables(const sm_model *m, int64_t n_ctx, float *cos_t, float *sin_t
 int sm_moe_ffn(sm_context *c, const sm_layer_weights *L, int64_t l, const float *xn, float *x, int64_t n);
 int sm_moe_context_alloc(sm_context *c);
 void sm_moe_context_free(sm_context *c);
+/* sm_model_eval_block's expert replacements: L's stacks point into *tmp (3 x n_expert, free it after the
+ * block; NULL when ov replaces no expert). */
+int sm_moe_override(const sm_model *m, sm_layer_weights *L, const sm_block_override *ov, sm_weight **tmp);
 
 /* The CUDA copy of the model's weights (model/forward_cuda.c). */
 int sm_cuda_net_for_model(const sm_model *m, int64_t n_ctx, struct sm_cuda_net **out);

@@ -43,6 +43,40 @@ run gptq g.gguf gptq a.gguf --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 
 run awq w.gguf awq a.gguf --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32 -o w.gguf
 run gptq wg.gguf gptq a.gguf --awq --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32 -o wg.gguf
 run gptq gt.gguf gptq a.gguf --calib "$TEXT" --to gguf --target-bpw 4.5 --sensitivity imatrix --probe-ctx 64 --probe-chunks 2 --samples 2 --seqlen 32 -o gt.gguf
+# a mixture of experts (the moe object): a tiny Mixtral directory (random weights, the kjv tokenizer)
+mkdir moe
+cp "$KJV/tokenizer.model" "$KJV/tokenizer_config.json" "$KJV/special_tokens_map.json" moe/
+"$PY" - moe <<'PYEOF'
+import json, struct, sys
+import numpy as np
+d, H, F, E, V = sys.argv[1], 64, 64, 4, 2048
+cfg = {"architectures": ["MixtralForCausalLM"], "hidden_size": H, "intermediate_size": F, "num_attention_heads": 4,
+       "num_key_value_heads": 2, "num_hidden_layers": 1, "num_local_experts": E, "num_experts_per_tok": 2,
+       "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": V,
+       "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2, "model_type": "mixtral"}
+json.dump(cfg, open(d + "/config.json", "w"))
+rng = np.random.default_rng(1)
+t = {"model.embed_tokens.weight": (V, H), "model.norm.weight": (H,), "lm_head.weight": (V, H)}
+p = "model.layers.0."
+t.update({p + "input_layernorm.weight": (H,), p + "post_attention_layernorm.weight": (H,),
+          p + "self_attn.q_proj.weight": (H, H), p + "self_attn.k_proj.weight": (32, H),
+          p + "self_attn.v_proj.weight": (32, H), p + "self_attn.o_proj.weight": (H, H),
+          p + "block_sparse_moe.gate.weight": (E, H)})
+for e in range(E):
+    for w, s in (("w1", (F, H)), ("w2", (H, F)), ("w3", (F, H))):
+        t[p + "block_sparse_moe.experts.%d.%s.weight" % (e, w)] = s
+hdr, blobs, off = {}, [], 0
+for k, s in t.items():
+    a = (np.ones(s) if len(s) == 1 else rng.normal(0, s[-1] ** -0.5, s)).astype(np.float32).tobytes()
+    hdr[k] = {"dtype": "F32", "shape": list(s), "data_offsets": [off, off + len(a)]}
+    blobs.append(a)
+    off += len(a)
+h = json.dumps(hdr).encode()
+with open(d + "/model.safetensors", "wb") as f:
+    f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+PYEOF
+"$SMELT" convert moe -o moe.gguf --outtype f32 --quiet || fails=$((fails + 1))
+run gptq gm.gguf gptq moe.gguf --calib "$TEXT" --to gguf:Q4_0 --samples 2 --seqlen 32 -o gm.gguf
 run sweep sw sweep a.gguf --eval "$TEXT" --calib "$TEXT" --recipes Q4_0 --methods rtn,imatrix --ctx 64 --chunks 2 --calib-chunks 2 -o sw
 printf '{"models": [{"path": "a.gguf", "name": "a"}], "eval": "%s", "recipes": ["Q4_0"], "ctx": 64, "chunks": 2}' "$TEXT" > mx.json
 run "sweep --matrix" swm sweep --matrix mx.json -o swm
