@@ -102,6 +102,7 @@ static int apply_recipe(const cv_source *s, const sm_quantize_opts *q, cv_plan *
                                   p->im != NULL);
     free(names);
     if (rc) return -1;
+    sm_recipe_set_experts(&rp, s->hp.n_expert); /* llama-quantize's 8-expert rules, as on a GGUF */
     rc = cv_recipe_configure(&rp, q);
     for (size_t i = 0; !rc && i < p->n; i++) {
         cv_item *it = &p->items[i];
