@@ -55,6 +55,7 @@ struct sm_smelt {
     cJSON *header;
     size_t n_files;
     smelt_file *files;
+    int refs;             /* lazy mappings still reading it (each closes it once more) */
 };
 
 /* codec (smelt_codec.c) */
@@ -75,6 +76,15 @@ int smelt_chunk_decode(void *dctx, smelt_planes p, const uint8_t *src, size_t st
                        uint8_t *scratch);
 
 void smelt_file_clear(smelt_file *f); /* frees what f owns */
+
+/* decoding (smelt_extract.c) */
+uint64_t smelt_chunk_raw(const smelt_tensor *t, size_t c); /* chunk c's raw size */
+/* Chunk c of t (of file f) into dst (smelt_chunk_raw bytes; scratch as many); -1 with an error
+ * naming the file, tensor, chunk and its offset in the .smelt. */
+int smelt_decode_chunk(const sm_smelt *s, const smelt_file *f, const smelt_tensor *t, size_t c, void *dctx,
+                       uint8_t *dst, uint8_t *scratch);
+/* "...: checksum mismatch" for t of f whose bytes hashed to `got`; -1. */
+int smelt_hash_error(const sm_smelt *s, const smelt_file *f, const smelt_tensor *t, uint64_t got);
 
 /* ---- the writer's machinery (smelt_write.c), shared by `pack` and the streaming writer ---- */
 
