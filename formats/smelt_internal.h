@@ -117,6 +117,7 @@ typedef struct smelt_packer {
     /* checksums of mapped sources, computed in file order as the chunks are written */
     void *tensor_h, *file_h;    /* XXH3_state_t */
     uint64_t file_pos;
+    uint64_t rel_lo, rel_hi;    /* used source bytes not yet handed back (sm_mmap_release) */
 } smelt_packer;
 
 /* Allocate (level 0: default; threads 0: all; chunk 0: default), open `out` (a temporary) and
@@ -126,6 +127,8 @@ int smelt_packer_init(smelt_packer *p, const char *out, int level, int threads, 
 int smelt_packer_add(smelt_packer *p, smelt_tensor *t, const uint8_t *src, uint8_t *owned, size_t n,
                      smelt_planes planes, smelt_chunk *dst);
 int smelt_packer_flush(smelt_packer *p);
+/* Hand back the used source pages not yet released (they are released in large batches). */
+void smelt_packer_release(smelt_packer *p);
 /* The mapped source's bytes up to `end` into the file checksum (file_h). */
 void smelt_packer_hash_to(smelt_packer *p, uint64_t end);
 /* Append a tensor (name copied) to f's list. */
