@@ -137,6 +137,7 @@ typedef struct sm_mmap {
     void *data;
     size_t size;
     char *path;
+    void *lazy; /* core/lazymap.h: bytes produced on demand (a compressed .smelt); NULL: a file */
 } sm_mmap;
 /* Map a whole file read-only (an empty file maps to data == NULL, size 0). */
 int sm_mmap_open(sm_mmap *m, const char *path);
@@ -197,6 +198,8 @@ void sm_outdir_abort(sm_outdir *d);                   /* removes the temporary; 
  * table is full: the path is then only not removed on a signal). */
 int sm_tmp_register(const char *path, bool is_dir);
 void sm_tmp_forget(int slot);
+/* Remove every registered temporary now (async-signal-safe: for a fatal exit). */
+void sm_tmp_remove_all(void);
 
 /* Refuse (error naming both paths) an output that is one of the inputs (same file, by device
  * and inode or by resolved path), lies inside an input directory (also when it does not exist

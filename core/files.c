@@ -1,5 +1,6 @@
 /* files.c - mmap, whole-file reads, paths. */
 #include "core.h"
+#include "lazymap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,10 @@ int sm_mmap_open(sm_mmap *m, const char *path) {
 
 void sm_mmap_close(sm_mmap *m) {
     if (!m) return;
+    if (m->lazy) {
+        sm_lazymap_close(m);
+        return;
+    }
     if (m->data) munmap(m->data, m->size);
     free(m->path);
     memset(m, 0, sizeof *m);
@@ -47,6 +52,10 @@ void sm_mmap_close(sm_mmap *m) {
 
 void sm_mmap_release(const sm_mmap *m, const void *p, uint64_t n) {
     if (!m || !m->data || !p || !n) return;
+    if (m->lazy) {
+        sm_lazymap_release(m, p, n);
+        return;
+    }
     const uintptr_t base = (uintptr_t)m->data, end = base + m->size;
     uintptr_t a = (uintptr_t)p, b = n > UINTPTR_MAX - a ? UINTPTR_MAX : a + (uintptr_t)n;
     if (a < base) a = base; /* only the part inside the mapping */

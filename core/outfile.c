@@ -7,6 +7,7 @@
  *     unlink/rmdir on paths prepared beforehand, then re-raises the signal);
  *   - sm_check_output_not_input refuses an output that would replace or land inside an input. */
 #include "core.h"
+#include "lazymap.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -40,7 +41,7 @@ static bool durable(void) {
 bool sm_outfile_durable(void) { return durable(); }
 
 /* Async-signal-safe: unlink and rmdir only, files first, then directories (newest first). */
-static void on_signal(int sig) {
+void sm_tmp_remove_all(void) {
     for (int i = 0; i < MAX_TMP; i++) {
         const char *p = g_tmp[i];
         if (p && !g_tmp_is_dir[i]) unlink(p);
@@ -49,6 +50,10 @@ static void on_signal(int sig) {
         const char *p = g_tmp[i];
         if (p && g_tmp_is_dir[i]) rmdir(p);
     }
+}
+
+static void on_signal(int sig) {
+    sm_tmp_remove_all();
     signal(sig, SIG_DFL);
     raise(sig); /* delivered when the handler returns: the process ends as the signal says */
 }
@@ -172,6 +177,15 @@ sm_outfile *sm_outfile_open(const char *path) {
 
 int sm_outfile_write(sm_outfile *o, const void *buf, size_t n) {
     if (o->failed) return -1;
+    if (sm_lazymap_overlaps(buf, n)) { /* bytes produced on demand: the kernel would not fault them in */
+        uint8_t piece[16384];
+        for (size_t at = 0; at < n; at += sizeof piece) {
+            const size_t k = n - at < sizeof piece ? n - at : sizeof piece;
+            memcpy(piece, (const uint8_t *)buf + at, k);
+            if (sm_outfile_write(o, piece, k)) return -1;
+        }
+        return 0;
+    }
     if (n && fwrite(buf, 1, n, o->f) != n) {
         o->failed = true;
         return sm_error("%s: write failed at offset %llu: %s", o->path, (unsigned long long)o->pos,

@@ -69,9 +69,16 @@ int sm_smelt_unpack(const char *path, const char *out);
 
 /* Map a file for a reader: a plain file is mapped as sm_mmap_open does; a .smelt holding one
  * file maps that file's original bytes (raw storage: a zero-copy mapping of the .smelt, after
- * its checksums are checked; compressed: decoded and checked into an unlinked temporary file,
- * so memory stays bounded). A .smelt of several files is refused (unpack it). */
+ * its checksums are checked; compressed: sm_smelt_map_lazy). A .smelt of several files is
+ * refused (unpack it). */
 int sm_smelt_mmap_open(sm_mmap *m, const char *path);
+/* File `file` of s as a read-only mapping of its original bytes, produced on demand (see
+ * core/lazymap.h): the bytes between its tensors are decoded and checked now, each tensor when
+ * it is first read (its checksum checked before its bytes become readable; a damaged tensor
+ * ends the process with an error naming it). No temporary file; memory stays within the decode
+ * cache (SMELT_DECODE_CACHE_MB, default 256, at least two tensors). s stays open until m is
+ * closed (sm_mmap_close); the caller still closes s. */
+int sm_smelt_map_lazy(sm_smelt *s, size_t file, sm_mmap *m);
 /* The kind of the one file a .smelt holds ("gguf", "safetensors", ...), NULL if it is not a
  * readable .smelt of one file. */
 const char *sm_smelt_inner_kind(const char *path);

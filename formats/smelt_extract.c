@@ -16,7 +16,7 @@
 #define BATCH_PER_THREAD 4
 #define RAW_PIECE ((uint64_t)16 << 20)
 
-static uint64_t chunk_raw(const smelt_tensor *t, size_t c) {
+uint64_t smelt_chunk_raw(const smelt_tensor *t, size_t c) {
     const uint64_t o = (uint64_t)c * t->chunk_size;
     return t->view.nbytes - o < t->chunk_size ? t->view.nbytes - o : t->chunk_size;
 }
@@ -34,7 +34,7 @@ static int chunk_error(const sm_smelt *s, const smelt_file *f, const smelt_tenso
                     (unsigned long long)t->chunks[c].off, (unsigned long long)t->chunks[c].size, msg);
 }
 
-static int hash_error(const sm_smelt *s, const smelt_file *f, const smelt_tensor *t, uint64_t got) {
+int smelt_hash_error(const sm_smelt *s, const smelt_file *f, const smelt_tensor *t, uint64_t got) {
     char w[512];
     what(f, t, w, sizeof w);
     const uint64_t off = t->raw ? t->off : t->n_chunks ? t->chunks[0].off : 0;
@@ -43,10 +43,10 @@ static int hash_error(const sm_smelt *s, const smelt_file *f, const smelt_tensor
                     (unsigned long long)t->view.nbytes, (unsigned long long)got, (unsigned long long)t->xxh);
 }
 
-static int decode(const sm_smelt *s, const smelt_file *f, const smelt_tensor *t, size_t c, void *dctx, uint8_t *dst,
+int smelt_decode_chunk(const sm_smelt *s, const smelt_file *f, const smelt_tensor *t, size_t c, void *dctx, uint8_t *dst,
                   uint8_t *scratch) {
     if (smelt_chunk_decode(dctx, t->planes, s->base + t->chunks[c].off, (size_t)t->chunks[c].size, dst,
-                           (size_t)chunk_raw(t, c), scratch)) {
+                           (size_t)smelt_chunk_raw(t, c), scratch)) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", sm_last_error());
         return chunk_error(s, f, t, c, msg);
@@ -64,13 +64,13 @@ int sm_smelt_read_tensor(const sm_smelt *s, size_t file, size_t i, void *dst) {
         uint8_t *scratch = malloc(t->chunk_size);
         int rc = !d || !scratch ? sm_error("out of memory") : 0;
         for (size_t c = 0; c < t->n_chunks && !rc; c++)
-            rc = decode(s, f, t, c, d, (uint8_t *)dst + c * t->chunk_size, scratch);
+            rc = smelt_decode_chunk(s, f, t, c, d, (uint8_t *)dst + c * t->chunk_size, scratch);
         ZSTD_freeDCtx(d);
         free(scratch);
         if (rc) return -1;
     }
     const uint64_t h = XXH3_64bits(dst, (size_t)t->view.nbytes);
-    return h == t->xxh ? 0 : hash_error(s, f, t, h);
+    return h == t->xxh ? 0 : smelt_hash_error(s, f, t, h);
 }
 
 /* ---- streaming a whole file ---- */
@@ -103,8 +103,8 @@ static int rest_emit(rest_reader *r, out_stream *o, uint64_t n) {
         if (r->pos == r->len) {
             if (r->chunk >= t->n_chunks)
                 return sm_error("%s: file '%s': the rest ends before the file does", r->s->path, r->f->name);
-            if (decode(r->s, r->f, t, r->chunk, r->dctx, r->buf, r->scratch)) return -1;
-            r->len = (size_t)chunk_raw(t, r->chunk++), r->pos = 0;
+            if (smelt_decode_chunk(r->s, r->f, t, r->chunk, r->dctx, r->buf, r->scratch)) return -1;
+            r->len = (size_t)smelt_chunk_raw(t, r->chunk++), r->pos = 0;
             XXH3_64bits_update(r->h, r->buf, r->len);
         }
         const size_t k = (size_t)(r->len - r->pos < n ? r->len - r->pos : n);
@@ -157,7 +157,7 @@ static int extract_packed(const sm_smelt *s, const smelt_file *f, out_stream *o,
             djob *d = &jobs[j];
             const int me = omp_get_thread_num();
             d->buf = bufs[j];
-            if (decode(s, f, d->t, d->c, dctx[me], d->buf, scratch[me])) d->err = strdup(sm_last_error());
+            if (smelt_decode_chunk(s, f, d->t, d->c, dctx[me], d->buf, scratch[me])) d->err = strdup(sm_last_error());
         }
         /* in order: the gap before a tensor, its chunks, its checksum */
         size_t j = 0;
@@ -175,7 +175,7 @@ static int extract_packed(const sm_smelt *s, const smelt_file *f, out_stream *o,
                     rc = sm_error("%s", d->err);
                     break;
                 }
-                const size_t len = (size_t)chunk_raw(t, tc);
+                const size_t len = (size_t)smelt_chunk_raw(t, tc);
                 XXH3_64bits_update(th, d->buf, len);
                 rc = emit(o, d->buf, len);
                 pos += len;
@@ -183,7 +183,7 @@ static int extract_packed(const sm_smelt *s, const smelt_file *f, out_stream *o,
             }
             if (!rc && tc == t->n_chunks) {
                 const uint64_t h = XXH3_64bits_digest(th);
-                if (h != t->xxh) rc = hash_error(s, f, t, h);
+                if (h != t->xxh) rc = smelt_hash_error(s, f, t, h);
                 ti++, tc = 0;
             }
         }
@@ -194,7 +194,7 @@ static int extract_packed(const sm_smelt *s, const smelt_file *f, out_stream *o,
         rc = sm_error("%s: file '%s': the rest holds more bytes than the file's gaps", s->path, f->name);
     if (!rc) {
         const uint64_t h = XXH3_64bits_digest(r.h);
-        if (h != f->rest.xxh) rc = hash_error(s, f, &f->rest, h);
+        if (h != f->rest.xxh) rc = smelt_hash_error(s, f, &f->rest, h);
     }
     for (int i = 0; dctx && i <= threads; i++) ZSTD_freeDCtx(dctx[i]);
     for (int i = 0; scratch && i < threads; i++) free(scratch[i]);
@@ -214,7 +214,7 @@ static int extract_raw(const sm_smelt *s, const smelt_file *f, out_stream *o) {
     for (size_t i = 0; i < f->n_tensors; i++) {
         const smelt_tensor *t = &f->tensors[i];
         const uint64_t h = XXH3_64bits(s->base + t->off, (size_t)t->view.nbytes);
-        if (h != t->xxh) return hash_error(s, f, t, h);
+        if (h != t->xxh) return smelt_hash_error(s, f, t, h);
     }
     for (uint64_t p = 0; p < f->size; p += RAW_PIECE) {
         const uint64_t n = f->size - p < RAW_PIECE ? f->size - p : RAW_PIECE;
@@ -291,79 +291,4 @@ int sm_smelt_unpack(const char *path, const char *out) {
     }
     sm_smelt_close(s);
     return rc;
-}
-
-/* ---- readers' view: a .smelt as the one file it holds ---- */
-
-static int write_fd(void *ctx, const void *p, size_t n) {
-    const int fd = *(int *)ctx;
-    const uint8_t *b = p;
-    while (n) {
-        const ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return sm_error("cannot write the temporary file for the decoded model: %s", strerror(errno));
-        b += w, n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int map_fd(sm_mmap *m, int fd, uint64_t off, uint64_t size, const char *path) {
-    m->size = (size_t)size;
-    if (size) {
-        m->data = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, (off_t)off);
-        if (m->data == MAP_FAILED) {
-            m->data = NULL;
-            return sm_error("%s: cannot mmap: %s", path, strerror(errno));
-        }
-    }
-    if (!(m->path = strdup(path))) {
-        sm_mmap_close(m);
-        return sm_error("out of memory");
-    }
-    return 0;
-}
-
-int sm_smelt_mmap_open(sm_mmap *m, const char *path) {
-    if (!sm_smelt_is_file(path)) return sm_mmap_open(m, path);
-    memset(m, 0, sizeof *m);
-    sm_smelt *s;
-    if (sm_smelt_open(path, &s)) return -1;
-    int rc = 0, fd = -1;
-    const smelt_file *f = &s->files[0];
-    if (s->n_files != 1) {
-        rc = sm_error("%s: this .smelt holds %zu files (a packed directory); unpack it first (smelt unpack %s -o DIR)",
-                      path, s->n_files, path);
-    } else if (f->raw) {
-        /* zero-copy: the file's bytes are a page-aligned range of the .smelt, checked first */
-        rc = sm_smelt_extract(s, 0, NULL, NULL);
-        if (!rc && (long)f->off % sysconf(_SC_PAGESIZE)) rc = -2;
-        if (!rc && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) rc = sm_error("%s: cannot open: %s", path, strerror(errno));
-        if (!rc) rc = map_fd(m, fd, f->off, f->size, path);
-    }
-    if (s->n_files == 1 && (!f->raw || rc == -2)) { /* decoded (and checked) into an unlinked temporary file */
-        const char *dir = getenv("TMPDIR");
-        char *tmpl = sm_path_join(dir && *dir ? dir : "/tmp", "smelt-unpacked-XXXXXX");
-        rc = tmpl ? 0 : sm_error("out of memory");
-        if (!rc && (fd = mkstemp(tmpl)) < 0) rc = sm_error("%s: cannot create a temporary file to decode %s into: %s", tmpl, path, strerror(errno));
-        if (fd >= 0) unlink(tmpl);
-        free(tmpl);
-        if (!rc) rc = sm_smelt_extract(s, 0, write_fd, &fd);
-        if (!rc) rc = map_fd(m, fd, 0, f->size, path);
-    }
-    if (fd >= 0) close(fd);
-    sm_smelt_close(s);
-    return rc ? -1 : 0;
-}
-
-const char *sm_smelt_inner_kind(const char *path) {
-    if (!sm_smelt_is_file(path)) return NULL;
-    sm_smelt *s;
-    if (sm_smelt_open(path, &s)) {
-        sm_clear_error();
-        return NULL;
-    }
-    const char *k = s->n_files != 1 ? NULL : !strcmp(s->files[0].kind, "gguf") ? "gguf"
-                    : !strcmp(s->files[0].kind, "safetensors")                 ? "safetensors" : "other";
-    sm_smelt_close(s);
-    return k;
 }

@@ -55,6 +55,7 @@ struct sm_smelt {
     cJSON *header;
     size_t n_files;
     smelt_file *files;
+    int refs;             /* lazy mappings still reading it (each closes it once more) */
 };
 
 /* codec (smelt_codec.c) */
@@ -75,6 +76,15 @@ int smelt_chunk_decode(void *dctx, smelt_planes p, const uint8_t *src, size_t st
                        uint8_t *scratch);
 
 void smelt_file_clear(smelt_file *f); /* frees what f owns */
+
+/* decoding (smelt_extract.c) */
+uint64_t smelt_chunk_raw(const smelt_tensor *t, size_t c); /* chunk c's raw size */
+/* Chunk c of t (of file f) into dst (smelt_chunk_raw bytes; scratch as many); -1 with an error
+ * naming the file, tensor, chunk and its offset in the .smelt. */
+int smelt_decode_chunk(const sm_smelt *s, const smelt_file *f, const smelt_tensor *t, size_t c, void *dctx,
+                       uint8_t *dst, uint8_t *scratch);
+/* "...: checksum mismatch" for t of f whose bytes hashed to `got`; -1. */
+int smelt_hash_error(const sm_smelt *s, const smelt_file *f, const smelt_tensor *t, uint64_t got);
 
 /* ---- the writer's machinery (smelt_write.c), shared by `pack` and the streaming writer ---- */
 
@@ -107,6 +117,7 @@ typedef struct smelt_packer {
     /* checksums of mapped sources, computed in file order as the chunks are written */
     void *tensor_h, *file_h;    /* XXH3_state_t */
     uint64_t file_pos;
+    uint64_t rel_lo, rel_hi;    /* used source bytes not yet handed back (sm_mmap_release) */
 } smelt_packer;
 
 /* Allocate (level 0: default; threads 0: all; chunk 0: default), open `out` (a temporary) and
@@ -116,6 +127,8 @@ int smelt_packer_init(smelt_packer *p, const char *out, int level, int threads, 
 int smelt_packer_add(smelt_packer *p, smelt_tensor *t, const uint8_t *src, uint8_t *owned, size_t n,
                      smelt_planes planes, smelt_chunk *dst);
 int smelt_packer_flush(smelt_packer *p);
+/* Hand back the used source pages not yet released (they are released in large batches). */
+void smelt_packer_release(smelt_packer *p);
 /* The mapped source's bytes up to `end` into the file checksum (file_h). */
 void smelt_packer_hash_to(smelt_packer *p, uint64_t end);
 /* Append a tensor (name copied) to f's list. */

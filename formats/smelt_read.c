@@ -312,7 +312,7 @@ int sm_smelt_open_mem(const void *data, size_t size, const char *name, sm_smelt 
 }
 
 void sm_smelt_close(sm_smelt *s) {
-    if (!s) return;
+    if (!s || s->refs-- > 0) return; /* a mapping (sm_smelt_map_lazy) still reads it */
     for (size_t i = 0; i < s->n_files; i++) smelt_file_clear(&s->files[i]);
     free(s->files);
     cJSON_Delete(s->header);

@@ -251,6 +251,7 @@ int sm_smelt_pack(const char *in, const char *out, const sm_smelt_pack_opts *o) 
         p.file_pos = 0;
         XXH3_64bits_reset(p.file_h);
         rc = o->raw ? pack_raw(&p, &src[i]) : pack_packed(&p, &src[i]);
+        smelt_packer_release(&p);
         src[i].f.xxh = XXH3_64bits_digest(p.file_h);
     }
     sm_progress_end(&p.prog);

@@ -203,6 +203,29 @@ static void quantize_bounded(void) {
     const char *argv2[] = {"smelt", "quantize", g_f16, out, "Q8_0", "--quiet", "--no-sync", "--keep", "blk\\..*", NULL};
     check_bounded("quantize (F16 kept)", argv2, g_f16_bytes);
     unlink(out);
+    /* the same from a compressed .smelt of the GGUF: decoded tensor by tensor in memory (no
+     * temporary file: TMPDIR is a plain file, where none can be made), peak RSS bounded, output
+     * byte-identical. Before, the .smelt was decoded whole into an unlinked file under TMPDIR. */
+    char packed[1100], ref[1100], notdir[1100];
+    snprintf(packed, sizeof packed, "%s", tl_tmp("model-f16.smelt"));
+    snprintf(ref, sizeof ref, "%s", tl_tmp("q8-ref.gguf"));
+    snprintf(notdir, sizeof notdir, "%s", tl_tmp("not-a-dir"));
+    const char *pk[] = {"smelt", "pack", g_f16, "-o", packed, "--quiet", "--no-sync", NULL};
+    const char *q0[] = {"smelt", "quantize", g_f16, ref, "Q8_0", "--quiet", "--no-sync", "--keep", "output.weight", NULL};
+    const char *q1[] = {"smelt", "quantize", packed, out, "Q8_0", "--quiet", "--no-sync", "--keep", "output.weight", NULL};
+    long kb;
+    CHECK(run_measured(pk, &kb) == 0 && run_measured(q0, &kb) == 0);
+    FILE *nd = fopen(notdir, "w");
+    if (nd) fclose(nd);
+    const char *tmpdir = getenv("TMPDIR");
+    char *saved = tmpdir ? strdup(tmpdir) : NULL;
+    setenv("TMPDIR", notdir, 1);
+    check_bounded("quantize (.smelt)", q1, g_f16_bytes);
+    if (saved) setenv("TMPDIR", saved, 1);
+    else unsetenv("TMPDIR");
+    free(saved);
+    CHECK_MSG(tl_same_file(ref, out), "quantize of the .smelt differs from quantize of the GGUF");
+    unlink(out), unlink(ref), unlink(packed), unlink(notdir);
     /* the large model is no longer needed: keep the test's disk use down */
     unlink(g_f16);
     g_f16 = NULL;

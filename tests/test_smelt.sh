@@ -60,17 +60,23 @@ mkdir -p "$TMP/t1" "$TMP/t3"
 cmp -s "$TMP/t1/x.smelt" "$TMP/t3/x.smelt" || fail "pack with 1 and 3 threads: different bytes"
 SMELT_THREADS=3 "$SMELT" unpack "$TMP/t1/x.smelt" -o "$TMP/t1.gguf" -q && cmp -s "$TMP/t1.gguf" "$TMP/bf16.gguf" || fail "3-thread unpack differs"
 
-# ---- reading commands take a .smelt as the GGUF (or safetensors file) it holds
+# ---- reading commands take a .smelt as the GGUF (or safetensors file) it holds, a compressed one
+# decoded in memory as it is read: TMPDIR is a plain file (no temporary file can be made there)
 "$SMELT" ppl "$TMP/q4km.gguf" -f "$TEXT" -c 128 --chunks 2 > "$TMP/ppl0" 2>&1 || fail "ppl gguf"
+: > "$TMP/notadir"
 for mode in packed raw; do
-  "$SMELT" ppl "$TMP/q4km.$mode.smelt" -f "$TEXT" -c 128 --chunks 2 > "$TMP/ppl1" 2>&1 || fail "ppl $mode .smelt"
+  TMPDIR="$TMP/notadir" "$SMELT" ppl "$TMP/q4km.$mode.smelt" -f "$TEXT" -c 128 --chunks 2 > "$TMP/ppl1" 2>&1 || fail "ppl $mode .smelt"
   [ "$(grep -o 'PPL = [0-9.]* +/- [0-9.]*' "$TMP/ppl0")" = "$(grep -o 'PPL = [0-9.]* +/- [0-9.]*' "$TMP/ppl1")" ] ||
     fail "ppl of the $mode .smelt differs from the GGUF's"
 done
 "$SMELT" inspect "$TMP/q8.gguf" --json | sed 's/"inputs":\[[^]]*\]//; s/"path":"[^"]*"//; s/"file_bytes":[0-9]*//' > "$TMP/i0"
 "$SMELT" inspect "$TMP/q8.packed.smelt" --json | sed 's/"inputs":\[[^]]*\]//; s/"path":"[^"]*"//; s/"file_bytes":[0-9]*//' > "$TMP/i1"
 cmp -s "$TMP/i0" "$TMP/i1" || fail "inspect --json of a .smelt differs from the GGUF's"
-"$SMELT" quantize "$TMP/bf16.packed.smelt" "$TMP/fromsmelt.gguf" Q8_0 -q || fail "quantize from a .smelt"
+"$SMELT" ppl "$TMP/bf16.gguf" -f "$TEXT" -c 128 --chunks 2 > "$TMP/ppl0" 2>&1 || fail "ppl bf16 gguf"
+TMPDIR="$TMP/notadir" SMELT_DECODE_CACHE_MB=0 "$SMELT" ppl "$TMP/bf16.packed.smelt" -f "$TEXT" -c 128 --chunks 2 > "$TMP/ppl1" 2>&1 || fail "ppl bf16 .smelt"
+[ "$(grep -o 'PPL = [0-9.]* +/- [0-9.]*' "$TMP/ppl0")" = "$(grep -o 'PPL = [0-9.]* +/- [0-9.]*' "$TMP/ppl1")" ] ||
+  fail "ppl of the bf16 .smelt (smallest decode cache) differs from the GGUF's"
+TMPDIR="$TMP/notadir" "$SMELT" quantize "$TMP/bf16.packed.smelt" "$TMP/fromsmelt.gguf" Q8_0 -q || fail "quantize from a .smelt"
 "$SMELT" quantize "$TMP/bf16.gguf" "$TMP/fromgguf.gguf" Q8_0 -q
 cmp -s "$TMP/fromsmelt.gguf" "$TMP/fromgguf.gguf" || fail "quantize from a .smelt: different bytes"
 expect_exit 0 "$TMP/log" "$SMELT" inspect "$TMP/st.smelt"
