@@ -6,6 +6,7 @@
  * weight in the original basis): the same number as the MSE of the outputs over the samples,
  * up to the constant 2/n, without keeping the samples. */
 #include "calib/calib.h"
+#include "calib/calib_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +17,52 @@ void sm_awq_opts_default(sm_awq_opts *o) {
     o->n_grid = 20;
     o->clip_points = 10;
     o->force_alpha = -1.0;
+    o->int_bits = 4;
+    o->int_group = 128;
+}
+
+int sm_awq_int_quant(const float *W, int64_t rows, int64_t cols, int bits, int group, float *deq, uint8_t *codes,
+                     uint16_t *scales, int32_t *zeros) {
+    const int64_t gs = group == -1 ? cols : group;
+    if (bits < 2 || bits > 8 || gs <= 0 || cols % gs)
+        return sm_error("awq: the %d-bit grid with groups of %d does not fit rows of %lld", bits, group, (long long)cols);
+    const int64_t ng = cols / gs;
+    const float max_int = (float)((1 << bits) - 1);
+    int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(sm_num_threads()) reduction(| : bad)
+    for (int64_t k = 0; k < rows * ng; k++) {
+        const int64_t r = k / ng, g = k % ng;
+        const float *w = W + r * cols + g * gs;
+        float mx = -INFINITY, mn = INFINITY;
+        for (int64_t c = 0; c < gs; c++) {
+            mx = fmaxf(mx, w[c]);
+            mn = fminf(mn, w[c]);
+        }
+        /* AutoAWQ: scale = max(max - min, 1e-5) / max_int, zero = clamp(-round(min / scale)); the
+         * scale is stored in f16, so the codes are fitted to the f16 value */
+        const float d = fmaxf(mx - mn, 1e-5f) / max_int;
+        const uint16_t h = sm_f32_to_f16(d);
+        const float s = sm_f16_to_f32(h);
+        if (!isfinite(s) || !(s > 0) || !isfinite(mx - mn)) {
+            bad = 1;
+            continue;
+        }
+        const float z = fminf(fmaxf(-nearbyintf(mn / s), 0.0f), max_int);
+        if (scales) scales[g * rows + r] = h;
+        if (zeros) zeros[g * rows + r] = (int32_t)z;
+        for (int64_t c = 0; c < gs; c++) {
+            const float q = fminf(fmaxf(nearbyintf(w[c] / s) + z, 0.0f), max_int);
+            if (codes) codes[r * cols + g * gs + c] = (uint8_t)q;
+            deq[r * cols + g * gs + c] = s * (q - z); /* as the checkpoint decodes: scale * (code - zero) */
+        }
+    }
+    return bad ? sm_error("awq: a group's range is not finite or its scale is beyond f16") : 0;
+}
+
+int sm_awq_grid_quant(const sm_awq_opts *o, sm_type type, const float *W, int64_t rows, int64_t cols, const float *imp,
+                      float *deq) {
+    if (type == SM_TYPE_INVALID) return sm_awq_int_quant(W, rows, cols, o->int_bits, o->int_group, deq, NULL, NULL, NULL);
+    return sm_awq_fake_quant(type, W, rows, cols, imp, NULL, deq);
 }
 
 int sm_awq_fake_quant(sm_type type, const float *W, int64_t rows, int64_t cols, const float *imp, void *packed,
@@ -49,11 +96,11 @@ static void scaled_importance(const double *H, int64_t cols, const float *s, flo
 }
 
 /* Loss of one linear when its columns are scaled by s, fake-quantized and scaled back. */
-static int scaled_loss(const double *H, int64_t cols, const float *W, int64_t rows, sm_type type, const float *s,
-                       const float *imp, float *ws, float *deq, double *loss) {
+static int scaled_loss(const sm_awq_opts *o, const double *H, int64_t cols, const float *W, int64_t rows, sm_type type,
+                       const float *s, const float *imp, float *ws, float *deq, double *loss) {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) ws[r * cols + c] = W[r * cols + c] * s[c];
-    if (sm_awq_fake_quant(type, ws, rows, cols, imp, NULL, deq)) return -1;
+    if (sm_awq_grid_quant(o, type, ws, rows, cols, imp, deq)) return -1;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) deq[r * cols + c] /= s[c];
     return sm_gptq_proxy_loss(H, cols, W, deq, rows, loss);
@@ -79,7 +126,7 @@ int sm_awq_search_scale(const double *H, const double *xmean, int64_t cols, cons
         scaled_importance(H, cols, s, imp);
         double total = 0, per[3] = {0};
         for (int k = 0; k < g->n && !rc; k++) {
-            rc = scaled_loss(H, cols, g->W[k], g->rows[k], g->type[k], s, imp, ws, deq, &per[k]);
+            rc = scaled_loss(o, H, cols, g->W[k], g->rows[k], g->type[k], s, imp, ws, deq, &per[k]);
             total += per[k];
         }
         if (rc) break;
@@ -102,8 +149,9 @@ int sm_awq_search_scale(const double *H, const double *xmean, int64_t cols, cons
 }
 
 int sm_awq_clip(const double *H, int64_t cols, float *W, int64_t rows, sm_type type, const sm_awq_opts *o) {
-    const int64_t G = 32; /* AWQ's per-group max: ggml's (sub-)block of 32 columns */
-    if (cols % G) return 0;
+    /* AWQ's per-group max: ggml's (sub-)block of 32 columns, or the integer grid's group */
+    const int64_t G = type != SM_TYPE_INVALID ? 32 : o->int_group == -1 ? cols : o->int_group;
+    if (G <= 0 || cols % G) return 0;
     const int64_t ng = cols / G;
     const int points = o->clip_points > 0 ? o->clip_points : 10, n_grid = o->n_grid > 0 ? o->n_grid : 20;
     float *wc = malloc(sizeof(float) * (size_t)(rows * cols)), *deq = malloc(sizeof(float) * (size_t)(rows * cols));
@@ -125,7 +173,7 @@ int sm_awq_clip(const double *H, int64_t cols, float *W, int64_t rows, sm_type t
             const float t = mx[i] * shrink;
             for (int64_t c = 0; c < G; c++) wc[i * G + c] = fminf(fmaxf(W[i * G + c], -t), t);
         }
-        if (sm_awq_fake_quant(type, wc, rows, cols, imp, NULL, deq)) {
+        if (sm_awq_grid_quant(o, type, wc, rows, cols, imp, deq)) {
             rc = -1;
             break;
         }
@@ -133,13 +181,13 @@ int sm_awq_clip(const double *H, int64_t cols, float *W, int64_t rows, sm_type t
 #pragma omp parallel for schedule(static) num_threads(sm_num_threads())
         for (int64_t i = 0; i < rows * ng; i++) {
             const int64_t g0 = (i % ng) * G;
-            double d[32], e = 0;
-            for (int64_t a = 0; a < G; a++) d[a] = (double)W[i * G + a] - deq[i * G + a];
+            const float *w = W + i * G, *q = deq + i * G;
+            double e = 0;
             for (int64_t a = 0; a < G; a++) {
                 const double *h = H + (g0 + a) * cols + g0;
                 double acc = 0;
-                for (int64_t b = 0; b < G; b++) acc += h[b] * d[b];
-                e += d[a] * acc;
+                for (int64_t b = 0; b < G; b++) acc += h[b] * ((double)w[b] - q[b]);
+                e += ((double)w[a] - q[a]) * acc;
             }
             if (p == 0 || e < best[i]) {
                 best[i] = e;
@@ -158,4 +206,16 @@ int sm_awq_clip(const double *H, int64_t cols, float *W, int64_t rows, sm_type t
     free(best);
     free(best_i);
     return rc;
+}
+
+const float *sm_awq_fold_scale(const char *name, const sm_gptq_linear *lin) {
+    if (strncmp(name, "blk.", 4)) return NULL;
+    const char *dot = strchr(name + 4, '.');
+    if (!dot) return NULL;
+    dot++;
+    if (!strcmp(dot, "attn_norm.weight")) return lin[SM_LIN_Q].awq_col_scale;
+    if (!strcmp(dot, "ffn_norm.weight")) return lin[SM_LIN_GATE].awq_col_scale;
+    if (!strcmp(dot, "attn_v.bias")) return lin[SM_LIN_V].awq_row_scale;
+    if (!strcmp(dot, "ffn_up.bias")) return lin[SM_LIN_UP].awq_row_scale;
+    return NULL;
 }

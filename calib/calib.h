@@ -256,7 +256,7 @@ int sm_imatrix_compute(const sm_model *m, const int32_t *tokens, int64_t n_token
  * (1/s folded into v's rows; only where v's rows equal o's columns, as AutoAWQ does: with
  * grouped-query attention v feeds several heads and the group is skipped), gate/up (into
  * ffn_norm), down (into up's rows). Then the clip search: for every linear but q and k, each
- * row's groups of 32 columns are clamped to +-max*(1 - i/n_grid), i < clip_points, quantized,
+ * row's groups of 32 columns (the integer grid's groups for an HF target) are clamped to +-max*(1 - i/n_grid), i < clip_points, quantized,
  * and each group keeps the clamp with the lowest error dw_g^T H_gg dw_g. The scaled, clipped
  * weights are then quantized (round-to-nearest with diag(H)/s^2 as importance, or GPTQ with
  * opts.awq.then_gptq, against the Hessian of the scaled inputs, diag(1/s) H diag(1/s)). */
@@ -267,6 +267,8 @@ typedef struct sm_awq_opts {
     int clip_points;     /* shrink factors 1 - i/n_grid, i < clip_points (default 10); */
     bool no_clip;
     double force_alpha;  /* >= 0: every group uses this alpha, no search (tests); default -1 */
+    int int_bits;        /* the integer grid of linears whose type is SM_TYPE_INVALID (an AutoAWQ */
+    int int_group;       /* checkpoint): bits (default 4) and columns per group (default 128, -1: a row) */
 } sm_awq_opts;
 void sm_awq_opts_default(sm_awq_opts *o);
 
@@ -289,6 +291,17 @@ void sm_awq_scales(const double *xmean, int64_t cols, double alpha, float *s);
 /* Quantize rows x cols floats into `type` (imp: importance or NULL) and decode them into deq;
  * packed (may be NULL) receives the blocks. */
 int sm_awq_fake_quant(sm_type type, const float *W, int64_t rows, int64_t cols, const float *imp, void *packed,
+                      float *deq);
+/* AutoAWQ's asymmetric integer grid (its pseudo_quantize_tensor with zero_point): per row and group
+ * of `group` columns (-1: the whole row; it must divide cols), scale = max(max - min, 1e-5) /
+ * (2^bits - 1) rounded to f16, zero = clamp(round(-min / scale), 0, 2^bits - 1), code =
+ * clamp(round(w / scale) + zero, 0, 2^bits - 1), deq = scale * (code - zero) (the value the
+ * checkpoint decodes to, exactly). codes [rows, cols], scales (f16 bits) and zeros [cols/group,
+ * rows] may be NULL. */
+int sm_awq_int_quant(const float *W, int64_t rows, int64_t cols, int bits, int group, float *deq, uint8_t *codes,
+                     uint16_t *scales, int32_t *zeros);
+/* sm_awq_fake_quant into `type`, or sm_awq_int_quant with o's integer grid for SM_TYPE_INVALID. */
+int sm_awq_grid_quant(const sm_awq_opts *o, sm_type type, const float *W, int64_t rows, int64_t cols, const float *imp,
                       float *deq);
 /* The scale search of one group (H and xmean of its unscaled inputs); s (cols) gets the best. */
 int sm_awq_search_scale(const double *H, const double *xmean, int64_t cols, const sm_awq_group *g,

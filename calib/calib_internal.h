@@ -23,4 +23,10 @@ double sm_token_nll(const float *logits, int64_t n_vocab, int32_t tok);
 int sm_eval_chunk(const sm_model *m, sm_context *ctx, const int32_t *chunk, int64_t n_ctx, int32_t bos_id,
                   int32_t *scratch, float *logits);
 
+/* AWQ (awq.c): the scales (if any) the block's 1-D tensor `name` (a GGUF name, blk.N.*) is
+ * divided by, so that the block computes the same function with the scaled linears: the norms
+ * before q/k/v and gate/up, the biases of the rows of v and up that were divided by the scales
+ * of o's and down's inputs. NULL: the tensor is written as it is. */
+const float *sm_awq_fold_scale(const char *name, const sm_gptq_linear *lin);
+
 #endif

@@ -12,6 +12,7 @@
  * The source: a GGUF, or a Hugging Face directory read as the GGUF `smelt convert` would write
  * of it (sm_hf_source: same tensors, order, metadata and bytes, without writing that file). */
 #include "calib/calib.h"
+#include "calib/calib_internal.h"
 
 #include "convert/convert.h"
 #include "formats/formats.h"
@@ -54,20 +55,6 @@ static int write_tensor(gguf_job *j, size_t i) {
                  : sm_quantize_write_tensor(j->w, j->g, tensor(j, i), j->types[i], NULL, NULL, 0);
 }
 
-/* AWQ: the scales (if any) a block's 1-D tensor is divided by, so that the block computes the
- * same function with the scaled linears: the norms before q/k/v and gate/up, the biases of the
- * rows of v and up that were divided by the scales of o's and down's inputs. */
-static const float *fold_scale(const char *name, const sm_gptq_linear *lin) {
-    const char *dot = strchr(name + 4, '.');
-    if (!dot) return NULL;
-    dot++;
-    if (!strcmp(dot, "attn_norm.weight")) return lin[SM_LIN_Q].awq_col_scale;
-    if (!strcmp(dot, "ffn_norm.weight")) return lin[SM_LIN_GATE].awq_col_scale;
-    if (!strcmp(dot, "attn_v.bias")) return lin[SM_LIN_V].awq_row_scale;
-    if (!strcmp(dot, "ffn_up.bias")) return lin[SM_LIN_UP].awq_row_scale;
-    return NULL;
-}
-
 /* The tensor's values as the model uses them, divided by s, in its output type. */
 static int write_folded(gguf_job *j, size_t i, int64_t layer, const float *s) {
     const sm_tensor *t = tensor(j, i);
@@ -106,7 +93,7 @@ static int sink(void *user, int64_t layer, sm_gptq_linear *lin) {
                         rc = sm_sink_write(j->w, lin[k].experts[e].packed, lin[k].experts[e].packed_bytes);
                 }
         } else {
-            const float *s = fold_scale(tensor(j, i)->name, lin);
+            const float *s = sm_awq_fold_scale(tensor(j, i)->name, lin);
             rc = s ? write_folded(j, i, layer, s) : write_tensor(j, i);
         }
         if (rc) return -1;

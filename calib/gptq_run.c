@@ -115,6 +115,28 @@ static int round_to_nearest(sm_type type, const double *H, const float *W, int64
     return 0;
 }
 
+/* AutoAWQ's integer grid (sm_awq_int_quant) into a result that looks like GPTQ's (no g_idx:
+ * groups are consecutive columns). */
+static int awq_int_round(const sm_gptq_run_opts *o, const float *W, int64_t rows, int64_t cols, sm_gptq_result *res) {
+    memset(res, 0, sizeof *res);
+    const int64_t gs = o->q.group_size == -1 ? cols : o->q.group_size;
+    const int64_t ng = gs > 0 && cols % gs == 0 ? cols / gs : 1;
+    res->deq = malloc(sizeof(float) * (size_t)(rows * cols));
+    res->codes = malloc((size_t)(rows * cols));
+    res->scales = malloc(sizeof(uint16_t) * (size_t)(ng * rows));
+    res->zeros = malloc(sizeof(int32_t) * (size_t)(ng * rows));
+    int rc = !res->deq || !res->codes || !res->scales || !res->zeros ? sm_error("out of memory") : 0;
+    if (!rc) rc = sm_awq_int_quant(W, rows, cols, o->q.bits, o->q.group_size, res->deq, res->codes, res->scales, res->zeros);
+    if (rc) {
+        sm_gptq_result_free(res);
+        return -1;
+    }
+    res->rows = rows;
+    res->cols = cols;
+    res->n_groups = ng;
+    return 0;
+}
+
 /* Run layer l over every sample (x: n_samples x seqlen x n_embd), stopped by the observer
  * (stop_at < SM_IN_COUNT) or to the end (x is then replaced by the block's outputs). */
 /* The same pass on the GPU block (its weights are the current ones: quantized linears are
@@ -192,6 +214,7 @@ static int quantize_group(const sm_model *m, int64_t l, int g, const double *H, 
 static int quantize_matrix(const double *H, int64_t cols, sm_type type, bool allow_gptq, const sm_gptq_run_opts *o,
                            sm_gptq_hinv **hinv, float *W, int64_t rows, bool *gptq, sm_gptq_result *res) {
     *gptq = allow_gptq && H && (type == SM_TYPE_INVALID || sm_gptq_has_grid(type)) && (!o->awq.enabled || o->awq.then_gptq);
+    if (!*gptq && type == SM_TYPE_INVALID) return awq_int_round(o, W, rows, cols, res); /* AWQ into an AutoAWQ checkpoint */
     if (!*gptq) return round_to_nearest(type, H, W, rows, cols, o->q.skip_loss || o->awq.enabled, res);
     sm_gptq_opts q = o->q;
     q.skip_loss |= o->awq.enabled; /* AWQ reports its own loss against the unscaled weights */
@@ -416,6 +439,9 @@ static int awq_prepare(const sm_model *m, sm_context *ctx, capture *cap, int64_t
                        const sm_gptq_run_opts *o, float **W, awq_layer *A, sm_gptq_layer_report *lr) {
     sm_hessian *h[N_GROUPS] = {0};
     double *absum[N_GROUPS] = {0}, *xmean = NULL;
+    sm_awq_opts ao = o->awq; /* an HF target's integer grid: the GPTQ options' */
+    ao.int_bits = o->q.bits;
+    ao.int_group = o->q.group_size;
     int64_t rows[SM_LIN_COUNT], cols[SM_LIN_COUNT];
     int rc = 0;
     for (int i = 0; i < SM_LIN_COUNT && !rc; i++) {
@@ -447,7 +473,7 @@ static int awq_prepare(const sm_model *m, sm_context *ctx, capture *cap, int64_t
             const sm_linear i = GROUPS[g].lin[k];
             grp.W[k] = W[i];
             grp.rows[k] = rows[i];
-            grp.type[k] = o->types[l * SM_LIN_COUNT + i];
+            grp.type[k] = o->types ? o->types[l * SM_LIN_COUNT + i] : SM_TYPE_INVALID;
         }
         /* o: v's rows must be o's columns one to one (no grouped-query sharing) */
         const bool scalable = g != 1 || rows[SM_LIN_V] == cols[SM_LIN_O];
@@ -462,7 +488,7 @@ static int awq_prepare(const sm_model *m, sm_context *ctx, capture *cap, int64_t
             }
             for (int64_t j = 0; j < c; j++) xmean[j] = n_tok > 0 ? absum[g][j] / n_tok : 0;
             sm_awq_search_report sr;
-            rc = sm_awq_search_scale(H, xmean, c, &grp, &o->awq, A->s[g], &sr);
+            rc = sm_awq_search_scale(H, xmean, c, &grp, &ao, A->s[g], &sr);
             free(xmean);
             xmean = NULL;
             if (rc) {
@@ -477,7 +503,7 @@ static int awq_prepare(const sm_model *m, sm_context *ctx, capture *cap, int64_t
                 float *deq = malloc(sizeof(float) * (size_t)(rows[first] * c)), *imp = malloc(sizeof(float) * (size_t)c);
                 if (!deq || !imp) rc = sm_error("out of memory");
                 for (int64_t j = 0; j < c && !rc; j++) imp[j] = (float)H[j * c + j];
-                if (!rc) rc = sm_awq_fake_quant(grp.type[k], grp.W[k], grp.rows[k], c, imp, NULL, deq);
+                if (!rc) rc = sm_awq_grid_quant(&ao, grp.type[k], grp.W[k], grp.rows[k], c, imp, deq);
                 if (!rc) rc = sm_gptq_proxy_loss(H, c, grp.W[k], deq, grp.rows[k], &lr->loss_rtn[GROUPS[g].lin[k]]);
                 free(deq);
                 free(imp);
@@ -499,9 +525,9 @@ static int awq_prepare(const sm_model *m, sm_context *ctx, capture *cap, int64_t
             }
     }
     for (int i = 0; i < SM_LIN_COUNT && !rc && !o->awq.no_clip; i++) {
-        const sm_type t = o->types[l * SM_LIN_COUNT + i];
-        if (i == SM_LIN_Q || i == SM_LIN_K || !sm_type_get(t)->quantized) continue;
-        if (sm_awq_clip(A->Hs[group_of((sm_linear)i)], cols[i], W[i], rows[i], t, &o->awq))
+        const sm_type t = o->types ? o->types[l * SM_LIN_COUNT + i] : SM_TYPE_INVALID;
+        if (i == SM_LIN_Q || i == SM_LIN_K || (t != SM_TYPE_INVALID && !sm_type_get(t)->quantized)) continue;
+        if (sm_awq_clip(A->Hs[group_of((sm_linear)i)], cols[i], W[i], rows[i], t, &ao))
             rc = sm_error_ctx("blk.%lld.%s: AWQ clip search", (long long)l, sm_linear_gguf_name((sm_linear)i));
     }
     lr->seconds_awq += sm_now() - t0;
@@ -557,8 +583,8 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
     if (S < 1 || L < 2) return sm_error("gptq: no calibration samples");
     if (o->awq.enabled && o->q.device == SM_DEVICE_CUDA)
         return sm_error("awq: --device cuda is not supported (the AWQ searches run on the CPU only)");
-    if (o->awq.enabled && !o->types)
-        return sm_error("awq: the Hugging Face integer grid (--to hf) is not supported; use --to gguf:RECIPE");
+    if (o->awq.enabled && !o->types && o->awq.then_gptq)
+        return sm_error("awq: AWQ + GPTQ into a Hugging Face checkpoint (--to hf) is not supported; use --to gguf:RECIPE");
     const bool moe = (hp->features & SM_FEAT_MOE) != 0;
     if (moe && (o->awq.enabled || o->q.device == SM_DEVICE_CUDA || !o->types))
         return sm_error("gptq: a mixture of experts is quantized on the CPU, by GPTQ alone, into a GGUF (%s is not "

@@ -1,10 +1,10 @@
-/* cmd_awq.c - `smelt awq MODEL --calib F --to gguf:RECIPE -o OUT`: activation-aware weight
+/* cmd_awq.c - `smelt awq MODEL --calib F --to gguf:RECIPE|hf -o OUT`: activation-aware weight
  * quantization (AWQ), one decoder block at a time over a calibration set (the calibration pass
  * and options of `smelt gptq`, which runs it: cli_gptq_main). */
 #include "cli.h"
 
 static const char USAGE[] =
-    "usage: smelt awq MODEL --calib FILE --to gguf:RECIPE -o OUT [options]\n"
+    "usage: smelt awq MODEL --calib FILE --to gguf:RECIPE|hf -o OUT [options]\n"
     "\n"
     "AWQ (Lin et al.) over a whole model, one decoder block at a time. For each block, the\n"
     "calibration samples' activations give every linear input its Hessian and its mean |x| per\n"
@@ -21,8 +21,19 @@ static const char USAGE[] =
     "\n"
     "MODEL: a Hugging Face directory or an F32/F16/BF16 GGUF (as for smelt gptq).\n"
     "\n"
-    "  --to gguf:RECIPE    RECIPE as in smelt quantize (Q4_K_M, Q4_0, ...). (--to hf, AutoAWQ\n"
-    "                      checkpoints, is not implemented yet and refused.)\n"
+    "  --to gguf:RECIPE    RECIPE as in smelt quantize (Q4_K_M, Q4_0, ...)\n"
+    "  --to hf             an AutoAWQ \"gemm\" checkpoint directory (MODEL: a Hugging Face\n"
+    "                      directory): the searches' loss is measured on AutoAWQ's grid (per row\n"
+    "                      and group: scale = (max - min) / 15 in f16, zero = round(-min / scale)\n"
+    "                      in [0, 15]), the clip search clamps whole groups; qweight int32\n"
+    "                      [in, out/8], qzeros int32 [in/group, out/8] (AutoAWQ's packing order),\n"
+    "                      scales f16 [in/group, out]; the other tensors (embeddings, norms with\n"
+    "                      the scales folded in, head) in f16; config.json's quantization_config\n"
+    "                      {quant_method awq, version gemm, bits, group_size, zero_point true};\n"
+    "                      the tokenizer files copied. OUT is replaced atomically (as smelt gptq\n"
+    "                      --to hf does). Not with --gptq.\n"
+    "  --bits 4            hf: bits per weight (AutoAWQ's gemm layout: 4 only)\n"
+    "  --group-size N      hf: columns per group (default 128; -1: one group per row; --group too)\n"
     "  --calib FILE, -f    calibration text; --samples N (default 128), --seqlen N (default 2048,\n"
     "                      at most the model's context), --in-order, --seed N: as in smelt gptq\n"
     "  --gptq              GPTQ on the scaled weights instead of rounding to nearest (the same as\n"
@@ -33,7 +44,7 @@ static const char USAGE[] =
     "  --no-clip           skip the clip search\n"
     "  --no-loss           skip the loss report\n"
     "  --device cpu        the only device (cuda is refused)\n"
-    "  -o, --outfile PATH  the output GGUF\n"
+    "  -o, --outfile PATH  the output GGUF (or directory with --to hf)\n"
     "  -t, --threads N     threads (default: all cores, or SMELT_THREADS)\n"
     "  --json              one JSON report on stdout (fields: docs/json.md, section awq)\n"
     "  --quiet, -q         no progress lines, no summary line\n"
@@ -41,4 +52,4 @@ static const char USAGE[] =
 
 static int run(int argc, char **argv) { return cli_gptq_main(&sm_cmd_awq, true, argc, argv); }
 
-const sm_command sm_cmd_awq = {"awq", "AWQ quantization over a calibration text (GGUF)", USAGE, run};
+const sm_command sm_cmd_awq = {"awq", "AWQ quantization over a calibration text (GGUF or AutoAWQ)", USAGE, run};

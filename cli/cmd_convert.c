@@ -17,6 +17,13 @@ static const char USAGE[] =
     "  -o, --outfile PATH   the GGUF file to write (required; --output is accepted too)\n"
     "  --outtype TYPE       f32, f16, bf16, q8_0 or auto (default: auto = bf16 for a bf16\n"
     "                       checkpoint, else f16). Norms and 1-D tensors stay f32.\n"
+    "  --dequantize         GPTQ / AutoAWQ checkpoints: write every quantized linear dequantized\n"
+    "                       in --outtype. Default: linears whose groups are a multiple of 32\n"
+    "                       consecutive inputs are transcoded without requantizing (symmetric\n"
+    "                       4-bit -> Q4_0 and 8-bit -> Q8_0 exactly; 4-bit with zero points, AWQ\n"
+    "                       and GPTQ asym -> Q4_1 with min = -scale * zero rounded to f16: the\n"
+    "                       summary and --json give the largest weight difference this causes,\n"
+    "                       or say the result is exact); others are dequantized into --outtype\n"
     "  --tokenizer PATH     tokenizer to use instead of the model's own (a SentencePiece .model\n"
     "                       file or a directory with tokenizer files); llama2.c checkpoints look\n"
     "                       for tok<VOCAB>.model or tokenizer.model beside the file\n"
@@ -53,6 +60,7 @@ static int run(int argc, char **argv) {
         {"--name", CLI_STR, &o.name, 0, 0, NULL},
         {"--lora", CLI_LIST, &lora, 0, 0, NULL},
         {"--allow-nonfinite", CLI_FLAG, &allow_nonfinite, 0, 0, NULL},
+        {"--dequantize", CLI_FLAG, &o.gptq_dequantize, 0, 0, NULL},
         CLI_OPT_SPLIT(oo), CLI_OPT_MANIFEST(oo),
         {0},
     };
@@ -116,10 +124,25 @@ static int run(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "seconds", rep.seconds);
         cJSON_AddStringToObject(j, "outtype", sm_type_name(rep.outtype));
         cli_add_type_counts(j, rep.n_by_type);
+        cJSON_AddNumberToObject(j, "gptq_linears", (double)rep.n_gptq);
+        cJSON_AddNumberToObject(j, "gptq_transcoded", (double)rep.n_gptq_transcoded);
+        cJSON_AddNumberToObject(j, "gptq_dequantized", (double)rep.n_gptq_dequantized);
+        cJSON_AddNumberToObject(j, "gptq_max_abs_err", rep.gptq_max_err);
+        cJSON_AddBoolToObject(j, "gptq_exact", rep.n_gptq_transcoded > 0 && rep.gptq_max_err == 0);
         cli_report_print(j, out);
     } else if (!com.quiet) {
-        cli_summary("convert", out, rep.seconds, "%s, %lld parameters (%s), %s", cli_count(b2, sizeof b2, rep.n_tensors, "tensor"),
-                    (long long)rep.n_params, types, cli_bytes(b1, sizeof b1, (double)rep.bytes_out));
+        char gq[192] = "";
+        if (rep.n_gptq && rep.n_gptq_transcoded) {
+            char err[64] = "exact";
+            if (rep.gptq_max_err > 0) snprintf(err, sizeof err, "largest weight difference %.3g", rep.gptq_max_err);
+            snprintf(gq, sizeof gq, "; %lld of %lld quantized linears transcoded without requantizing (%s)",
+                     (long long)rep.n_gptq_transcoded, (long long)rep.n_gptq, err);
+        }
+        if (rep.n_gptq_dequantized)
+            snprintf(gq + strlen(gq), sizeof gq - strlen(gq), "; %lld quantized linears dequantized into %s",
+                     (long long)rep.n_gptq_dequantized, sm_type_name(rep.outtype));
+        cli_summary("convert", out, rep.seconds, "%s, %lld parameters (%s), %s%s", cli_count(b2, sizeof b2, rep.n_tensors, "tensor"),
+                    (long long)rep.n_params, types, cli_bytes(b1, sizeof b1, (double)rep.bytes_out), gq);
     }
     rc = 0;
 done:

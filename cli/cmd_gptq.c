@@ -61,7 +61,8 @@ static const char USAGE[] =
     "\n"
     "GPTQ:\n"
     "  --bits N            hf: 2, 3, 4 or 8 (default 4)\n"
-    "  --group N           hf: columns per group (default 128; -1: one group per row)\n"
+    "  --group N           hf: columns per group (default 128; -1: one group per row; also\n"
+    "                      --group-size)\n"
     "  --act-order         hf: columns in order of decreasing diag(H) (desc_act)\n"
     "  --sym | --asym      hf: symmetric (default) or asymmetric grid\n"
     "  --static-groups     hf: group parameters fitted before GPTQ updates the weights\n"
@@ -239,7 +240,7 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
         {"--seed", CLI_LONG, &seed, 0, INT64_MAX, NULL},
         {"--in-order", CLI_FLAG, &co.in_order, 0, 0, NULL},
         {"--bits", CLI_LONG, &bits, 2, 8, NULL},
-        {"--group", CLI_LONG, &group, -1, 1 << 20, NULL},
+        {"--group --group-size", CLI_LONG, &group, -1, 1 << 20, NULL},
         {"--act-order", CLI_FLAG, &ro.q.act_order, 0, 0, NULL},
         {"--sym", CLI_FLAG, &ro.q.sym, 0, 0, NULL},
         {"--asym", CLI_FLAG, &asym, 0, 0, NULL},
@@ -318,8 +319,10 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     ro.awq.force_alpha = awq_alpha;
     if (awq_alpha != -1 && !(awq_alpha >= 0 && awq_alpha <= 1))
         return cli_usage_error(cmd, "--awq-alpha expects a number in [0, 1]");
-    if (ro.awq.enabled && to_hf)
-        return cli_usage_error(cmd, "AWQ into --to hf (AutoAWQ checkpoints) is not implemented yet; use --to gguf:RECIPE");
+    if (ro.awq.enabled && to_hf && ro.awq.then_gptq)
+        return cli_usage_error(cmd, "AWQ + GPTQ into --to hf is not supported (AutoAWQ checkpoints: smelt awq --to hf)");
+    if (ro.awq.enabled && to_hf && (ro.q.bits != 4 || ro.q.act_order))
+        return cli_usage_error(cmd, "AWQ into --to hf writes AutoAWQ's gemm layout: --bits 4, no --act-order");
     if (ro.awq.enabled && strcmp(device, "cpu"))
         return cli_usage_error(cmd, "AWQ runs on the CPU only: --device %s is not supported", device);
     const int orc = cli_check_output(name, "-o", out, to_hf, inputs, 2);

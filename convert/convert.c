@@ -123,6 +123,11 @@ int sm_convert(const char *model_path, const char *out_path, const sm_convert_op
             rep->n_quantized += sm_type_get(t)->quantized;
             rep->tensor_bytes += p.items[i].nbytes;
             if ((int)t >= 0 && t < SM_TYPE_GGML_COUNT) rep->n_by_type[t]++;
+            if (!p.items[i].gptq[0]) continue;
+            rep->n_gptq++;
+            rep->n_gptq_transcoded += p.items[i].gptq_transcoded;
+            rep->n_gptq_dequantized += !p.items[i].gptq_transcoded;
+            if (p.items[i].gptq_err > rep->gptq_max_err) rep->gptq_max_err = p.items[i].gptq_err;
         }
         rep->seconds = sm_now() - t0;
     }

@@ -23,6 +23,8 @@ typedef struct sm_convert_opts {
     size_t n_loras;
     /* Where the output goes (format, split limits; sink.h). Zero: one GGUF file. */
     sm_sink_opts sink;
+    /* GPTQ / AutoAWQ checkpoints: dequantize every linear into outtype (no transcoding) */
+    bool gptq_dequantize;
 } sm_convert_opts;
 
 typedef struct sm_convert_report {
@@ -35,6 +37,11 @@ typedef struct sm_convert_report {
     int64_t n_fallback;   /* recipe fallbacks (rows not a multiple of the block) */
     uint64_t tensor_bytes;                 /* of bytes_out (the file), the tensors' data */
     int64_t n_by_type[SM_TYPE_GGML_COUNT]; /* tensors written per type */
+    /* an HF GPTQ / AWQ checkpoint: its linears, of which transcoded into ggml blocks without
+     * requantizing (Q4_0 / Q8_0 exactly, Q4_1 up to its f16 min) or dequantized into outtype;
+     * the largest |transcoded value - checkpoint value| over all of them (0: every one exact) */
+    int64_t n_gptq, n_gptq_transcoded, n_gptq_dequantized;
+    double gptq_max_err;
 } sm_convert_report;
 
 /* Convert a Hugging Face model directory (config.json + safetensors / PyTorch weights +

@@ -40,9 +40,11 @@ typedef struct cv_item {
     sm_lora *const *loras;  /* adapters that change this tensor (NULL: none) */
     size_t n_loras;
     /* a linear of an HF GPTQ checkpoint (src is then its qweight): qweight, qzeros, scales,
-     * g_idx (may be NULL), dequantized, or repacked as they are into Q4_0 / Q8_0 blocks */
+     * g_idx (may be NULL), dequantized, or repacked as they are into Q4_0 / Q8_0 / Q4_1 blocks */
     const sm_tensor *gptq[4];
     const sm_gptq_hf_config *gptq_cfg;
+    bool gptq_transcoded;   /* written as the checkpoint's codes in Q4_0 / Q8_0 / Q4_1 blocks */
+    double gptq_err;        /* Q4_1: the largest |block value - checkpoint value| (0: exact) */
     float *owned_gen;       /* gen when the plan computed it for this item (a shifted norm): freed with the plan */
     /* a stack of experts (ffn_*_exps, shape [n_experts, rows, cols]; src NULL): each expert's [rows, cols]
      * tensor, written one after the other (plan.c keeps them) */
@@ -100,12 +102,14 @@ int cv_llama_quantize_order(const char *a, const char *b);
 /* HF GPTQ checkpoints (gptq_source.c). cv_gptq_part: 1 for a GPTQ linear's qweight (it
  * becomes the linear's item), 2 for its qzeros / scales / g_idx (consumed with it), 0 for any
  * other tensor. cv_gptq_plan_item fills the item of the linear whose qweight is t: GGUF name,
- * shape [out, in], parts, type (Q4_0 for symmetric 4-bit groups of 32 in input order with F16
- * scales, Q8_0 for the same in 8 bits: the same values, block for block; else outtype, from
- * the dequantized weights), and the name map's flags. cv_gptq_fill writes the item's bytes
+ * shape [out, in], parts, type (Q4_0 for symmetric 4-bit groups of multiples of 32 in input
+ * order with F16 scales, Q8_0 for the same in 8 bits: the same values, block for block; Q4_1 for
+ * 4-bit codes with zero points, gptq_err its largest difference; else, or with `dequantize`,
+ * outtype, from the dequantized weights), and the name map's flags. cv_gptq_fill writes the item's bytes
  * (it->nbytes, rope permutation applied). */
 int cv_gptq_part(const char *name);
-int cv_gptq_plan_item(const cv_source *s, const sm_tensor *t, sm_type outtype, cv_item *it, int *map_flags);
+int cv_gptq_plan_item(const cv_source *s, const sm_tensor *t, sm_type outtype, bool dequantize, cv_item *it,
+                      int *map_flags);
 int cv_gptq_fill(const cv_item *it, void *dst);
 
 /* "tiny-llama-kjv" -> "Tiny Llama Kjv" (gguf-py Metadata.id_to_title). */

@@ -304,7 +304,7 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
                          c->path);
                 goto fail;
             }
-            if (cv_gptq_plan_item(s, t, p->outtype, it, &flags)) goto fail;
+            if (cv_gptq_plan_item(s, t, p->outtype, o->gptq_dequantize, it, &flags)) goto fail;
             if (flags & SM_MAP_EXPERT) {
                 sm_error("%s: tensor \"%s\": GPTQ-quantized experts are not supported", c->path, t->name);
                 goto fail;
@@ -433,7 +433,7 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
                 sm_error("%s: missing tensor %s", c->path, exp[i].name);
             goto fail;
         }
-    /* GPTQ linears repacked into Q4_0 / Q8_0 blocks: the file is "mostly" that type */
+    /* GPTQ linears repacked into Q4_0 / Q8_0 / Q4_1 blocks: the file is "mostly" that type */
     sm_type gq_type = SM_TYPE_INVALID;
     bool uniform = true;
     for (size_t i = 0; i < p->n; i++)
@@ -443,6 +443,7 @@ int cv_plan_build(const cv_source *s, const sm_convert_opts *o, cv_plan *p) {
         }
     if (uniform && gq_type == SM_TYPE_Q4_0) p->ftype = 2;
     if (uniform && gq_type == SM_TYPE_Q8_0) p->ftype = 7;
+    if (uniform && gq_type == SM_TYPE_Q4_1) p->ftype = 3;
     if (n_vision && !o->quiet)
         fprintf(stderr, "note: %s: %zu vision-tower / projector tensors skipped: the GGUF holds the text model "
                         "(llama.cpp keeps the vision part in a separate mmproj file)\n", c->path, n_vision);

@@ -6,7 +6,7 @@
  *        channels it picks alpha > 0 with a lower loss than alpha 0, per-linear target types
  *        (Q4_0 and Q4_K in one group);
  *  (ii)  the clip search never raises the output error (Q4_0: blocks are independent) and only
- *        shrinks weights;
+ *        shrinks weights; AutoAWQ's integer grid (scale, zero point, codes) on two hand-made groups;
  *  (iii) folding: `smelt awq --to gguf:F32 --awq-alpha 0.5 --no-clip` (scales but no rounding)
  *        writes a model whose logits equal the source model's as the runtime evaluates it,
  *        while its norms and linears did change: on tiny-llama-kjv made multi-head (every kv
@@ -176,6 +176,36 @@ static void test_clip(void) {
 
 /* ---- folding ---- */
 
+/* AutoAWQ's asymmetric grid (sm_awq_int_quant): a row of two 128-groups, the first spanning
+ * [-0.5, 1.5] (scale f16(2/15), zero round(0.5 / scale) = 4, codes 0..15, every value within half
+ * a step), the second all positive (zero clamped to 0: codes from round(min / scale)). */
+static void test_int_grid(void) {
+    enum { C = 256 };
+    float w[C], deq[C];
+    uint8_t codes[C];
+    uint16_t sc[2];
+    int32_t zr[2];
+    for (int c = 0; c < 128; c++) w[c] = -0.5f + (float)c * (2.0f / 127.0f);
+    for (int c = 0; c < 128; c++) w[128 + c] = 1.0f + (float)c / 127.0f;
+    CHECK_OK(sm_awq_int_quant(w, 1, C, 4, 128, deq, codes, sc, zr));
+    CHECK(sc[0] == sm_f32_to_f16(2.0f / 15.0f));
+    CHECK(zr[0] == 4);
+    CHECK(codes[0] == 0 && codes[127] == 15);
+    const float s1 = sm_f16_to_f32(sc[1]);
+    CHECK(sc[1] == sm_f32_to_f16(1.0f / 15.0f) && zr[1] == 0);
+    CHECK(codes[128] == (uint8_t)lroundf(1.0f / s1) && codes[255] == 15);
+    for (int c = 0; c < C; c++) {
+        const int g = c / 128;
+        const float sg = sm_f16_to_f32(sc[g]);
+        CHECK(deq[c] == sg * (float)(codes[c] - zr[g]));
+        if (c < 128) CHECK(fabsf(deq[c] - w[c]) <= 0.5f * sg * 1.0001f);
+    }
+    /* one group per row (-1) and a width the group does not divide */
+    CHECK_OK(sm_awq_int_quant(w, 1, C, 4, -1, deq, NULL, NULL, NULL));
+    CHECK(sm_awq_int_quant(w, 1, C, 4, 96, deq, NULL, NULL, NULL) != 0);
+    sm_clear_error();
+}
+
 static const char *calib(void) { return tl_asset("text/kjv-calib.txt"); }
 
 /* src (an F32 GGUF with grouped-query attention) rewritten with every kv head repeated for
@@ -329,6 +359,7 @@ static void test_fold_archs(void) {
 void run_tests(void) {
     TEST(test_scale_search);
     TEST(test_clip);
+    TEST(test_int_grid);
     TEST(test_fold_kjv);
     TEST(test_fold_archs);
 }

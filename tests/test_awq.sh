@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_awq.sh - the `smelt awq` command and `smelt gptq --awq`:
 #  1. refusals, each with its message, a non-zero exit and no output file: --device cuda (the
-#     searches run on the CPU only), --to hf (AutoAWQ checkpoints not implemented), --awq-alpha
-#     outside [0, 1], a missing --calib;
+#     searches run on the CPU only), --awq-alpha outside [0, 1], a missing --calib (--to hf:
+#     tests/test_awq_hf.sh);
 #  2. awq into gguf:Q4_K_M from the HF directory has llama.cpp's Q4_K_M mixture (the same tensor
 #     types as smelt quantize Q4_K_M writes), records quantize.method "awq", and smelt ppl
 #     evaluates it; gptq --awq records "awq+gptq";
@@ -28,7 +28,6 @@ refuses() {
 {
 refuses awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --device cuda "AWQ runs on the CPU only"
 refuses gptq --awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --device cuda "AWQ runs on the CPU only"
-refuses awq "$KJV" $CAL --to hf -o out.gguf "not implemented yet"
 refuses awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --awq-alpha 2 "--awq-alpha expects a number in [0, 1]"
 refuses awq "$KJV" --to gguf:Q4_0 -o out.gguf "expected --calib FILE"
 
