@@ -26,8 +26,8 @@ refuses() {
 }
 # shellcheck disable=SC2086
 {
-refuses awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --device cuda "AWQ runs on the CPU only"
-refuses gptq --awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --device cuda "AWQ runs on the CPU only"
+refuses awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --device cuda "CUDA"
+refuses gptq --awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --device cuda "CUDA"
 refuses awq "$KJV" $CAL --to hf -o out.gguf "not implemented yet"
 refuses awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --awq-alpha 2 "--awq-alpha expects a number in [0, 1]"
 refuses awq "$KJV" --to gguf:Q4_0 -o out.gguf "expected --calib FILE"
