@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_awq.sh - the `smelt awq` command and `smelt gptq --awq`:
-#  1. refusals, each with its message, a non-zero exit and no output file: --device cuda (the
-#     searches run on the CPU only), --to hf (AutoAWQ checkpoints not implemented), --awq-alpha
+#  1. refusals, each with its message, a non-zero exit and no output file: --device cuda without a usable device (the
+#     message names CUDA), --to hf (AutoAWQ checkpoints not implemented), --awq-alpha
 #     outside [0, 1], a missing --calib;
 #  2. awq into gguf:Q4_K_M from the HF directory has llama.cpp's Q4_K_M mixture (the same tensor
 #     types as smelt quantize Q4_K_M writes), records quantize.method "awq", and smelt ppl
