@@ -433,8 +433,9 @@ static double *scaled_hessian(const double *H, int64_t cols, const float *s) {
     return r;
 }
 
-/* One pass of the block as it is collects every input's Hessian and mean |x|; the scales are
- * searched, folded into the weights W (columns; v's and up's rows), then the clips. */
+/* One pass of the block as it is collects every input's Hessian and mean |x| (with a GPU block,
+ * on the GPU: the pass, the Hessians and the |x| sums; the searches below run on the CPU); the
+ * scales are searched, folded into the weights W (columns; v's and up's rows), then the clips. */
 static int awq_prepare(const sm_model *m, sm_context *ctx, capture *cap, int64_t l, float *x, const sm_calib_set *cs,
                        const sm_gptq_run_opts *o, float **W, awq_layer *A, sm_gptq_layer_report *lr) {
     sm_hessian *h[N_GROUPS] = {0};
@@ -451,9 +452,11 @@ static int awq_prepare(const sm_model *m, sm_context *ctx, capture *cap, int64_t
     }
     for (int g = 0; g < N_GROUPS && !rc; g++) {
         const int64_t c = cols[GROUPS[g].lin[0]];
-        h[g] = cap->h[GROUPS[g].in] = sm_hessian_new(c);
-        absum[g] = cap->absum[GROUPS[g].in] = calloc((size_t)c, sizeof(double));
-        if (!h[g] || !absum[g]) rc = sm_error("out of memory");
+        /* --device cuda: the Hessians and the |x| sums are accumulated on the GPU (pass_gpu) */
+        h[g] = cap->h[GROUPS[g].in] = sm_hessian_new_on(c, o->q.device);
+        if (!h[g]) rc = -1;
+        else if (!cap->gpu && !(absum[g] = cap->absum[GROUPS[g].in] = calloc((size_t)c, sizeof(double))))
+            rc = sm_error("out of memory");
     }
     cap->stop_at = SM_IN_FFN_DOWN;
     if (!rc) rc = pass(m, ctx, cap, l, NULL, x, cs, lr);
@@ -464,7 +467,8 @@ static int awq_prepare(const sm_model *m, sm_context *ctx, capture *cap, int64_t
         const sm_linear first = GROUPS[g].lin[0];
         const int64_t c = cols[first];
         const double *H = sm_hessian_matrix(h[g]);
-        if (!H) {
+        const double *abs_sum = cap->gpu ? sm_hessian_device_abs_sums(h[g]) : absum[g];
+        if (!H || !abs_sum) {
             rc = sm_error_ctx("layer %lld", (long long)l);
             break;
         }
@@ -486,7 +490,7 @@ static int awq_prepare(const sm_model *m, sm_context *ctx, capture *cap, int64_t
                 rc = sm_error("out of memory");
                 break;
             }
-            for (int64_t j = 0; j < c; j++) xmean[j] = n_tok > 0 ? absum[g][j] / n_tok : 0;
+            for (int64_t j = 0; j < c; j++) xmean[j] = n_tok > 0 ? abs_sum[j] / n_tok : 0;
             sm_awq_search_report sr;
             rc = sm_awq_search_scale(H, xmean, c, &grp, &ao, A->s[g], &sr);
             free(xmean);
@@ -581,8 +585,6 @@ int sm_gptq_run(const sm_model *m, const sm_calib_set *cs, const sm_gptq_run_opt
     const sm_hparams *hp = sm_model_hparams(m);
     const int64_t E = hp->n_embd, L = cs->seqlen, S = cs->n_samples, n_layer = hp->n_layer;
     if (S < 1 || L < 2) return sm_error("gptq: no calibration samples");
-    if (o->awq.enabled && o->q.device == SM_DEVICE_CUDA)
-        return sm_error("awq: --device cuda is not supported (the AWQ searches run on the CPU only)");
     if (o->awq.enabled && !o->types && o->awq.then_gptq)
         return sm_error("awq: AWQ + GPTQ into a Hugging Face checkpoint (--to hf) is not supported; use --to gguf:RECIPE");
     const bool moe = (hp->features & SM_FEAT_MOE) != 0;

@@ -72,6 +72,9 @@ static const char USAGE[] =
     "  --target-size S     gguf: a mixture for a file of S bytes (4.2G binary, 4.2GB decimal)\n"
     "  --sensitivity kld|imatrix, --probe-ctx N, --probe-chunks N  as in smelt quantize\n"
     "  --no-importance     gguf: fit block scales with ggml's plain rule, not weighted by diag(H)\n"
+    "  --sweeps N          gguf: column sweeps per linear (default 2 on Q2_K and Q3_K, else 1):\n"
+    "                      each after the first refits the block scales on the values the one\n"
+    "                      before quantized; each row keeps its sweep of least tr(E H E^T)\n"
     "  --no-true-sequential  all Hessians of a block from the unquantized block\n"
     "  --no-loss           skip the loss report (saves a round-to-nearest pass per linear)\n"
     "  --moe-min-tokens N  mixtures of experts (Mixtral, Qwen3-MoE; gguf targets, CPU, not with\n"
@@ -81,7 +84,7 @@ static const char USAGE[] =
     "                      diag(H) as importance (no token at all: without importance, as\n"
     "                      llama-quantize without an imatrix). --json: \"moe\" names them. The\n"
     "                      router (ffn_gate_inp) stays F32, as llama-quantize keeps it\n"
-    "  --awq               AWQ scaling and clipping first (see smelt help awq; gguf targets, CPU),\n"
+    "  --awq               AWQ scaling and clipping first (see smelt help awq; gguf targets),\n"
     "                      then GPTQ on the scaled weights; --awq-grid, --awq-alpha, --no-clip\n"
     "                      as in smelt awq\n"
     "\n"
@@ -224,7 +227,7 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     sm_awq_opts_default(&ro.awq);
     ro.q.skip_loss = false;
     long samples = co.n_samples, seqlen = co.seqlen, seed = 0, bits = ro.q.bits, group = ro.q.group_size,
-         block = ro.q.block_size;
+         block = ro.q.block_size, sweeps = 0;
     double damp = ro.q.damp, target_bpw = 0;
     long moe_min_tokens = SM_GPTQ_MOE_MIN_TOKENS;
     const char *target_size = NULL, *sensitivity = "kld";
@@ -247,6 +250,7 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
         {"--static-groups", CLI_FLAG, &ro.q.static_groups, 0, 0, NULL},
         {"--damp", CLI_DOUBLE, &damp, 0, 0, NULL},
         {"--block", CLI_LONG, &block, 1, 1 << 16, NULL},
+        {"--sweeps", CLI_LONG, &sweeps, 1, 8, NULL},
         {"--no-importance", CLI_FLAG, &no_importance, 0, 0, NULL},
         {"--no-true-sequential", CLI_FLAG, &ro.no_true_sequential, 0, 0, NULL},
         {"--no-loss", CLI_FLAG, &ro.q.skip_loss, 0, 0, NULL},
@@ -277,6 +281,7 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
     ro.q.bits = (int)bits;
     ro.q.group_size = (int)group;
     ro.q.block_size = (int)block;
+    ro.q.fit_passes = (int)sweeps;
     ro.q.damp = damp;
     ro.moe_min_tokens = moe_min_tokens;
     if (asym) ro.q.sym = false;
@@ -323,8 +328,6 @@ int cli_gptq_main(const sm_command *cmd, bool awq_cmd, int argc, char **argv) {
         return cli_usage_error(cmd, "AWQ + GPTQ into --to hf is not supported (AutoAWQ checkpoints: smelt awq --to hf)");
     if (ro.awq.enabled && to_hf && (ro.q.bits != 4 || ro.q.act_order))
         return cli_usage_error(cmd, "AWQ into --to hf writes AutoAWQ's gemm layout: --bits 4, no --act-order");
-    if (ro.awq.enabled && strcmp(device, "cpu"))
-        return cli_usage_error(cmd, "AWQ runs on the CPU only: --device %s is not supported", device);
     const int orc = cli_check_output(name, "-o", out, to_hf, inputs, 2);
     if (orc) return orc;
     const int drc = cli_device(cmd, device, &ro.q.device);

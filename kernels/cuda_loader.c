@@ -24,6 +24,7 @@ static struct {
     int (*syrk_new)(int64_t, sm_cuda_syrk **);
     int (*syrk_add)(sm_cuda_syrk *, const float *, int64_t, int64_t);
     int (*syrk_read)(sm_cuda_syrk *, double *);
+    int (*syrk_read_abs)(sm_cuda_syrk *, double *);
     void (*syrk_free)(sm_cuda_syrk *);
     int (*cholesky_inverse)(const double *, int64_t, double *, int64_t *);
     int (*gptq_new)(int64_t, const double *, const double *, sm_cuda_gptq **);
@@ -91,6 +92,7 @@ static void load(void) {
     SYM(syrk_new);
     SYM(syrk_add);
     SYM(syrk_read);
+    SYM(syrk_read_abs);
     SYM(syrk_free);
     SYM(cholesky_inverse);
     SYM(gptq_new);
@@ -156,6 +158,7 @@ int sm_cuda_syrk_new(int64_t n, sm_cuda_syrk **out) {
 int sm_cuda_syrk_add(sm_cuda_syrk *s, const float *x, int64_t n_tok, int64_t ld) { FORWARD(syrk_add, s, x, n_tok, ld); }
 
 int sm_cuda_syrk_read(sm_cuda_syrk *s, double *host) { FORWARD(syrk_read, s, host); }
+int sm_cuda_syrk_read_abs(sm_cuda_syrk *s, double *host) { FORWARD(syrk_read_abs, s, host); }
 
 void sm_cuda_syrk_free(sm_cuda_syrk *s) {
     if (s && loaded() && P.syrk_free) P.syrk_free(s);

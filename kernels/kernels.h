@@ -209,6 +209,9 @@ int sm_cuda_syrk_new(int64_t n, sm_cuda_syrk **out);
 int sm_cuda_syrk_add(sm_cuda_syrk *s, const float *x, int64_t n_tok, int64_t ld);
 /* Copy S to host (n x n row-major, both triangles). */
 int sm_cuda_syrk_read(sm_cuda_syrk *s, double *host);
+/* Copy the per-column sums of |x| over the tokens added (n doubles; AWQ's activation
+ * statistics), summed per add in token order like the CPU observer's (calib/gptq_run.c). */
+int sm_cuda_syrk_read_abs(sm_cuda_syrk *s, double *host);
 void sm_cuda_syrk_free(sm_cuda_syrk *s);
 
 /* Lower Cholesky factor of a (n x n row-major, symmetric positive definite) and its inverse:

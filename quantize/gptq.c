@@ -159,6 +159,8 @@ typedef struct gq_run {
     const float *imp;   /* importance per column (GGUF grids, use_importance), quantization order */
     const bool *imp_ok; /* per group: its importance has a positive sum (else the group is
                            fitted without: ggml's weighted rule would give scale 0) */
+    double *seen;       /* rows x n or NULL: each weight as the sweep quantized it (refits) */
+    bool fit_seen;      /* fit each group on `seen` (the previous sweep's values) */
     bool feedback;      /* GPTQ (true) or round-to-nearest (false) */
     bool static_groups;
     int64_t bad_row;    /* lowest failing row, INT64_MAX if none */
@@ -190,7 +192,10 @@ static void row_batch(gq_run *R, const gq_kernels *kr, int64_t r, int64_t i1, in
             if (c / group != active) gq_grid_activate(R->g, r, active = c / group);
         } else if (k % group == 0) {
             const int len = (int)(n - k < group ? n - k : group);
-            for (int j = 0; j < len; j++) {
+            /* a refit reads the previous sweep's values of the group before this sweep
+               overwrites them (column by column, below) */
+            for (int j = 0; j < len && R->fit_seen; j++) x[j] = R->seen[r * n + k + j];
+            for (int j = 0; j < len && !R->fit_seen; j++) {
                 const int64_t col = k + j;
                 double v = w[col];
                 if (R->feedback && col >= i2) /* pending updates of this batch */
@@ -203,6 +208,7 @@ static void row_batch(gq_run *R, const gq_kernels *kr, int64_t r, int64_t i1, in
             }
         }
         const double wk = w[k];
+        if (R->seen) R->seen[r * n + k] = wk;
         uint8_t code;
         const double q = gq_grid_quant(R->g, r, c, wk, &code);
         R->codes[r * n + k] = code;
@@ -290,12 +296,63 @@ static int fit_static(gq_run *R, const double *w0) {
     return 0;
 }
 
+static int proxy_loss_rows(const sm_gptq_hinv *p, const float *W, const double *wq, int64_t rows, double *out,
+                           double *per_row);
+
+/* Refit sweeps (gq_fit_passes): the scales of a group (a k-quant super-block: its super-scale
+ * and all its sub-scales) are fitted when the sweep reaches its first column, on weights that
+ * the GPTQ updates from the group's own columns have not reached yet; the later columns of the
+ * group then arrive at values the scales were not fitted for. Each further sweep starts again
+ * from w0 and fits every group on the values the previous sweep actually quantized (R->seen),
+ * then each row keeps the sweep with the least Hessian-weighted error tr(dw H dw^T) of that row
+ * (rows are independent), so a refit never makes a row's error larger. */
+static int refit_sweeps(gq_run *R, const double *w0, const float *W, int passes) {
+    const int64_t rows = R->rows, n = R->n;
+    const size_t rb = R->g->is_int ? 0 : R->g->row_bytes;
+    double *best_w = malloc(sizeof(double) * (size_t)(rows * n)), *best = malloc(sizeof(double) * (size_t)rows);
+    double *loss = malloc(sizeof(double) * (size_t)rows), total;
+    uint8_t *best_codes = malloc((size_t)(rows * n)), *best_packed = rb ? malloc((size_t)rows * rb) : NULL;
+    int rc = !best_w || !best || !loss || !best_codes || (rb && !best_packed) ? sm_error("gptq: out of memory") : 0;
+    if (!rc) rc = proxy_loss_rows(R->p, W, R->W, rows, &total, best);
+    if (!rc) {
+        memcpy(best_w, R->W, sizeof(double) * (size_t)(rows * n));
+        memcpy(best_codes, R->codes, (size_t)(rows * n));
+        if (rb) memcpy(best_packed, R->g->packed, (size_t)rows * rb);
+    }
+    for (int pass = 1; pass < passes && !rc; pass++) {
+        R->fit_seen = true;
+        memcpy(R->W, w0, sizeof(double) * (size_t)(rows * n));
+        rc = run_pass(R);
+        R->fit_seen = false;
+        if (!rc) rc = proxy_loss_rows(R->p, W, R->W, rows, &total, loss);
+        for (int64_t r = 0; r < rows && !rc; r++) {
+            if (!(loss[r] < best[r])) continue;
+            best[r] = loss[r];
+            memcpy(best_w + r * n, R->W + r * n, sizeof(double) * (size_t)n);
+            memcpy(best_codes + r * n, R->codes + r * n, (size_t)n);
+            if (rb) memcpy(best_packed + (size_t)r * rb, R->g->packed + (size_t)r * rb, rb);
+        }
+    }
+    if (!rc) {
+        memcpy(R->W, best_w, sizeof(double) * (size_t)(rows * n));
+        memcpy(R->codes, best_codes, (size_t)(rows * n));
+        if (rb) memcpy(R->g->packed, best_packed, (size_t)rows * rb);
+    }
+    free(best_w);
+    free(best);
+    free(loss);
+    free(best_codes);
+    free(best_packed);
+    return rc;
+}
+
 /* tr(D H D^T) for the rows - quantized rows D of a rows x n weight, LOSS_ROWS rows at a time:
  * diff(user, r0, m, d) writes rows r0..r0+m of D into d; dev (H on the GPU) or H on the CPU. */
 typedef void (*loss_diff_fn)(const void *user, int64_t r0, int64_t m, int64_t n, double *d);
 
 static int loss_of(const double *H, sm_cuda_gptq *dev, int64_t n, int64_t rows, loss_diff_fn diff, const void *user,
-                   double *out) {
+                   double *out, double *per_row /* NULL, or each row's part (on the CPU) */) {
+    if (per_row) dev = NULL;
     const int64_t chunk = rows < LOSS_ROWS ? rows : LOSS_ROWS;
     double *d = malloc(sizeof(double) * (size_t)(chunk * n)), *t = malloc(sizeof(double) * (size_t)(chunk * n));
     int rc = !d || !t ? sm_error("gptq: out of memory for the loss report") : 0;
@@ -317,6 +374,7 @@ static int loss_of(const double *H, sm_cuda_gptq *dev, int64_t n, int64_t rows, 
             double s = 0;
             for (int64_t c = 0; c < n; c++) s = fma(t[r * n + c], d[r * n + c], s);
             total += s;
+            if (per_row) per_row[r0 + r] = s;
         }
     }
     free(d);
@@ -338,9 +396,14 @@ static void diff_permuted(const void *user, int64_t r0, int64_t m, int64_t n, do
         for (int64_t c = 0; c < n; c++) d[r * n + c] = (double)u->W[(r0 + r) * n + c] - u->wq[(r0 + r) * n + u->iperm[c]];
 }
 
-static int proxy_loss(const sm_gptq_hinv *p, const float *W, const double *wq, int64_t rows, double *out) {
+static int proxy_loss_rows(const sm_gptq_hinv *p, const float *W, const double *wq, int64_t rows, double *out,
+                           double *per_row) {
     const perm_diff u = {W, wq, p->iperm};
-    return loss_of(p->H, p->dev_has_h ? p->dev : NULL, p->n, rows, diff_permuted, &u, out);
+    return loss_of(p->H, p->dev_has_h ? p->dev : NULL, p->n, rows, diff_permuted, &u, out, per_row);
+}
+
+static int proxy_loss(const sm_gptq_hinv *p, const float *W, const double *wq, int64_t rows, double *out) {
+    return proxy_loss_rows(p, W, wq, rows, out, NULL);
 }
 
 /* both float, the same order */
@@ -355,7 +418,7 @@ static void diff_plain(const void *user, int64_t r0, int64_t m, int64_t n, doubl
 
 int sm_gptq_proxy_loss(const double *H, int64_t cols, const float *W, const float *Q, int64_t rows, double *out) {
     const plain_diff u = {W, Q};
-    return loss_of(H, NULL, cols, rows, diff_plain, &u, out);
+    return loss_of(H, NULL, cols, rows, diff_plain, &u, out, NULL);
 }
 
 void sm_gptq_result_free(sm_gptq_result *r) {
@@ -387,7 +450,8 @@ int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const 
     R.static_groups = o->static_groups && g.is_int;
     /* the starting weights (quantization order, dead columns zeroed) are kept apart only when
      * a round-to-nearest pass for the report runs first */
-    const bool keep_start = !o->skip_loss;
+    const int passes = gq_fit_passes(o, &g);
+    const bool keep_start = !o->skip_loss || passes > 1;
     double *w0 = keep_start ? malloc(sizeof(double) * (size_t)(rows * n)) : NULL;
     R.W = malloc(sizeof(double) * (size_t)(rows * n));
     R.codes = malloc((size_t)(rows * n));
@@ -424,17 +488,19 @@ int sm_gptq_quantize(const sm_gptq_hinv *p, const float *W, int64_t rows, const 
         }
     if (R.static_groups && fit_static(&R, start)) goto done;
 
-    if (keep_start) { /* round-to-nearest on the same grid, for the report */
+    if (!o->skip_loss) { /* round-to-nearest on the same grid, for the report */
         memcpy(R.W, w0, sizeof(double) * (size_t)(rows * n));
         R.feedback = false;
         if (run_pass(&R) || proxy_loss(p, W, R.W, rows, &res->loss_rtn)) goto done;
-        memcpy(R.W, w0, sizeof(double) * (size_t)(rows * n));
-        free(w0);
-        w0 = NULL;
     }
+    if (keep_start) memcpy(R.W, w0, sizeof(double) * (size_t)(rows * n));
     R.feedback = true;
+    if (passes > 1 && !(R.seen = malloc(sizeof(double) * (size_t)(rows * n)))) {
+        sm_error("gptq: out of memory for a %lld x %lld weight", (long long)rows, (long long)n);
+        goto done;
+    }
     const double t0 = sm_now();
-    if (run_pass(&R)) goto done;
+    if (run_pass(&R) || (passes > 1 && refit_sweeps(&R, w0, W, passes))) goto done;
     res->seconds = sm_now() - t0;
     if (!o->skip_loss && proxy_loss(p, W, R.W, rows, &res->loss_gptq)) goto done;
 
@@ -477,6 +543,7 @@ done:
     free(R.W);
     free(R.codes);
     free(R.E);
+    free(R.seen);
     free(imp);
     free(imp_ok);
     return rc;

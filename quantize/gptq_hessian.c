@@ -8,7 +8,8 @@
  *
  * On the GPU (sm_hessian_new_on with SM_DEVICE_CUDA) S lives in device memory and each batch
  * is a cuBLAS DSYRK; the host matrix is allocated and filled when S is first read back, and
- * any tokens added after that are accumulated on the CPU. */
+ * any tokens added after that are accumulated on the CPU. The device also sums |x| per column
+ * (AWQ's statistics), read back with S. */
 #include "quantize/gptq_internal.h"
 
 #include "kernels/kernels.h"
@@ -24,6 +25,7 @@ struct sm_hessian {
     int64_t cols, n;
     double *s;       /* cols x cols; lower triangle accumulates; H in place once finalized */
     sm_cuda_syrk *dev; /* the device accumulator (s is NULL until it is read back) */
+    double *abs;       /* read back from the device with S: per column, the sum of |x| */
     bool finalized;
 };
 
@@ -58,6 +60,7 @@ void sm_hessian_free(sm_hessian *h) {
     if (!h) return;
     sm_cuda_syrk_free(h->dev);
     free(h->s);
+    free(h->abs);
     free(h);
 }
 
@@ -66,9 +69,15 @@ static int to_host(sm_hessian *h) {
     if (!h->dev) return 0;
     if (!(h->s = malloc(sizeof(double) * (size_t)(h->cols * h->cols))))
         return sm_error("hessian: out of memory for %lld x %lld doubles", (long long)h->cols, (long long)h->cols);
-    if (sm_cuda_syrk_read(h->dev, h->s)) {
+    if (!(h->abs = malloc(sizeof(double) * (size_t)h->cols))) {
         free(h->s);
         h->s = NULL;
+        return sm_error("hessian: out of memory");
+    }
+    if (sm_cuda_syrk_read(h->dev, h->s) || sm_cuda_syrk_read_abs(h->dev, h->abs)) {
+        free(h->s);
+        free(h->abs);
+        h->s = h->abs = NULL;
         return sm_error_ctx("hessian");
     }
     sm_cuda_syrk_free(h->dev);
@@ -78,6 +87,7 @@ static int to_host(sm_hessian *h) {
 
 int64_t sm_hessian_cols(const sm_hessian *h) { return h->cols; }
 sm_cuda_syrk *sm_hessian_device(sm_hessian *h) { return h->finalized ? NULL : h->dev; }
+const double *sm_hessian_device_abs_sums(const sm_hessian *h) { return h->abs; }
 void sm_hessian_count(sm_hessian *h, int64_t n_tok) { h->n += n_tok; }
 int64_t sm_hessian_tokens(const sm_hessian *h) { return h->n; }
 

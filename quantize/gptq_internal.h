@@ -103,5 +103,9 @@ void gq_grid_activate(gq_grid *g, int64_t r, int64_t gi);
 double gq_grid_quant(const gq_grid *g, int64_t r, int64_t c, double x, uint8_t *code);
 /* GGUF: write the codes of row r (cols codes, original order) into its packed blocks. */
 void gq_grid_pack_row(gq_grid *g, int64_t r, const uint8_t *codes);
+/* How many sweeps GPTQ makes on this grid (o->fit_passes, or the grid's default: 2 for Q2_K
+ * and Q3_K, whose 2/3-bit levels make the scales fitted before the sweep matter most; 1
+ * elsewhere and on the HF grid, where a group is at most a few columns of one batch). */
+int gq_fit_passes(const sm_gptq_opts *o, const gq_grid *g);
 
 #endif

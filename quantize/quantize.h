@@ -71,6 +71,10 @@ void sm_hessian_free(sm_hessian *h);
  * added with sm_hessian_count. */
 struct sm_cuda_syrk *sm_hessian_device(sm_hessian *h);
 void sm_hessian_count(sm_hessian *h, int64_t n_tok);
+/* A device accumulator's per-column sums of |x| over the tokens it added on the device (AWQ's
+ * activation statistics), read back with S by sm_hessian_matrix; NULL before that, and for a
+ * CPU accumulator. */
+const double *sm_hessian_device_abs_sums(const sm_hessian *h);
 
 typedef struct sm_gptq_opts {
     /* The grid. SM_TYPE_INVALID: the integer grid of HF GPTQ checkpoints (bits, group_size,
@@ -90,6 +94,9 @@ typedef struct sm_gptq_opts {
     bool use_importance; /* GGUF grids: fit block scales with ggml's importance-weighted
                             rule, importance = diag H (else ggml's reference rule) */
     bool skip_loss;      /* do not compute the loss report (saves two GEMMs) */
+    int fit_passes;      /* GGUF grids: sweeps, each after the first fitting the block scales on
+                            the values the previous one quantized, the best per row kept by
+                            its Hessian-weighted error; 0: 2 for Q2_K and Q3_K, else 1 */
     sm_device device;    /* SM_DEVICE_CUDA: the factorization, the lazy-batch updates and the
                             loss report run on the GPU (the grids stay on the CPU); results
                             equal the CPU's up to rounding. Fails if no device is usable. */

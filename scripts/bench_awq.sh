@@ -31,19 +31,29 @@ fi
 for cmd in gptq awq; do
   echo
   echo "==== one Llama-2-7B-shaped decoder layer, $samples x 2048 calibration tokens, smelt $cmd --to gguf:$recipe (CPU)"
-  OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} /usr/bin/time -f "%e %M" -o "$work/time-$cmd" \
+  OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} /usr/bin/time -f "%e %U %S %M" -o "$work/time-$cmd" \
     "$build"/smelt "$cmd" "$model" --calib "$assets/text/kjv-calib.txt" --samples "$samples" --seqlen 2048 \
     --to "gguf:$recipe" -o "$work/out-$cmd.gguf" --no-loss --json > "$work/report-$cmd.json"
-  read -r wall rss < "$work/time-$cmd"
-  python3 - "$work/report-$cmd.json" "$samples" "$wall" "$rss" <<'PYEOF'
+  read -r wall usr sys rss < "$work/time-$cmd"
+  python3 - "$work/report-$cmd.json" "$samples" "$wall" "$rss" "$usr" "$sys" "$work/layer-$cmd" <<'PYEOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-samples, wall, rss_kb = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+samples, wall, rss_kb, cpu = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]) + float(sys.argv[6])
 l = r["layers"][0]
 f, h, q, t, a = l["forward_seconds"], l["hessian_seconds"], l["quantize_seconds"], l["seconds"], l.get("awq_seconds", 0)
 k = 128 / samples
 print(f"  measured: layer {t:.1f} s = forward passes {f:.1f} s + Hessians {h:.1f} s + AWQ searches {a:.1f} s"
-      f" + quantization {q:.1f} s (+ {t - f - h - q - a:.1f} s other); whole command {wall:.1f} s, peak RSS {rss_kb / 1048576:.2f} GiB")
-print(f"  at 128 x 2048 tokens: layer {(f + h) * k + a + q:.0f} s  (Llama-2-7B, 32 layers: {((f + h) * k + a + q) * 32 / 3600:.1f} h)")
+      f" + quantization {q:.1f} s (+ {t - f - h - q - a:.1f} s other); whole command {wall:.1f} s wall,"
+      f" {cpu:.1f} s CPU (user+sys), peak RSS {rss_kb / 1048576:.2f} GiB")
+at128 = (f + h) * k + a + q
+print(f"  at 128 x 2048 tokens: layer {at128:.0f} s  (Llama-2-7B, 32 layers: {at128 * 32 / 3600:.1f} h)")
+open(sys.argv[7], "w").write(f"{t:.1f} {at128:.0f} {cpu:.1f} {a:.1f}\n")
 PYEOF
 done
+# the benchmark line: AWQ's layer beside GPTQ's (wall seconds from the reports; CPU time of the
+# whole commands, which is what to compare on a loaded machine)
+read -r gt g128 gcpu _ < "$work/layer-gptq"
+read -r at a128 acpu asearch < "$work/layer-awq"
+echo
+echo "== per Llama-2-7B-shaped decoder layer (CPU, $recipe, $samples x 2048 tokens): AWQ $at s (searches $asearch s)," \
+  "GPTQ $gt s; CPU time AWQ $acpu s, GPTQ $gcpu s; at 128 x 2048 tokens AWQ $a128 s, GPTQ $g128 s"

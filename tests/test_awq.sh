@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_awq.sh - the `smelt awq` command and `smelt gptq --awq`:
-#  1. refusals, each with its message, a non-zero exit and no output file: --device cuda (the
-#     searches run on the CPU only), --awq-alpha outside [0, 1], a missing --calib (--to hf:
+#  1. refusals, each with its message, a non-zero exit and no output file: --device cuda without a
+#     usable device (the message names CUDA), --awq-alpha outside [0, 1], a missing --calib (--to hf:
 #     tests/test_awq_hf.sh);
 #  2. awq into gguf:Q4_K_M from the HF directory has llama.cpp's Q4_K_M mixture (the same tensor
 #     types as smelt quantize Q4_K_M writes), records quantize.method "awq", and smelt ppl
@@ -26,8 +26,8 @@ refuses() {
 }
 # shellcheck disable=SC2086
 {
-refuses awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --device cuda "AWQ runs on the CPU only"
-refuses gptq --awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --device cuda "AWQ runs on the CPU only"
+refuses awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --device cuda "CUDA"
+refuses gptq --awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --device cuda "CUDA"
 refuses awq "$KJV" $CAL --to gguf:Q4_0 -o out.gguf --awq-alpha 2 "--awq-alpha expects a number in [0, 1]"
 refuses awq "$KJV" --to gguf:Q4_0 -o out.gguf "expected --calib FILE"
 

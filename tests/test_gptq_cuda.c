@@ -226,6 +226,7 @@ static void gptq_grids(void) {
 typedef struct cpu_obs {
     int64_t layer;
     sm_hessian *h[SM_IN_COUNT];
+    double *absum[SM_IN_COUNT]; /* per column, the sum of |x| (AWQ's statistics) */
     float *buf;
 } cpu_obs;
 
@@ -234,7 +235,10 @@ static int cpu_observe(void *user, int64_t layer, sm_linear_input which, const f
     cpu_obs *o = user;
     if (layer != o->layer || which >= SM_IN_COUNT || !o->h[which]) return 0;
     for (int64_t t = 0; t < n_tok; t++)
-        for (int64_t f = 0; f < cols; f++) o->buf[t * cols + f] = x[f * ld + t];
+        for (int64_t f = 0; f < cols; f++) {
+            o->buf[t * cols + f] = x[f * ld + t];
+            o->absum[which][f] += fabs((double)x[f * ld + t]);
+        }
     return sm_hessian_add(o->h[which], o->buf, n_tok, cols);
 }
 
@@ -263,7 +267,7 @@ static void calib_block_of(const char *path) {
     CHECK_OK(sm_model_cuda_block_new(m, L, &gb));
     cpu_obs obs = {.buf = malloc(sizeof(float) * (size_t)(L * (hp->n_ff > E ? hp->n_ff : E) * 2))};
     if (ctx) sm_context_set_observer(ctx, cpu_observe, &obs);
-    double worst_h = 0, worst_x = 0;
+    double worst_h = 0, worst_x = 0, worst_a = 0;
     for (int64_t l = 0; ctx && gb && l < hp->n_layer; l++) {
         obs.layer = l;
         sm_hessian *hg[SM_IN_COUNT] = {0};
@@ -273,6 +277,7 @@ static void calib_block_of(const char *path) {
             sm_model_linear_shape(m, l, i == SM_IN_ATTN ? SM_LIN_Q : i == SM_IN_ATTN_OUT ? SM_LIN_O
                                         : i == SM_IN_FFN ? SM_LIN_GATE : SM_LIN_DOWN, &rows, &cols);
             obs.h[i] = sm_hessian_new(cols);
+            obs.absum[i] = calloc((size_t)cols, sizeof(double));
             hg[i] = sm_hessian_new_on(cols, SM_DEVICE_CUDA);
             dh[i] = hg[i] ? sm_hessian_device(hg[i]) : NULL;
         }
@@ -287,6 +292,12 @@ static void calib_block_of(const char *path) {
             const double *a = sm_hessian_matrix(obs.h[i]), *b = sm_hessian_matrix(hg[i]);
             CHECK(a && b && sm_hessian_tokens(hg[i]) == S * L && sm_hessian_tokens(obs.h[i]) == S * L);
             if (a && b) worst_h = fmax(worst_h, max_diff(a, b, n * n) / max_abs(a, n * n));
+            /* AWQ's mean |x| per input channel, summed on the device beside the Hessian */
+            const double *ga = sm_hessian_device_abs_sums(hg[i]);
+            CHECK(ga != NULL && sm_hessian_device_abs_sums(obs.h[i]) == NULL);
+            if (ga) worst_a = fmax(worst_a, max_diff(obs.absum[i], ga, n) / max_abs(obs.absum[i], n));
+            free(obs.absum[i]);
+            obs.absum[i] = NULL;
             sm_hessian_free(obs.h[i]);
             sm_hessian_free(hg[i]);
             obs.h[i] = NULL;
@@ -298,11 +309,12 @@ static void calib_block_of(const char *path) {
         }
         worst_x = fmax(worst_x, d / mx);
     }
-    fprintf(stderr, "  %s, %lld blocks x %d samples: Hessians agree to %.3g, block outputs to %.3g (of the largest)\n",
+    fprintf(stderr, "  %s, %lld blocks x %d samples: Hessians agree to %.3g, |x| sums to %.3g, block outputs to %.3g "
+            "(of the largest)\n",
             strstr(path, "qwen3") ? "qwen3 (q/k norms, head_dim 32, neox rope, GQA)"
             : strstr(path, "qwen2") ? "qwen2 (biases, neox rope, GQA)" : "tiny-llama-kjv", (long long)hp->n_layer,
-            BLK_SAMPLES, worst_h, worst_x);
-    CHECK(worst_h <= 1e-4 && worst_x <= 1e-4);
+            BLK_SAMPLES, worst_h, worst_a, worst_x);
+    CHECK(worst_h <= 1e-4 && worst_a <= 1e-4 && worst_x <= 1e-4);
     /* a stop point: the pass ends after feeding that input and leaves x alone */
     if (gb) {
         sm_hessian *h = sm_hessian_new_on(E, SM_DEVICE_CUDA);
@@ -380,6 +392,61 @@ static void whole_model(void) {
     free(lg);
 }
 
+/* smelt awq on the CPU and with --device cuda (the passes, Hessians and mean |x| on the GPU):
+ * the blocks pick the same alphas (all but a near tie or so), the output errors agree within
+ * 1% as GPTQ's do, and whether the files are byte-identical is reported. */
+static void awq_of(const char *extra, const char *recipe) {
+    cJSON *j[2] = {0};
+    char *log[2] = {0}, cmd[2048], out[2][512];
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int d = 0; d < 2; d++) {
+        snprintf(out[d], sizeof out[d], "%s", tl_tmp(d ? "awq-cuda.gguf" : "awq-cpu.gguf"));
+        snprintf(cmd, sizeof cmd, "awq %s --calib %s --samples 2 --seqlen 64 %s --to gguf:%s -o %s --json --device %s",
+                 tl_asset(KJV_F32), tl_asset(CALIB_TEXT), extra, recipe, out[d], dev[d]);
+        const int rc = tl_run_smelt(cmd, &log[d]);
+        CHECK_MSG(rc == 0, "smelt %s: %s", cmd, log[d] ? log[d] : "");
+        j[d] = rc == 0 && log[d] ? cJSON_Parse(log[d]) : NULL;
+    }
+    CHECK(j[0] && j[1]);
+    if (j[0] && j[1]) {
+        const cJSON *lc = cJSON_GetObjectItem(j[0], "layers"), *lg = cJSON_GetObjectItem(j[1], "layers");
+        CHECK(cJSON_GetArraySize(lc) == cJSON_GetArraySize(lg) && cJSON_GetArraySize(lc) > 0);
+        int alphas = 0, same = 0;
+        double total_c = 0, total_g = 0;
+        for (int l = 0; l < cJSON_GetArraySize(lc); l++) {
+            const cJSON *ac = cJSON_GetObjectItem(cJSON_GetArrayItem(lc, l), "awq_alpha");
+            const cJSON *ag = cJSON_GetObjectItem(cJSON_GetArrayItem(lg, l), "awq_alpha");
+            for (int g = 0; g < cJSON_GetArraySize(ac); g++, alphas++) {
+                const cJSON *x = cJSON_GetArrayItem(ac, g), *y = cJSON_GetArrayItem(ag, g);
+                same += cJSON_IsNull(x) ? cJSON_IsNull(y) : cJSON_IsNumber(y) && x->valuedouble == y->valuedouble;
+            }
+            const cJSON *a = cJSON_GetObjectItem(cJSON_GetArrayItem(lc, l), "linears");
+            const cJSON *b = cJSON_GetObjectItem(cJSON_GetArrayItem(lg, l), "linears");
+            for (int i = 0; i < cJSON_GetArraySize(a); i++) {
+                total_c += cJSON_GetObjectItem(cJSON_GetArrayItem(a, i), "loss_gptq")->valuedouble;
+                total_g += cJSON_GetObjectItem(cJSON_GetArrayItem(b, i), "loss_gptq")->valuedouble;
+            }
+        }
+        const bool identical = tl_same_file(out[0], out[1]);
+        fprintf(stderr, "  smelt awq %s--to gguf:%s: %d of %d alphas the same, total loss differs by %.3g, files %s\n",
+                extra, recipe, same, alphas, fabs(total_c - total_g) / total_c, identical ? "identical" : "differ");
+        /* the later blocks' inputs differ in rounding (the earlier blocks' outputs), so a
+         * choice between two alphas of nearly equal loss may go either way there */
+        CHECK(alphas > 0 && 4 * same >= 3 * alphas);
+        CHECK(fabs(total_c - total_g) <= 0.01 * total_c);
+    }
+    for (int d = 0; d < 2; d++) {
+        cJSON_Delete(j[d]);
+        free(log[d]);
+    }
+}
+
+static void awq_cuda(void) {
+    /* (awq --gptq on Q4_K_M, the true-sequential passes on the device, measured 13 of 16 alphas
+     * the same and 0.5% loss difference; left out of the suite for time under the emulation) */
+    awq_of("", "Q4_0");
+}
+
 static void refusals(void) {
     /* a plugin that does not exist: the device path fails with the loader's reason (checked
      * in a child process, since the plugin is loaded once per process) */
@@ -415,6 +482,7 @@ void run_tests(void) {
     TEST(gptq_grids);
     TEST(calib_block);
     TEST(whole_model);
+    TEST(awq_cuda);
     TEST(refusals);
     free(g_h);
 }

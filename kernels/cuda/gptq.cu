@@ -28,6 +28,16 @@ __global__ void k_widen_rows(const float *x, int64_t ld, int64_t rows, int64_t c
     }
 }
 
+// absum[c] += sum over the rows of |y[t, c]| (rows x cols doubles), each column summed in row
+// order as the CPU observer sums a sample's tokens (the same doubles, the same order)
+__global__ void k_abs_cols(const double *y, int64_t rows, int64_t cols, double *absum) {
+    for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (int64_t)gridDim.x * blockDim.x) {
+        double acc = 0;
+        for (int64_t t = 0; t < rows; t++) acc += fabs(y[t * cols + c]);
+        absum[c] += acc;
+    }
+}
+
 __global__ void k_set_diagonal(double *x, int64_t n, double v) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         x[i * n + i] = v;
@@ -38,6 +48,7 @@ __global__ void k_set_diagonal(double *x, int64_t n, double v) {
 struct sm_cuda_syrk {
     int64_t n, chunk;
     double *S, *xd; // S: n x n (lower triangle, column-major); xd: chunk x n widened tokens
+    double *absum;  // n: per column, the sum of |x| over the tokens (AWQ's mean |x|)
     float *xf;
     int *bad;       // set by k_widen_rows when an activation is not finite
     cublasHandle_t blas;
@@ -46,6 +57,7 @@ struct sm_cuda_syrk {
 extern "C" void sm_cuda_syrk_free(sm_cuda_syrk *s) {
     if (!s) return;
     cudaFree(s->S);
+    cudaFree(s->absum);
     cudaFree(s->xd);
     cudaFree(s->xf);
     cudaFree(s->bad);
@@ -60,9 +72,11 @@ static int syrk_init(sm_cuda_syrk *s, int64_t n) {
     BLAS(cublasCreate(&s->blas), "create handle");
     if (dev_alloc((void **)&s->S, sizeof(double) * (size_t)(n * n)) ||
         dev_alloc((void **)&s->xd, sizeof(double) * (size_t)(s->chunk * n)) ||
-        dev_alloc((void **)&s->xf, sizeof(float) * (size_t)(s->chunk * n)) || dev_alloc((void **)&s->bad, sizeof(int)))
+        dev_alloc((void **)&s->xf, sizeof(float) * (size_t)(s->chunk * n)) || dev_alloc((void **)&s->bad, sizeof(int)) ||
+        dev_alloc((void **)&s->absum, sizeof(double) * (size_t)n))
         return -1;
     CU(cudaMemset(s->S, 0, sizeof(double) * (size_t)(n * n)), "clear the Hessian");
+    CU(cudaMemset(s->absum, 0, sizeof(double) * (size_t)n), "clear the |x| sums");
     CU(cudaMemset(s->bad, 0, sizeof(int)), "clear");
     return 0;
 }
@@ -99,6 +113,8 @@ int smcu_syrk_add_device(sm_cuda_syrk *s, const float *x, int64_t n_tok, int64_t
         const int64_t nt = n_tok - t0 < s->chunk ? n_tok - t0 : s->chunk;
         SM_LAUNCH(k_widen_rows, grid_stride_blocks(nt * n), 256, x + t0 * ld, ld, nt, n, s->xd, s->bad);
         CU(cudaGetLastError(), "widen activations");
+        SM_LAUNCH(k_abs_cols, grid_stride_blocks(n), 256, s->xd, nt, n, s->absum);
+        CU(cudaGetLastError(), "sum |x|");
         BLAS(cublasDsyrk(s->blas, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, (int)n, (int)nt, &one, s->xd, (int)n, &one,
                          s->S, (int)n),
              "DSYRK");
@@ -115,6 +131,11 @@ extern "C" int sm_cuda_syrk_read(sm_cuda_syrk *s, double *host) {
     // column-major lower (i >= j at i + j*n) is the row-major upper triangle: mirror it
     for (int64_t r = 1; r < n; r++)
         for (int64_t c = 0; c < r; c++) host[r * n + c] = host[c * n + r];
+    return 0;
+}
+
+extern "C" int sm_cuda_syrk_read_abs(sm_cuda_syrk *s, double *host) {
+    CU(cudaMemcpy(host, s->absum, sizeof(double) * (size_t)s->n, cudaMemcpyDeviceToHost), "download the |x| sums");
     return 0;
 }
 

@@ -13,6 +13,7 @@
 #define sm_cuda_syrk_new smcu_syrk_new
 #define sm_cuda_syrk_add smcu_syrk_add
 #define sm_cuda_syrk_read smcu_syrk_read
+#define sm_cuda_syrk_read_abs smcu_syrk_read_abs
 #define sm_cuda_syrk_free smcu_syrk_free
 #define sm_cuda_cholesky_inverse smcu_cholesky_inverse
 #define sm_cuda_gptq_new smcu_gptq_new
