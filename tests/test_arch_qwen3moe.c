@@ -89,6 +89,23 @@ static void llama_cpp(void) {
 
 static void help_lists_archs(void) { ta_help_lists_archs("Qwen3MoeForCausalLM"); }
 
+/* smelt quantize HF_DIR (one pass) writes the file of convert-then-quantize, which
+ * test_moe_quantize_llamacpp checks against llama-quantize: with 8 experts llama-quantize's
+ * expert rules apply (Q4_K_M: attn_k / attn_v at Q8_0); the one-pass planner was not told the
+ * expert count and wrote them at llama.cpp's dense choice */
+static void one_pass_quantize(void) {
+    const char *dir = QWEN3MOE.make();
+    if (!dir) return;
+    char f32[1024], one[1024], two[1024];
+    snprintf(f32, sizeof f32, "%s", tl_tmp("qwen3moe-1p-f32.gguf"));
+    snprintf(one, sizeof one, "%s", tl_tmp("qwen3moe-1p.gguf"));
+    snprintf(two, sizeof two, "%s", tl_tmp("qwen3moe-2p.gguf"));
+    ta_smelt_ok("convert %s -o %s --outtype f32 -q", dir, f32);
+    ta_smelt_ok("quantize %s %s Q4_K_M -q", f32, two);
+    ta_smelt_ok("quantize %s %s Q4_K_M -q", dir, one);
+    CHECK_MSG(tl_same_file(one, two), "one-pass Q4_K_M differs from convert + quantize");
+}
+
 void run_tests(void) {
     TEST(logits_hf_and_gguf);
     TEST(cli_ppl);
@@ -96,4 +113,5 @@ void run_tests(void) {
     TEST(refusals);
     TEST(llama_cpp);
     TEST(help_lists_archs);
+    TEST(one_pass_quantize);
 }
