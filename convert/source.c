@@ -114,6 +114,8 @@ static int open_hf(const char *dir, const sm_convert_opts *o, cv_source *s) {
     if (o->tokenizer ? sm_vocab_load(o->tokenizer, &s->vocab) : sm_vocab_load_hf(dir, &s->vocab)) return -1;
     if (!o->tokenizer) sm_vocab_apply_arch(&s->hp, &s->vocab);
     s->have_vocab = true;
+    /* the general.* name keys come from _name_or_path and the directory's name (model_name.c); a README.md
+     * model card's YAML front matter, which convert_hf_to_gguf.py reads first, is not read yet */
     base_name(dir, s->dir_name, sizeof s->dir_name);
     if (name_or_path(dir, &s->name_or_path)) return -1;
     if (!o->name) {
