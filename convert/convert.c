@@ -3,7 +3,8 @@
  * open the source -> plan every tensor -> metadata (general.*, the architecture's keys,
  * tokenizer) -> declare tensors -> begin -> stream tensor by tensor -> atomic finish.
  * Metadata keys and their order follow llama.cpp's convert_hf_to_gguf.py: general.architecture,
- * general.type, general.name, general.size_label, the <arch>.* keys, general.file_type,
+ * general.type, general.name, general.version, .organization, .finetune, .basename (model_name.c),
+ * general.size_label, the <arch>.* keys, general.file_type,
  * general.quantization_version, tokenizer.ggml.*. */
 #include "convert_internal.h"
 
@@ -24,10 +25,11 @@ void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts
     sm_meta_set_str(w, "general.type", "model");
     sm_meta_set_str(w, "general.name", s->name);
     /* gguf-py's size_label: with expert stacks (*_exps.), "<experts>x<shared + one expert's params>" */
-    int64_t shared = 0, per_expert = 0, expert_sum = 0, n_stacks = 0;
+    int64_t shared = 0, per_expert = 0, expert_sum = 0, n_stacks = 0, total = 0;
     for (size_t i = 0; i < p->n; i++) {
         int64_t n = 1;
         for (int d = 0; d < p->items[i].n_dims; d++) n *= p->items[i].shape[d];
+        total += n;
         if (strstr(p->items[i].name, "_exps.") && p->items[i].n_dims >= 3) {
             per_expert += n / p->items[i].shape[0];
             expert_sum += p->items[i].shape[0];
@@ -36,6 +38,15 @@ void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts
             shared += n;
         }
     }
+    /* general.version, .organization, .finetune, .basename, then .size_label, in Metadata.set_gguf_meta_model's
+     * order, from _name_or_path and the directory's name (model_name.c; out of memory: none of them) */
+    cv_model_id m = {0};
+    if (!s->llama2c && !cv_model_meta(s->name_or_path, s->dir_name, total, &m)) {
+        if (m.version) sm_meta_set_str(w, "general.version", m.version);
+        if (m.organization) sm_meta_set_str(w, "general.organization", m.organization);
+        if (m.finetune) sm_meta_set_str(w, "general.finetune", m.finetune);
+        if (m.basename) sm_meta_set_str(w, "general.basename", m.basename);
+    }
     if (n_stacks) {
         char sz[24];
         cv_size_label(shared + per_expert, sz, sizeof sz);
@@ -43,7 +54,8 @@ void cv_set_metadata(const cv_source *s, const cv_plan *p, const sm_convert_opts
     } else {
         cv_size_label(p->n_params, label, sizeof label);
     }
-    sm_meta_set_str(w, "general.size_label", label);
+    sm_meta_set_str(w, "general.size_label", m.size_label ? m.size_label : label);
+    cv_model_id_free(&m);
     sm_hparams_to_meta_ftype(&s->hp, p->ftype, w);
     sm_meta_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
     sm_vocab_to_meta(&s->vocab, w);

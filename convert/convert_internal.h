@@ -18,6 +18,8 @@ typedef struct cv_source {
     sm_vocab vocab;
     bool have_vocab;
     char name[128];     /* general.name */
+    char *name_or_path; /* config.json's _name_or_path (NULL: none) and the directory's name: the */
+    char dir_name[256]; /* general.* name keys come from them (model_name.c; dir_name "": none) */
     bool gptq;          /* an HF GPTQ checkpoint (gptq_source.c) */
     sm_gptq_hf_config gptq_cfg;
     float *longrope[2]; /* longrope: the long and short rope factors from config.json (model/longrope.c) */
@@ -116,5 +118,19 @@ int cv_gptq_fill(const cv_item *it, void *dst);
 void cv_id_to_title(const char *id, char *out, size_t cap);
 /* "4.2M" for 4196608 (gguf-py model_weight_count_rounded_notation, min_digits 2). */
 void cv_size_label(int64_t n_params, char *out, size_t cap);
+
+/* A model id's components as gguf-py's Metadata.get_model_id_components gives them (each NULL
+ * for Python's None): name (the id without "org/"), organization, basename, finetune, version,
+ * size_label. total_params decides whether a size in the id is the model's size (negative: a
+ * LoRA adapter's). */
+typedef struct cv_model_id {
+    char *name, *organization, *basename, *finetune, *version, *size_label;
+} cv_model_id;
+int cv_model_id_components(const char *id, int64_t total_params, cv_model_id *m);
+/* Metadata.apply_metadata_heuristic without a model card: the components of name_or_path (used
+ * when it has at most one '/'), then of dir_name for the fields still unset; name and
+ * organization through id_to_title. */
+int cv_model_meta(const char *name_or_path, const char *dir_name, int64_t total_params, cv_model_id *m);
+void cv_model_id_free(cv_model_id *m);
 
 #endif

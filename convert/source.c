@@ -73,6 +73,22 @@ static void base_name(const char *path, char *out, size_t cap) {
     free(real);
 }
 
+/* config.json's top-level "_name_or_path" string (*out NULL when absent or not a string) */
+static int name_or_path(const char *dir, char **out) {
+    *out = NULL;
+    char *cfg = sm_path_join(dir, "config.json"), *text = NULL;
+    size_t len = 0;
+    if (!cfg) return sm_error("out of memory");
+    int rc = sm_read_file(cfg, 4u << 20, &text, &len);
+    cJSON *j = rc ? NULL : cJSON_ParseWithLength(text, len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "_name_or_path");
+    if (cJSON_IsString(v) && !(*out = strdup(v->valuestring))) rc = sm_error("out of memory");
+    cJSON_Delete(j);
+    free(text);
+    free(cfg);
+    return rc;
+}
+
 static int open_hf(const char *dir, const sm_convert_opts *o, cv_source *s) {
     char *cfg = sm_path_join(dir, "config.json");
     if (!cfg) return sm_error("out of memory");
@@ -98,10 +114,15 @@ static int open_hf(const char *dir, const sm_convert_opts *o, cv_source *s) {
     if (o->tokenizer ? sm_vocab_load(o->tokenizer, &s->vocab) : sm_vocab_load_hf(dir, &s->vocab)) return -1;
     if (!o->tokenizer) sm_vocab_apply_arch(&s->hp, &s->vocab);
     s->have_vocab = true;
+    /* the general.* name keys come from _name_or_path and the directory's name (model_name.c); a README.md
+     * model card's YAML front matter, which convert_hf_to_gguf.py reads first, is not read yet */
+    base_name(dir, s->dir_name, sizeof s->dir_name);
+    if (name_or_path(dir, &s->name_or_path)) return -1;
     if (!o->name) {
-        char base[256];
-        base_name(dir, base, sizeof base);
-        cv_id_to_title(base, s->name, sizeof s->name);
+        cv_model_id m;
+        if (cv_model_meta(s->name_or_path, s->dir_name, 0, &m)) return -1;
+        snprintf(s->name, sizeof s->name, "%s", m.name ? m.name : "");
+        cv_model_id_free(&m);
     }
     return 0;
 }
@@ -175,6 +196,7 @@ int cv_source_open(const char *path, const sm_convert_opts *o, cv_source *s) {
 }
 
 void cv_source_close(cv_source *s) {
+    free(s->name_or_path);
     sm_ckpt_close(s->ckpt);
     free(s->longrope[0]);
     free(s->longrope[1]);
