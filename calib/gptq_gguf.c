@@ -143,9 +143,8 @@ int sm_gptq_write_gguf(const sm_model *m, const char *src_path, const sm_calib_s
     }
     for (size_t i = 0; i < j.nt; i++) names[i] = tensor(&j, i)->name;
     for (int64_t i = 0; i < hp->n_layer * SM_LIN_COUNT; i++) lin_types[i] = NOT_SEEN;
-    if (sm_recipe_plan_begin(&plan, recipe, names, j.nt, hp->arch, hp->n_layer, hp->n_head, hp->n_head_kv, true))
-        goto done;
-    sm_recipe_set_experts(&plan, hp->n_expert); /* llama-quantize's 8-expert rules, as smelt quantize */
+    const sm_recipe_model rm = {hp->arch, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_expert};
+    if (sm_recipe_plan_begin(&plan, recipe, names, j.nt, &rm, true)) goto done;
 
     /* plan every tensor in file order (the recipe's counters follow it), as smelt quantize */
     for (size_t i = 0; i < j.nt; i++) {

@@ -251,7 +251,8 @@ static int list_tensors(const sm_gguf *g, sm_target_plan *p) {
     if (!names || !p->t || !p->names || !p->types) return free(names), sm_error("out of memory");
     for (size_t i = 0; i < nt; i++) names[i] = sm_gguf_tensor(g, i)->name;
     sm_recipe_plan rp;
-    sm_recipe_plan_begin(&rp, sm_recipe_find("Q8_0"), names, nt, sm_gguf_get_str(g, "general.architecture"), 1, 1, 1, false);
+    const sm_recipe_model rm = {sm_gguf_get_str(g, "general.architecture"), 1, 1, 1, 0};
+    sm_recipe_plan_begin(&rp, sm_recipe_find("Q8_0"), names, nt, &rm, false);
     rp.pure = true;
     int rc = 0;
     for (size_t i = 0; i < nt; i++) {

@@ -98,11 +98,10 @@ static int apply_recipe(const cv_source *s, const sm_quantize_opts *q, cv_plan *
     if (!names) return sm_error("out of memory");
     for (size_t i = 0; i < p->n; i++) names[i] = p->items[i].name;
     sm_recipe_plan rp;
-    int rc = sm_recipe_plan_begin(&rp, r, names, p->n, s->hp.arch, s->hp.n_layer, s->hp.n_head, s->hp.n_head_kv,
-                                  p->im != NULL);
+    const sm_recipe_model rm = {s->hp.arch, s->hp.n_layer, s->hp.n_head, s->hp.n_head_kv, s->hp.n_expert};
+    int rc = sm_recipe_plan_begin(&rp, r, names, p->n, &rm, p->im != NULL);
     free(names);
     if (rc) return -1;
-    sm_recipe_set_experts(&rp, s->hp.n_expert); /* llama-quantize's 8-expert rules, as on a GGUF */
     rc = cv_recipe_configure(&rp, q);
     for (size_t i = 0; !rc && i < p->n; i++) {
         cv_item *it = &p->items[i];

@@ -120,9 +120,8 @@ int sm_quantize_gguf(const char *in_path, const char *out_path, const sm_quantiz
     if (sm_gguf_get_u64(g, key, &n_head_kv)) n_head_kv = n_head;
     sm_clear_error();
 
-    if (sm_recipe_plan_begin(&plan, recipe, names, nt, arch, (int64_t)n_layer, (int64_t)n_head, (int64_t)n_head_kv, have_im))
-        goto done;
-    sm_recipe_set_experts(&plan, expert_count(g, arch));
+    const sm_recipe_model rm = {arch, (int64_t)n_layer, (int64_t)n_head, (int64_t)n_head_kv, expert_count(g, arch)};
+    if (sm_recipe_plan_begin(&plan, recipe, names, nt, &rm, have_im)) goto done;
     if (cv_recipe_configure(&plan, o)) goto done;
 
     /* plan every tensor; refuse what cannot be done before writing anything */

@@ -24,6 +24,18 @@
 
 static const char *const ID_KEYS[4] = {KEY("bos_token_id"), KEY("eos_token_id"), KEY("unknown_token_id"), KEY("padding_token_id")};
 
+/* The indices 0..n-1 in the order the source set them (src[0..n_src), repeats and out-of-range
+ * entries skipped), then the ones it did not set in index order; returns n. */
+static int key_order(const uint8_t *src, int n_src, int n, int *out) {
+    bool seen[4] = {false, false, false, false};
+    int m = 0;
+    for (int i = 0; i < n_src; i++)
+        if (src[i] < n && !seen[src[i]]) seen[src[i]] = true, out[m++] = src[i];
+    for (int k = 0; k < n; k++)
+        if (!seen[k]) out[m++] = k;
+    return m;
+}
+
 void sm_vocab_to_meta(const sm_vocab *v, sm_meta *w) {
     const unsigned asp = v->explicit_flags & (SM_VOCAB_HAS_ADD_SPACE_PREFIX | SM_VOCAB_ADD_SPACE_PREFIX_LAST);
     if (asp == SM_VOCAB_HAS_ADD_SPACE_PREFIX) sm_meta_set_bool(w, KEY("add_space_prefix"), v->add_space_prefix);
@@ -34,25 +46,14 @@ void sm_vocab_to_meta(const sm_vocab *v, sm_meta *w) {
     sm_meta_set_arr(w, KEY("token_type"), SM_GGUF_INT32, v->types, (size_t)v->n_tokens);
     if (v->kind == SM_VOCAB_BPE) sm_meta_set_arr_str(w, KEY("merges"), (const char *const *)v->merges, (size_t)v->n_merges);
     const int32_t ids[4] = {v->bos_id, v->eos_id, v->unk_id, v->pad_id};
-    bool written[4] = {false, false, false, false};
-    for (int i = 0; i < v->n_id_order && i < 4; i++) { /* the source's order first */
-        const int k = v->id_order[i] & 3;
-        if (ids[k] >= 0 && !written[k]) sm_meta_set_u32(w, ID_KEYS[k], (uint32_t)ids[k]);
-        written[k] = true;
-    }
-    for (int k = 0; k < 4; k++)
-        if (ids[k] >= 0 && !written[k]) sm_meta_set_u32(w, ID_KEYS[k], (uint32_t)ids[k]);
+    int order[4];
+    for (int i = 0, n = key_order(v->id_order, v->n_id_order, 4, order); i < n; i++)
+        if (ids[order[i]] >= 0) sm_meta_set_u32(w, ID_KEYS[order[i]], (uint32_t)ids[order[i]]);
     static const char *const ADD_KEYS[3] = {KEY("add_bos_token"), KEY("add_eos_token"), KEY("add_sep_token")};
     static const unsigned ADD_FLAGS[3] = {SM_VOCAB_HAS_ADD_BOS, SM_VOCAB_HAS_ADD_EOS, SM_VOCAB_HAS_ADD_SEP};
     const bool adds[3] = {v->add_bos, v->add_eos, v->add_sep};
-    bool add_written[3] = {false, false, false};
-    for (int i = 0; i < v->n_add_order && i < 3; i++) { /* the source's order first */
-        const int k = v->add_order[i] % 3;
-        if ((v->explicit_flags & ADD_FLAGS[k]) && !add_written[k]) sm_meta_set_bool(w, ADD_KEYS[k], adds[k]);
-        add_written[k] = true;
-    }
-    for (int k = 0; k < 3; k++)
-        if ((v->explicit_flags & ADD_FLAGS[k]) && !add_written[k]) sm_meta_set_bool(w, ADD_KEYS[k], adds[k]);
+    for (int i = 0, n = key_order(v->add_order, v->n_add_order, 3, order); i < n; i++)
+        if (v->explicit_flags & ADD_FLAGS[order[i]]) sm_meta_set_bool(w, ADD_KEYS[order[i]], adds[order[i]]);
     if (v->chat_template) sm_meta_set_str(w, "tokenizer.chat_template", v->chat_template);
     if (asp == (SM_VOCAB_HAS_ADD_SPACE_PREFIX | SM_VOCAB_ADD_SPACE_PREFIX_LAST))
         sm_meta_set_bool(w, KEY("add_space_prefix"), v->add_space_prefix);

@@ -201,13 +201,18 @@ typedef struct sm_recipe_plan {
     int n_fallback;
 } sm_recipe_plan;
 
+/* What llama-quantize's rules read of the model besides its tensor names. n_expert > 0 (a
+ * mixture of experts, {arch}.expert_count): llama.cpp's expert rules (attn_v/attn_k/attn_output
+ * of 8-expert models, attn_v of 4+ experts in the 1-2 bit i-quants, feed-forward layers told by
+ * the block number in the name). */
+typedef struct sm_recipe_model {
+    const char *arch;
+    int64_t n_layer, n_head, n_head_kv, n_expert;
+} sm_recipe_model;
+
 /* Initialise a plan for a model with these tensor names (GGUF names, file order). */
 int sm_recipe_plan_begin(sm_recipe_plan *p, const sm_recipe *r, const char *const *names, size_t n_names,
-                         const char *arch, int64_t n_layer, int64_t n_head, int64_t n_head_kv, bool has_imatrix);
-/* A mixture-of-experts model ({arch}.expert_count): llama.cpp's expert rules (attn_v/attn_k/
- * attn_output of 8-expert models, attn_v of 4+ experts in the 1-2 bit i-quants, feed-forward
- * layers told by the block number in the name). Call before planning tensors. */
-void sm_recipe_set_experts(sm_recipe_plan *p, int64_t n_expert);
+                         const sm_recipe_model *m, bool has_imatrix);
 /* Add `--tensor-type REGEX=TYPE` (type NULL: `--keep REGEX`). */
 int sm_recipe_add_rule(sm_recipe_plan *p, const char *regex, const char *type_name);
 /* The type for one tensor (shape outermost-first; cur_type: its type in the source). Returns

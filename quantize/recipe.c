@@ -120,15 +120,18 @@ static bool use_more_bits(int i_layer, int n_layers) {
 }
 
 int sm_recipe_plan_begin(sm_recipe_plan *p, const sm_recipe *r, const char *const *names, size_t n_names,
-                         const char *arch, int64_t n_layer, int64_t n_head, int64_t n_head_kv, bool has_imatrix) {
+                         const sm_recipe_model *m, bool has_imatrix) {
     memset(p, 0, sizeof *p);
     p->recipe = r;
-    p->n_layer = (int)n_layer;
-    p->n_head = n_head;
-    p->n_head_kv = n_head_kv > 0 ? n_head_kv : n_head;
+    p->n_layer = (int)m->n_layer;
+    p->n_head = m->n_head;
+    p->n_head_kv = m->n_head_kv > 0 ? m->n_head_kv : m->n_head;
+    p->n_expert = m->n_expert > 0 && m->n_expert < INT32_MAX ? (int)m->n_expert : 0;
     p->has_imatrix = has_imatrix;
     p->output_type = p->token_embd_type = SM_TYPE_INVALID;
-    p->llama_70b = arch && !strcmp(arch, "llama") && n_layer == 80 && p->n_head != p->n_head_kv;
+    /* llama.cpp's 8-expert llama models are 8x7B / 8x22B, not the 70B */
+    p->llama_70b = m->arch && !strcmp(m->arch, "llama") && m->n_layer == 80 && p->n_head != p->n_head_kv &&
+                   p->n_expert != 8;
     p->tied_embeddings = true;
     for (size_t i = 0; i < n_names; i++) {
         category c = category_of(names[i]);
@@ -136,11 +139,6 @@ int sm_recipe_plan_begin(sm_recipe_plan *p, const sm_recipe *r, const char *cons
         if (c == CAT_OUTPUT) p->tied_embeddings = false;
     }
     return 0;
-}
-
-void sm_recipe_set_experts(sm_recipe_plan *p, int64_t n_expert) {
-    p->n_expert = n_expert > 0 && n_expert < INT32_MAX ? (int)n_expert : 0;
-    if (p->n_expert == 8) p->llama_70b = false; /* llama.cpp's 8-expert llama models are 8x7B / 8x22B */
 }
 
 int sm_recipe_add_rule(sm_recipe_plan *p, const char *regex, const char *type_name) {

@@ -52,8 +52,8 @@ static void plan(const char *recipe, const char *arch, int n_layer, int n_expert
     const char *names[512];
     for (int i = 0; i < n; i++) names[i] = t[i].name;
     sm_recipe_plan p;
-    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find(recipe), names, (size_t)n, arch, n_layer, n_head, n_kv, imatrix));
-    sm_recipe_set_experts(&p, n_expert);
+    const sm_recipe_model rm = {arch, n_layer, n_head, n_kv, n_expert};
+    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find(recipe), names, (size_t)n, &rm, imatrix));
     for (int i = 0; i < n; i++) types[i] = sm_recipe_tensor_type(&p, t[i].name, t[i].n_dims, t[i].shape, SM_TYPE_F32, NULL);
     sm_recipe_plan_free(&p);
 }
@@ -177,12 +177,12 @@ static void layer_from_name(void) {
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *names[1] = {bad[i]};
         sm_recipe_plan p;
-        CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_K_M"), names, 1, "llama", 8, 8, 4, false));
-        sm_recipe_set_experts(&p, 8);
+        CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_K_M"), names, 1, &(sm_recipe_model){"llama", 8, 8, 4, 8}, false));
         CHECK_MSG(sm_recipe_tensor_type(&p, bad[i], 3, shape, SM_TYPE_F32, NULL) == SM_TYPE_INVALID &&
                       strstr(sm_last_error(), bad[i]),
                   "%s: %s", bad[i], sm_last_error());
-        sm_recipe_set_experts(&p, 0);
+        sm_recipe_plan_free(&p);
+        CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_K_M"), names, 1, &(sm_recipe_model){"llama", 8, 8, 4, 0}, false));
         CHECK(sm_recipe_tensor_type(&p, bad[i], 3, shape, SM_TYPE_F32, NULL) != SM_TYPE_INVALID);
         sm_recipe_plan_free(&p);
     }

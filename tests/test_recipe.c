@@ -43,7 +43,7 @@ static void lookup(void) {
 static void q4_k_m_32_layers(void) {
     size_t n = llama_names(32, true);
     sm_recipe_plan p;
-    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_K_M"), names, n, "llama", 32, 32, 8, false));
+    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_K_M"), names, n, &(sm_recipe_model){"llama", 32, 32, 8, 0}, false));
     CHECK(p.n_attention_wv == 32);
     CHECK(plan_one(&p, "token_embd.weight", 32000, 4096) == SM_TYPE_Q4_K);
     for (int l = 0; l < 32; l++) {
@@ -68,7 +68,7 @@ static void q4_k_m_32_layers(void) {
 static void fallbacks(void) {
     size_t n = llama_names(5, false);
     sm_recipe_plan p;
-    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_K_M"), names, n, "llama", 5, 8, 4, false));
+    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_K_M"), names, n, &(sm_recipe_model){"llama", 5, 8, 4, 0}, false));
     CHECK(p.tied_embeddings);
     CHECK(plan_one(&p, "token_embd.weight", 512, 64) == SM_TYPE_Q8_0);
     bool fb = false;
@@ -86,7 +86,7 @@ static void fallbacks(void) {
 static void small_model_mixtures(void) {
     size_t n = llama_names(4, true);
     sm_recipe_plan p;
-    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_K_M"), names, n, "llama", 4, 8, 4, false));
+    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_K_M"), names, n, &(sm_recipe_model){"llama", 4, 8, 4, 0}, false));
     sm_type want_v[4] = {SM_TYPE_Q4_K, SM_TYPE_Q4_K, SM_TYPE_Q6_K, SM_TYPE_Q6_K};
     for (int l = 0; l < 4; l++) {
         char b[64];
@@ -97,7 +97,7 @@ static void small_model_mixtures(void) {
     }
     sm_recipe_plan_free(&p);
 
-    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q3_K_M"), names, n, "llama", 4, 8, 4, false));
+    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q3_K_M"), names, n, &(sm_recipe_model){"llama", 4, 8, 4, 0}, false));
     for (int l = 0; l < 4; l++) {
         char b[64];
         snprintf(b, sizeof b, "blk.%d.attn_v.weight", l);
@@ -115,7 +115,7 @@ static void small_model_mixtures(void) {
 static void overrides(void) {
     size_t n = llama_names(4, true);
     sm_recipe_plan p;
-    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_0"), names, n, "llama", 4, 8, 8, false));
+    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_0"), names, n, &(sm_recipe_model){"llama", 4, 8, 8, 0}, false));
     CHECK_OK(sm_recipe_add_rule(&p, "attn_q", NULL));              /* --keep */
     CHECK_OK(sm_recipe_add_rule(&p, "ffn_(up|gate)", "q8_0"));     /* --tensor-type */
     CHECK(plan_one(&p, "blk.0.attn_q.weight", 256, 256) == SM_TYPE_F16);
@@ -127,7 +127,7 @@ static void overrides(void) {
     sm_recipe_plan_free(&p);
     /* Q4_0 with an imatrix: the first n_layer/8 ffn_down go to Q4_1 (32 layers -> 0..3) */
     n = llama_names(32, true);
-    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_0"), names, n, "llama", 32, 32, 8, true));
+    CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find("Q4_0"), names, n, &(sm_recipe_model){"llama", 32, 32, 8, 0}, true));
     for (int l = 0; l < 32; l++) {
         char b[64];
         snprintf(b, sizeof b, "blk.%d.ffn_down.weight", l);
@@ -149,7 +149,7 @@ static void observed_llama_quantize(void) {
     size_t n = llama_names(4, true);
     for (size_t k = 0; k < sizeof obs / sizeof obs[0]; k++) {
         sm_recipe_plan p;
-        CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find(obs[k].recipe), names, n, "llama", 4, 8, 4, false));
+        CHECK_OK(sm_recipe_plan_begin(&p, sm_recipe_find(obs[k].recipe), names, n, &(sm_recipe_model){"llama", 4, 8, 4, 0}, false));
         CHECK_MSG(plan_one(&p, "token_embd.weight", 2048, 256) == obs[k].embd, "%s token_embd", obs[k].recipe);
         for (int l = 0; l < 4; l++) {
             char b[64];
